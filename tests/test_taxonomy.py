@@ -1,0 +1,53 @@
+import pytest
+
+from looksync.taxonomy import TaxonomyError, get_taxonomy, load_taxonomy
+
+
+def test_packaged_taxonomy_is_complete():
+    t = get_taxonomy()
+    assert list(t.layers) == [
+        "outer_topwear", "topwear", "bottomwear", "one_piece", "footwear",
+        "bag", "eyewear", "headwear", "jewellery_watch", "other_accessory",
+    ]  # fmt: skip
+    # every layer has at least one category and every category maps to exactly one known layer
+    for layer in t.layers:
+        assert t.categories_of(layer), layer
+    assert sum(len(t.categories_of(layer)) for layer in t.layers) == len(t.categories)
+    assert {m: t.currency_of(m) for m in t.markets} == {"IN": "INR", "US": "USD", "JP": "JPY"}
+    assert set(t.genders) == {"women", "men", "unisex"}
+    assert t.layer_of("jeans") == "bottomwear" and t.layer_of("dress") == "one_piece"
+
+
+def test_unknown_names_raise_with_the_known_ones():
+    t = get_taxonomy()
+    with pytest.raises(TaxonomyError, match="'kilt': not a standard category"):
+        t.layer_of("kilt")
+    with pytest.raises(TaxonomyError, match="known: outer_topwear"):
+        t.categories_of("cape")
+    with pytest.raises(TaxonomyError, match="'FR': not a market"):
+        t.currency_of("FR")
+
+
+def test_category_pointing_at_unknown_layer_is_rejected(tmp_path):
+    bad = tmp_path / "taxonomy.yaml"
+    bad.write_text(
+        """
+layers: [{id: topwear, label: topwear, prompt: a top}]
+categories: {kilt: {layer: lowerwear}}
+genders: [{id: women, label: women's}]
+markets: {IN: {currency: INR, language: en, minor_units: 2}}
+colours: {red: [200, 0, 0]}
+patterns: [solid]
+"""
+    )
+    with pytest.raises(TaxonomyError, match="category 'kilt' maps to unknown layer 'lowerwear'"):
+        load_taxonomy(bad)
+
+
+def test_bad_colour_and_unreadable_file(tmp_path):
+    bad = tmp_path / "t.yaml"
+    bad.write_text("layers: []\ncategories: {}\ngenders: []\nmarkets: {}\ncolours: {red: [300, 0, 0]}\npatterns: []\n")
+    with pytest.raises(TaxonomyError, match="colour 'red'"):
+        load_taxonomy(bad)
+    with pytest.raises(TaxonomyError, match="cannot read taxonomy"):
+        load_taxonomy(tmp_path / "missing.yaml")
