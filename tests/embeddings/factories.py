@@ -1,0 +1,29 @@
+"""Test data for the embeddings tests: small images in the forms encoders accept."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+
+
+def noise_image(seed: int, size: tuple[int, int] = (64, 64)) -> Image.Image:
+    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    return Image.fromarray(pixels, "RGB")
+
+
+def swatch(rgb: tuple[int, int, int], size: tuple[int, int] = (64, 64)) -> Image.Image:
+    return Image.new("RGB", size, rgb)
+
+
+def encoded(image: Image.Image, fmt: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def noise_images(n: int, seed: int = 0) -> list[Image.Image]:
+    # varied sizes and aspect ratios, so preprocessing (resize + centre crop) is exercised too
+    sizes = [(64, 64), (80, 48), (48, 96), (128, 128), (33, 65)]
+    return [noise_image(seed + i, sizes[i % len(sizes)]) for i in range(n)]
