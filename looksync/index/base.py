@@ -1,0 +1,146 @@
+"""The catalog index contract: what the DAGs write and the service reads, whatever the backend.
+
+Vectors are L2-normalised float32; scores are cosine similarities (higher is better). An index
+*version* is one physical index built for one model id and vector size; exactly one version is *live*
+and is what searches without an explicit version read. Bulk calls return per-document failures.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from looksync.schema import Product
+
+
+class IndexBackendError(RuntimeError):
+    """An index operation failed (unknown version, wrong vector size, backend unavailable...)."""
+
+
+@dataclass
+class SearchFilters:
+    """Pre-filters applied inside the kNN search. ``None`` means 'no constraint'."""
+
+    layers: list[str] | None = None
+    categories: list[str] | None = None
+    genders: list[str] | None = None
+    market: str | None = None
+    brands_include: list[str] | None = None
+    brands_exclude: list[str] | None = None
+    price_min: float | None = None  # in the market's currency
+    price_max: float | None = None
+    sizes: list[str] | None = None  # a product matches if it has any of them
+    in_stock: bool | None = None
+    exclude_ids: list[str] | None = None
+
+    def matches(self, product: dict[str, Any]) -> bool:
+        """Reference semantics of the filters on one stored product (used by tests and exact search)."""
+        if self.layers and product["layer"] not in self.layers:
+            return False
+        if self.categories and product["category"] not in self.categories:
+            return False
+        if self.genders and product["gender"] not in self.genders:
+            return False
+        if self.market and product["market"] != self.market:
+            return False
+        if self.brands_include and product["brand"] not in self.brands_include:
+            return False
+        if self.brands_exclude and product["brand"] in self.brands_exclude:
+            return False
+        if self.price_min is not None and product["price"] < self.price_min:
+            return False
+        if self.price_max is not None and product["price"] > self.price_max:
+            return False
+        if self.sizes and not set(self.sizes) & set(product.get("sizes") or []):
+            return False
+        if self.in_stock is not None and bool(product["in_stock"]) != self.in_stock:
+            return False
+        if self.exclude_ids and product["product_id"] in self.exclude_ids:
+            return False
+        return True
+
+
+@dataclass
+class Hit:
+    product_id: str
+    score: float
+    product: dict[str, Any]
+
+
+@dataclass
+class BulkResult:
+    written: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (product_id, reason)
+
+
+@dataclass
+class VersionInfo:
+    name: str
+    model_id: str
+    dim: int
+    count: int
+    live: bool
+    created_at: str
+
+
+class CatalogIndex(ABC):
+    """One interface, several backends (embedded on local disk; Elasticsearch)."""
+
+    @abstractmethod
+    def create_version(self, model_id: str, dim: int, name: str | None = None) -> str:
+        """Create an empty versioned index for vectors of ``model_id`` with ``dim`` dimensions."""
+
+    @abstractmethod
+    def upsert(self, version: str, products: Sequence[Product], vectors: np.ndarray) -> BulkResult:
+        """Insert or replace products with their vectors (row i of ``vectors`` belongs to products[i])."""
+
+    @abstractmethod
+    def update_metadata(self, version: str, products: Sequence[Product]) -> BulkResult:
+        """Replace the stored fields of existing products, keeping their vectors."""
+
+    @abstractmethod
+    def delete(self, version: str, product_ids: Sequence[str]) -> int:
+        """Delete products; returns how many existed."""
+
+    @abstractmethod
+    def get(self, product_id: str, version: str | None = None) -> dict[str, Any] | None:
+        """The stored fields of one product (no vector), or None."""
+
+    @abstractmethod
+    def search(
+        self,
+        vector: np.ndarray,
+        k: int,
+        filters: SearchFilters | None = None,
+        num_candidates: int | None = None,
+        version: str | None = None,
+    ) -> list[Hit]:
+        """Top-k by cosine among products passing ``filters`` (pre-filtered), best first."""
+
+    @abstractmethod
+    def count(self, version: str | None = None) -> int: ...
+
+    @abstractmethod
+    def set_live(self, version: str) -> None:
+        """Atomically make ``version`` the one that searches read."""
+
+    @abstractmethod
+    def live_version(self) -> str | None: ...
+
+    @abstractmethod
+    def list_versions(self) -> list[VersionInfo]: ...
+
+    @abstractmethod
+    def prune(self, keep: int) -> list[str]:
+        """Drop all but the newest ``keep`` versions (never the live one); returns the dropped names."""
+
+    def live_model_id(self) -> str | None:
+        live = self.live_version()
+        for info in self.list_versions():
+            if info.name == live:
+                return info.model_id
+        return None

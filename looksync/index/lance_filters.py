@@ -1,0 +1,66 @@
+"""``SearchFilters`` as a LanceDB (DataFusion SQL) predicate, with every literal escaped.
+
+The predicate must select exactly the products ``SearchFilters.matches`` accepts; the contract tests
+check both agree.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from looksync.index.base import IndexBackendError, SearchFilters
+
+
+def sql_string(value: str) -> str:
+    """A SQL string literal: single quotes doubled (DataFusion treats backslashes literally)."""
+    if not isinstance(value, str):
+        raise IndexBackendError(f"filter value {value!r} must be a string")
+    return "'" + value.replace("'", "''") + "'"
+
+
+def sql_number(value: float, name: str) -> str:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise IndexBackendError(f"filter {name}={value!r} is not a number") from None
+    if not math.isfinite(number):
+        raise IndexBackendError(f"filter {name}={value!r} must be finite")
+    return repr(number)
+
+
+def sql_in(column: str, values: Sequence[str], negate: bool = False) -> str:
+    listed = ", ".join(sql_string(v) for v in values)
+    return f"{column} {'NOT IN' if negate else 'IN'} ({listed})"
+
+
+def filter_sql(filters: SearchFilters | None) -> str | None:
+    """The WHERE clause for ``filters`` (None when nothing is constrained). Empty lists constrain nothing,
+    as in ``SearchFilters.matches``."""
+    if filters is None:
+        return None
+    clauses: list[str] = []
+    for column, values in (
+        ("layer", filters.layers),
+        ("category", filters.categories),
+        ("gender", filters.genders),
+        ("brand", filters.brands_include),
+    ):
+        if values:
+            clauses.append(sql_in(column, values))
+    if filters.market:
+        clauses.append(f"market = {sql_string(filters.market)}")
+    if filters.brands_exclude:
+        clauses.append(sql_in("brand", filters.brands_exclude, negate=True))
+    if filters.price_min is not None:
+        clauses.append(f"price >= {sql_number(filters.price_min, 'price_min')}")
+    if filters.price_max is not None:
+        clauses.append(f"price <= {sql_number(filters.price_max, 'price_max')}")
+    if filters.sizes:
+        sizes = ", ".join(sql_string(s) for s in filters.sizes)
+        clauses.append(f"array_has_any(sizes, [{sizes}])")
+    if filters.in_stock is not None:
+        clauses.append(f"in_stock = {'true' if filters.in_stock else 'false'}")
+    if filters.exclude_ids:
+        clauses.append(sql_in("product_id", filters.exclude_ids, negate=True))
+    return " AND ".join(f"({c})" for c in clauses) if clauses else None

@@ -1,0 +1,48 @@
+"""Checks on the vectors an index stores and is queried with, shared by every backend.
+
+Stored vectors must be finite, float, of the version's size and L2-normalised (so cosine similarity is a
+dot product); a bad row is reported with the reason rather than written.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from looksync.index.base import IndexBackendError
+
+NORM_TOLERANCE = 1e-3
+
+
+def vector_problem(vector: object, dim: int, norm_tolerance: float = NORM_TOLERANCE) -> str | None:
+    """Why ``vector`` cannot be stored in an index of ``dim`` dimensions, or None when it can."""
+    try:
+        arr = np.asarray(vector)
+    except (TypeError, ValueError) as exc:
+        return f"vector is not a numeric array: {exc}"
+    if arr.dtype.kind != "f":
+        return f"vector dtype {arr.dtype} is not floating point"
+    if arr.ndim != 1 or arr.shape[0] != dim:
+        return f"vector shape {arr.shape} does not match the version's dim {dim}"
+    finite = np.isfinite(arr)
+    if not finite.all():
+        return f"vector has {int((~finite).sum())} NaN/infinite value(s)"
+    norm = float(np.linalg.norm(arr.astype(np.float64)))
+    if abs(norm - 1.0) > norm_tolerance:
+        return f"vector is not L2-normalised (norm {norm:.6f})"
+    return None
+
+
+def query_vector(vector: object, dim: int) -> np.ndarray:
+    """A query as a unit float32 vector of ``dim`` values; raises ``IndexBackendError`` naming the problem."""
+    try:
+        arr = np.asarray(vector, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise IndexBackendError(f"query vector is not a numeric array: {exc}") from None
+    if arr.ndim != 1 or arr.shape[0] != dim:
+        raise IndexBackendError(f"query vector shape {arr.shape} does not match the index's dim {dim}")
+    if not np.isfinite(arr).all():
+        raise IndexBackendError("query vector has NaN/infinite values")
+    norm = float(np.linalg.norm(arr))
+    if norm == 0.0:
+        raise IndexBackendError("query vector is all zeros")
+    return (arr / norm).astype(np.float32)

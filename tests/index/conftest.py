@@ -1,0 +1,125 @@
+"""Fixtures for the catalog index contract: one parametrised ``index_factory`` per backend, and a
+seeded catalog of varied products.
+
+The ``elasticsearch`` parameter runs the same contract against a real cluster when LOOKSYNC_ES_URL is
+set (each test gets its own index-name prefix); otherwise it is skipped.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from looksync.index.base import CatalogIndex
+from looksync.schema import Product
+from tests.factories import make_product, unit_vectors
+
+MODEL_ID = "test-clip/random-16"
+DIM = 16
+CATEGORIES = ("t_shirt", "jeans", "dress", "sneakers", "jacket")
+MARKETS = {"IN": "INR", "US": "USD", "JP": "JPY"}
+GENDERS = ("women", "men", "unisex")
+BRANDS = ("Northwind", "Acme", "O'Neill", "Zenith", "Back\\slash & Co")
+SIZES = ("XS", "S", "M", "L", "XL")
+COLOURS = ("black", "white", "navy", "red", "beige")
+PATTERNS = (None, "solid", "striped", "checked")
+
+IndexFactory = Callable[[], CatalogIndex]
+
+
+def catalog_product(i: int, **overrides: object) -> Product:
+    """Product number ``i`` of a varied, reproducible catalog (fields drawn from a generator seeded by i)."""
+    rng = random.Random(i)
+    market = overrides.pop("market", rng.choice(list(MARKETS)))
+    fields: dict[str, object] = {
+        "vendor": rng.choice(["northwind_apparel", "acme_store"]),
+        "vendor_sku": f"SKU-{i:05d}",
+        "market": market,
+        "currency": MARKETS[str(market)],
+        "title": f"Catalog item {i}",
+        "description": f"Item {i}, described",
+        "brand": rng.choice(BRANDS),
+        "category": rng.choice(CATEGORIES),
+        "gender": rng.choice(GENDERS),
+        "colours": rng.sample(COLOURS, rng.randint(0, 2)),
+        "pattern": rng.choice(PATTERNS),
+        "material": rng.choice([None, "cotton", "denim"]),
+        "sizes": sorted(rng.sample(SIZES, rng.randint(0, 3))),
+        "price": float(rng.randint(5, 500)),
+        "in_stock": rng.random() < 0.7,
+        "image_urls": [f"https://images.example/{i}.jpg"],
+        "product_url": f"https://shop.example/{i}",
+        "updated_at": datetime(2025, 1, 1 + i % 28, 12, 30, tzinfo=UTC),
+        "image_hash": f"{i:064x}",
+        "model_id": MODEL_ID,
+    }
+    fields.update(overrides)
+    return make_product(**fields)
+
+
+def catalog(n: int, start: int = 0, **overrides: object) -> list[Product]:
+    return [catalog_product(i, **overrides) for i in range(start, start + n)]
+
+
+def vectors(n: int, seed: int = 0, dim: int = DIM) -> np.ndarray:
+    return unit_vectors(n, dim, seed=seed)
+
+
+def exact_top_k(
+    query: np.ndarray, products: list[Product], matrix: np.ndarray, k: int, keep=lambda p: True
+) -> list[tuple[str, float]]:
+    """Brute-force cosine top-k over the products ``keep`` accepts: the ground truth for search."""
+    q = query / np.linalg.norm(query)
+    scored = [(p.product_id, float(matrix[i] @ q)) for i, p in enumerate(products) if keep(p.model_dump(mode="json"))]
+    return sorted(scored, key=lambda t: -t[1])[:k]
+
+
+def _embedded_factory(tmp_path: Path) -> IndexFactory:
+    from looksync.index.embedded import EmbeddedIndex
+
+    return lambda: EmbeddedIndex(tmp_path / "index")
+
+
+def _elasticsearch_factory() -> IndexFactory:
+    url = os.environ.get("LOOKSYNC_ES_URL")
+    if not url:
+        pytest.skip("Elasticsearch contract run needs LOOKSYNC_ES_URL (e.g. http://localhost:9200)")
+    from looksync.index.factory import open_index
+    from looksync.settings import load_settings
+
+    settings = load_settings(
+        index_backend="elasticsearch", es_url=url, index_name=f"looksync-test-{uuid.uuid4().hex[:8]}"
+    )
+    return lambda: open_index(settings)
+
+
+@pytest.fixture(params=["embedded", "elasticsearch"])
+def index_factory(request: pytest.FixtureRequest, tmp_path: Path) -> IndexFactory:
+    """Opens handles on one fresh index store; two calls give two handles (a writer and a reader)."""
+    if request.param == "embedded":
+        return _embedded_factory(tmp_path)
+    return _elasticsearch_factory()
+
+
+@pytest.fixture
+def index(index_factory: IndexFactory) -> CatalogIndex:
+    return index_factory()
+
+
+@pytest.fixture
+def live_catalog(index: CatalogIndex) -> tuple[CatalogIndex, str, list[Product], np.ndarray]:
+    """A live version holding 300 catalog products with seeded vectors."""
+    products = catalog(300)
+    matrix = vectors(len(products), seed=1)
+    version = index.create_version(MODEL_ID, DIM)
+    result = index.upsert(version, products, matrix)
+    assert result.failures == [] and result.written == len(products)
+    index.set_live(version)
+    return index, version, products, matrix
