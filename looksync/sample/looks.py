@@ -1,0 +1,104 @@
+"""Sample looks: catalog products worn as layers on a drawn figure, with ground truth.
+
+Each look takes valid (never faulty) products of one market whose gender is the look's or unisex,
+and draws each with the same ``draw_garment`` call that drew its product image, in its body region,
+outer layers over inner ones.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
+
+from looksync.sample.catalog import ProductSpec, catalog_data
+from looksync.sample.drawing import draw_figure, draw_garment, drawing_data, look_box
+from looksync.schema import make_product_id
+from looksync.taxonomy import get_taxonomy
+
+LOOK_GENDERS = ("women", "men")
+
+
+@dataclass
+class LookPools:
+    """Candidate products per (market, look gender, layer), capped so memory stays flat at any size."""
+
+    cap: int
+    pools: dict[tuple[str, str, str], list[ProductSpec]] = field(default_factory=lambda: defaultdict(list))
+
+    def add(self, spec: ProductSpec) -> None:
+        for gender in LOOK_GENDERS:
+            if spec.gender in (gender, "unisex"):
+                pool = self.pools[(spec.market, gender, spec.layer)]
+                if len(pool) < self.cap:
+                    pool.append(spec)
+
+    def get(self, market: str, gender: str, layer: str) -> list[ProductSpec]:
+        return self.pools.get((market, gender, layer), [])
+
+
+@dataclass
+class Look:
+    look_id: str
+    market: str
+    gender: str
+    products: dict[str, ProductSpec]  # layer -> product
+    image: Image.Image
+
+    def ground_truth(self) -> dict[str, Any]:
+        return {
+            "market": self.market,
+            "gender": self.gender,
+            "products": {layer: make_product_id(p.vendor, p.sku) for layer, p in self.products.items()},
+        }
+
+
+def choose_layers(rng: random.Random, pools: LookPools, market: str, gender: str) -> dict[str, ProductSpec]:
+    """Pick the look's garments: a one-piece or top + bottom, shoes, then optional layers."""
+    rules = catalog_data()["looks"]
+    chosen: dict[str, ProductSpec] = {}
+
+    def take(layer: str) -> None:
+        candidates = pools.get(market, gender, layer)
+        if candidates:
+            chosen[layer] = rng.choice(candidates)
+
+    if pools.get(market, gender, "one_piece") and rng.random() < rules["one_piece_rate"] * (gender == "women"):
+        take("one_piece")
+    else:
+        take("topwear")
+        take("bottomwear")
+    take("footwear")
+    for layer, rate in rules["optional_layers"].items():
+        if rng.random() < rate:
+            take(layer)
+    return chosen
+
+
+def compose_look(look_id: str, market: str, gender: str, products: dict[str, ProductSpec], rng: random.Random) -> Look:
+    spec = drawing_data()["look_image"]
+    canvas = Image.new("RGB", tuple(spec["size"]), tuple(rng.choice(spec["backgrounds"])))
+    draw_figure(canvas, rng.choice(spec["skin_tones"]), rng.choice(spec["hair_colours"]))
+    for layer in spec["draw_order"]:
+        product = products.get(layer)
+        if product is not None:
+            draw_garment(canvas, product.category, product.draw_rgb, product.pattern, look_box(product.category),
+                         pattern_period=product.pattern_period)  # fmt: skip
+    return Look(look_id, market, gender, products, canvas)
+
+
+def make_looks(pools: LookPools, n_looks: int, seed: int) -> list[Look]:
+    """Looks cycle through genders and markets so even a few cover every (market, gender) pair."""
+    markets = list(get_taxonomy().markets)
+    looks = []
+    for j in range(n_looks):
+        rng = random.Random(f"{seed}:look:{j}")
+        gender = LOOK_GENDERS[j % len(LOOK_GENDERS)]
+        market = markets[(j // len(LOOK_GENDERS)) % len(markets)]
+        products = choose_layers(rng, pools, market, gender)
+        if products:
+            looks.append(compose_look(f"look-{j + 1:03d}", market, gender, products, rng))
+    return looks
