@@ -1,0 +1,177 @@
+"""The ``looksync`` command line: sample data, ingestion, index builds, the service, look search."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from looksync.settings import SettingsError, load_settings
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _settings(**overrides):
+    try:
+        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def main(verbose: bool) -> None:
+    """LookSync: make AI-generated fashion looks shoppable."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@main.group()
+def sample() -> None:
+    """Generate and serve the sample catalog (feeds, product images, looks with ground truth)."""
+
+
+@sample.command("generate")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("var/sample"), show_default=True)
+@click.option("--size", type=int, default=300, show_default=True, help="Valid products across the three vendors.")
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--fault-rate", type=float, default=0.0, show_default=True, help="Share of extra broken rows.")
+@click.option("--looks", "n_looks", type=int, default=12, show_default=True)
+@click.option("--image-base-url", default="http://127.0.0.1:8765", show_default=True)
+@click.option("--model", default="LookSync-Tiny", show_default=True, help="Architecture of the random-weight checkpoint.")
+def sample_generate(out: Path, size: int, seed: int, fault_rate: float, n_looks: int, image_base_url: str, model: str):
+    """Write the sample catalog and a random-weight CLIP checkpoint under OUT."""
+    from embeddings import save_random_checkpoint
+    from looksync.sample import generate_sample
+
+    manifest = generate_sample(
+        out, size=size, seed=seed, fault_rate=fault_rate, image_base_url=image_base_url, n_looks=n_looks
+    )
+    checkpoint = save_random_checkpoint(model, out / "models" / f"{model}-random-{seed}.pt", seed=seed)
+    click.echo(
+        f"sample written to {out}: products {manifest.product_counts}, planted faults {manifest.fault_counts}, "
+        f"{manifest.look_count} looks; checkpoint {checkpoint}"
+    )
+
+
+@sample.command("serve")
+@click.option("--root", type=click.Path(path_type=Path, exists=True), default=Path("var/sample"), show_default=True)
+@click.option("--port", type=int, default=8765, show_default=True)
+def sample_serve(root: Path, port: int):
+    """Serve the sample's images over HTTP on 127.0.0.1 (what ingestion fetches)."""
+    from looksync.sample.server import serve_sample
+
+    server = serve_sample(root, port=port)
+    click.echo(f"serving {root} at {server.url} (Ctrl-C to stop)")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.close()
+
+
+@main.command()
+@click.option("--vendor", required=True, help="Vendor config name (see `looksync vendors`).")
+@click.option("--feed", required=True, type=click.Path(path_type=Path, exists=True))
+@click.option("--run-id", default=None)
+def ingest(vendor: str, feed: Path, run_id: str | None):
+    """Ingest one vendor feed: parse, validate, quarantine, fetch images, embed, store."""
+    from embeddings import load_encoder_from_settings
+    from looksync.ingest import ingest_feed
+
+    settings = _settings()
+    report = ingest_feed(settings, vendor, feed, load_encoder_from_settings(settings), run_id=run_id)
+    click.echo(json.dumps(report.__dict__, indent=2, default=str))
+
+
+@main.command()
+def vendors():
+    """List the packaged vendor configurations."""
+    from looksync.vendors import list_vendors
+
+    for name in list_vendors():
+        click.echo(name)
+
+
+@main.group()
+def index() -> None:
+    """Build and inspect index versions."""
+
+
+@index.command("build")
+@click.option("--keep", type=int, default=3, show_default=True, help="Index versions to keep.")
+def index_build(keep: int):
+    """Build a new index version from the stores for the configured model and make it live."""
+    from embeddings import load_encoder_from_settings
+    from looksync.index.factory import open_index
+    from looksync.reindex import build_index
+
+    settings = _settings()
+    model_id = load_encoder_from_settings(settings).model_id
+    report = build_index(settings, open_index(settings), model_id, keep=keep)
+    click.echo(json.dumps(report.__dict__, indent=2, default=str))
+
+
+@index.command("versions")
+def index_versions():
+    """List index versions (the live one is marked)."""
+    settings = _settings()
+    from looksync.index.factory import open_index
+
+    for info in open_index(settings).list_versions():
+        click.echo(f"{'*' if info.live else ' '} {info.name}  model={info.model_id}  dim={info.dim}  count={info.count}")
+
+
+@main.command()
+@click.option("--port", type=int, default=None)
+def serve(port: int | None):
+    """Run the HTTP service under gunicorn (infra/gunicorn.conf.py)."""
+    _settings()  # fail fast on bad configuration, before gunicorn forks
+    if port:
+        os.environ["LOOKSYNC_PORT"] = str(port)
+    conf = REPO_ROOT / "infra" / "gunicorn.conf.py"
+    os.execv(sys.executable, [sys.executable, "-m", "gunicorn", "-c", str(conf), "--chdir", str(REPO_ROOT)])
+
+
+@main.group()
+def look() -> None:
+    """Send looks to a running service."""
+
+
+@look.command("search")
+@click.argument("image", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--url", default="http://127.0.0.1:8000", show_default=True)
+@click.option("--market", default=None)
+@click.option("--gender", default=None)
+@click.option("--layers", default=None, help="Comma-separated layers (default: detected).")
+@click.option("-k", "k", type=int, default=5, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the raw JSON response.")
+def look_search(image: Path, url: str, market, gender, layers, k: int, as_json: bool):
+    """POST a look image to the service and print the products found per layer."""
+    from looksync.client import format_look_response, search_look
+
+    response = search_look(url, image, market=market, gender=gender, layers=layers, k=k)
+    click.echo(json.dumps(response, indent=2, ensure_ascii=False) if as_json else format_look_response(response))
+
+
+@main.command()
+@click.option("--workdir", type=click.Path(path_type=Path), default=Path("var/demo"), show_default=True)
+@click.option("--size", type=int, default=300, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--fault-rate", type=float, default=0.03, show_default=True)
+def demo(workdir: Path, size: int, seed: int, fault_rate: float):
+    """The main job end to end on embedded defaults: sample -> ingest -> index -> serve -> search a look."""
+    from looksync.demo import run_demo
+
+    run_demo(workdir, size=size, seed=seed, fault_rate=fault_rate, echo=click.echo)
+
+
+if __name__ == "__main__":
+    main()

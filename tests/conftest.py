@@ -1,0 +1,84 @@
+"""Session fixtures that build real things: a sample catalog served over HTTP, a random-weight
+checkpoint of a real (tiny) CLIP architecture, an ingested and indexed catalog."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+TINY_MODEL = "LookSync-Tiny"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch):
+    """Tests never inherit LOOKSYNC_* from the developer's shell."""
+    for name in list(os.environ):
+        if name.startswith("LOOKSYNC_"):
+            monkeypatch.delenv(name)
+
+
+@dataclass
+class BuiltCatalog:
+    root: Path
+    manifest: object
+    env: dict[str, str]
+    settings: object
+    encoder: object
+    reports: dict
+    ground_truth: dict
+    faults: list[dict]
+
+
+@pytest.fixture(scope="session")
+def built_catalog(tmp_path_factory) -> BuiltCatalog:
+    """Sample (with planted faults) -> image server -> CLI ingest of every feed -> CLI index build."""
+    from click.testing import CliRunner
+
+    from embeddings import load_encoder, save_random_checkpoint
+    from looksync.cli import main
+    from looksync.sample import generate_sample
+    from looksync.sample.server import serve_sample
+    from looksync.settings import load_settings
+
+    root = tmp_path_factory.mktemp("catalog")
+    sample_dir = root / "sample"
+    sample_dir.mkdir()
+    checkpoint = save_random_checkpoint(TINY_MODEL, root / "models" / "tiny.pt", seed=3)
+    env = {
+        "LOOKSYNC_DATA_DIR": str(root / "data"),
+        "LOOKSYNC_CLIP_MODEL": TINY_MODEL,
+        "LOOKSYNC_CLIP_WEIGHTS": str(checkpoint),
+        "LOOKSYNC_FETCH_ALLOW_PRIVATE": "true",
+        "LOOKSYNC_DEVICE": "cpu",
+    }
+    server = serve_sample(sample_dir, port=0)
+    reports = {}
+    try:
+        manifest = generate_sample(
+            sample_dir, size=150, seed=11, fault_rate=0.05, image_base_url=server.url, n_looks=6
+        )
+        runner = CliRunner()
+        for vendor, feed in manifest.feeds.items():
+            result = runner.invoke(main, ["ingest", "--vendor", vendor, "--feed", str(feed)], env=env)
+            assert result.exit_code == 0, result.output
+            reports[vendor] = json.loads(result.output[result.output.index("{") :])
+    finally:
+        server.close()
+    result = CliRunner().invoke(main, ["index", "build"], env=env)
+    assert result.exit_code == 0, result.output
+    settings = load_settings(**{k.removeprefix("LOOKSYNC_").lower(): v for k, v in env.items()})
+    faults = [json.loads(line) for line in Path(manifest.faults_path).read_text().splitlines() if line.strip()]
+    return BuiltCatalog(
+        root=root,
+        manifest=manifest,
+        env=env,
+        settings=settings,
+        encoder=load_encoder(TINY_MODEL, str(checkpoint), device="cpu"),
+        reports=reports,
+        ground_truth=json.loads(Path(manifest.ground_truth_path).read_text()),
+        faults=faults,
+    )
