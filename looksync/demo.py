@@ -127,6 +127,14 @@ def run_demo(workdir: Path, size: int = 300, seed: int = 7, fault_rate: float = 
         echo(f"5/5 search look {look_path.name} (market {expected['market']}); planted: {expected['products']}")
         response = search_look(base_url, look_path, market=expected["market"], k=5)
         echo(format_look_response(response))
+        echo("\nplanted products vs results (random weights: expect plumbing, not quality):")
+        found = {layer["layer"]: [p["product_id"] for p in layer["products"]] for layer in response["layers"]}
+        for layer, product_id in sorted(expected["products"].items()):
+            if layer not in found:
+                echo(f"    {layer}: not detected")
+            else:
+                rank = found[layer].index(product_id) + 1 if product_id in found[layer] else None
+                echo(f"    {layer}: planted product {'at rank ' + str(rank) if rank else 'not in top 5'}")
         return response
     finally:
         stop_service(proc)
