@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,3 +84,33 @@ def built_catalog(tmp_path_factory) -> BuiltCatalog:
         ground_truth=json.loads(Path(manifest.ground_truth_path).read_text()),
         faults=faults,
     )
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    from moto.server import ThreadedMotoServer
+
+    env = pytest.MonkeyPatch()
+    # boto3's credential chain needs something; moto accepts any key
+    env.setenv("AWS_ACCESS_KEY_ID", "looksync-test")
+    env.setenv("AWS_SECRET_ACCESS_KEY", "looksync-test")
+    env.delenv("AWS_PROFILE", raising=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+        env.undo()
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str, request: pytest.FixtureRequest):
+    """A fresh bucket on the loopback S3 server; yields (boto3 client, bucket name)."""
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    bucket = ("t-" + re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower()))[:60].rstrip("-")
+    client.create_bucket(Bucket=bucket)
+    return client, bucket
