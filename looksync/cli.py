@@ -162,6 +162,24 @@ def look_search(image: Path, url: str, market, gender, layers, k: int, as_json: 
 
 
 @main.command()
+@click.option("--sample", "sample_root", required=True, type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Checkpoint to write (.pt).")
+@click.option("--model", default="LookSync-Tiny", show_default=True)
+@click.option("--init-weights", default="random:0", show_default=True, help="Any weights source the embeddings package supports.")
+@click.option("--epochs", type=int, default=15, show_default=True)
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def finetune(sample_root: Path, out: Path, model: str, init_weights: str, epochs: int, batch_size: int, seed: int):
+    """Contrastively fine-tune CLIP on a sample catalog's (image, caption) pairs; writes a checkpoint and a report."""
+    from looksync.finetune import FinetuneConfig, sample_pairs
+    from looksync.finetune import finetune as run_finetune
+
+    config = FinetuneConfig(model=model, init_weights=init_weights, epochs=epochs, batch_size=batch_size, seed=seed)
+    report = run_finetune(sample_pairs(sample_root), config, out)
+    click.echo(json.dumps(report.__dict__, indent=2, default=str))
+
+
+@main.command()
 @click.option("--workdir", type=click.Path(path_type=Path), default=Path("var/demo"), show_default=True)
 @click.option("--size", type=int, default=300, show_default=True)
 @click.option("--seed", type=int, default=7, show_default=True)
