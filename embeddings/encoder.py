@@ -1,47 +1,28 @@
 """ClipEncoder: runs a loaded CLIP model on images and texts, returning L2-normalised float32 rows.
 
 Build one with ``embeddings.load_encoder`` (or ``load_encoder_from_settings``); this module only runs it.
-Images are decoded and preprocessed one batch at a time, so memory stays bounded for long inputs.
+Images go through ``embeddings.pipeline``: decoded and preprocessed by worker threads a few batches
+ahead of the model, so memory stays bounded for long inputs and preprocessing overlaps inference.
 """
 
 from __future__ import annotations
 
-import io
+import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import nullcontext
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, Union
+from contextlib import closing, nullcontext
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from embeddings.errors import ImageError
+from embeddings.pipeline import ImageInput, ImagePipeline, PipelineStats, PixelPlan, open_image
 
 if TYPE_CHECKING:
     import numpy as np
     import torch
     from PIL.Image import Image
 
-ImageInput = Union["Image", bytes, str, Path]  # a decoded image, encoded bytes, or a local file path
+__all__ = ["ClipEncoder", "ImageInput", "open_image"]
+
 T = TypeVar("T")
-
-
-def open_image(item: ImageInput, index: int) -> Image:
-    """Decode one input to an RGB PIL image, or ImageError naming its index and the cause."""
-    from PIL import Image
-
-    try:
-        if isinstance(item, Image.Image):
-            image = item
-        elif isinstance(item, (bytes, bytearray, memoryview)):
-            image = Image.open(io.BytesIO(bytes(item)))
-        elif isinstance(item, (str, Path)):
-            image = Image.open(item)
-        else:
-            raise ImageError(index, f"unsupported input type {type(item).__name__}")
-        image.load()  # decode now: a truncated file fails here, with its index, not inside a batch
-        return image if image.mode == "RGB" else image.convert("RGB")
-    except ImageError:
-        raise
-    except Exception as exc:  # PIL raises OSError, ValueError, SyntaxError, DecompressionBombError, ...
-        raise ImageError(index, f"cannot decode: {type(exc).__name__}: {exc}") from exc
 
 
 def _chunks(items: Sequence[T], size: int) -> Iterator[tuple[int, Sequence[T]]]:
@@ -65,6 +46,8 @@ class ClipEncoder:
         device: str,
         dim: int,
         batch_size: int = 32,
+        workers: int | None = None,
+        draft_decode: bool = False,
     ):
         self.model = model.eval()
         self.preprocess = preprocess
@@ -74,6 +57,10 @@ class ClipEncoder:
         self.device = device
         self.dim = dim
         self.batch_size = batch_size
+        self.workers = workers  # preprocess threads; None: one per core (embeddings.pipeline.default_workers)
+        self.draft_decode = draft_decode  # JPEGs decoded at reduced scale: faster, pixels differ slightly
+        self._plan = PixelPlan(preprocess, draft=draft_decode)
+        self.last_stats = PipelineStats()  # stage timings of the latest image call
 
     def __repr__(self) -> str:
         return f"ClipEncoder({self.model_id}, dim={self.dim}, device={self.device})"
@@ -94,11 +81,6 @@ class ClipEncoder:
         # normalise in float32: fp16 rounding under autocast would leave norms off by ~1e-3
         return F.normalize(features.float(), dim=-1).cpu().numpy()
 
-    def _embed_pixels(self, pixels: list[torch.Tensor]) -> np.ndarray:
-        import torch
-
-        return self._run(self.model.encode_image, torch.stack(pixels))
-
     def _empty(self) -> np.ndarray:
         import numpy as np
 
@@ -109,39 +91,55 @@ class ClipEncoder:
 
         return np.concatenate(parts).astype(np.float32, copy=False) if parts else self._empty()
 
-    def _pixels(self, item: ImageInput, index: int) -> torch.Tensor:
-        image = open_image(item, index)
-        try:
-            return self.preprocess(image)
-        except Exception as exc:  # torchvision transforms on odd sizes/modes
-            raise ImageError(index, f"cannot preprocess: {type(exc).__name__}: {exc}") from exc
+    def pipeline(self, batch_size: int | None = None, workers: int | None = None) -> ImagePipeline:
+        """The image pipeline this encoder runs (its preprocessing, batch size and worker count)."""
+        return ImagePipeline(
+            self._plan,
+            batch_size=batch_size or self.batch_size,
+            workers=self.workers if workers is None else workers,
+        )
+
+    def _embed_batches(
+        self, items: Sequence[tuple[str, ImageInput]], batch_size: int | None, *, strict: bool
+    ) -> tuple[list[str], np.ndarray, list[tuple[str, str]]]:
+        import torch
+
+        if batch_size is not None and batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        # one image (a query, a look) gains nothing from threads; a batch to embed does
+        pipeline = self.pipeline(batch_size, workers=0 if len(items) <= 1 else None)
+        ids: list[str] = []
+        parts: list[np.ndarray] = []
+        failures: list[tuple[str, str]] = []
+        t_start = time.perf_counter()
+        with closing(pipeline.batches(items)) as batches:  # closing: an early raise stops the workers now
+            for batch in batches:
+                if strict and batch.failures:
+                    index, _, reason = batch.failures[0]
+                    raise ImageError(index, reason)
+                failures.extend((item_id, reason) for _, item_id, reason in batch.failures)
+                if batch.pixels is not None:
+                    t0 = time.perf_counter()
+                    parts.append(self._run(self.model.encode_image, torch.from_numpy(batch.pixels)))
+                    pipeline.stats.model_s += time.perf_counter() - t0
+                    ids.extend(batch.ids)
+        pipeline.stats.wall_s = time.perf_counter() - t_start
+        self.last_stats = pipeline.stats
+        return ids, self._concat(parts), failures
 
     def encode_images(self, images: Sequence[ImageInput], batch_size: int | None = None) -> np.ndarray:
         """n x dim float32, unit norm; ImageError naming the index of the first undecodable image."""
-        parts = []
-        for start, chunk in _chunks(images, batch_size or self.batch_size):
-            parts.append(self._embed_pixels([self._pixels(item, start + i) for i, item in enumerate(chunk)]))
-        return self._concat(parts)
+        _, vectors, _ = self._embed_batches(list(enumerate(images)), batch_size, strict=True)  # type: ignore[arg-type]
+        return vectors
 
     def encode_images_safe(
         self, items: Sequence[tuple[str, ImageInput]], batch_size: int | None = None
     ) -> tuple[list[str], np.ndarray, list[tuple[str, str]]]:
-        """Embed what decodes: (ids embedded, their vectors in that order, failures as (id, reason))."""
-        ids: list[str] = []
-        parts: list[np.ndarray] = []
-        failures: list[tuple[str, str]] = []
-        for start, chunk in _chunks(items, batch_size or self.batch_size):
-            pixels = []
-            for i, (item_id, item) in enumerate(chunk):
-                try:
-                    pixels.append(self._pixels(item, start + i))
-                except ImageError as exc:
-                    failures.append((item_id, exc.reason))
-                    continue
-                ids.append(item_id)
-            if pixels:
-                parts.append(self._embed_pixels(pixels))
-        return ids, self._concat(parts), failures
+        """Embed what decodes: (ids embedded, their vectors in that order, failures as (id, reason)).
+
+        Preprocessing runs in worker threads ahead of the model (``embeddings.pipeline``); a broken
+        image is reported and the rest of its batch embedded."""
+        return self._embed_batches(items, batch_size, strict=False)
 
     def encode_texts(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         """n x dim float32, unit norm."""

@@ -74,9 +74,14 @@ def load_encoder(
     s3_endpoint_url: str | None = None,
     s3_region: str | None = None,
     batch_size: int = 32,
+    workers: int | None = None,
+    draft_decode: bool = False,
 ) -> ClipEncoder:
     """The one factory: ``load_encoder("ViT-H-14", "laion2b_s32b_b79k")``, ``load_encoder("LookSync-Tiny", "ckpt.pt")``,
-    ``load_encoder(m, "s3://bucket/key.pt#sha256=...")`` or ``load_encoder(m, "random:0")``."""
+    ``load_encoder(m, "s3://bucket/key.pt#sha256=...")`` or ``load_encoder(m, "random:0")``.
+
+    ``threads``: torch's CPU thread count (process-wide); ``workers``: image preprocess threads
+    (None: one per core; 0: none, preprocess inline); ``draft_decode``: reduced-scale JPEG decoding."""
     config = model_config(model)  # UnknownModel before any download
     resolved = resolve_weights(
         model, weights, cache_dir=cache_dir, s3_endpoint_url=s3_endpoint_url, s3_region=s3_region
@@ -96,6 +101,8 @@ def load_encoder(
         device=device,
         dim=int(config["embed_dim"]),
         batch_size=batch_size,
+        workers=workers,
+        draft_decode=draft_decode,
     )
     log.info("loaded %s from %s on %s", encoder.model_id, resolved.source, device)
     return encoder
@@ -113,6 +120,8 @@ def load_encoder_from_settings(settings: Settings) -> ClipEncoder:
         s3_endpoint_url=settings.s3_endpoint_url,
         s3_region=settings.s3_region,
         batch_size=settings.embed_batch_size,
+        workers=settings.embed_workers,
+        draft_decode=settings.embed_draft_decode,
     )
 
 

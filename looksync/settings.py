@@ -44,6 +44,25 @@ class Settings(BaseSettings):
     es_api_key: SecretStr | None = None
     es_verify_certs: bool = True
 
+    # index (issue 5): tuning shared by the backends, Elasticsearch index options, snapshots
+    index_ann_min_rows: int = Field(default=50_000, ge=1)  # embedded: smaller versions stay on exact search
+    index_candidates_per_k: int = Field(default=10, ge=1)  # ANN candidates per requested hit (num_candidates = k x this)
+    es_vector_index_type: Literal["int8_hnsw", "hnsw", "int4_hnsw", "bbq_hnsw"] = "int8_hnsw"
+    es_similarity: Literal["cosine", "dot_product"] = "cosine"
+    es_hnsw_m: int = Field(default=16, ge=2)
+    es_hnsw_ef_construction: int = Field(default=100, ge=2)
+    es_rescore_oversample: float = Field(default=3.0, ge=0)  # quantised kNN re-scored on raw vectors; 0 = off
+    es_shards: int = Field(default=1, ge=1)
+    es_replicas: int = Field(default=1, ge=0)
+    es_refresh_interval: str = "1s"
+    es_bulk_chunk_size: int = Field(default=500, ge=1)
+    es_bulk_max_retries: int = Field(default=5, ge=0)  # on 429, with exponential backoff
+    es_bulk_initial_backoff_s: float = Field(default=1.0, gt=0)
+    es_bulk_max_backoff_s: float = Field(default=60.0, gt=0)
+    es_request_timeout_s: float = Field(default=30.0, gt=0)
+    es_snapshot_repository: str = "looksync-snapshots"
+    es_snapshot_s3_client: str = "default"  # the s3.client.<name> block of elasticsearch.yml (endpoint, path style)
+
     # cache
     redis_url: str | None = None
     cache_ttl_s: int = Field(default=3600, ge=0)
@@ -68,6 +87,9 @@ class Settings(BaseSettings):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     torch_threads: int | None = Field(default=None, ge=1)
     embed_batch_size: int = Field(default=32, ge=1)
+    # embeddings image pipeline (issue 4): preprocess threads (None: one per core, 0: inline), reduced-scale JPEG decode
+    embed_workers: int | None = Field(default=None, ge=0)
+    embed_draft_decode: bool = False
 
     # image fetching (ingestion and image-URL queries)
     fetch_timeout_s: float = Field(default=10.0, gt=0)
@@ -83,6 +105,33 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     max_upload_bytes: int = Field(default=8_000_000, ge=1)
     default_k: int = Field(default=10, ge=1, le=100)
+
+    # pipelines (issue 6): change detection, standardisation, dedup, Redis mirror, queue, reindex
+    ingest_delete_vanished: bool = True  # a full feed without a product deletes it
+    zeroshot_min_confidence: float = Field(default=0.35, ge=0, le=1)  # below: leave the attribute missing
+    dedup_threshold: float = Field(default=0.95, ge=-1, le=1)  # image cosine for a near-duplicate
+    dedup_title_overlap: float = Field(default=0.5, ge=0, le=1)  # title token Jaccard, with equal brand
+    attributes_redis_url: str | None = None  # default: redis_url; none = no mirror (logged)
+    attributes_prefix: str = "looksync:attr"
+    queue_redis_url: str | None = None  # default: redis_url
+    queue_stream: str = "looksync:vendor-updates"
+    queue_group: str = "catalog_ingest"
+    queue_claim_idle_s: int = Field(default=600, ge=1)  # unacknowledged this long: delivered again
+    reindex_keep: int = Field(default=3, ge=1)
+    reindex_min_recall: float = Field(default=0.9, ge=0, le=1)
+    reindex_sample: int = Field(default=50, ge=1)
+    airflow_retries: int = Field(default=2, ge=0)  # per task, with exponential backoff
+
+    # service (issue 7): rerank, look-response cache, region finder, search tuning
+    rerank_mode: Literal["auto", "llm", "local", "off"] = "auto"  # default when a request does not say
+    rerank_llm_budget_s: float = Field(default=3.0, gt=0)  # time budget of one LLM rerank call (no retries)
+    rerank_text_weight: float = Field(default=0.5, ge=0, le=1)  # crop rerank: w * text + (1 - w) * crop cosine
+    rerank_candidates_per_k: int = Field(default=3, ge=1)  # kNN candidates per returned product when reranking
+    region_finder: str = "clip_boxes"  # looksync.regions.REGION_FINDERS
+    search_dedup_cosine: float | None = Field(default=None, ge=-1, le=1)  # image cosine of near-duplicates; None = off
+    look_cache_ttl_s: int = Field(default=900, ge=0)  # whole look responses; keyed by live index version too
+    search_modifier_weight: float = Field(default=1.0, ge=0)  # image + text search: image + w * text
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"  # service JSON logs
 
     _split_api_keys = field_validator("api_keys", mode="before")(_comma_list)
 

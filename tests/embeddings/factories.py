@@ -27,3 +27,14 @@ def noise_images(n: int, seed: int = 0) -> list[Image.Image]:
     # varied sizes and aspect ratios, so preprocessing (resize + centre crop) is exercised too
     sizes = [(64, 64), (80, 48), (48, 96), (128, 128), (33, 65)]
     return [noise_image(seed + i, sizes[i % len(sizes)]) for i in range(n)]
+
+
+def smooth_image(seed: int, size: tuple[int, int] = (512, 512)) -> Image.Image:
+    """A photo-like image (smooth colour gradients and soft shapes), where downscaling loses little."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0 : size[1], 0 : size[0]] / max(size)
+    channels = [
+        np.sin(2 * np.pi * (rng.uniform(0.5, 2) * x + rng.uniform(0.5, 2) * y) + rng.uniform(0, 6)) for _ in range(3)
+    ]
+    pixels = (np.stack(channels, axis=-1) * 90 + 128).clip(0, 255).astype(np.uint8)
+    return Image.fromarray(pixels, "RGB")

@@ -61,6 +61,7 @@ def test_schema_names_are_not_architectures():
 def test_importing_the_package_loads_no_heavy_modules():
     code = (
         "import sys, embeddings, embeddings.registry, embeddings.weights, embeddings.factory, embeddings.encoder\n"
+        "import embeddings.pipeline\n"
         "from embeddings import load_encoder, load_encoder_from_settings, ClipEncoder, WeightsError\n"
         "assert 'LookSync-Tiny' in embeddings.list_models(include_open_clip=False)\n"
         "heavy = sorted(m for m in ('torch', 'open_clip', 'PIL', 'torchvision', 'boto3') if m in sys.modules)\n"

@@ -109,11 +109,24 @@ def test_pretrained_tag_goes_through_open_clip_and_fails_clearly_offline(
 
 def test_settings_choose_model_weights_and_device(tiny_checkpoint: Path, encoder: ClipEncoder, tmp_path: Path):
     settings = load_settings(
-        clip_model=TINY, clip_weights=str(tiny_checkpoint), device="cpu", data_dir=tmp_path, embed_batch_size=4
+        clip_model=TINY,
+        clip_weights=str(tiny_checkpoint),
+        device="cpu",
+        data_dir=tmp_path,
+        embed_batch_size=4,
+        embed_workers=3,
+        embed_draft_decode=True,
     )
     loaded = load_encoder_from_settings(settings)
     assert loaded.model_id == encoder.model_id
     assert (loaded.device, loaded.batch_size) == ("cpu", 4)
+    assert (loaded.pipeline().workers, loaded.draft_decode) == (3, True)
+    assert (
+        load_encoder_from_settings(
+            load_settings(clip_model=TINY, clip_weights=str(tiny_checkpoint), device="cpu", data_dir=tmp_path)
+        ).draft_decode
+        is False
+    )
 
 
 def test_cuda_requested_without_one_is_an_error(tiny_checkpoint: Path):
