@@ -87,6 +87,37 @@ class VersionInfo:
     created_at: str
 
 
+@dataclass
+class SnapshotInfo:
+    """One stored snapshot of an index version: enough to restore it and to check what came back."""
+
+    name: str
+    version: str  # the version it was taken from
+    model_id: str
+    dim: int
+    count: int
+    created_at: str
+    location: str  # where it lives: an object-store URI, or the Elasticsearch repository and snapshot
+    checksum: str | None = None  # over every file in it (embedded); None where the backend checks its own
+
+
+@dataclass
+class ValidationReport:
+    """A version checked before it goes live: document count and sampled recall@k against exact search."""
+
+    version: str
+    count: int
+    expected_count: int
+    recall: float  # mean recall@k of the sampled queries (1.0 when nothing was sampled)
+    queries: int
+    k: int
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
 class CatalogIndex(ABC):
     """One interface, several backends (embedded on local disk; Elasticsearch)."""
 
@@ -138,9 +169,57 @@ class CatalogIndex(ABC):
     def prune(self, keep: int) -> list[str]:
         """Drop all but the newest ``keep`` versions (never the live one); returns the dropped names."""
 
+    @abstractmethod
+    def stats(self) -> dict[str, Any]:
+        """Backend, live version and per-version figures (count, size, indexes), for ops pages."""
+
+    @abstractmethod
+    def snapshot(self, version: str | None = None, name: str | None = None) -> SnapshotInfo:
+        """Copy ``version`` (default: the live one) to the backend's snapshot store as ``name``
+        (default: derived from the version and the time). The version stays as it was."""
+
+    @abstractmethod
+    def restore(self, snapshot: str, as_version: str | None = None) -> str:
+        """Bring a snapshot back as a version named ``as_version`` (default: its original name, which
+        must then be free); returns the version name. The restored version is not made live."""
+
+    @abstractmethod
+    def list_snapshots(self) -> list[SnapshotInfo]:
+        """Snapshots in the backend's snapshot store, oldest first."""
+
+    def begin_bulk_load(self, version: str) -> None:  # noqa: B027 - optional hook, nothing to do by default
+        """Before a large load into a not-yet-live version: trade freshness for write speed."""
+
+    def end_bulk_load(self, version: str) -> None:  # noqa: B027 - optional hook, nothing to do by default
+        """After the load: make the version ready to serve at full speed (indexes built, settings restored)."""
+
+    def validate(
+        self,
+        version: str,
+        product_ids: Sequence[str],
+        vectors: np.ndarray,
+        *,
+        queries: int = 20,
+        k: int = 10,
+        min_recall: float = 0.9,
+        seed: int = 0,
+    ) -> ValidationReport:
+        """Check a freshly built ``version`` against the vectors it was built from (the embeddings
+        store's): the count must equal ``len(product_ids)``, and ``queries`` sampled rows searched
+        unfiltered must reach ``min_recall`` recall@k against the exact top-k of ``vectors``."""
+        from looksync.index.validation import validate_version
+
+        return validate_version(self, version, product_ids, vectors, queries=queries, k=k, min_recall=min_recall, seed=seed)
+
     def live_model_id(self) -> str | None:
         live = self.live_version()
         for info in self.list_versions():
             if info.name == live:
                 return info.model_id
         return None
+
+    def vectors(self, product_ids: Sequence[str], version: str | None = None) -> dict[str, np.ndarray]:
+        """Stored vectors of the products found (id -> unit float32 vector), for the service's
+        crop-cosine rerank and product-to-product search. A backend that cannot return them raises
+        NotImplementedError, and the service degrades (text order kept; /similar answers 501)."""
+        raise NotImplementedError(f"{type(self).__name__} does not return stored vectors")

@@ -16,7 +16,8 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Iterator, Sequence
+import shutil
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
@@ -27,7 +28,16 @@ import lancedb
 import numpy as np
 from lancedb.index import Bitmap, BTree, HnswSq, LabelList
 
-from looksync.index.base import BulkResult, CatalogIndex, Hit, IndexBackendError, SearchFilters, VersionInfo
+from looksync.index import lance_snapshots
+from looksync.index.base import (
+    BulkResult,
+    CatalogIndex,
+    Hit,
+    IndexBackendError,
+    SearchFilters,
+    SnapshotInfo,
+    VersionInfo,
+)
 from looksync.index.lance_filters import filter_sql, sql_in, sql_string
 from looksync.index.lance_registry import VersionRecord, VersionRegistry
 from looksync.index.lance_schema import (
@@ -40,6 +50,7 @@ from looksync.index.lance_schema import (
 )
 from looksync.index.vectors import NORM_TOLERANCE, query_vector, vector_problem
 from looksync.schema import Product
+from looksync.storage import LocalStore, ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +83,8 @@ class EmbeddedIndex(CatalogIndex):
     ``candidates_per_k``: ANN candidates examined per requested hit when ``num_candidates`` is not given.
     ``read_consistency``: how stale a read may be (0 = always the last commit; None = never re-check,
     the fastest, for a read-only snapshot).
+    ``snapshot_store``: where ``snapshot`` copies versions to and ``restore`` reads them from (an
+    ``ObjectStore``, or a function making one on first use); default ``<path>/../snapshots``.
     """
 
     def __init__(
@@ -83,6 +96,7 @@ class EmbeddedIndex(CatalogIndex):
         rows_per_ann_partition: int = 1_000_000,
         norm_tolerance: float = NORM_TOLERANCE,
         read_consistency: timedelta | None = timedelta(0),
+        snapshot_store: ObjectStore | Callable[[], ObjectStore] | None = None,
     ):
         self.path = Path(path)
         self.ann_min_rows = ann_min_rows
@@ -94,6 +108,7 @@ class EmbeddedIndex(CatalogIndex):
             self._db = lancedb.connect(self.path, read_consistency_interval=read_consistency)
         self._registry = VersionRegistry(self.path)
         self._tables: dict[str, Any] = {}
+        self._snapshot_store = snapshot_store
 
     def __repr__(self) -> str:
         return f"EmbeddedIndex({str(self.path)!r})"
@@ -247,6 +262,14 @@ class EmbeddedIndex(CatalogIndex):
         row = found.get(product_id)
         return row_to_product(row) if row is not None else None
 
+    def vectors(self, product_ids: Sequence[str], version: str | None = None) -> dict[str, np.ndarray]:
+        record = self._record(version)
+        ids = list(dict.fromkeys(product_ids))
+        if not ids:
+            return {}
+        found = self._fetch(self._table(record.name), ids, ["product_id", VECTOR_COLUMN])
+        return {pid: np.asarray(row[VECTOR_COLUMN], dtype=np.float32) for pid, row in found.items()}
+
     def count(self, version: str | None = None) -> int:
         return self._count_rows(self._record(version).name)
 
@@ -297,7 +320,96 @@ class EmbeddedIndex(CatalogIndex):
             )
         return {"backend": "embedded", "path": str(self.path), "live": state.live, "versions": versions}
 
+    # ---- snapshots ------------------------------------------------------------------------------
+
+    @property
+    def snapshot_store(self) -> ObjectStore:
+        if self._snapshot_store is None:
+            self._snapshot_store = LocalStore(self.path.parent / "snapshots")
+        elif callable(self._snapshot_store):
+            self._snapshot_store = self._snapshot_store()
+        return self._snapshot_store  # type: ignore[return-value]
+
+    def snapshot(self, version: str | None = None, name: str | None = None) -> SnapshotInfo:
+        record = self._record(version)
+        now = datetime.now(UTC)
+        name = lance_snapshots.check_snapshot_name(name or f"{record.name}~{now:%Y%m%dT%H%M%S%f}Z")
+        with self._backend_errors(f"pin the table of {record.name} for a snapshot"):
+            table = self._db.open_table(record.name)  # a handle of our own: checkout pins it
+            table_version = table.version
+            table.checkout(table_version)
+            count = table.count_rows()
+        manifest = lance_snapshots.SnapshotManifest(
+            snapshot=name,
+            version=record.name,
+            model_id=record.model_id,
+            dim=record.dim,
+            count=count,
+            table_version=table_version,
+            created_at=now.isoformat(timespec="microseconds"),
+        )
+        location = lance_snapshots.upload(self._table_dir(record.name), manifest, self.snapshot_store)
+        log.info("index snapshot written", extra={"version": record.name, "snapshot": name, "location": location})
+        return self._snapshot_info(manifest, location)
+
+    def restore(self, snapshot: str, as_version: str | None = None) -> str:
+        store = self.snapshot_store
+        manifest = lance_snapshots.read_manifest(store, snapshot)
+        name = as_version or manifest.version
+        if not _VERSION_NAME.match(name):
+            raise IndexBackendError(f"version name {name!r}: use letters, digits, '.', '_' or '-' (max 128)")
+        if name in self._registry.read().versions or self._table_dir(name).exists():
+            raise IndexBackendError(f"{self.path}: version {name!r} already exists; restore under another name")
+        lance_snapshots.download(store, manifest, self._table_dir(name))
+        try:
+            with self._backend_errors(f"open restored version {name!r}"):
+                table = self._db.open_table(name)
+                count = table.count_rows()
+            if count != manifest.count:
+                raise IndexBackendError(f"restored {name!r} holds {count} rows; snapshot {snapshot} says {manifest.count}")
+            with self._registry.edit() as state:
+                if name in state.versions:
+                    raise IndexBackendError(f"{self.path}: version {name!r} was created during the restore")
+                state.versions[name] = VersionRecord(
+                    name=name,
+                    model_id=manifest.model_id,
+                    dim=manifest.dim,
+                    created_at=datetime.now(UTC).isoformat(timespec="microseconds"),
+                )
+        except BaseException:
+            self._tables.pop(name, None)
+            shutil.rmtree(self._table_dir(name), ignore_errors=True)
+            raise
+        self._tables[name] = table
+        log.info("index snapshot restored", extra={"snapshot": snapshot, "version": name, "count": count})
+        return name
+
+    def list_snapshots(self) -> list[SnapshotInfo]:
+        store = self.snapshot_store
+        infos = [
+            self._snapshot_info(lance_snapshots.read_manifest(store, n), f"{store.uri}/{n}")
+            for n in lance_snapshots.list_names(store)
+        ]
+        return sorted(infos, key=lambda i: (i.created_at, i.name))
+
+    @staticmethod
+    def _snapshot_info(manifest: lance_snapshots.SnapshotManifest, location: str) -> SnapshotInfo:
+        return SnapshotInfo(
+            name=manifest.snapshot,
+            version=manifest.version,
+            model_id=manifest.model_id,
+            dim=manifest.dim,
+            count=manifest.count,
+            created_at=manifest.created_at,
+            location=location,
+            checksum=manifest.checksum,
+        )
+
     # ---- ANN ------------------------------------------------------------------------------------
+
+    def end_bulk_load(self, version: str) -> None:
+        """A loaded version gets its ANN and filter indexes (when it is large enough)."""
+        self.build_ann_index(version)
 
     def build_ann_index(self, version: str | None = None, min_rows: int | None = None) -> bool:
         """Build the cosine HNSW-SQ index and the scalar filter indexes on a version holding at least
@@ -331,6 +443,9 @@ class EmbeddedIndex(CatalogIndex):
         if record is None:
             raise IndexBackendError(f"{self.path}: no index version {name!r}; known: {sorted(state.versions)}")
         return record
+
+    def _table_dir(self, name: str) -> Path:
+        return self.path / f"{name}.lance"
 
     def _table(self, name: str) -> Any:
         table = self._tables.get(name)

@@ -12,11 +12,17 @@ def open_index(settings: Settings) -> CatalogIndex:
     backend = settings.resolved_index_backend
     if backend == "embedded":
         from looksync.index.embedded import EmbeddedIndex
+        from looksync.storage import default_store
 
-        return EmbeddedIndex(settings.resolved_index_path)
-    if backend == "elasticsearch":
-        raise IndexBackendError(
-            f"index backend 'elasticsearch' (LOOKSYNC_ES_URL={settings.es_url!r}) is not built yet; "
-            "unset LOOKSYNC_ES_URL or set LOOKSYNC_INDEX_BACKEND=embedded to use the embedded index"
+        return EmbeddedIndex(
+            settings.resolved_index_path,
+            ann_min_rows=settings.index_ann_min_rows,
+            candidates_per_k=settings.index_candidates_per_k,
+            # made on first use: an S3 client is only built when a snapshot is taken or restored
+            snapshot_store=lambda: default_store(settings, "snapshots"),
         )
+    if backend == "elasticsearch":
+        from looksync.index.elasticsearch import ElasticsearchIndex
+
+        return ElasticsearchIndex.from_settings(settings)
     raise IndexBackendError(f"unknown index backend {backend!r}; known: embedded, elasticsearch")

@@ -33,6 +33,10 @@ PATTERNS = (None, "solid", "striped", "checked")
 
 IndexFactory = Callable[[], CatalogIndex]
 
+# Read at import: the autouse ``_isolated_env`` fixture clears LOOKSYNC_* before each test runs.
+ES_URL = os.environ.get("LOOKSYNC_ES_URL")
+ES_SNAPSHOT_REPOSITORY = os.environ.get("LOOKSYNC_ES_SNAPSHOT_REPOSITORY", "looksync-snapshots")
+
 
 def catalog_product(i: int, **overrides: object) -> Product:
     """Product number ``i`` of a varied, reproducible catalog (fields drawn from a generator seeded by i)."""
@@ -87,17 +91,48 @@ def _embedded_factory(tmp_path: Path) -> IndexFactory:
     return lambda: EmbeddedIndex(tmp_path / "index")
 
 
-def _elasticsearch_factory() -> IndexFactory:
-    url = os.environ.get("LOOKSYNC_ES_URL")
+def _elasticsearch_factory(request: pytest.FixtureRequest) -> IndexFactory:
+    """The real backend on the cluster at LOOKSYNC_ES_URL, under a per-test index name; every index,
+    template and snapshot the test made is deleted afterwards."""
+    url = ES_URL
     if not url:
-        pytest.skip("Elasticsearch contract run needs LOOKSYNC_ES_URL (e.g. http://localhost:9200)")
+        pytest.skip("Elasticsearch contract run needs LOOKSYNC_ES_URL (e.g. http://localhost:9200); none is set")
+    from looksync.index.elasticsearch import ElasticsearchIndex
     from looksync.index.factory import open_index
     from looksync.settings import load_settings
 
+    prefix = f"looksync-test-{uuid.uuid4().hex[:8]}"
     settings = load_settings(
-        index_backend="elasticsearch", es_url=url, index_name=f"looksync-test-{uuid.uuid4().hex[:8]}"
+        index_backend="elasticsearch",
+        es_url=url,
+        index_name=prefix,
+        es_replicas=0,
+        es_snapshot_repository=ES_SNAPSHOT_REPOSITORY,
     )
-    return lambda: open_index(settings)
+    handles: list[ElasticsearchIndex] = []
+
+    def cleanup() -> None:
+        if not handles:
+            return
+        client = handles[0].client
+        if handles[0].snapshot_repository_exists():
+            for snap in handles[0].list_snapshots():
+                client.snapshot.delete(repository=settings.es_snapshot_repository, snapshot=snap.name)
+        client.indices.delete(index=f"{prefix}-*", expand_wildcards="all", ignore_unavailable=True)
+        try:
+            client.indices.delete_index_template(name=prefix)
+        except Exception:  # noqa: BLE001 - no template made by this test
+            pass
+
+    request.addfinalizer(cleanup)
+
+    def make() -> CatalogIndex:
+        index = open_index(settings)
+        assert isinstance(index, ElasticsearchIndex)
+        handles.append(index)
+        return index
+
+    return make
 
 
 @pytest.fixture(params=["embedded", "elasticsearch"])
@@ -105,7 +140,7 @@ def index_factory(request: pytest.FixtureRequest, tmp_path: Path) -> IndexFactor
     """Opens handles on one fresh index store; two calls give two handles (a writer and a reader)."""
     if request.param == "embedded":
         return _embedded_factory(tmp_path)
-    return _elasticsearch_factory()
+    return _elasticsearch_factory(request)
 
 
 @pytest.fixture

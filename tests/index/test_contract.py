@@ -309,3 +309,37 @@ def test_a_reader_follows_the_writer_without_restart(index_factory):
     assert reader.get(next_products[0].product_id)["title"] == "Updated by the writer"
     writer.prune(keep=0)
     assert [i.name for i in reader.list_versions()] == [v2]
+
+
+# ---- snapshots --------------------------------------------------------------------------------------
+
+
+def _skip_without_snapshot_repository(index) -> None:
+    ready = getattr(index, "snapshot_repository_exists", None)
+    if ready is not None and not ready():
+        pytest.skip(f"{index!r}: snapshot repository not registered in the cluster (see docs/index.md)")
+
+
+def test_a_snapshot_restores_as_a_new_version_with_identical_results(live_catalog):
+    index, version, products, matrix = live_catalog
+    _skip_without_snapshot_repository(index)
+    queries = vectors(5, seed=31)
+    filters = SearchFilters(market="US", in_stock=True)
+    before = [(index.search(q, k=10), index.search(q, k=10, filters=filters)) for q in queries]
+
+    info = index.snapshot(version)
+    index.upsert(version, catalog(3, start=900), vectors(3, seed=32))  # later writes are not in it
+    restored = index.restore(info.name, as_version=f"{version}-restored")
+
+    assert (info.version, info.model_id, info.dim, info.count) == (version, MODEL_ID, DIM, 300)
+    assert info.name in [s.name for s in index.list_snapshots()]
+    assert index.count(restored) == 300 and index.count(version) == 303
+    versions = {i.name: i for i in index.list_versions()}
+    assert (versions[restored].model_id, versions[restored].dim, versions[restored].live) == (MODEL_ID, DIM, False)
+    for query, (plain, filtered) in zip(queries, before, strict=True):
+        again = index.search(query, k=10, version=restored)
+        assert _ids(again) == _ids(plain) and [h.product for h in again] == [h.product for h in plain]
+        np.testing.assert_allclose([h.score for h in again], [h.score for h in plain], atol=1e-6)
+        assert _ids(index.search(query, k=10, filters=filters, version=restored)) == _ids(filtered)
+    with pytest.raises(IndexBackendError, match="already exists"):
+        index.restore(info.name, as_version=restored)

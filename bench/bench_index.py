@@ -1,0 +1,266 @@
+"""Catalog index benchmark: the embedded backend against exact search and FAISS HNSW, in one run.
+
+Synthetic catalog: ``--n`` unit vectors of ``--dim`` values, clustered (as image embeddings are), with
+realistic filter columns: 12 categories over 6 layers, 3 genders, 3 markets with their currencies and
+price levels, 200 brands (Zipf-distributed). ``--queries`` queries are perturbed copies of random rows
+and are filtered, as a look query is, by that row's category AND market. Ground truth is the exact
+cosine top-k (numpy, blocked). Measured, single-threaded per query:
+
+* embedded backend (``EmbeddedIndex``, LanceDB HNSW-SQ + scalar indexes), unfiltered and filtered;
+* the same data partitioned: one embedded version per (layer, market), category filtered inside;
+* FAISS ``IndexHNSWFlat`` unfiltered (the anchor), at the smallest efSearch reaching the target recall.
+
+Prints recall@k, p50/p95 latency, the p95 ratio to FAISS, build times and peak memory.
+
+    python bench/bench_index.py --n 1000000      # the issue's size; --n 200000 fits ~10 minutes on 2 cores
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+CATEGORIES = {  # 12 categories over 6 layers, all in the project's taxonomy
+    "t_shirt": "topwear", "shirt": "topwear", "jeans": "bottomwear", "trousers": "bottomwear",
+    "dress": "one_piece", "jumpsuit": "one_piece", "sneakers": "footwear", "boots": "footwear",
+    "jacket": "outer_topwear", "coat": "outer_topwear", "handbag": "bag", "backpack": "bag",
+}  # fmt: skip
+MARKETS = {"IN": ("INR", 2500.0), "US": ("USD", 45.0), "JP": ("JPY", 6000.0)}
+GENDERS = ("women", "men", "unisex")
+
+
+def rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
+
+
+def make_data(n: int, dim: int, n_queries: int, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    centroids = rng.standard_normal((max(64, n // 500), dim)).astype(np.float32)
+    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
+    matrix = np.empty((n, dim), dtype=np.float32)
+    for start in range(0, n, 100_000):  # blocked to keep the float64 temporaries small
+        m = min(100_000, n - start)
+        block = centroids[rng.integers(0, len(centroids), m)] + rng.standard_normal((m, dim), dtype=np.float32) * (
+            1.0 / np.sqrt(dim)
+        )
+        matrix[start : start + m] = block / np.linalg.norm(block, axis=1, keepdims=True)
+    cats = np.array(list(CATEGORIES))
+    markets = np.array(list(MARKETS))
+    brand_p = 1.0 / np.arange(1, 201)
+    columns = {
+        "category": cats[rng.integers(0, len(cats), n)],
+        "market": markets[rng.integers(0, 3, n)],
+        "gender": np.array(GENDERS)[rng.integers(0, 3, n)],
+        "brand": np.array([f"Brand {i:03d}" for i in range(200)])[rng.choice(200, n, p=brand_p / brand_p.sum())],
+    }
+    level = np.array([MARKETS[m][1] for m in columns["market"]])
+    columns["price"] = np.round(level * rng.lognormal(0.0, 0.6, n), 2)
+    source = rng.choice(n, n_queries, replace=False)
+    noise = rng.standard_normal((n_queries, dim)).astype(np.float32) * (0.3 / np.sqrt(dim))
+    queries = matrix[source] + noise
+    queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    return {"matrix": matrix, "columns": columns, "queries": queries, "source": source}
+
+
+def exact_top_k(matrix: np.ndarray, queries: np.ndarray, k: int, rows: np.ndarray | None = None) -> np.ndarray:
+    sub = matrix if rows is None else matrix[rows]
+    scores = queries @ sub.T
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    return top if rows is None else rows[top]
+
+
+def ground_truth(data: dict, k: int) -> tuple[list[set], list[set], list[tuple[str, str]]]:
+    matrix, cols, queries = data["matrix"], data["columns"], data["queries"]
+    plain = []
+    for start in range(0, len(queries), 100):
+        plain += [set(r) for r in exact_top_k(matrix, queries[start : start + 100], k)]
+    keys = [(cols["category"][s], cols["market"][s]) for s in data["source"]]
+    filtered: list[set] = [set()] * len(queries)
+    for key in set(keys):
+        rows = np.flatnonzero((cols["category"] == key[0]) & (cols["market"] == key[1]))
+        which = [i for i, kk in enumerate(keys) if kk == key]
+        for i, top in zip(which, exact_top_k(matrix, queries[which], k, rows), strict=True):
+            filtered[i] = set(top)
+    return plain, filtered, keys
+
+
+def products(data: dict, rows: np.ndarray, model_id: str) -> list:
+    from looksync.schema import Product
+
+    cols = data["columns"]
+    out = []
+    for r in rows:
+        market = str(cols["market"][r])
+        out.append(
+            Product.model_construct(  # trusted synthetic rows: skip validation, as the bench measures the index
+                product_id=f"p{r}", vendor="bench", vendor_sku=str(r), market=market, title=f"Item {r}",
+                description="", brand=str(cols["brand"][r]), category=str(cols["category"][r]),
+                layer=CATEGORIES[str(cols["category"][r])], gender=str(cols["gender"][r]), colours=[],
+                pattern=None, material=None, sizes=["M"], price=float(cols["price"][r]),
+                currency=MARKETS[market][0], in_stock=True, image_urls=[f"https://img.example/{r}.jpg"],
+                product_url="", updated_at="2025-01-01T00:00:00Z", image_hash=None, model_id=model_id,
+            )
+        )  # fmt: skip
+    return out
+
+
+def build_embedded(path: Path, data: dict, rows: np.ndarray, batch: int = 50_000):
+    from looksync.index.embedded import EmbeddedIndex
+
+    index = EmbeddedIndex(path, ann_min_rows=1)
+    version = index.create_version("bench/synthetic", data["matrix"].shape[1])
+    for start in range(0, len(rows), batch):
+        chunk = rows[start : start + batch]
+        result = index.upsert(version, products(data, chunk, "bench/synthetic"), data["matrix"][chunk])
+        assert not result.failures, result.failures[:3]
+    index.end_bulk_load(version)  # ANN + scalar indexes
+    index.set_live(version)
+    return index
+
+
+def timed(search, queries) -> tuple[list[set], np.ndarray]:
+    found, times = [], []
+    for i, q in enumerate(queries):
+        t0 = time.perf_counter()
+        ids = search(i, q)
+        times.append(time.perf_counter() - t0)
+        found.append(ids)
+    return found, np.array(times) * 1000
+
+
+def recall(found: list[set], truth: list[set], k: int) -> float:
+    return float(np.mean([len(f & t) / k for f, t in zip(found, truth, strict=True)]))
+
+
+def row(name: str, rec: float, ms: np.ndarray) -> dict:
+    p50, p95 = np.percentile(ms, [50, 95])
+    print(f"  {name:<44} recall@k {rec:.3f}  p50 {p50:7.2f} ms  p95 {p95:7.2f} ms", flush=True)
+    return {"name": name, "recall": rec, "p50": p50, "p95": p95}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, default=1_000_000)
+    ap.add_argument("--dim", type=int, default=512)
+    ap.add_argument("--queries", type=int, default=1000)
+    ap.add_argument("--k", type=int, default=10)
+    ap.add_argument("--target-recall", type=float, default=0.95)
+    ap.add_argument("--candidates", default="50,100,200", help="num_candidates values tried on the embedded backend")
+    ap.add_argument("--no-partitioned", action="store_true", help="skip the per-(layer, market) partitioned variant")
+    ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+
+    import faiss
+
+    from looksync.index.base import SearchFilters
+
+    faiss.omp_set_num_threads(1)  # per-query latency, single-threaded, like one service worker
+    k = args.k
+    print(f"size: n={args.n:,} vectors x {args.dim}-d, {args.queries} queries, k={k}", flush=True)
+    t0 = time.perf_counter()
+    data = make_data(args.n, args.dim, args.queries, args.seed)
+    print(f"data generated in {time.perf_counter() - t0:.1f} s", flush=True)
+    t0 = time.perf_counter()
+    truth, truth_f, keys = ground_truth(data, k)
+    print(f"exact ground truth in {time.perf_counter() - t0:.1f} s", flush=True)
+    results = {}
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-index-"))
+    work.mkdir(parents=True, exist_ok=True)
+    queries = data["queries"]
+    ids = lambda hits: {int(h.product_id[1:]) for h in hits}  # noqa: E731
+    try:
+        # ---- FAISS anchor
+        faiss.omp_set_num_threads(2)
+        t0 = time.perf_counter()
+        hnsw = faiss.IndexHNSWFlat(args.dim, 32, faiss.METRIC_INNER_PRODUCT)
+        hnsw.hnsw.efConstruction = 64
+        hnsw.add(data["matrix"])
+        faiss_build = time.perf_counter() - t0
+        faiss.omp_set_num_threads(1)
+        print(f"\nFAISS IndexHNSWFlat(M=32, efC=64) built in {faiss_build:.1f} s", flush=True)
+        anchor = None
+        for ef in (16, 32, 64, 128, 256, 512):
+            hnsw.hnsw.efSearch = ef
+            found, ms = timed(lambda i, q: set(hnsw.search(q[None], k)[1][0].tolist()), queries)
+            r = row(f"faiss hnsw efSearch={ef} (unfiltered)", recall(found, truth, k), ms)
+            anchor = r
+            if r["recall"] >= args.target_recall:
+                break
+        results["faiss"] = anchor
+        hnsw = None  # noqa: F841 - free the graph before the embedded builds
+        gc.collect()
+
+        # ---- embedded backend, one table
+        t0 = time.perf_counter()
+        index = build_embedded(work / "single", data, np.arange(args.n))
+        build = time.perf_counter() - t0
+        disk = sum(p.stat().st_size for p in (work / "single").rglob("*") if p.is_file()) / 1024**3
+        print(f"\nembedded (LanceDB HNSW-SQ) built in {build:.1f} s, {disk:.2f} GB on disk; peak RSS {rss_gb():.2f} GB", flush=True)
+        best = {}
+        for c in [int(x) for x in args.candidates.split(",")]:
+            found, ms = timed(lambda i, q, c=c: ids(index.search(q, k, num_candidates=c)), queries)
+            best.setdefault("plain", []).append(row(f"embedded unfiltered, num_candidates={c}", recall(found, truth, k), ms))
+            filt = lambda i, q, c=c: ids(  # noqa: E731
+                index.search(q, k, SearchFilters(categories=[keys[i][0]], market=keys[i][1]), num_candidates=c)
+            )
+            found, ms = timed(filt, queries)
+            best.setdefault("filtered", []).append(
+                row(f"embedded category AND market, num_candidates={c}", recall(found, truth_f, k), ms)
+            )
+        for kind, rows in best.items():
+            ok = [r for r in rows if r["recall"] >= args.target_recall] or [max(rows, key=lambda r: r["recall"])]
+            results[f"embedded {kind}"] = min(ok, key=lambda r: r["p95"])
+        index = None  # noqa: F841 - let the table handles go before the partitioned builds
+        gc.collect()
+
+        # ---- embedded backend, one version per (layer, market); category filtered inside
+        if not args.no_partitioned:
+            t0 = time.perf_counter()
+            layer_of = np.array([CATEGORIES[c] for c in data["columns"]["category"]])
+            parts = {}
+            for layer in sorted(set(CATEGORIES.values())):
+                for market in MARKETS:
+                    rows = np.flatnonzero((layer_of == layer) & (data["columns"]["market"] == market))
+                    parts[(layer, market)] = build_embedded(work / f"part-{layer}-{market}", data, rows)
+            pbuild = time.perf_counter() - t0
+            print(f"\npartitioned: {len(parts)} versions built in {pbuild:.1f} s; peak RSS {rss_gb():.2f} GB", flush=True)
+            prow = []
+            for c in [int(x) for x in args.candidates.split(",")]:
+                search = lambda i, q, c=c: ids(  # noqa: E731
+                    parts[(CATEGORIES[keys[i][0]], keys[i][1])].search(
+                        q, k, SearchFilters(categories=[keys[i][0]]), num_candidates=c
+                    )
+                )
+                found, ms = timed(search, queries)
+                prow.append(row(f"partitioned (layer, market) + category, nc={c}", recall(found, truth_f, k), ms))
+            ok = [r for r in prow if r["recall"] >= args.target_recall] or [max(prow, key=lambda r: r["recall"])]
+            results["partitioned filtered"] = min(ok, key=lambda r: r["p95"])
+            results["partitioned build s"] = pbuild
+            parts.clear()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    f = results["faiss"]
+    print(f"\nsummary (n={args.n:,}, dim={args.dim}, {args.queries} queries, k={k})")
+    print(f"  build: faiss {faiss_build:.1f} s, embedded {build:.1f} s; embedded on disk {disk:.2f} GB; peak RSS {rss_gb():.2f} GB")
+    for name, r in results.items():
+        if isinstance(r, dict):
+            print(
+                f"  {name:<22} recall@{k} {r['recall']:.3f}  p50 {r['p50']:.2f} ms  p95 {r['p95']:.2f} ms  "
+                f"p95/faiss p95 = {r['p95'] / f['p95']:.1f}x"
+            )
+
+
+if __name__ == "__main__":
+    main()

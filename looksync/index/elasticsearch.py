@@ -1,0 +1,542 @@
+"""The Elasticsearch catalog index (scale-out), with the official ``elasticsearch`` 9.x client.
+
+Each index version is one Elasticsearch index ``<index_name>-<version>`` whose mapping ``_meta`` records
+its model id and vector size; the alias ``<index_name>`` names the live one and moves with a single
+atomic ``_aliases`` call. Searches are top-level ``knn`` with the filters inside (pre-filtered), the
+vector left out of ``_source``. Writes go through ``streaming_bulk`` (chunked, 429s retried with
+backoff) and every failed document is reported. Snapshots go to a registered ``s3`` repository.
+Request bodies come from ``es_bodies`` (pure functions, unit-tested without a server).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from looksync.index import es_bodies as bodies
+from looksync.index.base import (
+    BulkResult,
+    CatalogIndex,
+    Hit,
+    IndexBackendError,
+    SearchFilters,
+    SnapshotInfo,
+    VersionInfo,
+)
+from looksync.index.vectors import NORM_TOLERANCE, query_vector, vector_problem
+from looksync.schema import Product
+from looksync.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_VERSION_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")  # Elasticsearch index names are lowercase
+
+
+def _model_slug(model_id: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", model_id.lower()).strip("-")[:40] or "model"
+
+
+class ElasticsearchIndex(CatalogIndex):
+    def __init__(
+        self,
+        client: Any,
+        prefix: str,
+        *,
+        vector_options: bodies.VectorOptions | None = None,
+        candidates_per_k: int = 10,
+        rescore_oversample: float = 3.0,
+        shards: int = 1,
+        replicas: int = 1,
+        refresh_interval: str = "1s",
+        chunk_size: int = 500,
+        max_retries: int = 5,
+        initial_backoff_s: float = 1.0,
+        max_backoff_s: float = 60.0,
+        snapshot_repository: str = "looksync-snapshots",
+        snapshot_bucket: str | None = None,
+        snapshot_base_path: str = "looksync/es-snapshots",
+        snapshot_s3_client: str = "default",
+        norm_tolerance: float = NORM_TOLERANCE,
+    ):
+        if not re.match(r"^[a-z0-9][a-z0-9._-]*$", prefix):
+            raise IndexBackendError(f"index name {prefix!r}: Elasticsearch index names are lowercase letters, digits, '.', '_', '-'")
+        self.client = client
+        self.alias = prefix
+        self.vector_options = vector_options = vector_options or bodies.VectorOptions()
+        self.candidates_per_k = candidates_per_k
+        self.rescore_oversample = rescore_oversample if vector_options.index_type != "hnsw" else 0.0
+        self.shards, self.replicas, self.refresh_interval = shards, replicas, refresh_interval
+        self.chunk_size, self.max_retries = chunk_size, max_retries
+        self.initial_backoff_s, self.max_backoff_s = initial_backoff_s, max_backoff_s
+        self.snapshot_repository = snapshot_repository
+        self.snapshot_bucket, self.snapshot_base_path = snapshot_bucket, snapshot_base_path
+        self.snapshot_s3_client = snapshot_s3_client
+        self.norm_tolerance = norm_tolerance
+        self._loading: set[str] = set()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ElasticsearchIndex:
+        from elasticsearch import Elasticsearch
+
+        if not settings.es_url:
+            raise IndexBackendError("the elasticsearch index backend needs LOOKSYNC_ES_URL")
+        auth: dict[str, Any] = {}
+        if settings.es_api_key:
+            auth["api_key"] = settings.es_api_key.get_secret_value()
+        elif settings.es_username:
+            password = settings.es_password.get_secret_value() if settings.es_password else ""
+            auth["basic_auth"] = (settings.es_username, password)
+        client = Elasticsearch(
+            settings.es_url,
+            verify_certs=settings.es_verify_certs,
+            request_timeout=settings.es_request_timeout_s,
+            retry_on_timeout=True,
+            **auth,
+        )
+        return cls(
+            client,
+            settings.index_name,
+            vector_options=bodies.VectorOptions(
+                similarity=settings.es_similarity,
+                index_type=settings.es_vector_index_type,
+                m=settings.es_hnsw_m,
+                ef_construction=settings.es_hnsw_ef_construction,
+            ),
+            candidates_per_k=settings.index_candidates_per_k,
+            rescore_oversample=settings.es_rescore_oversample,
+            shards=settings.es_shards,
+            replicas=settings.es_replicas,
+            refresh_interval=settings.es_refresh_interval,
+            chunk_size=settings.es_bulk_chunk_size,
+            max_retries=settings.es_bulk_max_retries,
+            initial_backoff_s=settings.es_bulk_initial_backoff_s,
+            max_backoff_s=settings.es_bulk_max_backoff_s,
+            snapshot_repository=settings.es_snapshot_repository,
+            snapshot_bucket=settings.s3_bucket,
+            snapshot_base_path=f"{settings.s3_prefix.strip('/')}/es-snapshots",
+            snapshot_s3_client=settings.es_snapshot_s3_client,
+        )
+
+    def __repr__(self) -> str:
+        return f"ElasticsearchIndex(alias={self.alias!r})"
+
+    def index_of(self, version: str) -> str:
+        return f"{self.alias}-{version}"
+
+    # ---- versions -------------------------------------------------------------------------------
+
+    def create_version(self, model_id: str, dim: int, name: str | None = None) -> str:
+        if not model_id:
+            raise IndexBackendError("create_version: model_id is required")
+        if not isinstance(dim, int) or dim < 1:
+            raise IndexBackendError(f"create_version: dim must be a positive integer, got {dim!r}")
+        now = datetime.now(UTC)
+        name = name or f"v{now:%Y%m%dt%H%M%S%f}z-{_model_slug(model_id)}"
+        if not _VERSION_NAME.match(name):
+            raise IndexBackendError(f"version name {name!r}: use lowercase letters, digits, '.', '_' or '-'")
+        body = bodies.index_body(
+            model_id, dim, name, now.isoformat(timespec="microseconds"), self.vector_options, self.shards, self.replicas
+        )
+        with self._errors(f"create index {self.index_of(name)}"):
+            template = bodies.index_template_body(self.alias, self.vector_options)
+            self.client.indices.put_index_template(
+                name=self.alias,
+                index_patterns=template["index_patterns"],
+                priority=template["priority"],
+                template=template["template"],
+                meta=template["_meta"],
+            )
+            if self.client.indices.exists(index=self.index_of(name)):
+                raise IndexBackendError(f"version {name!r} already exists ({self.index_of(name)})")
+            self.client.indices.create(index=self.index_of(name), **body)
+        log.info("index version created", extra={"version": name, "model_id": model_id, "dim": dim})
+        return name
+
+    def _versions(self) -> dict[str, dict[str, Any]]:
+        """version name -> its _meta (model_id, dim, created_at), for every index under the prefix."""
+        from elasticsearch import NotFoundError
+
+        try:
+            mappings = self.client.indices.get_mapping(index=f"{self.alias}-*", expand_wildcards="open")
+        except NotFoundError:
+            return {}
+        except Exception as exc:
+            raise IndexBackendError(f"{self!r}: cannot list index versions: {exc}") from exc
+        found = {}
+        for index, body in dict(mappings).items():
+            meta = (body.get("mappings", {}).get("_meta") or {}).get(bodies.META_KEY)
+            if meta and index.startswith(f"{self.alias}-"):
+                found[index[len(self.alias) + 1 :]] = meta
+        return found
+
+    def _meta(self, version: str | None) -> tuple[str, dict[str, Any]]:
+        name = version if version is not None else self.live_version()
+        if name is None:
+            raise IndexBackendError(f"{self!r}: no live index version; create one and call set_live")
+        versions = self._versions()
+        if name not in versions:
+            raise IndexBackendError(f"{self!r}: no index version {name!r}; known: {sorted(versions)}")
+        return name, versions[name]
+
+    def live_version(self) -> str | None:
+        from elasticsearch import NotFoundError
+
+        try:
+            indices = list(dict(self.client.indices.get_alias(name=self.alias)))
+        except NotFoundError:
+            return None
+        except Exception as exc:
+            raise IndexBackendError(f"{self!r}: cannot read the live alias: {exc}") from exc
+        if len(indices) != 1:
+            raise IndexBackendError(f"alias {self.alias!r} points at {len(indices)} indices: {sorted(indices)}")
+        return indices[0][len(self.alias) + 1 :]
+
+    def set_live(self, version: str) -> None:
+        from elasticsearch import NotFoundError
+
+        versions = self._versions()
+        if version not in versions:
+            raise IndexBackendError(f"{self!r}: cannot make {version!r} live: no such version; known: {sorted(versions)}")
+        try:
+            current = list(dict(self.client.indices.get_alias(name=self.alias)))
+        except NotFoundError:
+            current = []
+        actions = bodies.alias_actions(self.alias, self.index_of(version), current)
+        with self._errors(f"move alias {self.alias} to {version}"):
+            self.client.indices.update_aliases(actions=actions)
+        log.info("index live version swapped", extra={"version": version, "previous": current})
+
+    def list_versions(self) -> list[VersionInfo]:
+        live = self.live_version()
+        infos = [
+            VersionInfo(
+                name=name,
+                model_id=meta["model_id"],
+                dim=int(meta["dim"]),
+                count=self.count(name),
+                live=name == live,
+                created_at=meta["created_at"],
+            )
+            for name, meta in self._versions().items()
+        ]
+        return sorted(infos, key=lambda i: (i.created_at, i.name))
+
+    def prune(self, keep: int) -> list[str]:
+        if keep < 0:
+            raise IndexBackendError(f"prune: keep must be >= 0, got {keep}")
+        live = self.live_version()
+        newest = sorted(self._versions().items(), key=lambda kv: (kv[1]["created_at"], kv[0]), reverse=True)
+        kept = {name for name, _ in newest[:keep]} | {live}
+        dropped = [name for name, _ in reversed(newest) if name not in kept]
+        for name in dropped:
+            with self._errors(f"delete index {self.index_of(name)}"):
+                self.client.indices.delete(index=self.index_of(name))
+        if dropped:
+            log.info("index versions pruned", extra={"dropped": dropped, "keep": keep})
+        return dropped
+
+    # ---- bulk load ------------------------------------------------------------------------------
+
+    def begin_bulk_load(self, version: str) -> None:
+        """No refreshes and no replicas while a new version loads."""
+        self._meta(version)
+        with self._errors(f"set bulk-load settings on {version}"):
+            self.client.indices.put_settings(index=self.index_of(version), settings=bodies.bulk_load_settings())
+        self._loading.add(version)
+
+    def end_bulk_load(self, version: str) -> None:
+        """Restore refreshes and replicas, refresh, and force-merge to one segment per shard."""
+        index = self.index_of(version)
+        with self._errors(f"finish the bulk load of {version}"):
+            self.client.indices.put_settings(
+                index=index, settings=bodies.serving_settings(self.refresh_interval, self.replicas)
+            )
+            self.client.indices.refresh(index=index)
+            self.client.indices.forcemerge(index=index, max_num_segments=1, wait_for_completion=True)
+        self._loading.discard(version)
+
+    # ---- writes ---------------------------------------------------------------------------------
+
+    def upsert(self, version: str, products: Sequence[Product], vectors: np.ndarray) -> BulkResult:
+        name, meta = self._meta(version)
+        if len(vectors) != len(products):
+            raise IndexBackendError(f"{version}: {len(products)} products but {len(vectors)} vectors")
+        result = BulkResult()
+        docs: dict[str, dict[str, Any]] = {}
+        for product, vector in zip(products, vectors, strict=True):
+            reason = vector_problem(vector, int(meta["dim"]), self.norm_tolerance)
+            if reason is None and product.model_id and product.model_id != meta["model_id"]:
+                reason = f"vector of model {product.model_id!r}; version {version} holds {meta['model_id']!r}"
+            if reason is not None:
+                result.failures.append((product.product_id, reason))
+                continue
+            docs.pop(product.product_id, None)  # a product twice in one batch: the last row wins
+            docs[product.product_id] = bodies.document(product.model_dump(mode="json"), meta["model_id"], vector)
+        written, failures = self._bulk(name, bodies.index_actions(self.index_of(name), docs.items()))
+        result.written, result.failures = written, result.failures + failures
+        return result
+
+    def update_metadata(self, version: str, products: Sequence[Product]) -> BulkResult:
+        name, meta = self._meta(version)
+        latest = {p.product_id: p for p in products}
+        stored = self._mget(name, list(latest), ["image_hash"])
+        result = BulkResult()
+        updates: list[tuple[str, dict[str, Any]]] = []
+        for product_id, product in latest.items():
+            old = stored.get(product_id)
+            if old is None:
+                reason = f"not in version {version}"
+            elif product.model_id and product.model_id != meta["model_id"]:
+                reason = f"model {product.model_id!r} differs from the version's {meta['model_id']!r}"
+            elif product.image_hash and old.get("image_hash") and product.image_hash != old["image_hash"]:
+                reason = (
+                    f"image changed ({old['image_hash'][:12]} -> {product.image_hash[:12]}): re-embed it and upsert instead"
+                )
+            else:
+                fields = product.model_dump(mode="json")
+                fields.pop("model_id")
+                fields["image_hash"] = product.image_hash or old.get("image_hash")
+                updates.append((product_id, fields))
+                continue
+            result.failures.append((product_id, reason))
+        written, failures = self._bulk(name, bodies.update_actions(self.index_of(name), updates))
+        result.written, result.failures = written, result.failures + failures
+        return result
+
+    def delete(self, version: str, product_ids: Sequence[str]) -> int:
+        name, _ = self._meta(version)
+        deleted = 0
+        failures = []
+        for ok, item in self._stream(name, bodies.delete_actions(self.index_of(name), dict.fromkeys(product_ids))):
+            info = item.get("delete", {})
+            if ok and info.get("result") == "deleted":
+                deleted += 1
+            elif info.get("status") != 404:
+                failures.append(bodies.bulk_item_failure(item))
+        self._refresh(name)
+        if failures:
+            raise IndexBackendError(f"delete from {version}: {len(failures)} failed, e.g. {failures[:3]}")
+        return deleted
+
+    def _stream(self, version: str, actions: Iterable[dict[str, Any]]) -> Iterable[tuple[bool, dict[str, Any]]]:
+        from elasticsearch.helpers import streaming_bulk
+
+        try:
+            yield from streaming_bulk(
+                self.client,
+                actions,
+                chunk_size=self.chunk_size,
+                max_retries=self.max_retries,  # 429s: retried with exponential backoff
+                initial_backoff=self.initial_backoff_s,
+                max_backoff=self.max_backoff_s,
+                raise_on_error=False,
+                raise_on_exception=False,
+            )
+        except Exception as exc:
+            raise IndexBackendError(f"bulk write to {self.index_of(version)}: {exc}") from exc
+
+    def _bulk(self, version: str, actions: Iterable[dict[str, Any]]) -> tuple[int, list[tuple[str, str]]]:
+        written, failures = 0, []
+        for ok, item in self._stream(version, actions):
+            if ok:
+                written += 1
+            else:
+                failures.append(bodies.bulk_item_failure(item))
+        if written or failures:
+            self._refresh(version)
+        for product_id, reason in failures[:20]:
+            log.warning("index write failed", extra={"version": version, "product_id": product_id, "reason": reason})
+        return written, failures
+
+    def _refresh(self, version: str) -> None:
+        if version not in self._loading:  # during a bulk load, searches need not see the rows yet
+            with self._errors(f"refresh {self.index_of(version)}"):
+                self.client.indices.refresh(index=self.index_of(version))
+
+    # ---- reads ----------------------------------------------------------------------------------
+
+    def _mget(self, version: str, ids: list[str], fields: list[str] | None = None) -> dict[str, dict[str, Any]]:
+        if not ids:
+            return {}
+        params: dict[str, Any] = {"_source_includes": fields} if fields else {"_source_excludes": [bodies.VECTOR_FIELD]}
+        with self._errors(f"read {len(ids)} products from {version}"):
+            response = self.client.mget(index=self.index_of(version), ids=ids, **params)
+        return {d["_id"]: d["_source"] for d in response["docs"] if d.get("found")}
+
+    def get(self, product_id: str, version: str | None = None) -> dict[str, Any] | None:
+        name, _ = self._meta(version)
+        found = self._mget(name, [product_id]).get(product_id)
+        return self._product(found) if found is not None else None
+
+    @staticmethod
+    def _product(source: dict[str, Any]) -> dict[str, Any]:
+        source.pop(bodies.VECTOR_FIELD, None)
+        return source
+
+    def count(self, version: str | None = None) -> int:
+        name = version if version is not None else self._meta(None)[0]
+        with self._errors(f"count {name}"):
+            return int(self.client.count(index=self.index_of(name))["count"])
+
+    def search(
+        self,
+        vector: np.ndarray,
+        k: int,
+        filters: SearchFilters | None = None,
+        num_candidates: int | None = None,
+        version: str | None = None,
+    ) -> list[Hit]:
+        if k < 1:
+            raise IndexBackendError(f"search: k must be >= 1, got {k}")
+        name, meta = self._meta(version)
+        query = query_vector(vector, int(meta["dim"]))
+        candidates = bodies.num_candidates(k, self.candidates_per_k, num_candidates)
+        body = bodies.knn_search_body(query, k, candidates, filters, self.rescore_oversample)
+        with self._errors(f"search {name} (k={k})"):
+            response = self.client.search(index=self.index_of(name), **body)
+        similarity = self.vector_options.similarity
+        return [
+            Hit(
+                product_id=h["_id"],
+                score=bodies.cosine_from_score(h["_score"], similarity),
+                product=self._product(h["_source"]),
+            )
+            for h in response["hits"]["hits"]
+        ]
+
+    def stats(self) -> dict[str, Any]:
+        versions = []
+        for info in self.list_versions():
+            with self._errors(f"stats of {info.name}"):
+                raw = self.client.indices.stats(index=self.index_of(info.name), metric=["docs", "store", "segments"])
+            total = raw["indices"][self.index_of(info.name)]["primaries"]
+            versions.append(
+                {
+                    "name": info.name,
+                    "model_id": info.model_id,
+                    "dim": info.dim,
+                    "count": info.count,
+                    "live": info.live,
+                    "created_at": info.created_at,
+                    "index": self.index_of(info.name),
+                    "bytes": total["store"]["size_in_bytes"],
+                    "segments": total["segments"]["count"],
+                }
+            )
+        return {"backend": "elasticsearch", "alias": self.alias, "live": self.live_version(), "versions": versions}
+
+    # ---- snapshots ------------------------------------------------------------------------------
+
+    def register_snapshot_repository(self, verify: bool = True) -> dict[str, Any]:
+        """Register (or update) the ``s3`` repository snapshots go to; returns the body sent."""
+        body = bodies.s3_repository_body(self.snapshot_bucket or "", self.snapshot_base_path, self.snapshot_s3_client)
+        with self._errors(f"register snapshot repository {self.snapshot_repository}"):
+            self.client.snapshot.create_repository(name=self.snapshot_repository, repository=body, verify=verify)
+        return body
+
+    def snapshot_repository_exists(self) -> bool:
+        from elasticsearch import NotFoundError
+
+        try:
+            self.client.snapshot.get_repository(name=self.snapshot_repository)
+            return True
+        except NotFoundError:
+            return False
+
+    def snapshot(self, version: str | None = None, name: str | None = None) -> SnapshotInfo:
+        version, meta = self._meta(version)
+        now = datetime.now(UTC)
+        name = name or f"{version}~{now:%Y%m%dt%H%M%S%f}z"
+        count = self.count(version)
+        metadata = {"version": version, "model_id": meta["model_id"], "dim": meta["dim"], "count": count,
+                    "created_at": now.isoformat(timespec="microseconds")}  # fmt: skip
+        with self._errors(f"snapshot {version} to {self.snapshot_repository}/{name}"):
+            response = self.client.snapshot.create(
+                repository=self.snapshot_repository,
+                snapshot=name,
+                wait_for_completion=True,
+                **bodies.snapshot_body(self.index_of(version), metadata),
+            )
+        state = response.get("snapshot", {}).get("state")
+        if state != "SUCCESS":
+            raise IndexBackendError(f"snapshot {self.snapshot_repository}/{name} ended {state}: {response}")
+        return self._snapshot_info(name, metadata)
+
+    def restore(self, snapshot: str, as_version: str | None = None) -> str:
+        meta = self._snapshot_meta(snapshot)
+        name = as_version or meta["version"]
+        if not _VERSION_NAME.match(name):
+            raise IndexBackendError(f"version name {name!r}: use lowercase letters, digits, '.', '_' or '-'")
+        if name in self._versions():
+            raise IndexBackendError(f"{self!r}: version {name!r} already exists; restore under another name")
+        with self._errors(f"restore {self.snapshot_repository}/{snapshot} as {name}"):
+            self.client.snapshot.restore(
+                repository=self.snapshot_repository,
+                snapshot=snapshot,
+                wait_for_completion=True,
+                **bodies.restore_body(self.index_of(meta["version"]), self.index_of(name)),
+            )
+            self.client.indices.refresh(index=self.index_of(name))
+        count = self.count(name)
+        if count != int(meta["count"]):
+            raise IndexBackendError(f"restored {name!r} holds {count} documents; snapshot {snapshot} says {meta['count']}")
+        return name
+
+    def list_snapshots(self) -> list[SnapshotInfo]:
+        with self._errors(f"list snapshots in {self.snapshot_repository}"):
+            response = self.client.snapshot.get(repository=self.snapshot_repository, snapshot="*")
+        infos = [
+            self._snapshot_info(s["snapshot"], s["metadata"])
+            for s in response.get("snapshots", [])
+            if (s.get("metadata") or {}).get("version") and s.get("state") == "SUCCESS"
+            and any(i.startswith(f"{self.alias}-") for i in s.get("indices", []))
+        ]
+        return sorted(infos, key=lambda i: (i.created_at, i.name))
+
+    def _snapshot_meta(self, snapshot: str) -> dict[str, Any]:
+        from elasticsearch import NotFoundError
+
+        try:
+            response = self.client.snapshot.get(repository=self.snapshot_repository, snapshot=snapshot)
+        except NotFoundError as exc:
+            raise IndexBackendError(f"{self.snapshot_repository}/{snapshot}: no such snapshot") from exc
+        snaps = response.get("snapshots", [])
+        if not snaps or not (snaps[0].get("metadata") or {}).get("version"):
+            raise IndexBackendError(f"{self.snapshot_repository}/{snapshot}: not a LookSync index snapshot")
+        return snaps[0]["metadata"]
+
+    def _snapshot_info(self, name: str, meta: dict[str, Any]) -> SnapshotInfo:
+        return SnapshotInfo(
+            name=name,
+            version=meta["version"],
+            model_id=meta["model_id"],
+            dim=int(meta["dim"]),
+            count=int(meta["count"]),
+            created_at=meta["created_at"],
+            location=f"es-snapshot://{self.snapshot_repository}/{name}",
+        )
+
+    # ---- internals ------------------------------------------------------------------------------
+
+    def _errors(self, what: str) -> _ErrorContext:
+        return _ErrorContext(f"{self!r}: cannot {what}")
+
+
+class _ErrorContext:
+    """Client errors (transport, API) become one ``IndexBackendError`` saying what was being done."""
+
+    def __init__(self, what: str):
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, exc, tb) -> bool:
+        if exc is None or isinstance(exc, IndexBackendError):
+            return False
+        raise IndexBackendError(f"{self.what}: {exc}") from exc

@@ -1,0 +1,261 @@
+"""The request bodies the Elasticsearch backend sends, built by pure functions (no client, no server).
+
+Each function returns the JSON the Elasticsearch 9 REST API documents for its endpoint, so the unit
+tests can check shapes without a cluster: index creation and the index template (mappings from
+``infra/elasticsearch/index-template.json``), the top-level ``knn`` search with its pre-filter, bulk
+actions, ``_aliases`` actions, index settings for a bulk load, and snapshot repository / restore bodies.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from looksync.index.base import IndexBackendError, SearchFilters
+
+TEMPLATE_FILE = Path(__file__).resolve().parents[2] / "infra" / "elasticsearch" / "index-template.json"
+VECTOR_FIELD = "vector"
+MAX_NUM_CANDIDATES = 10_000  # Elasticsearch's limit on knn.num_candidates
+META_KEY = "looksync"  # mappings._meta.looksync = {model_id, dim, version, created_at}
+
+
+@dataclass(frozen=True)
+class VectorOptions:
+    similarity: str = "cosine"  # or dot_product (vectors are unit length)
+    index_type: str = "int8_hnsw"
+    m: int = 16
+    ef_construction: int = 100
+
+
+@lru_cache(maxsize=1)
+def _template() -> dict[str, Any]:
+    try:
+        raw = json.loads(TEMPLATE_FILE.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise IndexBackendError(f"{TEMPLATE_FILE}: cannot read the Elasticsearch index template: {exc}") from exc
+    raw.pop("_comment", None)
+    return raw
+
+
+def vector_mapping(dim: int | None, options: VectorOptions) -> dict[str, Any]:
+    mapping: dict[str, Any] = {
+        "type": "dense_vector",
+        "index": True,
+        "similarity": options.similarity,
+        "index_options": {"type": options.index_type, "m": options.m, "ef_construction": options.ef_construction},
+    }
+    if dim is not None:
+        mapping["dims"] = dim
+    return mapping
+
+
+def index_body(
+    model_id: str, dim: int, version: str, created_at: str, options: VectorOptions, shards: int, replicas: int
+) -> dict[str, Any]:
+    """``PUT /<index>`` body: settings and mappings of one index version (dims from the model)."""
+    body = copy.deepcopy(_template())
+    body["settings"]["index"].update({"number_of_shards": shards, "number_of_replicas": replicas})
+    body["mappings"]["properties"][VECTOR_FIELD] = vector_mapping(dim, options)
+    body["mappings"]["_meta"] = {META_KEY: {"model_id": model_id, "dim": dim, "version": version, "created_at": created_at}}
+    return body
+
+
+def index_template_body(prefix: str, options: VectorOptions) -> dict[str, Any]:
+    """``PUT /_index_template/<prefix>`` body: the same layout for every ``<prefix>-*`` index (dims are
+    left to each version's own mapping, since they depend on the model)."""
+    body = copy.deepcopy(_template())
+    body["mappings"]["properties"][VECTOR_FIELD] = vector_mapping(None, options)
+    return {"index_patterns": [f"{prefix}-*"], "priority": 200, "template": body, "_meta": {"managed_by": "looksync"}}
+
+
+def num_candidates(k: int, per_k: int, requested: int | None = None) -> int:
+    """Candidates each shard examines: ``requested`` or ``k * per_k``, at least k, at most 10,000."""
+    if k > MAX_NUM_CANDIDATES:
+        raise IndexBackendError(f"k={k} exceeds Elasticsearch's limit of {MAX_NUM_CANDIDATES}")
+    return min(MAX_NUM_CANDIDATES, max(k, requested if requested is not None else k * per_k))
+
+
+def _finite(value: float, name: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise IndexBackendError(f"filter {name}={value!r} is not a number") from None
+    if not math.isfinite(number):
+        raise IndexBackendError(f"filter {name}={value!r} must be finite")
+    return number
+
+
+def filter_query(filters: SearchFilters | None) -> dict[str, Any] | None:
+    """``SearchFilters`` as one ``bool`` query of filter / must_not clauses (None when unconstrained).
+    Empty lists constrain nothing, as in ``SearchFilters.matches``."""
+    if filters is None:
+        return None
+    keep: list[dict[str, Any]] = []
+    drop: list[dict[str, Any]] = []
+    for field, values in (
+        ("layer", filters.layers),
+        ("category", filters.categories),
+        ("gender", filters.genders),
+        ("brand", filters.brands_include),
+        ("sizes", filters.sizes),  # any of them: terms on a multi-valued keyword
+    ):
+        if values:
+            keep.append({"terms": {field: list(values)}})
+    if filters.market:
+        keep.append({"term": {"market": filters.market}})
+    price: dict[str, float] = {}
+    if filters.price_min is not None:
+        price["gte"] = _finite(filters.price_min, "price_min")
+    if filters.price_max is not None:
+        price["lte"] = _finite(filters.price_max, "price_max")
+    if price:
+        keep.append({"range": {"price": price}})
+    if filters.in_stock is not None:
+        keep.append({"term": {"in_stock": bool(filters.in_stock)}})
+    if filters.brands_exclude:
+        drop.append({"terms": {"brand": list(filters.brands_exclude)}})
+    if filters.exclude_ids:
+        drop.append({"ids": {"values": list(filters.exclude_ids)}})
+    if not keep and not drop:
+        return None
+    query: dict[str, Any] = {}
+    if keep:
+        query["filter"] = keep
+    if drop:
+        query["must_not"] = drop
+    return {"bool": query}
+
+
+def knn_search_body(
+    vector: np.ndarray,
+    k: int,
+    candidates: int,
+    filters: SearchFilters | None = None,
+    rescore_oversample: float = 0.0,
+) -> dict[str, Any]:
+    """``POST /<index>/_search`` body: a top-level ``knn`` with the filter applied inside the graph search,
+    ``size`` k, and the vector left out of the returned ``_source``."""
+    knn: dict[str, Any] = {
+        "field": VECTOR_FIELD,
+        "query_vector": [float(x) for x in np.asarray(vector, dtype=np.float32)],
+        "k": k,
+        "num_candidates": max(k, candidates),
+    }
+    query = filter_query(filters)
+    if query is not None:
+        knn["filter"] = query
+    if rescore_oversample > 0:
+        # quantised (int8/int4/bbq) graphs: re-score the oversampled top hits on the raw float vectors
+        knn["rescore_vector"] = {"oversample": rescore_oversample}
+    return {"knn": knn, "size": k, "_source": {"excludes": [VECTOR_FIELD]}, "track_total_hits": False}
+
+
+def cosine_from_score(score: float, similarity: str) -> float:
+    """Elasticsearch scores cosine and dot_product as (1 + similarity) / 2; the contract returns cosine."""
+    if similarity not in ("cosine", "dot_product"):
+        raise IndexBackendError(f"unsupported similarity {similarity!r}")
+    return 2.0 * float(score) - 1.0
+
+
+def document(product: Mapping[str, Any], model_id: str, vector: np.ndarray) -> dict[str, Any]:
+    """The stored document: the product's JSON fields, the version's model id and the unit vector
+    (renormalised in float32, so dot_product's unit-length check passes)."""
+    arr = np.asarray(vector, dtype=np.float64)
+    arr = (arr / np.linalg.norm(arr)).astype(np.float32)
+    return {**product, "model_id": model_id, VECTOR_FIELD: [float(x) for x in arr]}
+
+
+def index_actions(index: str, docs: Iterable[tuple[str, dict[str, Any]]]) -> Iterable[dict[str, Any]]:
+    """Bulk ``index`` actions (create or replace) in the helpers' form: ``_op_type``/``_index``/``_id``/``_source``."""
+    for doc_id, doc in docs:
+        yield {"_op_type": "index", "_index": index, "_id": doc_id, "_source": doc}
+
+
+def update_actions(index: str, docs: Iterable[tuple[str, dict[str, Any]]]) -> Iterable[dict[str, Any]]:
+    """Bulk partial ``update`` actions: only the given fields change, the stored vector stays; a missing
+    document fails (no upsert)."""
+    for doc_id, fields in docs:
+        yield {"_op_type": "update", "_index": index, "_id": doc_id, "doc": fields}
+
+
+def delete_actions(index: str, ids: Iterable[str]) -> Iterable[dict[str, Any]]:
+    for doc_id in ids:
+        yield {"_op_type": "delete", "_index": index, "_id": doc_id}
+
+
+def bulk_item_failure(item: Mapping[str, Any]) -> tuple[str, str]:
+    """(document id, reason) of one failed item of a bulk response, as ``streaming_bulk`` yields it."""
+    op, info = next(iter(item.items()))
+    error = info.get("error") or info.get("exception") or {}
+    if isinstance(error, Mapping):
+        reason = f"{error.get('type', 'error')}: {error.get('reason', '')}".rstrip(": ")
+    else:
+        reason = str(error)
+    return str(info.get("_id")), f"{op} failed (status {info.get('status')}): {reason}"
+
+
+def alias_actions(alias: str, new_index: str, current: Sequence[str]) -> list[dict[str, Any]]:
+    """``POST /_aliases`` actions moving ``alias`` from ``current`` to ``new_index`` in one atomic call."""
+    actions: list[dict[str, Any]] = [{"remove": {"index": old, "alias": alias}} for old in current if old != new_index]
+    actions.append({"add": {"index": new_index, "alias": alias, "is_write_index": True}})
+    return actions
+
+
+def bulk_load_settings() -> dict[str, Any]:
+    """``PUT /<index>/_settings`` before a bulk load: no refreshes, no replicas."""
+    return {"index": {"refresh_interval": "-1", "number_of_replicas": 0}}
+
+
+def serving_settings(refresh_interval: str, replicas: int) -> dict[str, Any]:
+    """``PUT /<index>/_settings`` after the load: refreshes and replicas back."""
+    return {"index": {"refresh_interval": refresh_interval, "number_of_replicas": replicas}}
+
+
+def s3_repository_body(bucket: str, base_path: str, client: str = "default", compress: bool = True) -> dict[str, Any]:
+    """``PUT /_snapshot/<repository>`` body of an ``s3`` repository. The endpoint and path-style access
+    of an S3-compatible store are client settings (``s3_client_settings``), not repository settings."""
+    if not bucket:
+        raise IndexBackendError("an s3 snapshot repository needs a bucket (LOOKSYNC_S3_BUCKET)")
+    return {
+        "type": "s3",
+        "settings": {"bucket": bucket, "base_path": base_path.strip("/"), "client": client, "compress": compress},
+    }
+
+
+def s3_client_settings(client: str, endpoint: str | None, path_style_access: bool) -> dict[str, Any]:
+    """The ``elasticsearch.yml`` lines (as a flat mapping) pointing S3 client ``client`` at an
+    S3-compatible ``endpoint`` (``http://host:port``), with path-style addressing."""
+    settings: dict[str, Any] = {}
+    if endpoint:
+        scheme, _, host = endpoint.partition("://")
+        if not host:
+            scheme, host = "https", endpoint
+        settings[f"s3.client.{client}.endpoint"] = host.rstrip("/")
+        settings[f"s3.client.{client}.protocol"] = scheme
+    settings[f"s3.client.{client}.path_style_access"] = bool(path_style_access)
+    return settings
+
+
+def snapshot_body(index: str, metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """``PUT /_snapshot/<repository>/<snapshot>`` body: one index version, no cluster state."""
+    return {"indices": index, "include_global_state": False, "ignore_unavailable": False, "metadata": dict(metadata)}
+
+
+def restore_body(index: str, new_index: str) -> dict[str, Any]:
+    """``POST /_snapshot/<repository>/<snapshot>/_restore`` body: that index, under ``new_index``, without
+    its aliases (a restore never changes what is live)."""
+    return {
+        "indices": index,
+        "rename_pattern": "^(.+)$",
+        "rename_replacement": new_index,
+        "include_aliases": False,
+        "include_global_state": False,
+    }
