@@ -191,5 +191,54 @@ def demo(workdir: Path, size: int, seed: int, fault_rate: float):
     run_demo(workdir, size=size, seed=seed, fault_rate=fault_rate, echo=click.echo)
 
 
+@main.command()
+@click.option("--html", "html_out", type=click.Path(path_type=Path), default=None, help="Also write the chart page here.")
+def coverage(html_out: Path | None):
+    """Products per market x layer and missing-attribute rates, from the Redis attribute mirror."""
+    from looksync.attributes import AttributeMirror
+    from looksync.attributes import coverage as compute
+
+    settings = _settings()
+    mirror = AttributeMirror.from_settings(settings)
+    if mirror is None:
+        raise click.ClickException("no Redis configured: set LOOKSYNC_ATTRIBUTES_REDIS_URL or LOOKSYNC_REDIS_URL")
+    figures = compute(mirror)
+    click.echo(figures.format_table())
+    if html_out:
+        from looksync.report import coverage_svg
+
+        html_out.write_text(f"<!doctype html><html><body><h1>LookSync coverage</h1>{coverage_svg(figures)}</body></html>")
+        click.echo(f"chart written to {html_out}")
+
+
+@main.group()
+def queue() -> None:
+    """The vendor-update queue (Redis stream) that starts catalog_ingest runs."""
+
+
+@queue.command("publish")
+@click.option("--vendor", required=True)
+@click.option("--feed", required=True, help="Absolute path, file:// or s3:// URI of the feed.")
+@click.option("--mode", type=click.Choice(["full", "delta"]), default="full", show_default=True)
+def queue_publish(vendor: str, feed: str, mode: str):
+    """Publish one vendor update message."""
+    from looksync.queue import MalformedMessage, VendorUpdateQueue
+
+    try:
+        message_id = VendorUpdateQueue.from_settings(_settings()).publish(vendor, feed, mode)
+    except (MalformedMessage, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(message_id)
+
+
+@queue.command("dead-letters")
+def queue_dead_letters():
+    """Print the malformed messages with their reasons."""
+    from looksync.queue import VendorUpdateQueue
+
+    for entry in VendorUpdateQueue.from_settings(_settings()).dead_letters():
+        click.echo(json.dumps(entry, ensure_ascii=False))
+
+
 if __name__ == "__main__":
     main()

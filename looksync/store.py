@@ -5,17 +5,21 @@
   source of truth for vectors: building a new index version never recomputes an embedding whose image
   and model are unchanged.
 
-This is the single-machine layout; the object-store (S3) layout and partitioning come with the
-pipelines issue. pyarrow is imported inside functions so DAG files importing this module stay light.
+Product-store writes are read-modify-write of one Parquet file, serialised by a file lock so parallel
+DAG tasks on one machine never lose each other's rows. Near-duplicate group ids live beside the
+product records (column ``group_id``), not inside ``Product``, so the index schema is unaffected.
+pyarrow is imported inside functions so DAG files importing this module stay light.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -36,33 +40,94 @@ def _write_table_atomically(table, path: Path) -> None:
     os.replace(tmp, path)
 
 
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on ``<path>.lock`` for a read-modify-write of ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 class ProductStore:
     def __init__(self, root: Path):
         self.path = Path(root) / "catalog" / "products.parquet"
 
-    def _read(self) -> dict[str, str]:
+    def _read_all(self) -> tuple[dict[str, str], dict[str, str | None]]:
         import pyarrow.parquet as pq
 
         if not self.path.exists():
-            return {}
+            return {}, {}
         table = pq.read_table(self.path)
-        return dict(zip(table.column("product_id").to_pylist(), table.column("record").to_pylist(), strict=True))
+        ids = table.column("product_id").to_pylist()
+        records = dict(zip(ids, table.column("record").to_pylist(), strict=True))
+        groups = table.column("group_id").to_pylist() if "group_id" in table.column_names else [None] * len(ids)
+        return records, dict(zip(ids, groups, strict=True))
 
-    def upsert(self, products: Iterable[Product]) -> int:
+    def _read(self) -> dict[str, str]:
+        return self._read_all()[0]
+
+    def _write(self, records: dict[str, str], groups: dict[str, str | None]) -> None:
         import pyarrow as pa
 
-        records = self._read()
-        n = 0
-        for product in products:
-            records[product.product_id] = product.model_dump_json()
-            n += 1
         ids = sorted(records)
-        table = pa.table({"product_id": ids, "record": [records[i] for i in ids]})
+        table = pa.table(
+            {
+                "product_id": ids,
+                "record": [records[i] for i in ids],
+                "group_id": pa.array([groups.get(i) for i in ids], type=pa.string()),
+            }
+        )
         _write_table_atomically(table, self.path)
+
+    def upsert(self, products: Iterable[Product]) -> int:
+        with _locked(self.path):
+            records, groups = self._read_all()
+            n = 0
+            for product in products:
+                records[product.product_id] = product.model_dump_json()
+                n += 1
+            self._write(records, groups)
         return n
+
+    def delete(self, product_ids: Iterable[str]) -> int:
+        """Remove products (and their group ids); returns how many existed."""
+        with _locked(self.path):
+            records, groups = self._read_all()
+            gone = [pid for pid in set(product_ids) if pid in records]
+            for pid in gone:
+                del records[pid]
+                groups.pop(pid, None)
+            if gone:
+                self._write(records, groups)
+        return len(gone)
+
+    def set_groups(self, groups: dict[str, str | None]) -> int:
+        """Record near-duplicate group ids (product id -> group id, None to clear); returns rows changed."""
+        with _locked(self.path):
+            records, current = self._read_all()
+            changed = 0
+            for pid, gid in groups.items():
+                if pid in records and current.get(pid) != gid:
+                    current[pid] = gid
+                    changed += 1
+            if changed:
+                self._write(records, current)
+        return changed
+
+    def groups(self) -> dict[str, str | None]:
+        """Product id -> near-duplicate group id (None when the product has no duplicate)."""
+        return self._read_all()[1]
 
     def all(self) -> list[Product]:
         return [Product.model_validate_json(rec) for rec in self._read().values()]
+
+    def by_vendor(self, vendor: str) -> dict[str, Product]:
+        products = (Product.model_validate_json(rec) for rec in self._read().values())
+        return {p.product_id: p for p in products if p.vendor == vendor}
 
     def get_many(self, product_ids: Sequence[str]) -> dict[str, Product]:
         records = self._read()

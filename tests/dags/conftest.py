@@ -1,0 +1,67 @@
+"""Airflow for the DAG tests: a temporary AIRFLOW_HOME on SQLite, migrated once per session, with this
+repo's dags/ and plugins/; DAG runs go through ``dag.test()`` in a subprocess so the Airflow config
+(read at import) is the temporary one whatever else the session imported."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def airflow_env(tmp_path_factory) -> dict[str, str]:
+    home = tmp_path_factory.mktemp("airflow_home")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOOKSYNC_", "AIRFLOW"))}
+    env.update({
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "PYTHONPATH": str(REPO),
+    })  # fmt: skip
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    for cmd in ([airflow, "db", "migrate"], [airflow, "pools", "set", "embedding", "2", "CLIP embedding tasks"]):
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return env
+
+
+def run_dag_test(airflow_env: dict[str, str], dag_id: str, conf: dict, looksync_env: dict[str, str], timeout: int = 240) -> dict:
+    """``dag.test(run_conf=conf)`` in a subprocess; returns {"state", "tasks": {task_id[map_index]: state}, "xcom"}."""
+    script = f"""
+import json, sys
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag({str(REPO / 'dags')!r})
+assert not bag.import_errors, bag.import_errors
+dag = bag.dags[{dag_id!r}]
+run = dag.test(run_conf=json.loads(sys.argv[1]))
+def decode(value):
+    try:
+        return json.loads(value) if isinstance(value, str) else value
+    except ValueError:
+        return value
+from airflow.utils.session import create_session
+from airflow.models import TaskInstance
+from airflow.models.xcom import XComModel
+with create_session() as s:
+    tis = s.query(TaskInstance).filter(TaskInstance.dag_id == {dag_id!r}, TaskInstance.run_id == run.run_id).all()
+    tasks = {{f"{{t.task_id}}[{{t.map_index}}]": str(t.state) for t in tis}}
+    xcoms = s.query(XComModel).filter(XComModel.dag_id == {dag_id!r}, XComModel.run_id == run.run_id).all()
+    values = {{f"{{x.task_id}}[{{x.map_index}}]": decode(x.value) for x in xcoms if x.key == "return_value"}}
+print("RESULT" + json.dumps({{"state": str(run.state), "run_id": run.run_id, "tasks": tasks, "xcom": values}}, default=str))
+"""
+    env = {**airflow_env, **looksync_env}
+    done = subprocess.run([sys.executable, "-c", script, json.dumps(conf)], env=env, capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO)  # fmt: skip
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT")]
+    assert done.returncode == 0 and lines, done.stdout[-4000:] + done.stderr[-6000:]
+    return json.loads(lines[-1][len("RESULT"):])

@@ -1,0 +1,41 @@
+"""Every DAG imports without errors, quickly, without torch, with doc, tags, owner and retries.
+
+(boto3 is not checked: Airflow's amazon provider imports it to normalise asset URIs whenever a DAG
+declares an Asset.)"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.dags.conftest import REPO
+
+EXPECTED = {"catalog_ingest", "catalog_reindex", "catalog_backfill"}
+
+
+def test_dagbag_imports_fast_without_heavy_modules(airflow_env):
+    script = f"""
+import sys, time, json
+from airflow.dag_processing.dagbag import DagBag
+t0 = time.perf_counter()
+bag = DagBag({str(REPO / 'dags')!r})
+seconds = time.perf_counter() - t0
+heavy = sorted(m for m in ("torch", "open_clip", "pandas", "lancedb", "pyarrow") if m in sys.modules)
+dags = {{d.dag_id: {{"tags": sorted(d.tags), "doc": bool(d.doc_md), "owner": d.owner,
+        "retries": [t.retries for t in d.tasks], "backoff": [t.retry_exponential_backoff for t in d.tasks],
+        "callbacks": [bool(t.on_failure_callback) for t in d.tasks]}} for d in bag.dags.values()}}
+print("RESULT" + json.dumps({{"errors": {{k: str(v) for k, v in bag.import_errors.items()}}, "seconds": seconds, "heavy": heavy, "dags": dags}}))
+"""
+    done = subprocess.run([sys.executable, "-c", script], env=airflow_env, capture_output=True, text=True, timeout=120)
+    line = [x for x in done.stdout.splitlines() if x.startswith("RESULT")]
+    assert line, done.stderr[-4000:]
+    import json
+
+    result = json.loads(line[0][6:])
+    assert result["errors"] == {}
+    assert set(result["dags"]) == EXPECTED
+    assert result["heavy"] == [], f"DAG parsing imported {result['heavy']}"
+    assert result["seconds"] < 10, result["seconds"]
+    for dag_id, d in result["dags"].items():
+        assert d["doc"] and "looksync" in d["tags"] and d["owner"] == "catalog-data", dag_id
+        assert all(r >= 1 for r in d["retries"]) and all(d["backoff"]) and all(d["callbacks"]), dag_id

@@ -1,0 +1,119 @@
+"""``dag.test()`` runs of the three DAGs on a real sample catalog (planted faults), real Redis (DB 7),
+the embedded index, and snapshots on moto's S3 server."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.dags.conftest import run_dag_test
+from tests.pipelines.conftest import REDIS_URL, TINY_MODEL
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory, s3_endpoint):
+    """A sample with planted faults, served on loopback, and the LookSync environment for the runs."""
+    import boto3
+
+    from embeddings import save_random_checkpoint
+    from looksync.sample import generate_sample
+    from looksync.sample.server import serve_sample
+
+    root = tmp_path_factory.mktemp("dagcat")
+    server = serve_sample(root / "sample", port=0)
+    manifest = generate_sample(root / "sample", size=45, seed=4, fault_rate=0.25, image_base_url=server.url, n_looks=0)
+    checkpoint = save_random_checkpoint(TINY_MODEL, root / "tiny.pt", seed=5)
+    bucket = f"dags-{uuid.uuid4().hex[:8]}"
+    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
+    prefix = f"looksync-dagtest:{uuid.uuid4().hex[:8]}"
+    env = {
+        "LOOKSYNC_DATA_DIR": str(root / "data"),
+        "LOOKSYNC_CLIP_MODEL": TINY_MODEL,
+        "LOOKSYNC_CLIP_WEIGHTS": str(checkpoint),
+        "LOOKSYNC_DEVICE": "cpu",
+        "LOOKSYNC_FETCH_ALLOW_PRIVATE": "true",
+        "LOOKSYNC_INDEX_BACKEND": "embedded",
+        "LOOKSYNC_REDIS_URL": REDIS_URL,
+        "LOOKSYNC_ATTRIBUTES_PREFIX": f"{prefix}:attr",
+        "LOOKSYNC_QUEUE_STREAM": f"{prefix}:updates",
+        "LOOKSYNC_S3_BUCKET": bucket,
+        "LOOKSYNC_S3_ENDPOINT_URL": s3_endpoint,
+        "LOOKSYNC_AIRFLOW_RETRIES": "0",
+        "AWS_ACCESS_KEY_ID": "looksync-test",
+        "AWS_SECRET_ACCESS_KEY": "looksync-test",
+    }
+    faults = [json.loads(x) for x in Path(manifest.faults_path).read_text().splitlines() if x.strip()]
+    yield {"manifest": manifest, "env": env, "faults": faults, "bucket": bucket, "endpoint": s3_endpoint, "prefix": prefix}
+    server.close()
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=prefix + ":*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
+def _settings(env):
+    from looksync.settings import load_settings
+
+    return load_settings(**{k.removeprefix("LOOKSYNC_").lower(): v for k, v in env.items() if k.startswith("LOOKSYNC_")})
+
+
+def test_ingest_reindex_backfill(airflow_env, catalog):
+    from looksync.index.factory import open_index
+    from looksync.quarantine import read_quarantine
+
+    manifest, env = catalog["manifest"], catalog["env"]
+    feeds = [{"vendor": v, "feed": str(f), "mode": "full"} for v, f in manifest.feeds.items()]
+
+    # catalog_ingest on the sample with planted faults: no task fails, all valid rows indexed
+    result = run_dag_test(airflow_env, "catalog_ingest", {"feeds": feeds}, env)
+    assert result["state"] == "success", result["tasks"]
+    assert all(state == "success" for state in result["tasks"].values()), result["tasks"]
+    settings = _settings(env)
+    index = open_index(settings)
+    valid = sum(manifest.product_counts.values())
+    assert index.count() == valid
+    reports = [result["xcom"][f"apply_changes[{i}]"] for i in range(3)]
+    quarantined = [q for r in reports for q in read_quarantine(Path(r["quarantine_path"]))]
+    got = Counter((q["vendor"], q["reason"]) for q in quarantined)
+    assert got == Counter((f["vendor"], f["expected_reason"]) for f in catalog["faults"])
+    summary = result["xcom"]["write_report[-1]"]
+    assert summary["outcomes"]["new"] == valid and summary["uris"]["html"].startswith(f"s3://{catalog['bucket']}/")
+
+    # (re-runs embedding nothing are asserted on the same stage functions in tests/pipelines)
+
+    # catalog_reindex: new version live, old kept, snapshot in S3
+    before = index.live_version()
+    result = run_dag_test(airflow_env, "catalog_reindex", {}, env)
+    assert result["state"] == "success", result["tasks"]
+    live = index.live_version()
+    assert live != before and {before, live} <= {v.name for v in index.list_versions()}
+    snap = result["xcom"]["snapshot[-1]"]
+    assert snap["version"] == live and snap["location"].startswith(f"s3://{catalog['bucket']}/")
+    import boto3
+
+    keys = [o["Key"] for o in boto3.client("s3", endpoint_url=catalog["endpoint"], region_name="us-east-1")
+            .list_objects_v2(Bucket=catalog["bucket"]).get("Contents", [])]  # fmt: skip
+    assert any(live in k for k in keys)
+
+    # a failure before the swap (a model without vectors): the run fails, the live version stays
+    failed = run_dag_test(airflow_env, "catalog_reindex", {"model_id": "LookSync-Tiny@nothing"}, env)
+    assert failed["state"] == "failed" and failed["tasks"]["build[-1]"] == "failed"
+    assert failed["tasks"].get("swap[-1]") != "success"
+    assert index.live_version() == live
+
+    # catalog_backfill with Params: one vendor, forced re-embed
+    vendor, feed = next(iter(manifest.feeds.items()))
+    params = {"vendors": [vendor], "feeds": [str(feed)], "force_reembed": True, "clip_model": None,
+              "clip_weights": None, "dry_run": False}  # fmt: skip
+    result = run_dag_test(airflow_env, "catalog_backfill", params, env)
+    assert result["state"] == "success", result["tasks"]
+    report = result["xcom"]["ingest[0]"]
+    assert report["embedded"] == manifest.product_counts[vendor]
+    assert result["xcom"]["reindex_if_new_model[-1]"]["reindexed"] is False
+    assert index.live_version() == live and index.count() == valid
