@@ -1,19 +1,23 @@
 """gunicorn settings for the LookSync service (``looksync serve`` uses this file).
 
 Each worker builds the app (and so loads the CLIP model and opens the index) once, at start; requests
-never load models. Workers x threads is tuned for CPU inference: few workers (each holds a model),
-a few threads each (torch releases the GIL during inference). Override with GUNICORN_* variables.
+never load models. Workers x threads is tuned for CPU inference: one worker per container by default
+(each worker holds a model, and Prometheus scrapes see the whole process), a few threads in it (torch
+releases the GIL during inference). The app writes one structured JSON log line per request (with its
+request id), so gunicorn's own access log is off. Override with GUNICORN_* variables.
 """
 
 import os
 
 bind = f"{os.environ.get('LOOKSYNC_HOST', '127.0.0.1')}:{os.environ.get('LOOKSYNC_PORT', '8000')}"
 workers = int(os.environ.get("GUNICORN_WORKERS", "1"))
-threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+threads = int(os.environ.get("GUNICORN_THREADS", str(max(2, min(8, (os.cpu_count() or 2) * 2)))))
 worker_class = "gthread"
+preload_app = False  # the model is loaded in each worker after the fork, never shared across a fork
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "120"))  # first request of a worker may wait for the model
 graceful_timeout = 20
-accesslog = "-"
+keepalive = 5
+accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 wsgi_app = "serving.wsgi:app"

@@ -1,19 +1,24 @@
 """Query generation: one descriptive text query per garment layer of a look.
 
-``LocalQueryGenerator`` needs no LLM: CLIP zero-shot attributes, read on the region of the look that
-best matches each layer, are composed into a query such as "women's navy striped t-shirt". The
-region finder is CLIP-guided: candidate boxes of the look are embedded in one batch and each layer
-takes the box its prompt scores highest. The LLM generator (vision chat with a strict JSON schema)
-plugs into the same ``QueryGenerator`` shape in the service issue.
+``LLMQueryGenerator`` asks an OpenAI-compatible vision model for a strict JSON object keyed by
+taxonomy layer ids; on any failure (timeout, HTTP error, connection refused, invalid JSON, unknown
+layers) it falls back to ``LocalQueryGenerator`` and records why in ``degraded``.
+
+``LocalQueryGenerator`` needs no LLM: CLIP zero-shot attributes, read on the candidate box of the look
+(see ``looksync.regions``) that best matches each layer, are composed into a query such as
+"women's navy striped t-shirt".
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from looksync.llm import LLMClient, LLMError, image_data_url, parse_layer_queries, query_schema
+from looksync.regions import Box, candidate_crops
 from looksync.taxonomy import Taxonomy, get_taxonomy
 
 if TYPE_CHECKING:
@@ -22,13 +27,7 @@ if TYPE_CHECKING:
     from embeddings import ClipEncoder
     from embeddings.zeroshot import ZeroShot
 
-# Candidate regions as fractions of the look (left, top, right, bottom): bands from head to feet,
-# full width and centred, plus the whole look. Generated looks are full-body, upright figures.
-_VERTICAL_BANDS = [(0.0, 0.2), (0.0, 0.35), (0.1, 0.5), (0.15, 0.6), (0.3, 0.75), (0.4, 0.9), (0.7, 1.0), (0.82, 1.0)]
-_HORIZONTAL_SPANS = [(0.0, 1.0), (0.2, 0.8)]
-CANDIDATE_BOXES = [(x0, y0, x1, y1) for (y0, y1) in _VERTICAL_BANDS for (x0, x1) in _HORIZONTAL_SPANS] + [
-    (0.0, 0.0, 1.0, 1.0)
-]
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -37,8 +36,9 @@ class LayerQuery:
     query: str
     category: str | None = None
     attributes: dict[str, str] = field(default_factory=dict)
-    box: tuple[int, int, int, int] | None = None  # pixel box of the look the attributes were read from
+    box: Box | None = None  # pixel box of the look the attributes were read from
     confidence: float = 0.0
+    crop_vector: np.ndarray | None = field(default=None, repr=False)  # CLIP vector of that box, when computed
 
 
 @dataclass
@@ -46,6 +46,7 @@ class GeneratedQueries:
     source: str  # "local" or "llm"
     gender: str | None
     layers: list[LayerQuery]
+    degraded: list[str] = field(default_factory=list)
 
 
 class QueryGenerator(Protocol):
@@ -75,14 +76,6 @@ class LocalQueryGenerator:
         self.taxonomy = taxonomy or get_taxonomy()
         self.max_layers = max_layers
 
-    def _crops(self, look: Image) -> tuple[list[tuple[int, int, int, int]], list[Image]]:
-        width, height = look.size
-        boxes = [
-            (int(x0 * width), int(y0 * height), max(int(x1 * width), int(x0 * width) + 1), max(int(y1 * height), int(y0 * height) + 1))
-            for x0, y0, x1, y1 in CANDIDATE_BOXES
-        ]
-        return boxes, [look.crop(box) for box in boxes]
-
     def _detect_layers(self, layer_probs: dict[str, float]) -> list[str]:
         """Layers whose probability on the whole look is above uniform, most likely first."""
         uniform = 1.0 / len(layer_probs)
@@ -91,10 +84,9 @@ class LocalQueryGenerator:
         return chosen or [ranked[0][0]]
 
     def generate(self, look: Image, layers: list[str] | None = None, gender: str | None = None) -> GeneratedQueries:
-        look = look.convert("RGB")
-        boxes, crops = self._crops(look)
-        vectors = self.encoder.encode_images(crops)  # last row is the whole look
-        whole = vectors[-1:]
+        crops = candidate_crops(look, self.encoder)
+        vectors = crops.vectors
+        whole = vectors[-1:]  # last candidate is the whole look
         if gender is None:
             gender = max(self.zeroshot.scores(whole, "gender")[0].items(), key=lambda kv: kv[1])[0]
         if layers is None:
@@ -120,8 +112,81 @@ class LocalQueryGenerator:
                     query=compose_query(self.taxonomy, category, gender, colour, pattern),
                     category=category,
                     attributes={"colour": colour, "pattern": pattern, "gender": gender},
-                    box=boxes[i],
+                    box=crops.boxes[i],
                     confidence=float(layer_scores[i][layer]),
+                    crop_vector=vectors[i],
                 )
             )
         return GeneratedQueries(source=self.source, gender=gender, layers=queries)
+
+
+QUERY_SYSTEM_PROMPT = (
+    "You describe the garments worn in a fashion look so that a product search engine can find similar "
+    "products. Answer with one JSON object whose keys are garment layer ids. For each layer worn in the "
+    "look, write one descriptive shopping query (gender, colour, pattern, garment type, notable details, "
+    "style), e.g. \"Men's charcoal grey polo shirt, solid, button-down collar, long sleeves, casualwear\". "
+    "Use null for a layer that is not in the look. Do not invent layers."
+)
+
+
+def _layer_lines(taxonomy: Taxonomy, layers: list[str]) -> str:
+    lines = []
+    for layer in layers:
+        cats = ", ".join(taxonomy.categories[c].label for c in taxonomy.categories_of(layer))
+        lines.append(f"- {layer}: {taxonomy.layers[layer].label} ({cats})")
+    return "\n".join(lines)
+
+
+def gender_from_queries(taxonomy: Taxonomy, queries: list[str]) -> str | None:
+    """The gender the queries name most often ("women's ...", "men's ..."), or None."""
+    votes: dict[str, int] = {}
+    for query in queries:
+        text = query.lower()
+        # longest label first: "women's" contains "men's"
+        for gender, label in sorted(taxonomy.genders.items(), key=lambda kv: -len(kv[1])):
+            if gender != "unisex" and label.lower() in text:
+                votes[gender] = votes.get(gender, 0) + 1
+                break
+    return max(votes, key=votes.get) if votes else None
+
+
+class LLMQueryGenerator:
+    """Vision-LLM queries with a strict schema; the local generator on any failure."""
+
+    source = "llm"
+
+    def __init__(self, client: LLMClient, fallback: QueryGenerator, taxonomy: Taxonomy | None = None):
+        self.client = client
+        self.fallback = fallback
+        self.taxonomy = taxonomy or get_taxonomy()
+
+    def generate(self, look: Image, layers: list[str] | None = None, gender: str | None = None) -> GeneratedQueries:
+        asked = layers or list(self.taxonomy.layers)
+        instructions = "Garment layers (id: meaning (categories)):\n" + _layer_lines(self.taxonomy, asked)
+        if gender:
+            instructions += f"\nThe shopper wants {self.taxonomy.genders[gender]} products."
+        messages = [
+            {"role": "system", "content": QUERY_SYSTEM_PROMPT},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": instructions},
+                    {"type": "image_url", "image_url": {"url": image_data_url(look)}},
+                ],
+            },
+        ]
+        try:
+            answer = self.client.chat_json(messages, query_schema(self.taxonomy, layers), "look_layer_queries")
+            queries = parse_layer_queries(answer, self.taxonomy, layers)
+        except LLMError as err:
+            log.warning("llm query generation failed, using the local generator", extra={"kind": err.kind, "error": err.message})
+            result = self.fallback.generate(look, layers=layers, gender=gender)
+            result.degraded.append(f"llm_unavailable: used local query generator ({err.kind}: {err.message[:160]})")
+            return result
+        if gender is None:
+            gender = gender_from_queries(self.taxonomy, list(queries.values()))
+        return GeneratedQueries(
+            source=self.source,
+            gender=gender,
+            layers=[LayerQuery(layer=layer, query=query) for layer, query in queries.items()],
+        )

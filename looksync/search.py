@@ -1,25 +1,31 @@
-"""The online look search pipeline (no Flask here; the service's handlers call these functions).
+"""The online search pipeline (no Flask here; the service's handlers call these functions).
 
-look image -> per-layer queries (local CLIP zero-shot generator; the LLM generator comes with the
-service issue) -> CLIP text embedding (cached per model id) -> filtered kNN per layer on the live
-index -> near-duplicate removal (same image) -> per-layer ranked products, with stage timings and
-an honest ``degraded`` list.
+Look search: cached whole response (key: look image hash + parameters + live index version + model
+id) or: per-layer queries (vision LLM, falling back to the local CLIP zero-shot generator) -> CLIP
+text embedding (cached per model id) -> filtered kNN per layer on the live index -> near-duplicate
+removal -> rerank (LLM listwise | crop-embedding cosine) -> per-layer ranked products, with stage
+timings and an honest ``degraded`` list. Also text / image / image+text search and
+product-to-product similarity on the same filters.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from looksync.cache import Cache, CacheUnavailable, open_cache
 from looksync.index import CatalogIndex, Hit, SearchFilters
-from looksync.querygen import LocalQueryGenerator, QueryGenerator
+from looksync.llm import LLMClient
+from looksync.querygen import LLMQueryGenerator, LocalQueryGenerator, QueryGenerator
+from looksync.regions import RegionFinder, make_region_finder
+from looksync.rerank import RERANK_MODES, LayerCandidates, Reranker
 from looksync.settings import Settings
 from looksync.taxonomy import Taxonomy, get_taxonomy
 
@@ -27,6 +33,7 @@ if TYPE_CHECKING:
     from PIL.Image import Image
 
     from embeddings import ClipEncoder
+    from embeddings.zeroshot import ZeroShot
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +48,14 @@ class NotReady(RuntimeError):
     """The service cannot answer yet (no live index, or the index was built with another model)."""
 
 
+class NotFound(LookupError):
+    """No such product in the live index."""
+
+
+class Unsupported(RuntimeError):
+    """The configured backend cannot do this (e.g. return stored vectors for /similar)."""
+
+
 @dataclass
 class LookSearchRequest:
     market: str | None = None
@@ -48,8 +63,15 @@ class LookSearchRequest:
     layers: list[str] | None = None
     k: int = 10
     filters: SearchFilters = field(default_factory=SearchFilters)
+    rerank: str = "auto"
+
+    def cache_params(self) -> dict[str, Any]:
+        return {"market": self.market, "gender": self.gender, "layers": self.layers, "k": self.k,
+                "filters": asdict(self.filters), "rerank": self.rerank}
 
     def validate(self, taxonomy: Taxonomy) -> None:
+        if self.rerank not in RERANK_MODES:
+            raise InvalidRequest(f"rerank {self.rerank!r} is not one of {', '.join(RERANK_MODES)}")
         if self.market is not None and self.market not in taxonomy.markets:
             raise InvalidRequest(f"market {self.market!r} is not one of {', '.join(taxonomy.markets)}")
         if self.gender is not None and self.gender not in taxonomy.genders:
@@ -93,26 +115,59 @@ def product_summary(hit: Hit) -> dict[str, Any]:
         "price": p.get("price"),
         "currency": p.get("currency"),
         "in_stock": p.get("in_stock"),
+        "sizes": p.get("sizes"),
         "image_url": (p.get("image_urls") or [None])[0],
         "product_url": p.get("product_url"),
     }
 
 
-def drop_near_duplicates(hits: list[Hit]) -> list[Hit]:
-    """Keep the best-scoring hit of each image (hits arrive best first)."""
-    seen: set[str] = set()
+def drop_near_duplicates(hits: list[Hit], exclude_keys: set[str] | None = None) -> list[Hit]:
+    """Keep the best-scoring hit of each dedup group / image (hits arrive best first). Near-duplicates
+    by vector cosine are removed by the crop rerank, which has the vectors at hand."""
+    seen: set[str] = set(exclude_keys or ())
     kept = []
     for hit in hits:
-        key = hit.product.get("image_hash") or hit.product_id
-        if key in seen:
+        keys = {k for k in (hit.product.get("dedup_group"), hit.product.get("image_hash")) if k} or {hit.product_id}
+        if keys & seen:
             continue
-        seen.add(key)
+        seen |= keys
         kept.append(hit)
     return kept
 
 
+@dataclass
+class SearchRequest:
+    """``POST /v1/search``: a text, an image, or an image with a text modifier ("like this, in navy")."""
+
+    text: str | None = None
+    market: str | None = None
+    gender: str | None = None
+    layers: list[str] | None = None
+    categories: list[str] | None = None
+    k: int = 10
+    filters: SearchFilters = field(default_factory=SearchFilters)
+
+    def validate(self, taxonomy: Taxonomy, has_image: bool) -> None:
+        LookSearchRequest(self.market, self.gender, self.layers, self.k, self.filters).validate(taxonomy)
+        if not has_image and not (self.text and self.text.strip()):
+            raise InvalidRequest("give a text, an image, or both")
+        if self.text is not None and len(self.text) > 500:
+            raise InvalidRequest(f"text is {len(self.text)} characters; at most 500")
+        unknown = [c for c in self.categories or [] if c not in taxonomy.categories]
+        if unknown:
+            raise InvalidRequest(f"unknown categor(y/ies) {unknown}; known: {', '.join(taxonomy.categories)}")
+
+
+class SearchEvents:
+    """Hooks the service uses for metrics; the defaults do nothing."""
+
+    def cache(self, cache: str, result: str) -> None:  # result: hit | miss | error
+        pass
+
+
 class SearchEngine:
-    """Shared, per-process resources for the online path: encoder, zero-shot heads, index, cache."""
+    """Shared, per-process resources for the online path: encoder, zero-shot heads, index, cache,
+    query generator (LLM with local fallback, or local), region finder and reranker."""
 
     def __init__(
         self,
@@ -122,6 +177,10 @@ class SearchEngine:
         cache: Cache,
         query_generator: QueryGenerator | None = None,
         taxonomy: Taxonomy | None = None,
+        llm: LLMClient | None = None,
+        region_finder: RegionFinder | None = None,
+        events: SearchEvents | None = None,
+        zeroshot: ZeroShot | None = None,
     ):
         from embeddings.zeroshot import ZeroShot
 
@@ -130,91 +189,268 @@ class SearchEngine:
         self.index = index
         self.cache = cache
         self.taxonomy = taxonomy or get_taxonomy()
-        self.query_generator = query_generator or LocalQueryGenerator(encoder, ZeroShot(encoder, self.taxonomy), self.taxonomy)
+        self.llm = llm
+        self.events = events or SearchEvents()
+        self.local_query_generator = LocalQueryGenerator(
+            encoder, zeroshot or ZeroShot(encoder, self.taxonomy), self.taxonomy
+        )
+        if query_generator is None:
+            query_generator = (
+                LLMQueryGenerator(llm, self.local_query_generator, self.taxonomy) if llm else self.local_query_generator
+            )
+        self.query_generator = query_generator
+        self.region_finder = region_finder or make_region_finder(
+            settings.region_finder, encoder, lambda text: self.embed_text(text, [])
+        )
+        self.reranker = Reranker(
+            encoder,
+            index,
+            self.region_finder,
+            llm=llm,
+            llm_budget_s=settings.rerank_llm_budget_s,
+            text_weight=settings.rerank_text_weight,
+            dedup_cosine=settings.search_dedup_cosine,
+        )
+        self._checked_versions: dict[str, str | None] = {}  # version -> its model id (immutable per version)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SearchEngine:
         from embeddings import load_encoder_from_settings
         from looksync.index.factory import open_index
 
-        return cls(settings, load_encoder_from_settings(settings), open_index(settings), open_cache(settings))
+        return cls(
+            settings,
+            load_encoder_from_settings(settings),
+            open_index(settings),
+            open_cache(settings),
+            llm=LLMClient.from_settings(settings),
+        )
+
+    # ---- readiness and caches -------------------------------------------------------------------
 
     def check_ready(self) -> str:
         """The live version name, or NotReady saying why the service cannot answer."""
         version = self.index.live_version()
         if version is None:
             raise NotReady("no live index version: run `looksync index build` after ingesting feeds")
-        model_id = self.index.live_model_id()
+        if version not in self._checked_versions:
+            self._checked_versions[version] = self.index.live_model_id()
+        model_id = self._checked_versions[version]
         if model_id != self.encoder.model_id:
             raise NotReady(f"live index {version} holds vectors of {model_id}, but the service loaded {self.encoder.model_id}")
         return version
 
+    def _cache_get(self, cache_name: str, key: str, degraded: list[str]) -> bytes | None:
+        try:
+            value = self.cache.get(key)
+        except CacheUnavailable as exc:
+            self.events.cache(cache_name, "error")
+            _note(degraded, f"cache_unavailable: {exc}")
+            return None
+        self.events.cache(cache_name, "miss" if value is None else "hit")
+        return value
+
+    def _cache_set(self, key: str, value: bytes, degraded: list[str], ttl_s: int | None = None) -> None:
+        try:
+            self.cache.set(key, value, ttl_s=ttl_s)
+        except CacheUnavailable as exc:
+            _note(degraded, f"cache_unavailable: {exc}")
+
     def embed_text(self, text: str, degraded: list[str]) -> np.ndarray:
         key = "textvec:" + hashlib.sha1(f"{self.encoder.model_id}\x00{text}".encode()).hexdigest()
-        try:
-            cached = self.cache.get(key)
-        except CacheUnavailable as exc:
-            cached = None
-            _note(degraded, f"cache_unavailable: {exc}")
+        cached = self._cache_get("text_embedding", key, degraded)
         if cached is not None:
             return np.frombuffer(cached, dtype=np.float32)
         vector = self.encoder.encode_texts([text])[0].astype(np.float32)
-        try:
-            self.cache.set(key, vector.tobytes())
-        except CacheUnavailable as exc:
-            _note(degraded, f"cache_unavailable: {exc}")
+        self._cache_set(key, vector.tobytes(), degraded)
         return vector
 
-    def search_look(self, look: Image, request: LookSearchRequest) -> dict[str, Any]:
+    def look_cache_key(self, look_sha256: str, request: LookSearchRequest, version: str) -> str:
+        params = json.dumps(request.cache_params(), sort_keys=True, default=str)
+        raw = f"{look_sha256}\x00{params}\x00{version}\x00{self.encoder.model_id}"
+        return "look:" + hashlib.sha256(raw.encode()).hexdigest()
+
+    # ---- look search ----------------------------------------------------------------------------
+
+    def search_look(self, look: Image, request: LookSearchRequest, look_sha256: str | None = None) -> dict[str, Any]:
+        """Per-layer products for a look. ``look_sha256`` (of the uploaded bytes) enables the response
+        cache; answers with a degraded note are not cached, so a recovered dependency is used again."""
         request.validate(self.taxonomy)
         version = self.check_ready()
         timer = Timer()
         degraded: list[str] = []
+        key = None
+        if look_sha256 and self.settings.look_cache_ttl_s > 0:
+            key = self.look_cache_key(look_sha256, request, version)
+            with timer.stage("cache"):
+                cached = self._cache_get("look", key, degraded)
+            if cached is not None:
+                response = json.loads(cached)
+                response.update(cache="hit", timings_ms={k: round(v, 2) for k, v in timer.timings_ms.items()})
+                return response
+
         with timer.stage("query_generation"):
             generated = self.query_generator.generate(look, layers=request.layers, gender=request.gender)
+        for note in generated.degraded:
+            _note(degraded, note)
         gender = request.gender or generated.gender
-        results = []
+        reranking = request.rerank != "off"
+        per_k = self.settings.rerank_candidates_per_k if reranking else 2
+        candidates, extras = [], []
         for layer_query in generated.layers:
             with timer.stage("text_embedding"):
                 vector = self.embed_text(layer_query.query, degraded)
-            filters = replace(
-                request.filters,
-                layers=[layer_query.layer],
-                market=request.market or request.filters.market,
-                genders=[gender, "unisex"] if gender and gender != "unisex" else request.filters.genders,
-            )
-            gender_filter = "requested" if request.gender else "inferred"
+            filters = replace(request.filters, layers=[layer_query.layer], market=request.market or request.filters.market)
             with timer.stage("knn"):
-                hits = self.index.search(vector, k=request.k * 2, filters=filters, num_candidates=request.k * 10)
-                if not request.gender and filters.genders and len(hits) < request.k:
-                    # an inferred gender is a preference, not the caller's constraint: widen rather than
-                    # return a short list
-                    hits = self.index.search(
-                        vector, k=request.k * 2, filters=replace(filters, genders=None), num_candidates=request.k * 10
-                    )
-                    gender_filter = "relaxed"
+                hits, gender_filter = self._knn_with_gender(vector, request.k * per_k, filters, gender, request.gender)
             with timer.stage("dedup"):
-                hits = drop_near_duplicates(hits)[: request.k]
+                hits = drop_near_duplicates(hits)
+            candidates.append(
+                LayerCandidates(
+                    layer=layer_query.layer,
+                    query=layer_query.query,
+                    hits=hits,
+                    box=layer_query.box,
+                    crop_vector=layer_query.crop_vector,
+                )
+            )
+            extras.append((layer_query, gender_filter))
+        with timer.stage("rerank"):
+            method = self.reranker.rerank(look, candidates, request.rerank, version, degraded) if reranking else "off"
+
+        results = []
+        for c, (layer_query, gender_filter) in zip(candidates, extras, strict=True):
+            products = []
+            for hit in c.hits[: request.k]:
+                summary = product_summary(hit)
+                if hit.product_id in c.rerank_scores:
+                    summary["rerank_score"] = round(c.rerank_scores[hit.product_id], 6)
+                products.append(summary)
             results.append(
                 {
-                    "layer": layer_query.layer,
-                    "query": layer_query.query,
+                    "layer": c.layer,
+                    "query": c.query,
                     "query_source": generated.source,
                     "attributes": layer_query.attributes,
-                    "region": list(layer_query.box) if layer_query.box else None,
+                    "region": list(c.box) if c.box else None,
                     "gender_filter": gender_filter,
-                    "products": [product_summary(h) for h in hits],
+                    "products": products,
                 }
             )
-        return {
+        response = {
             "index_version": version,
             "model_id": self.encoder.model_id,
             "gender": gender,
             "market": request.market,
+            "query_source": generated.source,
             "layers": results,
-            "rerank": "off",  # rerankers (LLM, crop cosine) arrive with the service issue
+            "rerank": method,
+            "cache": ("unavailable" if any(n.startswith("cache_unavailable") for n in degraded) else "miss") if key else "off",
+            "timings_ms": {},
+            "degraded": degraded,
+        }
+        if key and not degraded:
+            with timer.stage("cache"):
+                self._cache_set(key, json.dumps(response).encode(), degraded, ttl_s=self.settings.look_cache_ttl_s)
+        response["timings_ms"] = {k: round(v, 2) for k, v in timer.timings_ms.items()}
+        return response
+
+    def _knn_with_gender(
+        self, vector: np.ndarray, k: int, filters: SearchFilters, gender: str | None, requested_gender: str | None
+    ) -> tuple[list[Hit], str]:
+        if gender and gender != "unisex":
+            filters = replace(filters, genders=[gender, "unisex"])
+        gender_filter = "requested" if requested_gender else ("inferred" if gender else "none")
+        hits = self.index.search(vector, k=k, filters=filters, num_candidates=k * 5)
+        if not requested_gender and gender and len(hits) < k:
+            # an inferred gender is a preference, not the caller's constraint: widen rather than
+            # return a short list
+            hits = self.index.search(vector, k=k, filters=replace(filters, genders=None), num_candidates=k * 5)
+            gender_filter = "relaxed"
+        return hits, gender_filter
+
+    # ---- text / image search, products ----------------------------------------------------------
+
+    def search(self, request: SearchRequest, image: Image | None = None) -> dict[str, Any]:
+        """Text, image, or image + text modifier: normalise(image + w * text) as the query vector."""
+        request.validate(self.taxonomy, has_image=image is not None)
+        version = self.check_ready()
+        timer = Timer()
+        degraded: list[str] = []
+        parts = []
+        if image is not None:
+            with timer.stage("image_embedding"):
+                parts.append(self.encoder.encode_images([image.convert("RGB")])[0])
+        if request.text and request.text.strip():
+            with timer.stage("text_embedding"):
+                text_vector = self.embed_text(" ".join(request.text.split()), degraded)
+            parts.append(text_vector * (self.settings.search_modifier_weight if image is not None else 1.0))
+        vector = np.sum(parts, axis=0)
+        norm = float(np.linalg.norm(vector))
+        if norm == 0.0:
+            raise InvalidRequest("the text modifier cancels the image out; lower search_modifier_weight")
+        filters = replace(
+            request.filters,
+            layers=request.layers or request.filters.layers,
+            categories=request.categories or request.filters.categories,
+            market=request.market or request.filters.market,
+        )
+        with timer.stage("knn"):
+            hits, gender_filter = self._knn_with_gender(vector / norm, request.k * 2, filters, request.gender, request.gender)
+        with timer.stage("dedup"):
+            hits = drop_near_duplicates(hits)[: request.k]
+        return {
+            "index_version": version,
+            "model_id": self.encoder.model_id,
+            "mode": "image+text" if image is not None and request.text else ("image" if image is not None else "text"),
+            "text": request.text,
+            "products": [product_summary(h) for h in hits],
             "timings_ms": {k: round(v, 2) for k, v in timer.timings_ms.items()},
             "degraded": degraded,
+        }
+
+    def product(self, product_id: str) -> dict[str, Any]:
+        version = self.check_ready()
+        product = self.index.get(product_id, version=version)
+        if product is None:
+            raise NotFound(f"product {product_id!r} is not in the live index {version}")
+        return {"index_version": version, "product": product}
+
+    def similar(self, product_id: str, request: SearchRequest) -> dict[str, Any]:
+        """Products like ``product_id`` (its stored image vector), same layer unless ``layers`` says
+        otherwise, under the same filters; the product itself and its duplicates are left out."""
+        request.validate(self.taxonomy, has_image=True)
+        version = self.check_ready()
+        timer = Timer()
+        with timer.stage("lookup"):
+            product = self.index.get(product_id, version=version)
+            if product is None:
+                raise NotFound(f"product {product_id!r} is not in the live index {version}")
+            try:
+                vector = self.index.vectors([product_id], version=version).get(product_id)
+            except NotImplementedError as exc:
+                raise Unsupported(f"the {self.settings.resolved_index_backend} index cannot return vectors: {exc}") from exc
+        if vector is None:
+            raise NotFound(f"product {product_id!r} has no stored vector in {version}")
+        filters = replace(
+            request.filters,
+            layers=request.layers or [product["layer"]],
+            categories=request.categories or request.filters.categories,
+            market=request.market or request.filters.market,
+            exclude_ids=[*(request.filters.exclude_ids or []), product_id],
+        )
+        with timer.stage("knn"):
+            hits, _ = self._knn_with_gender(vector, request.k * 2 + 1, filters, request.gender, request.gender)
+        own = {k for k in (product.get("dedup_group"), product.get("image_hash")) if k}
+        with timer.stage("dedup"):
+            hits = drop_near_duplicates(hits, exclude_keys=own)[: request.k]
+        return {
+            "index_version": version,
+            "model_id": self.encoder.model_id,
+            "product_id": product_id,
+            "products": [product_summary(h) for h in hits],
+            "timings_ms": {k: round(v, 2) for k, v in timer.timings_ms.items()},
+            "degraded": [],
         }
 
 

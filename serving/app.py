@@ -1,9 +1,11 @@
-"""Application factory: shared resources (settings, search engine) are made once per worker here."""
+"""Application factory: shared resources (settings, search engine, metrics) are made once per worker here."""
 
 from __future__ import annotations
 
 import hmac
 import logging
+import re
+import time
 import uuid
 
 from flask import Flask, g, request
@@ -11,23 +13,32 @@ from flask import Flask, g, request
 from looksync.search import SearchEngine
 from looksync.settings import Settings, get_settings
 from serving.errors import ApiError, register_error_handlers
+from serving.metrics import ServiceMetrics
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("looksync.service")
 
-OPEN_PATHS = {"/healthz", "/readyz"}
+OPEN_PATHS = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"}
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 def create_app(settings: Settings | None = None, engine: SearchEngine | None = None) -> Flask:
     settings = settings or get_settings()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
+    app.json.sort_keys = False
+    metrics = ServiceMetrics()
+    search_engine = engine or SearchEngine.from_settings(settings)
+    search_engine.events = metrics
     app.extensions["looksync.settings"] = settings
-    app.extensions["looksync.engine"] = engine or SearchEngine.from_settings(settings)
+    app.extensions["looksync.engine"] = search_engine
+    app.extensions["looksync.metrics"] = metrics
     keys = [k.get_secret_value().encode() for k in settings.api_keys]
 
     @app.before_request
     def _request_context():
-        g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16]
+        given_id = request.headers.get("X-Request-Id", "")
+        g.request_id = given_id if _REQUEST_ID.match(given_id) else uuid.uuid4().hex[:16]
+        g.started = time.perf_counter()
         if keys and request.path not in OPEN_PATHS:
             given = (request.headers.get("X-API-Key") or "").encode()
             # compare against every key without short-circuiting, in constant time per key
@@ -35,15 +46,37 @@ def create_app(settings: Settings | None = None, engine: SearchEngine | None = N
                 raise ApiError(401, "unauthorized", "missing or invalid X-API-Key header")
 
     @app.after_request
-    def _request_id_header(response):
+    def _finish(response):
         response.headers["X-Request-Id"] = g.get("request_id", "")
+        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
+        seconds = time.perf_counter() - g.get("started", time.perf_counter())
+        if endpoint != "/metrics":
+            metrics.observe_request(endpoint, request.method, response.status_code, seconds)
+            if response.is_json and response.status_code == 200:
+                metrics.observe_response(endpoint, response.get_json(silent=True))
+        body = response.get_json(silent=True) if response.is_json else None
+        log.info(
+            "request",
+            extra={
+                "method": request.method,
+                "path": request.path,
+                "endpoint": endpoint,
+                "status": response.status_code,
+                "duration_ms": round(seconds * 1000, 2),
+                "degraded": (body or {}).get("degraded") if isinstance(body, dict) else None,
+                "error": (body or {}).get("error", {}).get("code") if isinstance(body, dict) and "error" in body else None,
+            },
+        )
         return response
 
     from serving.looks import bp as looks_bp
+    from serving.openapi import bp as openapi_bp
     from serving.ops import bp as ops_bp
+    from serving.products import bp as products_bp
+    from serving.search import bp as search_bp
 
-    app.register_blueprint(looks_bp)
-    app.register_blueprint(ops_bp)
+    for blueprint in (looks_bp, search_bp, products_bp, ops_bp, openapi_bp):
+        app.register_blueprint(blueprint)
     register_error_handlers(app)
     return app
 
@@ -52,3 +85,9 @@ def engine() -> SearchEngine:
     from flask import current_app
 
     return current_app.extensions["looksync.engine"]
+
+
+def metrics() -> ServiceMetrics:
+    from flask import current_app
+
+    return current_app.extensions["looksync.metrics"]

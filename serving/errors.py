@@ -8,8 +8,9 @@ from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
 from looksync.images import FetchError
+from looksync.index import IndexBackendError
 from looksync.quarantine import Reason
-from looksync.search import InvalidRequest, NotReady
+from looksync.search import InvalidRequest, NotFound, NotReady, Unsupported
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,19 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(NotReady)
     def _not_ready(err: NotReady):
         return error_response(503, "not_ready", str(err))
+
+    @app.errorhandler(NotFound)
+    def _not_found(err: NotFound):
+        return error_response(404, "not_found", str(err))
+
+    @app.errorhandler(Unsupported)
+    def _unsupported(err: Unsupported):
+        return error_response(501, "not_supported", str(err))
+
+    @app.errorhandler(IndexBackendError)
+    def _index_down(err: IndexBackendError):
+        log.error("index error: %s", err)
+        return error_response(503, "index_unavailable", "the catalog index cannot be read; see the service log")
 
     @app.errorhandler(HTTPException)
     def _http(err: HTTPException):

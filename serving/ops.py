@@ -1,11 +1,13 @@
-"""Operational endpoints: liveness and readiness."""
+"""Operational endpoints: liveness, readiness, Prometheus metrics."""
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, Response, jsonify
+from prometheus_client import CONTENT_TYPE_LATEST
 
+from looksync.index import IndexBackendError
 from looksync.search import NotReady
-from serving.app import engine
+from serving.app import engine, metrics
 
 bp = Blueprint("ops", __name__)
 
@@ -20,6 +22,21 @@ def readyz():
     eng = engine()
     try:
         version = eng.check_ready()
-    except NotReady as exc:
+        count = eng.index.count()
+    except (NotReady, IndexBackendError) as exc:
         return jsonify({"status": "not_ready", "reason": str(exc)}), 503
-    return jsonify({"status": "ready", "index_version": version, "model_id": eng.encoder.model_id, "products": eng.index.count()})
+    return jsonify(
+        {
+            "status": "ready",
+            "index_version": version,
+            "model_id": eng.encoder.model_id,
+            "products": count,
+            "query_generator": getattr(eng.query_generator, "source", type(eng.query_generator).__name__),
+            "cache": eng.cache.name,
+        }
+    )
+
+
+@bp.get("/metrics")
+def prometheus_metrics():
+    return Response(metrics().exposition(), mimetype=CONTENT_TYPE_LATEST)

@@ -10,7 +10,7 @@ import pytest
 from looksync.cache import CacheUnavailable, MemoryCache, RedisCache, open_cache
 from looksync.settings import load_settings
 
-REDIS_URL = "redis://127.0.0.1:6379/15"
+REDIS_URL = "redis://127.0.0.1:6379/6"
 
 
 def test_memory_cache_lru_and_ttl():

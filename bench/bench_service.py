@@ -1,0 +1,204 @@
+"""Load benchmark of the look search service on loopback.
+
+Builds an embedded index of N synthetic products (default 100,000; random unit vectors stored under
+the model id of a ViT-B-32 random-weight checkpoint, so the service accepts them), starts the real
+service under gunicorn with that model and the local query generator, and sends look searches at
+concurrency 1, 4 and 16 with reranking off and on (crop cosine), then cache hits (the same look and
+parameters again), text searches and product-to-product searches. Every request is bounded in count
+and time and goes to 127.0.0.1 only.
+
+Prints, per phase: client latency p50/p95/p99, server-side latency p50/p95/p99 (sum of the response's
+stage timings), per-stage p50/p95, throughput and errors; and the ratios to the issue's targets
+(server p95 < 250 ms for a 5-layer look without LLM; cache hit p95 < 20 ms; 0 errors).
+
+    python bench/bench_service.py                       # 100k products, ~10 min on 2 cores
+    python bench/bench_service.py --products 20000 --requests 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from looksync.demo import free_port, start_service, stop_service, wait_ready  # noqa: E402
+
+LAYERS = ["outer_topwear", "topwear", "bottomwear", "footwear", "bag"]  # a 5-layer look
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+def build_index(data_dir: Path, model_id: str, dim: int, n: int, seed: int = 0) -> float:
+    from looksync.index.embedded import EmbeddedIndex
+    from looksync.schema import Product
+    from looksync.taxonomy import get_taxonomy
+
+    taxonomy = get_taxonomy()
+    rng = np.random.default_rng(seed)
+    categories = list(taxonomy.categories)
+    markets = list(taxonomy.markets)
+    colours = list(taxonomy.colours)
+    start = time.perf_counter()
+    index = EmbeddedIndex(data_dir / "index")
+    version = index.create_version(model_id, dim)
+    batch = 10_000
+    for lo in range(0, n, batch):
+        products = []
+        for i in range(lo, min(n, lo + batch)):
+            category = categories[i % len(categories)]
+            market = markets[(i // len(categories)) % len(markets)]
+            products.append(
+                Product(
+                    vendor="bench_vendor", vendor_sku=f"B-{i}", market=market, title=f"bench {category} {i}",
+                    brand=f"Brand{i % 50}", category=category, gender=["women", "men", "unisex"][i % 3],
+                    colours=[colours[i % len(colours)]], pattern="solid", sizes=["S", "M", "L"][: 1 + i % 3],
+                    price=float(5 + i % 200), currency=taxonomy.currency_of(market), in_stock=bool(i % 5),
+                    image_urls=[f"http://images.invalid/{i}.png"], product_url=f"http://shop.invalid/{i}",
+                    image_hash=f"{i:064x}",
+                )
+            )
+        vectors = rng.standard_normal((len(products), dim)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        result = index.upsert(version, products, vectors)
+        if result.failures:
+            raise SystemExit(f"index build failed: {result.failures[:3]}")
+    index.build_ann_index(version, min_rows=1)
+    index.set_live(version)
+    return time.perf_counter() - start
+
+
+def run_phase(name, send, count, concurrency):
+    client_ms, server_ms, stages, errors = [], [], {}, 0
+    start = time.perf_counter()
+
+    def one(i):
+        t0 = time.perf_counter()
+        try:
+            resp = send(i)
+            ok = resp.status_code == 200
+            body = resp.json() if ok else None
+        except requests.RequestException:
+            ok, body = False, None
+        return ok, (time.perf_counter() - t0) * 1000, body
+
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        for ok, ms, body in pool.map(one, range(count)):
+            if not ok:
+                errors += 1
+                continue
+            client_ms.append(ms)
+            timings = body.get("timings_ms") or {}
+            server_ms.append(sum(timings.values()))
+            for stage, v in timings.items():
+                stages.setdefault(stage, []).append(v)
+    wall = time.perf_counter() - start
+    row = {
+        "phase": name, "concurrency": concurrency, "requests": count, "errors": errors,
+        "rps": round(count / wall, 2),
+        "client_ms": [round(pct(client_ms, q), 1) for q in (50, 95, 99)],
+        "server_ms": [round(pct(server_ms, q), 1) for q in (50, 95, 99)],
+        "stages_ms": {s: [round(pct(v, 50), 1), round(pct(v, 95), 1)] for s, v in sorted(stages.items())},
+    }
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--products", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=24, help="requests per phase")
+    parser.add_argument("--concurrency", default="1,4,16")
+    parser.add_argument("--model", default="ViT-B-32")
+    parser.add_argument("--workdir", type=Path, default=None)
+    args = parser.parse_args()
+
+    from embeddings import load_encoder, save_random_checkpoint
+    from looksync.sample import generate_sample
+
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-service-"))
+    data_dir = workdir / "data"
+    checkpoint = save_random_checkpoint(args.model, workdir / "models" / f"{args.model}-random.pt", seed=0)
+    encoder = load_encoder(args.model, str(checkpoint), device="cpu")
+    build_s = build_index(data_dir, encoder.model_id, encoder.dim, args.products)
+    del encoder
+    print(f"index: {args.products} products, {build_s:.1f}s to build (with ANN index)", flush=True)
+
+    manifest = generate_sample(workdir / "sample", size=60, seed=5, fault_rate=0.0, image_base_url="http://127.0.0.1:9", n_looks=4)
+    looks = sorted(Path(manifest.looks_dir).glob("*.png"))
+    look_bytes = [p.read_bytes() for p in looks]
+
+    env = {
+        "LOOKSYNC_DATA_DIR": str(data_dir),
+        "LOOKSYNC_CLIP_MODEL": args.model,
+        "LOOKSYNC_CLIP_WEIGHTS": str(checkpoint),
+        "LOOKSYNC_DEVICE": "cpu",
+        "LOOKSYNC_LOG_LEVEL": "WARNING",
+        "GUNICORN_WORKERS": "1",
+        "GUNICORN_THREADS": os.environ.get("GUNICORN_THREADS", "4"),
+    }
+    port = free_port()
+    proc = start_service(env, port, workdir / "service.log")
+    base = f"http://127.0.0.1:{port}"
+    session = requests.Session()
+    session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=32))
+    try:
+        ready = wait_ready(base, timeout_s=300, proc=proc)
+        print(f"service ready: {ready}", flush=True)
+        unique_ids = itertools.count()
+
+        def look_request(rerank, unique=True):
+            def send(i):
+                params = {"market": "US", "gender": "women", "layers": LAYERS, "k": 10, "rerank": rerank}
+                if unique:  # a distinct, never-binding price cap per request defeats the response cache
+                    params["filters"] = {"price_max": 1e9 + next(unique_ids) + random.random()}
+                files = {"image": ("look.png", look_bytes[i % len(look_bytes)], "image/png")}
+                return session.post(f"{base}/v1/looks/search", files=files, data={"params": json.dumps(params)}, timeout=120)
+
+            return send
+
+        rows = []
+        concurrencies = [int(c) for c in args.concurrency.split(",")]
+        look_request("off")(0)  # warm the worker (first inference, prompt vectors)
+        for rerank in ("off", "local"):
+            for c in concurrencies:
+                rows.append(run_phase(f"look rerank={rerank}", look_request(rerank), args.requests, c))
+        hit = look_request("off", unique=False)
+        hit(0)  # fill the cache for look 0
+        for c in concurrencies:
+            rows.append(run_phase("look cache hit", lambda i: hit(0), args.requests * 4, c))
+        texts = ["women's navy striped t-shirt", "men's black leather boots", "red handbag", "blue denim jeans"]
+        for c in concurrencies:
+            rows.append(run_phase("text search", lambda i: session.post(
+                f"{base}/v1/search", json={"text": texts[i % 4] + f" {next(unique_ids)}", "k": 10}, timeout=60), args.requests * 2, c))
+        pid = session.post(f"{base}/v1/search", json={"text": "t-shirt", "k": 1}, timeout=60).json()["products"][0]["product_id"]
+        for c in concurrencies:
+            rows.append(run_phase("similar", lambda i: session.get(
+                f"{base}/v1/products/{pid}/similar", params={"k": 10, "price_max": 1e9 + i}, timeout=60), args.requests * 2, c))
+    finally:
+        stop_service(proc)
+
+    print("\nsummary (targets on 2 cores: look without LLM server p95 < 250 ms; cache hit p95 < 20 ms; 0 errors)")
+    for r in rows:
+        target = 250.0 if r["phase"].startswith("look rerank") else (20.0 if r["phase"] == "look cache hit" else None)
+        ratio = f"  server p95 / target = {r['server_ms'][1] / target:.2f}" if target else ""
+        print(f"{r['phase']:<22} c={r['concurrency']:<3} client p50/p95/p99 {r['client_ms']} ms  "
+              f"server {r['server_ms']} ms  {r['rps']} req/s  errors {r['errors']}{ratio}")
+    print(f"total errors: {sum(r['errors'] for r in rows)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,229 @@
+"""The OpenAPI 3.1 document (/openapi.json) and a self-contained docs page (/docs) rendered from it."""
+
+from __future__ import annotations
+
+import html
+import json
+
+from flask import Blueprint, Response, jsonify
+
+bp = Blueprint("openapi", __name__)
+
+_ERROR = {"$ref": "#/components/schemas/Error"}
+_FILTERS = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "brands_include": {"type": "array", "items": {"type": "string"}},
+        "brands_exclude": {"type": "array", "items": {"type": "string"}},
+        "price_min": {"type": "number", "description": "in the market's currency"},
+        "price_max": {"type": "number"},
+        "sizes": {"type": "array", "items": {"type": "string"}, "description": "a product matches if it has any"},
+        "in_stock": {"type": "boolean"},
+    },
+}
+_COMMON = {
+    "market": {"type": "string", "enum": ["IN", "US", "JP"]},
+    "gender": {"type": "string", "enum": ["women", "men", "unisex"]},
+    "k": {"type": "integer", "minimum": 1, "maximum": 100, "default": 10},
+    "filters": {"$ref": "#/components/schemas/Filters"},
+}
+_PRODUCT = {
+    "type": "object",
+    "properties": {
+        name: {"type": t}
+        for name, t in {
+            "product_id": "string", "score": "number", "rerank_score": "number", "title": "string", "brand": "string",
+            "category": "string", "layer": "string", "gender": "string", "market": "string", "price": "number",
+            "currency": "string", "in_stock": "boolean", "image_url": "string", "product_url": "string",
+        }.items()
+    },
+}
+_DEGRADED = {"type": "array", "items": {"type": "string"}, "description": "why the answer is less than the best path"}
+_TIMINGS = {"type": "object", "additionalProperties": {"type": "number"}, "description": "per-stage milliseconds"}
+
+
+def _errors(*codes: int) -> dict:
+    return {str(c): {"description": "error", "content": {"application/json": {"schema": _ERROR}}} for c in codes}
+
+
+def _json(schema: dict, description: str = "OK") -> dict:
+    return {"200": {"description": description, "content": {"application/json": {"schema": schema}}}}
+
+
+def _image_body(extra: dict, required_image: bool) -> dict:
+    json_schema = {
+        "type": "object",
+        "properties": {
+            "image_base64": {"type": "string", "format": "byte"},
+            "image_url": {"type": "string", "format": "uri", "description": "fetched with the ingestion guards"},
+            **_COMMON,
+            **extra,
+        },
+    }
+    multipart = {
+        "type": "object",
+        "properties": {
+            "image": {"type": "string", "format": "binary"},
+            "params": {"type": "string", "description": "the JSON parameters as a string"},
+        },
+        **({"required": ["image"]} if required_image else {}),
+    }
+    return {
+        "required": True,
+        "content": {"application/json": {"schema": json_schema}, "multipart/form-data": {"schema": multipart}},
+    }
+
+
+def _query_params() -> list[dict]:
+    params = [
+        ("market", "string"), ("gender", "string"), ("k", "integer"), ("layers", "string"), ("categories", "string"),
+        ("brands_include", "string"), ("brands_exclude", "string"), ("price_min", "number"),
+        ("price_max", "number"), ("sizes", "string"), ("in_stock", "boolean"),
+    ]
+    return [{"name": n, "in": "query", "required": False, "schema": {"type": t}} for n, t in params]
+
+
+def openapi_document() -> dict:
+    look_layer = {
+        "type": "object",
+        "properties": {
+            "layer": {"type": "string"},
+            "query": {"type": "string"},
+            "query_source": {"type": "string", "enum": ["llm", "local"]},
+            "region": {"type": ["array", "null"], "items": {"type": "integer"}},
+            "gender_filter": {"type": "string"},
+            "products": {"type": "array", "items": _PRODUCT},
+        },
+    }
+    look_response = {
+        "type": "object",
+        "properties": {
+            "index_version": {"type": "string"},
+            "model_id": {"type": "string"},
+            "layers": {"type": "array", "items": look_layer},
+            "rerank": {"type": "string", "enum": ["llm", "local", "off"]},
+            "cache": {"type": "string", "enum": ["hit", "miss", "unavailable", "off"]},
+            "timings_ms": _TIMINGS,
+            "degraded": _DEGRADED,
+        },
+    }
+    list_response = {
+        "type": "object",
+        "properties": {
+            "index_version": {"type": "string"},
+            "model_id": {"type": "string"},
+            "products": {"type": "array", "items": _PRODUCT},
+            "timings_ms": _TIMINGS,
+            "degraded": _DEGRADED,
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "LookSync look search service",
+            "version": "1",
+            "description": "Per-layer product search for generated looks; text, image and product-to-product search.",
+        },
+        "components": {
+            "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
+            "schemas": {
+                "Filters": _FILTERS,
+                "Error": {
+                    "type": "object",
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                            "required": ["code", "message"],
+                        }
+                    },
+                },
+            },
+        },
+        "security": [{"apiKey": []}],
+        "paths": {
+            "/v1/looks/search": {
+                "post": {
+                    "summary": "Products for each garment layer of a look",
+                    "requestBody": _image_body(
+                        {
+                            "layers": {"type": "array", "items": {"type": "string"}},
+                            "rerank": {"type": "string", "enum": ["auto", "llm", "local", "off"]},
+                        },
+                        required_image=True,
+                    ),
+                    "responses": {**_json(look_response), **_errors(400, 401, 413, 503)},
+                }
+            },
+            "/v1/search": {
+                "post": {
+                    "summary": "Text, image, or image + text modifier search",
+                    "requestBody": _image_body(
+                        {
+                            "text": {"type": "string", "maxLength": 500},
+                            "layers": {"type": "array", "items": {"type": "string"}},
+                            "categories": {"type": "array", "items": {"type": "string"}},
+                        },
+                        required_image=False,
+                    ),
+                    "responses": {**_json(list_response), **_errors(400, 401, 413, 503)},
+                }
+            },
+            "/v1/products/{product_id}": {
+                "get": {
+                    "summary": "One product of the live index",
+                    "parameters": [{"name": "product_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "responses": {**_json({"type": "object"}), **_errors(401, 404, 503)},
+                }
+            },
+            "/v1/products/{product_id}/similar": {
+                "get": {
+                    "summary": "Products similar to one product (same layer unless `layers` says otherwise)",
+                    "parameters": [
+                        {"name": "product_id", "in": "path", "required": True, "schema": {"type": "string"}},
+                        *_query_params(),
+                    ],
+                    "responses": {**_json(list_response), **_errors(400, 401, 404, 501, 503)},
+                }
+            },
+            "/healthz": {"get": {"summary": "Process up", "security": [], "responses": _json({"type": "object"})}},
+            "/readyz": {
+                "get": {"summary": "Model loaded, index reachable, live version known", "security": [],
+                        "responses": {**_json({"type": "object"}), "503": {"description": "not ready"}}}
+            },
+            "/metrics": {"get": {"summary": "Prometheus metrics", "security": [],
+                                 "responses": {"200": {"description": "text exposition format"}}}},
+        },
+    }
+
+
+@bp.get("/openapi.json")
+def openapi_json():
+    return jsonify(openapi_document())
+
+
+@bp.get("/docs")
+def docs_page():
+    doc = openapi_document()
+    rows = []
+    for path, methods in doc["paths"].items():
+        for method, op in methods.items():
+            body = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+            params = ", ".join(p["name"] for p in op.get("parameters", []))
+            rows.append(
+                f"<h2><code>{method.upper()} {html.escape(path)}</code></h2><p>{html.escape(op['summary'])}</p>"
+                + (f"<p>parameters: <code>{html.escape(params)}</code></p>" if params else "")
+                + (f"<pre>{html.escape(json.dumps(body, indent=2))}</pre>" if body else "")
+                + f"<p>responses: {', '.join(sorted(op['responses']))}</p>"
+            )
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><title>LookSync API</title>"
+        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}pre{background:#f4f4f4;padding:1em}</style>"
+        f"</head><body><h1>{html.escape(doc['info']['title'])}</h1><p>{html.escape(doc['info']['description'])}</p>"
+        "<p>Machine-readable: <a href='/openapi.json'>/openapi.json</a>. Errors: "
+        "<code>{\"error\": {\"code\", \"message\"}}</code>. API key header: <code>X-API-Key</code>.</p>"
+        + "".join(rows)
+        + "</body></html>"
+    )
+    return Response(page, mimetype="text/html")
