@@ -6,19 +6,22 @@ price levels, 200 brands (Zipf-distributed). ``--queries`` queries are perturbed
 and are filtered, as a look query is, by that row's category AND market. Ground truth is the exact
 cosine top-k (numpy, blocked). Measured, single-threaded per query:
 
-* embedded backend (``EmbeddedIndex``, LanceDB HNSW-SQ + scalar indexes), unfiltered and filtered;
-* the same data partitioned: one embedded version per (layer, market), category filtered inside;
+* embedded backend (``EmbeddedIndex``: one LanceDB table per (layer, market), each with its own HNSW-SQ
+  and scalar indexes): the look query (layer AND category AND market, routed to one partition, category
+  filtered inside) and unfiltered (every partition searched, top-k merged; ``--unfiltered-queries``);
+* the per-query floor: a search on a 100-row partition, through the backend and on the bare table;
 * FAISS ``IndexHNSWFlat`` unfiltered (the anchor), at the smallest efSearch reaching the target recall.
 
 Prints recall@k, p50/p95 latency, the p95 ratio to FAISS, build times and peak memory.
 
-    python bench/bench_index.py --n 1000000      # the issue's size; --n 200000 fits ~10 minutes on 2 cores
+    python bench/bench_index.py --n 1000000      # the issue's size; --n 100000 fits ~10 minutes on 2 cores
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import os
 import resource
 import shutil
 import sys
@@ -156,7 +159,7 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--target-recall", type=float, default=0.95)
     ap.add_argument("--candidates", default="50,100,200", help="num_candidates values tried on the embedded backend")
-    ap.add_argument("--no-partitioned", action="store_true", help="skip the per-(layer, market) partitioned variant")
+    ap.add_argument("--unfiltered-queries", type=int, default=100, help="queries for the all-partitions path")
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -168,6 +171,7 @@ def main() -> None:
     faiss.omp_set_num_threads(1)  # per-query latency, single-threaded, like one service worker
     k = args.k
     print(f"size: n={args.n:,} vectors x {args.dim}-d, {args.queries} queries, k={k}", flush=True)
+    print(f"load average at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     t0 = time.perf_counter()
     data = make_data(args.n, args.dim, args.queries, args.seed)
     print(f"data generated in {time.perf_counter() - t0:.1f} s", flush=True)
@@ -201,59 +205,73 @@ def main() -> None:
         hnsw = None  # noqa: F841 - free the graph before the embedded builds
         gc.collect()
 
-        # ---- embedded backend, one table
+        # ---- embedded backend: one LanceDB table per (layer, market), each with its own HNSW-SQ index
         t0 = time.perf_counter()
-        index = build_embedded(work / "single", data, np.arange(args.n))
+        index = build_embedded(work / "index", data, np.arange(args.n))
         build = time.perf_counter() - t0
-        disk = sum(p.stat().st_size for p in (work / "single").rglob("*") if p.is_file()) / 1024**3
-        print(f"\nembedded (LanceDB HNSW-SQ) built in {build:.1f} s, {disk:.2f} GB on disk; peak RSS {rss_gb():.2f} GB", flush=True)
+        disk = sum(p.stat().st_size for p in (work / "index").rglob("*") if p.is_file()) / 1024**3
+        nparts = len(index.stats()["versions"][0]["partitions"])
+        print(
+            f"\nembedded (LanceDB HNSW-SQ, {nparts} partitions) built in {build:.1f} s, {disk:.2f} GB on disk; "
+            f"peak RSS {rss_gb():.2f} GB",
+            flush=True,
+        )
         best = {}
         for c in [int(x) for x in args.candidates.split(",")]:
-            found, ms = timed(lambda i, q, c=c: ids(index.search(q, k, num_candidates=c)), queries)
-            best.setdefault("plain", []).append(row(f"embedded unfiltered, num_candidates={c}", recall(found, truth, k), ms))
-            filt = lambda i, q, c=c: ids(  # noqa: E731
-                index.search(q, k, SearchFilters(categories=[keys[i][0]], market=keys[i][1]), num_candidates=c)
-            )
-            found, ms = timed(filt, queries)
+            look = lambda i, q, c=c: ids(  # noqa: E731 - a look query: layer AND category AND market
+                index.search(
+                    q, k, SearchFilters(layers=[CATEGORIES[keys[i][0]]], categories=[keys[i][0]], market=keys[i][1]),
+                    num_candidates=c,
+                )
+            )  # fmt: skip
+            found, ms = timed(look, queries)
+            assert len(index.last_search_partitions) == 1, index.last_search_partitions
             best.setdefault("filtered", []).append(
-                row(f"embedded category AND market, num_candidates={c}", recall(found, truth_f, k), ms)
+                row(f"embedded layer+category+market, nc={c}", recall(found, truth_f, k), ms)
+            )
+        nu = min(args.unfiltered_queries, len(queries))
+        c = int(args.candidates.split(",")[0])
+        for threads in (1, index.search_threads):
+            index.search_threads = threads
+            found, ms = timed(lambda i, q: ids(index.search(q, k, num_candidates=c)), queries[:nu])
+            assert len(index.last_search_partitions) == nparts
+            best.setdefault("unfiltered", []).append(
+                row(f"embedded unfiltered, {nparts} parts merged, {threads} thr, nc={c}", recall(found, truth[:nu], k), ms)
             )
         for kind, rows in best.items():
             ok = [r for r in rows if r["recall"] >= args.target_recall] or [max(rows, key=lambda r: r["recall"])]
             results[f"embedded {kind}"] = min(ok, key=lambda r: r["p95"])
-        index = None  # noqa: F841 - let the table handles go before the partitioned builds
+        index = None  # noqa: F841
         gc.collect()
 
-        # ---- embedded backend, one version per (layer, market); category filtered inside
-        if not args.no_partitioned:
-            t0 = time.perf_counter()
-            layer_of = np.array([CATEGORIES[c] for c in data["columns"]["category"]])
-            parts = {}
-            for layer in sorted(set(CATEGORIES.values())):
-                for market in MARKETS:
-                    rows = np.flatnonzero((layer_of == layer) & (data["columns"]["market"] == market))
-                    parts[(layer, market)] = build_embedded(work / f"part-{layer}-{market}", data, rows)
-            pbuild = time.perf_counter() - t0
-            print(f"\npartitioned: {len(parts)} versions built in {pbuild:.1f} s; peak RSS {rss_gb():.2f} GB", flush=True)
-            prow = []
-            for c in [int(x) for x in args.candidates.split(",")]:
-                search = lambda i, q, c=c: ids(  # noqa: E731
-                    parts[(CATEGORIES[keys[i][0]], keys[i][1])].search(
-                        q, k, SearchFilters(categories=[keys[i][0]]), num_candidates=c
-                    )
-                )
-                found, ms = timed(search, queries)
-                prow.append(row(f"partitioned (layer, market) + category, nc={c}", recall(found, truth_f, k), ms))
-            ok = [r for r in prow if r["recall"] >= args.target_recall] or [max(prow, key=lambda r: r["recall"])]
-            results["partitioned filtered"] = min(ok, key=lambda r: r["p95"])
-            results["partitioned build s"] = pbuild
-            parts.clear()
+        # ---- the per-query floor: one call on a 100-row partition (nothing to compute), through the
+        # backend and straight on the LanceDB table
+        from looksync.index.embedded import EmbeddedIndex
+
+        tiny = EmbeddedIndex(work / "tiny")
+        tv = tiny.create_version("bench/synthetic", args.dim)
+        same = np.flatnonzero((data["columns"]["category"] == "t_shirt") & (data["columns"]["market"] == "IN"))[:100]
+        tiny.upsert(tv, products(data, same, "bench/synthetic"), data["matrix"][same])
+        tiny.set_live(tv)
+        flt = SearchFilters(layers=["topwear"], market="IN")
+        floor_q = queries[:300]
+        _, ms = timed(lambda i, q: tiny.search(q, k, flt), floor_q)
+        results["floor backend"] = row("floor: backend search, 100-row partition", 1.0, ms)
+        pinned = EmbeddedIndex(work / "tiny", read_consistency=None)  # never re-checks for newer commits
+        _, ms = timed(lambda i, q: pinned.search(q, k, flt), floor_q)
+        results["floor pinned"] = row("floor: backend, read_consistency=None", 1.0, ms)
+        table = tiny._partition(tiny._record(tv), ("topwear", "IN"))
+        _, ms = timed(lambda i, q: table.search(q).distance_type("cosine").limit(k).to_list(), floor_q)
+        results["floor lancedb"] = row("floor: bare LanceDB table.search().to_list()", 1.0, ms)
+        _, ms = timed(lambda i, q: table.search(q).distance_type("cosine").select(["product_id", "_distance"]).limit(k).to_arrow(), floor_q)
+        results["floor lancedb ids"] = row("floor: bare LanceDB, ids only, to_arrow()", 1.0, ms)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     f = results["faiss"]
     print(f"\nsummary (n={args.n:,}, dim={args.dim}, {args.queries} queries, k={k})")
     print(f"  build: faiss {faiss_build:.1f} s, embedded {build:.1f} s; embedded on disk {disk:.2f} GB; peak RSS {rss_gb():.2f} GB")
+    print(f"  load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     for name, r in results.items():
         if isinstance(r, dict):
             print(

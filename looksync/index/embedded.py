@@ -1,23 +1,32 @@
-"""The embedded catalog index: LanceDB tables in a local directory, no server.
+"""The embedded catalog index: LanceDB tables in a local directory, no server, partitioned.
 
-Each index version is one LanceDB table (``v<UTC timestamp>-<model>``); ``versions.json`` beside them
-(see ``lance_registry``) records each version's model id and size and which one is live. Searches are
-cosine kNN with the filters applied *before* the neighbour search, so a rare filter still yields k hits.
-Small tables are scanned exactly; ``build_ann_index`` adds an HNSW index (and scalar indexes on the
-filter columns) once a table is large enough.
+Each index version is a directory ``<path>/<version>/`` (``v<UTC timestamp>-<model>``) holding one
+LanceDB table per (layer, market) partition (see ``lance_partitions``); ``versions.json`` beside them
+(see ``lance_registry``) records each version's model id and size and which one is live. Every look
+query filters by layer and market, so a search only opens the partitions its filters can match (the
+layers named, or implied by the categories named; the market named) and runs the remaining filters
+inside them, *before* the neighbour search, so a rare filter still yields k hits; hits from several
+partitions are merged by score. A product whose layer or market changes moves partition.
+
+Small partitions are scanned exactly; ``build_ann_index`` gives each partition holding at least
+``ann_min_rows`` rows its own HNSW index (and scalar indexes on the filter columns).
 
 Several ``EmbeddedIndex`` objects, in one process or several, may share a directory: a reader sees
-every committed write (LanceDB re-checks the table's latest version on each read) and follows the live
-version as soon as a writer swaps it (the registry is re-read when its file changes).
+every committed write (LanceDB re-checks a table's latest version on each read, and the version
+directory is listed on each search, so new partitions appear) and follows the live version as soon as a
+writer swaps it (the registry is re-read when its file changes).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 import re
 import shutil
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
@@ -28,7 +37,7 @@ import lancedb
 import numpy as np
 from lancedb.index import Bitmap, BTree, HnswSq, LabelList
 
-from looksync.index import lance_snapshots
+from looksync.index import lance_partitions, lance_snapshots
 from looksync.index.base import (
     BulkResult,
     CatalogIndex,
@@ -39,6 +48,7 @@ from looksync.index.base import (
     VersionInfo,
 )
 from looksync.index.lance_filters import filter_sql, sql_in, sql_string
+from looksync.index.lance_partitions import Key
 from looksync.index.lance_registry import VersionRecord, VersionRegistry
 from looksync.index.lance_schema import (
     PRODUCT_COLUMNS,
@@ -57,14 +67,13 @@ log = logging.getLogger(__name__)
 _VERSION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _ID_CHUNK = 1000  # product ids per IN (...) predicate
 
-# Scalar indexes on the filter columns: bitmaps for few distinct values, btrees for many, a label list
-# for the sizes list (it serves array_has_any).
+# Scalar indexes on the filter columns inside a partition (layer and market are the partition's, so
+# constant there): bitmaps for few distinct values, btrees for many, a label list for the sizes list
+# (it serves array_has_any).
 _SCALAR_INDEXES = (
     ("product_id", BTree),
-    ("layer", Bitmap),
     ("category", Bitmap),
     ("gender", Bitmap),
-    ("market", Bitmap),
     ("in_stock", Bitmap),
     ("brand", BTree),
     ("price", BTree),
@@ -77,14 +86,18 @@ def _model_slug(model_id: str) -> str:
 
 
 class EmbeddedIndex(CatalogIndex):
-    """``CatalogIndex`` on LanceDB tables under ``path``.
+    """``CatalogIndex`` on LanceDB tables under ``path``, one table per (layer, market) per version.
 
-    ``ann_min_rows``: ``build_ann_index`` leaves smaller tables to exact search.
+    ``ann_min_rows``: ``build_ann_index`` leaves smaller partitions to exact search.
     ``candidates_per_k``: ANN candidates examined per requested hit when ``num_candidates`` is not given.
     ``read_consistency``: how stale a read may be (0 = always the last commit; None = never re-check,
     the fastest, for a read-only snapshot).
     ``snapshot_store``: where ``snapshot`` copies versions to and ``restore`` reads them from (an
     ``ObjectStore``, or a function making one on first use); default ``<path>/../snapshots``.
+
+    ``search_threads``: a search spanning several partitions queries up to this many at once.
+    ``partition_searches`` counts, for this handle, the partitions each search opened
+    (``(version, layer, market)`` -> searches); ``last_search_partitions`` lists the last search's.
     """
 
     def __init__(
@@ -97,18 +110,23 @@ class EmbeddedIndex(CatalogIndex):
         norm_tolerance: float = NORM_TOLERANCE,
         read_consistency: timedelta | None = timedelta(0),
         snapshot_store: ObjectStore | Callable[[], ObjectStore] | None = None,
+        search_threads: int = 4,
     ):
         self.path = Path(path)
         self.ann_min_rows = ann_min_rows
         self.candidates_per_k = candidates_per_k
         self.rows_per_ann_partition = rows_per_ann_partition
         self.norm_tolerance = norm_tolerance
+        self.read_consistency = read_consistency
+        self.search_threads = search_threads
+        self._pool: ThreadPoolExecutor | None = None
         self.path.mkdir(parents=True, exist_ok=True)
-        with self._backend_errors(f"open the embedded index at {self.path}"):
-            self._db = lancedb.connect(self.path, read_consistency_interval=read_consistency)
         self._registry = VersionRegistry(self.path)
-        self._tables: dict[str, Any] = {}
+        self._dbs: dict[str, Any] = {}  # version -> LanceDB connection on its directory
+        self._tables: dict[tuple[str, Key], Any] = {}  # (version, partition) -> open table
         self._snapshot_store = snapshot_store
+        self.partition_searches: Counter[tuple[str, str, str]] = Counter()
+        self.last_search_partitions: list[Key] = []
 
     def __repr__(self) -> str:
         return f"EmbeddedIndex({str(self.path)!r})"
@@ -131,8 +149,10 @@ class EmbeddedIndex(CatalogIndex):
                     name, suffix = f"{name.rsplit('~', 1)[0]}~{suffix}", suffix + 1
             elif name in state.versions:
                 raise IndexBackendError(f"{self.path}: version {name!r} already exists")
+            if self._version_dir(name).exists():
+                raise IndexBackendError(f"{self._version_dir(name)}: already exists; not a registered version")
             with self._backend_errors(f"create version {name!r}"):
-                self._tables[name] = self._db.create_table(name, schema=table_schema(dim))
+                self._version_dir(name).mkdir()
             state.versions[name] = VersionRecord(
                 name=name, model_id=model_id, dim=dim, created_at=now.isoformat(timespec="microseconds")
             )
@@ -176,9 +196,11 @@ class EmbeddedIndex(CatalogIndex):
                 del state.versions[name]
         # The registry no longer names them, so no reader opens them from here on.
         for name in dropped:
-            self._tables.pop(name, None)
-            with self._backend_errors(f"drop version {name!r}"):
-                self._db.drop_table(name, ignore_missing=True)
+            self._forget(name)
+            directory = self._version_dir(name)
+            if directory.exists():
+                with self._backend_errors(f"drop version {name!r}"):
+                    shutil.rmtree(directory)
         if dropped:
             log.info("index versions pruned", extra={"dropped": dropped, "keep": keep})
         return dropped
@@ -195,35 +217,41 @@ class EmbeddedIndex(CatalogIndex):
             reason = vector_problem(vector, record.dim, self.norm_tolerance)
             if reason is None and product.model_id and product.model_id != record.model_id:
                 reason = f"vector of model {product.model_id!r}; version {version} holds {record.model_id!r}"
+            if reason is None and not (product.layer and product.market):
+                reason = f"no layer/market to partition by (layer {product.layer!r}, market {product.market!r})"
             if reason is not None:
                 result.failures.append((product.product_id, reason))
                 continue
             rows.pop(product.product_id, None)  # a product twice in one batch: the last row wins
             rows[product.product_id] = (product, np.asarray(vector, dtype=np.float32))
-        if rows:
-            kept = [p for p, _ in rows.values()]
-            matrix = np.stack([v for _, v in rows.values()])
-            data = products_table(kept, matrix, record.model_id, record.dim)
-            with self._backend_errors(f"upsert {len(kept)} products into {version}"):
+        if not rows:
+            return result
+        where_now = self._locate(record.name, list(rows), ["product_id"])
+        groups: dict[Key, list[tuple[Product, np.ndarray]]] = {}
+        for product, vector in rows.values():
+            groups.setdefault((product.layer, product.market), []).append((product, vector))
+        for key, items in sorted(groups.items()):
+            data = products_table([p for p, _ in items], np.stack([v for _, v in items]), record.model_id, record.dim)
+            table = self._partition(record, key, create=True)
+            with self._backend_errors(f"upsert {len(items)} products into {version} partition {key}"):
                 merged = (
-                    self._table(version)
-                    .merge_insert("product_id")
-                    .when_matched_update_all()
-                    .when_not_matched_insert_all()
-                    .execute(data)
+                    table.merge_insert("product_id").when_matched_update_all().when_not_matched_insert_all().execute(data)
                 )
-            result.written = merged.num_inserted_rows + merged.num_updated_rows
+            result.written += merged.num_inserted_rows + merged.num_updated_rows
+        # products whose layer or market changed: the new row is in; drop the old one
+        moved = [(pid, old) for pid, (old, _) in where_now.items() if old != (rows[pid][0].layer, rows[pid][0].market)]
+        self._delete_from(record, moved)
         return result
 
     def update_metadata(self, version: str, products: Sequence[Product]) -> BulkResult:
         record = self._record(version)
-        table = self._table(version)
         latest = {p.product_id: p for p in products}  # the last row of a product wins
-        stored = self._fetch(table, list(latest), ["product_id", "image_hash"])
+        stored = self._locate(record.name, list(latest), ["product_id", "image_hash"])
         result = BulkResult()
-        valid = []
+        staying: dict[Key, list[Product]] = {}
+        moving: list[tuple[Key, Product]] = []
         for product_id, product in latest.items():
-            old = stored.get(product_id)
+            old_key, old = stored.get(product_id, (None, None))
             if old is None:
                 reason = f"not in version {version}"
             elif product.model_id and product.model_id != record.model_id:
@@ -233,42 +261,74 @@ class EmbeddedIndex(CatalogIndex):
                     f"image changed ({old['image_hash'][:12]} -> {product.image_hash[:12]}): "
                     "re-embed it and upsert instead"
                 )
+            elif not (product.layer and product.market):
+                reason = f"no layer/market to partition by (layer {product.layer!r}, market {product.market!r})"
             else:
                 # the vector stays, so the hash of the image it came from stays too
-                valid.append(product.model_copy(update={"image_hash": product.image_hash or old["image_hash"]}))
+                kept = product.model_copy(update={"image_hash": product.image_hash or old["image_hash"]})
+                if (kept.layer, kept.market) == old_key:
+                    staying.setdefault(old_key, []).append(kept)
+                else:
+                    moving.append((old_key, kept))
                 continue
             result.failures.append((product_id, reason))
-        if valid:
-            with self._backend_errors(f"update metadata of {len(valid)} products in {version}"):
-                merged = table.merge_insert("product_id").when_matched_update_all().execute(metadata_table(valid))
-            result.written = merged.num_updated_rows
+        for key, group in sorted(staying.items()):
+            table = self._partition(record, key)
+            with self._backend_errors(f"update metadata of {len(group)} products in {version} partition {key}"):
+                merged = table.merge_insert("product_id").when_matched_update_all().execute(metadata_table(group))
+            result.written += merged.num_updated_rows
+        if moving:
+            # a changed layer or market moves the product, with its stored vector, to its new partition
+            old_vectors = self.vectors([p.product_id for _, p in moving], version=record.name)
+            moved = [(old_key, p) for old_key, p in moving if p.product_id in old_vectors]
+            by_key: dict[Key, list[Product]] = {}
+            for _, p in moved:
+                by_key.setdefault((p.layer, p.market), []).append(p)
+            for key, group in sorted(by_key.items()):
+                matrix = np.stack([old_vectors[p.product_id] for p in group])
+                data = products_table(group, matrix, record.model_id, record.dim)
+                table = self._partition(record, key, create=True)
+                with self._backend_errors(f"move {len(group)} products into {version} partition {key}"):
+                    merged = (
+                        table.merge_insert("product_id")
+                        .when_matched_update_all()
+                        .when_not_matched_insert_all()
+                        .execute(data)
+                    )
+                result.written += merged.num_inserted_rows + merged.num_updated_rows
+            self._delete_from(record, [(p.product_id, old_key) for old_key, p in moved])
+            for _, p in moving:
+                if p.product_id not in old_vectors:
+                    result.failures.append((p.product_id, f"deleted from version {version} during the update"))
         return result
 
     def delete(self, version: str, product_ids: Sequence[str]) -> int:
-        self._record(version)
-        table = self._table(version)
+        record = self._record(version)
         ids = list(dict.fromkeys(product_ids))
         deleted = 0
-        with self._backend_errors(f"delete {len(ids)} products from {version}"):
-            for start in range(0, len(ids), _ID_CHUNK):
-                deleted += table.delete(sql_in("product_id", ids[start : start + _ID_CHUNK])).num_deleted_rows
+        if not ids:
+            return 0
+        for key in self._partition_keys(record.name):
+            table = self._partition(record, key)
+            with self._backend_errors(f"delete {len(ids)} products from {version} partition {key}"):
+                for start in range(0, len(ids), _ID_CHUNK):
+                    deleted += table.delete(sql_in("product_id", ids[start : start + _ID_CHUNK])).num_deleted_rows
         return deleted
 
     # ---- reads ----------------------------------------------------------------------------------
 
     def get(self, product_id: str, version: str | None = None) -> dict[str, Any] | None:
         record = self._record(version)
-        found = self._fetch(self._table(record.name), [product_id], list(PRODUCT_COLUMNS))
-        row = found.get(product_id)
-        return row_to_product(row) if row is not None else None
+        found = self._locate(record.name, [product_id], list(PRODUCT_COLUMNS))
+        return row_to_product(found[product_id][1]) if product_id in found else None
 
     def vectors(self, product_ids: Sequence[str], version: str | None = None) -> dict[str, np.ndarray]:
         record = self._record(version)
         ids = list(dict.fromkeys(product_ids))
         if not ids:
             return {}
-        found = self._fetch(self._table(record.name), ids, ["product_id", VECTOR_COLUMN])
-        return {pid: np.asarray(row[VECTOR_COLUMN], dtype=np.float32) for pid, row in found.items()}
+        found = self._locate(record.name, ids, ["product_id", VECTOR_COLUMN])
+        return {pid: np.asarray(row[VECTOR_COLUMN], dtype=np.float32) for pid, (_, row) in found.items()}
 
     def count(self, version: str | None = None) -> int:
         return self._count_rows(self._record(version).name)
@@ -285,37 +345,75 @@ class EmbeddedIndex(CatalogIndex):
             raise IndexBackendError(f"search: k must be >= 1, got {k}")
         record = self._record(version)
         query = query_vector(vector, record.dim)
-        where = filter_sql(filters)
-        table = self._table(record.name)
+        where = filter_sql(lance_partitions.inner_filters(filters))
+        filter_sql(filters)  # checks every value, the routed-away ones too
+        keys = lance_partitions.routed(self._partition_keys(record.name), filters)
         candidates = max(num_candidates or self.candidates_per_k * k, k)
-        with self._backend_errors(f"search {record.name} (k={k}, filter {where})"):
+        tables = [(key, self._partition(record, key)) for key in keys]
+
+        def one(table: Any) -> list[dict[str, Any]]:
             rows = self._knn(table, query, k, where, candidates, exact=False)
             if len(rows) < k and table.count_rows(where) > len(rows):
                 # The ANN graph can run dry under a very selective filter: the matches are few, so an
                 # exact scan over them is cheap and returns every one of the k that exist.
                 rows = self._knn(table, query, k, where, candidates, exact=True)
+            return rows
+
+        with self._backend_errors(f"search {record.name} partitions {keys} (k={k}, filter {where})"):
+            if len(tables) > 1 and self.search_threads > 1:
+                answers = list(self._search_pool().map(one, [t for _, t in tables]))
+            else:
+                answers = [one(t) for _, t in tables]
+        best: dict[str, dict[str, Any]] = {}
+        for key, rows in zip(keys, answers, strict=True):
+            self.partition_searches[(record.name, *key)] += 1
+            for r in rows:
+                seen = best.get(r["product_id"])  # a product moving partition may briefly be in two
+                if seen is None or r["_distance"] < seen["_distance"]:
+                    best[r["product_id"]] = r
+        self.last_search_partitions = keys
+        merged = sorted(best.values(), key=lambda r: (r["_distance"], r["product_id"]))[:k]
         return [
-            Hit(product_id=r["product_id"], score=1.0 - float(r["_distance"]), product=row_to_product(r)) for r in rows
+            Hit(product_id=r["product_id"], score=1.0 - float(r["_distance"]), product=row_to_product(r)) for r in merged
         ]
 
     def stats(self) -> dict[str, Any]:
         state = self._registry.read()
         versions = []
         for info in self.list_versions():
-            table = self._table(info.name)
-            with self._backend_errors(f"stats of {info.name}"):
-                indexes = [
-                    {"name": i.name, "type": i.index_type, "columns": list(i.columns)} for i in table.list_indices()
-                ]
-                table_stats = table.stats()
+            record = state.versions[info.name]
+            partitions, indexes = [], []
+            total_bytes = fragments = 0
+            for key in self._partition_keys(info.name):
+                table = self._partition(record, key)
+                with self._backend_errors(f"stats of {info.name} partition {key}"):
+                    own = [
+                        {"name": i.name, "type": i.index_type, "columns": list(i.columns), "partition": list(key)}
+                        for i in table.list_indices()
+                    ]
+                    table_stats = table.stats()
+                    rows = table.count_rows()
+                total_bytes += table_stats["total_bytes"]
+                fragments += table_stats["fragment_stats"]["num_fragments"]
+                indexes += own
+                partitions.append(
+                    {
+                        "layer": key[0],
+                        "market": key[1],
+                        "count": rows,
+                        "table_version": table.version,
+                        "ann": any(i["columns"] == [VECTOR_COLUMN] for i in own),
+                        "searches": self.partition_searches[(info.name, *key)],
+                    }
+                )
             versions.append(
                 {
                     **asdict(info),
-                    "table_version": table.version,
-                    "bytes": table_stats["total_bytes"],
-                    "fragments": table_stats["fragment_stats"]["num_fragments"],
+                    "bytes": total_bytes,
+                    "fragments": fragments,
                     "indexes": indexes,
-                    "ann": any(i["columns"] == [VECTOR_COLUMN] for i in indexes),
+                    "ann": any(p["ann"] for p in partitions),
+                    "partitions": partitions,
                 }
             )
         return {"backend": "embedded", "path": str(self.path), "live": state.live, "versions": versions}
@@ -334,21 +432,25 @@ class EmbeddedIndex(CatalogIndex):
         record = self._record(version)
         now = datetime.now(UTC)
         name = lance_snapshots.check_snapshot_name(name or f"{record.name}~{now:%Y%m%dT%H%M%S%f}Z")
-        with self._backend_errors(f"pin the table of {record.name} for a snapshot"):
-            table = self._db.open_table(record.name)  # a handle of our own: checkout pins it
-            table_version = table.version
-            table.checkout(table_version)
-            count = table.count_rows()
+        tables: dict[str, int] = {}
+        count = 0
+        for key in self._partition_keys(record.name):
+            table_name = lance_partitions.table_name(*key)
+            with self._backend_errors(f"pin partition {key} of {record.name} for a snapshot"):
+                table = self._db(record.name).open_table(table_name)  # a handle of our own: checkout pins it
+                tables[table_name] = table.version
+                table.checkout(table.version)
+                count += table.count_rows()
         manifest = lance_snapshots.SnapshotManifest(
             snapshot=name,
             version=record.name,
             model_id=record.model_id,
             dim=record.dim,
             count=count,
-            table_version=table_version,
+            tables=tables,
             created_at=now.isoformat(timespec="microseconds"),
         )
-        location = lance_snapshots.upload(self._table_dir(record.name), manifest, self.snapshot_store)
+        location = lance_snapshots.upload(self._version_dir(record.name), manifest, self.snapshot_store)
         log.info("index snapshot written", extra={"version": record.name, "snapshot": name, "location": location})
         return self._snapshot_info(manifest, location)
 
@@ -358,13 +460,12 @@ class EmbeddedIndex(CatalogIndex):
         name = as_version or manifest.version
         if not _VERSION_NAME.match(name):
             raise IndexBackendError(f"version name {name!r}: use letters, digits, '.', '_' or '-' (max 128)")
-        if name in self._registry.read().versions or self._table_dir(name).exists():
+        if name in self._registry.read().versions or self._version_dir(name).exists():
             raise IndexBackendError(f"{self.path}: version {name!r} already exists; restore under another name")
-        lance_snapshots.download(store, manifest, self._table_dir(name))
+        lance_snapshots.download(store, manifest, self._version_dir(name))
         try:
-            with self._backend_errors(f"open restored version {name!r}"):
-                table = self._db.open_table(name)
-                count = table.count_rows()
+            self._forget(name)
+            count = self._count_rows(name)
             if count != manifest.count:
                 raise IndexBackendError(f"restored {name!r} holds {count} rows; snapshot {snapshot} says {manifest.count}")
             with self._registry.edit() as state:
@@ -377,10 +478,9 @@ class EmbeddedIndex(CatalogIndex):
                     created_at=datetime.now(UTC).isoformat(timespec="microseconds"),
                 )
         except BaseException:
-            self._tables.pop(name, None)
-            shutil.rmtree(self._table_dir(name), ignore_errors=True)
+            self._forget(name)
+            shutil.rmtree(self._version_dir(name), ignore_errors=True)
             raise
-        self._tables[name] = table
         log.info("index snapshot restored", extra={"snapshot": snapshot, "version": name, "count": count})
         return name
 
@@ -408,29 +508,36 @@ class EmbeddedIndex(CatalogIndex):
     # ---- ANN ------------------------------------------------------------------------------------
 
     def end_bulk_load(self, version: str) -> None:
-        """A loaded version gets its ANN and filter indexes (when it is large enough)."""
+        """A loaded version gets its ANN and filter indexes (on the partitions large enough)."""
         self.build_ann_index(version)
 
     def build_ann_index(self, version: str | None = None, min_rows: int | None = None) -> bool:
-        """Build the cosine HNSW-SQ index and the scalar filter indexes on a version holding at least
-        ``min_rows`` (default ``ann_min_rows``) products; smaller ones stay on exact search (returns False).
-        Rows written afterwards are still found (scanned exactly) until the index is rebuilt."""
+        """Give each partition of a version holding at least ``min_rows`` (default ``ann_min_rows``)
+        products its own cosine HNSW-SQ index and scalar filter indexes; smaller partitions stay on exact
+        search. Returns whether any partition has one now. Rows written afterwards are still found
+        (scanned exactly) until the index is rebuilt."""
         record = self._record(version)
-        table = self._table(record.name)
-        rows = self._count_rows(record.name)
-        threshold = self.ann_min_rows if min_rows is None else min_rows
-        if rows < max(threshold, 1):
-            log.info("ann index skipped", extra={"version": record.name, "rows": rows, "threshold": threshold})
-            return False
-        partitions = max(1, math.ceil(rows / self.rows_per_ann_partition))
-        with self._backend_errors(f"build the ANN index of {record.name} ({rows} rows)"):
-            table.create_index(
-                VECTOR_COLUMN, config=HnswSq(distance_type="cosine", num_partitions=partitions), replace=True
-            )
-            for column, config in _SCALAR_INDEXES:
-                table.create_index(column, config=config(), replace=True)
-        log.info("ann index built", extra={"version": record.name, "rows": rows, "partitions": partitions})
-        return True
+        threshold = max(self.ann_min_rows if min_rows is None else min_rows, 1)
+        built = []
+        for key in self._partition_keys(record.name):
+            table = self._partition(record, key)
+            with self._backend_errors(f"count partition {key} of {record.name}"):
+                rows = table.count_rows()
+            if rows < threshold:
+                continue
+            partitions = max(1, math.ceil(rows / self.rows_per_ann_partition))
+            with self._backend_errors(f"build the ANN index of {record.name} partition {key} ({rows} rows)"):
+                table.create_index(
+                    VECTOR_COLUMN, config=HnswSq(distance_type="cosine", num_partitions=partitions), replace=True
+                )
+                for column, config in _SCALAR_INDEXES:
+                    table.create_index(column, config=config(), replace=True)
+            built.append(key)
+        log.info(
+            "ann indexes built" if built else "ann index skipped",
+            extra={"version": record.name, "partitions": [list(k) for k in built], "threshold": threshold},
+        )
+        return bool(built)
 
     # ---- internals ------------------------------------------------------------------------------
 
@@ -444,20 +551,93 @@ class EmbeddedIndex(CatalogIndex):
             raise IndexBackendError(f"{self.path}: no index version {name!r}; known: {sorted(state.versions)}")
         return record
 
-    def _table_dir(self, name: str) -> Path:
-        return self.path / f"{name}.lance"
+    def _search_pool(self) -> ThreadPoolExecutor:
+        if self._pool is None:  # made on first use, so a forked worker makes its own
+            self._pool = ThreadPoolExecutor(max_workers=self.search_threads, thread_name_prefix="looksync-index")
+        return self._pool
 
-    def _table(self, name: str) -> Any:
-        table = self._tables.get(name)
-        if table is None:
+    def _version_dir(self, name: str) -> Path:
+        return self.path / name
+
+    def _db(self, name: str) -> Any:
+        db = self._dbs.get(name)
+        if db is None:
+            directory = self._version_dir(name)
+            if not directory.is_dir():
+                if (self.path / f"{name}.lance").exists():
+                    raise IndexBackendError(
+                        f"{self.path}: version {name!r} is in the one-table layout written before partitioning; "
+                        "rebuild it (looksync reindex)"
+                    )
+                raise IndexBackendError(f"{directory}: the directory of version {name!r} is missing")
             with self._backend_errors(f"open version {name!r}"):
-                table = self._db.open_table(name)
-            self._tables[name] = table
+                db = lancedb.connect(directory, read_consistency_interval=self.read_consistency)
+            self._dbs[name] = db
+        return db
+
+    def _forget(self, name: str) -> None:
+        self._dbs.pop(name, None)
+        for cached in [c for c in self._tables if c[0] == name]:
+            del self._tables[cached]
+
+    def _partition_keys(self, name: str) -> list[Key]:
+        """The partitions of a version, read from its directory each time (a writer may add one). A table
+        directory without a committed manifest (being created right now) is not one yet."""
+        directory = self._version_dir(name)
+        self._db(name)  # a clear error for a missing or old-layout version
+        try:
+            entries = os.listdir(directory)
+        except OSError as exc:
+            raise IndexBackendError(f"{directory}: cannot list the partitions: {exc}") from exc
+        keys = []
+        for entry in entries:
+            if not entry.endswith(".lance"):
+                continue
+            key = lance_partitions.key_of(entry[: -len(".lance")])
+            if key is not None and ((name, key) in self._tables or _has_manifest(directory / entry)):
+                keys.append(key)
+        return sorted(keys)
+
+    def _partition(self, record: VersionRecord, key: Key, create: bool = False) -> Any:
+        table = self._tables.get((record.name, key))
+        if table is None:
+            table_name = lance_partitions.table_name(*key)
+            db = self._db(record.name)
+            with self._backend_errors(f"open partition {key} of {record.name}"):
+                if create:
+                    table = db.create_table(table_name, schema=table_schema(record.dim), exist_ok=True)
+                else:
+                    table = db.open_table(table_name)
+            self._tables[(record.name, key)] = table
         return table
 
     def _count_rows(self, name: str) -> int:
-        with self._backend_errors(f"count {name}"):
-            return self._table(name).count_rows()
+        record = self._registry.read().versions.get(name) or VersionRecord(name, "", 0, "")  # restores count first
+        total = 0
+        for key in self._partition_keys(name):
+            with self._backend_errors(f"count {name} partition {key}"):
+                total += self._partition(record, key).count_rows()
+        return total
+
+    def _locate(self, name: str, product_ids: list[str], columns: list[str]) -> dict[str, tuple[Key, dict[str, Any]]]:
+        """Where each of ``product_ids`` is stored (partition, and the ``columns`` of its row)."""
+        record = self._record(name)
+        found: dict[str, tuple[Key, dict[str, Any]]] = {}
+        for key in self._partition_keys(name):
+            table = self._partition(record, key)
+            for pid, row in self._fetch(table, product_ids, columns).items():
+                found[pid] = (key, row)
+        return found
+
+    def _delete_from(self, record: VersionRecord, where: list[tuple[str, Key]]) -> None:
+        by_key: dict[Key, list[str]] = {}
+        for pid, key in where:
+            by_key.setdefault(key, []).append(pid)
+        for key, ids in sorted(by_key.items()):
+            table = self._partition(record, key)
+            with self._backend_errors(f"delete {len(ids)} moved products from {record.name} partition {key}"):
+                for start in range(0, len(ids), _ID_CHUNK):
+                    table.delete(sql_in("product_id", ids[start : start + _ID_CHUNK]))
 
     def _fetch(self, table: Any, product_ids: list[str], columns: list[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
@@ -499,3 +679,10 @@ class EmbeddedIndex(CatalogIndex):
             raise
         except Exception as exc:
             raise IndexBackendError(f"{self.path}: cannot {what}: {exc}") from exc
+
+
+def _has_manifest(table_dir: Path) -> bool:
+    try:
+        return any(e.endswith(".manifest") for e in os.listdir(table_dir / "_versions"))
+    except OSError:
+        return False

@@ -1,11 +1,12 @@
-"""Snapshots of one embedded index version: its LanceDB table's files, copied to an object store.
+"""Snapshots of one embedded index version: its partition tables' files, copied to an object store.
 
-A LanceDB table is a directory of immutable files plus one manifest per table version
-(``_versions/<n>.manifest``). A snapshot of table version *n* copies every file present when it starts
-and only manifest *n*: files written later by a concurrent writer are ignored, and the restored table
-opens at exactly version *n*. Layout in the store::
+A version is a directory of LanceDB tables (one per (layer, market) partition). A LanceDB table is a
+directory of immutable files plus one manifest per table version (``_versions/<n>.manifest``). A snapshot
+pins each partition at its current table version *n*, copies every file present when it starts and only
+manifest *n*: files written later by a concurrent writer are ignored, and each restored table opens at
+exactly version *n*. Layout in the store::
 
-    <snapshot>/files/<path inside the table directory>
+    <snapshot>/files/<table>.lance/<path inside the table directory>
     <snapshot>/manifest.json   written last: a snapshot without it is incomplete and is not listed
 
 The manifest carries the version's model id, vector size, row count and each file's size and sha256;
@@ -29,7 +30,7 @@ from looksync.index.base import IndexBackendError
 from looksync.storage import ObjectStore, StorageError
 
 MANIFEST = "manifest.json"
-FORMAT = 1
+FORMAT = 2  # 2: one table per partition (1 was one table per version)
 _U64_MAX = 2**64 - 1
 _SNAPSHOT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,199}$")
 
@@ -41,7 +42,7 @@ class SnapshotManifest:
     model_id: str
     dim: int
     count: int
-    table_version: int
+    tables: dict[str, int]  # partition table name -> its pinned table version
     created_at: str
     files: list[dict[str, Any]] = field(default_factory=list)  # {"path", "bytes", "sha256"}
     format: int = FORMAT
@@ -109,16 +110,18 @@ def table_files(table_dir: Path, table_version: int) -> list[Path]:
     return files + manifests
 
 
-def upload(table_dir: Path, manifest: SnapshotManifest, store: ObjectStore) -> str:
-    """Copy the table's files for ``manifest.table_version`` into ``store``, manifest last; returns its URI."""
+def upload(version_dir: Path, manifest: SnapshotManifest, store: ObjectStore) -> str:
+    """Copy each partition table's files for its pinned version (``manifest.tables``) into ``store``,
+    manifest last; returns its URI."""
     prefix = check_snapshot_name(manifest.snapshot)
     if store.exists(f"{prefix}/{MANIFEST}"):
         raise IndexBackendError(f"{store.uri}/{prefix}: a snapshot of that name already exists")
     try:
-        for path in table_files(table_dir, manifest.table_version):
-            rel = path.relative_to(table_dir).as_posix()
-            manifest.files.append({"path": rel, "bytes": path.stat().st_size, "sha256": _sha256(path)})
-            store.put_file(f"{prefix}/files/{rel}", path)
+        for table, table_version in sorted(manifest.tables.items()):
+            for path in table_files(version_dir / f"{table}.lance", table_version):
+                rel = path.relative_to(version_dir).as_posix()
+                manifest.files.append({"path": rel, "bytes": path.stat().st_size, "sha256": _sha256(path)})
+                store.put_file(f"{prefix}/files/{rel}", path)
         store.put_bytes(f"{prefix}/{MANIFEST}", manifest.to_json())
     except (StorageError, OSError) as exc:
         raise IndexBackendError(f"snapshot {prefix} to {store.uri}: {exc}") from exc

@@ -25,6 +25,7 @@ def test_registry_file_names_versions_and_the_live_one(tmp_path):
     index.set_live(version)
 
     registry = json.loads((tmp_path / "versions.json").read_text())
+    assert (tmp_path / version).is_dir()  # a version is a directory of partition tables
 
     assert version.startswith("v") and version.endswith("Z-vit-h-14-laion2b-s32b-b79k")
     assert registry["live"] == version
@@ -80,6 +81,7 @@ def test_small_tables_stay_on_exact_search(tmp_path):
     index = EmbeddedIndex(tmp_path, ann_min_rows=1000)
     version = index.create_version(MODEL_ID, DIM)
     index.upsert(version, catalog(50), vectors(50))
+    assert index.build_ann_index(version, min_rows=51) is False  # the whole version has 50, no partition more
     assert index.build_ann_index(version) is False
     assert index.stats()["versions"][0]["indexes"] == []
 
@@ -92,13 +94,14 @@ def test_ann_index_keeps_filters_exact_and_recall_high(tmp_path):
         for i in range(n)
     ]
     matrix = vectors(n, seed=8, dim=dim)
-    index = EmbeddedIndex(tmp_path, ann_min_rows=1000)
+    index = EmbeddedIndex(tmp_path, ann_min_rows=100)  # per partition: 15 (layer, market) of ~200 rows
     version = index.create_version("model-32", dim)
     index.upsert(version, products, matrix)
     index.set_live(version)
 
     assert index.build_ann_index() is True
     stats = index.stats()["versions"][0]
+    assert len(stats["partitions"]) == 15 and all(p["ann"] for p in stats["partitions"])
     assert stats["ann"] and {"brand", "sizes", "price"} <= {c for i in stats["indexes"] for c in i["columns"]}
 
     recall = []

@@ -43,8 +43,11 @@ def test_local_round_trip_into_another_index_under_the_original_name(tmp_path):
     manifest = json.loads((tmp_path / "snapshots" / info.name / "manifest.json").read_text())
     assert (manifest["version"], manifest["model_id"], manifest["dim"], manifest["count"]) == (version, MODEL_ID, DIM, 200)
     assert manifest["checksum"] == info.checksum and len(info.checksum) == 64
-    assert any(f["path"].startswith("_indices/") for f in manifest["files"])  # the ANN index travels too
-    assert sum(f["path"].startswith("_versions/") for f in manifest["files"]) == 1
+    tables = {f["path"].split("/")[0] for f in manifest["files"]}
+    assert tables == {f"{t}.lance" for t in manifest["tables"]} and len(tables) == 15  # every partition
+    for table in tables:
+        assert any(f["path"].startswith(f"{table}/_indices/") for f in manifest["files"])  # the ANN indexes travel too
+        assert sum(f["path"].startswith(f"{table}/_versions/") for f in manifest["files"]) == 1
     assert info.location == f"{store.uri}/{info.name}"
 
     target = EmbeddedIndex(tmp_path / "b", snapshot_store=store)
@@ -66,7 +69,7 @@ def test_s3_round_trip(tmp_path, s3_bucket, s3_endpoint):
     assert info.location == f"s3://{bucket}/prod/snapshots/nightly-1"
     assert not (tmp_path / "snapshots").exists()
     keys = list(S3Store(bucket, "prod/snapshots", endpoint_url=s3_endpoint).list("nightly-1"))
-    assert "nightly-1/manifest.json" in keys and any(k.startswith("nightly-1/files/data/") for k in keys)
+    assert "nightly-1/manifest.json" in keys and any(k.startswith("nightly-1/files/p-") and "/data/" in k for k in keys)
 
     fresh = open_index(load_settings(data_dir=tmp_path / "elsewhere", s3_bucket=bucket, s3_endpoint_url=s3_endpoint, s3_prefix="prod"))
     assert [s.name for s in fresh.list_snapshots()] == ["nightly-1"]
@@ -92,14 +95,14 @@ def test_a_corrupt_file_fails_the_restore_and_leaves_nothing_behind(tmp_path):
     index = EmbeddedIndex(tmp_path / "index")
     version, _ = _built(index, n=30)
     info = index.snapshot(version, name="snap")
-    data_file = next((tmp_path / "snapshots" / "snap" / "files" / "data").iterdir())
+    data_file = next((tmp_path / "snapshots" / "snap" / "files").glob("p-*.lance/data/*"))
     data_file.write_bytes(data_file.read_bytes()[:-1] + b"\x00")
 
     with pytest.raises(IndexBackendError, match="checksum mismatch"):
         index.restore(info.name, as_version="broken")
 
     assert [v.name for v in index.list_versions()] == [version]
-    assert not (tmp_path / "index" / "broken.lance").exists()
+    assert not (tmp_path / "index" / "broken").exists()
     assert not [p for p in (tmp_path / "index").iterdir() if p.name.startswith(".restore-")]
 
 
@@ -128,4 +131,4 @@ def test_snapshot_errors_name_what_is_wrong(tmp_path):
     with pytest.raises(IndexBackendError, match="holds 10 rows; snapshot once says 11"):
         index.restore("once", as_version="miscounted")
     assert [v.name for v in index.list_versions()] == [version]
-    assert not (tmp_path / "index" / "miscounted.lance").exists()
+    assert not (tmp_path / "index" / "miscounted").exists()
