@@ -102,7 +102,7 @@ def group_catalog(settings, model_id: str, mirror=None) -> dict[str, int]:
     store = ProductStore(settings.data_dir)
     products = store.all()
     grouping = group_near_duplicates(
-        products, EmbeddingStore(settings.data_dir).load(model_id), settings.dedup_threshold, settings.dedup_title_overlap
+        products, EmbeddingStore.from_settings(settings).load(model_id), settings.dedup_threshold, settings.dedup_title_overlap
     )
     current = store.groups()
     changes = {pid: grouping.groups.get(pid) for pid in current if current[pid] != grouping.groups.get(pid)}

@@ -238,7 +238,7 @@ def detect_stage(settings: Settings, ws: Workspace, model_id: str, refetch: bool
     ref = ws.ref
     incoming = ws.read_products("incoming")
     stored = ProductStore(settings.data_dir).by_vendor(ref.vendor)
-    have_vector = set(EmbeddingStore(settings.data_dir).lookup(model_id, {p.image_hash for p in stored.values()}))
+    have_vector = set(EmbeddingStore.from_settings(settings).lookup(model_id, {p.image_hash for p in stored.values()}))
     classes: dict[str, list[str]] = {"new": [], "image_check": [], "same_image": [], "vanished": []}
     for p in incoming:
         old = stored.get(p.product_id)
@@ -291,7 +291,7 @@ def embed_stage(settings: Settings, ws: Workspace, encoder: ClipEncoder, force: 
     """Embed fetched images whose (hash, model) has no stored vector (all of them with ``force``)."""
     t0 = time.perf_counter()
     fetched: dict[str, str] = ws.read_json("fetched", {})
-    store = EmbeddingStore(settings.data_dir)
+    store = EmbeddingStore.from_settings(settings)
     hashes = set(fetched.values())
     known = {} if force else store.lookup(encoder.model_id, hashes)
     todo = [(h, ws.path / "images" / h) for h in sorted(hashes) if h not in known]
@@ -317,7 +317,7 @@ def standardise_stage(settings: Settings, ws: Workspace, model_id: str, zeroshot
     failed = ws.read_json("embed_failures", {})
     quarantine = ws.quarantine(settings)
     stored = ProductStore(settings.data_dir).get_many(classes["image_check"] + classes["same_image"])
-    vectors_store = EmbeddingStore(settings.data_dir)
+    vectors_store = EmbeddingStore.from_settings(settings)
     ready: list[Product] = []
     fetch_needed = set(classes["new"]) | set(classes["image_check"])
     for p in ws.read_products("incoming"):
@@ -395,7 +395,7 @@ def apply_stage(
         model_id = write[0].model_id if write else None
         live = index.live_version()
         if live is None and write:
-            dim = len(next(iter(EmbeddingStore(settings.data_dir).lookup(model_id, [write[0].image_hash]).values())))
+            dim = len(next(iter(EmbeddingStore.from_settings(settings).lookup(model_id, [write[0].image_hash]).values())))
             live = index.create_version(model_id, dim)
             index.set_live(live)
             report.notes.append(f"no live index version: created {live} for {model_id}")
@@ -405,7 +405,7 @@ def apply_stage(
         elif live:
             embed_now = by_outcome["new"] + by_outcome["image_changed"]
             if embed_now:
-                vectors = EmbeddingStore(settings.data_dir).lookup(model_id, {p.image_hash for p in embed_now})
+                vectors = EmbeddingStore.from_settings(settings).lookup(model_id, {p.image_hash for p in embed_now})
                 matrix = np.stack([vectors[p.image_hash] for p in embed_now]).astype(np.float32)
                 result = index.upsert(live, embed_now, matrix)
                 _index_failures(report, result.failures, "upsert")

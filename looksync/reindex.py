@@ -42,7 +42,7 @@ class BuildReport:
 
 def _ready(settings: Settings, model_id: str):
     products = ProductStore(settings.data_dir).all()
-    vectors = EmbeddingStore(settings.data_dir).load(model_id)
+    vectors = EmbeddingStore.from_settings(settings).load(model_id)
     if not vectors:
         raise RuntimeError(f"embeddings store has no vectors for model {model_id!r}; ingest feeds with it first")
     ready = sorted((p for p in products if p.image_hash in vectors), key=lambda p: p.product_id)

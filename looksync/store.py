@@ -138,14 +138,41 @@ class ProductStore:
 
 
 class EmbeddingStore:
-    def __init__(self, root: Path):
-        self.root = Path(root) / "embeddings"
+    """Vectors keyed by (image hash, model id): Parquet part files under ``<model>/``, each written once
+    and never changed (a re-embedded image gets a newer part; later parts win).
+
+    Two homes: a local directory (``EmbeddingStore(data_dir)`` -> ``<data_dir>/embeddings``) or any
+    ``looksync.storage`` object store (``EmbeddingStore(objects=store)``; ``from_settings`` picks the S3
+    store ``s3://<bucket>/<prefix>/embeddings`` when ``LOOKSYNC_S3_BUCKET`` is set). Object-store part
+    names start with a nanosecond timestamp, so name order is write order; parts read from an object
+    store are cached under ``cache_dir`` (they are immutable), so a lookup re-lists but does not
+    re-download."""
+
+    def __init__(self, root: Path | None = None, *, objects=None, cache_dir: Path | None = None):
+        if (root is None) == (objects is None):
+            raise ValueError("give either a local root or an object store")
+        self.objects = objects
+        self.root = Path(root) / "embeddings" if root is not None else None
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
+
+    @classmethod
+    def from_settings(cls, settings) -> EmbeddingStore:
+        """The configured embeddings store: S3 when ``s3_bucket`` is set, else ``<data_dir>/embeddings``."""
+        if settings.s3_bucket:
+            from looksync.storage import default_store
+
+            return cls(objects=default_store(settings, "embeddings"), cache_dir=settings.data_dir / "cache" / "embeddings")
+        return cls(settings.data_dir)
+
+    @property
+    def uri(self) -> str:
+        return self.objects.uri if self.objects is not None else self.root.as_uri()
 
     def _dir(self, model_id: str) -> Path:
         return self.root / _safe_name(model_id)
 
-    def add(self, model_id: str, image_hashes: Sequence[str], vectors: np.ndarray) -> Path | None:
-        """Append one part file of vectors for ``model_id``; returns its path (None when empty)."""
+    def add(self, model_id: str, image_hashes: Sequence[str], vectors: np.ndarray) -> Path | str | None:
+        """Append one part file of vectors for ``model_id``; returns its path or URI (None when empty)."""
         import pyarrow as pa
 
         if len(image_hashes) != len(vectors):
@@ -153,6 +180,8 @@ class EmbeddingStore:
         if not len(image_hashes):
             return None
         vectors = np.asarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2:
+            raise ValueError(f"vectors must be 2-D (n, dim), got shape {vectors.shape}")
         dim = vectors.shape[1]
         table = pa.table(
             {
@@ -161,6 +190,8 @@ class EmbeddingStore:
                 "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), dim),
             }
         )
+        if self.objects is not None:
+            return self._add_object(model_id, table, dim)
         directory = self._dir(model_id)
         path = directory / f"part-{uuid.uuid4().hex}.parquet"
         _write_table_atomically(table, path)
@@ -169,13 +200,46 @@ class EmbeddingStore:
             meta.write_text(json.dumps({"model_id": model_id, "dim": dim}))
         return path
 
-    def load(self, model_id: str) -> dict[str, np.ndarray]:
-        """All vectors of a model, keyed by image hash (later parts win)."""
+    def _add_object(self, model_id: str, table, dim: int) -> str:
+        import time
+
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        directory = self._dir(model_id)
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink)
+        name = _safe_name(model_id)
+        uri = self.objects.put_bytes(f"{name}/part-{time.time_ns():020d}-{uuid.uuid4().hex}.parquet", sink.getvalue().to_pybytes())
+        if not self.objects.exists(f"{name}/_model.json"):
+            self.objects.put_bytes(f"{name}/_model.json", json.dumps({"model_id": model_id, "dim": dim}).encode())
+        return uri
+
+    def _object_parts(self, model_id: str) -> Iterator[bytes | Path]:
+        name = _safe_name(model_id)
+        keys = sorted(k for k in self.objects.list(name + "/") if k.rsplit("/", 1)[-1].startswith("part-") and k.endswith(".parquet"))
+        for key in keys:
+            if self.cache_dir is None:
+                yield self.objects.get_bytes(key)
+                continue
+            cached = self.cache_dir / _safe_name(self.objects.uri) / key
+            if not cached.exists():
+                tmp = cached.with_name(f"{cached.name}.{uuid.uuid4().hex}.tmp")
+                self.objects.get_file(key, tmp)  # a StorageError names the object
+                os.replace(tmp, cached)
+            yield cached
+
+    def load(self, model_id: str) -> dict[str, np.ndarray]:
+        """All vectors of a model, keyed by image hash (later parts win)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if self.objects is not None:
+            parts = [pa.BufferReader(p) if isinstance(p, bytes) else p for p in self._object_parts(model_id)]
+        else:
+            directory = self._dir(model_id)
+            parts = sorted(directory.glob("part-*.parquet"), key=lambda p: p.stat().st_mtime_ns)
         out: dict[str, np.ndarray] = {}
-        for part in sorted(directory.glob("part-*.parquet"), key=lambda p: p.stat().st_mtime_ns):
+        for part in parts:
             table = pq.read_table(part)
             hashes = table.column("image_hash").to_pylist()
             flat = table.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False)
