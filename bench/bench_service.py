@@ -158,6 +158,15 @@ def main() -> None:
     try:
         ready = wait_ready(base, timeout_s=300, proc=proc)
         print(f"service ready: {ready}", flush=True)
+        # the worker embeds the local query vocabulary in the background at start (once per model id;
+        # saved under the data dir): measure the steady state, after it is done
+        t0 = time.perf_counter()
+        while session.get(f"{base}/readyz", timeout=10).json().get("text_vocabulary") == "building":
+            if time.perf_counter() - t0 > 1800:
+                raise SystemExit("text vocabulary precompute still running after 30 min")
+            time.sleep(2)
+        print(f"text vocabulary: {session.get(f'{base}/readyz', timeout=10).json().get('text_vocabulary')} "
+              f"after {time.perf_counter() - t0:.0f}s more", flush=True)
         unique_ids = itertools.count()
 
         def look_request(rerank, unique=True):

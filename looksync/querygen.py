@@ -5,8 +5,9 @@ taxonomy layer ids; on any failure (timeout, HTTP error, connection refused, inv
 layers) it falls back to ``LocalQueryGenerator`` and records why in ``degraded``.
 
 ``LocalQueryGenerator`` needs no LLM: CLIP zero-shot attributes, read on the candidate box of the look
-(see ``looksync.regions``) that best matches each layer, are composed into a query such as
-"women's navy striped t-shirt".
+(see ``looksync.regions``; searched coarse-to-fine) that best matches each layer, are composed into a
+query such as "women's navy striped t-shirt". Its queries come from a finite vocabulary
+(``local_vocabulary``), whose text vectors the search engine can precompute per model.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from looksync.llm import LLMClient, LLMError, image_data_url, parse_layer_queries, query_schema
-from looksync.regions import Box, candidate_crops
+from looksync.regions import COARSE_BOXES, Box, candidate_crops, coarse_to_fine_crops
 from looksync.taxonomy import Taxonomy, get_taxonomy
 
 if TYPE_CHECKING:
@@ -65,6 +66,19 @@ def compose_query(taxonomy: Taxonomy, category: str, gender: str | None, colour:
     return " ".join(parts)
 
 
+def local_vocabulary(taxonomy: Taxonomy) -> list[str]:
+    """Every query ``LocalQueryGenerator`` can produce (gender x colour x pattern x category), sorted."""
+    return sorted(
+        {
+            compose_query(taxonomy, category, gender, colour, pattern)
+            for gender in taxonomy.genders
+            for colour in taxonomy.colours
+            for pattern in taxonomy.patterns
+            for category in taxonomy.categories
+        }
+    )
+
+
 class LocalQueryGenerator:
     """CLIP zero-shot attributes composed into per-layer queries."""
 
@@ -84,16 +98,24 @@ class LocalQueryGenerator:
         return chosen or [ranked[0][0]]
 
     def generate(self, look: Image, layers: list[str] | None = None, gender: str | None = None) -> GeneratedQueries:
-        crops = candidate_crops(look, self.encoder)
-        vectors = crops.vectors
-        whole = vectors[-1:]  # last candidate is the whole look
+        look = look.convert("RGB")
+        coarse = candidate_crops(look, self.encoder, COARSE_BOXES)
+        whole = coarse.vectors[-1:]  # the last coarse candidate is the whole look
         if gender is None:
             gender = max(self.zeroshot.scores(whole, "gender")[0].items(), key=lambda kv: kv[1])[0]
         if layers is None:
             layers = self._detect_layers(self.zeroshot.scores(whole, "layer")[0])
 
-        layer_scores = self.zeroshot.scores(vectors, "layer")  # per crop: {layer: prob}
-        best_crop = {layer: int(np.argmax([s[layer] for s in layer_scores])) for layer in layers}
+        layer_scores: list[dict[str, float]] = []  # per embedded crop: {layer: prob}, in crop order
+
+        def score(vectors: np.ndarray) -> np.ndarray:
+            rows = self.zeroshot.scores(vectors, "layer")
+            layer_scores.extend(rows)
+            return np.array([[row[layer] for layer in layers] for row in rows])
+
+        crops, best = coarse_to_fine_crops(look, self.encoder, score, coarse=coarse)
+        vectors = crops.vectors
+        best_crop = dict(zip(layers, best, strict=True))
         crop_ids = sorted(set(best_crop.values()))
         category_scores = dict(zip(crop_ids, self.zeroshot.scores(vectors[crop_ids], "category"), strict=True))
         colour_scores = dict(zip(crop_ids, self.zeroshot.scores(vectors[crop_ids], "colour"), strict=True))

@@ -56,12 +56,52 @@ def pixel_boxes(size: tuple[int, int], fractions: list[tuple[float, float, float
     ]
 
 
-def candidate_crops(look: Image, encoder: ClipEncoder) -> CandidateCrops:
-    """Crop and embed every candidate box in one batch."""
+def candidate_crops(look: Image, encoder: ClipEncoder, fractions: list[tuple[float, float, float, float]] = CANDIDATE_BOXES) -> CandidateCrops:
+    """Crop and embed the candidate boxes (by default every one) in one batch."""
     look = look.convert("RGB")
-    boxes = pixel_boxes(look.size)
+    boxes = pixel_boxes(look.size, fractions)
     crops = [look.crop(box) for box in boxes]
-    return CandidateCrops(boxes=boxes, crops=crops, vectors=encoder.encode_images(crops))
+    return CandidateCrops(boxes=boxes, crops=crops, vectors=encoder.encode_images(crops, batch_size=max(1, len(crops))))
+
+
+# Coarse-to-fine: the full-width bands and the whole look first; then, for each layer, only the
+# narrower variants of the band that layer scored best on. Same boxes, same scores per box, fewer
+# crops through the model (9 + at most one per distinct winning band, against 17).
+COARSE_BOXES = [(0.0, y0, 1.0, y1) for (y0, y1) in _VERTICAL_BANDS] + [(0.0, 0.0, 1.0, 1.0)]
+
+
+def _refinements(fraction: tuple[float, float, float, float]) -> list[tuple[float, float, float, float]]:
+    _, y0, _, y1 = fraction
+    if (y0, y1) == (0.0, 1.0):
+        return []
+    return [(x0, y0, x1, y1) for (x0, x1) in _HORIZONTAL_SPANS if (x0, x1) != (0.0, 1.0)]
+
+
+def coarse_to_fine_crops(
+    look: Image, encoder: ClipEncoder, score: Callable[[np.ndarray], np.ndarray], coarse: CandidateCrops | None = None
+) -> tuple[CandidateCrops, list[int]]:
+    """Embed the coarse boxes, let ``score`` (crop vectors -> crops x layers, higher is better) pick
+    each layer's band, embed the narrower variants of the winning bands only, and pick again.
+
+    Returns the embedded candidates (coarse first, the whole look at index ``len(COARSE_BOXES) - 1``)
+    and, per layer column of ``score``, the index of its best candidate. A box's score does not
+    depend on the other boxes, so each layer's choice is the argmax over every box embedded.
+    ``coarse``: the coarse candidates when the caller already embedded them (``COARSE_BOXES``)."""
+    look = look.convert("RGB")
+    coarse = coarse or candidate_crops(look, encoder, COARSE_BOXES)
+    scores = np.asarray(score(coarse.vectors))
+    winners = sorted({int(i) for i in np.argmax(scores, axis=0)})
+    extra = [f for i in winners for f in _refinements(COARSE_BOXES[i])]
+    if not extra:
+        return coarse, [int(i) for i in np.argmax(scores, axis=0)]
+    fine = candidate_crops(look, encoder, extra)
+    crops = CandidateCrops(
+        boxes=coarse.boxes + fine.boxes,
+        crops=coarse.crops + fine.crops,
+        vectors=np.concatenate([coarse.vectors, fine.vectors]),
+    )
+    scores = np.concatenate([scores, np.asarray(score(fine.vectors))])
+    return crops, [int(i) for i in np.argmax(scores, axis=0)]
 
 
 class RegionFinder(Protocol):
@@ -77,29 +117,36 @@ class ClipBoxRegionFinder:
 
     name = "clip_boxes"
 
-    def __init__(self, encoder: ClipEncoder, embed_text: Callable[[str], np.ndarray] | None = None):
+    def __init__(self, encoder: ClipEncoder, embed_texts: Callable[[list[str]], np.ndarray] | None = None):
         self.encoder = encoder
-        self._embed_text = embed_text or (lambda text: encoder.encode_texts([text])[0])
+        # texts -> len(texts) x dim, in one call (the search engine passes its cached, batched embedder)
+        self._embed_texts = embed_texts or (lambda texts: encoder.encode_texts(texts))
 
     def find(self, look: Image, queries: dict[str, str], crops: CandidateCrops | None = None) -> dict[str, Region]:
+        """Given ``crops``, the best of them per layer; otherwise coarse-to-fine over the candidate boxes."""
         if not queries:
             return {}
-        crops = crops or candidate_crops(look, self.encoder)
-        texts = np.stack([self._embed_text(q) for q in queries.values()])
-        similarity = crops.vectors @ texts.T  # crops x layers
+        texts = np.asarray(self._embed_texts(list(queries.values())), dtype=np.float32)
+        if crops is None:
+            crops, best = coarse_to_fine_crops(look, self.encoder, lambda vectors: vectors @ texts.T)
+        else:
+            best = [int(i) for i in np.argmax(crops.vectors @ texts.T, axis=0)]
         regions = {}
         for j, layer in enumerate(queries):
-            i = int(np.argmax(similarity[:, j]))
-            regions[layer] = Region(box=crops.boxes[i], score=float(similarity[i, j]), vector=crops.vectors[i])
+            i = best[j]
+            score = float(crops.vectors[i] @ texts[j])
+            regions[layer] = Region(box=crops.boxes[i], score=score, vector=crops.vectors[i])
         return regions
 
 
 REGION_FINDERS: dict[str, Callable[..., RegionFinder]] = {"clip_boxes": ClipBoxRegionFinder}
 
 
-def make_region_finder(name: str, encoder: ClipEncoder, embed_text: Callable[[str], np.ndarray] | None = None) -> RegionFinder:
+def make_region_finder(
+    name: str, encoder: ClipEncoder, embed_texts: Callable[[list[str]], np.ndarray] | None = None
+) -> RegionFinder:
     try:
         factory = REGION_FINDERS[name]
     except KeyError:
         raise ValueError(f"region finder {name!r} is not registered; known: {', '.join(sorted(REGION_FINDERS))}") from None
-    return factory(encoder, embed_text)
+    return factory(encoder, embed_texts)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
@@ -20,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from looksync.cache import Cache, CacheUnavailable, open_cache
+from looksync.cache import Cache, CacheUnavailable, TextVectorTable, open_cache
 from looksync.index import CatalogIndex, Hit, SearchFilters
 from looksync.llm import LLMClient
-from looksync.querygen import LLMQueryGenerator, LocalQueryGenerator, QueryGenerator
+from looksync.querygen import LLMQueryGenerator, LocalQueryGenerator, QueryGenerator, local_vocabulary
 from looksync.regions import RegionFinder, make_region_finder
 from looksync.rerank import RERANK_MODES, LayerCandidates, Reranker
 from looksync.settings import Settings
@@ -200,7 +201,7 @@ class SearchEngine:
             )
         self.query_generator = query_generator
         self.region_finder = region_finder or make_region_finder(
-            settings.region_finder, encoder, lambda text: self.embed_text(text, [])
+            settings.region_finder, encoder, lambda texts: self.embed_texts(texts, [])
         )
         self.reranker = Reranker(
             encoder,
@@ -212,19 +213,71 @@ class SearchEngine:
             dedup_cosine=settings.search_dedup_cosine,
         )
         self._checked_versions: dict[str, str | None] = {}  # version -> its model id (immutable per version)
+        self.text_table: TextVectorTable | None = None  # the local vocabulary's text vectors, once computed
+        self.text_vocab_state = "off"  # off | building | ready | failed
+        self._text_vocab_stop = threading.Event()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SearchEngine:
         from embeddings import load_encoder_from_settings
         from looksync.index.factory import open_index
 
-        return cls(
+        engine = cls(
             settings,
             load_encoder_from_settings(settings),
             open_index(settings),
             open_cache(settings),
             llm=LLMClient.from_settings(settings),
         )
+        engine.precompute_text_vocabulary(settings.text_vocab_precompute)
+        return engine
+
+    def precompute_text_vocabulary(self, mode: str = "blocking", texts: list[str] | None = None) -> threading.Thread | None:
+        """Text vectors for every query the local generator can write, so its text-embedding stage is
+        a lookup: loaded from ``text_vocab_dir`` when saved for this model id and vocabulary, else
+        computed (``blocking``: now; ``background``: in a daemon thread, requests meanwhile embed as
+        usual) and saved. ``off``: nothing. ``texts``: another vocabulary (tests). Returns the
+        background thread, if one was started."""
+        if mode == "off":
+            return None
+        if mode not in ("background", "blocking"):
+            raise ValueError(f"text_vocab_precompute {mode!r}: expected off, background or blocking")
+        directory = self.settings.text_vocab_dir or self.settings.data_dir / "textvec"
+        texts = local_vocabulary(self.taxonomy) if texts is None else texts
+        table = TextVectorTable.load(directory, self.encoder.model_id, texts)
+        if table is not None:
+            self.text_table, self.text_vocab_state = table, "ready"
+            return None
+        self.text_vocab_state = "building"
+
+        def build() -> None:
+            start = time.perf_counter()
+            try:
+                built = TextVectorTable.build(self.encoder, texts, stop=self._text_vocab_stop)
+            except Exception:  # a failed precompute leaves the service on per-request embedding
+                log.exception("text vocabulary precompute failed; text queries are embedded per request")
+                self.text_vocab_state = "failed"
+                return
+            if built is None:
+                self.text_vocab_state = "off"
+                return
+            self.text_table, self.text_vocab_state = built, "ready"
+            log.info("text vocabulary: %d vectors in %.1fs", len(built), time.perf_counter() - start)
+            try:
+                built.save(directory)
+            except OSError as exc:
+                log.warning("text vocabulary not saved to %s: %s", directory, exc)
+
+        if mode == "blocking":
+            build()
+            return None
+        thread = threading.Thread(target=build, name="text-vocabulary", daemon=True)
+        thread.start()
+        return thread
+
+    def close(self) -> None:
+        """Stop a background precompute (tests, shutdown)."""
+        self._text_vocab_stop.set()
 
     # ---- readiness and caches -------------------------------------------------------------------
 
@@ -257,13 +310,37 @@ class SearchEngine:
             _note(degraded, f"cache_unavailable: {exc}")
 
     def embed_text(self, text: str, degraded: list[str]) -> np.ndarray:
-        key = "textvec:" + hashlib.sha1(f"{self.encoder.model_id}\x00{text}".encode()).hexdigest()
-        cached = self._cache_get("text_embedding", key, degraded)
-        if cached is not None:
-            return np.frombuffer(cached, dtype=np.float32)
-        vector = self.encoder.encode_texts([text])[0].astype(np.float32)
-        self._cache_set(key, vector.tobytes(), degraded)
-        return vector
+        return self.embed_texts([text], degraded)[0]
+
+    def embed_texts(self, texts: list[str], degraded: list[str]) -> np.ndarray:
+        """len(texts) x dim: from the precomputed vocabulary table (this model's only), else the text
+        cache (per model id), else one ``encode_texts`` batch for all the misses (then cached)."""
+        model_id = self.encoder.model_id
+        out: list[np.ndarray | None] = [None] * len(texts)
+        missing: dict[str, list[int]] = {}
+        table = self.text_table
+        for i, text in enumerate(texts):
+            vector = table.get(model_id, text) if table is not None else None
+            if vector is not None:
+                out[i] = vector
+                continue
+            if text in missing:
+                missing[text].append(i)
+                continue
+            cached = self._cache_get("text_embedding", _text_key(model_id, text), degraded)
+            if cached is not None:
+                out[i] = np.frombuffer(cached, dtype=np.float32)
+            else:
+                missing[text] = [i]
+        if missing:
+            vectors = self.encoder.encode_texts(list(missing)).astype(np.float32, copy=False)
+            for (text, rows), vector in zip(missing.items(), vectors, strict=True):
+                for i in rows:
+                    out[i] = vector
+                self._cache_set(_text_key(model_id, text), vector.tobytes(), degraded)
+        if not texts:
+            return np.zeros((0, self.encoder.dim), dtype=np.float32)
+        return np.stack(out)  # type: ignore[arg-type]
 
     def look_cache_key(self, look_sha256: str, request: LookSearchRequest, version: str) -> str:
         params = json.dumps(request.cache_params(), sort_keys=True, default=str)
@@ -297,9 +374,9 @@ class SearchEngine:
         reranking = request.rerank != "off"
         per_k = self.settings.rerank_candidates_per_k if reranking else 2
         candidates, extras = [], []
-        for layer_query in generated.layers:
-            with timer.stage("text_embedding"):
-                vector = self.embed_text(layer_query.query, degraded)
+        with timer.stage("text_embedding"):
+            vectors = self.embed_texts([q.query for q in generated.layers], degraded)
+        for layer_query, vector in zip(generated.layers, vectors, strict=True):
             filters = replace(request.filters, layers=[layer_query.layer], market=request.market or request.filters.market)
             with timer.stage("knn"):
                 hits, gender_filter = self._knn_with_gender(vector, request.k * per_k, filters, gender, request.gender)
@@ -452,6 +529,10 @@ class SearchEngine:
             "timings_ms": {k: round(v, 2) for k, v in timer.timings_ms.items()},
             "degraded": [],
         }
+
+
+def _text_key(model_id: str, text: str) -> str:
+    return "textvec:" + hashlib.sha1(f"{model_id}\x00{text}".encode()).hexdigest()
 
 
 def _note(degraded: list[str], message: str) -> None:

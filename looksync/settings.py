@@ -130,6 +130,9 @@ class Settings(BaseSettings):
     region_finder: str = "clip_boxes"  # looksync.regions.REGION_FINDERS
     search_dedup_cosine: float | None = Field(default=None, ge=-1, le=1)  # image cosine of near-duplicates; None = off
     look_cache_ttl_s: int = Field(default=900, ge=0)  # whole look responses; keyed by live index version too
+    # search service latency (issue 7): text vectors of the local query vocabulary, per model id
+    text_vocab_precompute: Literal["off", "background", "blocking"] = "background"  # at service start
+    text_vocab_dir: Path | None = None  # where the tables are saved; default: <data_dir>/textvec
     search_modifier_weight: float = Field(default=1.0, ge=0)  # image + text search: image + w * text
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"  # service JSON logs
 

@@ -33,6 +33,7 @@ def readyz():
             "products": count,
             "query_generator": getattr(eng.query_generator, "source", type(eng.query_generator).__name__),
             "cache": eng.cache.name,
+            "text_vocabulary": eng.text_vocab_state,  # off | building | ready | failed
         }
     )
 
