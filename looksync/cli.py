@@ -179,6 +179,36 @@ def finetune(sample_root: Path, out: Path, model: str, init_weights: str, epochs
     click.echo(json.dumps(report.__dict__, indent=2, default=str))
 
 
+@main.command("eval")
+@click.option("--sample", "sample_root", required=True, type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--config", "config_specs", multiple=True, required=True,
+              help="NAME=MODEL:WEIGHTS[,rerank=MODE][,generator=local|llm]; repeat (the first is the baseline).")
+@click.option("--run-id", default=None)
+@click.option("-k", "k", type=int, default=10, show_default=True)
+@click.option("--max-text-products", type=int, default=300, show_default=True)
+@click.option("--max-similar", type=int, default=200, show_default=True)
+@click.option("--resamples", type=int, default=1000, show_default=True, help="Bootstrap resamples per interval.")
+def eval_command(sample_root: Path, config_specs: tuple[str, ...], run_id: str | None, k: int,
+                 max_text_products: int, max_similar: int, resamples: int):  # fmt: skip
+    """Offline match quality of configurations on a sample: JSON + HTML under <data_dir>/eval/<run_id>/."""
+    from looksync.evaluation import EvalConfig, EvalError, EvalOptions, run_eval
+
+    settings = _settings()
+    try:
+        configs = [EvalConfig.parse(spec) for spec in config_specs]
+        options = EvalOptions(k=k, max_text_products=max_text_products, max_similar_queries=max_similar,
+                              n_resamples=resamples)  # fmt: skip
+        run = run_eval(sample_root, configs, settings.data_dir, options, run_id=run_id, base_settings=settings,
+                       echo=click.echo)  # fmt: skip
+    except EvalError as exc:
+        raise click.ClickException(str(exc)) from None
+    for name, c in run.summary["configs"].items():
+        look = c["metrics"]["look"]
+        figures = ", ".join(f"{layer} {v['recall@10']['mean']:.2f}" for layer, v in look.items())
+        click.echo(f"{name} ({c['model_id']}): look Recall@10 {figures}")
+    click.echo(f"written {run.json_path} and {run.html_path}")
+
+
 @main.command()
 @click.option("--workdir", type=click.Path(path_type=Path), default=Path("var/demo"), show_default=True)
 @click.option("--size", type=int, default=300, show_default=True)

@@ -1,0 +1,123 @@
+"""Scoring of evaluation queries: per-query metrics, per-task/per-layer means, paired comparisons.
+
+A query is scored from its ranked result keys and its relevant keys; every number comes from
+``looksync.metrics`` (nothing is re-implemented here). Keys are product ids, or equivalence-class keys
+where several products are equally right (e.g. every product a caption describes): the ranked list is
+then collapsed to the first occurrence of each key, so one class counts once and NDCG stays <= 1.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from looksync.metrics import (
+    bootstrap_ci,
+    ndcg_at_k,
+    paired_difference_ci,
+    recall_at_k,
+    reciprocal_rank,
+    violation_rate,
+)
+
+METRICS = ("recall@1", "recall@5", "recall@10", "mrr", "ndcg@10", "violation_rate")
+# metrics whose config-vs-config differences get a paired bootstrap interval
+COMPARED_METRICS = ("recall@1", "recall@10", "mrr", "ndcg@10", "violation_rate")
+ALL_LAYERS = "all"
+
+
+@dataclass
+class ScoredQuery:
+    task: str
+    layer: str
+    query_id: str
+    query: str
+    ranked: list[str]  # result keys, best first
+    relevant: list[str]
+    metrics: dict[str, float]
+    results: list[dict[str, Any]] = field(default_factory=list)  # product summaries, for the report
+    candidates: int | None = None  # catalog products passing the query's filters (sets the chance level)
+
+
+def collapse(keys: Sequence[str]) -> list[str]:
+    """First occurrence of each key, order kept."""
+    seen: set[str] = set()
+    out = []
+    for key in keys:
+        if key not in seen:
+            seen.add(key)
+            out.append(key)
+    return out
+
+
+def score_query(
+    ranked_keys: Sequence[str],
+    relevant: set[str],
+    results: Sequence[Mapping[str, Any]],
+    allowed: Any,
+) -> dict[str, float]:
+    """Recall@1/5/10, MRR, NDCG@10 (binary relevance) and the share of ``results`` failing ``allowed``."""
+    if not relevant:
+        raise ValueError("a scored query needs at least one relevant key")
+    ranked = collapse(ranked_keys)
+    return {
+        "recall@1": recall_at_k(ranked, relevant, 1),
+        "recall@5": recall_at_k(ranked, relevant, 5),
+        "recall@10": recall_at_k(ranked, relevant, 10),
+        "mrr": reciprocal_rank(ranked, relevant),
+        "ndcg@10": ndcg_at_k(ranked, dict.fromkeys(relevant, 1.0), 10),
+        "violation_rate": violation_rate(list(results), allowed),
+    }
+
+
+def summarise(queries: Sequence[ScoredQuery], n_resamples: int = 1000) -> dict[str, dict[str, Any]]:
+    """task -> layer (and ``all``) -> {queries, metric: {mean, ci_low, ci_high}}."""
+    groups: dict[tuple[str, str], list[ScoredQuery]] = defaultdict(list)
+    for q in queries:
+        groups[(q.task, q.layer)].append(q)
+        groups[(q.task, ALL_LAYERS)].append(q)
+    out: dict[str, dict[str, Any]] = defaultdict(dict)
+    for (task, layer), members in sorted(groups.items()):
+        entry: dict[str, Any] = {"queries": len(members)}
+        pools = [q.candidates for q in members if q.candidates]
+        if pools:  # Recall@10 a random ranking would get with one relevant item among the candidates
+            entry["chance_recall@10"] = round(sum(min(1.0, 10 / c) for c in pools) / len(pools), 4)
+            entry["candidates_min"] = min(pools)
+        for metric in METRICS:
+            values = [q.metrics[metric] for q in members]
+            mean, low, high = bootstrap_ci(values, n_resamples=n_resamples)
+            entry[metric] = {"mean": round(mean, 4), "ci_low": round(low, 4), "ci_high": round(high, 4)}
+        out[task][layer] = entry
+    return dict(out)
+
+
+def compare(
+    baseline: Sequence[ScoredQuery], other: Sequence[ScoredQuery], n_resamples: int = 1000
+) -> dict[str, dict[str, Any]]:
+    """other - baseline on the same queries (matched by task and query id), with a paired bootstrap
+    interval, per task and layer. Queries present in only one run are left out and counted."""
+    base = {(q.task, q.query_id): q for q in baseline}
+    pairs: dict[tuple[str, str], list[tuple[ScoredQuery, ScoredQuery]]] = defaultdict(list)
+    unmatched = 0
+    for q in other:
+        b = base.get((q.task, q.query_id))
+        if b is None:
+            unmatched += 1
+            continue
+        pairs[(q.task, q.layer)].append((b, q))
+        pairs[(q.task, ALL_LAYERS)].append((b, q))
+    out: dict[str, dict[str, Any]] = defaultdict(dict)
+    for (task, layer), members in sorted(pairs.items()):
+        entry: dict[str, Any] = {"queries": len(members)}
+        for metric in COMPARED_METRICS:
+            a = [b.metrics[metric] for b, _ in members]
+            b_values = [o.metrics[metric] for _, o in members]
+            diff, low, high = paired_difference_ci(a, b_values, n_resamples=n_resamples)
+            entry[metric] = {"difference": round(diff, 4), "ci_low": round(low, 4), "ci_high": round(high, 4)}
+        out[task][layer] = entry
+    result = dict(out)
+    if unmatched:
+        result["unmatched_queries"] = unmatched  # type: ignore[assignment]
+    return result
