@@ -53,8 +53,11 @@ def format_look_response(response: dict[str, Any]) -> str:
     for layer in response["layers"]:
         lines.append(f"\n[{layer['layer']}] query: {layer['query']!r}")
         for rank, p in enumerate(layer["products"], 1):
+            score = f"{p['score']:.3f}"
+            if "rerank_score" in p:  # the order follows the rerank score; the kNN (text) score is kept beside it
+                score = f"{p['rerank_score']:.3f} (knn {p['score']:.3f})"
             lines.append(
-                f"  {rank:>2}. {p['score']:.3f}  {p['title']}  ({p['brand']}, {p['category']}, "
+                f"  {rank:>2}. {score}  {p['title']}  ({p['brand']}, {p['category']}, "
                 f"{p['price']} {p['currency']}, {p['market']})  {p['product_id']}"
             )
     return "\n".join(lines)
