@@ -7,6 +7,7 @@ and is what searches without an explicit version read. Bulk calls return per-doc
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,17 @@ from looksync.schema import Product
 
 class IndexBackendError(RuntimeError):
     """An index operation failed (unknown version, wrong vector size, backend unavailable...)."""
+
+
+def filter_number(value: object, name: str) -> float:
+    """A numeric filter value (prices) as a finite float, or IndexBackendError naming the filter."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise IndexBackendError(f"filter {name}={value!r} is not a number") from None
+    if not math.isfinite(number):
+        raise IndexBackendError(f"filter {name}={value!r} must be finite")
+    return number
 
 
 @dataclass

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -19,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from looksync.index.base import IndexBackendError, SearchFilters
+from looksync.index.base import IndexBackendError, SearchFilters, filter_number
 
 TEMPLATE_FILE = Path(__file__).resolve().parents[2] / "infra" / "elasticsearch" / "index-template.json"
 VECTOR_FIELD = "vector"
@@ -83,16 +82,6 @@ def num_candidates(k: int, per_k: int, requested: int | None = None) -> int:
     return min(MAX_NUM_CANDIDATES, max(k, requested if requested is not None else k * per_k))
 
 
-def _finite(value: float, name: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise IndexBackendError(f"filter {name}={value!r} is not a number") from None
-    if not math.isfinite(number):
-        raise IndexBackendError(f"filter {name}={value!r} must be finite")
-    return number
-
-
 def filter_query(filters: SearchFilters | None) -> dict[str, Any] | None:
     """``SearchFilters`` as one ``bool`` query of filter / must_not clauses (None when unconstrained).
     Empty lists constrain nothing, as in ``SearchFilters.matches``."""
@@ -113,9 +102,9 @@ def filter_query(filters: SearchFilters | None) -> dict[str, Any] | None:
         keep.append({"term": {"market": filters.market}})
     price: dict[str, float] = {}
     if filters.price_min is not None:
-        price["gte"] = _finite(filters.price_min, "price_min")
+        price["gte"] = filter_number(filters.price_min, "price_min")
     if filters.price_max is not None:
-        price["lte"] = _finite(filters.price_max, "price_max")
+        price["lte"] = filter_number(filters.price_max, "price_max")
     if price:
         keep.append({"range": {"price": price}})
     if filters.in_stock is not None:

@@ -6,10 +6,9 @@ check both agree.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
-from looksync.index.base import IndexBackendError, SearchFilters
+from looksync.index.base import IndexBackendError, SearchFilters, filter_number
 
 
 def sql_string(value: str) -> str:
@@ -20,13 +19,7 @@ def sql_string(value: str) -> str:
 
 
 def sql_number(value: float, name: str) -> str:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise IndexBackendError(f"filter {name}={value!r} is not a number") from None
-    if not math.isfinite(number):
-        raise IndexBackendError(f"filter {name}={value!r} must be finite")
-    return repr(number)
+    return repr(filter_number(value, name))
 
 
 def sql_in(column: str, values: Sequence[str], negate: bool = False) -> str:
