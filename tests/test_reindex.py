@@ -8,13 +8,18 @@ from looksync.index.factory import open_index
 from looksync.reindex import build_index
 
 
-def test_rebuild_makes_a_new_version_live_and_keeps_the_old(built_catalog, tmp_path):
+@pytest.fixture
+def catalog_copy(built_catalog, tmp_path):
+    """Settings on a copy of the session's data dir, so other tests see the catalog unchanged."""
     import shutil
 
-    # work on a copy so the session's catalog stays as other tests expect it
     data = tmp_path / "data"
     shutil.copytree(built_catalog.settings.data_dir, data)
-    settings = built_catalog.settings.model_copy(update={"data_dir": data})
+    return built_catalog.settings.model_copy(update={"data_dir": data})
+
+
+def test_rebuild_makes_a_new_version_live_and_keeps_the_old(built_catalog, catalog_copy):
+    settings = catalog_copy
     index = open_index(settings)
     before = index.live_version()
     report = build_index(settings, index, built_catalog.encoder.model_id, keep=2)
@@ -23,12 +28,8 @@ def test_rebuild_makes_a_new_version_live_and_keeps_the_old(built_catalog, tmp_p
     assert {v.name for v in index.list_versions()} == {before, report.version}
 
 
-def test_build_for_a_model_without_vectors_fails_and_keeps_live(built_catalog, tmp_path):
-    import shutil
-
-    data = tmp_path / "data"
-    shutil.copytree(built_catalog.settings.data_dir, data)
-    settings = built_catalog.settings.model_copy(update={"data_dir": data})
+def test_build_for_a_model_without_vectors_fails_and_keeps_live(built_catalog, catalog_copy):
+    settings = catalog_copy
     index = open_index(settings)
     before = index.live_version()
     with pytest.raises(RuntimeError, match="no vectors for model 'ViT-B-32@nothing'"):
