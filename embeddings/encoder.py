@@ -7,6 +7,7 @@ ahead of the model, so memory stays bounded for long inputs and preprocessing ov
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing, nullcontext
@@ -61,6 +62,11 @@ class ClipEncoder:
         self.draft_decode = draft_decode  # JPEGs decoded at reduced scale: faster, pixels differ slightly
         self._plan = PixelPlan(preprocess, draft=draft_decode)
         self.last_stats = PipelineStats()  # stage timings of the latest image call
+        # On a CPU one forward already uses every intra-op thread torch has; two at once (gunicorn threads
+        # serving two requests) only fight over the cores and both finish later. So a CPU encoder runs one
+        # forward at a time and the others queue; a GPU runs them as they come.
+        self._forward_lock: Any = nullcontext() if device.startswith("cuda") else threading.Lock()
+        self.forward_wait_s = 0.0  # total time forwards spent queued behind the lock (a load signal)
 
     def __repr__(self) -> str:
         return f"ClipEncoder({self.model_id}, dim={self.dim}, device={self.device})"
@@ -76,8 +82,11 @@ class ClipEncoder:
         import torch
         import torch.nn.functional as F
 
-        with torch.inference_mode(), self._autocast():
-            features = encode(batch.to(self.device))
+        queued = time.perf_counter()
+        with self._forward_lock:
+            self.forward_wait_s += time.perf_counter() - queued
+            with torch.inference_mode(), self._autocast():
+                features = encode(batch.to(self.device))
         # normalise in float32: fp16 rounding under autocast would leave norms off by ~1e-3
         return F.normalize(features.float(), dim=-1).cpu().numpy()
 

@@ -57,5 +57,15 @@ class ServiceMetrics(SearchEvents):
         for note in body.get("degraded") or []:
             self.degraded.labels(endpoint, str(note).split(":", 1)[0]).inc()
 
+    def watch_encoder(self, encoder: object) -> None:
+        """Export how long model forwards queued behind each other (a CPU encoder runs one at a time):
+        when this grows as fast as wall time, the process is saturated and needs another replica."""
+        wait = Gauge(
+            "looksync_encoder_forward_wait_seconds_total",
+            "seconds model forwards spent queued behind the per-process forward lock",
+            registry=self.registry,
+        )
+        wait.set_function(lambda: float(getattr(encoder, "forward_wait_s", 0.0)))
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

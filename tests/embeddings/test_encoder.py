@@ -137,3 +137,45 @@ def test_cuda_autocast_matches_cpu(encoder: ClipEncoder, tiny_checkpoint: Path):
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(vectors, encoder.encode_images(images), atol=2e-2)
     np.testing.assert_allclose(gpu.encode_texts(["a red dress"]), encoder.encode_texts(["a red dress"]), atol=2e-2)
+
+
+def test_cpu_forwards_from_many_threads_run_one_at_a_time(encoder: ClipEncoder):
+    """Request threads share one encoder; on a CPU their forwards queue instead of splitting the cores."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    active, peak, guard = 0, 0, threading.Lock()
+    real_image, real_text = encoder.model.encode_image, encoder.model.encode_text
+
+    def tracked(real):
+        def run(*args, **kwargs):
+            nonlocal active, peak
+            with guard:
+                active += 1
+                peak = max(peak, active)
+            time.sleep(0.02)  # long enough for the other threads to arrive while this forward runs
+            try:
+                return real(*args, **kwargs)
+            finally:
+                with guard:
+                    active -= 1
+
+        return run
+
+    images = noise_images(3)
+    expected_images = encoder.encode_images(images)
+    expected_text = encoder.encode_texts(["a red dress"])
+    encoder.model.encode_image, encoder.model.encode_text = tracked(real_image), tracked(real_text)
+    try:
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            image_calls = [pool.submit(encoder.encode_images, images) for _ in range(4)]
+            text_calls = [pool.submit(encoder.encode_texts, ["a red dress"]) for _ in range(4)]
+            for call in image_calls:
+                np.testing.assert_allclose(call.result(), expected_images, atol=1e-5)
+            for call in text_calls:
+                np.testing.assert_allclose(call.result(), expected_text, atol=1e-5)
+    finally:
+        encoder.model.encode_image, encoder.model.encode_text = real_image, real_text
+    assert peak == 1
+    assert encoder.forward_wait_s > 0  # some forwards did wait for the lock

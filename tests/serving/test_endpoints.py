@@ -175,6 +175,7 @@ def test_metrics_count_requests_stages_and_degraded(make_client, look):
         assert f'looksync_stage_seconds_count{{endpoint="/v1/looks/search",stage="{stage}"}} 1.0' in text
     assert 'looksync_degraded_total{endpoint="/v1/looks/search",reason="llm_unavailable"} 1.0' in text
     assert 'looksync_http_request_seconds_bucket{endpoint="/v1/looks/search"' in text
+    assert "looksync_encoder_forward_wait_seconds_total " in text  # the per-process forward queue, exported
 
 
 def test_openapi_and_docs_page(client):
