@@ -29,6 +29,7 @@ def create_app(settings: Settings | None = None, engine: SearchEngine | None = N
     metrics = ServiceMetrics()
     search_engine = engine or SearchEngine.from_settings(settings)
     search_engine.events = metrics
+    metrics.watch_encoder(search_engine.encoder)
     app.extensions["looksync.settings"] = settings
     app.extensions["looksync.engine"] = search_engine
     app.extensions["looksync.metrics"] = metrics
