@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from looksync.images import FetchError, FetchPolicy, check_image_bytes
 from looksync.querygen import compose_query
 from looksync.schema import Product
 from looksync.taxonomy import Taxonomy, get_taxonomy
@@ -86,15 +87,26 @@ def sample_pairs(sample_root: Path) -> list[Pair]:
 
     manifest = SampleManifest.load(sample_root)
     base = urlsplit(manifest.image_base_url).path.rstrip("/")
+    policy = FetchPolicy()
     pairs = []
+    skipped: dict[str, int] = {}
     for vendor, feed in manifest.feeds.items():
         for row in read_feed(load_vendor_config(vendor), feed):
             if row.product is None:
                 continue
             rel = urlsplit(row.product.image_urls[0]).path[len(base) :].lstrip("/")
             path = Path(manifest.root) / rel
-            if path.is_file():
-                pairs.append(Pair(row.product, path))
+            if not path.is_file():
+                skipped["missing image"] = skipped.get("missing image", 0) + 1
+                continue
+            try:  # the same check ingestion makes: a planted fault (an HTML page, a truncated file) is no pair
+                check_image_bytes(path.read_bytes(), policy, str(path))
+            except FetchError as exc:
+                skipped[exc.reason.value] = skipped.get(exc.reason.value, 0) + 1
+                continue
+            pairs.append(Pair(row.product, path))
+    if skipped:
+        log.info("sample pairs: %d kept, skipped %s", len(pairs), skipped)
     return pairs
 
 

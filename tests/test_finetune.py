@@ -46,3 +46,20 @@ def test_finetuning_lowers_loss_and_raises_heldout_recall(tiny_catalog, tmp_path
 def test_too_few_pairs_is_a_clear_error(tiny_catalog, tmp_path):
     with pytest.raises(ValueError, match="at least 10 catalog pairs"):
         finetune(sample_pairs(tiny_catalog)[:3], FinetuneConfig(epochs=1), tmp_path / "x.pt")
+
+
+def test_pairs_of_a_faulted_sample_skip_undecodable_images(tmp_path):
+    """Planted faults include rows whose "image" is an HTML page or a truncated file: they make no pair."""
+    from PIL import Image
+
+    root = tmp_path / "faulted"
+    generate_sample(root, size=60, seed=3, fault_rate=0.3, n_looks=0)
+    faults = [json.loads(line) for line in (root / "faults.jsonl").read_text().splitlines()]
+    image_faults = {f["vendor_sku"] for f in faults if f["expected_reason"].startswith("image_")}
+    assert image_faults  # the sample plants some
+    pairs = sample_pairs(root)
+    assert len(pairs) == 60  # every valid product, and none of the faulted rows
+    assert not image_faults & {p.product.vendor_sku for p in pairs}
+    for pair in pairs:
+        with Image.open(pair.image_path) as image:
+            image.load()  # every kept pair decodes
