@@ -270,5 +270,30 @@ def queue_dead_letters():
         click.echo(json.dumps(entry, ensure_ascii=False))
 
 
+@main.group()
+def judge() -> None:
+    """Human judging of match quality (ratings from the /judge page)."""
+
+
+@judge.command("report")
+@click.option("--json", "as_json", is_flag=True, help="Print the JSON report instead of the table.")
+@click.option("--html", "html_out", type=click.Path(path_type=Path), default=None, help="Also write the HTML report here.")
+def judge_report(as_json: bool, html_out: Path | None):
+    """Mean opinion score per model and criterion (± 95% CI) and inter-judge agreement."""
+    from looksync.judging import JudgingStoreError, RatingStore, build_report, format_table, render_html
+
+    try:
+        store = RatingStore.from_settings(_settings())
+        report = build_report(store.ratings())
+        store.close()
+    except JudgingStoreError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps(report, indent=2, ensure_ascii=False) if as_json else format_table(report))
+    if html_out:
+        html_out.write_text(render_html(report), encoding="utf-8")
+        if not as_json:
+            click.echo(f"written {html_out}")
+
+
 if __name__ == "__main__":
     main()

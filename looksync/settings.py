@@ -136,6 +136,10 @@ class Settings(BaseSettings):
     search_modifier_weight: float = Field(default=1.0, ge=0)  # image + text search: image + w * text
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"  # service JSON logs
 
+    # judging (issue 8): ratings database (default: SQLite under data_dir) and the looks offered to judges
+    judging_db_url: str | None = None  # sqlite:///<file> or postgresql://user@host/db
+    judging_looks_dir: Path | None = None  # default: <data_dir>/sample/looks when it exists
+
     _split_api_keys = field_validator("api_keys", mode="before")(_comma_list)
 
     @property
