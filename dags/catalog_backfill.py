@@ -53,7 +53,7 @@ def catalog_backfill():
 
         from embeddings import ZeroShot, load_encoder_from_settings
         from looksync.airflow_support import airflow_settings
-        from looksync.attributes import AttributeMirror
+        from looksync.connections import attribute_mirror
         from looksync.index.factory import open_index
         from looksync.ingest import ingest_feed
 
@@ -61,7 +61,7 @@ def catalog_backfill():
         encoder = load_encoder_from_settings(settings)
         report = ingest_feed(
             settings, ref["vendor"], ref["feed"], encoder, get_current_context()["run_id"],
-            index=open_index(settings), mirror=AttributeMirror.from_settings(settings), zeroshot=lambda: ZeroShot(encoder),
+            index=open_index(settings), mirror=attribute_mirror(settings), zeroshot=lambda: ZeroShot(encoder),
             force_embed=params["force_reembed"], dry_run=params["dry_run"],
         )  # fmt: skip
         return asdict(report) | {"model_id": encoder.model_id}

@@ -41,8 +41,9 @@ def catalog_ingest():
         from dataclasses import asdict
 
         from looksync.airflow_support import airflow_settings, feeds_from_asset_events
+        from looksync.connections import vendor_update_queue
         from looksync.ingest import FeedRef
-        from looksync.queue import VendorUpdateQueue, take_feeds
+        from looksync.queue import take_feeds
 
         context = get_current_context()
         settings = airflow_settings()
@@ -50,7 +51,7 @@ def catalog_ingest():
         refs = [FeedRef(**f) for f in context["params"]["feeds"]]
         scheduled = context["dag_run"].run_type == "scheduled"
         if payloads or scheduled:
-            refs += take_feeds(VendorUpdateQueue.from_settings(settings), payloads, poll=scheduled)
+            refs += take_feeds(vendor_update_queue(settings), payloads, poll=scheduled)
         return [asdict(r) for r in refs]
 
     @task
@@ -101,34 +102,34 @@ def catalog_ingest():
         from dataclasses import asdict
 
         from looksync.airflow_support import airflow_settings
-        from looksync.attributes import AttributeMirror
+        from looksync.connections import attribute_mirror
         from looksync.index.factory import open_index
         from looksync.ingest import Workspace, apply_stage
 
         settings = airflow_settings()
-        report = apply_stage(settings, Workspace(workspace), open_index(settings), AttributeMirror.from_settings(settings))
+        report = apply_stage(settings, Workspace(workspace), open_index(settings), attribute_mirror(settings))
         return asdict(report)
 
     @task
     def group_duplicates(reports: list[dict]) -> dict:
         from embeddings import load_encoder_from_settings
         from looksync.airflow_support import airflow_settings
-        from looksync.attributes import AttributeMirror
+        from looksync.connections import attribute_mirror
         from looksync.dedup import group_catalog
 
         settings = airflow_settings()
         model_id = load_encoder_from_settings(settings).model_id
-        return group_catalog(settings, model_id, AttributeMirror.from_settings(settings))
+        return group_catalog(settings, model_id, attribute_mirror(settings))
 
     @task
     def write_report(reports: list[dict], groups: dict) -> dict:
         from looksync.airflow_support import airflow_settings
-        from looksync.attributes import AttributeMirror
+        from looksync.connections import attribute_mirror
         from looksync.report import report_stage
 
         settings = airflow_settings()
         run_id = get_current_context()["run_id"]
-        report = report_stage(settings, run_id, list(reports), {"dedup": groups}, AttributeMirror.from_settings(settings))
+        report = report_stage(settings, run_id, list(reports), {"dedup": groups}, attribute_mirror(settings))
         return {"uris": report["uris"], "outcomes": report["outcomes"], "quarantine": report["quarantine_reasons"]}
 
     workspaces = standardise.expand(

@@ -2,9 +2,8 @@
 to ``LOOKSYNC_*`` settings, so the same code runs from the CLI), failure callbacks, default args, and
 the event trigger that turns the vendor-update queue into asset events.
 
-Connections read when they exist (all optional): ``looksync_redis`` (Redis: host, port, schema/extra
-``db``), ``looksync_s3`` (AWS: extra ``endpoint_url``, ``region_name``, ``bucket``), ``looksync_es``
-(Elasticsearch URL as host), ``looksync_llm`` (OpenAI-compatible: host = base URL, password = key).
+Connections (all optional: ``looksync_s3``, ``looksync_redis``, ``looksync_es``, ``looksync_llm``) are
+resolved in ``looksync.connections`` through the providers' hooks.
 Everything heavy is imported inside functions; this module is imported by DAG files at parse time.
 """
 
@@ -25,38 +24,21 @@ EMBEDDING_POOL = "embedding"
 OWNER = "catalog-data"
 
 
-def _connection(conn_id: str):
-    try:
-        from airflow.sdk import BaseHook
-
-        return BaseHook.get_connection(conn_id)
-    except Exception:  # not defined, or not inside Airflow: the settings are the fallback
-        return None
-
-
 def connection_overrides() -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    if conn := _connection("looksync_redis"):
-        db = (conn.extra_dejson or {}).get("db", conn.schema or 0)
-        auth = f":{conn.password}@" if conn.password else ""
-        out["redis_url"] = f"redis://{auth}{conn.host or '127.0.0.1'}:{conn.port or 6379}/{db}"
-    if conn := _connection("looksync_s3"):
-        extra = conn.extra_dejson or {}
-        out.update({k: v for k, v in {"s3_endpoint_url": extra.get("endpoint_url"), "s3_region": extra.get("region_name"),
-                                       "s3_bucket": extra.get("bucket")}.items() if v})  # fmt: skip
-    if conn := _connection("looksync_es"):
-        out["es_url"] = conn.host if "://" in (conn.host or "") else f"http://{conn.host}:{conn.port or 9200}"
-        if conn.login:
-            out["es_username"], out["es_password"] = conn.login, conn.password
-    if conn := _connection("looksync_llm"):
-        out["llm_base_url"] = conn.host
-        if conn.password:
-            out["llm_api_key"] = conn.password
-    return out
+    """Settings values from the defined Airflow connections, read through the providers' hooks (see
+    ``looksync.connections``); a malformed connection raises ``ConnectionConfigError`` naming it."""
+    from looksync.connections import connection_overrides as overrides
+
+    return overrides()
 
 
 def airflow_settings(**overrides: Any) -> Settings:
-    """Settings for a task: ``LOOKSYNC_*`` environment, then Airflow connections, then ``overrides``."""
+    """Settings for a task: ``LOOKSYNC_*`` environment, then Airflow connections, then ``overrides``.
+    Also makes the ``looksync_s3`` connection's boto3 session the task process's default, so the object
+    stores (which make their clients with ``boto3.client``) sign with the connection's credentials."""
+    from looksync.connections import use_s3_connection_credentials
+
+    use_s3_connection_credentials()
     return load_settings(**{**connection_overrides(), **{k: v for k, v in overrides.items() if v is not None}})
 
 
@@ -125,7 +107,9 @@ def vendor_update_asset(settings: Settings | None = None):
     """The asset that stands for the vendor-update queue, watched by ``VendorUpdateTrigger``."""
     from airflow.sdk import Asset, AssetWatcher
 
-    settings = settings or load_settings()
+    from looksync.connections import with_connections
+
+    settings = with_connections(settings or load_settings())  # AIRFLOW_CONN_LOOKSYNC_REDIS, when set
     url = settings.queue_redis_url or settings.redis_url or "redis://127.0.0.1:6379/0"
     trigger = VendorUpdateTrigger(url, settings.queue_stream, settings.queue_group, claim_idle_s=settings.queue_claim_idle_s)
     return Asset(
