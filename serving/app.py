@@ -17,7 +17,8 @@ from serving.metrics import ServiceMetrics
 
 log = logging.getLogger("looksync.service")
 
-OPEN_PATHS = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"}
+OPEN_PATHS = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/demo", "/judge", "/judge/report"}
+OPEN_PREFIXES = ("/static/",)  # the pages' scripts and styles; the pages carry no data, their API calls need the key
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -40,7 +41,7 @@ def create_app(settings: Settings | None = None, engine: SearchEngine | None = N
         given_id = request.headers.get("X-Request-Id", "")
         g.request_id = given_id if _REQUEST_ID.match(given_id) else uuid.uuid4().hex[:16]
         g.started = time.perf_counter()
-        if keys and request.path not in OPEN_PATHS:
+        if keys and request.path not in OPEN_PATHS and not request.path.startswith(OPEN_PREFIXES):
             given = (request.headers.get("X-API-Key") or "").encode()
             # compare against every key without short-circuiting, in constant time per key
             if not any([hmac.compare_digest(given, key) for key in keys]):  # noqa: C419
@@ -70,13 +71,15 @@ def create_app(settings: Settings | None = None, engine: SearchEngine | None = N
         )
         return response
 
+    from serving.demo_page import bp as demo_page_bp
+    from serving.judge import bp as judge_bp
     from serving.looks import bp as looks_bp
     from serving.openapi import bp as openapi_bp
     from serving.ops import bp as ops_bp
     from serving.products import bp as products_bp
     from serving.search import bp as search_bp
 
-    for blueprint in (looks_bp, search_bp, products_bp, ops_bp, openapi_bp):
+    for blueprint in (looks_bp, search_bp, products_bp, ops_bp, openapi_bp, judge_bp, demo_page_bp):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     return app

@@ -1,0 +1,107 @@
+"""The judging tool: the /judge page (rate returned products 1-5 per criterion), POST /v1/judgments,
+the MOS report (GET /v1/judgments/report as JSON, /judge/report as a page), and the sample looks a
+judge or a demo visitor can pick (GET /v1/sample-looks, GET /v1/sample-looks/<look_id>).
+
+The HTML pages are shells with no data (open); every data call needs the API key like the rest of
+the API. The ratings store is opened on first use, not in the factory: a judging database that is
+down must not stop the look search service from starting; it answers 503 on the judging calls.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from pathlib import Path
+
+from flask import Blueprint, current_app, jsonify, render_template, request, send_file
+
+from looksync.judging import InvalidRating, JudgingStoreError, RatingStore, build_report, parse_submission
+from serving.app import engine
+from serving.errors import ApiError, error_response
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("judge", __name__)
+
+LOOK_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+_LOOK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_store_lock = threading.Lock()
+
+
+def rating_store() -> RatingStore:
+    """The app's ratings store, opened (and its table created) on first use."""
+    app = current_app
+    store = app.extensions.get("looksync.judging_store")
+    if store is None:
+        with _store_lock:
+            store = app.extensions.get("looksync.judging_store")
+            if store is None:
+                store = RatingStore.from_settings(app.extensions["looksync.settings"])
+                app.extensions["looksync.judging_store"] = store
+    return store
+
+
+def looks_dir() -> Path | None:
+    settings = current_app.extensions["looksync.settings"]
+    folder = settings.judging_looks_dir or settings.data_dir / "sample" / "looks"
+    return folder if folder.is_dir() else None
+
+
+@bp.errorhandler(InvalidRating)
+def _invalid_rating(err: InvalidRating):
+    return error_response(400, "invalid_rating", str(err))
+
+
+@bp.errorhandler(JudgingStoreError)
+def _store_down(err: JudgingStoreError):
+    log.error("judging store unavailable: %s", err)
+    return error_response(503, "judging_db_unavailable", str(err))
+
+
+@bp.get("/judge")
+def judge_page():
+    return render_template("judge.html")
+
+
+@bp.get("/judge/report")
+def report_page():
+    return render_template("judge_report.html")
+
+
+@bp.post("/v1/judgments")
+def submit_judgments():
+    body = request.get_json(silent=True)
+    if body is None:
+        raise ApiError(400, "invalid_json", "send a JSON object: {judge_id, look_id|look_sha256, model_id, ratings: [...]}")
+    ratings = parse_submission(body, layers=engine().taxonomy.layers)
+    ids = rating_store().add(ratings)
+    log.info("judgments stored", extra={"judge_id": ratings[0].judge_id, "count": len(ids), "model_id": ratings[0].model_id})
+    return jsonify({"ids": ids, "count": len(ids)}), 201
+
+
+@bp.get("/v1/judgments/report")
+def judgments_report():
+    model_id = request.args.get("model_id") or None
+    return jsonify(build_report(rating_store().ratings(model_id=model_id)))
+
+
+@bp.get("/v1/sample-looks")
+def sample_looks():
+    folder = looks_dir()
+    if folder is None:
+        return jsonify({"looks": [], "note": "no looks directory: set LOOKSYNC_JUDGING_LOOKS_DIR"})
+    looks = sorted(p.stem for p in folder.iterdir() if p.suffix.lower() in LOOK_SUFFIXES and _LOOK_ID.match(p.stem))
+    return jsonify({"looks": [{"look_id": look_id, "url": f"/v1/sample-looks/{look_id}"} for look_id in looks]})
+
+
+@bp.get("/v1/sample-looks/<look_id>")
+def sample_look(look_id: str):
+    folder = looks_dir()
+    if folder is None or not _LOOK_ID.match(look_id):
+        raise ApiError(404, "not_found", f"no sample look {look_id!r}")
+    for suffix in LOOK_SUFFIXES:
+        path = folder / f"{look_id}{suffix}"
+        if path.is_file():
+            return send_file(path.resolve(), max_age=0)
+    raise ApiError(404, "not_found", f"no sample look {look_id!r} in the looks directory")
