@@ -47,6 +47,13 @@ class Settings(BaseSettings):
     # index (issue 5): tuning shared by the backends, Elasticsearch index options, snapshots
     index_ann_min_rows: int = Field(default=50_000, ge=1)  # embedded: smaller versions stay on exact search
     index_candidates_per_k: int = Field(default=10, ge=1)  # ANN candidates per requested hit (num_candidates = k x this)
+    # embedded search: "faiss" = in-memory views over saved FAISS HNSW graphs per partition; "lance" = LanceDB's search
+    index_search: Literal["faiss", "lance"] = "faiss"
+    index_refresh_s: float = Field(default=1.0, ge=0)  # embedded: how often a reader re-checks for commits; 0 = every search
+    index_hnsw_m: int = Field(default=32, ge=4)  # embedded FAISS graphs: links per node
+    index_hnsw_ef_construction: int = Field(default=64, ge=8)
+    index_hnsw_ef_search: int = Field(default=64, ge=1)  # the smallest beam; num_candidates widens it
+    index_exact_max_rows: int = Field(default=2048, ge=0)  # at most this many graph rows pass a filter: score them exactly
     es_vector_index_type: Literal["int8_hnsw", "hnsw", "int4_hnsw", "bbq_hnsw"] = "int8_hnsw"
     es_similarity: Literal["cosine", "dot_product"] = "cosine"
     es_hnsw_m: int = Field(default=16, ge=2)

@@ -8,8 +8,14 @@ layers named, or implied by the categories named; the market named) and runs the
 inside them, *before* the neighbour search, so a rare filter still yields k hits; hits from several
 partitions are merged by score. A product whose layer or market changes moves partition.
 
-Small partitions are scanned exactly; ``build_ann_index`` gives each partition holding at least
-``ann_min_rows`` rows its own HNSW index (and scalar indexes on the filter columns).
+LanceDB is the store of record (versions, writes, snapshots). Searches go, by default
+(``search="faiss"``), through an in-memory *search view* per partition (``faiss_view``): the product
+columns in memory, the partition's saved FAISS HNSW graph (``faiss_graph``, built by
+``build_ann_index`` for partitions holding at least ``ann_min_rows`` rows and saved in the version
+directory), and exact numpy scores for the rows whose vectors the graph lacks (the write journal,
+``write_journal``, names them; a partition without a graph is scored exactly). A view is re-checked at
+most every ``refresh_s`` seconds and rebuilt when the table version moved. ``search="lance"`` keeps
+LanceDB's own search (HNSW-SQ and scalar indexes per partition, prefiltered), for comparison.
 
 Several ``EmbeddedIndex`` objects, in one process or several, may share a directory: a reader sees
 every committed write (LanceDB re-checks a table's latest version on each read, and the version
@@ -19,11 +25,13 @@ writer swaps it (the registry is re-read when its file changes).
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
 import re
 import shutil
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -37,7 +45,7 @@ import lancedb
 import numpy as np
 from lancedb.index import Bitmap, BTree, HnswSq, LabelList
 
-from looksync.index import lance_partitions, lance_snapshots
+from looksync.index import faiss_graph, faiss_view, lance_partitions, lance_snapshots, write_journal
 from looksync.index.base import (
     BulkResult,
     CatalogIndex,
@@ -59,6 +67,7 @@ from looksync.index.lance_schema import (
     table_schema,
 )
 from looksync.index.vectors import NORM_TOLERANCE, query_vector, vector_problem
+from looksync.index.write_journal import WriteJournal
 from looksync.schema import Product
 from looksync.storage import LocalStore, ObjectStore
 
@@ -95,7 +104,13 @@ class EmbeddedIndex(CatalogIndex):
     ``snapshot_store``: where ``snapshot`` copies versions to and ``restore`` reads them from (an
     ``ObjectStore``, or a function making one on first use); default ``<path>/../snapshots``.
 
-    ``search_threads``: a search spanning several partitions queries up to this many at once.
+    ``search``: ``"faiss"`` (in-memory views over saved FAISS graphs) or ``"lance"`` (LanceDB's search).
+    ``refresh_s``: how often (seconds) a view re-checks its table for newer commits; 0 = every search.
+    A handle's own writes are seen by its next search whatever this is.
+    ``hnsw_m`` / ``hnsw_ef_construction``: the FAISS graphs' build parameters; ``hnsw_ef_search``: the
+    smallest search beam (``num_candidates`` widens it). ``exact_max_rows``: when at most this many graph
+    rows pass a filter they are scored exactly instead of walking the graph.
+    ``search_threads``: a LanceDB search spanning several partitions queries up to this many at once.
     ``partition_searches`` counts, for this handle, the partitions each search opened
     (``(version, layer, market)`` -> searches); ``last_search_partitions`` lists the last search's.
     """
@@ -111,8 +126,22 @@ class EmbeddedIndex(CatalogIndex):
         read_consistency: timedelta | None = timedelta(0),
         snapshot_store: ObjectStore | Callable[[], ObjectStore] | None = None,
         search_threads: int = 4,
+        search: str = "faiss",
+        refresh_s: float = 1.0,
+        hnsw_m: int = 32,
+        hnsw_ef_construction: int = 64,
+        hnsw_ef_search: int = 64,
+        exact_max_rows: int = 2048,
     ):
+        if search not in ("faiss", "lance"):
+            raise IndexBackendError(f"embedded index search {search!r}: known: faiss, lance")
         self.path = Path(path)
+        self.search_mode = search
+        self.hnsw_m = hnsw_m
+        self.hnsw_ef_construction = hnsw_ef_construction
+        self.hnsw_ef_search = hnsw_ef_search
+        self.exact_max_rows = exact_max_rows
+        self.views = faiss_view.ViewCache(refresh_s)
         self.ann_min_rows = ann_min_rows
         self.candidates_per_k = candidates_per_k
         self.rows_per_ann_partition = rows_per_ann_partition
@@ -230,20 +259,24 @@ class EmbeddedIndex(CatalogIndex):
         groups: dict[Key, list[tuple[Product, np.ndarray]]] = {}
         for product, vector in rows.values():
             groups.setdefault((product.layer, product.market), []).append((product, vector))
-        for key, items in sorted(groups.items()):
-            data = products_table([p for p, _ in items], np.stack([v for _, v in items]), record.model_id, record.dim)
-            table = self._partition(record, key, create=True)
-            with self._backend_errors(f"upsert {len(items)} products into {version} partition {key}"):
-                merged = (
-                    table.merge_insert("product_id").when_matched_update_all().when_not_matched_insert_all().execute(data)
-                )
-            result.written += merged.num_inserted_rows + merged.num_updated_rows
-        # products whose layer or market changed: the new row is in; drop the old one
-        moved = [(pid, old) for pid, (old, _) in where_now.items() if old != (rows[pid][0].layer, rows[pid][0].market)]
-        self._delete_from(record, moved)
+        try:
+            for key, items in sorted(groups.items()):
+                data = products_table([p for p, _ in items], np.stack([v for _, v in items]), record.model_id, record.dim)
+                result.written += self._write_vectors(record, key, data, f"upsert {len(items)} products into")
+            # products whose layer or market changed: the new row is in; drop the old one
+            moved = [(pid, old) for pid, (old, _) in where_now.items() if old != (rows[pid][0].layer, rows[pid][0].market)]
+            self._delete_from(record, moved)
+        finally:
+            self.views.touch(record.name)
         return result
 
     def update_metadata(self, version: str, products: Sequence[Product]) -> BulkResult:
+        try:
+            return self._update_metadata(version, products)
+        finally:
+            self.views.touch(version)  # this handle's next search sees its own write
+
+    def _update_metadata(self, version: str, products: Sequence[Product]) -> BulkResult:
         record = self._record(version)
         latest = {p.product_id: p for p in products}  # the last row of a product wins
         stored = self._locate(record.name, list(latest), ["product_id", "image_hash"])
@@ -287,15 +320,7 @@ class EmbeddedIndex(CatalogIndex):
             for key, group in sorted(by_key.items()):
                 matrix = np.stack([old_vectors[p.product_id] for p in group])
                 data = products_table(group, matrix, record.model_id, record.dim)
-                table = self._partition(record, key, create=True)
-                with self._backend_errors(f"move {len(group)} products into {version} partition {key}"):
-                    merged = (
-                        table.merge_insert("product_id")
-                        .when_matched_update_all()
-                        .when_not_matched_insert_all()
-                        .execute(data)
-                    )
-                result.written += merged.num_inserted_rows + merged.num_updated_rows
+                result.written += self._write_vectors(record, key, data, f"move {len(group)} products into")
             self._delete_from(record, [(p.product_id, old_key) for old_key, p in moved])
             for _, p in moving:
                 if p.product_id not in old_vectors:
@@ -303,6 +328,12 @@ class EmbeddedIndex(CatalogIndex):
         return result
 
     def delete(self, version: str, product_ids: Sequence[str]) -> int:
+        try:
+            return self._delete(version, product_ids)
+        finally:
+            self.views.touch(version)
+
+    def _delete(self, version: str, product_ids: Sequence[str]) -> int:
         record = self._record(version)
         ids = list(dict.fromkeys(product_ids))
         deleted = 0
@@ -349,6 +380,8 @@ class EmbeddedIndex(CatalogIndex):
         filter_sql(filters)  # checks every value, the routed-away ones too
         keys = lance_partitions.routed(self._partition_keys(record.name), filters)
         candidates = max(num_candidates or self.candidates_per_k * k, k)
+        if self.search_mode == "faiss":
+            return self._search_views(record, keys, query, k, lance_partitions.inner_filters(filters), candidates)
         tables = [(key, self._partition(record, key)) for key in keys]
 
         def one(table: Any) -> list[dict[str, Any]]:
@@ -377,6 +410,51 @@ class EmbeddedIndex(CatalogIndex):
             Hit(product_id=r["product_id"], score=1.0 - float(r["_distance"]), product=row_to_product(r)) for r in merged
         ]
 
+    def _search_views(
+        self, record: VersionRecord, keys: list[Key], query: np.ndarray, k: int, filters: SearchFilters | None, ef: int
+    ) -> list[Hit]:
+        best: dict[str, tuple[float, str, faiss_view.PartitionView, int]] = {}
+        ef = max(self.hnsw_ef_search, ef)
+        for key in keys:
+            view = self._view(record, key)
+            scores, rows = view.search(query, k, filters, ef, self.exact_max_rows)
+            self.partition_searches[(record.name, *key)] += 1
+            for score, pid, row in zip(scores.tolist(), view.ids(rows), rows.tolist(), strict=True):
+                seen = best.get(pid)  # a product moving partition may briefly be in two
+                if seen is None or score > seen[0]:
+                    best[pid] = (score, pid, view, row)
+        self.last_search_partitions = keys
+        top = sorted(best.values(), key=lambda b: (-b[0], b[1]))[:k]
+        return [Hit(product_id=pid, score=score, product=view.products([row])[0]) for score, pid, view, row in top]
+
+    def _view(self, record: VersionRecord, key: Key) -> faiss_view.PartitionView:
+        """The partition's search view, re-checked at most every ``refresh_s`` (see ``ViewCache``)."""
+        table_name = lance_partitions.table_name(*key)
+        search_dir = self._search_dir(record.name, key)
+
+        def probe() -> tuple[int, Any]:
+            with self._backend_errors(f"check partition {key} of {record.name} for new commits"):
+                return self._partition(record, key).version, faiss_graph.meta_stamp(search_dir)
+
+        def load(stamp: tuple[int, Any]) -> faiss_view.PartitionView:
+            started = time.perf_counter()
+            with self._backend_errors(f"load the search view of {record.name} partition {key}"):
+                pinned = self._db(record.name).open_table(table_name)
+                pinned.checkout(stamp[0])
+                view = faiss_view.load_view(pinned, stamp[0], record.dim, search_dir)
+            stats = view.stats()
+            log.info(
+                "index search view loaded",
+                extra={
+                    "version": record.name, "partition": list(key), "table_version": stamp[0], "rows": stats.rows,
+                    "graph_rows": stats.graph_rows, "exact_rows": stats.exact_rows,
+                    "seconds": round(time.perf_counter() - started, 3),
+                },
+            )  # fmt: skip
+            return view
+
+        return self.views.get((record.name, key), probe, load)
+
     def stats(self) -> dict[str, Any]:
         state = self._registry.read()
         versions = []
@@ -396,13 +474,19 @@ class EmbeddedIndex(CatalogIndex):
                 total_bytes += table_stats["total_bytes"]
                 fragments += table_stats["fragment_stats"]["num_fragments"]
                 indexes += own
+                graph = faiss_graph.read_meta(self._search_dir(info.name, key))
+                view = self.views.cached((info.name, key))
+                lance_ann = any(i["columns"] == [VECTOR_COLUMN] for i in own)
                 partitions.append(
                     {
                         "layer": key[0],
                         "market": key[1],
                         "count": rows,
                         "table_version": table.version,
-                        "ann": any(i["columns"] == [VECTOR_COLUMN] for i in own),
+                        "ann": graph is not None if self.search_mode == "faiss" else lance_ann,
+                        "lance_ann": lance_ann,
+                        "graph": None if graph is None else asdict(graph),
+                        "view": None if view is None else asdict(view.stats()),
                         "searches": self.partition_searches[(info.name, *key)],
                     }
                 )
@@ -416,7 +500,13 @@ class EmbeddedIndex(CatalogIndex):
                     "partitions": partitions,
                 }
             )
-        return {"backend": "embedded", "path": str(self.path), "live": state.live, "versions": versions}
+        return {
+            "backend": "embedded",
+            "search": self.search_mode,
+            "path": str(self.path),
+            "live": state.live,
+            "versions": versions,
+        }
 
     # ---- snapshots ------------------------------------------------------------------------------
 
@@ -433,14 +523,27 @@ class EmbeddedIndex(CatalogIndex):
         now = datetime.now(UTC)
         name = lance_snapshots.check_snapshot_name(name or f"{record.name}~{now:%Y%m%dT%H%M%S%f}Z")
         tables: dict[str, int] = {}
+        extra: list[tuple[str, Path | bytes]] = []
         count = 0
         for key in self._partition_keys(record.name):
             table_name = lance_partitions.table_name(*key)
+            search_dir = self._search_dir(record.name, key)
+            rel = search_dir.relative_to(self._version_dir(record.name)).as_posix()
+            graph = faiss_graph.read_meta(search_dir)  # read before the pin: the graph is of a version <= it
             with self._backend_errors(f"pin partition {key} of {record.name} for a snapshot"):
                 table = self._db(record.name).open_table(table_name)  # a handle of our own: checkout pins it
                 tables[table_name] = table.version
                 table.checkout(table.version)
                 count += table.count_rows()
+            if graph is not None:
+                # the graph files are immutable; the meta goes as read; the journal as it is now, after
+                # the pin, so it names every vector written up to the pinned version (later lines are harmless)
+                extra += [
+                    (f"{rel}/{faiss_graph.META_FILE}", json.dumps(asdict(graph), indent=2).encode()),
+                    (f"{rel}/{graph.graph_file}", search_dir / graph.graph_file),
+                    (f"{rel}/{graph.ids_file}", search_dir / graph.ids_file),
+                    (f"{rel}/{write_journal.JOURNAL_FILE}", WriteJournal(search_dir).read_bytes()),
+                ]
         manifest = lance_snapshots.SnapshotManifest(
             snapshot=name,
             version=record.name,
@@ -450,7 +553,7 @@ class EmbeddedIndex(CatalogIndex):
             tables=tables,
             created_at=now.isoformat(timespec="microseconds"),
         )
-        location = lance_snapshots.upload(self._version_dir(record.name), manifest, self.snapshot_store)
+        location = lance_snapshots.upload(self._version_dir(record.name), manifest, self.snapshot_store, extra)
         log.info("index snapshot written", extra={"version": record.name, "snapshot": name, "location": location})
         return self._snapshot_info(manifest, location)
 
@@ -513,31 +616,82 @@ class EmbeddedIndex(CatalogIndex):
 
     def build_ann_index(self, version: str | None = None, min_rows: int | None = None) -> bool:
         """Give each partition of a version holding at least ``min_rows`` (default ``ann_min_rows``)
-        products its own cosine HNSW-SQ index and scalar filter indexes; smaller partitions stay on exact
-        search. Returns whether any partition has one now. Rows written afterwards are still found
-        (scanned exactly) until the index is rebuilt."""
+        products its own ANN structure for this handle's search mode: a FAISS HNSW graph saved in the
+        version directory (``faiss``, plus a btree on product_id for lookups), or LanceDB's cosine
+        HNSW-SQ index and scalar filter indexes (``lance``). Smaller partitions stay on exact search.
+        Returns whether any partition has one now. Rows written afterwards are still found (scored
+        exactly) until the next build."""
         record = self._record(version)
         threshold = max(self.ann_min_rows if min_rows is None else min_rows, 1)
         built = []
-        for key in self._partition_keys(record.name):
-            table = self._partition(record, key)
-            with self._backend_errors(f"count partition {key} of {record.name}"):
-                rows = table.count_rows()
-            if rows < threshold:
-                continue
-            partitions = max(1, math.ceil(rows / self.rows_per_ann_partition))
-            with self._backend_errors(f"build the ANN index of {record.name} partition {key} ({rows} rows)"):
-                table.create_index(
-                    VECTOR_COLUMN, config=HnswSq(distance_type="cosine", num_partitions=partitions), replace=True
-                )
-                for column, config in _SCALAR_INDEXES:
-                    table.create_index(column, config=config(), replace=True)
-            built.append(key)
+        try:
+            for key in self._partition_keys(record.name):
+                table = self._partition(record, key)
+                with self._backend_errors(f"count partition {key} of {record.name}"):
+                    rows = table.count_rows()
+                if rows < threshold:
+                    continue
+                if self.search_mode == "faiss":
+                    self._build_graph(record, key)
+                    with self._backend_errors(f"index product ids of {record.name} partition {key}"):
+                        table.create_index("product_id", config=BTree(), replace=True)
+                else:
+                    self._build_lance_index(record, key, table, rows)
+                built.append(key)
+        finally:
+            self.views.touch(record.name)
         log.info(
             "ann indexes built" if built else "ann index skipped",
-            extra={"version": record.name, "partitions": [list(k) for k in built], "threshold": threshold},
-        )
+            extra={
+                "version": record.name, "partitions": [list(k) for k in built], "threshold": threshold,
+                "search": self.search_mode,
+            },
+        )  # fmt: skip
         return bool(built)
+
+    def _build_graph(self, record: VersionRecord, key: Key) -> faiss_graph.GraphMeta:
+        """Build and save the partition's FAISS graph from its latest table version. The version and the
+        journal offset are read under the journal's lock, so every vector write is either in that table
+        version or journalled at or after the offset (see ``write_journal``)."""
+        search_dir = self._search_dir(record.name, key)
+        table_name = lance_partitions.table_name(*key)
+        journal = WriteJournal(search_dir)
+        started = time.perf_counter()
+        with faiss_graph.building(search_dir):
+            with journal.locked(), self._backend_errors(f"pin {record.name} partition {key} for a graph build"):
+                pinned = self._db(record.name).open_table(table_name)  # a handle of our own, at the latest commit
+                table_version = pinned.version
+                offset = journal.size()
+            with self._backend_errors(f"read the vectors of {record.name} partition {key}"):
+                pinned.checkout(table_version)
+                data = pinned.search().select(["product_id", VECTOR_COLUMN]).limit(None).to_arrow()
+            matrix = faiss_view._vectors_of(data.column(VECTOR_COLUMN), record.dim)
+            graph = faiss_graph.build(matrix, self.hnsw_m, self.hnsw_ef_construction)
+            meta = faiss_graph.save(
+                search_dir,
+                graph,
+                data.column("product_id").to_pylist(),
+                faiss_graph.GraphMeta(
+                    table_version=table_version, journal_offset=offset, rows=len(matrix), dim=record.dim,
+                    m=self.hnsw_m, ef_construction=self.hnsw_ef_construction, graph_file="", ids_file="",
+                    built_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                ),
+            )  # fmt: skip
+        log.info(
+            "search graph built",
+            extra={
+                "version": record.name, "partition": list(key), "rows": meta.rows, "table_version": table_version,
+                "seconds": round(time.perf_counter() - started, 2),
+            },
+        )  # fmt: skip
+        return meta
+
+    def _build_lance_index(self, record: VersionRecord, key: Key, table: Any, rows: int) -> None:
+        partitions = max(1, math.ceil(rows / self.rows_per_ann_partition))
+        with self._backend_errors(f"build the ANN index of {record.name} partition {key} ({rows} rows)"):
+            table.create_index(VECTOR_COLUMN, config=HnswSq(distance_type="cosine", num_partitions=partitions), replace=True)
+            for column, config in _SCALAR_INDEXES:
+                table.create_index(column, config=config(), replace=True)
 
     # ---- internals ------------------------------------------------------------------------------
 
@@ -577,6 +731,7 @@ class EmbeddedIndex(CatalogIndex):
 
     def _forget(self, name: str) -> None:
         self._dbs.pop(name, None)
+        self.views.forget(name)
         for cached in [c for c in self._tables if c[0] == name]:
             del self._tables[cached]
 
@@ -638,6 +793,22 @@ class EmbeddedIndex(CatalogIndex):
             with self._backend_errors(f"delete {len(ids)} moved products from {record.name} partition {key}"):
                 for start in range(0, len(ids), _ID_CHUNK):
                     table.delete(sql_in("product_id", ids[start : start + _ID_CHUNK]))
+
+    def _search_dir(self, name: str, key: Key) -> Path:
+        return faiss_graph.partition_dir(self._version_dir(name), lance_partitions.table_name(*key))
+
+    def _write_vectors(self, record: VersionRecord, key: Key, data: Any, what: str) -> int:
+        """Merge rows carrying vectors into a partition: their ids go to the partition's write journal
+        first, then LanceDB commits, under the journal's lock (see ``write_journal``)."""
+        table = self._partition(record, key, create=True)
+        journal = WriteJournal(self._search_dir(record.name, key))
+        with journal.locked():
+            journal.record(data.column("product_id").to_pylist())
+            with self._backend_errors(f"{what} {record.name} partition {key}"):
+                merged = (
+                    table.merge_insert("product_id").when_matched_update_all().when_not_matched_insert_all().execute(data)
+                )
+        return merged.num_inserted_rows + merged.num_updated_rows
 
     def _fetch(self, table: Any, product_ids: list[str], columns: list[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}

@@ -18,6 +18,12 @@ def open_index(settings: Settings) -> CatalogIndex:
             settings.resolved_index_path,
             ann_min_rows=settings.index_ann_min_rows,
             candidates_per_k=settings.index_candidates_per_k,
+            search=settings.index_search,
+            refresh_s=settings.index_refresh_s,
+            hnsw_m=settings.index_hnsw_m,
+            hnsw_ef_construction=settings.index_hnsw_ef_construction,
+            hnsw_ef_search=settings.index_hnsw_ef_search,
+            exact_max_rows=settings.index_exact_max_rows,
             # made on first use: an S3 client is only built when a snapshot is taken or restored
             snapshot_store=lambda: default_store(settings, "snapshots"),
         )

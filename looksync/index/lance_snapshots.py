@@ -7,6 +7,7 @@ manifest *n*: files written later by a concurrent writer are ignored, and each r
 exactly version *n*. Layout in the store::
 
     <snapshot>/files/<table>.lance/<path inside the table directory>
+    <snapshot>/files/_search/<table>/...   the partition's FAISS graph, its ids and meta, its write journal
     <snapshot>/manifest.json   written last: a snapshot without it is incomplete and is not listed
 
 The manifest carries the version's model id, vector size, row count and each file's size and sha256;
@@ -22,6 +23,7 @@ import re
 import shutil
 import tempfile
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,9 +112,12 @@ def table_files(table_dir: Path, table_version: int) -> list[Path]:
     return files + manifests
 
 
-def upload(version_dir: Path, manifest: SnapshotManifest, store: ObjectStore) -> str:
+def upload(
+    version_dir: Path, manifest: SnapshotManifest, store: ObjectStore, extra: Sequence[tuple[str, Path | bytes]] = ()
+) -> str:
     """Copy each partition table's files for its pinned version (``manifest.tables``) into ``store``,
-    manifest last; returns its URI."""
+    then ``extra`` (path inside the version directory -> a file, or the bytes to store there: the search
+    graphs), manifest last, every file in the checksum; returns its URI."""
     prefix = check_snapshot_name(manifest.snapshot)
     if store.exists(f"{prefix}/{MANIFEST}"):
         raise IndexBackendError(f"{store.uri}/{prefix}: a snapshot of that name already exists")
@@ -122,6 +127,14 @@ def upload(version_dir: Path, manifest: SnapshotManifest, store: ObjectStore) ->
                 rel = path.relative_to(version_dir).as_posix()
                 manifest.files.append({"path": rel, "bytes": path.stat().st_size, "sha256": _sha256(path)})
                 store.put_file(f"{prefix}/files/{rel}", path)
+        for rel, source in extra:
+            if isinstance(source, bytes):
+                digest, size = hashlib.sha256(source).hexdigest(), len(source)
+                store.put_bytes(f"{prefix}/files/{rel}", source)
+            else:
+                digest, size = _sha256(source), source.stat().st_size
+                store.put_file(f"{prefix}/files/{rel}", source)
+            manifest.files.append({"path": rel, "bytes": size, "sha256": digest})
         store.put_bytes(f"{prefix}/{MANIFEST}", manifest.to_json())
     except (StorageError, OSError) as exc:
         raise IndexBackendError(f"snapshot {prefix} to {store.uri}: {exc}") from exc

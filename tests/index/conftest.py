@@ -1,5 +1,5 @@
-"""Fixtures for the catalog index contract: one parametrised ``index_factory`` per backend, and a
-seeded catalog of varied products.
+"""Fixtures for the catalog index contract: one parametrised ``index_factory`` per backend (the embedded
+one twice: searching through FAISS views, and through LanceDB), and a seeded catalog of varied products.
 
 The ``elasticsearch`` parameter runs the same contract against a real cluster when LOOKSYNC_ES_URL is
 set (each test gets its own index-name prefix); otherwise it is skipped.
@@ -85,10 +85,15 @@ def exact_top_k(
     return sorted(scored, key=lambda t: -t[1])[:k]
 
 
-def _embedded_factory(tmp_path: Path) -> IndexFactory:
+def _embedded_factory(tmp_path: Path, search: str) -> IndexFactory:
+    """Readers re-check on every search (refresh 0). The FAISS handle builds a graph for every partition
+    at ``end_bulk_load`` and walks it whatever the filter (no exact shortcut), so the contract runs
+    through the graph, the write journal and the exact rows together."""
     from looksync.index.embedded import EmbeddedIndex
 
-    return lambda: EmbeddedIndex(tmp_path / "index")
+    if search == "faiss":
+        return lambda: EmbeddedIndex(tmp_path / "index", search="faiss", refresh_s=0, ann_min_rows=1, exact_max_rows=0)
+    return lambda: EmbeddedIndex(tmp_path / "index", search="lance", refresh_s=0)
 
 
 def _elasticsearch_factory(request: pytest.FixtureRequest) -> IndexFactory:
@@ -135,11 +140,11 @@ def _elasticsearch_factory(request: pytest.FixtureRequest) -> IndexFactory:
     return make
 
 
-@pytest.fixture(params=["embedded", "elasticsearch"])
+@pytest.fixture(params=["embedded-faiss", "embedded-lance", "elasticsearch"])
 def index_factory(request: pytest.FixtureRequest, tmp_path: Path) -> IndexFactory:
     """Opens handles on one fresh index store; two calls give two handles (a writer and a reader)."""
-    if request.param == "embedded":
-        return _embedded_factory(tmp_path)
+    if request.param.startswith("embedded-"):
+        return _embedded_factory(tmp_path, request.param.removeprefix("embedded-"))
     return _elasticsearch_factory(request)
 
 
@@ -150,11 +155,14 @@ def index(index_factory: IndexFactory) -> CatalogIndex:
 
 @pytest.fixture
 def live_catalog(index: CatalogIndex) -> tuple[CatalogIndex, str, list[Product], np.ndarray]:
-    """A live version holding 300 catalog products with seeded vectors."""
+    """A live version holding 300 catalog products with seeded vectors, bulk-loaded (``end_bulk_load``
+    run, so a backend's ANN structures are built)."""
     products = catalog(300)
     matrix = vectors(len(products), seed=1)
     version = index.create_version(MODEL_ID, DIM)
+    index.begin_bulk_load(version)
     result = index.upsert(version, products, matrix)
     assert result.failures == [] and result.written == len(products)
+    index.end_bulk_load(version)
     index.set_live(version)
     return index, version, products, matrix

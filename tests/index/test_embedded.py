@@ -1,4 +1,5 @@
-"""What is particular to the embedded (LanceDB) backend: its registry file, version names, ANN index."""
+"""What is particular to the embedded (LanceDB) backend: its registry file, version names, LanceDB's own ANN
+search (``search="lance"``; the FAISS views have ``test_search_views``)."""
 
 from __future__ import annotations
 
@@ -94,7 +95,7 @@ def test_ann_index_keeps_filters_exact_and_recall_high(tmp_path):
         for i in range(n)
     ]
     matrix = vectors(n, seed=8, dim=dim)
-    index = EmbeddedIndex(tmp_path, ann_min_rows=100)  # per partition: 15 (layer, market) of ~200 rows
+    index = EmbeddedIndex(tmp_path, ann_min_rows=100, search="lance")  # per partition: 15 (layer, market) of ~200 rows
     version = index.create_version("model-32", dim)
     index.upsert(version, products, matrix)
     index.set_live(version)
@@ -134,7 +135,7 @@ class _ShortAnn(EmbeddedIndex):
 
 def test_a_short_ann_answer_falls_back_to_an_exact_scan_of_the_matches(tmp_path):
     products, matrix = catalog(60), vectors(60)
-    index = _ShortAnn(tmp_path)
+    index = _ShortAnn(tmp_path, search="lance")
     version = index.create_version(MODEL_ID, DIM)
     index.upsert(version, products, matrix)
     index.set_live(version)

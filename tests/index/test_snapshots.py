@@ -43,11 +43,14 @@ def test_local_round_trip_into_another_index_under_the_original_name(tmp_path):
     manifest = json.loads((tmp_path / "snapshots" / info.name / "manifest.json").read_text())
     assert (manifest["version"], manifest["model_id"], manifest["dim"], manifest["count"]) == (version, MODEL_ID, DIM, 200)
     assert manifest["checksum"] == info.checksum and len(info.checksum) == 64
-    tables = {f["path"].split("/")[0] for f in manifest["files"]}
+    tables = {f["path"].split("/")[0] for f in manifest["files"] if not f["path"].startswith("_search/")}
     assert tables == {f"{t}.lance" for t in manifest["tables"]} and len(tables) == 15  # every partition
     for table in tables:
-        assert any(f["path"].startswith(f"{table}/_indices/") for f in manifest["files"])  # the ANN indexes travel too
+        assert any(f["path"].startswith(f"{table}/_indices/") for f in manifest["files"])  # the indexes travel too
         assert sum(f["path"].startswith(f"{table}/_versions/") for f in manifest["files"]) == 1
+        graph = f"_search/{table.removesuffix('.lance')}/"  # and each partition's FAISS graph, journal, meta
+        kinds = {f["path"].removeprefix(graph).split("-")[0] for f in manifest["files"] if f["path"].startswith(graph)}
+        assert kinds == {"meta.json", "graph", "ids", "journal.jsonl"}
     assert info.location == f"{store.uri}/{info.name}"
 
     target = EmbeddedIndex(tmp_path / "b", snapshot_store=store)

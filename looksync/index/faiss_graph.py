@@ -1,0 +1,174 @@
+"""The saved FAISS graph of one embedded-index partition, inside the version directory.
+
+``<version>/_search/<table>/`` holds, besides the write journal (``write_journal``):
+
+* ``graph-<table version>-<token>.faiss``: a FAISS ``IndexHNSWFlat`` (inner product on unit vectors,
+  so scores are cosines) over the partition's vectors at that LanceDB table version;
+* ``ids-<table version>-<token>.arrow``: the product ids in label order (label i = row i added);
+* ``meta.json``: which two files are current, the table version and the journal offset they were built
+  at, the HNSW parameters. Written last, by an atomic rename: a reader sees the old graph or the new one.
+
+Graph and id files are immutable once written (a new build writes new names), so a snapshot can copy
+the pair ``meta.json`` names. Files of older builds are removed after the new meta is in place; a
+reader that raced with that removal re-reads the meta.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.feather as feather
+
+from looksync.index.base import IndexBackendError
+
+SEARCH_DIR = "_search"
+META_FILE = "meta.json"
+BUILD_LOCK = ".build.lock"
+FORMAT = 1
+
+
+@dataclass(frozen=True)
+class GraphMeta:
+    table_version: int  # the LanceDB table version the graph's vectors were read from
+    journal_offset: int  # write-journal bytes before the build; lines from here on may differ from the graph
+    rows: int
+    dim: int
+    m: int
+    ef_construction: int
+    graph_file: str
+    ids_file: str
+    built_at: str
+    format: int = FORMAT
+
+
+def partition_dir(version_dir: Path, table: str) -> Path:
+    return Path(version_dir) / SEARCH_DIR / table
+
+
+def read_meta(directory: Path) -> GraphMeta | None:
+    path = Path(directory) / META_FILE
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise IndexBackendError(f"{path}: cannot read the search graph's meta: {exc!r}") from exc
+    try:
+        meta = GraphMeta(**raw)
+    except TypeError as exc:
+        raise IndexBackendError(f"{path}: unexpected search graph meta {sorted(raw)}: {exc}") from exc
+    if meta.format != FORMAT:
+        raise IndexBackendError(f"{path}: search graph format {meta.format}; this code reads {FORMAT}")
+    return meta
+
+
+def meta_stamp(directory: Path) -> tuple[int, int, int] | None:
+    """Changes whenever a new graph is published (the meta file is replaced)."""
+    try:
+        st = os.stat(Path(directory) / META_FILE)
+    except FileNotFoundError:
+        return None
+    return st.st_mtime_ns, st.st_ino, st.st_size
+
+
+@contextmanager
+def building(directory: Path) -> Iterator[None]:
+    """One graph build at a time per partition (across processes), so two builds never remove each
+    other's files."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / BUILD_LOCK, "a+") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def build(vectors: np.ndarray, m: int, ef_construction: int) -> Any:
+    """An ``IndexHNSWFlat`` over ``vectors`` (unit rows): label i is row i."""
+    import faiss
+
+    matrix = np.ascontiguousarray(vectors, dtype=np.float32)
+    graph = faiss.IndexHNSWFlat(matrix.shape[1], m, faiss.METRIC_INNER_PRODUCT)
+    graph.hnsw.efConstruction = ef_construction
+    if len(matrix):
+        graph.add(matrix)
+    return graph
+
+
+def save(directory: Path, graph: Any, product_ids: list[str], meta: GraphMeta) -> GraphMeta:
+    """Write the graph and its ids under fresh names, then publish ``meta.json`` naming them; older
+    builds' files are removed. Returns the meta as published."""
+    import faiss
+
+    directory = Path(directory)
+    token = uuid.uuid4().hex[:10]
+    graph_file = f"graph-{meta.table_version}-{token}.faiss"
+    ids_file = f"ids-{meta.table_version}-{token}.arrow"
+    published = GraphMeta(**{**asdict(meta), "graph_file": graph_file, "ids_file": ids_file})
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        faiss.write_index(graph, str(directory / f".{graph_file}.tmp"))
+        os.replace(directory / f".{graph_file}.tmp", directory / graph_file)
+        feather.write_feather(pa.table({"product_id": pa.array(product_ids, pa.string())}), str(directory / ids_file))
+        fd, tmp = tempfile.mkstemp(prefix=".meta-", suffix=".tmp", dir=directory)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(asdict(published), f, indent=2)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, directory / META_FILE)
+    except (OSError, RuntimeError) as exc:
+        raise IndexBackendError(f"{directory}: cannot save the search graph: {exc}") from exc
+    for entry in os.listdir(directory):
+        if entry.startswith(("graph-", "ids-", ".graph-", ".meta-")) and entry not in (graph_file, ids_file):
+            (directory / entry).unlink(missing_ok=True)
+    return published
+
+
+def load(directory: Path, meta: GraphMeta) -> tuple[Any, np.ndarray]:
+    """The graph (its flat vector storage memory-mapped, so worker processes share the page cache) and
+    its product ids in label order. FileNotFoundError when a newer build removed the files meanwhile."""
+    import faiss
+
+    directory = Path(directory)
+    graph_path = directory / meta.graph_file
+    if not graph_path.exists():
+        raise FileNotFoundError(graph_path)
+    try:
+        graph = faiss.read_index(str(graph_path), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
+        ids = feather.read_table(str(directory / meta.ids_file), memory_map=True).column("product_id")
+    except FileNotFoundError:
+        raise
+    except (OSError, RuntimeError, pa.ArrowException) as exc:
+        raise IndexBackendError(f"{directory}: cannot load the search graph {meta.graph_file}: {exc}") from exc
+    if graph.ntotal != meta.rows or len(ids) != meta.rows or graph.d != meta.dim:
+        raise IndexBackendError(
+            f"{directory}: search graph {meta.graph_file} holds {graph.ntotal} x {graph.d}, ids {len(ids)}; "
+            f"meta says {meta.rows} x {meta.dim}"
+        )
+    return graph, np.asarray(ids.to_pylist(), dtype=object)
+
+
+def flat_vectors(graph: Any) -> np.ndarray:
+    """The graph's stored vectors as a read-only (rows, dim) view, no copy (exact scoring of a small
+    allowed set costs no LanceDB call)."""
+    import faiss
+
+    storage = faiss.downcast_index(graph.storage)
+    if graph.ntotal == 0:
+        return np.zeros((0, graph.d), dtype=np.float32)
+    view = faiss.rev_swig_ptr(storage.get_xb(), graph.ntotal * graph.d).reshape(graph.ntotal, graph.d)
+    view.flags.writeable = False
+    return view

@@ -1,0 +1,377 @@
+"""The in-memory search view of one embedded-index partition at one LanceDB table version.
+
+LanceDB stays the store of record; a search reads this view instead, so it costs no LanceDB call:
+
+* every row's product columns (no vectors) as an Arrow table, with the filter columns as numpy arrays
+  (category, gender, brand as integer codes; price; in stock; sizes as codes per row);
+* the partition's saved FAISS graph (``faiss_graph``), if it has one, with the row now holding each of
+  its labels; a label is *clean* when its product is still in the table and was not rewritten since the
+  build (not in the write journal from the graph's offset on);
+* the current vectors of every other row (journalled, new, or all rows when there is no graph), scored
+  exactly in numpy.
+
+A query: a filter mask over the rows; the graph searched with that mask as an ``IDSelectorBitmap`` over
+its clean labels (or, when few labels pass, the passing ones scored exactly from the graph's own flat
+storage); the exact rows scored; the two merged by score. A view is immutable once built: a newer table
+version gets a new view, swapped in by reference (``EmbeddedIndex``).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from looksync.index import faiss_graph
+from looksync.index.base import IndexBackendError, SearchFilters
+from looksync.index.lance_filters import sql_in
+from looksync.index.lance_schema import PRODUCT_COLUMNS, VECTOR_COLUMN
+from looksync.index.write_journal import WriteJournal
+
+_ID_CHUNK = 1000
+_CODED = ("category", "gender", "brand")
+
+
+@dataclass(frozen=True)
+class ViewStats:
+    rows: int
+    graph_rows: int  # labels in the saved graph
+    clean_labels: int  # graph labels still holding their row's current vector
+    exact_rows: int  # rows scored exactly (journalled, new, or every row without a graph)
+    table_version: int
+    graph_table_version: int | None
+    bytes: int  # in-process memory (columns, codes, exact vectors, graph links; not the mmapped vectors)
+    mapped_bytes: int  # the graph's vectors, memory-mapped from the version directory (shared by processes)
+
+
+def _vectors_of(column: pa.ChunkedArray | pa.Array, dim: int) -> np.ndarray:
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    if len(array) == 0:
+        return np.zeros((0, dim), dtype=np.float32)
+    values = array.values.to_numpy(zero_copy_only=False)
+    return np.asarray(values, dtype=np.float32).reshape(len(array), dim)
+
+
+def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, dict[str, int]]:
+    encoded = pc.dictionary_encode(column.combine_chunks())
+    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32)
+    return codes, {v: i for i, v in enumerate(encoded.dictionary.to_pylist())}
+
+
+class PartitionView:
+    """Immutable; safe to search from many threads at once."""
+
+    def __init__(
+        self,
+        columns: pa.Table,
+        table_version: int,
+        exact_rows: np.ndarray,
+        exact_vectors: np.ndarray,
+        graph: Any = None,
+        graph_meta: faiss_graph.GraphMeta | None = None,
+        label_rows: np.ndarray | None = None,
+    ):
+        self.columns = columns
+        self.table_version = table_version
+        self.n = columns.num_rows
+        self.product_ids = columns.column("product_id")
+        self._row_of_id: dict[str, int] | None = None
+        self.codes: dict[str, np.ndarray] = {}
+        self.vocab: dict[str, dict[str, int]] = {}
+        for name in _CODED:
+            self.codes[name], self.vocab[name] = _codes(columns.column(name))
+        self.price = columns.column("price").combine_chunks().fill_null(np.nan).to_numpy(zero_copy_only=False)
+        self.in_stock = columns.column("in_stock").combine_chunks().fill_null(False).to_numpy(zero_copy_only=False)
+        sizes = columns.column("sizes").combine_chunks().fill_null([])
+        self.size_rows = np.repeat(np.arange(self.n, dtype=np.int64), pc.list_value_length(sizes).to_numpy(zero_copy_only=False))
+        size_codes, self.vocab["sizes"] = _codes(pa.chunked_array([pc.list_flatten(sizes)]))
+        self.size_codes = size_codes
+        self.exact_rows = exact_rows.astype(np.int64)
+        self.exact_vectors = np.ascontiguousarray(exact_vectors, dtype=np.float32)
+        self.graph = graph
+        self.graph_meta = graph_meta
+        if graph is not None:
+            assert label_rows is not None
+            self.label_rows = label_rows.astype(np.int64)  # row of each label, -1 when not clean
+            self.clean = self.label_rows >= 0
+            self.clean_count = int(self.clean.sum())
+            self._safe_rows = np.where(self.clean, self.label_rows, 0)
+            self.graph_vectors = faiss_graph.flat_vectors(graph)
+        else:
+            self.label_rows = np.zeros(0, dtype=np.int64)
+            self.clean = np.zeros(0, dtype=bool)
+            self.clean_count = 0
+
+    # ---- filters --------------------------------------------------------------------------------
+
+    def _in(self, name: str, values: list[str]) -> np.ndarray:
+        wanted = [self.vocab[name][v] for v in values if v in self.vocab[name]]
+        return np.isin(self.codes[name], np.asarray(wanted, dtype=np.int32))
+
+    def mask(self, filters: SearchFilters | None) -> np.ndarray | None:
+        """Rows passing ``filters`` (None: every row). Same semantics as ``SearchFilters.matches``."""
+        if filters is None:
+            return None
+        mask: np.ndarray | None = None
+
+        def both(part: np.ndarray) -> None:
+            nonlocal mask
+            mask = part if mask is None else mask & part
+
+        if filters.layers:
+            both(pc.is_in(self.columns.column("layer"), pa.array(filters.layers, pa.string())).to_numpy(zero_copy_only=False))
+        if filters.market:
+            both(pc.equal(self.columns.column("market"), filters.market).fill_null(False).to_numpy(zero_copy_only=False))
+        if filters.categories:
+            both(self._in("category", filters.categories))
+        if filters.genders:
+            both(self._in("gender", filters.genders))
+        if filters.brands_include:
+            both(self._in("brand", filters.brands_include))
+        if filters.brands_exclude:
+            both(~self._in("brand", filters.brands_exclude))
+        if filters.price_min is not None:
+            both(self.price >= float(filters.price_min))
+        if filters.price_max is not None:
+            both(self.price <= float(filters.price_max))
+        if filters.sizes:
+            wanted = [self.vocab["sizes"][s] for s in filters.sizes if s in self.vocab["sizes"]]
+            has = np.zeros(self.n, dtype=bool)
+            has[self.size_rows[np.isin(self.size_codes, np.asarray(wanted, dtype=np.int32))]] = True
+            both(has)
+        if filters.in_stock is not None:
+            both(self.in_stock == bool(filters.in_stock))
+        if filters.exclude_ids:
+            if self._row_of_id is None:
+                self._row_of_id = {pid: i for i, pid in enumerate(self.product_ids.to_pylist())}
+            keep = np.ones(self.n, dtype=bool)
+            rows = [self._row_of_id[pid] for pid in filters.exclude_ids if pid in self._row_of_id]
+            keep[rows] = False
+            both(keep)
+        return mask
+
+    # ---- search ---------------------------------------------------------------------------------
+
+    def search(
+        self,
+        query: np.ndarray,
+        k: int,
+        filters: SearchFilters | None,
+        ef_search: int,
+        exact_max_rows: int,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, rows) of the best ``k`` rows passing ``filters``, best first."""
+        mask = self.mask(filters)
+        scores: list[np.ndarray] = []
+        rows: list[np.ndarray] = []
+        if len(self.exact_rows):
+            pick = np.arange(len(self.exact_rows)) if mask is None else np.flatnonzero(mask[self.exact_rows])
+            if len(pick):
+                scores.append(self.exact_vectors[pick] @ query)
+                rows.append(self.exact_rows[pick])
+        if self.graph is not None and self.clean_count:
+            allowed = self.clean if mask is None else self.clean & mask[self._safe_rows]
+            labels_s, labels = self._graph_search(query, k, allowed, ef_search, exact_max_rows)
+            scores.append(labels_s)
+            rows.append(self.label_rows[labels])
+        if not scores:
+            return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
+        all_scores = np.concatenate(scores)
+        all_rows = np.concatenate(rows)
+        if len(all_scores) > k:
+            top = np.argpartition(-all_scores, k - 1)[:k]
+            all_scores, all_rows = all_scores[top], all_rows[top]
+        order = np.argsort(-all_scores, kind="stable")
+        return all_scores[order], all_rows[order]
+
+    def _graph_search(
+        self, query: np.ndarray, k: int, allowed: np.ndarray, ef_search: int, exact_max_rows: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        import faiss
+
+        count = self.clean_count if allowed is self.clean else int(allowed.sum())
+        if count == 0:
+            return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
+        if count > exact_max_rows:
+            params = faiss.SearchParametersHNSW()
+            # a selective filter leaves fewer passing nodes among those HNSW visits: widen the beam
+            params.efSearch = max(ef_search, k, min(4 * ef_search, math.ceil(k * len(allowed) / count)))
+            bitmap = None
+            if count < len(allowed):
+                bitmap = np.packbits(allowed, bitorder="little")
+                selector = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))
+                params.sel = selector
+            distances, labels = self.graph.search(query[None], k, params=params)
+            found = labels[0] >= 0
+            if found.sum() >= min(k, count):
+                return distances[0][found], labels[0][found]
+            # the graph ran dry under the filter while more rows match: score them exactly
+        labels = np.flatnonzero(allowed)
+        return self.graph_vectors[labels] @ query, labels
+
+    # ---- results --------------------------------------------------------------------------------
+
+    def products(self, rows: np.ndarray) -> list[dict[str, Any]]:
+        return self.columns.take(pa.array(rows, pa.int64())).to_pylist()
+
+    def ids(self, rows: np.ndarray) -> list[str]:
+        return self.product_ids.take(pa.array(rows, pa.int64())).to_pylist()
+
+    def stats(self) -> ViewStats:
+        own = self.columns.nbytes + sum(c.nbytes for c in self.codes.values()) + self.price.nbytes
+        own += self.in_stock.nbytes + self.size_rows.nbytes + self.size_codes.nbytes
+        own += self.exact_rows.nbytes + self.exact_vectors.nbytes
+        mapped = 0
+        if self.graph is not None:
+            mapped = self.graph_vectors.nbytes
+            hnsw = self.graph.hnsw
+            own += hnsw.neighbors.size() * 4 + hnsw.offsets.size() * 8 + hnsw.levels.size() * 4
+            own += self.label_rows.nbytes * 2 + self.clean.nbytes
+        return ViewStats(
+            rows=self.n,
+            graph_rows=0 if self.graph is None else int(self.graph.ntotal),
+            clean_labels=self.clean_count,
+            exact_rows=len(self.exact_rows),
+            table_version=self.table_version,
+            graph_table_version=None if self.graph_meta is None else self.graph_meta.table_version,
+            bytes=int(own),
+            mapped_bytes=int(mapped),
+        )
+
+
+def load_view(table: Any, table_version: int, dim: int, search_dir: Path, use_graph: bool = True) -> PartitionView:
+    """The view of ``table`` (a LanceDB table handle checked out at ``table_version``) with the graph and
+    journal under ``search_dir``. One column scan; vectors are read only for rows the graph lacks."""
+    meta = faiss_graph.read_meta(search_dir) if use_graph else None
+    if meta is not None and (meta.table_version > table_version or meta.dim != dim):
+        meta = None  # built from a version this reader does not see (or another model's): exact search
+    graph = graph_ids = None
+    for _ in range(3):
+        if meta is None:
+            break
+        try:
+            graph, graph_ids = faiss_graph.load(search_dir, meta)
+            break
+        except FileNotFoundError:
+            meta = faiss_graph.read_meta(search_dir)  # a newer build replaced the files meanwhile
+            if meta is not None and meta.table_version > table_version:
+                meta = None
+    if meta is not None and graph is None:
+        raise IndexBackendError(f"{search_dir}: the search graph kept changing while being loaded")
+
+    if graph is None:
+        data = table.search().select([*PRODUCT_COLUMNS, VECTOR_COLUMN]).limit(None).to_arrow()
+        vectors = _vectors_of(data.column(VECTOR_COLUMN), dim)
+        columns = data.select(list(PRODUCT_COLUMNS))
+        return PartitionView(columns, table_version, np.arange(columns.num_rows), vectors)
+
+    columns = table.search().select(list(PRODUCT_COLUMNS)).limit(None).to_arrow()
+    row_of = {pid: i for i, pid in enumerate(columns.column("product_id").to_pylist())}
+    dirty = WriteJournal(search_dir).written_since(meta.journal_offset)
+    label_rows = np.fromiter(
+        (-1 if pid in dirty else row_of.get(pid, -1) for pid in graph_ids), dtype=np.int64, count=len(graph_ids)
+    )
+    in_graph = np.zeros(columns.num_rows, dtype=bool)
+    in_graph[label_rows[label_rows >= 0]] = True
+    exact_rows = np.flatnonzero(~in_graph)
+    exact_vectors = np.zeros((0, dim), dtype=np.float32)
+    if len(exact_rows):
+        wanted = columns.column("product_id").take(pa.array(exact_rows)).to_pylist()
+        found: dict[str, np.ndarray] = {}
+        if len(wanted) * 5 > columns.num_rows:  # many: one scan is cheaper than IN lists
+            data = table.search().select(["product_id", VECTOR_COLUMN]).limit(None).to_arrow()
+            chunks = [data]
+        else:
+            chunks = [
+                table.search().where(sql_in("product_id", wanted[s : s + _ID_CHUNK])).select(["product_id", VECTOR_COLUMN])
+                .limit(None).to_arrow()
+                for s in range(0, len(wanted), _ID_CHUNK)
+            ]  # fmt: skip
+        need = set(wanted)
+        for chunk in chunks:
+            matrix = _vectors_of(chunk.column(VECTOR_COLUMN), dim)
+            for i, pid in enumerate(chunk.column("product_id").to_pylist()):
+                if pid in need:
+                    found[pid] = matrix[i]
+        missing = need - found.keys()
+        if missing:
+            raise IndexBackendError(f"{search_dir}: rows vanished from table version {table_version} while read: {sorted(missing)[:5]}")
+        exact_vectors = np.stack([found[pid] for pid in wanted])
+    return PartitionView(columns, table_version, exact_rows, exact_vectors, graph, meta, label_rows)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    view: PartitionView
+    stamp: Any  # (table version, graph meta stamp) the view was built for
+    checked_at: float
+
+
+class ViewCache:
+    """The views of one ``EmbeddedIndex`` handle, keyed by (version, partition).
+
+    A view is re-checked (one LanceDB version check and one stat of the graph meta) at most every
+    ``refresh_s`` seconds (0: on every search) and rebuilt when the table version or the graph changed.
+    A rebuild happens under a per-partition lock while other threads keep searching the old view, then
+    the new one is swapped in by reference; a view in use is never changed."""
+
+    def __init__(self, refresh_s: float):
+        self.refresh_s = refresh_s
+        self._entries: dict[tuple[str, Any], _Entry] = {}
+        self._locks: dict[tuple[str, Any], threading.Lock] = {}
+        self._guard = threading.Lock()
+        self.builds = 0  # views built by this handle (tests and the benchmark read it)
+
+    def _lock(self, ident: tuple[str, Any]) -> threading.Lock:
+        with self._guard:
+            lock = self._locks.get(ident)
+            if lock is None:
+                lock = self._locks[ident] = threading.Lock()
+            return lock
+
+    def get(self, ident: tuple[str, Any], probe, load) -> PartitionView:
+        """``probe()`` -> the stamp now (cheap); ``load(stamp)`` -> a fresh view for that stamp."""
+        entry = self._entries.get(ident)
+        if entry is not None and time.monotonic() - entry.checked_at < self.refresh_s:
+            return entry.view
+        lock = self._lock(ident)
+        if entry is not None and not lock.acquire(blocking=False):
+            return entry.view  # another thread is refreshing it; this search reads the current one
+        if entry is None:
+            lock.acquire()
+        try:
+            entry = self._entries.get(ident)
+            if entry is not None and time.monotonic() - entry.checked_at < self.refresh_s:
+                return entry.view
+            checked_at = time.monotonic()
+            stamp = probe()
+            if entry is None or entry.stamp != stamp:
+                entry = _Entry(load(stamp), stamp, checked_at)
+                self.builds += 1
+            else:
+                entry = _Entry(entry.view, entry.stamp, checked_at)
+            self._entries[ident] = entry
+            return entry.view
+        finally:
+            lock.release()
+
+    def cached(self, ident: tuple[str, Any]) -> PartitionView | None:
+        entry = self._entries.get(ident)
+        return None if entry is None else entry.view
+
+    def touch(self, version: str) -> None:
+        """This handle wrote to ``version``: re-check its views on the next search."""
+        for ident, entry in list(self._entries.items()):
+            if ident[0] == version:
+                self._entries[ident] = _Entry(entry.view, entry.stamp, -math.inf)
+
+    def forget(self, version: str) -> None:
+        for ident in [i for i in self._entries if i[0] == version]:
+            self._entries.pop(ident, None)
