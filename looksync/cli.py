@@ -214,11 +214,13 @@ def eval_command(sample_root: Path, config_specs: tuple[str, ...], run_id: str |
 @click.option("--size", type=int, default=300, show_default=True)
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option("--fault-rate", type=float, default=0.03, show_default=True)
-def demo(workdir: Path, size: int, seed: int, fault_rate: float):
-    """The main job end to end on embedded defaults: sample -> ingest -> index -> serve -> search a look."""
+@click.option("--epochs", type=click.IntRange(min=0), default=30, show_default=True,
+              help="Fine-tuning epochs on the sample before indexing; 0 serves random weights (plumbing only).")
+def demo(workdir: Path, size: int, seed: int, fault_rate: float, epochs: int):
+    """The main job end to end on embedded defaults: sample -> fine-tune -> ingest -> index -> serve -> search a look."""
     from looksync.demo import run_demo
 
-    run_demo(workdir, size=size, seed=seed, fault_rate=fault_rate, echo=click.echo)
+    run_demo(workdir, size=size, seed=seed, fault_rate=fault_rate, epochs=epochs, echo=click.echo)
 
 
 @main.command()

@@ -112,6 +112,8 @@ def product_summary(hit: Hit) -> dict[str, Any]:
         "category": p.get("category"),
         "layer": p.get("layer"),
         "gender": p.get("gender"),
+        "colours": p.get("colours"),
+        "pattern": p.get("pattern"),
         "market": p.get("market"),
         "price": p.get("price"),
         "currency": p.get("currency"),

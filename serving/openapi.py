@@ -36,7 +36,12 @@ _PRODUCT = {
             "product_id": "string", "score": "number", "rerank_score": "number", "title": "string", "brand": "string",
             "category": "string", "layer": "string", "gender": "string", "market": "string", "price": "number",
             "currency": "string", "in_stock": "boolean", "image_url": "string", "product_url": "string",
+            "pattern": "string",
         }.items()
+    }
+    | {
+        "colours": {"type": "array", "items": {"type": "string"}, "description": "taxonomy colours, main first"},
+        "sizes": {"type": "array", "items": {"type": "string"}},
     },
 }
 _DEGRADED = {"type": "array", "items": {"type": "string"}, "description": "why the answer is less than the best path"}
