@@ -17,8 +17,10 @@
         ? el("div", { className: "products" }, layer.products.map((p, i) => LookSync.productCard(p, i + 1)))
         : el("p", { text: "no products" }),
     ));
-    results.replaceChildren(meta, el("h2", { text: "Timings per stage" }), LookSync.timings(response),
-      el("h2", { text: "Degraded" }), LookSync.degraded(response), ...layers);
+    const summary = el("div", { className: "summary" },
+      el("div", {}, el("h3", { text: "Timings per stage" }), LookSync.timings(response)),
+      el("div", {}, el("h3", { text: "Degraded" }), LookSync.degraded(response)));
+    results.replaceChildren(meta, summary, ...layers);
   }
 
   async function search(event) {

@@ -1,0 +1,210 @@
+"""The /demo and /judge pages in a real headless Chromium against the real service over HTTP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import requests
+
+from looksync.judging import RatingStore
+from tests.browser.conftest import screenshot
+
+WAIT_S = 60  # a look search on the tiny CPU model is well under this, even on a busy 2-core machine
+KEY = "browser-test-key"
+
+
+def _wait(driver, condition, timeout: float = WAIT_S):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout, poll_frequency=0.2).until(condition)
+
+
+def _css(driver, selector: str):
+    from selenium.webdriver.common.by import By
+
+    return driver.find_elements(By.CSS_SELECTOR, selector)
+
+
+def _one(driver, selector: str):
+    (element,) = _css(driver, selector)
+    return element
+
+
+def _sample_looks_loaded(driver) -> bool:
+    return len(_css(driver, "#sample-look option")) > 1
+
+
+def _results_or_error(driver):
+    return _css(driver, "#results section.layer article.product") or _css(driver, "#results .error")
+
+
+def _pick_sample(driver, look_id: str) -> None:
+    from selenium.webdriver.support.ui import Select
+
+    _wait(driver, _sample_looks_loaded)
+    Select(_one(driver, "#sample-look")).select_by_value(look_id)
+
+
+def _enter_key(driver, key: str) -> None:
+    box = _one(driver, "#api-key")
+    box.clear()
+    box.send_keys(key)
+    _one(driver, "#save-key").click()
+
+
+def _api_layers(service, look_path: Path, k: int, headers=None) -> list[dict]:
+    with look_path.open("rb") as f:
+        resp = requests.post(f"{service.url}/v1/looks/search", files={"image": f}, data={"params": f'{{"k": {k}}}'},
+                             headers=headers or {}, timeout=WAIT_S)  # fmt: skip
+    resp.raise_for_status()
+    return resp.json()["layers"]
+
+
+def test_demo_page_upload_shows_each_layer_with_product_cards(browser, live_service, built_catalog, product_images):
+    service = live_service()
+    look_id = sorted(built_catalog.ground_truth)[0]
+    look_path = Path(built_catalog.manifest.looks_dir) / f"{look_id}.png"
+    browser.get(f"{service.url}/demo")
+    _one(browser, "#look-file").send_keys(str(look_path))
+    k = _one(browser, "#k")
+    k.clear()
+    k.send_keys("3")
+    _one(browser, "#search").click()
+    _wait(browser, _results_or_error)
+    assert not _css(browser, "#results .error"), _one(browser, "#results .error").text
+    _wait(browser, lambda d: d.execute_script(
+        "return [...document.images].every(img => img.complete)"))  # fmt: skip
+    screenshot(browser, "demo-upload")
+
+    # the page shows what the public API answers for the same image, layer by layer
+    expected = _api_layers(service, look_path, k=3)
+    sections = _css(browser, "#results section.layer")
+    assert [s.get_attribute("data-layer") for s in sections] == [layer["layer"] for layer in expected]
+    for section, layer in zip(sections, expected, strict=True):
+        assert section.find_element("css selector", "h2").text == layer["layer"]
+        assert layer["query"] in section.find_element("css selector", "p.query").text
+        cards = section.find_elements("css selector", "article.product")
+        assert [c.get_attribute("data-product-id") for c in cards] == [p["product_id"] for p in layer["products"]]
+        assert 1 <= len(cards) <= 3
+        for card, product in zip(cards, layer["products"], strict=True):
+            assert card.find_element("css selector", ".price").text == f"{product['price']:.2f} {product['currency']}"
+            assert "score " in card.find_element("css selector", ".scores").text
+            image = card.find_element("css selector", "img")
+            if product_images is not None:  # images served again on their original port: really drawn
+                assert browser.execute_script("return arguments[0].naturalWidth", image) > 0
+    stages = [row.text.split()[0] for row in _css(browser, "table.timings tbody tr")]
+    assert {"query_generation", "text_embedding", "knn"} <= set(stages)
+    assert _css(browser, "p.ok") or _css(browser, "ul.degraded li")  # the degraded section is always there
+    assert "model " in _one(browser, "#meta").text
+
+
+def test_demo_page_sample_look(browser, live_service, built_catalog):
+    service = live_service()
+    look_id = sorted(built_catalog.ground_truth)[1]
+    browser.get(f"{service.url}/demo")
+    _pick_sample(browser, look_id)
+    _one(browser, "#search").click()
+    _wait(browser, _results_or_error)
+    assert not _css(browser, "#results .error"), _one(browser, "#results .error").text
+    assert _css(browser, "#results section.layer article.product img")
+    screenshot(browser, "demo-sample-look")
+
+
+def _rate(card, **scores) -> None:
+    from selenium.webdriver.support.ui import Select
+
+    for criterion, value in scores.items():
+        Select(card.find_element("css selector", f"select[data-criterion='{criterion}']")).select_by_value(str(value))
+
+
+def test_judge_page_rate_submit_and_find_it_in_the_report(browser, live_service, built_catalog):
+    service = live_service()
+    look_id = sorted(built_catalog.ground_truth)[0]
+    browser.get(f"{service.url}/judge")
+    _one(browser, "#judge-id").send_keys("judge-ana")
+    _pick_sample(browser, look_id)
+    _one(browser, "#load-look").click()
+    _wait(browser, _results_or_error)
+    assert not _css(browser, "#results .error"), _one(browser, "#results .error").text
+    cards = _css(browser, "#results article.product")
+    assert len(cards) >= 2
+    _rate(cards[0], colour=5, fit=4, sleeve="na", fabric=3, pattern=4, overall=5)
+    _rate(cards[1], colour=2, overall=2)
+    rated = [(c.get_attribute("data-layer"), c.get_attribute("data-product-id"), int(c.get_attribute("data-rank")))
+             for c in cards[:2]]  # fmt: skip
+    screenshot(browser, "judge-rated")
+    _one(browser, "#submit-ratings").click()
+    _wait(browser, lambda d: "saved" in _one(d, "#submit-status").text or "error" in _one(d, "#submit-status").get_attribute("class"))
+    assert _one(browser, "#submit-status").text.startswith("saved 2 rating(s)"), _one(browser, "#submit-status").text
+
+    # in the database, with what the page knew: judge, look, model, index version, query, rank
+    store = RatingStore(service.app.extensions["looksync.settings"].judging_db_url)
+    stored = store.ratings()
+    store.close()
+    readyz = requests.get(f"{service.url}/readyz", timeout=10).json()
+    assert [(r.layer, r.product_id, r.rank) for r in stored] == rated
+    first = stored[0]
+    assert (first.judge_id, first.look_id, first.model_id, first.index_version) == (
+        "judge-ana", look_id, readyz["model_id"], readyz["index_version"])
+    assert first.look_sha256 is not None and len(first.look_sha256) == 64  # 127.0.0.1 is a secure context
+    assert first.scores == {"colour": 5, "fit": 4, "sleeve": None, "fabric": 3, "pattern": 4, "overall": 5}
+    assert stored[1].scores == {"colour": 2, "fit": None, "sleeve": None, "fabric": None, "pattern": None, "overall": 2}
+    assert first.query_text
+
+    # and in the report page: overall 5 and 2 -> 3.50 ± t(0.975, 1) * sqrt(4.5) / sqrt(2) = 3.50 ± 19.06
+    browser.find_element("link text", "see the report").click()
+    _wait(browser, lambda d: _css(d, "#mos-models tbody tr") or _css(d, "#report .error"))
+    (row,) = _css(browser, "#mos-models tbody tr")
+    cells = [td.text for td in row.find_elements("css selector", "td")]
+    assert cells[0] == readyz["model_id"] and cells[1] == "2"
+    assert cells[2:] == ["3.50 ± 19.06", "4.00", "-", "3.00", "4.00", "3.50 ± 19.06"]
+    assert "2 rating(s) by 1 judge(s)" in _one(browser, "#summary").text
+    screenshot(browser, "judge-report")
+
+
+def test_with_an_api_key_the_pages_work_after_entering_it(browser, live_service, built_catalog):
+    service = live_service(api_keys=[KEY])
+    # data calls without the key are refused; the shells and their scripts are not
+    assert requests.get(f"{service.url}/v1/sample-looks", timeout=10).status_code == 401
+    assert requests.get(f"{service.url}/v1/judgments/report", timeout=10).status_code == 401
+    assert requests.get(f"{service.url}/static/judge.js", timeout=10).status_code == 200
+
+    browser.get(f"{service.url}/demo")
+    _wait(browser, lambda d: "unavailable" in _one(d, "#looks-status").text)
+    assert "401" in _one(browser, "#looks-status").text
+    look_path = Path(built_catalog.manifest.looks_dir) / f"{sorted(built_catalog.ground_truth)[0]}.png"
+    _one(browser, "#look-file").send_keys(str(look_path))
+    _one(browser, "#search").click()
+    _wait(browser, _results_or_error)
+    error = _one(browser, "#results .error").text
+    assert error.startswith("401 unauthorized") and "enter the API key" in error
+    screenshot(browser, "demo-without-key")
+
+    _enter_key(browser, KEY)
+    _wait(browser, _sample_looks_loaded)
+    _one(browser, "#search").click()
+    _wait(browser, lambda d: _css(d, "#results section.layer article.product") or _css(d, "#results .error"))
+    assert not _css(browser, "#results .error")
+    screenshot(browser, "demo-with-key")
+
+    # the key stays in this tab's sessionStorage for the next page; the report loads with it
+    browser.get(f"{service.url}/judge/report")
+    _wait(browser, lambda d: _css(d, "#mos-models") or _css(d, "#report .error"))
+    assert _css(browser, "#mos-models") and "0 rating(s)" in _one(browser, "#summary").text
+    browser.execute_script("sessionStorage.clear()")
+    browser.refresh()
+    _wait(browser, lambda d: _css(d, "#mos-models") or _css(d, "#report .error"))
+    assert _one(browser, "#report .error").text.startswith("401")
+
+
+@pytest.mark.parametrize("hostile", ["<img src=x onerror=\"document.title='pwned'\">"])
+def test_report_page_renders_data_as_text(browser, live_service, hostile):
+    service = live_service()
+    body = {"judge_id": hostile, "look_id": "look-x", "model_id": hostile,
+            "ratings": [{"layer": "topwear", "product_id": hostile, "scores": {"overall": 4}}]}  # fmt: skip
+    assert requests.post(f"{service.url}/v1/judgments", json=body, timeout=10).status_code == 201
+    browser.get(f"{service.url}/judge/report")
+    _wait(browser, lambda d: _css(d, "#mos-models tbody tr") or _css(d, "#report .error"))
+    assert _css(browser, "#mos-models tbody tr td")[0].text == hostile
+    assert not _css(browser, "#report img") and browser.title != "pwned"
