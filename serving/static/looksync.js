@@ -78,7 +78,7 @@ const LookSync = (() => {
   async function chosenLook(fileInput, select) {
     if (fileInput.files.length) {
       const file = fileInput.files[0];
-      return { file, lookId: file.name.replace(/\.[^.]*$/, "") };
+      return { file, lookId: file.name.replace(/\.[^.]*$/, "").slice(0, 200) }; // the API's look_id limit
     }
     if (!select.value) throw new Error("choose a look: upload an image or pick a sample look");
     const blob = await api(`/v1/sample-looks/${encodeURIComponent(select.value)}`);
