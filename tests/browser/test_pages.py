@@ -15,9 +15,11 @@ KEY = "browser-test-key"
 
 
 def _wait(driver, condition, timeout: float = WAIT_S):
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.2).until(condition)
+    ignored = (NoSuchElementException, StaleElementReferenceException)  # the page re-renders while we look
+    return WebDriverWait(driver, timeout, poll_frequency=0.2, ignored_exceptions=ignored).until(condition)
 
 
 def _css(driver, selector: str):
@@ -160,6 +162,19 @@ def test_judge_page_rate_submit_and_find_it_in_the_report(browser, live_service,
     assert cells[0] == readyz["model_id"] and cells[1] == "2"
     assert cells[2:] == ["3.50 ± 19.06", "4.00", "-", "3.00", "4.00", "3.50 ± 19.06"]
     assert "2 rating(s) by 1 judge(s)" in _one(browser, "#summary").text
+
+    # a second judge rates the same two items (overall 4 and 1): agreement appears. Interval alpha by hand:
+    # values 5,2,4,1 (mean 3, squared deviations 10); observed 2*(1+1) = 4; expected 2*4*10/3; 1 - 4/(80/3) = 0.85
+    body = {"judge_id": "judge-bo", "look_id": look_id, "look_sha256": first.look_sha256, "model_id": first.model_id,
+            "ratings": [{"layer": r.layer, "product_id": r.product_id, "scores": {"overall": o}}
+                        for r, o in zip(stored, (4, 1), strict=True)]}  # fmt: skip
+    assert requests.post(f"{service.url}/v1/judgments", json=body, timeout=10).status_code == 201
+    browser.refresh()
+    _wait(browser, lambda d: "4 rating(s) by 2 judge(s)" in d.find_element("id", "summary").text)
+    rows = {tr.find_elements("css selector", "td")[0].text: [td.text for td in tr.find_elements("css selector", "td")]
+            for tr in _css(browser, "#agreement tbody tr")}  # fmt: skip
+    assert rows["overall"] == ["overall", "0.85", rows["overall"][2], "2"]
+    assert rows["fit"][3] == "0"  # only judge-ana gave fit scores
     screenshot(browser, "judge-report")
 
 
