@@ -44,6 +44,40 @@ _PRODUCT = {
         "sizes": {"type": "array", "items": {"type": "string"}},
     },
 }
+_SCORE = {"type": ["integer", "null"], "minimum": 1, "maximum": 5}
+_JUDGMENTS = {
+    "type": "object",
+    "description": "shared fields once; a rating may override them. One bad rating refuses the whole submission.",
+    "required": ["judge_id", "model_id", "ratings"],
+    "properties": {
+        "judge_id": {"type": "string", "maxLength": 128},
+        "look_id": {"type": "string", "maxLength": 200},
+        "look_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+        "model_id": {"type": "string", "maxLength": 200},
+        "index_version": {"type": "string", "maxLength": 200},
+        "ratings": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 500,
+            "items": {
+                "type": "object",
+                "required": ["layer", "product_id", "scores"],
+                "properties": {
+                    "layer": {"type": "string"},
+                    "product_id": {"type": "string"},
+                    "rank": {"type": "integer", "minimum": 1},
+                    "query_text": {"type": "string", "maxLength": 2000},
+                    "scores": {
+                        "type": "object",
+                        "required": ["overall"],
+                        "properties": {c: {**_SCORE, "type": "integer"} if c == "overall" else _SCORE
+                                       for c in ("colour", "fit", "sleeve", "fabric", "pattern", "overall")},
+                    },
+                },
+            },
+        },
+    },
+}
 _DEGRADED = {"type": "array", "items": {"type": "string"}, "description": "why the answer is less than the best path"}
 _TIMINGS = {"type": "object", "additionalProperties": {"type": "number"}, "description": "per-stage milliseconds"}
 
@@ -190,6 +224,37 @@ def openapi_document() -> dict:
                         *_query_params(),
                     ],
                     "responses": {**_json(list_response), **_errors(400, 401, 404, 501, 503)},
+                }
+            },
+            "/v1/judgments": {
+                "post": {
+                    "summary": "Store a judge's 1-5 ratings of returned products (all or none; the judging tool at /judge)",
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": _JUDGMENTS}}},
+                    "responses": {
+                        "201": {"description": "stored", "content": {"application/json": {"schema": {
+                            "type": "object",
+                            "properties": {"ids": {"type": "array", "items": {"type": "integer"}}, "count": {"type": "integer"}},
+                        }}}},
+                        **_errors(400, 401, 503),
+                    },
+                }
+            },
+            "/v1/judgments/report": {
+                "get": {
+                    "summary": "Mean opinion score per criterion and model with 95% intervals, and inter-judge agreement",
+                    "parameters": [{"name": "model_id", "in": "query", "required": False, "schema": {"type": "string"}}],
+                    "responses": {**_json({"type": "object"}), **_errors(401, 503)},
+                }
+            },
+            "/v1/sample-looks": {
+                "get": {"summary": "Looks offered by the demo and judging pages (LOOKSYNC_JUDGING_LOOKS_DIR)",
+                        "responses": {**_json({"type": "object"}), **_errors(401)}}
+            },
+            "/v1/sample-looks/{look_id}": {
+                "get": {
+                    "summary": "One sample look's image",
+                    "parameters": [{"name": "look_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "responses": {"200": {"description": "the image"}, **_errors(401, 404)},
                 }
             },
             "/healthz": {"get": {"summary": "Process up", "security": [], "responses": _json({"type": "object"})}},
