@@ -12,7 +12,8 @@ What it does, in order (each wait bounded; a failure names the step and shows th
 3. the admin password from the simple auth manager's generated password file
    (``$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated``, written on first start), then a
    JWT from ``POST /auth/token``; every API call sends ``Authorization: Bearer <jwt>``;
-4. creates the ``embedding`` pool (``POST /api/v2/pools``);
+4. creates the ``embedding`` pool the way ``looksync airflow setup --api-url`` does
+   (``looksync.airflow_setup.ensure_pools_api``: ``GET /api/v2/pools/embedding``, then POST or PATCH);
 5. waits until ``GET /api/v2/dags`` lists the expected DAGs and ``GET /api/v2/importErrors`` is empty;
 6. unpauses ``catalog_backfill`` only (the other DAGs stay paused: no scheduled ingest starts), posts a
    run with the given Params (``POST /api/v2/dags/catalog_backfill/dagRuns``), waits for ``success``
@@ -55,6 +56,7 @@ class StandaloneResult:
     xcom: dict[str, Any]
     seconds: dict[str, float] = field(default_factory=dict)
     pids: list[int] = field(default_factory=list)  # every process seen in the tree (all stopped)
+    pools: list[dict] = field(default_factory=list)  # what the pool setup did: name, slots, action
 
 
 def free_port() -> int:
@@ -232,7 +234,10 @@ def run_standalone_check(
         # the execution API (what task processes call) builds itself on its first request, which can take
         # longer than a task's client timeout on a busy machine: warm it while the DAGs are being parsed
         requests.get(f"{api.base}/execution/health", timeout=120)
-        api.call("POST", "/api/v2/pools", {"name": "embedding", "slots": 2, "description": "CLIP embedding tasks"})
+        from looksync.airflow_setup import ensure_pools_api, pool_specs
+
+        # twice: the second call must find the pool as wanted and change nothing (idempotent setup)
+        pools = [*ensure_pools_api(api.base, api.token, pool_specs(2)), *ensure_pools_api(api.base, api.token, pool_specs(2))]
 
         def dags_listed() -> list[str] | None:
             dags = sorted(d["dag_id"] for d in api.call("GET", "/api/v2/dags?limit=100")["dags"])
@@ -270,7 +275,7 @@ def run_standalone_check(
             if entry and "value" in entry:
                 xcom[f"{t['task_id']}[{t['map_index']}]"] = entry["value"]
         result = StandaloneResult(port=port, home=str(home), dags=dags, run=run, tasks=tasks, xcom=xcom,
-                                  seconds=seconds, pids=[])  # fmt: skip
+                                  seconds=seconds, pids=[], pools=pools)  # fmt: skip
     except BaseException as exc:  # a failed step, a timeout, Ctrl-C: stop everything, keep the first error
         left = stop_tree(proc, seen)
         log.close()

@@ -273,6 +273,45 @@ def queue_dead_letters():
 
 
 @main.group()
+def airflow() -> None:
+    """Airflow setup for the LookSync DAGs (pools) and where their connections come from."""
+
+
+@airflow.command("setup")
+@click.option("--embedding-slots", type=int, default=2, show_default=True, help="Concurrent CLIP embedding tasks.")
+@click.option("--api-url", default=None, help="A running API server (http://127.0.0.1:8080); default: the local airflow command.")
+@click.option("--username", default="admin", show_default=True, help="API login (with --api-url).")
+@click.option("--password", envvar="AIRFLOW_API_PASSWORD", default=None, help="API password (or AIRFLOW_API_PASSWORD).")
+def airflow_setup(embedding_slots: int, api_url: str | None, username: str, password: str | None):
+    """Create or update the pools the DAGs use (idempotent: run it after every deploy)."""
+    from looksync.airflow_setup import AirflowSetupError, api_token, ensure_pools_api, ensure_pools_cli, pool_specs
+
+    try:
+        specs = pool_specs(embedding_slots)
+        if api_url:
+            token = api_token(api_url, username, password) if password else None
+            done = ensure_pools_api(api_url, token, specs)
+        else:
+            done = ensure_pools_cli(specs)
+    except (AirflowSetupError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for pool in done:
+        click.echo(f"pool {pool['name']}: {pool['slots']} slots ({pool['action']})")
+
+
+@airflow.command("connections")
+def airflow_connections():
+    """Where each service's configuration comes from: an Airflow connection, the settings, or off."""
+    from looksync.connections import ConnectionConfigError, describe
+
+    try:
+        for service, source in describe(_settings()).items():
+            click.echo(f"{service}: {source}")
+    except ConnectionConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.group()
 def judge() -> None:
     """Human judging of match quality (ratings from the /judge page)."""
 

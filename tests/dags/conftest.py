@@ -29,14 +29,17 @@ def airflow_env(tmp_path_factory) -> dict[str, str]:
         "PYTHONPATH": str(REPO),
     })  # fmt: skip
     airflow = str(Path(sys.executable).with_name("airflow"))
-    for cmd in ([airflow, "db", "migrate"], [airflow, "pools", "set", "embedding", "2", "CLIP embedding tasks"]):
+    looksync = str(Path(sys.executable).with_name("looksync"))
+    # the pool through the command a data engineer runs (docs/airflow.md), not a test-only call
+    for cmd in ([airflow, "db", "migrate"], [looksync, "airflow", "setup", "--embedding-slots", "2"]):
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return env
 
 
 def run_dag_test(airflow_env: dict[str, str], dag_id: str, conf: dict, looksync_env: dict[str, str], timeout: int = 240) -> dict:
-    """``dag.test(run_conf=conf)`` in a subprocess; returns {"state", "tasks": {task_id[map_index]: state}, "xcom"}."""
+    """``dag.test(run_conf=conf)`` in a subprocess; returns {"state", "tasks": {task_id[map_index]: state},
+    "xcom", "log_tail"} (the run's output, to show when an assertion fails)."""
     script = f"""
 import json, sys
 from airflow.dag_processing.dagbag import DagBag
@@ -64,4 +67,6 @@ print("RESULT" + json.dumps({{"state": str(run.state), "run_id": run.run_id, "ta
                           timeout=timeout, cwd=REPO)  # fmt: skip
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT")]
     assert done.returncode == 0 and lines, done.stdout[-4000:] + done.stderr[-6000:]
-    return json.loads(lines[-1][len("RESULT"):])
+    result = json.loads(lines[-1][len("RESULT"):])
+    result["log_tail"] = (done.stdout[:-len(lines[-1])] + done.stderr)[-8000:]  # for failure messages
+    return result

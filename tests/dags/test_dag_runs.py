@@ -85,7 +85,7 @@ def test_ingest_reindex_backfill(airflow_env, catalog):
     summary = result["xcom"]["write_report[-1]"]
     assert summary["outcomes"]["new"] == valid and summary["uris"]["html"].startswith(f"s3://{catalog['bucket']}/")
 
-    # (re-runs embedding nothing are asserted on the same stage functions in tests/pipelines)
+    # (reruns through dag.test(): metadata-only and changed-image runs are in test_dag_reruns.py)
 
     # catalog_reindex: new version live, old kept, snapshot in S3
     before = index.live_version()
