@@ -6,13 +6,15 @@ price levels, 200 brands (Zipf-distributed). ``--queries`` queries are perturbed
 and are filtered, as a look query is, by that row's category AND market. Ground truth is the exact
 cosine top-k (numpy, blocked). Measured, single-threaded per query:
 
-* embedded backend (``EmbeddedIndex``: one LanceDB table per (layer, market), each with its own HNSW-SQ
-  and scalar indexes): the look query (layer AND category AND market, routed to one partition, category
-  filtered inside) and unfiltered (every partition searched, top-k merged; ``--unfiltered-queries``);
-* the per-query floor: a search on a 100-row partition, through the backend and on the bare table;
+* embedded backend (``EmbeddedIndex``: one LanceDB table per (layer, market) as the store), searching
+  through its default FAISS views (``search="faiss"``: per partition a saved ``IndexHNSWFlat`` walked
+  with an ``IDSelectorBitmap`` of the rows passing the filter): the look query (layer AND category AND
+  market, routed to one partition, category filtered inside) and unfiltered (every partition, merged);
+* the same version searched through LanceDB (``search="lance"``: HNSW-SQ + scalar indexes per
+  partition, prefiltered), for comparison (``--no-lance`` skips it);
 * FAISS ``IndexHNSWFlat`` unfiltered (the anchor), at the smallest efSearch reaching the target recall.
 
-Prints recall@k, p50/p95 latency, the p95 ratio to FAISS, build times and peak memory.
+Prints recall@k, p50/p95 latency, the p95 ratio to FAISS, build times, the views' memory and peak RSS.
 
     python bench/bench_index.py --n 1000000      # the issue's size; --n 100000 fits ~10 minutes on 2 cores
 """
@@ -118,17 +120,22 @@ def products(data: dict, rows: np.ndarray, model_id: str) -> list:
 
 
 def build_embedded(path: Path, data: dict, rows: np.ndarray, batch: int = 50_000):
+    """Load the LanceDB store, then the FAISS graphs (``end_bulk_load``); returns the index and timings."""
     from looksync.index.embedded import EmbeddedIndex
 
     index = EmbeddedIndex(path, ann_min_rows=1)
     version = index.create_version("bench/synthetic", data["matrix"].shape[1])
+    t0 = time.perf_counter()
     for start in range(0, len(rows), batch):
         chunk = rows[start : start + batch]
         result = index.upsert(version, products(data, chunk, "bench/synthetic"), data["matrix"][chunk])
         assert not result.failures, result.failures[:3]
-    index.end_bulk_load(version)  # ANN + scalar indexes
+    load_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    index.end_bulk_load(version)  # one FAISS graph per partition, saved in the version directory
+    graphs_s = time.perf_counter() - t0
     index.set_live(version)
-    return index
+    return index, version, load_s, graphs_s
 
 
 def timed(search, queries) -> tuple[list[set], np.ndarray]:
@@ -158,9 +165,12 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--k", type=int, default=10)
     ap.add_argument("--target-recall", type=float, default=0.95)
-    ap.add_argument("--candidates", default="50,100,200", help="num_candidates values tried on the embedded backend")
+    ap.add_argument(
+        "--candidates", default="16,32,64,128", help="num_candidates (the HNSW beam) tried on the FAISS views; LanceDB gets the largest"
+    )
     ap.add_argument("--unfiltered-queries", type=int, default=100, help="queries for the all-partitions path")
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--no-lance", action="store_true", help="skip the LanceDB-search comparison")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
@@ -178,7 +188,9 @@ def main() -> None:
     t0 = time.perf_counter()
     truth, truth_f, keys = ground_truth(data, k)
     print(f"exact ground truth in {time.perf_counter() - t0:.1f} s", flush=True)
-    results = {}
+    results: dict = {}
+    builds: dict[str, float] = {}
+    memory: dict[str, int] = {}
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-index-"))
     work.mkdir(parents=True, exist_ok=True)
     queries = data["queries"]
@@ -205,78 +217,89 @@ def main() -> None:
         hnsw = None  # noqa: F841 - free the graph before the embedded builds
         gc.collect()
 
-        # ---- embedded backend: one LanceDB table per (layer, market), each with its own HNSW-SQ index
-        t0 = time.perf_counter()
-        index = build_embedded(work / "index", data, np.arange(args.n))
-        build = time.perf_counter() - t0
+        # ---- embedded backend: LanceDB store, FAISS views
+        from looksync.index.embedded import EmbeddedIndex
+
+        faiss.omp_set_num_threads(2)
+        index, version, load_s, graphs_s = build_embedded(work / "index", data, np.arange(args.n))
+        faiss.omp_set_num_threads(1)
         disk = sum(p.stat().st_size for p in (work / "index").rglob("*") if p.is_file()) / 1024**3
         nparts = len(index.stats()["versions"][0]["partitions"])
+        t0 = time.perf_counter()
+        index.search(queries[0], k)  # loads every partition's view
+        views_s = time.perf_counter() - t0
+        parts = index.stats()["versions"][0]["partitions"]
+        own = sum(p["view"]["bytes"] for p in parts)
+        mapped = sum(p["view"]["mapped_bytes"] for p in parts)
+        builds["lance store load"], builds["faiss graphs"], builds["views load"] = load_s, graphs_s, views_s
         print(
-            f"\nembedded (LanceDB HNSW-SQ, {nparts} partitions) built in {build:.1f} s, {disk:.2f} GB on disk; "
-            f"peak RSS {rss_gb():.2f} GB",
+            f"\nembedded: {nparts} partitions; LanceDB load {load_s:.1f} s, FAISS graphs {graphs_s:.1f} s, "
+            f"views loaded in {views_s:.1f} s; {disk:.2f} GB on disk\n"
+            f"  views in memory: {own / 1024**2:.0f} MiB own + {mapped / 1024**2:.0f} MiB graph vectors mapped "
+            f"= {(own + mapped) / args.n * 1e6 / 1024**3:.2f} GiB per million rows ({own / args.n:.0f} + "
+            f"{mapped / args.n:.0f} B/row); peak RSS {rss_gb():.2f} GB",
             flush=True,
         )
-        best = {}
-        for c in [int(x) for x in args.candidates.split(",")]:
-            look = lambda i, q, c=c: ids(  # noqa: E731 - a look query: layer AND category AND market
-                index.search(
+        memory.update(own=own, mapped=mapped)
+
+        def look(handle, c):
+            return lambda i, q: ids(  # a look query: layer AND category AND market
+                handle.search(
                     q, k, SearchFilters(layers=[CATEGORIES[keys[i][0]]], categories=[keys[i][0]], market=keys[i][1]),
                     num_candidates=c,
                 )
             )  # fmt: skip
-            found, ms = timed(look, queries)
-            assert len(index.last_search_partitions) == 1, index.last_search_partitions
-            best.setdefault("filtered", []).append(
-                row(f"embedded layer+category+market, nc={c}", recall(found, truth_f, k), ms)
-            )
-        nu = min(args.unfiltered_queries, len(queries))
-        c = int(args.candidates.split(",")[0])
-        for threads in (1, index.search_threads):
-            index.search_threads = threads
-            found, ms = timed(lambda i, q: ids(index.search(q, k, num_candidates=c)), queries[:nu])
-            assert len(index.last_search_partitions) == nparts
-            best.setdefault("unfiltered", []).append(
-                row(f"embedded unfiltered, {nparts} parts merged, {threads} thr, nc={c}", recall(found, truth[:nu], k), ms)
-            )
-        for kind, rows in best.items():
-            ok = [r for r in rows if r["recall"] >= args.target_recall] or [max(rows, key=lambda r: r["recall"])]
-            results[f"embedded {kind}"] = min(ok, key=lambda r: r["p95"])
-        index = None  # noqa: F841
-        gc.collect()
 
-        # ---- the per-query floor: one call on a 100-row partition (nothing to compute), through the
-        # backend and straight on the LanceDB table
-        from looksync.index.embedded import EmbeddedIndex
+        def measure(handle, label, candidates, unfiltered_threads):
+            best = {}
+            for c in candidates:
+                found, ms = timed(look(handle, c), queries)
+                assert len(handle.last_search_partitions) == 1, handle.last_search_partitions
+                best.setdefault("filtered", []).append(row(f"{label} layer+category+market, nc={c}", recall(found, truth_f, k), ms))
+            nu = min(args.unfiltered_queries, len(queries))
+            for threads in unfiltered_threads:
+                handle.search_threads = threads
+                for c in candidates:
+                    found, ms = timed(lambda i, q, c=c: ids(handle.search(q, k, num_candidates=c)), queries[:nu])
+                    assert len(handle.last_search_partitions) == nparts
+                    name = f"{label} unfiltered, {nparts} parts merged" + (f", {threads} thr" if label == "lance" else "")
+                    best.setdefault("unfiltered", []).append(row(f"{name}, nc={c}", recall(found, truth[:nu], k), ms))
+            for kind, rows in best.items():
+                ok = [r for r in rows if r["recall"] >= args.target_recall] or [max(rows, key=lambda r: r["recall"])]
+                results[f"{label} {kind}"] = min(ok, key=lambda r: r["p95"])
 
-        tiny = EmbeddedIndex(work / "tiny")
-        tv = tiny.create_version("bench/synthetic", args.dim)
-        same = np.flatnonzero((data["columns"]["category"] == "t_shirt") & (data["columns"]["market"] == "IN"))[:100]
-        tiny.upsert(tv, products(data, same, "bench/synthetic"), data["matrix"][same])
-        tiny.set_live(tv)
-        flt = SearchFilters(layers=["topwear"], market="IN")
-        floor_q = queries[:300]
-        _, ms = timed(lambda i, q: tiny.search(q, k, flt), floor_q)
-        results["floor backend"] = row("floor: backend search, 100-row partition", 1.0, ms)
-        pinned = EmbeddedIndex(work / "tiny", read_consistency=None)  # never re-checks for newer commits
-        _, ms = timed(lambda i, q: pinned.search(q, k, flt), floor_q)
-        results["floor pinned"] = row("floor: backend, read_consistency=None", 1.0, ms)
-        table = tiny._partition(tiny._record(tv), ("topwear", "IN"))
-        _, ms = timed(lambda i, q: table.search(q).distance_type("cosine").limit(k).to_list(), floor_q)
-        results["floor lancedb"] = row("floor: bare LanceDB table.search().to_list()", 1.0, ms)
-        _, ms = timed(lambda i, q: table.search(q).distance_type("cosine").select(["product_id", "_distance"]).limit(k).to_arrow(), floor_q)
-        results["floor lancedb ids"] = row("floor: bare LanceDB, ids only, to_arrow()", 1.0, ms)
+        candidates = [int(x) for x in args.candidates.split(",")]
+        measure(index, "faiss-view", candidates, [1])
+
+        if not args.no_lance:
+            # ---- the same version searched through LanceDB (its own HNSW-SQ + scalar indexes)
+            lance = EmbeddedIndex(work / "index", search="lance", ann_min_rows=1)
+            t0 = time.perf_counter()
+            lance.build_ann_index(version)
+            builds["lance indexes"] = time.perf_counter() - t0
+            print(f"\nLanceDB HNSW-SQ + scalar indexes built in {builds['lance indexes']:.1f} s", flush=True)
+            measure(lance, "lance", [max(candidates)], [1, lance.search_threads])
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     f = results["faiss"]
     print(f"\nsummary (n={args.n:,}, dim={args.dim}, {args.queries} queries, k={k})")
-    print(f"  build: faiss {faiss_build:.1f} s, embedded {build:.1f} s; embedded on disk {disk:.2f} GB; peak RSS {rss_gb():.2f} GB")
+    print(
+        f"  build: faiss anchor {faiss_build:.1f} s; embedded "
+        + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in builds.items())
+        + f"; on disk {disk:.2f} GB"
+    )
+    print(
+        f"  memory: views {memory['own'] / 1024**2:.0f} MiB own + {memory['mapped'] / 1024**2:.0f} MiB mapped graph "
+        f"vectors (= {(memory['own'] + memory['mapped']) / args.n * 1e6 / 1024**3:.2f} GiB per million rows); "
+        f"peak RSS {rss_gb():.2f} GB"
+    )
     print(f"  load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     for name, r in results.items():
         if isinstance(r, dict):
             print(
-                f"  {name:<22} recall@{k} {r['recall']:.3f}  p50 {r['p50']:.2f} ms  p95 {r['p95']:.2f} ms  "
-                f"p95/faiss p95 = {r['p95'] / f['p95']:.1f}x"
+                f"  {name:<24} recall@{k} {r['recall']:.3f}  p50 {r['p50']:.2f} ms  p95 {r['p95']:.2f} ms  "
+                f"p50/faiss {r['p50'] / f['p50']:.1f}x  p95/faiss p95 = {r['p95'] / f['p95']:.2f}x"
             )
 
 

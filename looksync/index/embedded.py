@@ -142,6 +142,7 @@ class EmbeddedIndex(CatalogIndex):
         self.hnsw_ef_search = hnsw_ef_search
         self.exact_max_rows = exact_max_rows
         self.views = faiss_view.ViewCache(refresh_s)
+        self._listed: dict[str, tuple[list[Key], float]] = {}  # version -> (partitions, when listed)
         self.ann_min_rows = ann_min_rows
         self.candidates_per_k = candidates_per_k
         self.rows_per_ann_partition = rows_per_ann_partition
@@ -376,12 +377,15 @@ class EmbeddedIndex(CatalogIndex):
             raise IndexBackendError(f"search: k must be >= 1, got {k}")
         record = self._record(version)
         query = query_vector(vector, record.dim)
-        where = filter_sql(lance_partitions.inner_filters(filters))
         filter_sql(filters)  # checks every value, the routed-away ones too
+        if self.search_mode == "faiss":
+            keys = lance_partitions.routed(self._search_keys(record.name), filters)
+            # the HNSW beam: num_candidates when the caller names it, else the configured efSearch
+            ef = max(num_candidates or self.hnsw_ef_search, k)
+            return self._search_views(record, keys, query, k, lance_partitions.inner_filters(filters), ef)
+        where = filter_sql(lance_partitions.inner_filters(filters))
         keys = lance_partitions.routed(self._partition_keys(record.name), filters)
         candidates = max(num_candidates or self.candidates_per_k * k, k)
-        if self.search_mode == "faiss":
-            return self._search_views(record, keys, query, k, lance_partitions.inner_filters(filters), candidates)
         tables = [(key, self._partition(record, key)) for key in keys]
 
         def one(table: Any) -> list[dict[str, Any]]:
@@ -414,7 +418,6 @@ class EmbeddedIndex(CatalogIndex):
         self, record: VersionRecord, keys: list[Key], query: np.ndarray, k: int, filters: SearchFilters | None, ef: int
     ) -> list[Hit]:
         best: dict[str, tuple[float, str, faiss_view.PartitionView, int]] = {}
-        ef = max(self.hnsw_ef_search, ef)
         for key in keys:
             view = self._view(record, key)
             scores, rows = view.search(query, k, filters, ef, self.exact_max_rows)
@@ -425,21 +428,34 @@ class EmbeddedIndex(CatalogIndex):
                     best[pid] = (score, pid, view, row)
         self.last_search_partitions = keys
         top = sorted(best.values(), key=lambda b: (-b[0], b[1]))[:k]
-        return [Hit(product_id=pid, score=score, product=view.products([row])[0]) for score, pid, view, row in top]
+        products: dict[tuple[int, int], dict[str, Any]] = {}
+        for view in {id(b[2]): b[2] for b in top}.values():  # one Arrow take per partition
+            rows = [b[3] for b in top if b[2] is view]
+            products.update(zip([(id(view), r) for r in rows], view.products(rows), strict=True))
+        return [Hit(product_id=pid, score=score, product=products[(id(view), row)]) for score, pid, view, row in top]
+
+    def _search_keys(self, name: str) -> list[Key]:
+        """The version's partitions for a view search: listed again at most every ``refresh_s`` (and
+        after this handle's own writes), like the views themselves."""
+        listed = self._listed.get(name)
+        now = time.monotonic()
+        if listed is None or now - listed[1] >= self.views.refresh_s or self.views.touched(name, listed[1]):
+            listed = (self._partition_keys(name), now)
+            self._listed[name] = listed
+        return listed[0]
 
     def _view(self, record: VersionRecord, key: Key) -> faiss_view.PartitionView:
         """The partition's search view, re-checked at most every ``refresh_s`` (see ``ViewCache``)."""
-        table_name = lance_partitions.table_name(*key)
-        search_dir = self._search_dir(record.name, key)
 
         def probe() -> tuple[int, Any]:
             with self._backend_errors(f"check partition {key} of {record.name} for new commits"):
-                return self._partition(record, key).version, faiss_graph.meta_stamp(search_dir)
+                return self._partition(record, key).version, faiss_graph.meta_stamp(self._search_dir(record.name, key))
 
         def load(stamp: tuple[int, Any]) -> faiss_view.PartitionView:
             started = time.perf_counter()
+            search_dir = self._search_dir(record.name, key)
             with self._backend_errors(f"load the search view of {record.name} partition {key}"):
-                pinned = self._db(record.name).open_table(table_name)
+                pinned = self._db(record.name).open_table(lance_partitions.table_name(*key))
                 pinned.checkout(stamp[0])
                 view = faiss_view.load_view(pinned, stamp[0], record.dim, search_dir)
             stats = view.stats()
@@ -731,6 +747,7 @@ class EmbeddedIndex(CatalogIndex):
 
     def _forget(self, name: str) -> None:
         self._dbs.pop(name, None)
+        self._listed.pop(name, None)
         self.views.forget(name)
         for cached in [c for c in self._tables if c[0] == name]:
             del self._tables[cached]

@@ -161,14 +161,9 @@ def load(directory: Path, meta: GraphMeta) -> tuple[Any, np.ndarray]:
     return graph, np.asarray(ids.to_pylist(), dtype=object)
 
 
-def flat_vectors(graph: Any) -> np.ndarray:
-    """The graph's stored vectors as a read-only (rows, dim) view, no copy (exact scoring of a small
-    allowed set costs no LanceDB call)."""
+def flat_storage(graph: Any) -> Any:
+    """The graph's own flat index of its vectors (inner product): exact scoring of a small allowed set
+    searches it directly, with no copy and no LanceDB call."""
     import faiss
 
-    storage = faiss.downcast_index(graph.storage)
-    if graph.ntotal == 0:
-        return np.zeros((0, graph.d), dtype=np.float32)
-    view = faiss.rev_swig_ptr(storage.get_xb(), graph.ntotal * graph.d).reshape(graph.ntotal, graph.d)
-    view.flags.writeable = False
-    return view
+    return faiss.downcast_index(graph.storage)

@@ -19,6 +19,7 @@ version gets a new view, swapped in by reference (``EmbeddedIndex``).
 from __future__ import annotations
 
 import math
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -78,10 +79,13 @@ class PartitionView:
         graph_meta: faiss_graph.GraphMeta | None = None,
         label_rows: np.ndarray | None = None,
     ):
+        columns = columns.combine_chunks()  # one chunk per column: takes and masks stay cheap
         self.columns = columns
+        self._batch = columns.to_batches()[0] if columns.num_rows else None  # a batch's take is the cheapest
         self.table_version = table_version
         self.n = columns.num_rows
         self.product_ids = columns.column("product_id")
+        self.id_list: list[str] = self.product_ids.to_pylist()  # ids of hits without an Arrow call per search
         self._row_of_id: dict[str, int] | None = None
         self.codes: dict[str, np.ndarray] = {}
         self.vocab: dict[str, dict[str, int]] = {}
@@ -94,7 +98,9 @@ class PartitionView:
         size_codes, self.vocab["sizes"] = _codes(pa.chunked_array([pc.list_flatten(sizes)]))
         self.size_codes = size_codes
         self.exact_rows = exact_rows.astype(np.int64)
-        self.exact_vectors = np.ascontiguousarray(exact_vectors, dtype=np.float32)
+        # exact scoring runs in FAISS's flat kernels (single-threaded per query, only the rows a
+        # selector lets through), not a numpy matrix product: no gather copy, no BLAS thread pool
+        self.exact_index = _flat_index(exact_vectors)
         self.graph = graph
         self.graph_meta = graph_meta
         if graph is not None:
@@ -103,7 +109,7 @@ class PartitionView:
             self.clean = self.label_rows >= 0
             self.clean_count = int(self.clean.sum())
             self._safe_rows = np.where(self.clean, self.label_rows, 0)
-            self.graph_vectors = faiss_graph.flat_vectors(graph)
+            self.graph_storage = faiss_graph.flat_storage(graph)
         else:
             self.label_rows = np.zeros(0, dtype=np.int64)
             self.clean = np.zeros(0, dtype=bool)
@@ -112,8 +118,7 @@ class PartitionView:
     # ---- filters --------------------------------------------------------------------------------
 
     def _in(self, name: str, values: list[str]) -> np.ndarray:
-        wanted = [self.vocab[name][v] for v in values if v in self.vocab[name]]
-        return np.isin(self.codes[name], np.asarray(wanted, dtype=np.int32))
+        return _lookup(self.codes[name], self.vocab[name], values)
 
     def mask(self, filters: SearchFilters | None) -> np.ndarray | None:
         """Rows passing ``filters`` (None: every row). Same semantics as ``SearchFilters.matches``."""
@@ -142,15 +147,14 @@ class PartitionView:
         if filters.price_max is not None:
             both(self.price <= float(filters.price_max))
         if filters.sizes:
-            wanted = [self.vocab["sizes"][s] for s in filters.sizes if s in self.vocab["sizes"]]
             has = np.zeros(self.n, dtype=bool)
-            has[self.size_rows[np.isin(self.size_codes, np.asarray(wanted, dtype=np.int32))]] = True
+            has[self.size_rows[_lookup(self.size_codes, self.vocab["sizes"], filters.sizes)]] = True
             both(has)
         if filters.in_stock is not None:
             both(self.in_stock == bool(filters.in_stock))
         if filters.exclude_ids:
             if self._row_of_id is None:
-                self._row_of_id = {pid: i for i, pid in enumerate(self.product_ids.to_pylist())}
+                self._row_of_id = {pid: i for i, pid in enumerate(self.id_list)}
             keep = np.ones(self.n, dtype=bool)
             rows = [self._row_of_id[pid] for pid in filters.exclude_ids if pid in self._row_of_id]
             keep[rows] = False
@@ -172,10 +176,11 @@ class PartitionView:
         scores: list[np.ndarray] = []
         rows: list[np.ndarray] = []
         if len(self.exact_rows):
-            pick = np.arange(len(self.exact_rows)) if mask is None else np.flatnonzero(mask[self.exact_rows])
-            if len(pick):
-                scores.append(self.exact_vectors[pick] @ query)
-                rows.append(self.exact_rows[pick])
+            allowed = None if mask is None else mask[self.exact_rows]
+            if allowed is None or allowed.any():
+                exact_s, positions = _flat_search(self.exact_index, query, k, allowed)
+                scores.append(exact_s)
+                rows.append(self.exact_rows[positions])
         if self.graph is not None and self.clean_count:
             allowed = self.clean if mask is None else self.clean & mask[self._safe_rows]
             labels_s, labels = self._graph_search(query, k, allowed, ef_search, exact_max_rows)
@@ -213,24 +218,26 @@ class PartitionView:
             if found.sum() >= min(k, count):
                 return distances[0][found], labels[0][found]
             # the graph ran dry under the filter while more rows match: score them exactly
-        labels = np.flatnonzero(allowed)
-        return self.graph_vectors[labels] @ query, labels
+        return _flat_search(self.graph_storage, query, k, None if count == len(allowed) else allowed)
 
     # ---- results --------------------------------------------------------------------------------
 
-    def products(self, rows: np.ndarray) -> list[dict[str, Any]]:
-        return self.columns.take(pa.array(rows, pa.int64())).to_pylist()
+    def products(self, rows: list[int]) -> list[dict[str, Any]]:
+        if self._batch is None:
+            return []
+        return self._batch.take(pa.array(rows, pa.int64())).to_pylist()
 
     def ids(self, rows: np.ndarray) -> list[str]:
-        return self.product_ids.take(pa.array(rows, pa.int64())).to_pylist()
+        return [self.id_list[r] for r in rows.tolist()]
 
     def stats(self) -> ViewStats:
         own = self.columns.nbytes + sum(c.nbytes for c in self.codes.values()) + self.price.nbytes
+        own += sum(sys.getsizeof(pid) for pid in self.id_list) + 8 * len(self.id_list)
         own += self.in_stock.nbytes + self.size_rows.nbytes + self.size_codes.nbytes
-        own += self.exact_rows.nbytes + self.exact_vectors.nbytes
+        own += self.exact_rows.nbytes + self.exact_index.ntotal * self.exact_index.d * 4
         mapped = 0
         if self.graph is not None:
-            mapped = self.graph_vectors.nbytes
+            mapped = self.graph.ntotal * self.graph.d * 4
             hnsw = self.graph.hnsw
             own += hnsw.neighbors.size() * 4 + hnsw.offsets.size() * 8 + hnsw.levels.size() * 4
             own += self.label_rows.nbytes * 2 + self.clean.nbytes
@@ -244,6 +251,39 @@ class PartitionView:
             bytes=int(own),
             mapped_bytes=int(mapped),
         )
+
+
+def _lookup(codes: np.ndarray, vocab: dict[str, int], values: list[str]) -> np.ndarray:
+    """Rows whose code is one of ``values`` (a lookup table indexed by code + 1; -1 is null)."""
+    table = np.zeros(len(vocab) + 1, dtype=bool)
+    for value in values:
+        code = vocab.get(value)
+        if code is not None:
+            table[code + 1] = True
+    return table[codes + 1]
+
+
+def _flat_index(vectors: np.ndarray) -> Any:
+    import faiss
+
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    if len(vectors):
+        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
+
+
+def _flat_search(index: Any, query: np.ndarray, k: int, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-``k`` inner products over a flat index's rows (only the ``allowed`` ones)."""
+    import faiss
+
+    params = None
+    if allowed is not None:
+        bitmap = np.packbits(allowed, bitorder="little")
+        params = faiss.SearchParameters()
+        params.sel = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))
+    distances, labels = index.search(query[None], min(k, index.ntotal), params=params)
+    found = labels[0] >= 0
+    return distances[0][found], labels[0][found]
 
 
 def load_view(table: Any, table_version: int, dim: int, search_dir: Path, use_graph: bool = True) -> PartitionView:
@@ -327,6 +367,7 @@ class ViewCache:
         self._entries: dict[tuple[str, Any], _Entry] = {}
         self._locks: dict[tuple[str, Any], threading.Lock] = {}
         self._guard = threading.Lock()
+        self._touched: dict[str, float] = {}  # version -> when this handle last wrote to it
         self.builds = 0  # views built by this handle (tests and the benchmark read it)
 
     def _lock(self, ident: tuple[str, Any]) -> threading.Lock:
@@ -368,9 +409,14 @@ class ViewCache:
 
     def touch(self, version: str) -> None:
         """This handle wrote to ``version``: re-check its views on the next search."""
+        self._touched[version] = time.monotonic()
         for ident, entry in list(self._entries.items()):
             if ident[0] == version:
                 self._entries[ident] = _Entry(entry.view, entry.stamp, -math.inf)
+
+    def touched(self, version: str, since: float) -> bool:
+        """Whether this handle wrote to ``version`` at or after ``since`` (a monotonic time)."""
+        return self._touched.get(version, -math.inf) >= since
 
     def forget(self, version: str) -> None:
         for ident in [i for i in self._entries if i[0] == version]:

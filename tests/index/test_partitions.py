@@ -143,7 +143,7 @@ def test_a_reader_finds_a_partition_a_writer_adds_later(tmp_path):
     version = writer.create_version(MODEL_ID, DIM)
     writer.upsert(version, catalog(20, market="IN"), vectors(20, seed=2))
     writer.set_live(version)
-    reader = EmbeddedIndex(tmp_path / "index")
+    reader = EmbeddedIndex(tmp_path / "index", refresh_s=0)  # re-lists the partitions on every search
     query = vectors(1, seed=3)[0]
     assert reader.search(query, k=3, filters=SearchFilters(market="JP")) == []
 
