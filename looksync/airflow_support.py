@@ -107,10 +107,11 @@ def vendor_update_asset(settings: Settings | None = None):
     """The asset that stands for the vendor-update queue, watched by ``VendorUpdateTrigger``."""
     from airflow.sdk import Asset, AssetWatcher
 
-    from looksync.connections import with_connections
+    from looksync.connections import redis_overrides
 
-    settings = with_connections(settings or load_settings())  # AIRFLOW_CONN_LOOKSYNC_REDIS, when set
-    url = settings.queue_redis_url or settings.redis_url or "redis://127.0.0.1:6379/0"
+    settings = settings or load_settings()
+    # parse time: only the Redis URL, from AIRFLOW_CONN_LOOKSYNC_REDIS when set (no hook imports here)
+    url = settings.queue_redis_url or redis_overrides().get("redis_url") or settings.redis_url or "redis://127.0.0.1:6379/0"
     trigger = VendorUpdateTrigger(url, settings.queue_stream, settings.queue_group, claim_idle_s=settings.queue_claim_idle_s)
     return Asset(
         name="looksync_vendor_updates",

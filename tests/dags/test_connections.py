@@ -186,3 +186,35 @@ def test_a_malformed_connection_is_an_error_naming_it(monkeypatch, conn_id, defi
 
     with pytest.raises(ConnectionConfigError, match=conn_id):
         airflow_settings()
+
+
+def test_cli_prints_where_each_service_is_configured_from(monkeypatch):
+    from click.testing import CliRunner
+
+    from looksync.cli import main
+
+    _define(monkeypatch, "looksync_redis", conn_type="redis", host="127.0.0.1", port=6379, extra={"db": REDIS_DB})
+    result = CliRunner().invoke(main, ["airflow", "connections"], env={"LOOKSYNC_ES_URL": "http://127.0.0.1:9200"})
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "s3: off",
+        "redis: connection looksync_redis",
+        "elasticsearch: settings",
+        "llm: off",
+    ]
+
+    monkeypatch.setenv("AIRFLOW_CONN_LOOKSYNC_S3", '{"conn_type": "aws", "extra": [1]}')
+    result = CliRunner().invoke(main, ["airflow", "connections"])
+    assert result.exit_code == 1 and "'looksync_s3'" in result.output and "extra must be a JSON object" in result.output
+
+
+def test_the_queue_watcher_reads_the_redis_connection_at_parse_time(monkeypatch):
+    from looksync.airflow_support import vendor_update_asset
+
+    _define(monkeypatch, "looksync_redis", conn_type="redis", host="127.0.0.1", port=6379, extra={"db": REDIS_DB})
+    asset = vendor_update_asset(load_settings(redis_url="redis://127.0.0.1:6379/3", queue_stream="s"))
+    assert asset.uri == f"redis://127.0.0.1:6379/{REDIS_DB}/s"
+    assert asset.watchers[0].trigger.redis_url == f"redis://127.0.0.1:6379/{REDIS_DB}"
+    # a queue URL of its own still wins
+    asset = vendor_update_asset(load_settings(queue_redis_url="redis://10.0.0.9:6380/2", queue_stream="s"))
+    assert asset.watchers[0].trigger.redis_url == "redis://10.0.0.9:6380/2"
