@@ -206,14 +206,17 @@ def main() -> None:
         faiss.omp_set_num_threads(1)
         print(f"\nFAISS IndexHNSWFlat(M=32, efC=64) built in {faiss_build:.1f} s", flush=True)
         anchor = None
-        for ef in (16, 32, 64, 128, 256, 512):
+        curve = []  # the anchor at every efSearch: embedded figures are also compared at equal recall
+        for ef in (16, 32, 64, 128, 256):
             hnsw.hnsw.efSearch = ef
             found, ms = timed(lambda i, q: set(hnsw.search(q[None], k)[1][0].tolist()), queries)
             r = row(f"faiss hnsw efSearch={ef} (unfiltered)", recall(found, truth, k), ms)
-            anchor = r
-            if r["recall"] >= args.target_recall:
+            curve.append(r)
+            if anchor is None and r["recall"] >= args.target_recall:
+                anchor = r
+            if r["recall"] >= 0.999:
                 break
-        results["faiss"] = anchor
+        results["faiss"] = anchor or curve[-1]
         hnsw = None  # noqa: F841 - free the graph before the embedded builds
         gc.collect()
 
@@ -283,6 +286,10 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
     f = results["faiss"]
+
+    def at_equal_recall(r: dict) -> dict:
+        """The cheapest anchor setting whose recall reaches ``r``'s (the best one if none does)."""
+        return next((a for a in curve if a["recall"] >= r["recall"] - 1e-9), curve[-1])
     print(f"\nsummary (n={args.n:,}, dim={args.dim}, {args.queries} queries, k={k})")
     print(
         f"  build: faiss anchor {faiss_build:.1f} s; embedded "
@@ -297,9 +304,11 @@ def main() -> None:
     print(f"  load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     for name, r in results.items():
         if isinstance(r, dict):
+            e = at_equal_recall(r)
             print(
                 f"  {name:<24} recall@{k} {r['recall']:.3f}  p50 {r['p50']:.2f} ms  p95 {r['p95']:.2f} ms  "
-                f"p50/faiss {r['p50'] / f['p50']:.1f}x  p95/faiss p95 = {r['p95'] / f['p95']:.2f}x"
+                f"p95/faiss p95 = {r['p95'] / f['p95']:.2f}x; at equal recall ({e['name'].split(' (')[0]}, "
+                f"recall {e['recall']:.3f}, p95 {e['p95']:.2f} ms): {r['p95'] / e['p95']:.2f}x"
             )
 
 

@@ -12,15 +12,16 @@ LanceDB is the store of record (versions, writes, snapshots). Searches go, by de
 (``search="faiss"``), through an in-memory *search view* per partition (``faiss_view``): the product
 columns in memory, the partition's saved FAISS HNSW graph (``faiss_graph``, built by
 ``build_ann_index`` for partitions holding at least ``ann_min_rows`` rows and saved in the version
-directory), and exact numpy scores for the rows whose vectors the graph lacks (the write journal,
+directory), and exact scores for the rows whose vectors the graph lacks (the write journal,
 ``write_journal``, names them; a partition without a graph is scored exactly). A view is re-checked at
 most every ``refresh_s`` seconds and rebuilt when the table version moved. ``search="lance"`` keeps
 LanceDB's own search (HNSW-SQ and scalar indexes per partition, prefiltered), for comparison.
 
 Several ``EmbeddedIndex`` objects, in one process or several, may share a directory: a reader sees
-every committed write (LanceDB re-checks a table's latest version on each read, and the version
-directory is listed on each search, so new partitions appear) and follows the live version as soon as a
-writer swaps it (the registry is re-read when its file changes).
+every committed write (LanceDB re-checks a table's latest version on each read; the FAISS views and the
+list of partitions are re-checked at most every ``refresh_s``, and at once after the handle's own
+writes) and follows the live version as soon as a writer swaps it (the registry is re-read when its file
+changes).
 """
 
 from __future__ import annotations
