@@ -7,6 +7,7 @@ process" is a second ``EmbeddedIndex`` on the same directory.
 from __future__ import annotations
 
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -284,3 +285,32 @@ def test_a_partition_without_a_graph_is_searched_exactly(tmp_path):
 def test_the_search_mode_is_checked():
     with pytest.raises(IndexBackendError, match="known: faiss, lance"):
         EmbeddedIndex("unused", search="hnswlib")
+
+
+def test_threads_share_views_while_a_writer_commits(built):
+    index, version, products, matrix = built
+    reader = EmbeddedIndex(index.path, refresh_s=0, exact_max_rows=0)  # one handle, as gunicorn threads share
+    filters = SearchFilters(in_stock=True)
+    errors: list[BaseException] = []
+    answers: list[int] = []
+
+    def search_many(seed: int) -> None:
+        try:
+            for query in vectors(40, seed=seed):
+                hits = reader.search(query, k=10, filters=filters)
+                assert all(filters.matches(h.product) for h in hits)
+                answers.append(len(hits))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=search_many, args=(100 + i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for i in range(5):  # commits while the threads search: views are rebuilt and swapped under them
+        index.upsert(version, [_product(N + 100 + i, in_stock=True)], vectors(1, seed=200 + i))
+        index.update_metadata(version, [_product(i, price=float(i + 1))])
+    for t in threads:
+        t.join()
+    assert errors == [] and answers == [10] * 160
+    late = {_product(N + 100 + i).product_id for i in range(5)}
+    assert late <= {h.product_id for h in reader.search(vectors(1, seed=204)[0], k=N + 5)}
