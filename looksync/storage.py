@@ -161,17 +161,22 @@ class S3Store:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
 
 
+def _s3_client(settings: Settings):
+    """The S3 client of the ``looksync_s3`` Airflow connection (through the S3Hook: its credentials and
+    botocore config) when one is defined, else one from the settings' endpoint and region."""
+    from looksync.connections import s3_client
+
+    return s3_client(settings)
+
+
 def open_store(uri: str | Path, settings: Settings | None = None) -> ObjectStore:
     """A store for ``s3://bucket/prefix`` or a local path / ``file://`` URI."""
     text = str(uri)
     if text.startswith("s3://"):
         parts = urlsplit(text)
-        return S3Store(
-            parts.netloc,
-            parts.path,
-            endpoint_url=settings.s3_endpoint_url if settings else None,
-            region=settings.s3_region if settings else "us-east-1",
-        )
+        if settings is None:
+            return S3Store(parts.netloc, parts.path)
+        return S3Store(parts.netloc, parts.path, client=_s3_client(settings))
     if text.startswith("file://"):
         text = urlsplit(text).path
     return LocalStore(Path(text))
@@ -181,10 +186,5 @@ def default_store(settings: Settings, area: str) -> ObjectStore:
     """The configured store for one area ('snapshots', 'embeddings', 'reports', ...): S3 when a bucket
     is configured, else ``<data_dir>/<area>``."""
     if settings.s3_bucket:
-        return S3Store(
-            settings.s3_bucket,
-            f"{settings.s3_prefix.strip('/')}/{area}",
-            endpoint_url=settings.s3_endpoint_url,
-            region=settings.s3_region,
-        )
+        return S3Store(settings.s3_bucket, f"{settings.s3_prefix.strip('/')}/{area}", client=_s3_client(settings))
     return LocalStore(settings.data_dir / area)

@@ -218,3 +218,23 @@ def test_the_queue_watcher_reads_the_redis_connection_at_parse_time(monkeypatch)
     # a queue URL of its own still wins
     asset = vendor_update_asset(load_settings(queue_redis_url="redis://10.0.0.9:6380/2", queue_stream="s"))
     assert asset.watchers[0].trigger.redis_url == "redis://10.0.0.9:6380/2"
+
+
+def test_object_stores_take_the_s3_connections_client_and_botocore_config(monkeypatch, s3_bucket, default_boto3_session):
+    """Without touching boto3's default session: the stores get the hook's client, config_kwargs included."""
+    import boto3
+
+    from looksync.storage import default_store, open_store
+
+    s3, bucket = s3_bucket
+    _define(monkeypatch, "looksync_s3", conn_type="aws", login="conn-key-id", password="conn-secret",
+            extra={"endpoint_url": s3.meta.endpoint_url, "bucket": bucket,
+                   "config_kwargs": {"s3": {"addressing_style": "path"}}})  # fmt: skip
+    before = boto3.DEFAULT_SESSION
+    settings = connections.with_connections(load_settings())
+    for store in (default_store(settings, "snapshots"), open_store(f"s3://{bucket}/x", settings)):
+        assert store.client._request_signer._credentials.access_key == "conn-key-id"
+        assert store.client.meta.config.s3 == {"addressing_style": "path"}
+        store.put_bytes("k", b"v")
+    assert boto3.DEFAULT_SESSION is before
+    assert s3.get_object(Bucket=bucket, Key="x/k")["Body"].read() == b"v"
