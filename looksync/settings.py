@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     index_refresh_s: float = Field(default=1.0, ge=0)  # embedded: how often a reader re-checks for commits; 0 = every search
     index_hnsw_m: int = Field(default=32, ge=4)  # embedded FAISS graphs: links per node
     index_hnsw_ef_construction: int = Field(default=64, ge=8)
-    index_hnsw_ef_search: int = Field(default=64, ge=1)  # the smallest beam; num_candidates widens it
+    index_hnsw_ef_search: int = Field(default=64, ge=1)  # the HNSW beam when a search names no num_candidates
     index_exact_max_rows: int = Field(default=2048, ge=0)  # at most this many graph rows pass a filter: score them exactly
     es_vector_index_type: Literal["int8_hnsw", "hnsw", "int4_hnsw", "bbq_hnsw"] = "int8_hnsw"
     es_similarity: Literal["cosine", "dot_product"] = "cosine"

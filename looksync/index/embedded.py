@@ -109,7 +109,7 @@ class EmbeddedIndex(CatalogIndex):
     ``refresh_s``: how often (seconds) a view re-checks its table for newer commits; 0 = every search.
     A handle's own writes are seen by its next search whatever this is.
     ``hnsw_m`` / ``hnsw_ef_construction``: the FAISS graphs' build parameters; ``hnsw_ef_search``: the
-    smallest search beam (``num_candidates`` widens it). ``exact_max_rows``: when at most this many graph
+    search beam when a search names no ``num_candidates`` (which is the beam when given). ``exact_max_rows``: when at most this many graph
     rows pass a filter they are scored exactly instead of walking the graph.
     ``search_threads``: a LanceDB search spanning several partitions queries up to this many at once.
     ``partition_searches`` counts, for this handle, the partitions each search opened
