@@ -352,14 +352,42 @@ class EmbeddedIndex(CatalogIndex):
 
     def get(self, product_id: str, version: str | None = None) -> dict[str, Any] | None:
         record = self._record(version)
+        if self.search_mode == "faiss":  # the partitions' views hold every stored field: no LanceDB call
+            for view, row in self._view_rows(record, [product_id]).values():
+                return row_to_product(view.products([row])[0])
+            return None
         found = self._locate(record.name, [product_id], list(PRODUCT_COLUMNS))
         return row_to_product(found[product_id][1]) if product_id in found else None
+
+    def _view_rows(
+        self, record: VersionRecord, product_ids: list[str]
+    ) -> dict[str, tuple[faiss_view.PartitionView, int]]:
+        """Where each id is in the version's views (as fresh as a search sees them, ``refresh_s``)."""
+        found: dict[str, tuple[faiss_view.PartitionView, int]] = {}
+        for key in self._partition_keys(record.name):
+            view = self._view(record, key)
+            for pid in product_ids:
+                row = view.row_of(pid)
+                if row is not None:
+                    found[pid] = (view, row)
+            if len(found) == len(product_ids):
+                break
+        return found
 
     def vectors(self, product_ids: Sequence[str], version: str | None = None) -> dict[str, np.ndarray]:
         record = self._record(version)
         ids = list(dict.fromkeys(product_ids))
         if not ids:
             return {}
+        if self.search_mode == "faiss":
+            located = self._view_rows(record, ids)
+            out = {}
+            for pid, (view, row) in located.items():
+                vector = view.vector_of_row(row)
+                if vector is not None:
+                    out[pid] = np.asarray(vector, dtype=np.float32)
+            if len(out) == len(located):
+                return out  # else a row without a vector in its view: read them all from LanceDB
         found = self._locate(record.name, ids, ["product_id", VECTOR_COLUMN])
         return {pid: np.asarray(row[VECTOR_COLUMN], dtype=np.float32) for pid, (_, row) in found.items()}
 

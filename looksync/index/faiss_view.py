@@ -87,6 +87,8 @@ class PartitionView:
         self.product_ids = columns.column("product_id")
         self.id_list: list[str] = self.product_ids.to_pylist()  # ids of hits without an Arrow call per search
         self._row_of_id: dict[str, int] | None = None
+        self._exact_pos: dict[int, int] | None = None  # row -> position among the exact rows
+        self._label_of_row: dict[int, int] | None = None  # row -> graph label, for clean rows
         self.codes: dict[str, np.ndarray] = {}
         self.vocab: dict[str, dict[str, int]] = {}
         for name in _CODED:
@@ -219,6 +221,30 @@ class PartitionView:
                 return distances[0][found], labels[0][found]
             # the graph ran dry under the filter while more rows match: score them exactly
         return _flat_search(self.graph_storage, query, k, None if count == len(allowed) else allowed)
+
+    # ---- lookups by id ---------------------------------------------------------------------------
+
+    def row_of(self, product_id: str) -> int | None:
+        """The row of ``product_id`` in this view, or None."""
+        if self._row_of_id is None:  # made on first use; two threads racing build the same dict
+            self._row_of_id = {pid: i for i, pid in enumerate(self.id_list)}
+        return self._row_of_id.get(product_id)
+
+    def vector_of_row(self, row: int) -> np.ndarray | None:
+        """The stored vector of a row: from the exact rows (journalled or new, their current vector) or
+        from the graph's own storage (rows the graph holds unchanged). None if neither has it."""
+        if self._exact_pos is None:
+            self._exact_pos = {r: i for i, r in enumerate(self.exact_rows.tolist())}
+        position = self._exact_pos.get(row)
+        if position is not None:
+            return self.exact_index.reconstruct(position)
+        if self.graph is None:
+            return None
+        if self._label_of_row is None:
+            clean = np.flatnonzero(self.clean)
+            self._label_of_row = dict(zip(self.label_rows[clean].tolist(), clean.tolist(), strict=True))
+        label = self._label_of_row.get(row)
+        return None if label is None else self.graph_storage.reconstruct(label)
 
     # ---- results --------------------------------------------------------------------------------
 

@@ -314,3 +314,33 @@ def test_threads_share_views_while_a_writer_commits(built):
     assert errors == [] and answers == [10] * 160
     late = {_product(N + 100 + i).product_id for i in range(5)}
     assert late <= {h.product_id for h in reader.search(vectors(1, seed=204)[0], k=N + 5)}
+
+
+def test_lookups_by_id_read_the_views_and_follow_writes(built):
+    """get() and vectors() answer from the views (no LanceDB call per partition) and, like a search,
+    see upserts, metadata updates and deletes: graph rows give their graph vector, journalled rows their new one."""
+    index, version, products, matrix = built
+    reader = EmbeddedIndex(index.path, refresh_s=0, exact_max_rows=0)
+    ids = [products[i].product_id for i in (3, 42, 7)]
+    got = reader.vectors(ids)
+    for i, pid in zip((3, 42, 7), ids, strict=True):
+        np.testing.assert_allclose(got[pid], matrix[i], atol=1e-6)  # from the graph's storage
+    assert reader.get(ids[0]) == products[3].model_dump(mode="json")
+
+    new_vector = vectors(1, seed=77)[0]
+    index.upsert(version, [_product(42, title="Re-shot")], new_vector[None])  # journalled: an exact row
+    index.update_metadata(version, [products[3].model_copy(update={"price": 1.5})])
+    index.delete(version, [ids[2]])
+    for handle in (index, reader):
+        got = handle.vectors(ids)
+        assert set(got) == {ids[0], ids[1]}
+        np.testing.assert_allclose(got[ids[1]], new_vector, atol=1e-6)
+        np.testing.assert_allclose(got[ids[0]], matrix[3], atol=1e-6)
+        assert handle.get(ids[1])["title"] == "Re-shot"
+        assert handle.get(ids[0])["price"] == 1.5
+        assert handle.get(ids[2]) is None
+        assert handle.vectors([]) == {} and handle.get("no-such-product") is None
+
+    lance = EmbeddedIndex(index.path, search="lance")  # the same answers through LanceDB
+    assert lance.get(ids[1]) == index.get(ids[1])
+    np.testing.assert_allclose(lance.vectors([ids[1]])[ids[1]], new_vector, atol=1e-6)
