@@ -33,11 +33,15 @@ class BuiltCatalog:
     reports: dict
     ground_truth: dict
     faults: list[dict]
+    image_server: object  # serves the sample's product images at the feeds' URLs for the whole session
 
 
 @pytest.fixture(scope="session")
-def built_catalog(tmp_path_factory) -> BuiltCatalog:
-    """Sample (with planted faults) -> image server -> CLI ingest of every feed -> CLI index build."""
+def built_catalog(tmp_path_factory) -> Iterator[BuiltCatalog]:
+    """Sample (with planted faults) -> image server -> CLI ingest of every feed -> CLI index build.
+
+    The image server stays up until the session ends: tests that ingest again or show product images use
+    it at the URLs the feeds name (re-binding its ephemeral port later could find it taken)."""
     from click.testing import CliRunner
 
     from embeddings import load_encoder, save_random_checkpoint
@@ -58,32 +62,33 @@ def built_catalog(tmp_path_factory) -> BuiltCatalog:
         "LOOKSYNC_DEVICE": "cpu",
     }
     server = serve_sample(sample_dir, port=0)
-    reports = {}
     try:
         manifest = generate_sample(
             sample_dir, size=150, seed=11, fault_rate=0.05, image_base_url=server.url, n_looks=6
         )
         runner = CliRunner()
+        reports = {}
         for vendor, feed in manifest.feeds.items():
             result = runner.invoke(main, ["ingest", "--vendor", vendor, "--feed", str(feed)], env=env)
             assert result.exit_code == 0, result.output
             reports[vendor] = json.loads(result.output[result.output.index("{") :])
+        result = CliRunner().invoke(main, ["index", "build"], env=env)
+        assert result.exit_code == 0, result.output
+        settings = load_settings(**{k.removeprefix("LOOKSYNC_").lower(): v for k, v in env.items()})
+        faults = [json.loads(line) for line in Path(manifest.faults_path).read_text().splitlines() if line.strip()]
+        yield BuiltCatalog(
+            root=root,
+            manifest=manifest,
+            env=env,
+            settings=settings,
+            encoder=load_encoder(TINY_MODEL, str(checkpoint), device="cpu"),
+            reports=reports,
+            ground_truth=json.loads(Path(manifest.ground_truth_path).read_text()),
+            faults=faults,
+            image_server=server,
+        )
     finally:
         server.close()
-    result = CliRunner().invoke(main, ["index", "build"], env=env)
-    assert result.exit_code == 0, result.output
-    settings = load_settings(**{k.removeprefix("LOOKSYNC_").lower(): v for k, v in env.items()})
-    faults = [json.loads(line) for line in Path(manifest.faults_path).read_text().splitlines() if line.strip()]
-    return BuiltCatalog(
-        root=root,
-        manifest=manifest,
-        env=env,
-        settings=settings,
-        encoder=load_encoder(TINY_MODEL, str(checkpoint), device="cpu"),
-        reports=reports,
-        ground_truth=json.loads(Path(manifest.ground_truth_path).read_text()),
-        faults=faults,
-    )
 
 
 @pytest.fixture(scope="session")

@@ -38,13 +38,10 @@ def test_valid_rows_are_all_stored_and_indexed(built_catalog):
 
 def test_reingest_reuses_embeddings(built_catalog, tmp_path):
     from looksync.ingest import ingest_feed
-    from looksync.sample.server import serve_sample
 
     vendor, feed = next(iter(built_catalog.manifest.feeds.items()))
-    # the feed's image URLs point at the (closed) fixture server's port: serve the sample there again
-    port = int(built_catalog.manifest.image_base_url.rsplit(":", 1)[1])
-    with serve_sample(Path(built_catalog.manifest.root), port=port):
-        report = ingest_feed(built_catalog.settings, vendor, feed, built_catalog.encoder)
+    # the session's image server still serves the feed's image URLs
+    report = ingest_feed(built_catalog.settings, vendor, feed, built_catalog.encoder)
     assert report.embedded == 0
     assert report.embeddings_reused == built_catalog.reports[vendor]["embedded"]
 

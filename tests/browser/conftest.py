@@ -80,20 +80,9 @@ def screenshot(driver, name: str) -> Path:
 
 @pytest.fixture(scope="session")
 def product_images(built_catalog):
-    """Serve the sample's product images again on the port their URLs name (the catalog fixture's
-    image server is gone once ingestion is done), so the cards show real images. None if that port is taken."""
-    from urllib.parse import urlsplit
-
-    from looksync.sample.server import serve_sample
-
-    port = urlsplit(built_catalog.manifest.image_base_url).port
-    try:
-        server = serve_sample(built_catalog.manifest.root, port=port)
-    except OSError:
-        yield None
-        return
-    yield server
-    server.close()
+    """The sample's product images, served by the catalog fixture's image server at the URLs the feeds
+    name for the whole session, so the cards show real images."""
+    return built_catalog.image_server
 
 
 @pytest.fixture
