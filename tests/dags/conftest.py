@@ -70,3 +70,38 @@ print("RESULT" + json.dumps({{"state": str(run.state), "run_id": run.run_id, "ta
     result = json.loads(lines[-1][len("RESULT"):])
     result["log_tail"] = (done.stdout[:-len(lines[-1])] + done.stderr)[-8000:]  # for failure messages
     return result
+
+
+def sample_for_dag_runs(root: Path, s3_endpoint: str, *, size: int, seed: int, fault_rate: float, name: str) -> dict:
+    """A sample catalog served on loopback, a tiny random-weight checkpoint, an S3 bucket on moto's server
+    and a Redis key prefix, each unique to the caller, plus the LOOKSYNC_* environment every DAG run needs.
+    The caller adds how it reaches Redis and S3 (settings or Airflow connections) and closes ``server``."""
+    import uuid
+
+    import boto3
+
+    from embeddings import save_random_checkpoint
+    from looksync.sample import generate_sample
+    from looksync.sample.server import serve_sample
+    from tests.pipelines.conftest import TINY_MODEL
+
+    server = serve_sample(root / "sample", port=0)
+    manifest = generate_sample(root / "sample", size=size, seed=seed, fault_rate=fault_rate, image_base_url=server.url,
+                               n_looks=0)  # fmt: skip
+    checkpoint = save_random_checkpoint(TINY_MODEL, root / "tiny.pt", seed=5)
+    bucket = f"{name}-{uuid.uuid4().hex[:8]}"
+    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
+    prefix = f"looksync-{name}:{uuid.uuid4().hex[:8]}"
+    env = {
+        "LOOKSYNC_DATA_DIR": str(root / "data"),
+        "LOOKSYNC_CLIP_MODEL": TINY_MODEL,
+        "LOOKSYNC_CLIP_WEIGHTS": str(checkpoint),
+        "LOOKSYNC_DEVICE": "cpu",
+        "LOOKSYNC_FETCH_ALLOW_PRIVATE": "true",
+        "LOOKSYNC_INDEX_BACKEND": "embedded",
+        "LOOKSYNC_ATTRIBUTES_PREFIX": f"{prefix}:attr",
+        "LOOKSYNC_QUEUE_STREAM": f"{prefix}:updates",
+        "LOOKSYNC_AIRFLOW_RETRIES": "0",
+    }
+    return {"server": server, "manifest": manifest, "checkpoint": checkpoint, "bucket": bucket, "prefix": prefix,
+            "env": env}  # fmt: skip

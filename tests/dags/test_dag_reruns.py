@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.dags.conftest import run_dag_test
+from tests.dags.conftest import run_dag_test, sample_for_dag_runs
 from tests.pipelines.conftest import REDIS_URL, TINY_MODEL, rewrite_csv
 
 VENDOR = "desi_threads"  # a CSV feed: rows are rewritten with rewrite_csv
@@ -28,33 +27,16 @@ REIMAGED = 2
 
 @pytest.fixture(scope="module")
 def vendor_feed(tmp_path_factory, s3_endpoint):
-    import boto3
     import redis
 
-    from embeddings import save_random_checkpoint
-    from looksync.sample import generate_sample
-    from looksync.sample.server import serve_sample
-
     root = tmp_path_factory.mktemp("dagreruns")
-    server = serve_sample(root / "sample", port=0)
-    manifest = generate_sample(root / "sample", size=18, seed=9, fault_rate=0.0, image_base_url=server.url, n_looks=0)
-    checkpoint = save_random_checkpoint(TINY_MODEL, root / "tiny.pt", seed=5)
-    bucket = f"reruns-{uuid.uuid4().hex[:8]}"
-    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
-    prefix = f"looksync-dagreruns:{uuid.uuid4().hex[:8]}"
+    made = sample_for_dag_runs(root, s3_endpoint, size=18, seed=9, fault_rate=0.0, name="dagreruns")
+    server, manifest, checkpoint, bucket, prefix = (made[k] for k in ("server", "manifest", "checkpoint", "bucket", "prefix"))
     redis_conn = {"conn_type": "redis", "host": "127.0.0.1", "port": 6379, "extra": {"db": 7}}
     s3_conn = {"conn_type": "aws", "login": "reruns-key", "password": "reruns-secret",
                "extra": {"endpoint_url": s3_endpoint, "region_name": "us-east-1", "bucket": bucket}}  # fmt: skip
     env = {
-        "LOOKSYNC_DATA_DIR": str(root / "data"),
-        "LOOKSYNC_CLIP_MODEL": TINY_MODEL,
-        "LOOKSYNC_CLIP_WEIGHTS": str(checkpoint),
-        "LOOKSYNC_DEVICE": "cpu",
-        "LOOKSYNC_FETCH_ALLOW_PRIVATE": "true",
-        "LOOKSYNC_INDEX_BACKEND": "embedded",
-        "LOOKSYNC_ATTRIBUTES_PREFIX": f"{prefix}:attr",
-        "LOOKSYNC_QUEUE_STREAM": f"{prefix}:updates",
-        "LOOKSYNC_AIRFLOW_RETRIES": "0",
+        **made["env"],
         "AIRFLOW_CONN_LOOKSYNC_REDIS": json.dumps(redis_conn),
         "AIRFLOW_CONN_LOOKSYNC_S3": json.dumps(s3_conn),
     }

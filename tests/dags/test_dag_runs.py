@@ -4,45 +4,26 @@ the embedded index, and snapshots on moto's S3 server."""
 from __future__ import annotations
 
 import json
-import uuid
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from tests.dags.conftest import run_dag_test
-from tests.pipelines.conftest import REDIS_URL, TINY_MODEL
+from tests.dags.conftest import run_dag_test, sample_for_dag_runs
+from tests.pipelines.conftest import REDIS_URL
 
 
 @pytest.fixture(scope="module")
 def catalog(tmp_path_factory, s3_endpoint):
     """A sample with planted faults, served on loopback, and the LookSync environment for the runs."""
-    import boto3
-
-    from embeddings import save_random_checkpoint
-    from looksync.sample import generate_sample
-    from looksync.sample.server import serve_sample
-
-    root = tmp_path_factory.mktemp("dagcat")
-    server = serve_sample(root / "sample", port=0)
-    manifest = generate_sample(root / "sample", size=45, seed=4, fault_rate=0.25, image_base_url=server.url, n_looks=0)
-    checkpoint = save_random_checkpoint(TINY_MODEL, root / "tiny.pt", seed=5)
-    bucket = f"dags-{uuid.uuid4().hex[:8]}"
-    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
-    prefix = f"looksync-dagtest:{uuid.uuid4().hex[:8]}"
+    made = sample_for_dag_runs(tmp_path_factory.mktemp("dagcat"), s3_endpoint, size=45, seed=4, fault_rate=0.25,
+                               name="dagtest")  # fmt: skip
+    server, manifest, bucket, prefix = made["server"], made["manifest"], made["bucket"], made["prefix"]
     env = {
-        "LOOKSYNC_DATA_DIR": str(root / "data"),
-        "LOOKSYNC_CLIP_MODEL": TINY_MODEL,
-        "LOOKSYNC_CLIP_WEIGHTS": str(checkpoint),
-        "LOOKSYNC_DEVICE": "cpu",
-        "LOOKSYNC_FETCH_ALLOW_PRIVATE": "true",
-        "LOOKSYNC_INDEX_BACKEND": "embedded",
+        **made["env"],
         "LOOKSYNC_REDIS_URL": REDIS_URL,
-        "LOOKSYNC_ATTRIBUTES_PREFIX": f"{prefix}:attr",
-        "LOOKSYNC_QUEUE_STREAM": f"{prefix}:updates",
         "LOOKSYNC_S3_BUCKET": bucket,
         "LOOKSYNC_S3_ENDPOINT_URL": s3_endpoint,
-        "LOOKSYNC_AIRFLOW_RETRIES": "0",
         "AWS_ACCESS_KEY_ID": "looksync-test",
         "AWS_SECRET_ACCESS_KEY": "looksync-test",
     }
