@@ -24,6 +24,9 @@ class Layer:
     id: str
     label: str
     prompt: str
+    # where the layer sits on an upright, front-facing, full-body figure: (left, top, right, bottom) as
+    # fractions of the look; a layout prior (on-figure training crops), None when the taxonomy gives none
+    slot: tuple[float, float, float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,19 @@ def _require(mapping: dict, key: str, where: str):
     return mapping[key]
 
 
+def _slot(item: dict, path: Path) -> tuple[float, float, float, float] | None:
+    slot = item.get("slot")
+    if slot is None:
+        return None
+    ok = isinstance(slot, list) and len(slot) == 4 and all(isinstance(v, (int, float)) for v in slot)
+    if not ok or not (0 <= slot[0] < slot[2] <= 1 and 0 <= slot[1] < slot[3] <= 1):
+        raise TaxonomyError(
+            f"{path}: layer {item.get('id')!r}: slot must be [left, top, right, bottom] fractions with "
+            f"0 <= left < right <= 1 and 0 <= top < bottom <= 1, got {slot!r}"
+        )
+    return tuple(float(v) for v in slot)  # type: ignore[return-value]
+
+
 def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
     """Read and validate a taxonomy file (the packaged one by default)."""
     path = Path(path) if path else DEFAULT_TAXONOMY_PATH
@@ -87,7 +103,7 @@ def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
 
     layers = {}
     for item in _require(raw, "layers", str(path)):
-        layer = Layer(id=item["id"], label=item["label"], prompt=item["prompt"])
+        layer = Layer(id=item["id"], label=item["label"], prompt=item["prompt"], slot=_slot(item, path))
         if layer.id in layers:
             raise TaxonomyError(f"{path}: layer {layer.id!r} defined twice")
         layers[layer.id] = layer

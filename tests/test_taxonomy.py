@@ -51,3 +51,18 @@ def test_bad_colour_and_unreadable_file(tmp_path):
         load_taxonomy(bad)
     with pytest.raises(TaxonomyError, match="cannot read taxonomy"):
         load_taxonomy(tmp_path / "missing.yaml")
+
+
+def test_layer_slots_are_fractions_of_the_look(tmp_path):
+    t = get_taxonomy()
+    for layer in t.layers.values():
+        x0, y0, x1, y1 = layer.slot
+        assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1, layer.id
+    assert t.layers["headwear"].slot[1] < t.layers["topwear"].slot[1] < t.layers["footwear"].slot[1]  # head to feet
+    base = "categories: {{}}\ngenders: []\nmarkets: {{}}\ncolours: {{}}\npatterns: []\nlayers: [{{id: topwear, label: t, prompt: p{}}}]\n"
+    (tmp_path / "none.yaml").write_text(base.format(""))
+    assert load_taxonomy(tmp_path / "none.yaml").layers["topwear"].slot is None  # optional
+    for slot in ("[0.5, 0.2, 0.4, 0.6]", "[0.1, 0.2, 0.9]", "[0, 0, 1, 1.5]", "top"):
+        (tmp_path / "bad.yaml").write_text(base.format(f", slot: {slot}"))
+        with pytest.raises(TaxonomyError, match="layer 'topwear': slot must be"):
+            load_taxonomy(tmp_path / "bad.yaml")
