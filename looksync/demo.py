@@ -81,7 +81,7 @@ def tuned_checkpoint(sample_dir: Path, models_dir: Path, seed: int, epochs: int,
     sample (a digest of its feeds and images is in the file name) and the same settings."""
     import hashlib
 
-    from looksync.finetune import FinetuneConfig, finetune, sample_pairs
+    from looksync.finetune import RECIPE_VERSION, FinetuneConfig, finetune, sample_pairs
     from looksync.sample import SampleManifest
 
     # what training sees: feeds (minus the image server's address, which changes per run) and images
@@ -93,7 +93,7 @@ def tuned_checkpoint(sample_dir: Path, models_dir: Path, seed: int, epochs: int,
             digest.update(path.read_bytes().replace(manifest.image_base_url.encode(), b""))
     sample_digest = digest.hexdigest()[:12]
     config = FinetuneConfig(model=DEMO_MODEL, init_weights=f"random:{seed}", epochs=epochs, seed=seed)
-    checkpoint = models_dir / f"{DEMO_MODEL}-tuned-{sample_digest}-e{epochs}-s{seed}.pt"
+    checkpoint = models_dir / f"{DEMO_MODEL}-tuned-{sample_digest}-e{epochs}-s{seed}-r{RECIPE_VERSION}.pt"
     report_path = checkpoint.with_suffix(".report.json")
     if checkpoint.is_file() and report_path.is_file():
         report = json.loads(report_path.read_text())
@@ -103,8 +103,12 @@ def tuned_checkpoint(sample_dir: Path, models_dir: Path, seed: int, epochs: int,
         echo(f"    fine-tuning {DEMO_MODEL} from random weights on {len(pairs)} (image, caption) pairs, {epochs} epochs")
         report = finetune(pairs, config, checkpoint).__dict__
     before, after = report["recall_before"]["recall@10"], report["recall_after"]["recall@10"]
+    crops = ""
+    if report.get("crop_recall_after"):
+        crop_before, crop_after = report["crop_recall_before"]["recall@10"], report["crop_recall_after"]["recall@10"]
+        crops = f"on-figure crop->packshot Recall@10 {crop_before:.2f} -> {crop_after:.2f}; "
     echo(
-        f"    held-out text->image Recall@10 {before:.2f} (random) -> {after:.2f} (tuned); "
+        f"    held-out text->image Recall@10 {before:.2f} (random) -> {after:.2f} (tuned); {crops}"
         f"loss {report['loss_curve'][0]:.2f} -> {report['loss_curve'][-1]:.2f}; checkpoint {checkpoint}"
     )
     return checkpoint

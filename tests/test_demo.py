@@ -17,14 +17,14 @@ def test_demo_fine_tunes_then_serves_the_tuned_model(tmp_path):
     text = "\n".join(lines)
     for step in range(1, 7):
         assert f"{step}/6 " in text
-    checkpoints = sorted((tmp_path / "demo" / "models").glob("LookSync-Tiny-tuned-*-e2-s3.pt"))
+    checkpoints = sorted((tmp_path / "demo" / "models").glob("LookSync-Tiny-tuned-*-e2-s3-r*.pt"))
     assert len(checkpoints) == 1
     report = json.loads(checkpoints[0].with_suffix(".report.json").read_text())
     # the service answered with the tuned weights, not the random ones it started from
     assert response["model_id"] == report["model_id"] != "LookSync-Tiny@random:3"
     assert response["layers"] and all(layer["products"] for layer in response["layers"])
     assert "planted products vs results:" in text
-    assert "held-out text->image Recall@10" in text
+    assert "held-out text->image Recall@10" in text and "on-figure crop->packshot Recall@10" in text
 
     # the same sample and settings: the checkpoint is reused, not trained again
     again: list[str] = []

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from embeddings import load_encoder
-from looksync.finetune import FinetuneConfig, canonical_caption, finetune, random_caption, sample_pairs
+from looksync.finetune import FinetuneConfig, OnFigure, canonical_caption, finetune, random_caption, sample_pairs
 from looksync.sample import generate_sample
 
 
@@ -36,11 +36,49 @@ def test_finetuning_lowers_loss_and_raises_heldout_recall(tiny_catalog, tmp_path
     report = finetune(pairs, config, tmp_path / "tuned.pt")
     assert report.loss_curve[-1] < report.loss_curve[0] * 0.9
     assert report.recall_after["recall@10"] > report.recall_before["recall@10"]
+    # on-figure crops (on by default): street-to-shop recall on held-out products rises too
+    assert set(report.crop_recall_after) == {"recall@1", "recall@5", "recall@10"}
+    assert report.crop_recall_after["recall@10"] > report.crop_recall_before["recall@10"]
     # the checkpoint loads through the users' checkpoint path, with its own model id
     tuned = load_encoder("LookSync-Tiny", str(tmp_path / "tuned.pt"), device="cpu")
     assert tuned.model_id == report.model_id != "LookSync-Tiny@random:0"
     saved = json.loads((tmp_path / "tuned.report.json").read_text())
     assert saved["recall_after"] == report.recall_after and saved["train_pairs"] == report.train_pairs
+
+
+def test_on_figure_looks_wear_the_garment_at_its_layer_slot(tiny_catalog):
+    import random
+
+    import numpy as np
+    from PIL import Image
+
+    from looksync.taxonomy import get_taxonomy
+
+    pairs = sample_pairs(tiny_catalog)
+    images = {id(p): Image.open(p.image_path).convert("RGB") for p in pairs}
+    figure = OnFigure(pairs, images, canvas=(150, 250))
+    assert all(figure.covers(p) for p in pairs)  # every packaged layer has a slot
+    slots = {layer: spec.slot for layer, spec in get_taxonomy().layers.items()}
+    for i, pair in enumerate(pairs[:40]):
+        rng = random.Random(i)
+        look, box = figure.look(pair, rng)
+        assert look.size == (150, 250)
+        x0, y0, x1, y1 = slots[pair.product.layer]
+        centre = ((box[0] + box[2]) / 2 / 150, (box[1] + box[3]) / 2 / 250)
+        assert x0 - 0.05 <= centre[0] <= x1 + 0.05 and y0 - 0.05 <= centre[1] <= y1 + 0.05, pair.product.layer
+        # the garment's own pixels are in its box (garments pasted later may cover some of it)
+        pasted = np.asarray(figure.cutouts[id(pair)].resize((box[2] - box[0], box[3] - box[1])))
+        opaque = pasted[..., 3] == 255
+        shown = np.abs(np.asarray(look.crop(box)).astype(int) - pasted[..., :3]).sum(axis=2) <= 3
+        if pair.product.layer in ("outer_topwear", "bag", "headwear", "footwear"):  # mostly on top, not thin lines
+            assert shown[opaque].mean() > 0.5, pair.product.layer
+        crop = figure.crop(pair, rng, 64)
+        assert crop.size == (64, 64)
+    # companions: never a one-piece with a top or a bottom
+    one_piece = next(p for p in pairs if p.product.layer == "one_piece")
+    for i in range(30):
+        worn = figure._companions(one_piece, random.Random(i))
+        assert not {"topwear", "bottomwear"} & set(worn)
 
 
 def test_too_few_pairs_is_a_clear_error(tiny_catalog, tmp_path):
