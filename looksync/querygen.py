@@ -4,9 +4,11 @@
 taxonomy layer ids; on any failure (timeout, HTTP error, connection refused, invalid JSON, unknown
 layers) it falls back to ``LocalQueryGenerator`` and records why in ``degraded``.
 
-``LocalQueryGenerator`` needs no LLM: CLIP zero-shot attributes, read on the candidate box of the look
-(see ``looksync.regions``; searched coarse-to-fine) that best matches each layer, are composed into a
-query such as "women's navy striped t-shirt". Its queries come from a finite vocabulary
+``LocalQueryGenerator`` needs no LLM: CLIP zero-shot attributes, read on each layer's region of the
+look, are composed into a query such as "women's navy striped t-shirt". The region is the layer's
+taxonomy slot (``layout``, the default: a layout prior for full-body looks) or, with ``layout=False``
+and for layers without a slot, the candidate box that best matches the layer (see ``looksync.regions``;
+searched coarse-to-fine). Its queries come from a finite vocabulary
 (``local_vocabulary``), whose text vectors the search engine can precompute per model.
 """
 
@@ -19,7 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from looksync.llm import LLMClient, LLMError, image_data_url, parse_layer_queries, query_schema
-from looksync.regions import COARSE_BOXES, Box, candidate_crops, coarse_to_fine_crops
+from looksync.regions import COARSE_BOXES, Box, CandidateCrops, candidate_crops, coarse_to_fine_crops, slot_fraction
 from looksync.taxonomy import Taxonomy, get_taxonomy
 
 if TYPE_CHECKING:
@@ -84,11 +86,19 @@ class LocalQueryGenerator:
 
     source = "local"
 
-    def __init__(self, encoder: ClipEncoder, zeroshot: ZeroShot, taxonomy: Taxonomy | None = None, max_layers: int = 6):
+    def __init__(
+        self,
+        encoder: ClipEncoder,
+        zeroshot: ZeroShot,
+        taxonomy: Taxonomy | None = None,
+        max_layers: int = 6,
+        layout: bool = True,
+    ):
         self.encoder = encoder
         self.zeroshot = zeroshot
         self.taxonomy = taxonomy or get_taxonomy()
         self.max_layers = max_layers
+        self.layout = layout  # read layers with a taxonomy slot there, not at the CLIP-searched box
 
     def _detect_layers(self, layer_probs: dict[str, float]) -> list[str]:
         """Layers whose probability on the whole look is above uniform, most likely first."""
@@ -97,26 +107,46 @@ class LocalQueryGenerator:
         chosen = [layer for layer, p in ranked if p >= uniform][: self.max_layers]
         return chosen or [ranked[0][0]]
 
+    def _slot(self, layer: str) -> tuple[float, float, float, float] | None:
+        spec = self.taxonomy.layers[layer]
+        return slot_fraction(spec.slot) if self.layout and spec.slot is not None else None
+
     def generate(self, look: Image, layers: list[str] | None = None, gender: str | None = None) -> GeneratedQueries:
         look = look.convert("RGB")
-        coarse = candidate_crops(look, self.encoder, COARSE_BOXES)
+        searched = layers is None or any(self._slot(layer) is None for layer in layers)
+        # the whole look (gender, layer detection) and, when some layer needs the box search, the bands
+        coarse = candidate_crops(look, self.encoder, COARSE_BOXES if searched else [(0.0, 0.0, 1.0, 1.0)])
         whole = coarse.vectors[-1:]  # the last coarse candidate is the whole look
         if gender is None:
             gender = max(self.zeroshot.scores(whole, "gender")[0].items(), key=lambda kv: kv[1])[0]
         if layers is None:
             layers = self._detect_layers(self.zeroshot.scores(whole, "layer")[0])
+        placed = [layer for layer in layers if self._slot(layer) is not None]
+        unplaced = [layer for layer in layers if layer not in placed]
 
-        layer_scores: list[dict[str, float]] = []  # per embedded crop: {layer: prob}, in crop order
+        best_crop: dict[str, int] = {}
+        crops = CandidateCrops(boxes=[], crops=[], vectors=np.zeros((0, self.encoder.dim), dtype=np.float32))
+        if unplaced:
+            if len(coarse.boxes) == 1:
+                coarse = candidate_crops(look, self.encoder, COARSE_BOXES)
 
-        def score(vectors: np.ndarray) -> np.ndarray:
-            rows = self.zeroshot.scores(vectors, "layer")
-            layer_scores.extend(rows)
-            return np.array([[row[layer] for layer in layers] for row in rows])
+            def score(vectors: np.ndarray) -> np.ndarray:
+                rows = self.zeroshot.scores(vectors, "layer")
+                return np.array([[row[layer] for layer in unplaced] for row in rows])
 
-        crops, best = coarse_to_fine_crops(look, self.encoder, score, coarse=coarse)
+            crops, best = coarse_to_fine_crops(look, self.encoder, score, coarse=coarse)
+            best_crop.update(zip(unplaced, best, strict=True))
+        if placed:
+            slots = candidate_crops(look, self.encoder, [self._slot(layer) for layer in placed])  # type: ignore[misc]
+            best_crop.update({layer: len(crops.boxes) + j for j, layer in enumerate(placed)})
+            crops = CandidateCrops(
+                boxes=crops.boxes + slots.boxes,
+                crops=crops.crops + slots.crops,
+                vectors=np.concatenate([crops.vectors, slots.vectors]) if len(crops.boxes) else slots.vectors,
+            )
         vectors = crops.vectors
-        best_crop = dict(zip(layers, best, strict=True))
         crop_ids = sorted(set(best_crop.values()))
+        layer_scores = dict(zip(crop_ids, self.zeroshot.scores(vectors[crop_ids], "layer"), strict=True))
         category_scores = dict(zip(crop_ids, self.zeroshot.scores(vectors[crop_ids], "category"), strict=True))
         colour_scores = dict(zip(crop_ids, self.zeroshot.scores(vectors[crop_ids], "colour"), strict=True))
         pattern_scores = dict(zip(crop_ids, self.zeroshot.scores(vectors[crop_ids], "pattern"), strict=True))

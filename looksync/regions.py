@@ -1,11 +1,15 @@
 """Region finders: where in the look each garment layer is, as a pixel box (and, when the finder
 computed one, the CLIP vector of that crop).
 
-The default, ``ClipBoxRegionFinder``, needs no extra weights: candidate boxes of the look (bands from
-head to feet, full width and centred, plus the whole look) are embedded in one CLIP batch, and each
-layer takes the box whose crop is closest to that layer's query text. A segmentation model (SAM 2, a
-human-parsing network) plugs in as another ``RegionFinder`` registered in ``REGION_FINDERS`` once its
-weights are configured; the search pipeline only sees the protocol.
+The default, ``LayoutRegionFinder`` (``layout``), needs no weights: looks are full-body, upright,
+front-facing figures, so each layer's garment is where the taxonomy's layout prior puts it (the layer's
+``slot``, widened by ``LAYOUT_MARGIN``); layers without a slot fall back to the CLIP box search.
+``ClipBoxRegionFinder`` (``clip_boxes``): candidate boxes of the look (bands from head to feet, full
+width and centred, plus the whole look) are embedded in one CLIP batch, and each layer takes the box
+whose crop is closest to that layer's query text; it needs no layout assumption but, with small
+models, often picks a neighbouring band (measured in docs/evaluation.md). A segmentation model (SAM 2,
+a human-parsing network) plugs in as another ``RegionFinder`` registered in ``REGION_FINDERS`` once
+its weights are configured; the search pipeline only sees the protocol.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ if TYPE_CHECKING:
     from PIL.Image import Image
 
     from embeddings import ClipEncoder
+    from looksync.taxonomy import Taxonomy
 
 Box = tuple[int, int, int, int]
 
@@ -139,7 +144,49 @@ class ClipBoxRegionFinder:
         return regions
 
 
-REGION_FINDERS: dict[str, Callable[..., RegionFinder]] = {"clip_boxes": ClipBoxRegionFinder}
+# Slots are rough anatomy; the margin keeps a garment drawn a little larger or off-centre in the crop.
+LAYOUT_MARGIN = 0.1
+
+
+def slot_fraction(slot: tuple[float, float, float, float], margin: float = LAYOUT_MARGIN) -> tuple[float, float, float, float]:
+    """A taxonomy slot widened by ``margin`` of its own width and height, clipped to the look."""
+    x0, y0, x1, y1 = slot
+    dx, dy = (x1 - x0) * margin / 2, (y1 - y0) * margin / 2
+    return (max(0.0, x0 - dx), max(0.0, y0 - dy), min(1.0, x1 + dx), min(1.0, y1 + dy))
+
+
+class LayoutRegionFinder:
+    """Each layer's taxonomy slot (a layout prior for full-body looks); CLIP box search for the rest."""
+
+    name = "layout"
+
+    def __init__(self, encoder: ClipEncoder, embed_texts: Callable[[list[str]], np.ndarray] | None = None,
+                 taxonomy: Taxonomy | None = None):  # fmt: skip
+        from looksync.taxonomy import get_taxonomy
+
+        self.encoder = encoder
+        self.taxonomy = taxonomy or get_taxonomy()
+        self.fallback = ClipBoxRegionFinder(encoder, embed_texts)
+
+    def slot_of(self, layer: str) -> tuple[float, float, float, float] | None:
+        spec = self.taxonomy.layers.get(layer)
+        return slot_fraction(spec.slot) if spec is not None and spec.slot is not None else None
+
+    def find(self, look: Image, queries: dict[str, str]) -> dict[str, Region]:
+        look = look.convert("RGB")
+        placed = {layer: self.slot_of(layer) for layer in queries if self.slot_of(layer) is not None}
+        regions = {}
+        if placed:
+            crops = candidate_crops(look, self.encoder, list(placed.values()))
+            for layer, box, vector in zip(placed, crops.boxes, crops.vectors, strict=True):
+                regions[layer] = Region(box=box, score=1.0, vector=vector)
+        rest = {layer: text for layer, text in queries.items() if layer not in placed}
+        if rest:
+            regions.update(self.fallback.find(look, rest))
+        return regions
+
+
+REGION_FINDERS: dict[str, Callable[..., RegionFinder]] = {"layout": LayoutRegionFinder, "clip_boxes": ClipBoxRegionFinder}
 
 
 def make_region_finder(

@@ -195,7 +195,7 @@ class SearchEngine:
         self.llm = llm
         self.events = events or SearchEvents()
         self.local_query_generator = LocalQueryGenerator(
-            encoder, zeroshot or ZeroShot(encoder, self.taxonomy), self.taxonomy
+            encoder, zeroshot or ZeroShot(encoder, self.taxonomy), self.taxonomy, layout=settings.region_finder == "layout"
         )
         if query_generator is None:
             query_generator = (
@@ -379,6 +379,7 @@ class SearchEngine:
         with timer.stage("text_embedding"):
             vectors = self.embed_texts([q.query for q in generated.layers], degraded)
         for layer_query, vector in zip(generated.layers, vectors, strict=True):
+            vector = self.look_query_vector(vector, layer_query.crop_vector)
             filters = replace(request.filters, layers=[layer_query.layer], market=request.market or request.filters.market)
             with timer.stage("knn"):
                 hits, gender_filter = self._knn_with_gender(vector, request.k * per_k, filters, gender, request.gender)
@@ -433,6 +434,16 @@ class SearchEngine:
                 self._cache_set(key, json.dumps(response).encode(), degraded, ttl_s=self.settings.look_cache_ttl_s)
         response["timings_ms"] = {k: round(v, 2) for k, v in timer.timings_ms.items()}
         return response
+
+    def look_query_vector(self, text_vector: np.ndarray, crop_vector: np.ndarray | None) -> np.ndarray:
+        """A layer's kNN query: the text vector, blended with the garment crop's image vector when there
+        is one (what the query was read from: it carries the shape, shade and pattern words lose)."""
+        w = self.settings.look_crop_weight
+        if crop_vector is None or w == 0:
+            return text_vector
+        blended = (1 - w) * np.asarray(text_vector, dtype=np.float32) + w * np.asarray(crop_vector, dtype=np.float32)
+        norm = float(np.linalg.norm(blended))
+        return blended / norm if norm > 0 else text_vector
 
     def _knn_with_gender(
         self, vector: np.ndarray, k: int, filters: SearchFilters, gender: str | None, requested_gender: str | None

@@ -134,7 +134,12 @@ class Settings(BaseSettings):
     rerank_llm_budget_s: float = Field(default=3.0, gt=0)  # time budget of one LLM rerank call (no retries)
     rerank_text_weight: float = Field(default=0.5, ge=0, le=1)  # crop rerank: w * text + (1 - w) * crop cosine
     rerank_candidates_per_k: int = Field(default=3, ge=1)  # kNN candidates per returned product when reranking
-    region_finder: str = "clip_boxes"  # looksync.regions.REGION_FINDERS
+    # look kNN query: normalise((1 - w) * text + w * crop) when the query generator embedded the garment's
+    # crop (local generator); 0 = the text query alone
+    look_crop_weight: float = Field(default=0.5, ge=0, le=1)
+    # looksync.regions.REGION_FINDERS: "layout" (taxonomy slots, for full-body looks; the local query
+    # generator reads its attributes there too) or "clip_boxes" (CLIP search over candidate bands)
+    region_finder: str = "layout"
     search_dedup_cosine: float | None = Field(default=None, ge=-1, le=1)  # image cosine of near-duplicates; None = off
     look_cache_ttl_s: int = Field(default=900, ge=0)  # whole look responses; keyed by live index version too
     # search service latency (issue 7): text vectors of the local query vocabulary, per model id
