@@ -188,7 +188,8 @@ def finetune(
 @main.command("eval")
 @click.option("--sample", "sample_root", required=True, type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--config", "config_specs", multiple=True, required=True,
-              help="NAME=MODEL:WEIGHTS[,rerank=MODE][,generator=local|llm]; repeat (the first is the baseline).")
+              help="NAME=MODEL:WEIGHTS[,rerank=MODE][,generator=local|llm][,regions=FINDER][,crop_weight=W]; "
+                   "repeat (the first is the baseline).")
 @click.option("--run-id", default=None)
 @click.option("-k", "k", type=int, default=10, show_default=True)
 @click.option("--max-text-products", type=int, default=300, show_default=True)

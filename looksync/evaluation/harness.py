@@ -34,6 +34,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from looksync.evaluation.scoring import ScoredQuery, compare, score_query, summarise
+from looksync.regions import REGION_FINDERS
 from looksync.rerank import RERANK_MODES
 from looksync.settings import Settings, load_settings
 
@@ -49,29 +50,46 @@ class EvalError(ValueError):
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """One side of the comparison: ``name=MODEL:WEIGHTS[,rerank=MODE][,generator=local|llm]``."""
+    """One side of the comparison: ``NAME=MODEL:WEIGHTS[,rerank=MODE][,generator=local|llm][,regions=FINDER][,crop_weight=W]``.
+    ``regions`` (a region finder) and ``crop_weight`` override the settings for this config only."""
 
     name: str
     model: str
     weights: str
     rerank: str = "auto"
     generator: str = "local"
+    regions: str | None = None
+    crop_weight: float | None = None
 
     @classmethod
     def parse(cls, spec: str) -> EvalConfig:
         name, sep, rest = spec.partition("=")
         if not sep or not _CONFIG_NAME.match(name):
-            raise EvalError(f"config {spec!r}: expected NAME=MODEL:WEIGHTS[,rerank=MODE][,generator=local|llm]")
+            raise EvalError(f"config {spec!r}: expected NAME=MODEL:WEIGHTS[,rerank=MODE][,generator=local|llm][,regions=FINDER][,crop_weight=W]")
         head, *options = rest.split(",")
         model, sep, weights = head.partition(":")
         if not sep or not model or not weights:
             raise EvalError(f"config {spec!r}: expected MODEL:WEIGHTS after '{name}=' (e.g. LookSync-Tiny:random:0)")
-        values: dict[str, str] = {}
+        values: dict[str, Any] = {}
         for option in options:
             key, sep, value = option.partition("=")
-            if not sep or key not in ("rerank", "generator"):
-                raise EvalError(f"config {spec!r}: unknown option {option!r}; known: rerank=MODE, generator=local|llm")
+            if not sep or key not in ("rerank", "generator", "regions", "crop_weight"):
+                raise EvalError(
+                    f"config {spec!r}: unknown option {option!r}; known: rerank=MODE, generator=local|llm, "
+                    "regions=FINDER, crop_weight=W"
+                )
             values[key] = value
+        if "crop_weight" in values:
+            try:
+                values["crop_weight"] = float(values["crop_weight"])
+            except ValueError:
+                values["crop_weight"] = -1.0
+            if not 0 <= values["crop_weight"] <= 1:
+                raise EvalError(f"config {spec!r}: crop_weight must be a number in [0, 1]")
+        if values.get("regions", "layout") not in REGION_FINDERS:
+            raise EvalError(
+                f"config {spec!r}: regions {values['regions']!r} is not one of {', '.join(REGION_FINDERS)}"
+            )
         config = cls(name, model, weights, **values)
         if config.rerank not in RERANK_MODES:
             raise EvalError(f"config {spec!r}: rerank {config.rerank!r} is not one of {', '.join(RERANK_MODES)}")
@@ -225,6 +243,8 @@ def make_engine(settings: Settings, encoder: Any, config: EvalConfig) -> Any:
         llm = LLMClient.from_settings(settings)
         if llm is None:
             raise EvalError(f"config {config.name}: needs an LLM but LOOKSYNC_LLM_BASE_URL is not set")
+    overrides = {"region_finder": config.regions, "look_crop_weight": config.crop_weight}
+    settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     engine = SearchEngine(settings, encoder, open_index(settings), MemoryCache(ttl_s=0), llm=llm)
     if config.generator == "local":
         engine.query_generator = engine.local_query_generator

@@ -140,6 +140,12 @@ def test_similar_relevance_from_shared_images_and_groups():
 def test_config_spec_parses(spec, expected):
     c = EvalConfig.parse(spec)
     assert (c.name, c.model, c.weights, c.rerank, c.generator) == expected
+    assert (c.regions, c.crop_weight) == (None, None)  # the settings' values
+
+
+def test_config_spec_overrides_regions_and_crop_weight():
+    c = EvalConfig.parse("clip=LookSync-Tiny:random:0,regions=clip_boxes,crop_weight=0.25")
+    assert (c.regions, c.crop_weight) == ("clip_boxes", 0.25)
 
 
 @pytest.mark.parametrize(
@@ -150,6 +156,9 @@ def test_config_spec_parses(spec, expected):
         ("a=LookSync-Tiny:random:0,rerank=sometimes", "rerank 'sometimes'"),
         ("a=LookSync-Tiny:random:0,speed=fast", "unknown option 'speed=fast'"),
         ("a=LookSync-Tiny:random:0,generator=gpt", "generator 'gpt'"),
+        ("a=LookSync-Tiny:random:0,regions=sam", "regions 'sam' is not one of layout, clip_boxes"),
+        ("a=LookSync-Tiny:random:0,crop_weight=1.5", "crop_weight must be a number in"),
+        ("a=LookSync-Tiny:random:0,crop_weight=half", "crop_weight must be a number in"),
     ],
 )
 def test_bad_config_spec_names_the_problem(spec, message):
