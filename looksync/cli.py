@@ -210,9 +210,10 @@ def eval_command(sample_root: Path, config_specs: tuple[str, ...], run_id: str |
     except EvalError as exc:
         raise click.ClickException(str(exc)) from None
     for name, c in run.summary["configs"].items():
-        look = c["metrics"]["look"]
-        figures = ", ".join(f"{layer} {v['recall@10']['mean']:.2f}" for layer, v in look.items())
-        click.echo(f"{name} ({c['model_id']}): look Recall@10 {figures}")
+        for task in ("look", "look_visible"):
+            if task in c["metrics"]:
+                figures = ", ".join(f"{layer} {v['recall@10']['mean']:.2f}" for layer, v in c["metrics"][task].items())
+                click.echo(f"{name} ({c['model_id']}): {task} Recall@10 {figures}")
     click.echo(f"written {run.json_path} and {run.html_path}")
 
 

@@ -27,7 +27,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -258,7 +258,14 @@ def _gender_ok(requested: str | None) -> Callable[[dict], bool]:
     return lambda r: requested is None or r.get("gender") in (requested, "unisex")
 
 
+# look_visible: the look queries whose planted garment has at least this share of its pixels in view
+# (the sample's ground truth records it; a top under a closed coat can be nearly hidden)
+VISIBLE_MIN = 0.5
+
+
 def look_task(engine: Any, truth: SampleTruth, config: EvalConfig, k: int) -> list[ScoredQuery]:
+    """One ``look`` query per planted layer; the same results again as ``look_visible`` for the layers
+    at least ``VISIBLE_MIN`` visible, when the ground truth says."""
     from PIL import Image
 
     from looksync.search import LookSearchRequest
@@ -293,6 +300,8 @@ def look_task(engine: Any, truth: SampleTruth, config: EvalConfig, k: int) -> li
                     ),
                 )
             )
+            if expected.get("visible", {}).get(layer, 0.0) >= VISIBLE_MIN:
+                scored.append(replace(scored[-1], task="look_visible"))
     return scored
 
 
@@ -492,6 +501,13 @@ def run_eval(
         "indexes": builds,
         "tasks": {
             "look": {"queries_per_config": sum(len(v["products"]) for v in truth.looks.values())},
+            "look_visible": (
+                {"queries_per_config": sum(share >= VISIBLE_MIN for v in truth.looks.values()
+                                           for share in v.get("visible", {}).values()),
+                 "min_visible": VISIBLE_MIN}  # fmt: skip
+                if any("visible" in v for v in truth.looks.values())
+                else {"skipped": "the sample's ground truth records no visibility (generated before it did)"}
+            ),
             "text_caption": {"queries_per_config": len(text_ids)},
             "text_title": {"queries_per_config": len(text_ids)},
             "similar": (

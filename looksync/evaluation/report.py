@@ -135,7 +135,7 @@ def write_report(run: Any, truth: Any) -> Path:
     summary = run.summary
     names = list(summary["configs"])
     charts = []
-    for task in ("look", "text_caption", "text_title", "similar"):
+    for task in ("look", "look_visible", "text_caption", "text_title", "similar"):
         layers = sorted({layer for c in summary["configs"].values() for layer in c["metrics"].get(task, {})} - {ALL_LAYERS})
         if not layers:
             continue
@@ -149,7 +149,7 @@ def write_report(run: Any, truth: Any) -> Path:
     )  # fmt: skip
     tables = "".join(
         f"<h3>{escape(task)}</h3>{_metrics_table(summary, task)}"
-        for task in ("look", "text_caption", "text_title", "similar")
+        for task in ("look", "look_visible", "text_caption", "text_title", "similar")
         if any(task in c["metrics"] for c in summary["configs"].values())
     )
     config_rows = "".join(

@@ -140,6 +140,16 @@ def draw_garment(
         _draw_shape(canvas_draw, item, (x0, y0, x1, y1), fill=line_colour, filled=bool(item.get("filled")))
 
 
+def garment_mask(category: str, box: Sequence[int], canvas_size: tuple[int, int]) -> Image.Image:
+    """The pixels ``draw_garment`` fills for ``category`` in ``box``, as an "L" mask of the whole canvas."""
+    x0, y0, x1, y1 = (int(v) for v in box)
+    mask = Image.new("L", canvas_size, 0)
+    mask_draw = ImageDraw.Draw(mask)
+    for item in silhouette(category).fill:
+        _draw_shape(mask_draw, item, (x0, y0, x1, y1), fill=255, filled=True)
+    return mask
+
+
 def _draw_shape(draw: ImageDraw.ImageDraw, item: dict[str, Any], box: Box, *, fill: Any, filled: bool) -> None:
     x0, y0, x1, y1 = box
     width, height = x1 - x0, y1 - y0

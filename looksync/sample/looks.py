@@ -2,7 +2,9 @@
 
 Each look takes valid (never faulty) products of one market whose gender is the look's or unisex,
 and draws each with the same ``draw_garment`` call that drew its product image, in its body region,
-outer layers over inner ones.
+outer layers over inner ones. The ground truth records, per layer, the share of the garment's pixels
+left visible by the layers drawn over it (a shirt under a closed coat can be nearly hidden), so an
+evaluation can tell a miss from a garment nobody could see.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from PIL import Image
 
 from looksync.sample.catalog import ProductSpec, catalog_data
-from looksync.sample.drawing import draw_figure, draw_garment, drawing_data, look_box
+from looksync.sample.drawing import draw_figure, draw_garment, drawing_data, garment_mask, look_box
 from looksync.schema import make_product_id
 from looksync.taxonomy import get_taxonomy
 
@@ -47,12 +50,14 @@ class Look:
     gender: str
     products: dict[str, ProductSpec]  # layer -> product
     image: Image.Image
+    visible: dict[str, float] = field(default_factory=dict)  # layer -> share of its pixels not drawn over
 
     def ground_truth(self) -> dict[str, Any]:
         return {
             "market": self.market,
             "gender": self.gender,
             "products": {layer: make_product_id(p.vendor, p.sku) for layer, p in self.products.items()},
+            "visible": {layer: round(share, 3) for layer, share in self.visible.items()},
         }
 
 
@@ -82,12 +87,20 @@ def compose_look(look_id: str, market: str, gender: str, products: dict[str, Pro
     spec = drawing_data()["look_image"]
     canvas = Image.new("RGB", tuple(spec["size"]), tuple(rng.choice(spec["backgrounds"])))
     draw_figure(canvas, rng.choice(spec["skin_tones"]), rng.choice(spec["hair_colours"]))
+    drawn: list[tuple[str, np.ndarray]] = []  # (layer, pixels it covers), in drawing order
     for layer in spec["draw_order"]:
         product = products.get(layer)
         if product is not None:
             draw_garment(canvas, product.category, product.draw_rgb, product.pattern, look_box(product.category),
                          pattern_period=product.pattern_period)  # fmt: skip
-    return Look(look_id, market, gender, products, canvas)
+            drawn.append((layer, np.asarray(garment_mask(product.category, look_box(product.category), canvas.size)) > 0))
+    visible = {}
+    for i, (layer, mask) in enumerate(drawn):
+        covered = np.zeros_like(mask)
+        for _, later in drawn[i + 1 :]:
+            covered |= later
+        visible[layer] = float((mask & ~covered).sum() / max(1, mask.sum()))
+    return Look(look_id, market, gender, products, canvas, visible)
 
 
 def make_looks(pools: LookPools, n_looks: int, seed: int) -> list[Look]:

@@ -61,6 +61,13 @@ def test_json_has_every_task_metric_and_layer(eval_run, tiny_sample):
                     v = entry[metric]
                     assert 0.0 <= v["ci_low"] <= v["mean"] <= v["ci_high"] <= 1.0, (task, layer, metric, v)
                 assert entry["violation_rate"]["mean"] == 0.0, (task, layer)
+    # look_visible: the same look queries, only those whose planted garment is at least half in view
+    visible = {(look_id, layer) for look_id, look in truth.items() for layer, share in look["visible"].items()
+               if share >= 0.5}  # fmt: skip
+    assert summary["tasks"]["look_visible"] == {"queries_per_config": len(visible), "min_visible": 0.5}
+    for config in summary["configs"].values():
+        if visible:
+            assert config["metrics"]["look_visible"]["all"]["queries"] == len(visible)
     # the sample has no duplicate listings: the similar task says so instead of inventing relevance
     assert "skipped" in summary["tasks"]["similar"] and "similar" not in summary["configs"]["a"]["metrics"]
     comparison = summary["comparisons"]["b-vs-a"]
@@ -78,6 +85,10 @@ def test_per_query_rows_match_the_summary(eval_run):
         mean = sum(r["metrics"]["recall@10"] for r in look) / len(look)
         assert round(mean, 4) == summary["configs"][name]["metrics"]["look"]["all"]["recall@10"]["mean"]
         assert all(len(r["ranked"]) <= 10 for r in look)
+        # a look_visible row repeats its look row exactly (same results), under the other task name
+        by_id = {r["query_id"]: r for r in look}
+        for r in (r for r in rows if r["config"] == name and r["task"] == "look_visible"):
+            assert {**r, "task": "look"} == by_id[r["query_id"]]
 
 
 def test_html_report_has_the_per_layer_chart_and_look_thumbnails(eval_run):

@@ -52,3 +52,32 @@ def test_a_worn_garment_shows_its_product_colour(served_sample):
         region = image.convert("RGB").crop(look_box(product.category))
         near = [px for px in region.getdata() if sum(abs(a - b) for a, b in zip(px, reference, strict=True)) <= 40]
     assert len(near) > 100
+
+
+def test_ground_truth_records_how_much_of_each_garment_is_in_view(served_sample):
+    """``visible``: per layer, the share of the garment's pixels that no later-drawn layer covers."""
+    import numpy as np
+
+    from looksync.sample.drawing import drawing_data, garment_mask, look_box
+
+    manifest = served_sample.manifest
+    truth = json.loads(manifest.ground_truth_path.read_text(encoding="utf-8"))
+    products = {r.product.product_id: r.product for rows in served_sample.rows.values() for r in rows if r.product}
+    order = drawing_data()["look_image"]["draw_order"]
+    size = tuple(drawing_data()["look_image"]["size"])
+    for look_id, look in truth.items():
+        assert set(look["visible"]) == set(look["products"]), look_id
+        assert all(0.0 <= share <= 1.0 for share in look["visible"].values())
+        assert look["visible"][max(look["products"], key=order.index)] == 1.0  # drawn last: nothing over it
+        masks = {
+            layer: np.asarray(garment_mask(products[pid].category, look_box(products[pid].category), size)) > 0
+            for layer, pid in look["products"].items()
+        }
+        for layer, mask in masks.items():  # recomputed independently: covered by any layer drawn after it
+            later = [m for other, m in masks.items() if order.index(other) > order.index(layer)]
+            covered = np.any(later, axis=0) if later else np.zeros_like(mask)
+            assert look["visible"][layer] == round(float((mask & ~covered).sum() / mask.sum()), 3), (look_id, layer)
+    # a top under outer topwear is mostly hidden: the sample has such looks
+    assert any(
+        look["visible"]["topwear"] < 0.5 for look in truth.values() if {"topwear", "outer_topwear"} <= set(look["products"])
+    )
