@@ -42,6 +42,8 @@ class LayerQuery:
     box: Box | None = None  # pixel box of the look the attributes were read from
     confidence: float = 0.0
     crop_vector: np.ndarray | None = field(default=None, repr=False)  # CLIP vector of that box, when computed
+    # CLIP vectors of the layer's other extents (taxonomy alt_slots), one row each; None when it has none
+    alt_crop_vectors: np.ndarray | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -111,6 +113,9 @@ class LocalQueryGenerator:
         spec = self.taxonomy.layers[layer]
         return slot_fraction(spec.slot) if self.layout and spec.slot is not None else None
 
+    def _alt_slots(self, layer: str) -> list[tuple[float, float, float, float]]:
+        return [slot_fraction(alt) for alt in self.taxonomy.layers[layer].alt_slots] if self._slot(layer) else []
+
     def generate(self, look: Image, layers: list[str] | None = None, gender: str | None = None) -> GeneratedQueries:
         look = look.convert("RGB")
         searched = layers is None or any(self._slot(layer) is None for layer in layers)
@@ -136,9 +141,21 @@ class LocalQueryGenerator:
 
             crops, best = coarse_to_fine_crops(look, self.encoder, score, coarse=coarse)
             best_crop.update(zip(unplaced, best, strict=True))
+        alt_crops: dict[str, list[int]] = {}  # layer -> indexes of its alt_slots crops
         if placed:
-            slots = candidate_crops(look, self.encoder, [self._slot(layer) for layer in placed])  # type: ignore[misc]
-            best_crop.update({layer: len(crops.boxes) + j for j, layer in enumerate(placed)})
+            fractions, owners = [], []
+            for layer in placed:
+                fractions.append(self._slot(layer))
+                owners.append((layer, True))
+                for alt in self._alt_slots(layer):
+                    fractions.append(alt)
+                    owners.append((layer, False))
+            slots = candidate_crops(look, self.encoder, fractions)  # type: ignore[arg-type]
+            for j, (layer, main) in enumerate(owners):
+                if main:
+                    best_crop[layer] = len(crops.boxes) + j
+                else:
+                    alt_crops.setdefault(layer, []).append(len(crops.boxes) + j)
             crops = CandidateCrops(
                 boxes=crops.boxes + slots.boxes,
                 crops=crops.crops + slots.crops,
@@ -167,6 +184,7 @@ class LocalQueryGenerator:
                     box=crops.boxes[i],
                     confidence=float(layer_scores[i][layer]),
                     crop_vector=vectors[i],
+                    alt_crop_vectors=vectors[alt_crops[layer]] if layer in alt_crops else None,
                 )
             )
         return GeneratedQueries(source=self.source, gender=gender, layers=queries)

@@ -5,7 +5,9 @@ saying so), ``auto`` (LLM when one is configured, else crop cosine).
 
 The crop-cosine rerank crops each layer's garment from the look (its region from the query generator,
 or the region finder), embeds the crop with CLIP and blends the cosine between the crop and each
-candidate's stored image vector with the text score: ``w * text + (1 - w) * crop``.
+candidate's stored image vector with the kNN score: ``w * knn + (1 - w) * crop``. A layer with other
+crop extents (taxonomy ``alt_slots``: shorts end higher than trousers) takes each candidate's best
+cosine over its crops.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class LayerCandidates:
     hits: list[Hit]
     box: Box | None = None
     crop_vector: np.ndarray | None = field(default=None, repr=False)
+    alt_crop_vectors: np.ndarray | None = field(default=None, repr=False)  # other extents' crops, one row each
     rerank_scores: dict[str, float] = field(default_factory=dict)  # product id -> blended score (local rerank)
 
 
@@ -155,11 +158,13 @@ class Reranker:
         for c in pending:
             if c.crop_vector is None:
                 continue
-            crop = np.asarray(c.crop_vector, dtype=np.float32)
+            crops = np.asarray(c.crop_vector, dtype=np.float32)[None, :]
+            if c.alt_crop_vectors is not None:  # the best match over the layer's crop extents
+                crops = np.concatenate([crops, np.asarray(c.alt_crop_vectors, dtype=np.float32)])
             for hit in c.hits:
                 vector = stored.get(hit.product_id)
                 # a candidate without a stored vector keeps its text score for both parts
-                visual = float(vector @ crop) if vector is not None else hit.score
+                visual = float(np.max(crops @ vector)) if vector is not None else hit.score
                 c.rerank_scores[hit.product_id] = w * hit.score + (1 - w) * visual
             c.hits.sort(key=lambda h: c.rerank_scores[h.product_id], reverse=True)
             if self.dedup_cosine is not None:

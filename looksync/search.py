@@ -379,10 +379,12 @@ class SearchEngine:
         with timer.stage("text_embedding"):
             vectors = self.embed_texts([q.query for q in generated.layers], degraded)
         for layer_query, vector in zip(generated.layers, vectors, strict=True):
-            vector = self.look_query_vector(vector, layer_query.crop_vector)
+            queries = [self.look_query_vector(vector, layer_query.crop_vector)]
+            if layer_query.alt_crop_vectors is not None and self.settings.look_crop_weight > 0:
+                queries += [self.look_query_vector(vector, alt) for alt in layer_query.alt_crop_vectors]
             filters = replace(request.filters, layers=[layer_query.layer], market=request.market or request.filters.market)
             with timer.stage("knn"):
-                hits, gender_filter = self._knn_with_gender(vector, request.k * per_k, filters, gender, request.gender)
+                hits, gender_filter = self._knn_best_of(queries, request.k * per_k, filters, gender, request.gender)
             with timer.stage("dedup"):
                 hits = drop_near_duplicates(hits)
             candidates.append(
@@ -392,6 +394,7 @@ class SearchEngine:
                     hits=hits,
                     box=layer_query.box,
                     crop_vector=layer_query.crop_vector,
+                    alt_crop_vectors=layer_query.alt_crop_vectors,
                 )
             )
             extras.append((layer_query, gender_filter))
@@ -444,6 +447,24 @@ class SearchEngine:
         blended = (1 - w) * np.asarray(text_vector, dtype=np.float32) + w * np.asarray(crop_vector, dtype=np.float32)
         norm = float(np.linalg.norm(blended))
         return blended / norm if norm > 0 else text_vector
+
+    def _knn_best_of(
+        self, vectors: list[np.ndarray], k: int, filters: SearchFilters, gender: str | None, requested_gender: str | None
+    ) -> tuple[list[Hit], str]:
+        """kNN for each query vector of a layer (one per crop extent), merged: a product keeps its best
+        score; the top ``k`` by that score."""
+        if len(vectors) == 1:
+            return self._knn_with_gender(vectors[0], k, filters, gender, requested_gender)
+        best: dict[str, Hit] = {}
+        relaxed = []
+        for vector in vectors:
+            hits, gender_filter = self._knn_with_gender(vector, k, filters, gender, requested_gender)
+            relaxed.append(gender_filter)
+            for hit in hits:
+                if hit.product_id not in best or hit.score > best[hit.product_id].score:
+                    best[hit.product_id] = hit
+        merged = sorted(best.values(), key=lambda h: h.score, reverse=True)[:k]
+        return merged, "relaxed" if "relaxed" in relaxed else relaxed[0]
 
     def _knn_with_gender(
         self, vector: np.ndarray, k: int, filters: SearchFilters, gender: str | None, requested_gender: str | None

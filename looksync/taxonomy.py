@@ -27,6 +27,9 @@ class Layer:
     # where the layer sits on an upright, front-facing, full-body figure: (left, top, right, bottom) as
     # fractions of the look; a layout prior (on-figure training crops), None when the taxonomy gives none
     slot: tuple[float, float, float, float] | None = None
+    # other extents the layer's garments take (shorts and skirts end higher than trousers); each is
+    # cropped too and a product scores its best match over the crops
+    alt_slots: tuple[tuple[float, float, float, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -78,17 +81,28 @@ def _require(mapping: dict, key: str, where: str):
     return mapping[key]
 
 
+def _box(value: object, what: str, item: dict, path: Path) -> tuple[float, float, float, float]:
+    ok = isinstance(value, list) and len(value) == 4 and all(isinstance(v, (int, float)) for v in value)
+    if not ok or not (0 <= value[0] < value[2] <= 1 and 0 <= value[1] < value[3] <= 1):  # type: ignore[index]
+        raise TaxonomyError(
+            f"{path}: layer {item.get('id')!r}: {what} must be [left, top, right, bottom] fractions with "
+            f"0 <= left < right <= 1 and 0 <= top < bottom <= 1, got {value!r}"
+        )
+    return tuple(float(v) for v in value)  # type: ignore[return-value, union-attr]
+
+
 def _slot(item: dict, path: Path) -> tuple[float, float, float, float] | None:
     slot = item.get("slot")
-    if slot is None:
-        return None
-    ok = isinstance(slot, list) and len(slot) == 4 and all(isinstance(v, (int, float)) for v in slot)
-    if not ok or not (0 <= slot[0] < slot[2] <= 1 and 0 <= slot[1] < slot[3] <= 1):
-        raise TaxonomyError(
-            f"{path}: layer {item.get('id')!r}: slot must be [left, top, right, bottom] fractions with "
-            f"0 <= left < right <= 1 and 0 <= top < bottom <= 1, got {slot!r}"
-        )
-    return tuple(float(v) for v in slot)  # type: ignore[return-value]
+    return None if slot is None else _box(slot, "slot", item, path)
+
+
+def _alt_slots(item: dict, path: Path) -> tuple[tuple[float, float, float, float], ...]:
+    alts = item.get("alt_slots") or []
+    if alts and "slot" not in item:
+        raise TaxonomyError(f"{path}: layer {item.get('id')!r}: alt_slots needs a slot")
+    if not isinstance(alts, list):
+        raise TaxonomyError(f"{path}: layer {item.get('id')!r}: alt_slots must be a list of boxes, got {alts!r}")
+    return tuple(_box(box, "each of alt_slots", item, path) for box in alts)
 
 
 def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
@@ -103,7 +117,10 @@ def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
 
     layers = {}
     for item in _require(raw, "layers", str(path)):
-        layer = Layer(id=item["id"], label=item["label"], prompt=item["prompt"], slot=_slot(item, path))
+        layer = Layer(
+            id=item["id"], label=item["label"], prompt=item["prompt"], slot=_slot(item, path),
+            alt_slots=_alt_slots(item, path),
+        )  # fmt: skip
         if layer.id in layers:
             raise TaxonomyError(f"{path}: layer {layer.id!r} defined twice")
         layers[layer.id] = layer

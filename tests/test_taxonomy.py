@@ -66,3 +66,20 @@ def test_layer_slots_are_fractions_of_the_look(tmp_path):
         (tmp_path / "bad.yaml").write_text(base.format(f", slot: {slot}"))
         with pytest.raises(TaxonomyError, match="layer 'topwear': slot must be"):
             load_taxonomy(tmp_path / "bad.yaml")
+
+
+def test_alt_slots_are_validated_boxes(tmp_path):
+    assert get_taxonomy().layers["bottomwear"].alt_slots  # shorts and skirts end above trousers
+    assert get_taxonomy().layers["topwear"].alt_slots == ()
+    base = "categories: {{}}\ngenders: []\nmarkets: {{}}\ncolours: {{}}\npatterns: []\nlayers: [{{id: b, label: b, prompt: p{}}}]\n"
+    (tmp_path / "ok.yaml").write_text(base.format(", slot: [0.3, 0.5, 0.7, 0.9], alt_slots: [[0.3, 0.5, 0.7, 0.7]]"))
+    assert load_taxonomy(tmp_path / "ok.yaml").layers["b"].alt_slots == ((0.3, 0.5, 0.7, 0.7),)
+    for extra, message in (
+        (", slot: [0.3, 0.5, 0.7, 0.9], alt_slots: [[0.3, 0.5, 0.2, 0.7]]", "each of alt_slots must be"),
+        (", slot: [0.3, 0.5, 0.7, 0.9], alt_slots: [0.3, 0.5, 0.7, 0.7]", "each of alt_slots must be"),
+        (", slot: [0.3, 0.5, 0.7, 0.9], alt_slots: short", "alt_slots must be a list"),
+        (", alt_slots: [[0.3, 0.5, 0.7, 0.7]]", "alt_slots needs a slot"),
+    ):
+        (tmp_path / "bad.yaml").write_text(base.format(extra))
+        with pytest.raises(TaxonomyError, match=f"layer 'b': {message}"):
+            load_taxonomy(tmp_path / "bad.yaml")

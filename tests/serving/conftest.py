@@ -49,6 +49,15 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
+def alt_boxes(image, layer: str) -> list[tuple[int, int, int, int]]:
+    """Pixel boxes of a layer's other crop extents (taxonomy ``alt_slots``) in ``image``."""
+    from looksync.regions import pixel_boxes, slot_fraction
+    from looksync.taxonomy import get_taxonomy
+
+    alts = get_taxonomy().layers[layer].alt_slots
+    return pixel_boxes(image.size, [slot_fraction(a) for a in alts]) if alts else []
+
+
 @pytest.fixture(scope="session")
 def zeroshot(built_catalog):
     from embeddings.zeroshot import ZeroShot

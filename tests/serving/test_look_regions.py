@@ -12,7 +12,7 @@ from PIL import Image
 from looksync.index.factory import open_index
 from looksync.regions import CANDIDATE_BOXES, LayoutRegionFinder, pixel_boxes, slot_fraction
 from looksync.taxonomy import DEFAULT_TAXONOMY_PATH, get_taxonomy, load_taxonomy
-from tests.serving.conftest import b64
+from tests.serving.conftest import alt_boxes, b64
 
 LAYERS = ["topwear", "bottomwear", "footwear"]
 
@@ -83,12 +83,16 @@ def test_look_knn_query_blends_the_text_query_with_the_crop(make_client, built_c
     for layer in body["layers"]:
         assert layer["products"], layer["layer"]
         text = encoder.encode_texts([layer["query"]])[0]
-        crop = encoder.encode_images([image.crop(tuple(layer["region"]))])[0]
-        query = (1 - weight) * text + weight * crop
-        query /= np.linalg.norm(query)
+        boxes = [tuple(layer["region"]), *alt_boxes(image, layer["layer"])]
+        queries = []
+        for crop in encoder.encode_images([image.crop(box) for box in boxes]):
+            query = (1 - weight) * text + weight * crop
+            queries.append(query / np.linalg.norm(query))
+        if weight == 0:
+            queries = queries[:1]
         stored = index.vectors([p["product_id"] for p in layer["products"]])
         for p in layer["products"]:
-            assert p["score"] == pytest.approx(float(stored[p["product_id"]] @ query), abs=2e-3), (
-                layer["layer"],
-                weight,
-            )
+            # a layer with other extents (bottomwear: short and long) scores each product's best match
+            expected = max(float(stored[p["product_id"]] @ q) for q in queries)
+            assert p["score"] == pytest.approx(expected, abs=2e-3), (layer["layer"], weight)
+    assert any(alt_boxes(image, layer["layer"]) for layer in body["layers"])  # the merge was exercised

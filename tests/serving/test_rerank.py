@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from looksync.index.factory import open_index
-from tests.serving.conftest import b64
+from tests.serving.conftest import alt_boxes, b64
 from tests.serving.llm_server import Step
 
 QUERIES = {"topwear": "women's navy t-shirt", "bottomwear": "women's blue jeans"}
@@ -66,10 +66,11 @@ def test_local_rerank_blends_text_score_with_crop_cosine(make_client, built_cata
     index = open_index(built_catalog.settings)
     image = Image.open(__import__("io").BytesIO(look[1])).convert("RGB")
     for layer in body["layers"]:
-        crop = built_catalog.encoder.encode_images([image.crop(tuple(layer["region"]))])[0]
+        boxes = [tuple(layer["region"]), *alt_boxes(image, layer["layer"])]  # bottomwear: short and long extents
+        crops = built_catalog.encoder.encode_images([image.crop(box) for box in boxes])
         stored = index.vectors([p["product_id"] for p in layer["products"]])
         for p in layer["products"]:
-            expected = 0.25 * p["score"] + 0.75 * float(stored[p["product_id"]] @ crop)
+            expected = 0.25 * p["score"] + 0.75 * float(np.max(crops @ stored[p["product_id"]]))
             assert p["rerank_score"] == pytest.approx(expected, abs=1e-4)
         scores = [p["rerank_score"] for p in layer["products"]]
         assert scores == sorted(scores, reverse=True)
