@@ -147,14 +147,17 @@ def random_caption(product: Product, rng: random.Random, taxonomy: Taxonomy | No
     return rng.choice(CAPTION_TEMPLATES).format(**fields)
 
 
+def _garment_mask(rgb: Image) -> np.ndarray:
+    """Pixels of a packshot that are garment, not its white background."""
+    return ~np.all(np.asarray(rgb) > 235, axis=2)
+
+
 def _augment(image: Image, rng: random.Random, size: int) -> Image:
     """Garment on a random background at a random scale and position (look crops look like this)."""
     from PIL import Image as PILImage
 
     rgb = image.convert("RGB")
-    arr = np.asarray(rgb)
-    garment = ~np.all(arr > 235, axis=2)  # packshots have a white background
-    mask = PILImage.fromarray((garment * 255).astype(np.uint8))
+    mask = PILImage.fromarray((_garment_mask(rgb) * 255).astype(np.uint8))
     bg = tuple(rng.randint(150, 255) for _ in range(3)) if rng.random() < 0.7 else (255, 255, 255)
     canvas = PILImage.new("RGB", rgb.size, bg)
     canvas.paste(rgb, (0, 0), mask)
@@ -194,7 +197,7 @@ def _cutout(image: Image) -> Image:
     from PIL import Image as PILImage
 
     rgb = image.convert("RGB")
-    garment = ~np.all(np.asarray(rgb) > 235, axis=2)
+    garment = _garment_mask(rgb)
     rgba = rgb.copy()
     rgba.putalpha(PILImage.fromarray((garment * 255).astype(np.uint8)))
     ys, xs = np.nonzero(garment)
