@@ -118,21 +118,24 @@ class LocalQueryGenerator:
 
     def generate(self, look: Image, layers: list[str] | None = None, gender: str | None = None) -> GeneratedQueries:
         look = look.convert("RGB")
-        searched = layers is None or any(self._slot(layer) is None for layer in layers)
-        # the whole look (gender, layer detection) and, when some layer needs the box search, the bands
-        coarse = candidate_crops(look, self.encoder, COARSE_BOXES if searched else [(0.0, 0.0, 1.0, 1.0)])
-        whole = coarse.vectors[-1:]  # the last coarse candidate is the whole look
-        if gender is None:
-            gender = max(self.zeroshot.scores(whole, "gender")[0].items(), key=lambda kv: kv[1])[0]
-        if layers is None:
-            layers = self._detect_layers(self.zeroshot.scores(whole, "layer")[0])
+        # known now to need the box search: every layer without layout, or a requested layer without a slot
+        searched = not self.layout or (layers is not None and any(self._slot(layer) is None for layer in layers))
+        coarse = None
+        if gender is None or layers is None or searched:
+            # the whole look (gender, layer detection), with the bands when the box search needs them
+            coarse = candidate_crops(look, self.encoder, COARSE_BOXES if searched else [(0.0, 0.0, 1.0, 1.0)])
+            whole = coarse.vectors[-1:]  # the last coarse candidate is the whole look
+            if gender is None:
+                gender = max(self.zeroshot.scores(whole, "gender")[0].items(), key=lambda kv: kv[1])[0]
+            if layers is None:
+                layers = self._detect_layers(self.zeroshot.scores(whole, "layer")[0])
         placed = [layer for layer in layers if self._slot(layer) is not None]
         unplaced = [layer for layer in layers if layer not in placed]
 
         best_crop: dict[str, int] = {}
         crops = CandidateCrops(boxes=[], crops=[], vectors=np.zeros((0, self.encoder.dim), dtype=np.float32))
         if unplaced:
-            if len(coarse.boxes) == 1:
+            if coarse is None or len(coarse.boxes) == 1:  # a detected layer without a slot
                 coarse = candidate_crops(look, self.encoder, COARSE_BOXES)
 
             def score(vectors: np.ndarray) -> np.ndarray:
