@@ -15,6 +15,17 @@ import pytest
 TINY_MODEL = "LookSync-Tiny"
 
 
+def tiny_model_env(data_dir: Path, checkpoint: Path) -> dict[str, str]:
+    """LOOKSYNC_* for a run on a tiny random-weight checkpoint, on CPU, fetching sample images from loopback."""
+    return {
+        "LOOKSYNC_DATA_DIR": str(data_dir),
+        "LOOKSYNC_CLIP_MODEL": TINY_MODEL,
+        "LOOKSYNC_CLIP_WEIGHTS": str(checkpoint),
+        "LOOKSYNC_FETCH_ALLOW_PRIVATE": "true",
+        "LOOKSYNC_DEVICE": "cpu",
+    }
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch):
     """Tests never inherit LOOKSYNC_* from the developer's shell."""
@@ -54,13 +65,7 @@ def built_catalog(tmp_path_factory) -> Iterator[BuiltCatalog]:
     sample_dir = root / "sample"
     sample_dir.mkdir()
     checkpoint = save_random_checkpoint(TINY_MODEL, root / "models" / "tiny.pt", seed=3)
-    env = {
-        "LOOKSYNC_DATA_DIR": str(root / "data"),
-        "LOOKSYNC_CLIP_MODEL": TINY_MODEL,
-        "LOOKSYNC_CLIP_WEIGHTS": str(checkpoint),
-        "LOOKSYNC_FETCH_ALLOW_PRIVATE": "true",
-        "LOOKSYNC_DEVICE": "cpu",
-    }
+    env = tiny_model_env(root / "data", checkpoint)
     server = serve_sample(sample_dir, port=0)
     try:
         manifest = generate_sample(

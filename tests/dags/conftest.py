@@ -83,7 +83,7 @@ def sample_for_dag_runs(root: Path, s3_endpoint: str, *, size: int, seed: int, f
     from embeddings import save_random_checkpoint
     from looksync.sample import generate_sample
     from looksync.sample.server import serve_sample
-    from tests.pipelines.conftest import TINY_MODEL
+    from tests.conftest import TINY_MODEL, tiny_model_env
 
     server = serve_sample(root / "sample", port=0)
     manifest = generate_sample(root / "sample", size=size, seed=seed, fault_rate=fault_rate, image_base_url=server.url,
@@ -93,11 +93,7 @@ def sample_for_dag_runs(root: Path, s3_endpoint: str, *, size: int, seed: int, f
     boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)
     prefix = f"looksync-{name}:{uuid.uuid4().hex[:8]}"
     env = {
-        "LOOKSYNC_DATA_DIR": str(root / "data"),
-        "LOOKSYNC_CLIP_MODEL": TINY_MODEL,
-        "LOOKSYNC_CLIP_WEIGHTS": str(checkpoint),
-        "LOOKSYNC_DEVICE": "cpu",
-        "LOOKSYNC_FETCH_ALLOW_PRIVATE": "true",
+        **tiny_model_env(root / "data", checkpoint),
         "LOOKSYNC_INDEX_BACKEND": "embedded",
         "LOOKSYNC_ATTRIBUTES_PREFIX": f"{prefix}:attr",
         "LOOKSYNC_QUEUE_STREAM": f"{prefix}:updates",

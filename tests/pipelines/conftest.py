@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-TINY_MODEL = "LookSync-Tiny"
+from tests.conftest import TINY_MODEL
+
 REDIS_URL = "redis://127.0.0.1:6379/7"
 
 
