@@ -292,6 +292,12 @@ def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
     return inter / union if union else 0.0
 
 
+def _image_size(model) -> int:
+    """The side of the square images the model's vision tower takes."""
+    size = model.visual.image_size
+    return size[0] if isinstance(size, (tuple, list)) else size
+
+
 def _crop_to_packshot_recall(
     encoder, pairs: list[Pair], on_figure: OnFigure, seed: int, ks=(1, 5, 10)
 ) -> dict[str, float]:
@@ -300,8 +306,7 @@ def _crop_to_packshot_recall(
     covered = [p for p in pairs if on_figure.covers(p)]
     if not covered:
         return {}
-    size = encoder.model.visual.image_size
-    size = size[0] if isinstance(size, (tuple, list)) else size
+    size = _image_size(encoder.model)
     crops = [on_figure.crop(p, random.Random(f"{seed}:crop:{i}"), size) for i, p in enumerate(covered)]
     sims = encoder.encode_images(crops) @ encoder.encode_images([str(p.image_path) for p in covered]).T
     order = np.argsort(-sims, axis=1)
@@ -345,8 +350,7 @@ def finetune(pairs: list[Pair], config: FinetuneConfig, out_path: Path) -> Finet
     encoder = load_encoder(config.model, config.init_weights, device="cpu")
     before = _text_to_image_recall(encoder, heldout)
     model, tokenizer = encoder.model, encoder.tokenizer
-    image_size = model.visual.image_size
-    image_size = image_size[0] if isinstance(image_size, (tuple, list)) else image_size
+    image_size = _image_size(model)
     normalize = open_clip.image_transform(image_size, is_train=False).transforms[-1]  # the model's mean/std
     to_tensor = __import__("torchvision").transforms.functional.to_tensor
     images = {id(p): PILImage.open(p.image_path).convert("RGB") for p in train}

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from looksync.llm import LLMClient, LLMError, image_data_url, parse_layer_queries, query_schema
-from looksync.regions import COARSE_BOXES, Box, CandidateCrops, candidate_crops, coarse_to_fine_crops, slot_fraction
+from looksync.regions import COARSE_BOXES, Box, CandidateCrops, candidate_crops, coarse_to_fine_crops, layer_slots
 from looksync.taxonomy import Taxonomy, get_taxonomy
 
 if TYPE_CHECKING:
@@ -109,17 +109,14 @@ class LocalQueryGenerator:
         chosen = [layer for layer, p in ranked if p >= uniform][: self.max_layers]
         return chosen or [ranked[0][0]]
 
-    def _slot(self, layer: str) -> tuple[float, float, float, float] | None:
-        spec = self.taxonomy.layers[layer]
-        return slot_fraction(spec.slot) if self.layout and spec.slot is not None else None
-
-    def _alt_slots(self, layer: str) -> list[tuple[float, float, float, float]]:
-        return [slot_fraction(alt) for alt in self.taxonomy.layers[layer].alt_slots] if self._slot(layer) else []
+    def _slots(self, layer: str) -> list[tuple[float, float, float, float]]:
+        """Where the layer is read with layout regions: its slot, then its other extents; empty otherwise."""
+        return layer_slots(self.taxonomy, layer) if self.layout else []
 
     def generate(self, look: Image, layers: list[str] | None = None, gender: str | None = None) -> GeneratedQueries:
         look = look.convert("RGB")
         # known now to need the box search: every layer without layout, or a requested layer without a slot
-        searched = not self.layout or (layers is not None and any(self._slot(layer) is None for layer in layers))
+        searched = not self.layout or (layers is not None and any(not self._slots(layer) for layer in layers))
         coarse = None
         if gender is None or layers is None or searched:
             # the whole look (gender, layer detection), with the bands when the box search needs them
@@ -129,7 +126,7 @@ class LocalQueryGenerator:
                 gender = max(self.zeroshot.scores(whole, "gender")[0].items(), key=lambda kv: kv[1])[0]
             if layers is None:
                 layers = self._detect_layers(self.zeroshot.scores(whole, "layer")[0])
-        placed = [layer for layer in layers if self._slot(layer) is not None]
+        placed = [layer for layer in layers if self._slots(layer)]
         unplaced = [layer for layer in layers if layer not in placed]
 
         best_crop: dict[str, int] = {}
@@ -148,12 +145,10 @@ class LocalQueryGenerator:
         if placed:
             fractions, owners = [], []
             for layer in placed:
-                fractions.append(self._slot(layer))
-                owners.append((layer, True))
-                for alt in self._alt_slots(layer):
-                    fractions.append(alt)
-                    owners.append((layer, False))
-            slots = candidate_crops(look, self.encoder, fractions)  # type: ignore[arg-type]
+                for j, fraction in enumerate(self._slots(layer)):
+                    fractions.append(fraction)
+                    owners.append((layer, j == 0))  # the main slot, then the other extents
+            slots = candidate_crops(look, self.encoder, fractions)
             for j, (layer, main) in enumerate(owners):
                 if main:
                     best_crop[layer] = len(crops.boxes) + j

@@ -155,6 +155,14 @@ def slot_fraction(slot: tuple[float, float, float, float], margin: float = LAYOU
     return (max(0.0, x0 - dx), max(0.0, y0 - dy), min(1.0, x1 + dx), min(1.0, y1 + dy))
 
 
+def layer_slots(taxonomy: Taxonomy, layer: str) -> list[tuple[float, float, float, float]]:
+    """The layer's widened taxonomy slot, then its other extents (``alt_slots``); empty without a slot."""
+    spec = taxonomy.layers.get(layer)
+    if spec is None or spec.slot is None:
+        return []
+    return [slot_fraction(spec.slot), *(slot_fraction(alt) for alt in spec.alt_slots)]
+
+
 class LayoutRegionFinder:
     """Each layer's taxonomy slot (a layout prior for full-body looks); CLIP box search for the rest."""
 
@@ -168,13 +176,10 @@ class LayoutRegionFinder:
         self.taxonomy = taxonomy or get_taxonomy()
         self.fallback = ClipBoxRegionFinder(encoder, embed_texts)
 
-    def slot_of(self, layer: str) -> tuple[float, float, float, float] | None:
-        spec = self.taxonomy.layers.get(layer)
-        return slot_fraction(spec.slot) if spec is not None and spec.slot is not None else None
-
     def find(self, look: Image, queries: dict[str, str]) -> dict[str, Region]:
         look = look.convert("RGB")
-        placed = {layer: self.slot_of(layer) for layer in queries if self.slot_of(layer) is not None}
+        slots = {layer: layer_slots(self.taxonomy, layer) for layer in queries}
+        placed = {layer: fractions[0] for layer, fractions in slots.items() if fractions}
         regions = {}
         if placed:
             crops = candidate_crops(look, self.encoder, list(placed.values()))

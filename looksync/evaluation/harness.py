@@ -83,8 +83,8 @@ class EvalConfig:
             try:
                 values["crop_weight"] = float(values["crop_weight"])
             except ValueError:
-                values["crop_weight"] = -1.0
-            if not 0 <= values["crop_weight"] <= 1:
+                values["crop_weight"] = None
+            if values["crop_weight"] is None or not 0 <= values["crop_weight"] <= 1:
                 raise EvalError(f"config {spec!r}: crop_weight must be a number in [0, 1]")
         if values.get("regions", "layout") not in REGION_FINDERS:
             raise EvalError(
