@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint clean
+.PHONY: setup services demo test lint clean
 
 setup: $(STAMP)
 
@@ -18,7 +18,11 @@ $(STAMP): requirements.txt pyproject.toml
 demo: setup
 	$(VENV)/bin/looksync demo --workdir var/demo
 
-test: setup
+# Redis, PostgreSQL and Chromium + chromedriver for the tests: started or installed when missing.
+services:
+	bash infra/dev/test-services.sh
+
+test: setup services
 	$(PY) -m pytest
 
 lint: setup

@@ -49,8 +49,8 @@ def write_jpegs(directory: Path, n: int, size: int = 512, seed: int = 0) -> list
     """Sample-catalog product drawings upscaled to ``size`` with photographic grain, saved as quality-90 JPEGs."""
     from PIL import Image
 
+    from looksync.catalog.taxonomy import get_taxonomy
     from looksync.sample.drawing import product_image
-    from looksync.taxonomy import get_taxonomy
 
     taxonomy = get_taxonomy()
     categories, colours = list(taxonomy.categories), list(taxonomy.colours.values())
@@ -114,7 +114,7 @@ def text_rate(encoder: Any, texts: list[str], batch_size: int) -> float:
 
 
 def prompts(n: int) -> list[str]:
-    from looksync.taxonomy import get_taxonomy
+    from looksync.catalog.taxonomy import get_taxonomy
 
     taxonomy = get_taxonomy()
     categories, colours, patterns = list(taxonomy.categories), list(taxonomy.colours), list(taxonomy.patterns)

@@ -100,7 +100,7 @@ def ground_truth(data: dict, k: int) -> tuple[list[set], list[set], list[tuple[s
 
 
 def products(data: dict, rows: np.ndarray, model_id: str) -> list:
-    from looksync.schema import Product
+    from looksync.catalog.schema import Product
 
     cols = data["columns"]
     out = []

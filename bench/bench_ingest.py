@@ -26,7 +26,7 @@ def main() -> None:
 
     from embeddings import load_encoder, save_random_checkpoint
     from looksync.index.factory import open_index
-    from looksync.ingest import ingest_feed
+    from looksync.pipelines.ingest import ingest_feed
     from looksync.sample import generate_sample
     from looksync.sample.server import serve_sample
     from looksync.settings import load_settings

@@ -43,9 +43,9 @@ def pct(values: list[float], q: float) -> float:
 
 
 def build_index(data_dir: Path, model_id: str, dim: int, n: int, seed: int = 0) -> float:
+    from looksync.catalog.schema import Product
+    from looksync.catalog.taxonomy import get_taxonomy
     from looksync.index.embedded import EmbeddedIndex
-    from looksync.schema import Product
-    from looksync.taxonomy import get_taxonomy
 
     taxonomy = get_taxonomy()
     rng = np.random.default_rng(seed)

@@ -14,7 +14,7 @@ from datetime import datetime
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from looksync.airflow_support import DEFAULT_ARGS, EMBEDDING_POOL
+from looksync.airflow.dag_support import DEFAULT_ARGS, EMBEDDING_POOL
 
 
 @dag(
@@ -37,7 +37,7 @@ from looksync.airflow_support import DEFAULT_ARGS, EMBEDDING_POOL
 def catalog_backfill():
     @task
     def plan(params: dict | None = None) -> list[dict]:
-        from looksync.vendors import list_vendors
+        from looksync.catalog.vendors import list_vendors
 
         vendors, feeds = params["vendors"], params["feeds"]
         if len(vendors) != len(feeds) or not vendors:
@@ -52,10 +52,10 @@ def catalog_backfill():
         from dataclasses import asdict
 
         from embeddings import ZeroShot, load_encoder_from_settings
-        from looksync.airflow_support import airflow_settings
-        from looksync.connections import attribute_mirror
+        from looksync.airflow.connections import attribute_mirror
+        from looksync.airflow.dag_support import airflow_settings
         from looksync.index.factory import open_index
-        from looksync.ingest import ingest_feed
+        from looksync.pipelines.ingest import ingest_feed
 
         settings = airflow_settings(clip_model=params["clip_model"], clip_weights=params["clip_weights"])
         encoder = load_encoder_from_settings(settings)
@@ -68,9 +68,9 @@ def catalog_backfill():
 
     @task
     def reindex_if_new_model(reports: list[dict], params: dict | None = None) -> dict:
-        from looksync.airflow_support import airflow_settings
+        from looksync.airflow.dag_support import airflow_settings
         from looksync.index.factory import open_index
-        from looksync.reindex import build_index
+        from looksync.pipelines.reindex import build_index
 
         settings = airflow_settings(clip_model=params["clip_model"], clip_weights=params["clip_weights"])
         index = open_index(settings)

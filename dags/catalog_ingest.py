@@ -19,7 +19,7 @@ from datetime import datetime
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, get_current_context, task
 
-from looksync.airflow_support import DEFAULT_ARGS, EMBEDDING_POOL, vendor_update_asset
+from looksync.airflow.dag_support import DEFAULT_ARGS, EMBEDDING_POOL, vendor_update_asset
 
 VENDOR_UPDATES = vendor_update_asset()
 
@@ -40,10 +40,10 @@ def catalog_ingest():
     def collect_feeds() -> list[dict]:
         from dataclasses import asdict
 
-        from looksync.airflow_support import airflow_settings, feeds_from_asset_events
-        from looksync.connections import vendor_update_queue
-        from looksync.ingest import FeedRef
-        from looksync.queue import take_feeds
+        from looksync.airflow.connections import vendor_update_queue
+        from looksync.airflow.dag_support import airflow_settings, feeds_from_asset_events
+        from looksync.pipelines.feed_ref import FeedRef
+        from looksync.pipelines.vendor_queue import take_feeds
 
         context = get_current_context()
         settings = airflow_settings()
@@ -56,16 +56,17 @@ def catalog_ingest():
 
     @task
     def parse(ref: dict) -> str:
-        from looksync.airflow_support import airflow_settings
-        from looksync.ingest import FeedRef, parse_stage
+        from looksync.airflow.dag_support import airflow_settings
+        from looksync.pipelines.feed_ref import FeedRef
+        from looksync.pipelines.ingest import parse_stage
 
         return str(parse_stage(airflow_settings(), FeedRef(**ref), get_current_context()["run_id"]).path)
 
     @task
     def detect_changes(workspace: str) -> str:
         from embeddings import load_encoder_from_settings
-        from looksync.airflow_support import airflow_settings
-        from looksync.ingest import Workspace, detect_stage
+        from looksync.airflow.dag_support import airflow_settings
+        from looksync.pipelines.ingest import Workspace, detect_stage
 
         settings = airflow_settings()
         model_id = load_encoder_from_settings(settings).model_id
@@ -73,16 +74,16 @@ def catalog_ingest():
 
     @task
     def fetch_images(workspace: str) -> str:
-        from looksync.airflow_support import airflow_settings
-        from looksync.ingest import Workspace, fetch_stage
+        from looksync.airflow.dag_support import airflow_settings
+        from looksync.pipelines.ingest import Workspace, fetch_stage
 
         return str(fetch_stage(airflow_settings(), Workspace(workspace)).path)
 
     @task(pool=EMBEDDING_POOL)
     def embed(workspace: str) -> str:
         from embeddings import load_encoder_from_settings
-        from looksync.airflow_support import airflow_settings
-        from looksync.ingest import Workspace, embed_stage
+        from looksync.airflow.dag_support import airflow_settings
+        from looksync.pipelines.ingest import Workspace, embed_stage
 
         settings = airflow_settings()
         return str(embed_stage(settings, Workspace(workspace), load_encoder_from_settings(settings)).path)
@@ -90,8 +91,8 @@ def catalog_ingest():
     @task
     def standardise(workspace: str) -> str:
         from embeddings import ZeroShot, load_encoder_from_settings
-        from looksync.airflow_support import airflow_settings
-        from looksync.ingest import Workspace, standardise_stage
+        from looksync.airflow.dag_support import airflow_settings
+        from looksync.pipelines.ingest import Workspace, standardise_stage
 
         settings = airflow_settings()
         encoder = load_encoder_from_settings(settings)
@@ -101,10 +102,10 @@ def catalog_ingest():
     def apply_changes(workspace: str) -> dict:
         from dataclasses import asdict
 
-        from looksync.airflow_support import airflow_settings
-        from looksync.connections import attribute_mirror
+        from looksync.airflow.connections import attribute_mirror
+        from looksync.airflow.dag_support import airflow_settings
         from looksync.index.factory import open_index
-        from looksync.ingest import Workspace, apply_stage
+        from looksync.pipelines.ingest import Workspace, apply_stage
 
         settings = airflow_settings()
         report = apply_stage(settings, Workspace(workspace), open_index(settings), attribute_mirror(settings))
@@ -113,9 +114,9 @@ def catalog_ingest():
     @task
     def group_duplicates(reports: list[dict]) -> dict:
         from embeddings import load_encoder_from_settings
-        from looksync.airflow_support import airflow_settings
-        from looksync.connections import attribute_mirror
-        from looksync.dedup import group_catalog
+        from looksync.airflow.connections import attribute_mirror
+        from looksync.airflow.dag_support import airflow_settings
+        from looksync.pipelines.dedup import group_catalog
 
         settings = airflow_settings()
         model_id = load_encoder_from_settings(settings).model_id
@@ -123,9 +124,9 @@ def catalog_ingest():
 
     @task
     def write_report(reports: list[dict], groups: dict) -> dict:
-        from looksync.airflow_support import airflow_settings
-        from looksync.connections import attribute_mirror
-        from looksync.report import report_stage
+        from looksync.airflow.connections import attribute_mirror
+        from looksync.airflow.dag_support import airflow_settings
+        from looksync.pipelines.run_report import report_stage
 
         settings = airflow_settings()
         run_id = get_current_context()["run_id"]

@@ -16,7 +16,7 @@ from datetime import datetime
 
 from airflow.sdk import Param, dag, task
 
-from looksync.airflow_support import DEFAULT_ARGS
+from looksync.airflow.dag_support import DEFAULT_ARGS
 
 
 @dag(
@@ -34,9 +34,9 @@ def catalog_reindex():
     @task
     def build(params: dict | None = None) -> dict:
         from embeddings import load_encoder_from_settings
-        from looksync.airflow_support import airflow_settings
+        from looksync.airflow.dag_support import airflow_settings
         from looksync.index.factory import open_index
-        from looksync.reindex import build_version
+        from looksync.pipelines.reindex import build_version
 
         settings = airflow_settings()
         model_id = params.get("model_id") or load_encoder_from_settings(settings).model_id
@@ -47,35 +47,35 @@ def catalog_reindex():
 
     @task
     def validate(built: dict) -> dict:
-        from looksync.airflow_support import airflow_settings
+        from looksync.airflow.dag_support import airflow_settings
         from looksync.index.factory import open_index
-        from looksync.reindex import validate_build
+        from looksync.pipelines.reindex import validate_build
 
         settings = airflow_settings()
         return validate_build(settings, open_index(settings), built["version"], built["model_id"], built["failures"])
 
     @task
     def swap(built: dict, validation: dict) -> dict:
-        from looksync.airflow_support import airflow_settings
+        from looksync.airflow.dag_support import airflow_settings
         from looksync.index.factory import open_index
-        from looksync.reindex import swap as swap_live
+        from looksync.pipelines.reindex import swap as swap_live
 
         previous = swap_live(open_index(airflow_settings()), built["version"])
         return {"live": built["version"], "previous": previous, "recall": validation["recall"]}
 
     @task
     def snapshot(swapped: dict) -> dict:
-        from looksync.airflow_support import airflow_settings
+        from looksync.airflow.dag_support import airflow_settings
         from looksync.index.factory import open_index
-        from looksync.reindex import snapshot as take_snapshot
+        from looksync.pipelines.reindex import snapshot as take_snapshot
 
         return take_snapshot(open_index(airflow_settings()), swapped["live"])
 
     @task
     def prune(snapshot_info: dict) -> list[str]:
-        from looksync.airflow_support import airflow_settings
+        from looksync.airflow.dag_support import airflow_settings
         from looksync.index.factory import open_index
-        from looksync.reindex import prune as prune_versions
+        from looksync.pipelines.reindex import prune as prune_versions
 
         settings = airflow_settings()
         return prune_versions(open_index(settings), settings.reindex_keep)

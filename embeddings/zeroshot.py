@@ -15,7 +15,7 @@ import yaml
 
 if TYPE_CHECKING:
     from embeddings.encoder import ClipEncoder
-    from looksync.taxonomy import Taxonomy
+    from looksync.catalog.taxonomy import Taxonomy
 
 PROMPTS_PATH = Path(__file__).parent / "prompts.yaml"
 ATTRIBUTES = ("layer", "category", "gender", "colour", "pattern")
@@ -55,7 +55,7 @@ class ZeroShot:
         self, encoder: ClipEncoder, taxonomy: Taxonomy | None = None, templates: dict[str, list[str]] | None = None
     ):
         if taxonomy is None:
-            from looksync.taxonomy import get_taxonomy
+            from looksync.catalog.taxonomy import get_taxonomy
 
             taxonomy = get_taxonomy()
         self.encoder = encoder

@@ -13,7 +13,7 @@ What it does, in order (each wait bounded; a failure names the step and shows th
    (``$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated``, written on first start), then a
    JWT from ``POST /auth/token``; every API call sends ``Authorization: Bearer <jwt>``;
 4. creates the ``embedding`` pool the way ``looksync airflow setup --api-url`` does
-   (``looksync.airflow_setup.ensure_pools_api``: ``GET /api/v2/pools/embedding``, then POST or PATCH);
+   (``looksync.airflow.pools.ensure_pools_api``: ``GET /api/v2/pools/embedding``, then POST or PATCH);
 5. waits until ``GET /api/v2/dags`` lists the expected DAGs and ``GET /api/v2/importErrors`` is empty;
 6. unpauses ``catalog_backfill`` only (the other DAGs stay paused: no scheduled ingest starts), posts a
    run with the given Params (``POST /api/v2/dags/catalog_backfill/dagRuns``), waits for ``success``
@@ -234,7 +234,7 @@ def run_standalone_check(
         # the execution API (what task processes call) builds itself on its first request, which can take
         # longer than a task's client timeout on a busy machine: warm it while the DAGs are being parsed
         requests.get(f"{api.base}/execution/health", timeout=120)
-        from looksync.airflow_setup import ensure_pools_api, pool_specs
+        from looksync.airflow.pools import ensure_pools_api, pool_specs
 
         # twice: the second call must find the pool as wanted and change nothing (idempotent setup)
         pools = [*ensure_pools_api(api.base, api.token, pool_specs(2)), *ensure_pools_api(api.base, api.token, pool_specs(2))]

@@ -18,9 +18,18 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 def _settings(**overrides):
     try:
-        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+        settings = load_settings(**{k: v for k, v in overrides.items() if v is not None})
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
+    if os.environ.get("AIRFLOW_CONN_LOOKSYNC_S3"):
+        # the object stores use the looksync_s3 connection's clients from the CLI too (as in a task)
+        from looksync.airflow.connections import ConnectionConfigError, hand_down_s3_clients
+
+        try:
+            hand_down_s3_clients()
+        except ConnectionConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+    return settings
 
 
 @click.group()
@@ -84,7 +93,7 @@ def sample_serve(root: Path, port: int):
 def ingest(vendor: str, feed: Path, run_id: str | None):
     """Ingest one vendor feed: parse, validate, quarantine, fetch images, embed, store."""
     from embeddings import load_encoder_from_settings
-    from looksync.ingest import ingest_feed
+    from looksync.pipelines.ingest import ingest_feed
 
     settings = _settings()
     report = ingest_feed(settings, vendor, feed, load_encoder_from_settings(settings), run_id=run_id)
@@ -94,7 +103,7 @@ def ingest(vendor: str, feed: Path, run_id: str | None):
 @main.command()
 def vendors():
     """List the packaged vendor configurations."""
-    from looksync.vendors import list_vendors
+    from looksync.catalog.vendors import list_vendors
 
     for name in list_vendors():
         click.echo(name)
@@ -111,7 +120,7 @@ def index_build(keep: int):
     """Build a new index version from the stores for the configured model and make it live."""
     from embeddings import load_encoder_from_settings
     from looksync.index.factory import open_index
-    from looksync.reindex import build_index
+    from looksync.pipelines.reindex import build_index
 
     settings = _settings()
     model_id = load_encoder_from_settings(settings).model_id
@@ -175,8 +184,8 @@ def finetune(
     sample_root: Path, out: Path, model: str, init_weights: str, epochs: int, batch_size: int, seed: int, on_figure: bool
 ):
     """Contrastively fine-tune CLIP on a sample catalog's (image, caption) pairs; writes a checkpoint and a report."""
-    from looksync.finetune import FinetuneConfig, sample_pairs
-    from looksync.finetune import finetune as run_finetune
+    from looksync.quality.finetune import FinetuneConfig, sample_pairs
+    from looksync.quality.finetune import finetune as run_finetune
 
     config = FinetuneConfig(
         model=model, init_weights=init_weights, epochs=epochs, batch_size=batch_size, seed=seed, on_figure=on_figure
@@ -198,7 +207,7 @@ def finetune(
 def eval_command(sample_root: Path, config_specs: tuple[str, ...], run_id: str | None, k: int,
                  max_text_products: int, max_similar: int, resamples: int):  # fmt: skip
     """Offline match quality of configurations on a sample: JSON + HTML under <data_dir>/eval/<run_id>/."""
-    from looksync.evaluation import EvalConfig, EvalError, EvalOptions, run_eval
+    from looksync.quality.evaluation import EvalConfig, EvalError, EvalOptions, run_eval
 
     settings = _settings()
     try:
@@ -235,8 +244,8 @@ def demo(workdir: Path, size: int, seed: int, fault_rate: float, epochs: int):
 @click.option("--html", "html_out", type=click.Path(path_type=Path), default=None, help="Also write the chart page here.")
 def coverage(html_out: Path | None):
     """Products per market x layer and missing-attribute rates, from the Redis attribute mirror."""
-    from looksync.attributes import AttributeMirror
-    from looksync.attributes import coverage as compute
+    from looksync.catalog.attribute_mirror import AttributeMirror
+    from looksync.catalog.attribute_mirror import coverage as compute
 
     settings = _settings()
     mirror = AttributeMirror.from_settings(settings)
@@ -245,7 +254,7 @@ def coverage(html_out: Path | None):
     figures = compute(mirror)
     click.echo(figures.format_table())
     if html_out:
-        from looksync.report import coverage_svg
+        from looksync.pipelines.run_report import coverage_svg
 
         html_out.write_text(f"<!doctype html><html><body><h1>LookSync coverage</h1>{coverage_svg(figures)}</body></html>")
         click.echo(f"chart written to {html_out}")
@@ -262,7 +271,7 @@ def queue() -> None:
 @click.option("--mode", type=click.Choice(["full", "delta"]), default="full", show_default=True)
 def queue_publish(vendor: str, feed: str, mode: str):
     """Publish one vendor update message."""
-    from looksync.queue import MalformedMessage, VendorUpdateQueue
+    from looksync.pipelines.vendor_queue import MalformedMessage, VendorUpdateQueue
 
     try:
         message_id = VendorUpdateQueue.from_settings(_settings()).publish(vendor, feed, mode)
@@ -274,7 +283,7 @@ def queue_publish(vendor: str, feed: str, mode: str):
 @queue.command("dead-letters")
 def queue_dead_letters():
     """Print the malformed messages with their reasons."""
-    from looksync.queue import VendorUpdateQueue
+    from looksync.pipelines.vendor_queue import VendorUpdateQueue
 
     for entry in VendorUpdateQueue.from_settings(_settings()).dead_letters():
         click.echo(json.dumps(entry, ensure_ascii=False))
@@ -292,7 +301,7 @@ def airflow() -> None:
 @click.option("--password", envvar="AIRFLOW_API_PASSWORD", default=None, help="API password (or AIRFLOW_API_PASSWORD).")
 def airflow_setup(embedding_slots: int, api_url: str | None, username: str, password: str | None):
     """Create or update the pools the DAGs use (idempotent: run it after every deploy)."""
-    from looksync.airflow_setup import AirflowSetupError, api_token, ensure_pools_api, ensure_pools_cli, pool_specs
+    from looksync.airflow.pools import AirflowSetupError, api_token, ensure_pools_api, ensure_pools_cli, pool_specs
 
     try:
         specs = pool_specs(embedding_slots)
@@ -310,7 +319,7 @@ def airflow_setup(embedding_slots: int, api_url: str | None, username: str, pass
 @airflow.command("connections")
 def airflow_connections():
     """Where each service's configuration comes from: an Airflow connection, the settings, or off."""
-    from looksync.connections import ConnectionConfigError, describe
+    from looksync.airflow.connections import ConnectionConfigError, describe
 
     try:
         for service, source in describe(_settings()).items():
@@ -329,7 +338,7 @@ def judge() -> None:
 @click.option("--html", "html_out", type=click.Path(path_type=Path), default=None, help="Also write the HTML report here.")
 def judge_report(as_json: bool, html_out: Path | None):
     """Mean opinion score per model and criterion (± 95% CI) and inter-judge agreement."""
-    from looksync.judging import JudgingStoreError, RatingStore, build_report, format_table, render_html
+    from looksync.quality.judging import JudgingStoreError, RatingStore, build_report, format_table, render_html
 
     try:
         store = RatingStore.from_settings(_settings())

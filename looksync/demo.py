@@ -5,7 +5,7 @@ image server on loopback -> ingest each vendor feed -> build and swap in an inde
 service under gunicorn -> send a sample look -> print per-layer results next to the look's ground truth.
 
 No weights can be downloaded on a fresh machine, so the demo starts from a random-weight LookSync-Tiny
-and fine-tunes it on the sample catalog (``looksync.finetune``: contrastive, about a minute on 2 CPU
+and fine-tunes it on the sample catalog (``looksync.quality.finetune``: contrastive, about a minute on 2 CPU
 cores); the tuned checkpoint is what it ingests, indexes and serves with, loaded through the normal
 checkpoint path, so the first look search returns garments of the right layer, colour and pattern.
 A tuned checkpoint already in the workdir for the same sample and settings is reused. ``epochs=0``
@@ -81,7 +81,7 @@ def tuned_checkpoint(sample_dir: Path, models_dir: Path, seed: int, epochs: int,
     sample (a digest of its feeds and images is in the file name) and the same settings."""
     import hashlib
 
-    from looksync.finetune import RECIPE_VERSION, FinetuneConfig, finetune, sample_pairs
+    from looksync.quality.finetune import RECIPE_VERSION, FinetuneConfig, finetune, sample_pairs
     from looksync.sample import SampleManifest
 
     # what training sees: feeds (minus the image server's address, which changes per run) and images
@@ -154,8 +154,8 @@ def run_demo(
     from embeddings import load_encoder, save_random_checkpoint
     from looksync.client import format_look_response, search_look
     from looksync.index.factory import open_index
-    from looksync.ingest import ingest_feed
-    from looksync.reindex import build_index
+    from looksync.pipelines.ingest import ingest_feed
+    from looksync.pipelines.reindex import build_index
     from looksync.sample import generate_sample
     from looksync.sample.server import serve_sample
     from looksync.settings import load_settings

@@ -10,8 +10,9 @@ import uuid
 
 from flask import Flask, g, request
 
-from looksync.search import SearchEngine
+from looksync.search.engine import SearchEngine
 from looksync.settings import Settings, get_settings
+from serving import context
 from serving.errors import ApiError, register_error_handlers
 from serving.metrics import ServiceMetrics
 
@@ -31,9 +32,9 @@ def create_app(settings: Settings | None = None, engine: SearchEngine | None = N
     search_engine = engine or SearchEngine.from_settings(settings)
     search_engine.events = metrics
     metrics.watch_encoder(search_engine.encoder)
-    app.extensions["looksync.settings"] = settings
-    app.extensions["looksync.engine"] = search_engine
-    app.extensions["looksync.metrics"] = metrics
+    app.extensions[context.SETTINGS] = settings
+    app.extensions[context.ENGINE] = search_engine
+    app.extensions[context.METRICS] = metrics
     keys = [k.get_secret_value().encode() for k in settings.api_keys]
 
     @app.before_request
@@ -84,14 +85,3 @@ def create_app(settings: Settings | None = None, engine: SearchEngine | None = N
     register_error_handlers(app)
     return app
 
-
-def engine() -> SearchEngine:
-    from flask import current_app
-
-    return current_app.extensions["looksync.engine"]
-
-
-def metrics() -> ServiceMetrics:
-    from flask import current_app
-
-    return current_app.extensions["looksync.metrics"]

@@ -7,10 +7,10 @@ import logging
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
-from looksync.images import FetchError
+from looksync.catalog.images import FetchError
+from looksync.catalog.quarantine import Reason
 from looksync.index import IndexBackendError
-from looksync.quarantine import Reason
-from looksync.search import InvalidRequest, NotFound, NotReady, Unsupported
+from looksync.search.engine import InvalidRequest, NotFound, NotReady, Unsupported
 
 log = logging.getLogger(__name__)
 

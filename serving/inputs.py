@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any
 
 from flask import request
 
-from looksync.images import FetchPolicy, check_image_bytes, fetch_image
+from looksync.catalog.images import FetchPolicy, check_image_bytes, fetch_image
+from looksync.catalog.schema import image_digest
 from looksync.index import SearchFilters
-from looksync.schema import image_digest
 from serving.errors import ApiError
 
 if TYPE_CHECKING:

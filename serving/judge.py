@@ -16,8 +16,8 @@ from pathlib import Path
 
 from flask import Blueprint, current_app, jsonify, render_template, request, send_file
 
-from looksync.judging import InvalidRating, JudgingStoreError, RatingStore, build_report, parse_submission
-from serving.app import engine
+from looksync.quality.judging import InvalidRating, JudgingStoreError, RatingStore, build_report, parse_submission
+from serving.context import engine
 from serving.errors import ApiError, error_response
 
 log = logging.getLogger(__name__)

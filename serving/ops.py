@@ -6,8 +6,8 @@ from flask import Blueprint, Response, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from looksync.index import IndexBackendError
-from looksync.search import NotReady
-from serving.app import engine, metrics
+from looksync.search.engine import NotReady
+from serving.context import engine, metrics
 
 bp = Blueprint("ops", __name__)
 

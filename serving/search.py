@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
-from looksync.search import SearchRequest
-from serving.app import engine
+from looksync.search.engine import SearchRequest
+from serving.context import engine
 from serving.inputs import load_image, optional_str, parse_filters, parse_k, parse_list, request_body
 
 bp = Blueprint("search", __name__, url_prefix="/v1")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +15,7 @@ from pathlib import Path
 import pytest
 
 TINY_MODEL = "LookSync-Tiny"
+REPO = Path(__file__).resolve().parents[1]
 
 
 def tiny_model_env(data_dir: Path, checkpoint: Path) -> dict[str, str]:
@@ -124,3 +127,27 @@ def s3_bucket(s3_endpoint: str, request: pytest.FixtureRequest):
     bucket = ("t-" + re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower()))[:60].rstrip("-")
     client.create_bucket(Bucket=bucket)
     return client, bucket
+
+
+@pytest.fixture(scope="session")
+def airflow_env(tmp_path_factory) -> dict[str, str]:
+    """A temporary AIRFLOW_HOME on SQLite, migrated once per session, with this repo's dags/ and plugins/,
+    and the pool made by `looksync airflow setup`; the environment for Airflow subprocesses."""
+    home = tmp_path_factory.mktemp("airflow_home")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOOKSYNC_", "AIRFLOW"))}
+    env.update({
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "PYTHONPATH": str(REPO),
+    })  # fmt: skip
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    looksync = str(Path(sys.executable).with_name("looksync"))
+    # the pool through the command a data engineer runs (docs/airflow.md), not a test-only call
+    for cmd in ([airflow, "db", "migrate"], [looksync, "airflow", "setup", "--embedding-slots", "2"]):
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return env

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from looksync.schema import Product
+from looksync.catalog.schema import Product
 
 _CURRENCY = {"IN": "INR", "US": "USD", "JP": "JPY"}
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from looksync.catalog.quarantine import read_quarantine
+from looksync.catalog.taxonomy import get_taxonomy
 from looksync.demo import free_port, start_service, stop_service, wait_ready
-from looksync.quarantine import read_quarantine
-from looksync.taxonomy import get_taxonomy
 
 
 def test_every_planted_fault_is_quarantined_with_its_reason(built_catalog):
@@ -37,7 +37,7 @@ def test_valid_rows_are_all_stored_and_indexed(built_catalog):
 
 
 def test_reingest_reuses_embeddings(built_catalog, tmp_path):
-    from looksync.ingest import ingest_feed
+    from looksync.pipelines.ingest import ingest_feed
 
     vendor, feed = next(iter(built_catalog.manifest.feeds.items()))
     # the session's image server still serves the feed's image URLs

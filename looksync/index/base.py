@@ -15,11 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from looksync.schema import Product
-
-
-class IndexBackendError(RuntimeError):
-    """An index operation failed (unknown version, wrong vector size, backend unavailable...)."""
+from looksync.catalog.schema import Product
+from looksync.index.errors import IndexBackendError
+from looksync.index.validation import ValidationReport, validate_version
 
 
 def filter_number(value: object, name: str) -> float:
@@ -113,23 +111,6 @@ class SnapshotInfo:
     checksum: str | None = None  # over every file in it (embedded); None where the backend checks its own
 
 
-@dataclass
-class ValidationReport:
-    """A version checked before it goes live: document count and sampled recall@k against exact search."""
-
-    version: str
-    count: int
-    expected_count: int
-    recall: float  # mean recall@k of the sampled queries (1.0 when nothing was sampled)
-    queries: int
-    k: int
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
 class CatalogIndex(ABC):
     """One interface, several backends (embedded on local disk; Elasticsearch)."""
 
@@ -219,8 +200,6 @@ class CatalogIndex(ABC):
         """Check a freshly built ``version`` against the vectors it was built from (the embeddings
         store's): the count must equal ``len(product_ids)``, and ``queries`` sampled rows searched
         unfiltered must reach ``min_recall`` recall@k against the exact top-k of ``vectors``."""
-        from looksync.index.validation import validate_version
-
         return validate_version(self, version, product_ids, vectors, queries=queries, k=k, min_recall=min_recall, seed=seed)
 
     def live_model_id(self) -> str | None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from looksync.catalog.schema import Product
 from looksync.index import es_bodies as bodies
 from looksync.index.base import (
     BulkResult,
@@ -29,7 +30,6 @@ from looksync.index.base import (
     VersionInfo,
 )
 from looksync.index.vectors import NORM_TOLERANCE, query_vector, vector_problem
-from looksync.schema import Product
 from looksync.settings import Settings
 
 log = logging.getLogger(__name__)

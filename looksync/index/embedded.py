@@ -46,6 +46,8 @@ import lancedb
 import numpy as np
 from lancedb.index import Bitmap, BTree, HnswSq, LabelList
 
+from looksync.catalog.object_store import LocalStore, ObjectStore
+from looksync.catalog.schema import Product
 from looksync.index import faiss_graph, faiss_view, lance_partitions, lance_snapshots, write_journal
 from looksync.index.base import (
     BulkResult,
@@ -69,8 +71,6 @@ from looksync.index.lance_schema import (
 )
 from looksync.index.vectors import NORM_TOLERANCE, query_vector, vector_problem
 from looksync.index.write_journal import WriteJournal
-from looksync.schema import Product
-from looksync.storage import LocalStore, ObjectStore
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ def open_index(settings: Settings) -> CatalogIndex:
     this module (from a DAG file, say) stays cheap."""
     backend = settings.resolved_index_backend
     if backend == "embedded":
+        from looksync.catalog.object_store import default_store
         from looksync.index.embedded import EmbeddedIndex
-        from looksync.storage import default_store
 
         return EmbeddedIndex(
             settings.resolved_index_path,

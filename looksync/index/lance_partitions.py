@@ -41,7 +41,7 @@ def key_of(name: str) -> Key | None:
 def _layers_of_categories(categories: list[str]) -> set[str] | None:
     """The layers the categories belong to (a product's layer is its category's, the schema checks it),
     or None when one is not in the taxonomy (then categories narrow nothing here)."""
-    from looksync.taxonomy import TaxonomyError, get_taxonomy
+    from looksync.catalog.taxonomy import TaxonomyError, get_taxonomy
 
     taxonomy = get_taxonomy()
     try:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from looksync.schema import Product
+from looksync.catalog.schema import Product
 
 VECTOR_COLUMN = "vector"
 

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from looksync.catalog.object_store import ObjectStore, StorageError
 from looksync.index.base import IndexBackendError
-from looksync.storage import ObjectStore, StorageError
 
 MANIFEST = "manifest.json"
 FORMAT = 2  # 2: one table per partition (1 was one table per version)

@@ -3,14 +3,38 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
-from looksync.index.base import IndexBackendError, ValidationReport
+from looksync.index.errors import IndexBackendError
 
-if TYPE_CHECKING:
-    from looksync.index.base import CatalogIndex
+
+class _VersionReader(Protocol):
+    """What validation needs of an index (``CatalogIndex`` has it): a count and an unfiltered search."""
+
+    def count(self, version: str | None = None) -> int: ...
+    def search(self, vector: np.ndarray, k: int, *, version: str | None = None) -> list: ...
+
+
+@dataclass
+class ValidationReport:
+    """A version checked before it goes live: document count and sampled recall@k against exact search."""
+
+    version: str
+    count: int
+    expected_count: int
+    recall: float  # mean recall@k of the sampled queries (1.0 when nothing was sampled)
+    queries: int
+    k: int
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
 
 
 def exact_top_k(matrix: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
@@ -23,7 +47,7 @@ def exact_top_k(matrix: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:
 
 
 def validate_version(
-    index: CatalogIndex,
+    index: _VersionReader,
     version: str,
     product_ids: Sequence[str],
     vectors: np.ndarray,

@@ -15,9 +15,9 @@ from typing import Any
 
 import yaml
 
-from looksync.taxonomy import get_taxonomy
-from looksync.vendors import VendorConfig
-from looksync.vendors.config import YAML_LOADER
+from looksync.catalog.taxonomy import get_taxonomy
+from looksync.catalog.vendors import VendorConfig
+from looksync.catalog.vendors.config import YAML_LOADER
 
 CATALOG_DATA_PATH = Path(__file__).parent / "data" / "catalog.yaml"
 

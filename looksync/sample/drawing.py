@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 from PIL import Image, ImageDraw, ImageFilter
 
-from looksync.vendors.config import YAML_LOADER
+from looksync.catalog.vendors.config import YAML_LOADER
 
 DRAWING_PATH = Path(__file__).parent / "data" / "drawing.yaml"
 

@@ -16,10 +16,10 @@ from typing import Any
 
 from PIL import Image
 
-from looksync.quarantine import Reason
+from looksync.catalog.quarantine import Reason
+from looksync.catalog.vendors import format_price
 from looksync.sample.catalog import ProductSpec, SampleError, catalog_data, image_url
 from looksync.sample.feeds import FeedWriter, vendor_values
-from looksync.vendors import format_price
 
 # fault kind -> the quarantine reason the pipeline must give for it
 FAULT_REASONS: dict[str, Reason] = {

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
+from looksync.catalog.vendors import VendorConfig, format_price
+from looksync.catalog.vendors.values import format_timestamp
 from looksync.sample.catalog import ProductSpec, catalog_data
-from looksync.vendors import VendorConfig, format_price
-from looksync.vendors.values import format_timestamp
 
 FEED_SUFFIX = {"csv": ".csv", "jsonl": ".jsonl", "xml": ".xml"}
 

@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from looksync.catalog.taxonomy import get_taxonomy
+from looksync.catalog.vendors import VendorConfig, load_vendor_config
 from looksync.sample.catalog import ProductSpec, catalog_data, make_product_spec, make_sku, sample_vendors
 from looksync.sample.drawing import product_image
 from looksync.sample.faults import FAULT_REASONS, PlantedFault, plan_faults, write_fault
 from looksync.sample.feeds import FeedWriter, open_feed_writer, vendor_values
 from looksync.sample.looks import LookPools, make_looks
-from looksync.taxonomy import get_taxonomy
-from looksync.vendors import VendorConfig, load_vendor_config
 
 OWNED_PATHS = ("feeds", "images", "looks", "faults.jsonl", "manifest.json")
 

@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from looksync.catalog.schema import make_product_id
+from looksync.catalog.taxonomy import get_taxonomy
 from looksync.sample.catalog import ProductSpec, catalog_data
 from looksync.sample.drawing import draw_figure, draw_garment, drawing_data, garment_mask, look_box
-from looksync.schema import make_product_id
-from looksync.taxonomy import get_taxonomy
 
 LOOK_GENDERS = ("women", "men")
 

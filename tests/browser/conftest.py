@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.judging.service import judging_app, serve
+from tests.quality.judging.service import judging_app, serve
 
 CHROMIUM = Path(os.environ.get("CHROMIUM_BINARY", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("CHROMEDRIVER_BINARY", "/usr/bin/chromedriver"))

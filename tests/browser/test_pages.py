@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from looksync.judging import RatingStore
+from looksync.quality.judging import RatingStore
 from tests.browser.conftest import screenshot
 
 WAIT_S = 60  # a look search on the tiny CPU model is well under this, even on a busy 2-core machine

@@ -1,40 +1,15 @@
-"""Airflow for the DAG tests: a temporary AIRFLOW_HOME on SQLite, migrated once per session, with this
-repo's dags/ and plugins/; DAG runs go through ``dag.test()`` in a subprocess so the Airflow config
-(read at import) is the temporary one whatever else the session imported."""
+"""DAG runs for the DAG tests: ``dag.test()`` in a subprocess on the session's temporary AIRFLOW_HOME
+(the ``airflow_env`` fixture of tests/conftest.py), so the Airflow config (read at import) is the
+temporary one whatever else the session imported."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="session")
-def airflow_env(tmp_path_factory) -> dict[str, str]:
-    home = tmp_path_factory.mktemp("airflow_home")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOOKSYNC_", "AIRFLOW"))}
-    env.update({
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "PYTHONPATH": str(REPO),
-    })  # fmt: skip
-    airflow = str(Path(sys.executable).with_name("airflow"))
-    looksync = str(Path(sys.executable).with_name("looksync"))
-    # the pool through the command a data engineer runs (docs/airflow.md), not a test-only call
-    for cmd in ([airflow, "db", "migrate"], [looksync, "airflow", "setup", "--embedding-slots", "2"]):
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return env
+from tests.conftest import REPO
 
 
 def run_dag_test(airflow_env: dict[str, str], dag_id: str, conf: dict, looksync_env: dict[str, str], timeout: int = 240) -> dict:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.dags.conftest import REPO
+from tests.conftest import REPO
 
 EXPECTED = {"catalog_ingest", "catalog_reindex", "catalog_backfill"}
 

@@ -66,15 +66,15 @@ def _run(airflow_env, env, feed: Path) -> dict:
 
 
 def _embedded_hashes(result: dict) -> list[str]:
-    from looksync.ingest import Workspace
+    from looksync.pipelines.ingest import Workspace
 
     return Workspace(result["xcom"]["embed[0]"]).read_json("embedded_hashes", [])
 
 
 def test_reruns_embed_only_changed_images_and_update_fields(airflow_env, vendor_feed):
-    from looksync.attributes import AttributeMirror
+    from looksync.catalog.attribute_mirror import AttributeMirror
+    from looksync.catalog.stores import EmbeddingStore, ProductStore
     from looksync.index.factory import open_index
-    from looksync.store import EmbeddingStore, ProductStore
 
     manifest, env, settings = vendor_feed["manifest"], vendor_feed["env"], vendor_feed["settings"]
     feed = Path(manifest.feeds[VENDOR])

@@ -45,8 +45,8 @@ def _settings(env):
 
 
 def test_ingest_reindex_backfill(airflow_env, catalog):
+    from looksync.catalog.quarantine import read_quarantine
     from looksync.index.factory import open_index
-    from looksync.quarantine import read_quarantine
 
     manifest, env = catalog["manifest"], catalog["env"]
     feeds = [{"vendor": v, "feed": str(f), "mode": "full"} for v, f in manifest.feeds.items()]

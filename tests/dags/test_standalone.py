@@ -57,7 +57,7 @@ def test_standalone_lists_dags_and_runs_backfill_with_params(tmp_path):
             client.delete(*keys)
 
     assert set(check.EXPECTED_DAGS) <= set(result.dags)
-    # the pool came from looksync.airflow_setup over the REST API, and a second setup changed nothing
+    # the pool came from looksync.airflow.pools over the REST API, and a second setup changed nothing
     assert [(p["name"], p["slots"], p["action"]) for p in result.pools] == [("embedding", 2, "created"), ("embedding", 2, "unchanged")]
     assert result.run["state"] == "success" and result.run["conf"] == sample.conf
     assert result.tasks == {"plan[-1]": "success", "ingest[0]": "success", "reindex_if_new_model[-1]": "success"}

@@ -10,7 +10,7 @@ import yaml
 
 from embeddings import ClipEncoder, ZeroShot, load_encoder
 from embeddings.zeroshot import ATTRIBUTES, load_prompt_templates
-from looksync.taxonomy import DEFAULT_TAXONOMY_PATH, get_taxonomy, load_taxonomy
+from looksync.catalog.taxonomy import DEFAULT_TAXONOMY_PATH, get_taxonomy, load_taxonomy
 
 from .factories import noise_images, swatch
 

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from looksync.catalog.schema import Product
 from looksync.index.base import CatalogIndex
-from looksync.schema import Product
 from tests.factories import make_product, unit_vectors
 
 MODEL_ID = "test-clip/random-16"

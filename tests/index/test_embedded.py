@@ -8,11 +8,11 @@ import json
 import numpy as np
 import pytest
 
+from looksync.catalog.schema import Product
 from looksync.index.base import IndexBackendError, SearchFilters
 from looksync.index.embedded import EmbeddedIndex
 from looksync.index.lance_filters import filter_sql, sql_string
 from looksync.index.lance_schema import PRODUCT_COLUMNS
-from looksync.schema import Product
 from tests.index.conftest import DIM, MODEL_ID, catalog, catalog_product, exact_top_k, vectors
 
 

@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
+from looksync.catalog.schema import Product
 from looksync.index import es_bodies as bodies
 from looksync.index.base import IndexBackendError, SearchFilters
-from looksync.schema import Product
 from tests.index.conftest import catalog_product, vectors
 
 OPTIONS = bodies.VectorOptions(similarity="dot_product", index_type="int8_hnsw", m=24, ef_construction=200)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from looksync.catalog.object_store import LocalStore
 from looksync.index.base import IndexBackendError
 from looksync.index.elasticsearch import ElasticsearchIndex
 from looksync.index.embedded import EmbeddedIndex
 from looksync.index.factory import open_index
 from looksync.settings import load_settings
-from looksync.storage import LocalStore
 
 
 def test_embedded_backend_opens_at_the_resolved_path(tmp_path):

@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
+from looksync.catalog.taxonomy import get_taxonomy
 from looksync.index import lance_partitions
 from looksync.index.base import IndexBackendError, SearchFilters
 from looksync.index.embedded import EmbeddedIndex
-from looksync.taxonomy import get_taxonomy
 from tests.index.conftest import DIM, MODEL_ID, catalog, catalog_product, exact_top_k, vectors
 
 

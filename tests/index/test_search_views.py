@@ -12,11 +12,11 @@ import threading
 import numpy as np
 import pytest
 
+from looksync.catalog.object_store import LocalStore
 from looksync.index import faiss_graph, lance_partitions
 from looksync.index.base import IndexBackendError, SearchFilters
 from looksync.index.embedded import EmbeddedIndex
 from looksync.index.write_journal import WriteJournal
-from looksync.storage import LocalStore
 from tests.index.conftest import DIM, MODEL_ID, catalog, catalog_product, exact_top_k, vectors
 
 N = 600  # one partition (topwear, US): large enough for a real graph walk

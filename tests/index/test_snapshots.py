@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
+from looksync.catalog.object_store import LocalStore, S3Store
 from looksync.index.base import IndexBackendError, SearchFilters
 from looksync.index.embedded import EmbeddedIndex
 from looksync.index.factory import open_index
 from looksync.settings import load_settings
-from looksync.storage import LocalStore, S3Store
 from tests.index.conftest import DIM, MODEL_ID, catalog, vectors
 
 

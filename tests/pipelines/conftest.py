@@ -104,7 +104,7 @@ def settings(tmp_path, tiny_checkpoint):
 
 @pytest.fixture
 def mirror(settings):
-    from looksync.attributes import AttributeMirror
+    from looksync.catalog.attribute_mirror import AttributeMirror
 
     m = AttributeMirror.from_settings(settings)
     yield m

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from looksync.enrich import categories_named, standardise
+from looksync.pipelines.enrich import categories_named, standardise
 from tests.factories import make_product
 
 

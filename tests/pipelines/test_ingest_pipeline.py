@@ -8,10 +8,10 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
+from looksync.catalog.quarantine import read_quarantine
+from looksync.catalog.stores import EmbeddingStore, ProductStore
 from looksync.index.factory import open_index
-from looksync.ingest import ingest_feed
-from looksync.quarantine import read_quarantine
-from looksync.store import EmbeddingStore, ProductStore
+from looksync.pipelines.ingest import ingest_feed
 from tests.pipelines.conftest import rewrite_csv
 
 VENDOR = "desi_threads"
@@ -118,7 +118,7 @@ def test_force_refetch_detects_an_image_replaced_at_the_same_url(settings, clean
 
 
 def test_dedup_groups_same_product_across_vendors(settings, tiny_encoder):
-    from looksync.dedup import group_near_duplicates
+    from looksync.pipelines.dedup import group_near_duplicates
     from tests.factories import make_product, unit_vectors
 
     v = unit_vectors(4, 8, seed=1)
@@ -141,7 +141,7 @@ def test_dedup_groups_same_product_across_vendors(settings, tiny_encoder):
 
 def test_dedup_through_ingest_records_group_ids(settings, clean_sample, tiny_encoder, mirror, tmp_path):
     """A second vendor listing the same item (same image bytes, brand, title) is grouped with it."""
-    from looksync.dedup import group_catalog
+    from looksync.pipelines.dedup import group_catalog
 
     feed = clean_sample.manifest.feeds[VENDOR]
     copy = tmp_path / "copy.csv"
@@ -160,8 +160,8 @@ def test_dedup_through_ingest_records_group_ids(settings, clean_sample, tiny_enc
 
 
 def test_coverage_and_run_report(settings, clean_sample, tiny_encoder, mirror):
-    from looksync.attributes import coverage
-    from looksync.report import report_stage
+    from looksync.catalog.attribute_mirror import coverage
+    from looksync.pipelines.run_report import report_stage
 
     reports = _ingest_all(settings, clean_sample, tiny_encoder, open_index(settings), mirror, "run-cov")
     cov = coverage(mirror)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from looksync.catalog.vendors import ParsedRow, load_vendor_config, read_feed
 from looksync.sample import SampleManifest, SampleServer, generate_sample, serve_sample
-from looksync.vendors import ParsedRow, load_vendor_config, read_feed
 
 SAMPLE_SIZE = 150
 FAULT_RATE = 0.2  # 3 of each fault kind: one per vendor

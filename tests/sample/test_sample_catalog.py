@@ -8,9 +8,9 @@ from collections import Counter
 import pytest
 from PIL import Image
 
+from looksync.catalog.taxonomy import get_taxonomy
 from looksync.sample import generate_sample
 from looksync.sample.faults import IMAGE_FAULTS
-from looksync.taxonomy import get_taxonomy
 
 
 def test_same_seed_gives_byte_identical_files_and_another_seed_does_not(tmp_path, digest):
@@ -92,7 +92,7 @@ def test_manifest_file_matches_the_returned_manifest(served_sample):
 def test_no_faults_means_every_row_is_a_product(tmp_path):
     manifest = generate_sample(tmp_path, size=20, n_looks=0)
     assert manifest.faults_path.read_text() == "" and manifest.look_count == 0
-    from looksync.vendors import load_vendor_config, read_feed
+    from looksync.catalog.vendors import load_vendor_config, read_feed
 
     rows = [r for v, p in manifest.feeds.items() for r in read_feed(load_vendor_config(v), p)]
     assert len(rows) == 20 and all(r.product for r in rows)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
+from looksync.catalog.taxonomy import get_taxonomy
 from looksync.sample import draw_garment
 from looksync.sample.drawing import DrawingError
-from looksync.taxonomy import get_taxonomy
 
 BOX = (10, 10, 150, 150)
 

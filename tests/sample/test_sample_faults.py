@@ -6,10 +6,10 @@ from collections import Counter
 
 from PIL import Image
 
-from looksync.quarantine import Reason
+from looksync.catalog.quarantine import Reason
+from looksync.catalog.vendors import load_vendor_config, read_feed
 from looksync.sample import FAULT_REASONS, generate_sample
 from looksync.sample.faults import IMAGE_FAULTS
-from looksync.vendors import load_vendor_config, read_feed
 
 
 def test_every_fault_kind_is_planted_in_every_vendor_with_its_reason(served_sample):

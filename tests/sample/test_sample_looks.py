@@ -39,8 +39,8 @@ def test_ground_truth_products_exist_are_valid_and_fit_the_look(served_sample):
 
 def test_a_worn_garment_shows_its_product_colour(served_sample):
     """The look's pixels in a garment's region include the product's colour (drawn by draw_garment)."""
+    from looksync.catalog.taxonomy import get_taxonomy
     from looksync.sample.drawing import look_box
-    from looksync.taxonomy import get_taxonomy
 
     manifest = served_sample.manifest
     truth = json.loads(manifest.ground_truth_path.read_text(encoding="utf-8"))

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from looksync.cache import MemoryCache
 from looksync.index.factory import open_index
-from looksync.llm import LLMClient
-from looksync.search import SearchEngine
+from looksync.search.cache import MemoryCache
+from looksync.search.engine import SearchEngine
+from looksync.search.llm import LLMClient
 from serving import create_app
 from tests.serving.llm_server import ScriptedLLM, start_scripted_llm
 
@@ -51,8 +51,8 @@ def b64(data: bytes) -> str:
 
 def alt_boxes(image, layer: str) -> list[tuple[int, int, int, int]]:
     """Pixel boxes of a layer's other crop extents (taxonomy ``alt_slots``) in ``image``."""
-    from looksync.regions import pixel_boxes, slot_fraction
-    from looksync.taxonomy import get_taxonomy
+    from looksync.catalog.taxonomy import get_taxonomy
+    from looksync.search.regions import pixel_boxes, slot_fraction
 
     alts = get_taxonomy().layers[layer].alt_slots
     return pixel_boxes(image.size, [slot_fraction(a) for a in alts]) if alts else []

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from looksync.cache import MemoryCache
 from looksync.index.factory import open_index
-from looksync.search import SearchEngine
+from looksync.search.cache import MemoryCache
+from looksync.search.engine import SearchEngine
 from serving import create_app
 
 
@@ -104,7 +104,7 @@ def test_text_embeddings_are_cached_per_model(built_catalog, engine, monkeypatch
 
 
 def test_redis_down_degrades_visibly_and_still_answers(built_catalog):
-    from looksync.cache import RedisCache
+    from looksync.search.cache import RedisCache
 
     engine = SearchEngine(
         built_catalog.settings, built_catalog.encoder, open_index(built_catalog.settings), RedisCache("redis://127.0.0.1:1/0")

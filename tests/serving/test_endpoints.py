@@ -14,17 +14,17 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from PIL import Image
 
+from looksync.catalog.taxonomy import get_taxonomy
 from looksync.index import SearchFilters
-from looksync.taxonomy import get_taxonomy
 from serving.logs import JsonFormatter
 from tests.serving.conftest import b64
 
 
 @pytest.fixture(scope="module")
 def client(built_catalog, zeroshot):
-    from looksync.cache import MemoryCache
     from looksync.index.factory import open_index
-    from looksync.search import SearchEngine
+    from looksync.search.cache import MemoryCache
+    from looksync.search.engine import SearchEngine
     from serving import create_app
 
     settings = built_catalog.settings
@@ -215,7 +215,7 @@ def test_structured_log_line_carries_the_request_id(client, caplog):
         from flask import g
 
         g.request_id = "in-context"
-        other = json.loads(JsonFormatter().format(logging.makeLogRecord({"msg": "hello", "name": "looksync.search"})))
+        other = json.loads(JsonFormatter().format(logging.makeLogRecord({"msg": "hello", "name": "looksync.search.engine"})))
     assert other["request_id"] == "in-context" and other["message"] == "hello"
     injected = client.get("/healthz", headers={"X-Request-Id": "bad id {json}"})
     assert injected.headers["X-Request-Id"] != "bad id {json}" and len(injected.headers["X-Request-Id"]) == 16

@@ -3,7 +3,7 @@ falling back to the local generator with a ``degraded`` note."""
 
 from __future__ import annotations
 
-from looksync.taxonomy import get_taxonomy
+from looksync.catalog.taxonomy import get_taxonomy
 from tests.serving.conftest import b64
 from tests.serving.llm_server import Step, closed_port_url
 

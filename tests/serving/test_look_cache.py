@@ -11,9 +11,9 @@ import uuid
 import pytest
 import redis
 
-from looksync.cache import RedisCache
 from looksync.index.factory import open_index
-from looksync.reindex import build_version, swap
+from looksync.pipelines.reindex import build_version, swap
+from looksync.search.cache import RedisCache
 from tests.serving.conftest import b64
 from tests.serving.llm_server import closed_port_url
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from looksync.catalog.taxonomy import DEFAULT_TAXONOMY_PATH, get_taxonomy, load_taxonomy
 from looksync.index.factory import open_index
-from looksync.regions import CANDIDATE_BOXES, LayoutRegionFinder, pixel_boxes, slot_fraction
-from looksync.taxonomy import DEFAULT_TAXONOMY_PATH, get_taxonomy, load_taxonomy
+from looksync.search.regions import CANDIDATE_BOXES, LayoutRegionFinder, pixel_boxes, slot_fraction
 from tests.serving.conftest import alt_boxes, b64
 
 LAYERS = ["topwear", "bottomwear", "footwear"]

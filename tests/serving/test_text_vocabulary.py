@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from looksync.cache import MemoryCache, TextVectorTable
+from looksync.catalog.taxonomy import get_taxonomy
 from looksync.index.factory import open_index
-from looksync.querygen import compose_query, local_vocabulary
-from looksync.regions import CANDIDATE_BOXES, COARSE_BOXES, candidate_crops, coarse_to_fine_crops, pixel_boxes
-from looksync.search import LookSearchRequest, SearchEngine
-from looksync.taxonomy import get_taxonomy
+from looksync.search.cache import MemoryCache, TextVectorTable
+from looksync.search.engine import LookSearchRequest, SearchEngine
+from looksync.search.querygen import compose_query, local_vocabulary
+from looksync.search.regions import CANDIDATE_BOXES, COARSE_BOXES, candidate_crops, coarse_to_fine_crops, pixel_boxes
 
 
 def test_vocabulary_covers_every_composed_query():

@@ -1,0 +1,78 @@
+"""``read_feed``: a vendor feed file -> one ``ParsedRow`` per row, a product or a quarantine record.
+
+A bad row never raises: it becomes a ``QuarantineRecord`` with a reason and a message naming the
+field and value. Only a problem with the file as a whole (missing, unknown format, CSV header without
+the configured columns) raises ``FeedError``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from looksync.catalog.quarantine import QuarantineRecord, Reason
+from looksync.catalog.schema import Product
+from looksync.catalog.vendors.config import VendorConfig
+from looksync.catalog.vendors.mapping import RowRejected, record_sku, record_to_product
+from looksync.catalog.vendors.readers import FeedError, RawRecord, read_records
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ParsedRow:
+    """One feed row: exactly one of ``product`` / ``rejection`` is set."""
+
+    row_ref: str
+    raw: Any
+    product: Product | None = None
+    rejection: QuarantineRecord | None = None
+
+
+def read_feed(config: VendorConfig, path: str | Path) -> Iterator[ParsedRow]:
+    """Parse a feed file row by row. The first occurrence of a SKU is kept; later ones are quarantined
+    as duplicates. Raises ``FeedError`` (at call time) only when the file itself is unusable."""
+    records = read_records(config, Path(path))  # raises now for a missing file or unknown format
+    return _parse_rows(config, records)
+
+
+def _parse_rows(config: VendorConfig, records: Iterator[RawRecord]) -> Iterator[ParsedRow]:
+    kept_skus: set[str] = set()
+    for record in records:
+        yield _parse_row(config, record, kept_skus)
+
+
+def _parse_row(config: VendorConfig, record: RawRecord, kept_skus: set[str]) -> ParsedRow:
+    if record.problem is not None:
+        reason, message = record.problem
+        return _rejected(config, record, reason, message, record.sku_hint)
+    sku = None
+    try:
+        sku = record_sku(config, record.raw)
+        if sku in kept_skus:
+            raise RowRejected(
+                Reason.DUPLICATE_SKU, f"sku {sku!r} already appeared earlier in this feed; the first row is kept"
+            )
+        product = record_to_product(config, record.raw, sku)
+    except RowRejected as exc:
+        return _rejected(config, record, exc.reason, exc.message, sku)
+    except Exception as exc:  # a row must never stop the feed: quarantine it, and log for whoever fixes the parser
+        log.exception("unexpected error parsing a row", extra={"vendor": config.name, "row_ref": record.row_ref})
+        return _rejected(
+            config, record, Reason.INVALID_FIELD, f"row could not be read: {type(exc).__name__}: {exc}", sku
+        )
+    kept_skus.add(sku)
+    return ParsedRow(row_ref=record.row_ref, raw=record.raw, product=product)
+
+
+def _rejected(config: VendorConfig, record: RawRecord, reason: Reason, message: str, sku: str | None) -> ParsedRow:
+    rejection = QuarantineRecord(
+        vendor=config.name, reason=reason, message=message, row_ref=record.row_ref, raw=record.raw, vendor_sku=sku
+    )
+    return ParsedRow(row_ref=record.row_ref, raw=record.raw, rejection=rejection)
+
+
+__all__ = ["FeedError", "ParsedRow", "read_feed"]

@@ -1,0 +1,158 @@
+"""One vendor record (a dict as read) -> a canonical ``Product``, or the reason it cannot be one.
+
+Everything vendor-specific comes from the ``VendorConfig``: where each field is, how prices and
+stock are written, and which vendor terms mean which standard category, gender, colour and pattern.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from looksync.catalog.quarantine import Reason
+from looksync.catalog.schema import Product
+from looksync.catalog.vendors.config import FieldSpec, VendorConfig
+from looksync.catalog.vendors.values import ValueProblem, as_list, as_text, parse_price, parse_stock, parse_timestamp
+
+
+class RowRejected(ValueError):
+    """A record cannot become a product; carries the quarantine reason."""
+
+    def __init__(self, reason: Reason, message: str):
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def get_path(record: Any, path: str) -> Any:
+    """The value at a CSV header / XML element name, or at a dotted path into nested dicts."""
+    if not isinstance(record, dict):
+        return None
+    if path in record:
+        return record[path]
+    value: Any = record
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+def extract(record: dict, spec: FieldSpec) -> Any:
+    """Apply one field spec to a record (see ``FieldSpec``)."""
+    value = get_path(record, spec.path)
+    if spec.each:
+        items = value if isinstance(value, list) else [value] if isinstance(value, dict) else []
+        where = dict(spec.where)
+        return [
+            item.get(spec.each)
+            for item in items
+            if isinstance(item, dict) and all(str(item.get(k)) == v for k, v in where.items())
+        ]
+    if spec.split and isinstance(value, str):
+        parts = [part.strip() for part in value.split(spec.split)]
+        try:
+            return parts[spec.index or 0]
+        except IndexError:
+            return None
+    return value
+
+
+def record_sku(config: VendorConfig, record: dict) -> str:
+    sku = extract(record, config.fields["sku"])
+    sku = "" if sku is None or isinstance(sku, (dict, list)) else str(sku).strip()
+    if not sku:
+        raise RowRejected(Reason.MISSING_SKU, f"sku ({config.fields['sku'].path}) is missing or empty")
+    return sku
+
+
+def record_to_product(config: VendorConfig, record: dict, sku: str) -> Product:
+    """Map and validate one record; raises ``RowRejected`` with the first problem found."""
+    category = _standard(config, record, "category", Reason.UNKNOWN_CATEGORY)
+    price = _price(config, record)
+    values: dict[str, Any] = {
+        "vendor": config.name,
+        "vendor_sku": sku,
+        "market": config.market,
+        "currency": _text(config, record, "currency") or config.currency,
+        "category": category,
+        "gender": _standard(config, record, "gender", Reason.INVALID_FIELD),
+        "title": _text(config, record, "title"),
+        "brand": _text(config, record, "brand"),
+        "description": _text(config, record, "description"),
+        "price": price,
+        "in_stock": _field(config, record, "stock", lambda v: parse_stock(v, config)),
+        "colours": [
+            _to_standard(config, "colour", term) for term in _list(config, record, "colour", config.colour_separator)
+        ],
+        "sizes": _list(config, record, "sizes", config.size_separator),
+        "image_urls": _list(config, record, "image_urls", None),
+        "product_url": _text(config, record, "product_url"),
+    }
+    pattern = _text(config, record, "pattern")
+    values["pattern"] = _to_standard(config, "pattern", pattern) if pattern else None
+    values["material"] = _text(config, record, "material") or None
+    if "updated_at" in config.fields:
+        values["updated_at"] = _field(config, record, "updated_at", lambda v: parse_timestamp(v, config.updated_at))
+    try:
+        return Product(**values)
+    except ValidationError as exc:
+        raise RowRejected(Reason.INVALID_FIELD, _describe(exc)) from None
+
+
+def _field(config: VendorConfig, record: dict, key: str, parse) -> Any:
+    spec = config.fields.get(key)
+    if spec is None:
+        return None
+    value = extract(record, spec)
+    try:
+        return parse(value)
+    except ValueProblem as exc:
+        raise RowRejected(Reason.INVALID_FIELD, f"{key} ({spec.path}): {exc}") from None
+
+
+def _text(config: VendorConfig, record: dict, key: str) -> str:
+    return _field(config, record, key, as_text) or ""
+
+
+def _list(config: VendorConfig, record: dict, key: str, separator: str | None) -> list[str]:
+    return _field(config, record, key, lambda v: as_list(v, separator)) or []
+
+
+def _standard(config: VendorConfig, record: dict, kind: str, reason: Reason) -> str:
+    term = _text(config, record, kind)
+    return _to_standard(config, kind, term, reason)
+
+
+def _to_standard(config: VendorConfig, kind: str, term: str, reason: Reason = Reason.INVALID_FIELD) -> str:
+    standard = config.standard(kind, term) if term else None
+    if standard is None:
+        shown = f"vendor term {term!r}" if term else "value is empty and"
+        terms = list(config.synonyms.get(kind, {}))
+        known = ", ".join(terms[:12]) + (", ..." if len(terms) > 12 else "")
+        raise RowRejected(
+            reason,
+            f"{kind} ({config.fields[kind].path}): {shown} is not in the {config.name} {kind} map; known: {known}",
+        )
+    return standard
+
+
+def _price(config: VendorConfig, record: dict) -> float:
+    spec = config.fields["price"]
+    value = extract(record, spec)
+    try:
+        price = parse_price(value, config.price_format)
+    except ValueProblem as exc:
+        raise RowRejected(Reason.BAD_PRICE, f"price ({spec.path}): {exc}") from None
+    if price < 0:
+        raise RowRejected(Reason.NEGATIVE_PRICE, f"price ({spec.path}): {value!r} is negative")
+    return price
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or "product"
+        parts.append(f"{where}: {err['msg']} (got {err.get('input')!r})" if err["loc"] else f"{where}: {err['msg']}")
+    return "; ".join(parts)

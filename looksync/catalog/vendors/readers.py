@@ -1,0 +1,243 @@
+"""Format readers: a feed file -> one ``RawRecord`` per row, with problems found while reading.
+
+Each reader streams its file and decodes row by row (CSV, JSON Lines) or record by record (XML), so
+one badly encoded or cut-off row is reported on its own and the rows after it are still read. Only
+whole-file problems (missing file, CSV header without the configured columns) raise ``FeedError``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from looksync.catalog.quarantine import Reason
+from looksync.catalog.vendors.config import REQUIRED_FIELDS, VendorConfig
+
+XML_CHUNK_BYTES = 1 << 20
+
+
+class FeedError(ValueError):
+    """The feed file as a whole cannot be read; the message names the file."""
+
+
+@dataclass
+class RawRecord:
+    row_ref: str  # "line 17" (1-based physical line) or "record 4"
+    raw: Any  # dict when the row was parsed, else the row's text
+    problem: tuple[Reason, str] | None = None
+    sku_hint: str | None = None  # best-effort SKU of a row that could not be read cleanly
+
+
+def read_records(config: VendorConfig, path: Path) -> Iterator[RawRecord]:
+    reader = READERS.get(config.format)
+    if reader is None:
+        raise FeedError(f"{path}: vendor {config.name} has unknown feed format {config.format!r}")
+    if not path.is_file():
+        raise FeedError(f"{path}: feed file not found (vendor {config.name})")
+    return reader(config, path)
+
+
+def has_bad_bytes(text: str) -> bool:
+    """True when text decoded with ``surrogateescape`` held bytes that were not valid in the encoding."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def printable(text: str, encoding: str = "utf-8") -> str:
+    """Text with undecodable bytes shown as ``\\xNN`` so it can be logged and written as UTF-8."""
+    return text.encode(encoding, "surrogateescape").decode(encoding, "backslashreplace")
+
+
+def _text_encoding(config: VendorConfig) -> str:
+    return "utf-8-sig" if config.encoding.replace("_", "-").lower() in {"utf-8", "utf8"} else config.encoding
+
+
+def read_csv(config: VendorConfig, path: Path) -> Iterator[RawRecord]:
+    with path.open(encoding=_text_encoding(config), errors="surrogateescape", newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if not header or has_bad_bytes(",".join(header)):
+            raise FeedError(f"{path}: no readable CSV header row (vendor {config.name})")
+        header = [h.strip() for h in header]
+        _check_header(config, path, header)
+        line = reader.line_num
+        while True:
+            row_ref = f"line {line + 1}"
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:  # e.g. a quote opened and never closed before the end of the file
+                line = reader.line_num
+                yield RawRecord(row_ref, "", (Reason.TRUNCATED_ROW, f"row cannot be split into fields: {exc}"))
+                continue
+            line = reader.line_num
+            if row:
+                yield _csv_record(config, header, row, row_ref)
+
+
+def _check_header(config: VendorConfig, path: Path, header: list[str]) -> None:
+    missing = [config.fields[key].path for key in REQUIRED_FIELDS if config.fields[key].path not in header]
+    if missing:
+        raise FeedError(
+            f"{path}: CSV header lacks column(s) {missing} required by vendor {config.name}; found {header}"
+        )
+
+
+def _csv_record(config: VendorConfig, header: list[str], row: list[str], row_ref: str) -> RawRecord:
+    values = dict(zip(header, row, strict=False))  # short rows are reported below
+    sku_hint = values.get(config.fields["sku"].path) or None
+    if any(has_bad_bytes(cell) for cell in row):
+        text = printable(",".join(row), config.encoding)
+        sku_hint = sku_hint if sku_hint and not has_bad_bytes(sku_hint) else None
+        return RawRecord(
+            row_ref,
+            text,
+            (Reason.BAD_ENCODING, f"row has bytes that are not valid {config.encoding}: {text[:120]!r}"),
+            sku_hint,
+        )
+    if len(row) < len(header):
+        message = f"row has {len(row)} field(s), header has {len(header)}; missing {header[len(row) :]}"
+        return RawRecord(row_ref, values, (Reason.TRUNCATED_ROW, message), sku_hint)
+    if len(row) > len(header):
+        message = f"row has {len(row)} fields, header has {len(header)} (extra: {row[len(header) :]!r})"
+        return RawRecord(row_ref, values, (Reason.INVALID_FIELD, message), sku_hint)
+    return RawRecord(row_ref, values)
+
+
+def read_jsonl(config: VendorConfig, path: Path) -> Iterator[RawRecord]:
+    sku_path = config.fields["sku"].path
+    with path.open(encoding=_text_encoding(config), errors="surrogateescape") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            yield _jsonl_record(config, line.rstrip("\r\n"), f"line {number}", sku_path)
+
+
+def _jsonl_record(config: VendorConfig, line: str, row_ref: str, sku_path: str) -> RawRecord:
+    try:
+        record = json.loads(line)
+        error = None
+    except json.JSONDecodeError as exc:
+        record, error = None, exc
+    except RecursionError:
+        return RawRecord(row_ref, line[:200], (Reason.INVALID_FIELD, "record: JSON nested too deeply to read"))
+    sku_hint = record.get(sku_path) if isinstance(record, dict) and isinstance(record.get(sku_path), str) else None
+    if has_bad_bytes(line):
+        text = printable(line, config.encoding)
+        sku_hint = sku_hint if sku_hint and not has_bad_bytes(sku_hint) else None
+        return RawRecord(
+            row_ref,
+            text,
+            (Reason.BAD_ENCODING, f"line has bytes that are not valid {config.encoding}: {text[:120]!r}"),
+            sku_hint,
+        )
+    if error is not None:
+        return RawRecord(
+            row_ref, line, (Reason.TRUNCATED_ROW, f"line is not complete JSON ({error.msg} at column {error.colno})")
+        )
+    if not isinstance(record, dict):
+        return RawRecord(
+            row_ref, line, (Reason.INVALID_FIELD, f"record: expected a JSON object, got {type(record).__name__}")
+        )
+    return RawRecord(row_ref, record, sku_hint=sku_hint)
+
+
+def read_xml(config: VendorConfig, path: Path) -> Iterator[RawRecord]:
+    tag = config.record_tag or ""
+    sku_tag = config.fields["sku"].path
+    with path.open("rb") as fh:
+        for number, chunk in enumerate(split_xml_records(fh, tag), start=1):
+            yield _xml_record(config, chunk, f"record {number}", sku_tag)
+
+
+def split_xml_records(fh, tag: str) -> Iterator[bytes]:
+    """Yield the raw bytes of each ``<tag>...</tag>`` record; a record whose end tag never comes
+    (cut off) is yielded up to where the next record starts, so the records after it survive."""
+    opening = re.compile(rb"<" + re.escape(tag.encode()) + rb"[\s/>]")
+    closing = b"</" + tag.encode() + b">"
+    buf, pos, eof = b"", 0, False
+    while True:
+        start = opening.search(buf, pos)
+        if start is not None:
+            end = buf.find(closing, start.end())
+            following = opening.search(buf, start.end())
+            if end != -1 and (following is None or end < following.start()):
+                pos = end + len(closing)
+                yield buf[start.start() : pos]
+                continue
+            if following is not None:
+                pos = following.start()
+                yield buf[start.start() : pos]
+                continue
+            if eof:
+                yield buf[start.start() :]
+                return
+            pos = start.start()
+        elif eof:
+            return
+        else:
+            pos = max(pos, len(buf) - len(tag) - 2)  # keep a possibly split start tag
+        chunk = fh.read(XML_CHUNK_BYTES)
+        buf, pos, eof = buf[pos:] + chunk, 0, not chunk
+
+
+def _xml_record(config: VendorConfig, chunk: bytes, row_ref: str, sku_tag: str) -> RawRecord:
+    try:
+        text = chunk.decode(config.encoding)
+    except UnicodeDecodeError as exc:
+        shown = chunk.decode(config.encoding, "backslashreplace")
+        hint = _xml_sku_hint(chunk.decode(config.encoding, "replace"), sku_tag)
+        message = f"record has bytes that are not valid {config.encoding} at byte {exc.start}: {shown[:120]!r}"
+        return RawRecord(row_ref, shown, (Reason.BAD_ENCODING, message), hint)
+    try:
+        element = ET.fromstring(text)
+    except ET.ParseError as exc:
+        message = f"record is not complete XML ({exc}): {text[:120]!r}"
+        return RawRecord(row_ref, text, (Reason.TRUNCATED_ROW, message), _xml_sku_hint(text, sku_tag))
+    try:
+        record = element_to_dict(element)
+    except RecursionError:
+        return RawRecord(row_ref, text[:200], (Reason.INVALID_FIELD, "record: XML nested too deeply to read"))
+    if not isinstance(record, dict):
+        record = {}
+    return RawRecord(row_ref, record, sku_hint=record.get(sku_tag) if isinstance(record.get(sku_tag), str) else None)
+
+
+def _xml_sku_hint(text: str, sku_tag: str) -> str | None:
+    match = re.search(rf"<{re.escape(sku_tag)}>([^<\ufffd]+)</{re.escape(sku_tag)}>", text)
+    return match[1].strip() if match else None
+
+
+def element_to_dict(element: ET.Element) -> Any:
+    """An element's children as a dict (repeated children become a list); a leaf becomes its text."""
+    children = list(element)
+    if not children:
+        return (element.text or "").strip()
+    out: dict[str, Any] = {}
+    for child in children:
+        tag = child.tag.rsplit("}", 1)[-1]
+        value = element_to_dict(child)
+        if tag not in out:
+            out[tag] = value
+        elif isinstance(out[tag], list):
+            out[tag].append(value)
+        else:
+            out[tag] = [out[tag], value]
+    return out
+
+
+READERS: dict[str, Callable[[VendorConfig, Path], Iterator[RawRecord]]] = {
+    "csv": read_csv,
+    "jsonl": read_jsonl,
+    "xml": read_xml,
+}

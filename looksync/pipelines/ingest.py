@@ -1,0 +1,453 @@
+"""Ingest vendor feeds: parse -> quarantine -> change detection -> fetch -> embed -> standardise -> apply.
+
+Each stage is a plain function over a *run workspace* (``<data_dir>/runs/<run_id>/<feed key>/``) that
+holds what the next stage needs (parsed products as JSON Lines, the change classes, fetched image
+bytes, a ``state.json`` of counts and timings), so a DAG task can run one stage and hand the next task
+only the workspace path. ``ingest_feed`` runs every stage in one process for the CLI.
+
+Change detection compares each incoming product with the stored one of the same product id:
+
+- *new*: not stored -> fetch, embed (or reuse a stored vector of the same image hash and model).
+- *image changed*: the image URL changed (or ``refetch``, or the stored hash has no vector for this
+  model) -> fetch; if the fetched bytes hash differently, embed; else it is at most a metadata change.
+- *metadata only*: same image, other fields differ -> fields updated in the stores and the index, no
+  embedding.
+- *unchanged*: nothing to write.
+- *vanished*: stored for the vendor but absent from a full feed (and not even a quarantined row of it)
+  -> deleted from the product store, the live index and the Redis mirror.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from looksync.catalog.images import FetchError, FetchPolicy, fetch_images
+from looksync.catalog.quarantine import QuarantineRecord, QuarantineWriter, Reason
+from looksync.catalog.schema import Product
+from looksync.catalog.stores import EmbeddingStore, ProductStore
+from looksync.catalog.vendors import load_vendor_config, read_feed
+from looksync.pipelines.feed_ref import FeedRef
+from looksync.settings import Settings
+
+if TYPE_CHECKING:
+    from embeddings import ClipEncoder, ZeroShot
+    from looksync.catalog.attribute_mirror import AttributeMirror
+    from looksync.index import CatalogIndex
+
+log = logging.getLogger(__name__)
+
+# fields whose difference is not a change of the product (bookkeeping of the pipeline itself)
+_NOT_COMPARED = {"updated_at", "image_hash", "model_id"}
+OUTCOMES = ("new", "image_changed", "metadata_only", "unchanged", "vanished", "quarantined")
+
+
+@dataclass
+class IngestReport:
+    run_id: str
+    vendor: str
+    feed: str
+    rows_read: int = 0
+    products_stored: int = 0
+    embedded: int = 0
+    embeddings_reused: int = 0
+    quarantined: dict[str, int] = field(default_factory=dict)
+    quarantine_path: str = ""
+    seconds: dict[str, float] = field(default_factory=dict)
+    outcomes: dict[str, int] = field(default_factory=dict)
+    standardised: dict[str, int] = field(default_factory=dict)  # source -> attributes set
+    index_version: str | None = None
+    notes: list[str] = field(default_factory=list)
+    message_id: str | None = None
+
+    @property
+    def quarantined_total(self) -> int:
+        return sum(self.quarantined.values())
+
+
+def new_run_id(prefix: str = "ingest") -> str:
+    return f"{prefix}-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:6]}"
+
+
+def run_dir(settings: Settings, run_id: str) -> Path:
+    return settings.data_dir / "runs" / run_id
+
+
+# -- the workspace: what one feed's stages hand each other -------------------------------------------
+
+
+class Workspace:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    @classmethod
+    def create(cls, settings: Settings, ref: FeedRef, run_id: str) -> Workspace:
+        ws = cls(run_dir(settings, run_id) / ref.key)
+        ws.path.mkdir(parents=True, exist_ok=True)
+        ws.save_state({"run_id": run_id, "ref": asdict(ref), "report": asdict(IngestReport(run_id, ref.vendor, ref.feed))})
+        return ws
+
+    def state(self) -> dict[str, Any]:
+        return json.loads((self.path / "state.json").read_text())
+
+    def save_state(self, state: dict[str, Any]) -> None:
+        tmp = self.path / f".state.{uuid.uuid4().hex}.tmp"
+        tmp.write_text(json.dumps(state, indent=1, default=str))
+        tmp.replace(self.path / "state.json")
+
+    @property
+    def ref(self) -> FeedRef:
+        return FeedRef(**self.state()["ref"])
+
+    @property
+    def run_id(self) -> str:
+        return self.state()["run_id"]
+
+    def report(self) -> IngestReport:
+        return IngestReport(**self.state()["report"])
+
+    def save_report(self, report: IngestReport) -> None:
+        state = self.state()
+        state["report"] = asdict(report)
+        self.save_state(state)
+
+    def write_products(self, name: str, products: list[Product]) -> None:
+        with (self.path / f"{name}.jsonl").open("w", encoding="utf-8") as fh:
+            for p in products:
+                fh.write(p.model_dump_json() + "\n")
+
+    def read_products(self, name: str) -> list[Product]:
+        path = self.path / f"{name}.jsonl"
+        if not path.exists():
+            return []
+        return [Product.model_validate_json(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+    def write_json(self, name: str, data: Any) -> None:
+        (self.path / f"{name}.json").write_text(json.dumps(data, indent=1))
+
+    def read_json(self, name: str, default: Any = None) -> Any:
+        path = self.path / f"{name}.json"
+        return json.loads(path.read_text()) if path.exists() else default
+
+    def quarantine(self, settings: Settings) -> QuarantineWriter:
+        return QuarantineWriter(settings.data_dir / "quarantine", f"{self.run_id}-{self.ref.key}")
+
+
+def _timed(ws: Workspace, stage: str, started: float) -> None:
+    report = ws.report()
+    report.seconds[stage] = round(report.seconds.get(stage, 0.0) + time.perf_counter() - started, 4)
+    ws.save_report(report)
+
+
+def _quarantine_product(quarantine: QuarantineWriter, product: Product, reason: Reason, message: str) -> None:
+    quarantine.add(
+        QuarantineRecord(
+            vendor=product.vendor,
+            reason=reason,
+            message=message,
+            row_ref=f"sku {product.vendor_sku}",
+            raw=product.model_dump(mode="json"),
+            vendor_sku=product.vendor_sku,
+        )
+    )
+
+
+def resolve_feed(settings: Settings, feed: str, workdir: Path) -> Path:
+    """A local path for the feed: ``s3://`` feeds are downloaded into ``workdir`` first."""
+    if feed.startswith("s3://"):
+        from looksync.catalog.object_store import open_store
+
+        bucket_and_key = feed.removeprefix("s3://")
+        bucket, _, key = bucket_and_key.partition("/")
+        store = open_store(f"s3://{bucket}", settings)
+        return store.get_file(key, workdir / "feed" / Path(key).name)
+    return Path(feed.removeprefix("file://"))
+
+
+# -- stages -----------------------------------------------------------------------------------------
+
+
+def parse_stage(settings: Settings, ref: FeedRef, run_id: str) -> Workspace:
+    """Read and validate the feed; rows that cannot become products go to quarantine."""
+    t0 = time.perf_counter()
+    ws = Workspace.create(settings, ref, run_id)
+    config = load_vendor_config(ref.vendor)
+    quarantine = ws.quarantine(settings)
+    report = ws.report()
+    report.message_id = ref.message_id
+    report.quarantine_path = str(quarantine.path)
+    products: list[Product] = []
+    seen_skus: set[str] = set()
+    for row in read_feed(config, resolve_feed(settings, ref.feed, ws.path)):
+        report.rows_read += 1
+        if row.rejection is not None:
+            quarantine.add(row.rejection)
+            if row.rejection.vendor_sku:
+                seen_skus.add(row.rejection.vendor_sku)
+        else:
+            products.append(row.product)
+            seen_skus.add(row.product.vendor_sku)
+    ws.write_products("incoming", products)
+    ws.write_json("seen_skus", sorted(seen_skus))
+    report.quarantined = dict(quarantine.counts)
+    ws.save_report(report)
+    _timed(ws, "parse", t0)
+    log.info("parsed %d rows, %d products", report.rows_read, len(products), extra={"run_id": run_id, "vendor": ref.vendor})
+    return ws
+
+
+def metadata_differs(a: Product, b: Product) -> bool:
+    da, db = a.model_dump(mode="json"), b.model_dump(mode="json")
+    return any(da[k] != db[k] for k in da if k not in _NOT_COMPARED)
+
+
+def detect_stage(settings: Settings, ws: Workspace, model_id: str, refetch: bool = False) -> Workspace:
+    """Classify incoming products against the stored ones: which need their image fetched, which
+    vanished. Products keeping their image carry the stored image hash forward."""
+    t0 = time.perf_counter()
+    ref = ws.ref
+    incoming = ws.read_products("incoming")
+    stored = ProductStore(settings.data_dir).by_vendor(ref.vendor)
+    have_vector = set(EmbeddingStore.from_settings(settings).lookup(model_id, {p.image_hash for p in stored.values()}))
+    classes: dict[str, list[str]] = {"new": [], "image_check": [], "same_image": [], "vanished": []}
+    for p in incoming:
+        old = stored.get(p.product_id)
+        if old is None:
+            classes["new"].append(p.product_id)
+        elif refetch or old.image_urls[0] != p.image_urls[0] or old.image_hash not in have_vector:
+            classes["image_check"].append(p.product_id)
+        else:
+            p.image_hash = old.image_hash
+            classes["same_image"].append(p.product_id)
+    if ref.mode == "full" and settings.ingest_delete_vanished:
+        seen = set(ws.read_json("seen_skus", []))
+        present = {p.product_id for p in incoming}
+        classes["vanished"] = sorted(pid for pid, p in stored.items() if pid not in present and p.vendor_sku not in seen)
+    ws.write_products("incoming", incoming)
+    ws.write_json("classes", classes)
+    _timed(ws, "detect", t0)
+    return ws
+
+
+def fetch_stage(settings: Settings, ws: Workspace) -> Workspace:
+    """Fetch the images of new and possibly changed products (guarded: see ``looksync.catalog.images``)."""
+    t0 = time.perf_counter()
+    classes = ws.read_json("classes")
+    wanted = set(classes["new"]) | set(classes["image_check"])
+    incoming = ws.read_products("incoming")
+    todo = [p for p in incoming if p.product_id in wanted]
+    quarantine = ws.quarantine(settings)
+    images_dir = ws.path / "images"
+    images_dir.mkdir(exist_ok=True)
+    fetched: dict[str, str] = {}  # product id -> image hash
+    results = fetch_images([p.image_urls[0] for p in todo], FetchPolicy.from_settings(settings), settings.fetch_concurrency)
+    for product, result in zip(todo, results, strict=True):
+        if isinstance(result, FetchError):
+            _quarantine_product(quarantine, product, result.reason, result.message)
+            continue
+        path = images_dir / result.sha256
+        if not path.exists():
+            path.write_bytes(result.data)
+        fetched[product.product_id] = result.sha256
+    ws.write_json("fetched", fetched)
+    report = ws.report()
+    report.quarantined = _merge_counts(report.quarantined, quarantine.counts)
+    ws.save_report(report)
+    _timed(ws, "fetch", t0)
+    return ws
+
+
+def embed_stage(settings: Settings, ws: Workspace, encoder: ClipEncoder, force: bool = False) -> Workspace:
+    """Embed fetched images whose (hash, model) has no stored vector (all of them with ``force``)."""
+    t0 = time.perf_counter()
+    fetched: dict[str, str] = ws.read_json("fetched", {})
+    store = EmbeddingStore.from_settings(settings)
+    hashes = set(fetched.values())
+    known = {} if force else store.lookup(encoder.model_id, hashes)
+    todo = [(h, ws.path / "images" / h) for h in sorted(hashes) if h not in known]
+    ids, vectors, failures = encoder.encode_images_safe([(h, p.read_bytes()) for h, p in todo])
+    store.add(encoder.model_id, ids, vectors)
+    ws.write_json("embed_failures", dict(failures))
+    ws.write_json("embedded_hashes", sorted(set(ids) | set(ws.read_json("embedded_hashes", []))))
+    report = ws.report()
+    report.embedded += len(ids)
+    ws.save_report(report)
+    _timed(ws, "embed", t0)
+    log.info("embedded %d images, reused %d", len(ids), len(known), extra={"run_id": ws.run_id, "vendor": ws.ref.vendor})
+    return ws
+
+
+def standardise_stage(settings: Settings, ws: Workspace, model_id: str, zeroshot: ZeroShot | None = None) -> Workspace:
+    """Settle each product's image hash, standardise attributes, and classify the final outcome."""
+    from looksync.pipelines.enrich import standardise
+
+    t0 = time.perf_counter()
+    classes = ws.read_json("classes")
+    fetched: dict[str, str] = ws.read_json("fetched", {})
+    failed = ws.read_json("embed_failures", {})
+    quarantine = ws.quarantine(settings)
+    stored = ProductStore(settings.data_dir).get_many(classes["image_check"] + classes["same_image"])
+    vectors_store = EmbeddingStore.from_settings(settings)
+    ready: list[Product] = []
+    fetch_needed = set(classes["new"]) | set(classes["image_check"])
+    for p in ws.read_products("incoming"):
+        if p.product_id in fetch_needed:
+            if p.product_id not in fetched:
+                continue  # quarantined at fetch; a stored version (if any) stays as it is
+            p.image_hash = fetched[p.product_id]
+            if p.image_hash in failed:
+                _quarantine_product(quarantine, p, Reason.IMAGE_NOT_IMAGE, failed[p.image_hash])
+                continue
+        p.model_id = model_id
+        ready.append(p)
+    vectors = vectors_store.lookup(model_id, {p.image_hash for p in ready})
+    ready = [p for p in ready if p.image_hash in vectors]
+    result = standardise(ready, vectors, zeroshot, settings.zeroshot_min_confidence)
+    final: dict[str, list[str]] = {k: [] for k in ("new", "image_changed", "metadata_only", "unchanged")}
+    write: list[Product] = []
+    for p in ready:
+        old = stored.get(p.product_id)
+        if old is None:
+            outcome = "new"
+        elif old.image_hash != p.image_hash:
+            outcome = "image_changed"
+        elif metadata_differs(old, p):
+            outcome = "metadata_only"
+        else:
+            outcome = "unchanged"
+        final[outcome].append(p.product_id)
+        if outcome != "unchanged":
+            write.append(p)
+    final["vanished"] = classes["vanished"]
+    ws.write_products("write", write)
+    ws.write_json("final", final)
+    ws.write_json("sources", result.sources)
+    report = ws.report()
+    report.quarantined = _merge_counts(report.quarantined, quarantine.counts)
+    # every distinct image of a product kept in this run whose vector was not computed now was reused
+    report.embeddings_reused = len({p.image_hash for p in ready} - set(ws.read_json("embedded_hashes", [])))
+    report.outcomes = {k: len(v) for k, v in final.items()}
+    report.outcomes["quarantined"] = sum(report.quarantined.values())
+    report.standardised = {"rules": result.count("rules"), "zeroshot": result.count("zeroshot"),
+                           "contradictions": len(result.contradictions), "still_missing": len(result.still_missing)}  # fmt: skip
+    ws.save_report(report)
+    _timed(ws, "standardise", t0)
+    return ws
+
+
+def apply_stage(
+    settings: Settings,
+    ws: Workspace,
+    index: CatalogIndex | None = None,
+    mirror: AttributeMirror | None = None,
+    dry_run: bool = False,
+) -> IngestReport:
+    """Write the outcome: product store, live index (upsert / metadata update / delete), Redis mirror.
+
+    Without a live index version one is created for this model (the first ingest bootstraps the
+    index); a live version of another model is left alone (a model switch goes through a backfill
+    into a new version, then a swap)."""
+    import numpy as np
+
+    t0 = time.perf_counter()
+    final = ws.read_json("final")
+    write = ws.read_products("write")
+    report = ws.report()
+    if dry_run:
+        report.notes.append("dry run: nothing written")
+        ws.save_report(report)
+        return report
+    by_outcome = {k: [p for p in write if p.product_id in set(final[k])] for k in ("new", "image_changed", "metadata_only")}
+    products = ProductStore(settings.data_dir)
+    report.products_stored = products.upsert(write)
+    products.delete(final["vanished"])
+    if index is not None:
+        model_id = write[0].model_id if write else None
+        live = index.live_version()
+        if live is None and write:
+            dim = len(next(iter(EmbeddingStore.from_settings(settings).lookup(model_id, [write[0].image_hash]).values())))
+            live = index.create_version(model_id, dim)
+            index.set_live(live)
+            report.notes.append(f"no live index version: created {live} for {model_id}")
+        live_model = index.live_model_id() if live else None
+        if live and model_id and live_model != model_id:
+            report.notes.append(f"live index {live} holds {live_model}, not {model_id}: index not updated (backfill + swap)")
+        elif live:
+            embed_now = by_outcome["new"] + by_outcome["image_changed"]
+            if embed_now:
+                vectors = EmbeddingStore.from_settings(settings).lookup(model_id, {p.image_hash for p in embed_now})
+                matrix = np.stack([vectors[p.image_hash] for p in embed_now]).astype(np.float32)
+                result = index.upsert(live, embed_now, matrix)
+                _index_failures(report, result.failures, "upsert")
+            if by_outcome["metadata_only"]:
+                result = index.update_metadata(live, by_outcome["metadata_only"])
+                _index_failures(report, result.failures, "metadata update")
+            if final["vanished"]:
+                index.delete(live, final["vanished"])
+            report.index_version = live
+    else:
+        report.notes.append("no index given: stores written, index not updated (run `looksync index build`)")
+    if mirror is not None:
+        groups = products.groups()
+        mirror.upsert(write, {p.product_id: groups.get(p.product_id) for p in write}, ws.read_json("sources", {}))
+        mirror.delete(final["vanished"])
+    else:
+        report.notes.append("no Redis configured: attribute mirror not updated")
+    ws.save_report(report)
+    _timed(ws, "apply", t0)
+    report = ws.report()
+    log.info(
+        "ingest done: %s; %d embedded, %d reused, %d quarantined",
+        report.outcomes, report.embedded, report.embeddings_reused, report.quarantined_total,
+        extra={"run_id": report.run_id, "vendor": report.vendor},
+    )  # fmt: skip
+    return report
+
+
+def _index_failures(report: IngestReport, failures: list[tuple[str, str]], what: str) -> None:
+    if failures:
+        report.notes.append(f"index {what}: {len(failures)} failures, first: {failures[0]}")
+
+
+def _merge_counts(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = out.get(k, 0) + v
+    return out
+
+
+def ingest_feed(
+    settings: Settings,
+    vendor: str,
+    feed_path: str | Path,
+    encoder: ClipEncoder,
+    run_id: str | None = None,
+    *,
+    index: CatalogIndex | None = None,
+    mirror: AttributeMirror | None = None,
+    zeroshot: ZeroShot | Callable[[], ZeroShot] | None = None,
+    refetch: bool = False,
+    force_embed: bool = False,
+    mode: str = "full",
+    message_id: str | None = None,
+    dry_run: bool = False,
+) -> IngestReport:
+    """Every stage for one feed, in this process (the CLI path; the DAG runs the stages as tasks)."""
+    run_id = run_id or new_run_id()
+    ref = FeedRef(vendor, str(feed_path), mode=mode, message_id=message_id)
+    log.info("ingest start", extra={"run_id": run_id, "vendor": vendor, "feed": str(feed_path)})
+    ws = parse_stage(settings, ref, run_id)
+    detect_stage(settings, ws, encoder.model_id, refetch=refetch or force_embed)
+    fetch_stage(settings, ws)
+    embed_stage(settings, ws, encoder, force=force_embed)
+    if callable(zeroshot) and not hasattr(zeroshot, "scores"):
+        zeroshot = zeroshot()
+    standardise_stage(settings, ws, encoder.model_id, zeroshot)
+    return apply_stage(settings, ws, index, mirror, dry_run=dry_run)

@@ -1,0 +1,137 @@
+"""Rebuild the index: stores -> new version -> validate -> swap live -> snapshot -> prune.
+
+Vectors come from the embeddings store (never recomputed); products from the product store. Only
+products whose image has a vector of the requested model are indexed; the rest are reported. Each step
+is a function of its own so the ``catalog_reindex`` DAG runs them as separate tasks; ``build_index``
+runs them in one go for the CLI. Every step before ``swap`` works on the new version only, so a failure
+anywhere before it leaves the live version serving; a version that failed validation is never made
+live and is pruned like any old version.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from looksync.catalog.stores import EmbeddingStore, ProductStore
+from looksync.index import CatalogIndex
+from looksync.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class ReindexError(RuntimeError):
+    """A reindex step failed; the live version is unchanged (the message says which step and why)."""
+
+
+@dataclass
+class BuildReport:
+    version: str
+    model_id: str
+    indexed: int
+    missing_vectors: list[str]
+    failures: list[tuple[str, str]]
+    pruned: list[str] = field(default_factory=list)
+    previous_live: str | None = None
+    validation: dict[str, Any] | None = None
+    snapshot: dict[str, Any] | None = None
+
+
+def _ready(settings: Settings, model_id: str):
+    products = ProductStore(settings.data_dir).all()
+    vectors = EmbeddingStore.from_settings(settings).load(model_id)
+    if not vectors:
+        raise RuntimeError(f"embeddings store has no vectors for model {model_id!r}; ingest feeds with it first")
+    ready = sorted((p for p in products if p.image_hash in vectors), key=lambda p: p.product_id)
+    missing = [p.product_id for p in products if p.image_hash not in vectors]
+    return ready, missing, vectors
+
+
+def build_version(settings: Settings, index: CatalogIndex, model_id: str, batch_size: int = 1000) -> BuildReport:
+    """Write every product with a vector of ``model_id`` into a new, not-live version."""
+    ready, missing, vectors = _ready(settings, model_id)
+    dim = len(next(iter(vectors.values())))
+    previous = index.live_version()
+    version = index.create_version(model_id, dim)
+    failures: list[tuple[str, str]] = []
+    indexed = 0
+    index.begin_bulk_load(version)
+    for start in range(0, len(ready), batch_size):
+        batch = ready[start : start + batch_size]
+        for p in batch:
+            p.model_id = model_id
+        matrix = np.stack([vectors[p.image_hash] for p in batch]).astype(np.float32)
+        result = index.upsert(version, batch, matrix)
+        indexed += result.written
+        failures.extend(result.failures)
+    index.end_bulk_load(version)
+    if indexed == 0:
+        raise RuntimeError(f"index version {version} is empty ({len(failures)} failures); live version unchanged")
+    return BuildReport(version, model_id, indexed, missing, failures, previous_live=previous)
+
+
+def validate_build(
+    settings: Settings, index: CatalogIndex, version: str, model_id: str, failed: list[tuple[str, str]] = ()
+) -> dict[str, Any]:
+    """Count and sampled recall of ``version`` against exact search on the store's vectors (products
+    whose write ``failed`` excluded); on failure ``ReindexError`` (the live version never changed)."""
+    ready, _missing, vectors = _ready(settings, model_id)
+    failed_ids = {pid for pid, _ in failed}
+    ready = [p for p in ready if p.product_id not in failed_ids]
+    ids = [p.product_id for p in ready]
+    matrix = np.stack([vectors[p.image_hash] for p in ready]).astype(np.float32) if ready else np.zeros((0, 1))
+    report = index.validate(
+        version, ids, matrix, queries=settings.reindex_sample, min_recall=settings.reindex_min_recall
+    )
+    if not report.ok:
+        raise ReindexError(f"validation of {version} failed: {'; '.join(report.problems)}; live version unchanged")
+    return asdict(report)
+
+
+def swap(index: CatalogIndex, version: str) -> str | None:
+    """Make ``version`` live (atomic in every backend); returns the version that was live before."""
+    previous = index.live_version()
+    index.set_live(version)
+    log.info("index version %s live (was %s)", version, previous)
+    return previous
+
+
+def snapshot(index: CatalogIndex, version: str) -> dict[str, Any]:
+    """Snapshot ``version`` to the backend's snapshot store (S3 when a bucket is configured)."""
+    return asdict(index.snapshot(version))
+
+
+def prune(index: CatalogIndex, keep: int) -> list[str]:
+    return index.prune(keep)
+
+
+def build_index(
+    settings: Settings,
+    index: CatalogIndex,
+    model_id: str,
+    keep: int = 3,
+    batch_size: int = 1000,
+    *,
+    validate: bool = True,
+    take_snapshot: bool = False,
+) -> BuildReport:
+    """Every step in one go (the CLI path): build, validate, swap, optionally snapshot, prune."""
+    report = build_version(settings, index, model_id, batch_size)
+    if validate:
+        try:
+            report.validation = validate_build(settings, index, report.version, model_id, report.failures)
+        except ReindexError:
+            index.prune(keep)  # the failed version is not live: drop what is beyond `keep`
+            raise
+    swap(index, report.version)
+    if take_snapshot:
+        report.snapshot = snapshot(index, report.version)
+    report.pruned = prune(index, keep)
+    log.info(
+        "index version %s live: %d products (%d without vectors, %d failed)",
+        report.version, report.indexed, len(report.missing_vectors), len(report.failures),
+    )  # fmt: skip
+    return report

@@ -1,0 +1,575 @@
+"""The online search pipeline (no Flask here; the service's handlers call these functions).
+
+Look search: cached whole response (key: look image hash + parameters + live index version + model
+id) or: per-layer queries (vision LLM, falling back to the local CLIP zero-shot generator) -> CLIP
+text embedding (cached per model id) -> filtered kNN per layer on the live index -> near-duplicate
+removal -> rerank (LLM listwise | crop-embedding cosine) -> per-layer ranked products, with stage
+timings and an honest ``degraded`` list. Also text / image / image+text search and
+product-to-product similarity on the same filters.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from looksync.catalog.taxonomy import Taxonomy, get_taxonomy
+from looksync.index import CatalogIndex, Hit, SearchFilters
+from looksync.search.cache import Cache, CacheUnavailable, TextVectorTable, open_cache
+from looksync.search.llm import LLMClient
+from looksync.search.querygen import LLMQueryGenerator, LocalQueryGenerator, QueryGenerator, local_vocabulary
+from looksync.search.regions import RegionFinder, make_region_finder
+from looksync.search.rerank import RERANK_MODES, LayerCandidates, Reranker
+from looksync.settings import Settings
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+    from embeddings import ClipEncoder
+    from embeddings.zeroshot import ZeroShot
+
+log = logging.getLogger(__name__)
+
+MAX_K = 100
+
+
+class InvalidRequest(ValueError):
+    """The caller asked for something invalid (unknown market, layer, bad k...)."""
+
+
+class NotReady(RuntimeError):
+    """The service cannot answer yet (no live index, or the index was built with another model)."""
+
+
+class NotFound(LookupError):
+    """No such product in the live index."""
+
+
+class Unsupported(RuntimeError):
+    """The configured backend cannot do this (e.g. return stored vectors for /similar)."""
+
+
+@dataclass
+class LookSearchRequest:
+    market: str | None = None
+    gender: str | None = None
+    layers: list[str] | None = None
+    k: int = 10
+    filters: SearchFilters = field(default_factory=SearchFilters)
+    rerank: str = "auto"
+
+    def cache_params(self) -> dict[str, Any]:
+        return {"market": self.market, "gender": self.gender, "layers": self.layers, "k": self.k,
+                "filters": asdict(self.filters), "rerank": self.rerank}
+
+    def validate(self, taxonomy: Taxonomy) -> None:
+        if self.rerank not in RERANK_MODES:
+            raise InvalidRequest(f"rerank {self.rerank!r} is not one of {', '.join(RERANK_MODES)}")
+        if self.market is not None and self.market not in taxonomy.markets:
+            raise InvalidRequest(f"market {self.market!r} is not one of {', '.join(taxonomy.markets)}")
+        if self.gender is not None and self.gender not in taxonomy.genders:
+            raise InvalidRequest(f"gender {self.gender!r} is not one of {', '.join(taxonomy.genders)}")
+        unknown = [layer for layer in self.layers or [] if layer not in taxonomy.layers]
+        if unknown:
+            raise InvalidRequest(f"unknown layer(s) {unknown}; known: {', '.join(taxonomy.layers)}")
+        if self.layers is not None and not self.layers:
+            raise InvalidRequest("layers, when given, must name at least one layer")
+        if not 1 <= self.k <= MAX_K:
+            raise InvalidRequest(f"k must be between 1 and {MAX_K}, got {self.k}")
+        f = self.filters
+        if f.price_min is not None and f.price_max is not None and f.price_min > f.price_max:
+            raise InvalidRequest(f"price_min {f.price_min} is above price_max {f.price_max}")
+
+
+@dataclass
+class Timer:
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings_ms[name] = self.timings_ms.get(name, 0.0) + (time.perf_counter() - start) * 1000
+
+
+def product_summary(hit: Hit) -> dict[str, Any]:
+    p = hit.product
+    return {
+        "product_id": hit.product_id,
+        "score": round(float(hit.score), 6),
+        "title": p.get("title"),
+        "brand": p.get("brand"),
+        "category": p.get("category"),
+        "layer": p.get("layer"),
+        "gender": p.get("gender"),
+        "colours": p.get("colours"),
+        "pattern": p.get("pattern"),
+        "market": p.get("market"),
+        "price": p.get("price"),
+        "currency": p.get("currency"),
+        "in_stock": p.get("in_stock"),
+        "sizes": p.get("sizes"),
+        "image_url": (p.get("image_urls") or [None])[0],
+        "product_url": p.get("product_url"),
+    }
+
+
+def drop_near_duplicates(hits: list[Hit], exclude_keys: set[str] | None = None) -> list[Hit]:
+    """Keep the best-scoring hit of each dedup group / image (hits arrive best first). Near-duplicates
+    by vector cosine are removed by the crop rerank, which has the vectors at hand."""
+    seen: set[str] = set(exclude_keys or ())
+    kept = []
+    for hit in hits:
+        keys = {k for k in (hit.product.get("dedup_group"), hit.product.get("image_hash")) if k} or {hit.product_id}
+        if keys & seen:
+            continue
+        seen |= keys
+        kept.append(hit)
+    return kept
+
+
+@dataclass
+class SearchRequest:
+    """``POST /v1/search``: a text, an image, or an image with a text modifier ("like this, in navy")."""
+
+    text: str | None = None
+    market: str | None = None
+    gender: str | None = None
+    layers: list[str] | None = None
+    categories: list[str] | None = None
+    k: int = 10
+    filters: SearchFilters = field(default_factory=SearchFilters)
+
+    def validate(self, taxonomy: Taxonomy, has_image: bool) -> None:
+        LookSearchRequest(self.market, self.gender, self.layers, self.k, self.filters).validate(taxonomy)
+        if not has_image and not (self.text and self.text.strip()):
+            raise InvalidRequest("give a text, an image, or both")
+        if self.text is not None and len(self.text) > 500:
+            raise InvalidRequest(f"text is {len(self.text)} characters; at most 500")
+        unknown = [c for c in self.categories or [] if c not in taxonomy.categories]
+        if unknown:
+            raise InvalidRequest(f"unknown categor(y/ies) {unknown}; known: {', '.join(taxonomy.categories)}")
+
+
+class SearchEvents:
+    """Hooks the service uses for metrics; the defaults do nothing."""
+
+    def cache(self, cache: str, result: str) -> None:  # result: hit | miss | error
+        pass
+
+
+class SearchEngine:
+    """Shared, per-process resources for the online path: encoder, zero-shot heads, index, cache,
+    query generator (LLM with local fallback, or local), region finder and reranker."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        encoder: ClipEncoder,
+        index: CatalogIndex,
+        cache: Cache,
+        query_generator: QueryGenerator | None = None,
+        taxonomy: Taxonomy | None = None,
+        llm: LLMClient | None = None,
+        region_finder: RegionFinder | None = None,
+        events: SearchEvents | None = None,
+        zeroshot: ZeroShot | None = None,
+    ):
+        from embeddings.zeroshot import ZeroShot
+
+        self.settings = settings
+        self.encoder = encoder
+        self.index = index
+        self.cache = cache
+        self.taxonomy = taxonomy or get_taxonomy()
+        self.llm = llm
+        self.events = events or SearchEvents()
+        self.local_query_generator = LocalQueryGenerator(
+            encoder, zeroshot or ZeroShot(encoder, self.taxonomy), self.taxonomy, layout=settings.region_finder == "layout"
+        )
+        if query_generator is None:
+            query_generator = (
+                LLMQueryGenerator(llm, self.local_query_generator, self.taxonomy) if llm else self.local_query_generator
+            )
+        self.query_generator = query_generator
+        self.region_finder = region_finder or make_region_finder(
+            settings.region_finder, encoder, lambda texts: self.embed_texts(texts, [])
+        )
+        self.reranker = Reranker(
+            encoder,
+            index,
+            self.region_finder,
+            llm=llm,
+            llm_budget_s=settings.rerank_llm_budget_s,
+            text_weight=settings.rerank_text_weight,
+            dedup_cosine=settings.search_dedup_cosine,
+        )
+        self._checked_versions: dict[str, str | None] = {}  # version -> its model id (immutable per version)
+        self.text_table: TextVectorTable | None = None  # the local vocabulary's text vectors, once computed
+        self.text_vocab_state = "off"  # off | building | ready | failed
+        self._text_vocab_stop = threading.Event()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SearchEngine:
+        from embeddings import load_encoder_from_settings
+        from looksync.index.factory import open_index
+
+        engine = cls(
+            settings,
+            load_encoder_from_settings(settings),
+            open_index(settings),
+            open_cache(settings),
+            llm=LLMClient.from_settings(settings),
+        )
+        engine.precompute_text_vocabulary(settings.text_vocab_precompute)
+        return engine
+
+    def precompute_text_vocabulary(self, mode: str = "blocking", texts: list[str] | None = None) -> threading.Thread | None:
+        """Text vectors for every query the local generator can write, so its text-embedding stage is
+        a lookup: loaded from ``text_vocab_dir`` when saved for this model id and vocabulary, else
+        computed (``blocking``: now; ``background``: in a daemon thread, requests meanwhile embed as
+        usual) and saved. ``off``: nothing. ``texts``: another vocabulary (tests). Returns the
+        background thread, if one was started."""
+        if mode == "off":
+            return None
+        if mode not in ("background", "blocking"):
+            raise ValueError(f"text_vocab_precompute {mode!r}: expected off, background or blocking")
+        directory = self.settings.text_vocab_dir or self.settings.data_dir / "textvec"
+        texts = local_vocabulary(self.taxonomy) if texts is None else texts
+        table = TextVectorTable.load(directory, self.encoder.model_id, texts)
+        if table is not None:
+            self.text_table, self.text_vocab_state = table, "ready"
+            return None
+        self.text_vocab_state = "building"
+
+        def build() -> None:
+            start = time.perf_counter()
+            try:
+                built = TextVectorTable.build(self.encoder, texts, stop=self._text_vocab_stop)
+            except Exception:  # a failed precompute leaves the service on per-request embedding
+                log.exception("text vocabulary precompute failed; text queries are embedded per request")
+                self.text_vocab_state = "failed"
+                return
+            if built is None:
+                self.text_vocab_state = "off"
+                return
+            self.text_table, self.text_vocab_state = built, "ready"
+            log.info("text vocabulary: %d vectors in %.1fs", len(built), time.perf_counter() - start)
+            try:
+                built.save(directory)
+            except OSError as exc:
+                log.warning("text vocabulary not saved to %s: %s", directory, exc)
+
+        if mode == "blocking":
+            build()
+            return None
+        thread = threading.Thread(target=build, name="text-vocabulary", daemon=True)
+        thread.start()
+        return thread
+
+    def close(self) -> None:
+        """Stop a background precompute (tests, shutdown)."""
+        self._text_vocab_stop.set()
+
+    # ---- readiness and caches -------------------------------------------------------------------
+
+    def check_ready(self) -> str:
+        """The live version name, or NotReady saying why the service cannot answer."""
+        version = self.index.live_version()
+        if version is None:
+            raise NotReady("no live index version: run `looksync index build` after ingesting feeds")
+        if version not in self._checked_versions:
+            self._checked_versions[version] = self.index.live_model_id()
+        model_id = self._checked_versions[version]
+        if model_id != self.encoder.model_id:
+            raise NotReady(f"live index {version} holds vectors of {model_id}, but the service loaded {self.encoder.model_id}")
+        return version
+
+    def _cache_get(self, cache_name: str, key: str, degraded: list[str]) -> bytes | None:
+        try:
+            value = self.cache.get(key)
+        except CacheUnavailable as exc:
+            self.events.cache(cache_name, "error")
+            _note(degraded, f"cache_unavailable: {exc}")
+            return None
+        self.events.cache(cache_name, "miss" if value is None else "hit")
+        return value
+
+    def _cache_set(self, key: str, value: bytes, degraded: list[str], ttl_s: int | None = None) -> None:
+        try:
+            self.cache.set(key, value, ttl_s=ttl_s)
+        except CacheUnavailable as exc:
+            _note(degraded, f"cache_unavailable: {exc}")
+
+    def embed_text(self, text: str, degraded: list[str]) -> np.ndarray:
+        return self.embed_texts([text], degraded)[0]
+
+    def embed_texts(self, texts: list[str], degraded: list[str]) -> np.ndarray:
+        """len(texts) x dim: from the precomputed vocabulary table (this model's only), else the text
+        cache (per model id), else one ``encode_texts`` batch for all the misses (then cached)."""
+        model_id = self.encoder.model_id
+        out: list[np.ndarray | None] = [None] * len(texts)
+        missing: dict[str, list[int]] = {}
+        table = self.text_table
+        for i, text in enumerate(texts):
+            vector = table.get(model_id, text) if table is not None else None
+            if vector is not None:
+                out[i] = vector
+                continue
+            if text in missing:
+                missing[text].append(i)
+                continue
+            cached = self._cache_get("text_embedding", _text_key(model_id, text), degraded)
+            if cached is not None:
+                out[i] = np.frombuffer(cached, dtype=np.float32)
+            else:
+                missing[text] = [i]
+        if missing:
+            vectors = self.encoder.encode_texts(list(missing)).astype(np.float32, copy=False)
+            for (text, rows), vector in zip(missing.items(), vectors, strict=True):
+                for i in rows:
+                    out[i] = vector
+                self._cache_set(_text_key(model_id, text), vector.tobytes(), degraded)
+        if not texts:
+            return np.zeros((0, self.encoder.dim), dtype=np.float32)
+        return np.stack(out)  # type: ignore[arg-type]
+
+    def look_cache_key(self, look_sha256: str, request: LookSearchRequest, version: str) -> str:
+        params = json.dumps(request.cache_params(), sort_keys=True, default=str)
+        raw = f"{look_sha256}\x00{params}\x00{version}\x00{self.encoder.model_id}"
+        return "look:" + hashlib.sha256(raw.encode()).hexdigest()
+
+    # ---- look search ----------------------------------------------------------------------------
+
+    def search_look(self, look: Image, request: LookSearchRequest, look_sha256: str | None = None) -> dict[str, Any]:
+        """Per-layer products for a look. ``look_sha256`` (of the uploaded bytes) enables the response
+        cache; answers with a degraded note are not cached, so a recovered dependency is used again."""
+        request.validate(self.taxonomy)
+        version = self.check_ready()
+        timer = Timer()
+        degraded: list[str] = []
+        key = None
+        if look_sha256 and self.settings.look_cache_ttl_s > 0:
+            key = self.look_cache_key(look_sha256, request, version)
+            with timer.stage("cache"):
+                cached = self._cache_get("look", key, degraded)
+            if cached is not None:
+                response = json.loads(cached)
+                response.update(cache="hit", timings_ms={k: round(v, 2) for k, v in timer.timings_ms.items()})
+                return response
+
+        with timer.stage("query_generation"):
+            generated = self.query_generator.generate(look, layers=request.layers, gender=request.gender)
+        for note in generated.degraded:
+            _note(degraded, note)
+        gender = request.gender or generated.gender
+        reranking = request.rerank != "off"
+        per_k = self.settings.rerank_candidates_per_k if reranking else 2
+        candidates, extras = [], []
+        with timer.stage("text_embedding"):
+            vectors = self.embed_texts([q.query for q in generated.layers], degraded)
+        for layer_query, vector in zip(generated.layers, vectors, strict=True):
+            queries = [self.look_query_vector(vector, layer_query.crop_vector)]
+            if layer_query.alt_crop_vectors is not None and self.settings.look_crop_weight > 0:
+                queries += [self.look_query_vector(vector, alt) for alt in layer_query.alt_crop_vectors]
+            filters = replace(request.filters, layers=[layer_query.layer], market=request.market or request.filters.market)
+            with timer.stage("knn"):
+                hits, gender_filter = self._knn_best_of(queries, request.k * per_k, filters, gender, request.gender)
+            with timer.stage("dedup"):
+                hits = drop_near_duplicates(hits)
+            candidates.append(
+                LayerCandidates(
+                    layer=layer_query.layer,
+                    query=layer_query.query,
+                    hits=hits,
+                    box=layer_query.box,
+                    crop_vector=layer_query.crop_vector,
+                    alt_crop_vectors=layer_query.alt_crop_vectors,
+                )
+            )
+            extras.append((layer_query, gender_filter))
+        with timer.stage("rerank"):
+            method = self.reranker.rerank(look, candidates, request.rerank, version, degraded) if reranking else "off"
+
+        results = []
+        for c, (layer_query, gender_filter) in zip(candidates, extras, strict=True):
+            products = []
+            for hit in c.hits[: request.k]:
+                summary = product_summary(hit)
+                if hit.product_id in c.rerank_scores:
+                    summary["rerank_score"] = round(c.rerank_scores[hit.product_id], 6)
+                products.append(summary)
+            results.append(
+                {
+                    "layer": c.layer,
+                    "query": c.query,
+                    "query_source": generated.source,
+                    "attributes": layer_query.attributes,
+                    "region": list(c.box) if c.box else None,
+                    "gender_filter": gender_filter,
+                    "products": products,
+                }
+            )
+        response = {
+            "index_version": version,
+            "model_id": self.encoder.model_id,
+            "gender": gender,
+            "market": request.market,
+            "query_source": generated.source,
+            "layers": results,
+            "rerank": method,
+            "cache": ("unavailable" if any(n.startswith("cache_unavailable") for n in degraded) else "miss") if key else "off",
+            "timings_ms": {},
+            "degraded": degraded,
+        }
+        if key and not degraded:
+            with timer.stage("cache"):
+                self._cache_set(key, json.dumps(response).encode(), degraded, ttl_s=self.settings.look_cache_ttl_s)
+        response["timings_ms"] = {k: round(v, 2) for k, v in timer.timings_ms.items()}
+        return response
+
+    def look_query_vector(self, text_vector: np.ndarray, crop_vector: np.ndarray | None) -> np.ndarray:
+        """A layer's kNN query: the text vector, blended with the garment crop's image vector when there
+        is one (what the query was read from: it carries the shape, shade and pattern words lose)."""
+        w = self.settings.look_crop_weight
+        if crop_vector is None or w == 0:
+            return text_vector
+        blended = (1 - w) * np.asarray(text_vector, dtype=np.float32) + w * np.asarray(crop_vector, dtype=np.float32)
+        norm = float(np.linalg.norm(blended))
+        return blended / norm if norm > 0 else text_vector
+
+    def _knn_best_of(
+        self, vectors: list[np.ndarray], k: int, filters: SearchFilters, gender: str | None, requested_gender: str | None
+    ) -> tuple[list[Hit], str]:
+        """kNN for each query vector of a layer (one per crop extent), merged: a product keeps its best
+        score; the top ``k`` by that score."""
+        if len(vectors) == 1:
+            return self._knn_with_gender(vectors[0], k, filters, gender, requested_gender)
+        best: dict[str, Hit] = {}
+        relaxed = []
+        for vector in vectors:
+            hits, gender_filter = self._knn_with_gender(vector, k, filters, gender, requested_gender)
+            relaxed.append(gender_filter)
+            for hit in hits:
+                if hit.product_id not in best or hit.score > best[hit.product_id].score:
+                    best[hit.product_id] = hit
+        merged = sorted(best.values(), key=lambda h: h.score, reverse=True)[:k]
+        return merged, "relaxed" if "relaxed" in relaxed else relaxed[0]
+
+    def _knn_with_gender(
+        self, vector: np.ndarray, k: int, filters: SearchFilters, gender: str | None, requested_gender: str | None
+    ) -> tuple[list[Hit], str]:
+        if gender and gender != "unisex":
+            filters = replace(filters, genders=[gender, "unisex"])
+        gender_filter = "requested" if requested_gender else ("inferred" if gender else "none")
+        hits = self.index.search(vector, k=k, filters=filters, num_candidates=k * 5)
+        if not requested_gender and gender and len(hits) < k:
+            # an inferred gender is a preference, not the caller's constraint: widen rather than
+            # return a short list
+            hits = self.index.search(vector, k=k, filters=replace(filters, genders=None), num_candidates=k * 5)
+            gender_filter = "relaxed"
+        return hits, gender_filter
+
+    # ---- text / image search, products ----------------------------------------------------------
+
+    def search(self, request: SearchRequest, image: Image | None = None) -> dict[str, Any]:
+        """Text, image, or image + text modifier: normalise(image + w * text) as the query vector."""
+        request.validate(self.taxonomy, has_image=image is not None)
+        version = self.check_ready()
+        timer = Timer()
+        degraded: list[str] = []
+        parts = []
+        if image is not None:
+            with timer.stage("image_embedding"):
+                parts.append(self.encoder.encode_images([image.convert("RGB")])[0])
+        if request.text and request.text.strip():
+            with timer.stage("text_embedding"):
+                text_vector = self.embed_text(" ".join(request.text.split()), degraded)
+            parts.append(text_vector * (self.settings.search_modifier_weight if image is not None else 1.0))
+        vector = np.sum(parts, axis=0)
+        norm = float(np.linalg.norm(vector))
+        if norm == 0.0:
+            raise InvalidRequest("the text modifier cancels the image out; lower search_modifier_weight")
+        filters = replace(
+            request.filters,
+            layers=request.layers or request.filters.layers,
+            categories=request.categories or request.filters.categories,
+            market=request.market or request.filters.market,
+        )
+        with timer.stage("knn"):
+            hits, gender_filter = self._knn_with_gender(vector / norm, request.k * 2, filters, request.gender, request.gender)
+        with timer.stage("dedup"):
+            hits = drop_near_duplicates(hits)[: request.k]
+        return {
+            "index_version": version,
+            "model_id": self.encoder.model_id,
+            "mode": "image+text" if image is not None and request.text else ("image" if image is not None else "text"),
+            "text": request.text,
+            "products": [product_summary(h) for h in hits],
+            "timings_ms": {k: round(v, 2) for k, v in timer.timings_ms.items()},
+            "degraded": degraded,
+        }
+
+    def product(self, product_id: str) -> dict[str, Any]:
+        version = self.check_ready()
+        product = self.index.get(product_id, version=version)
+        if product is None:
+            raise NotFound(f"product {product_id!r} is not in the live index {version}")
+        return {"index_version": version, "product": product}
+
+    def similar(self, product_id: str, request: SearchRequest) -> dict[str, Any]:
+        """Products like ``product_id`` (its stored image vector), same layer unless ``layers`` says
+        otherwise, under the same filters; the product itself and its duplicates are left out."""
+        request.validate(self.taxonomy, has_image=True)
+        version = self.check_ready()
+        timer = Timer()
+        with timer.stage("lookup"):
+            product = self.index.get(product_id, version=version)
+            if product is None:
+                raise NotFound(f"product {product_id!r} is not in the live index {version}")
+            try:
+                vector = self.index.vectors([product_id], version=version).get(product_id)
+            except NotImplementedError as exc:
+                raise Unsupported(f"the {self.settings.resolved_index_backend} index cannot return vectors: {exc}") from exc
+        if vector is None:
+            raise NotFound(f"product {product_id!r} has no stored vector in {version}")
+        filters = replace(
+            request.filters,
+            layers=request.layers or [product["layer"]],
+            categories=request.categories or request.filters.categories,
+            market=request.market or request.filters.market,
+            exclude_ids=[*(request.filters.exclude_ids or []), product_id],
+        )
+        with timer.stage("knn"):
+            hits, _ = self._knn_with_gender(vector, request.k * 2 + 1, filters, request.gender, request.gender)
+        own = {k for k in (product.get("dedup_group"), product.get("image_hash")) if k}
+        with timer.stage("dedup"):
+            hits = drop_near_duplicates(hits, exclude_keys=own)[: request.k]
+        return {
+            "index_version": version,
+            "model_id": self.encoder.model_id,
+            "product_id": product_id,
+            "products": [product_summary(h) for h in hits],
+            "timings_ms": {k: round(v, 2) for k, v in timer.timings_ms.items()},
+            "degraded": [],
+        }
+
+
+def _text_key(model_id: str, text: str) -> str:
+    return "textvec:" + hashlib.sha1(f"{model_id}\x00{text}".encode()).hexdigest()
+
+
+def _note(degraded: list[str], message: str) -> None:
+    if message not in degraded:
+        log.warning("degraded: %s", message)
+        degraded.append(message)

@@ -1,0 +1,24 @@
+"""The worker's shared resources as the blueprints see them: the search engine and the metrics the
+app factory made once per worker (kept in ``app.extensions``), looked up on the current app."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from flask import current_app
+
+if TYPE_CHECKING:
+    from looksync.search.engine import SearchEngine
+    from serving.metrics import ServiceMetrics
+
+ENGINE = "looksync.engine"
+METRICS = "looksync.metrics"
+SETTINGS = "looksync.settings"
+
+
+def engine() -> SearchEngine:
+    return current_app.extensions[ENGINE]
+
+
+def metrics() -> ServiceMetrics:
+    return current_app.extensions[METRICS]

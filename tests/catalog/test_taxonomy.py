@@ -1,0 +1,85 @@
+import pytest
+
+from looksync.catalog.taxonomy import TaxonomyError, get_taxonomy, load_taxonomy
+
+
+def test_packaged_taxonomy_is_complete():
+    t = get_taxonomy()
+    assert list(t.layers) == [
+        "outer_topwear", "topwear", "bottomwear", "one_piece", "footwear",
+        "bag", "eyewear", "headwear", "jewellery_watch", "other_accessory",
+    ]  # fmt: skip
+    # every layer has at least one category and every category maps to exactly one known layer
+    for layer in t.layers:
+        assert t.categories_of(layer), layer
+    assert sum(len(t.categories_of(layer)) for layer in t.layers) == len(t.categories)
+    assert {m: t.currency_of(m) for m in t.markets} == {"IN": "INR", "US": "USD", "JP": "JPY"}
+    assert set(t.genders) == {"women", "men", "unisex"}
+    assert t.layer_of("jeans") == "bottomwear" and t.layer_of("dress") == "one_piece"
+
+
+def test_unknown_names_raise_with_the_known_ones():
+    t = get_taxonomy()
+    with pytest.raises(TaxonomyError, match="'kilt': not a standard category"):
+        t.layer_of("kilt")
+    with pytest.raises(TaxonomyError, match="known: outer_topwear"):
+        t.categories_of("cape")
+    with pytest.raises(TaxonomyError, match="'FR': not a market"):
+        t.currency_of("FR")
+
+
+def test_category_pointing_at_unknown_layer_is_rejected(tmp_path):
+    bad = tmp_path / "taxonomy.yaml"
+    bad.write_text(
+        """
+layers: [{id: topwear, label: topwear, prompt: a top}]
+categories: {kilt: {layer: lowerwear}}
+genders: [{id: women, label: women's}]
+markets: {IN: {currency: INR, language: en, minor_units: 2}}
+colours: {red: [200, 0, 0]}
+patterns: [solid]
+"""
+    )
+    with pytest.raises(TaxonomyError, match="category 'kilt' maps to unknown layer 'lowerwear'"):
+        load_taxonomy(bad)
+
+
+def test_bad_colour_and_unreadable_file(tmp_path):
+    bad = tmp_path / "t.yaml"
+    bad.write_text("layers: []\ncategories: {}\ngenders: []\nmarkets: {}\ncolours: {red: [300, 0, 0]}\npatterns: []\n")
+    with pytest.raises(TaxonomyError, match="colour 'red'"):
+        load_taxonomy(bad)
+    with pytest.raises(TaxonomyError, match="cannot read taxonomy"):
+        load_taxonomy(tmp_path / "missing.yaml")
+
+
+def test_layer_slots_are_fractions_of_the_look(tmp_path):
+    t = get_taxonomy()
+    for layer in t.layers.values():
+        x0, y0, x1, y1 = layer.slot
+        assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1, layer.id
+    assert t.layers["headwear"].slot[1] < t.layers["topwear"].slot[1] < t.layers["footwear"].slot[1]  # head to feet
+    base = "categories: {{}}\ngenders: []\nmarkets: {{}}\ncolours: {{}}\npatterns: []\nlayers: [{{id: topwear, label: t, prompt: p{}}}]\n"
+    (tmp_path / "none.yaml").write_text(base.format(""))
+    assert load_taxonomy(tmp_path / "none.yaml").layers["topwear"].slot is None  # optional
+    for slot in ("[0.5, 0.2, 0.4, 0.6]", "[0.1, 0.2, 0.9]", "[0, 0, 1, 1.5]", "top"):
+        (tmp_path / "bad.yaml").write_text(base.format(f", slot: {slot}"))
+        with pytest.raises(TaxonomyError, match="layer 'topwear': slot must be"):
+            load_taxonomy(tmp_path / "bad.yaml")
+
+
+def test_alt_slots_are_validated_boxes(tmp_path):
+    assert get_taxonomy().layers["bottomwear"].alt_slots  # shorts and skirts end above trousers
+    assert get_taxonomy().layers["topwear"].alt_slots == ()
+    base = "categories: {{}}\ngenders: []\nmarkets: {{}}\ncolours: {{}}\npatterns: []\nlayers: [{{id: b, label: b, prompt: p{}}}]\n"
+    (tmp_path / "ok.yaml").write_text(base.format(", slot: [0.3, 0.5, 0.7, 0.9], alt_slots: [[0.3, 0.5, 0.7, 0.7]]"))
+    assert load_taxonomy(tmp_path / "ok.yaml").layers["b"].alt_slots == ((0.3, 0.5, 0.7, 0.7),)
+    for extra, message in (
+        (", slot: [0.3, 0.5, 0.7, 0.9], alt_slots: [[0.3, 0.5, 0.2, 0.7]]", "each of alt_slots must be"),
+        (", slot: [0.3, 0.5, 0.7, 0.9], alt_slots: [0.3, 0.5, 0.7, 0.7]", "each of alt_slots must be"),
+        (", slot: [0.3, 0.5, 0.7, 0.9], alt_slots: short", "alt_slots must be a list"),
+        (", alt_slots: [[0.3, 0.5, 0.7, 0.7]]", "alt_slots needs a slot"),
+    ):
+        (tmp_path / "bad.yaml").write_text(base.format(extra))
+        with pytest.raises(TaxonomyError, match=f"layer 'b': {message}"):
+            load_taxonomy(tmp_path / "bad.yaml")
