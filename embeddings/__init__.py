@@ -20,6 +20,7 @@ _LAZY = {
     "ClipEncoder": "embeddings.encoder",
     "load_encoder": "embeddings.factory",
     "load_encoder_from_settings": "embeddings.factory",
+    "resolve_weights_from_settings": "embeddings.factory",
     "save_random_checkpoint": "embeddings.factory",
     "ZeroShot": "embeddings.zeroshot",
 }
@@ -34,13 +35,19 @@ __all__ = [
     "ClipEncoder",
     "load_encoder",
     "load_encoder_from_settings",
+    "resolve_weights_from_settings",
     "save_random_checkpoint",
     "ZeroShot",
 ]
 
 if TYPE_CHECKING:
     from embeddings.encoder import ClipEncoder
-    from embeddings.factory import load_encoder, load_encoder_from_settings, save_random_checkpoint
+    from embeddings.factory import (
+        load_encoder,
+        load_encoder_from_settings,
+        resolve_weights_from_settings,
+        save_random_checkpoint,
+    )
     from embeddings.zeroshot import ZeroShot
 
 

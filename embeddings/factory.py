@@ -116,13 +116,26 @@ def load_encoder_from_settings(settings: Settings) -> ClipEncoder:
         settings.clip_weights,
         device=settings.device,
         threads=settings.torch_threads,
-        cache_dir=settings.clip_cache_dir or settings.data_dir / "models",
-        s3_endpoint_url=settings.s3_endpoint_url,
-        s3_region=settings.s3_region,
         batch_size=settings.embed_batch_size,
         workers=settings.embed_workers,
         draft_decode=settings.embed_draft_decode,
+        **_weights_options(settings),
     )
+
+
+def resolve_weights_from_settings(settings: Settings) -> ResolvedWeights:
+    """The configured weights fetched and verified (or a ``WeightsError`` / ``UnknownModel``) without
+    building a model: entry points call it to fail fast, and to download once, before forking workers."""
+    model_config(settings.clip_model)
+    return resolve_weights(settings.clip_model, settings.clip_weights, **_weights_options(settings))
+
+
+def _weights_options(settings: Settings) -> dict[str, Any]:
+    return {
+        "cache_dir": settings.clip_cache_dir or settings.data_dir / "models",
+        "s3_endpoint_url": settings.s3_endpoint_url,
+        "s3_region": settings.s3_region,
+    }
 
 
 def save_random_checkpoint(model: str, path: Path, seed: int = 0) -> Path:

@@ -3,7 +3,10 @@
 A model spec is an architecture (see ``registry``) plus one weights string:
 
 - ``<tag>``: an open_clip pretrained tag of that architecture (e.g. ``laion2b_s32b_b79k`` for ViT-H-14),
-  fetched by open_clip's own download and cache code into ``cache_dir``;
+  fetched by open_clip's own download and cache code into ``cache_dir``. A copy already in that cache is
+  used without asking the hub; otherwise the hub's host (``HF_ENDPOINT``, through the environment's proxy)
+  must accept a connection within ``HUB_PROBE_TIMEOUT_S``, or the load fails at once naming the offline
+  sources below, instead of retrying for a minute inside huggingface_hub. ``HF_HUB_OFFLINE=1``: offline;
 - ``<path>``: a local state_dict checkpoint (``.pt``/``.pth``/``.bin``/``.safetensors``), as open_clip saves it;
 - ``s3://bucket/key.pt#sha256=<hex>`` or ``s3://bucket/key.pt``: downloaded once with boto3 into
   ``<cache_dir>/s3/<bucket>/<key>`` and verified. The expected sha256 comes from the URI fragment when
@@ -22,6 +25,9 @@ import hashlib
 import logging
 import os
 import re
+import socket
+import threading
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -34,6 +40,8 @@ log = logging.getLogger(__name__)
 DEFAULT_CACHE_DIR = Path("~/.cache/looksync/clip").expanduser()
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _PREPROCESS_KEYS = ("mean", "std", "interpolation", "resize_mode")
+# name lookup + TCP connect to the weights' host; a machine that cannot do both in this time is offline
+HUB_PROBE_TIMEOUT_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -116,10 +124,17 @@ def pretrained_weights(model: str, tag: str, *, cache_dir: Path | None = None) -
     import open_clip
 
     cfg = open_clip.get_pretrained_cfg(model, tag)
-    try:
-        path = open_clip.pretrained.download_pretrained(cfg, cache_dir=str(cache_dir) if cache_dir else None)
-    except Exception as exc:  # open_clip/huggingface_hub raise many types for one cause: not fetchable
-        raise WeightsError(f"{model} pretrained {tag!r}: cannot fetch weights (cache_dir={cache_dir}): {exc}") from exc
+    path = cached_pretrained(cfg, cache_dir)
+    if path is None:
+        _require_download_host(model, tag, cfg, cache_dir)
+        try:
+            path = open_clip.pretrained.download_pretrained(cfg, cache_dir=str(cache_dir) if cache_dir else None)
+        except Exception as exc:  # open_clip/huggingface_hub raise many types for one cause: not fetchable
+            raise WeightsError(
+                f"{model} pretrained {tag!r}: cannot fetch weights (cache_dir={cache_dir}): {exc}"
+            ) from exc
+    else:
+        log.info("weights %s:%s: using cached %s", model, tag, path)
     if not path or not Path(path).is_file():
         raise WeightsError(f"{model} pretrained {tag!r}: open_clip returned no checkpoint file ({path!r})")
     return ResolvedWeights(
@@ -130,6 +145,93 @@ def pretrained_weights(model: str, tag: str, *, cache_dir: Path | None = None) -
         preprocess={k: cfg[k] for k in _PREPROCESS_KEYS if k in cfg},
         quick_gelu=bool(cfg.get("quick_gelu", False)),
     )
+
+
+def _hub_file(cfg: dict[str, Any]) -> tuple[str, list[str]] | None:
+    """(repo id, file names in the order open_clip tries them) when open_clip fetches ``cfg`` from the hub."""
+    from open_clip import pretrained
+
+    if not (pretrained.has_hf_hub() and cfg.get("hf_hub")):
+        return None
+    repo_id, filename = os.path.split(cfg["hf_hub"])
+    filename = filename or pretrained.HF_WEIGHTS_NAME
+    # open_clip's own (private) helpers, so the lookup order cannot drift from download_pretrained_from_hf's
+    safe = list(pretrained._get_safe_alternatives(filename)) if pretrained._has_safetensors else []
+    return repo_id, [*safe, filename]
+
+
+def cached_pretrained(cfg: dict[str, Any], cache_dir: Path | None) -> str | None:
+    """The checkpoint of a pretrained cfg when it is already on disk (nothing is fetched): a hub file in
+    huggingface_hub's cache layout under ``cache_dir`` (None: its default cache), or open_clip's url
+    download. A url download is returned through open_clip, which checks its sha256 prefix."""
+    import open_clip
+
+    if "file" in cfg:
+        return cfg["file"]
+    hub = _hub_file(cfg)
+    if hub is not None:
+        from huggingface_hub import try_to_load_from_cache
+
+        repo_id, filenames = hub
+        for filename in filenames:
+            found = try_to_load_from_cache(repo_id, filename, cache_dir=cache_dir)
+            if isinstance(found, str):  # else None (unknown) or a "known missing" sentinel
+                return found
+        return None
+    url = cfg.get("url", "")
+    target = Path(cache_dir or "~/.cache/clip").expanduser() / os.path.basename(url)
+    if url and target.is_file():
+        return open_clip.pretrained.download_pretrained(cfg, cache_dir=str(cache_dir) if cache_dir else None)
+    return None
+
+
+def _require_download_host(model: str, tag: str, cfg: dict[str, Any], cache_dir: Path | None) -> None:
+    """Raise ``WeightsError`` at once, naming the offline weights sources, when the download host of an
+    uncached pretrained tag cannot be reached (or ``HF_HUB_OFFLINE`` is set)."""
+    from huggingface_hub import constants
+
+    hub = _hub_file(cfg)
+    url = f"{constants.ENDPOINT}/{hub[0]}" if hub else cfg.get("url", "")
+    why = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else unreachable(url)
+    if why is None:
+        return
+    cache = cache_dir or constants.HF_HUB_CACHE
+    raise WeightsError(
+        f"{model} pretrained {tag!r}: not in the weights cache {cache} and the model hub {url} cannot be "
+        f"reached ({why}). Offline, set LOOKSYNC_CLIP_WEIGHTS to a local checkpoint file (.pt/.pth/.bin/.safetensors "
+        f"of the LOOKSYNC_CLIP_MODEL architecture), to s3://bucket/key.pt#sha256=<hex>, or to random:<seed> "
+        f"(plumbing only: the vectors mean nothing); or copy this tag's hub files into the cache "
+        f"(LOOKSYNC_CLIP_CACHE_DIR, huggingface_hub layout) from a machine that is online. `make demo` "
+        f"fine-tunes LookSync-Tiny offline and writes its checkpoint under var/demo/models."
+    )
+
+
+def unreachable(url: str, timeout_s: float = HUB_PROBE_TIMEOUT_S) -> str | None:
+    """Why ``url``'s host (or the proxy the environment names for it) does not accept a TCP connection
+    within ``timeout_s``, or None when it does. The name lookup has no timeout of its own, so the
+    connect runs in a daemon thread and is abandoned when the time is up."""
+    parts = urlsplit(url)
+    host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    if not host:
+        return "no host in the url"
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if proxy and not urllib.request.proxy_bypass(host):
+        proxy_parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        host, port = proxy_parts.hostname or host, proxy_parts.port or 80
+    outcome: list[str | None] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout_s).close()
+            outcome.append(None)
+        except OSError as exc:
+            outcome.append(f"{host}:{port}: {exc}")
+
+    probe = threading.Thread(target=connect, name="weights-host-probe", daemon=True)
+    probe.start()
+    probe.join(timeout_s)
+    return outcome[0] if outcome else f"{host}:{port}: no connection within {timeout_s:g} s"
 
 
 def parse_s3_uri(uri: str) -> tuple[str, str, str | None]:

@@ -21,3 +21,14 @@ accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
 wsgi_app = "serving.wsgi:app"
+
+
+def worker_exit(server, worker):
+    """Stop the worker's background work (the text-vocabulary build) while the worker can still run it;
+    the engine's atexit hook does the same a little later, for any process that built the app."""
+    from serving import context
+
+    app = getattr(worker, "wsgi", None)  # absent when the app failed to load
+    engine = app.extensions.get(context.ENGINE) if app is not None else None
+    if engine is not None:
+        engine.close()

@@ -142,7 +142,16 @@ def index_versions():
 @click.option("--port", type=int, default=None)
 def serve(port: int | None):
     """Run the HTTP service under gunicorn (infra/gunicorn.conf.py)."""
-    _settings()  # fail fast on bad configuration, before gunicorn forks
+    from embeddings import EmbeddingsError
+    from embeddings.factory import resolve_weights_from_settings
+
+    settings = _settings()  # fail fast on bad configuration, before gunicorn forks
+    try:
+        # weights that cannot be had offline fail here in one line; a download happens once, here, rather
+        # than in each worker under gunicorn's boot timeout
+        resolve_weights_from_settings(settings)
+    except EmbeddingsError as exc:
+        raise click.ClickException(str(exc)) from None
     if port:
         os.environ["LOOKSYNC_PORT"] = str(port)
     conf = REPO_ROOT / "infra" / "gunicorn.conf.py"

@@ -37,6 +37,17 @@ def _isolated_env(monkeypatch):
             monkeypatch.delenv(name)
 
 
+@pytest.fixture
+def unreachable_hub_env(tmp_path: Path) -> dict[str, str]:
+    """The environment of a machine without the model hub, for subprocesses: no LOOKSYNC_* or HF_* variables
+    but HF_ENDPOINT on a loopback port where nothing listens and an empty HF_HOME under tmp_path."""
+    from tests.factories import closed_loopback_url
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOOKSYNC_", "HF_", "TRANSFORMERS_"))}
+    env.update({"HF_ENDPOINT": closed_loopback_url(), "HF_HOME": str(tmp_path / "hf-home"), "PYTHONPATH": str(REPO)})
+    return env
+
+
 @dataclass
 class BuiltCatalog:
     root: Path

@@ -1,7 +1,8 @@
-"""Small factories for test data (products, unit vectors)."""
+"""Small factories for test data (products, unit vectors, an unreachable endpoint)."""
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import numpy as np
@@ -41,3 +42,11 @@ def make_product(**overrides: Any) -> Product:
 def unit_vectors(n: int, dim: int, seed: int = 0) -> np.ndarray:
     v = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
     return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def closed_loopback_url() -> str:
+    """``http://127.0.0.1:<port>`` where nothing listens: a port bound and released, so a connect is refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"

@@ -10,11 +10,13 @@ product-to-product similarity on the same filters.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import logging
 import threading
 import time
+import weakref
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_K = 100
+CLOSE_TIMEOUT_S = 10.0  # how long close() waits for the background build to reach the end of its batch
 
 
 class InvalidRequest(ValueError):
@@ -218,6 +221,7 @@ class SearchEngine:
         self.text_table: TextVectorTable | None = None  # the local vocabulary's text vectors, once computed
         self.text_vocab_state = "off"  # off | building | ready | failed
         self._text_vocab_stop = threading.Event()
+        self._text_vocab_thread: threading.Thread | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SearchEngine:
@@ -238,8 +242,8 @@ class SearchEngine:
         """Text vectors for every query the local generator can write, so its text-embedding stage is
         a lookup: loaded from ``text_vocab_dir`` when saved for this model id and vocabulary, else
         computed (``blocking``: now; ``background``: in a daemon thread, requests meanwhile embed as
-        usual) and saved. ``off``: nothing. ``texts``: another vocabulary (tests). Returns the
-        background thread, if one was started."""
+        usual; ``close()`` stops it, as interpreter exit does) and saved. ``off``: nothing. ``texts``:
+        another vocabulary (tests). Returns the background thread, if one was started."""
         if mode == "off":
             return None
         if mode not in ("background", "blocking"):
@@ -255,7 +259,10 @@ class SearchEngine:
         def build() -> None:
             start = time.perf_counter()
             try:
-                built = TextVectorTable.build(self.encoder, texts, stop=self._text_vocab_stop)
+                # batches of the encoder's size: a stop, and a request waiting for the model, waits one batch
+                built = TextVectorTable.build(
+                    self.encoder, texts, batch_size=self.encoder.batch_size, stop=self._text_vocab_stop
+                )
             except Exception:  # a failed precompute leaves the service on per-request embedding
                 log.exception("text vocabulary precompute failed; text queries are embedded per request")
                 self.text_vocab_state = "failed"
@@ -274,12 +281,22 @@ class SearchEngine:
             build()
             return None
         thread = threading.Thread(target=build, name="text-vocabulary", daemon=True)
+        self._text_vocab_thread = thread
+        _engines_to_close.add(self)
         thread.start()
         return thread
 
-    def close(self) -> None:
-        """Stop a background precompute (tests, shutdown)."""
+    def close(self, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
+        """Stop the background text-vocabulary build at the end of its current batch and wait for it (at
+        most ``timeout_s``). Runs at interpreter exit for every engine still building, from gunicorn's
+        ``worker_exit`` hook, and in tests; calling it again does nothing more."""
         self._text_vocab_stop.set()
+        thread = self._text_vocab_thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout_s)
+            if thread.is_alive():
+                log.warning("text vocabulary build still running %.0f s after the stop; exit may abort", timeout_s)
+        _engines_to_close.discard(self)
 
     # ---- readiness and caches -------------------------------------------------------------------
 
@@ -563,6 +580,19 @@ class SearchEngine:
             "timings_ms": {k: round(v, 2) for k, v in timer.timings_ms.items()},
             "degraded": [],
         }
+
+
+# Engines with a background build, held weakly so this set keeps none alive. At interpreter exit the builds
+# are stopped and joined while Python still runs threads: a daemon thread still inside a torch call when
+# finalisation starts is ended as it takes the GIL back, unwinding through torch's C++ frames, and
+# libstdc++ aborts the process ("terminate called without an active exception", exit status 134).
+_engines_to_close: weakref.WeakSet[SearchEngine] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_engines_at_exit() -> None:
+    for engine in list(_engines_to_close):
+        engine.close()
 
 
 def _text_key(model_id: str, text: str) -> str:

@@ -1,8 +1,9 @@
-"""Test data for the embeddings tests: small images in the forms encoders accept."""
+"""Test data for the embeddings tests: small images in the forms encoders accept, a filled hub cache."""
 
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -38,3 +39,15 @@ def smooth_image(seed: int, size: tuple[int, int] = (512, 512)) -> Image.Image:
     ]
     pixels = (np.stack(channels, axis=-1) * 90 + 128).clip(0, 255).astype(np.uint8)
     return Image.fromarray(pixels, "RGB")
+
+
+def hub_cache_file(cache_dir: Path, repo_id: str, filename: str, data: bytes, commit: str = "0" * 40) -> Path:
+    """``filename`` of hub repo ``repo_id`` as huggingface_hub's cache holds a download (``models--org--name/
+    refs/main`` naming a snapshot that holds the file), the way an online machine leaves it."""
+    repo = cache_dir / ("models--" + repo_id.replace("/", "--"))
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(commit)
+    path = repo / "snapshots" / commit / filename
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path

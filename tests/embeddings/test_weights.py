@@ -1,16 +1,20 @@
-"""Weights sources other than S3: checkpoint files, pretrained tags (offline here), random seeds, settings."""
+"""Weights sources other than S3: checkpoint files, pretrained tags (cached, or failing at once offline),
+random seeds, settings."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from embeddings import ClipEncoder, WeightsError, load_encoder, load_encoder_from_settings, save_random_checkpoint
+from embeddings.weights import resolve_weights
 from looksync.settings import load_settings
 
-from .factories import noise_images
+from .factories import hub_cache_file, noise_images
 
 TINY = "LookSync-Tiny"
 
@@ -93,18 +97,53 @@ def test_unknown_tag_lists_the_models_tags():
     assert "laion2b_s34b_b79k" in message
 
 
-def test_pretrained_tag_goes_through_open_clip_and_fails_clearly_offline(
+def test_pretrained_tag_with_hub_offline_fails_at_once_naming_the_local_sources(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     import huggingface_hub.constants
 
-    # no network here; offline mode makes huggingface_hub fail at once instead of retrying DNS
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # what HF_HUB_OFFLINE=1 sets at import
     with pytest.raises(WeightsError) as err:
         load_encoder("ViT-H-14", "laion2b_s32b_b79k", device="cpu", cache_dir=tmp_path)
     message = str(err.value)
-    assert message.startswith("ViT-H-14 pretrained 'laion2b_s32b_b79k': cannot fetch weights")
-    assert str(tmp_path) in message and "laion/CLIP-ViT-H-14-laion2B-s32B-b79K" in message
+    assert message.startswith(f"ViT-H-14 pretrained 'laion2b_s32b_b79k': not in the weights cache {tmp_path} ")
+    assert "laion/CLIP-ViT-H-14-laion2B-s32B-b79K" in message and "HF_HUB_OFFLINE is set" in message
+    for offline_source in ("LOOKSYNC_CLIP_WEIGHTS", "s3://bucket/key.pt#sha256=", "random:<seed>"):
+        assert offline_source in message
+    assert "LOOKSYNC_CLIP_CACHE_DIR" in message and "make demo" in message
+
+
+def test_unreachable_hub_fails_at_once(tmp_path: Path, unreachable_hub_env: dict[str, str]):
+    # before: about a minute of huggingface_hub retries; the timeout bounds imports plus the check
+    script = (
+        "import sys; from pathlib import Path; from embeddings.weights import resolve_weights\n"
+        "resolve_weights('ViT-B-32', 'laion2b_s34b_b79k', cache_dir=Path(sys.argv[1]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "cache")],
+        env=unreachable_hub_env, capture_output=True, text=True, timeout=45,
+    )  # fmt: skip
+    assert done.returncode != 0
+    last_line = done.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("embeddings.errors.WeightsError: ViT-B-32 pretrained 'laion2b_s34b_b79k': not in")
+    assert f"{unreachable_hub_env['HF_ENDPOINT']}/laion/CLIP-ViT-B-32-laion2B-s34B-b79K cannot be reached" in last_line
+    assert "Connection refused" in last_line and "LOOKSYNC_CLIP_WEIGHTS" in last_line
+
+
+def test_cached_pretrained_checkpoint_is_used_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    # what an online machine's download left in the cache (open_clip prefers the safetensors file)
+    cached = hub_cache_file(
+        tmp_path, "laion/CLIP-ViT-B-32-laion2B-s34B-b79K", "open_clip_model.safetensors", b"weights"
+    )
+    resolved = resolve_weights("ViT-B-32", "laion2b_s34b_b79k", cache_dir=tmp_path)
+    assert (resolved.kind, resolved.checkpoint) == ("pretrained", cached)
+    assert resolved.preprocess["interpolation"] == "bicubic"
+    # another tag of the same architecture is not in this cache
+    with pytest.raises(WeightsError, match="ViT-B-32 pretrained 'laion2b_e16': not in the weights cache"):
+        resolve_weights("ViT-B-32", "laion2b_e16", cache_dir=tmp_path)
 
 
 def test_settings_choose_model_weights_and_device(tiny_checkpoint: Path, encoder: ClipEncoder, tmp_path: Path):
