@@ -1,8 +1,9 @@
 """Guarded image fetching, shared by ingestion and image-URL queries.
 
-One place decides what an acceptable remote image is: http(s) only; hosts that resolve to loopback,
-private, link-local or otherwise reserved addresses are refused unless configuration allows them;
-redirects are followed by hand so every hop is checked; timeouts, retries with backoff on transient
+One place decides what an acceptable remote image is: the fetch guard (``url_guard``: strict URL
+parsing, every resolved address globally routable, IPv4 embedded in IPv6 included, unless configuration
+allows private addresses) and a connection pinned to the address it checked (no second DNS lookup, no
+proxy from the environment); redirects are followed by hand so every hop is checked; timeouts, retries with backoff on transient
 failures, a byte cap, a content-type check, and a pixel cap read from the header before decoding
 (decompression bombs never reach the decoder).
 """
@@ -10,22 +11,24 @@ failures, a byte cap, a content-type check, and a pixel cap read from the header
 from __future__ import annotations
 
 import io
-import ipaddress
-import socket
+import threading
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
-import requests
+import certifi
+import urllib3
 
 from looksync.catalog.quarantine import Reason
 from looksync.catalog.schema import image_digest
+from looksync.catalog.url_guard import Pinned, UrlRefused, parse_url, pin
 from looksync.settings import Settings
 
 _TRANSIENT_STATUS = {429, 500, 502, 503, 504}
 _MAX_REDIRECTS = 3
+USER_AGENT = "LookSync-image-fetcher/1"
 
 
 class FetchError(Exception):
@@ -57,6 +60,7 @@ class FetchPolicy:
     allow_private: bool = False
     max_bytes: int = 10_000_000
     max_pixels: int = 25_000_000
+    max_seconds: float = 60.0  # a whole fetch, redirects and a slow body included
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FetchPolicy:
@@ -92,39 +96,67 @@ def check_image_bytes(data: bytes, policy: FetchPolicy, source: str) -> tuple[in
     return width, height
 
 
-def _check_host(url: str, policy: FetchPolicy) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise FetchError(Reason.IMAGE_BLOCKED, url, "only http(s) URLs with a host are fetched")
-    if policy.allow_private:
-        return
+def _guarded(url: str, policy: FetchPolicy) -> Pinned:
+    """Parse and pin ``url`` under the policy; the guard's refusals become quarantine reasons."""
     try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
-    except socket.gaierror as exc:
-        raise FetchError(Reason.IMAGE_UNREACHABLE, url, f"cannot resolve host: {exc}") from exc
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
-            raise FetchError(
-                Reason.IMAGE_BLOCKED,
-                url,
-                f"host resolves to non-public address {address} (set LOOKSYNC_FETCH_ALLOW_PRIVATE=true to allow)",
-            )
+        return pin(parse_url(url), allow_private=policy.allow_private)
+    except UrlRefused as exc:
+        reason = {"invalid": Reason.IMAGE_URL_INVALID, "blocked": Reason.IMAGE_BLOCKED}.get(exc.kind, Reason.IMAGE_UNREACHABLE)
+        raise FetchError(reason, url, str(exc)) from None
 
 
-def _get_once(session: requests.Session, url: str, policy: FetchPolicy) -> FetchedImage:
+class PinnedPools:
+    """urllib3 connection pools that connect to the address the guard checked, one pool per (scheme,
+    address, port, host name): keep-alive across fetches of one host, TLS verified against the host
+    name, no second DNS lookup, and no proxy taken from the environment."""
+
+    def __init__(self, maxsize: int = 8):
+        self.maxsize = maxsize
+        self._pools: dict[tuple[str, str, int, str], urllib3.HTTPConnectionPool] = {}
+        self._lock = threading.Lock()
+
+    def pool(self, pinned: Pinned) -> urllib3.HTTPConnectionPool:
+        target = pinned.target
+        key = (target.scheme, pinned.address, target.port, target.host)
+        with self._lock:
+            pool = self._pools.get(key)
+            if pool is None:
+                if target.scheme == "https":
+                    tls = {} if target.host_is_ip else {"server_hostname": target.host, "assert_hostname": target.host}
+                    pool = urllib3.HTTPSConnectionPool(pinned.address, target.port, maxsize=self.maxsize, block=False,
+                                                       cert_reqs="CERT_REQUIRED", ca_certs=certifi.where(), **tls)  # fmt: skip
+                else:
+                    pool = urllib3.HTTPConnectionPool(pinned.address, target.port, maxsize=self.maxsize, block=False)
+                self._pools[key] = pool
+            return pool
+
+    def close(self) -> None:
+        with self._lock:
+            for pool in self._pools.values():
+                pool.close()
+            self._pools.clear()
+
+
+def _get_once(pools: PinnedPools, url: str, policy: FetchPolicy) -> FetchedImage:
+    started = time.monotonic()
     for _ in range(_MAX_REDIRECTS + 1):
-        _check_host(url, policy)
+        pinned = _guarded(url, policy)  # every hop: parsed, resolved once, checked, pinned
+        headers = {"Host": pinned.target.host_header, "Accept": "image/*", "User-Agent": USER_AGENT}
         try:
-            resp = session.get(url, timeout=policy.timeout_s, stream=True, allow_redirects=False)
-        except requests.RequestException as exc:
+            resp = pools.pool(pinned).urlopen(
+                "GET", pinned.target.path, headers=headers, redirect=False, retries=False, preload_content=False,
+                assert_same_host=False, timeout=urllib3.Timeout(connect=policy.timeout_s, read=policy.timeout_s),
+            )  # fmt: skip
+        except urllib3.exceptions.HTTPError as exc:
             raise FetchError(Reason.IMAGE_UNREACHABLE, url, f"request failed: {exc.__class__.__name__}: {exc}") from exc
-        with resp:
-            if resp.is_redirect and resp.headers.get("location"):
-                url = urljoin(url, resp.headers["location"])
+        complete = False  # only a fully read body gives its connection back to the pool
+        try:
+            location = resp.headers.get("location")
+            if resp.status in (301, 302, 303, 307, 308) and location:
+                url = urljoin(url, location)
                 continue
-            if resp.status_code != 200:
-                raise FetchError(Reason.IMAGE_UNREACHABLE, url, f"HTTP {resp.status_code}")
+            if resp.status != 200:
+                raise FetchError(Reason.IMAGE_UNREACHABLE, url, f"HTTP {resp.status}")
             content_type = resp.headers.get("content-type", "").split(";")[0].strip().lower()
             if not content_type.startswith("image/"):
                 raise FetchError(Reason.IMAGE_NOT_IMAGE, url, f"content type {content_type or 'missing'!r}")
@@ -132,10 +164,21 @@ def _get_once(session: requests.Session, url: str, policy: FetchPolicy) -> Fetch
             if declared and declared.isdigit() and int(declared) > policy.max_bytes:
                 raise FetchError(Reason.IMAGE_TOO_LARGE, url, f"{declared} bytes exceeds the cap of {policy.max_bytes}")
             buf = bytearray()
-            for chunk in resp.iter_content(64 * 1024):
-                buf.extend(chunk)
-                if len(buf) > policy.max_bytes:
-                    raise FetchError(Reason.IMAGE_TOO_LARGE, url, f"body exceeds the cap of {policy.max_bytes} bytes")
+            try:
+                for chunk in resp.stream(64 * 1024):
+                    buf.extend(chunk)
+                    if len(buf) > policy.max_bytes:
+                        raise FetchError(Reason.IMAGE_TOO_LARGE, url, f"body exceeds the cap of {policy.max_bytes} bytes")
+                    if time.monotonic() - started > policy.max_seconds:
+                        raise FetchError(Reason.IMAGE_UNREACHABLE, url, f"request failed: slower than {policy.max_seconds:g} s")
+            except urllib3.exceptions.HTTPError as exc:
+                raise FetchError(Reason.IMAGE_UNREACHABLE, url, f"request failed: {exc.__class__.__name__}: {exc}") from exc
+            complete = True
+        finally:
+            if complete:
+                resp.release_conn()
+            else:
+                resp.close()
         data = bytes(buf)
         width, height = check_image_bytes(data, policy, url)
         return FetchedImage(url=url, data=data, content_type=content_type, width=width, height=height)
@@ -148,34 +191,39 @@ def _is_transient(err: FetchError) -> bool:
     return err.message.startswith("request failed") or any(f"HTTP {s}" == err.message for s in _TRANSIENT_STATUS)
 
 
-def fetch_image(url: str, policy: FetchPolicy, session: requests.Session | None = None) -> FetchedImage:
+def fetch_image(url: str, policy: FetchPolicy, pools: PinnedPools | None = None) -> FetchedImage:
     """Fetch one image under the policy; raises FetchError with a quarantine reason."""
-    session = session or requests.Session()
+    own = pools is None
+    pools = pools or PinnedPools(maxsize=1)
     attempt = 0
-    while True:
-        try:
-            return _get_once(session, url, policy)
-        except FetchError as err:
-            if attempt >= policy.retries or not _is_transient(err):
-                raise
-            time.sleep(policy.backoff_s * (2**attempt))
-            attempt += 1
+    try:
+        while True:
+            try:
+                return _get_once(pools, url, policy)
+            except FetchError as err:
+                if attempt >= policy.retries or not _is_transient(err):
+                    raise
+                time.sleep(policy.backoff_s * (2**attempt))
+                attempt += 1
+    finally:
+        if own:
+            pools.close()
 
 
 def fetch_images(
     urls: Iterable[str], policy: FetchPolicy, concurrency: int = 8
 ) -> list[FetchedImage | FetchError]:
     """Fetch many images with bounded concurrency; results are in input order."""
-    session = requests.Session()
-    adapter = requests.adapters.HTTPAdapter(pool_connections=concurrency, pool_maxsize=concurrency)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
+    pools = PinnedPools(maxsize=concurrency)
 
     def one(url: str) -> FetchedImage | FetchError:
         try:
-            return fetch_image(url, policy, session)
+            return fetch_image(url, policy, pools)
         except FetchError as err:
             return err
 
-    with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        return list(pool.map(one, urls))
+    try:
+        with ThreadPoolExecutor(max_workers=concurrency) as pool:
+            return list(pool.map(one, urls))
+    finally:
+        pools.close()

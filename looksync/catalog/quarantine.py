@@ -30,6 +30,7 @@ class Reason(StrEnum):
     IMAGE_NOT_IMAGE = "image_not_image"  # wrong content type or bytes that do not decode as an image
     IMAGE_TOO_LARGE = "image_too_large"  # over the byte or pixel cap
     IMAGE_BLOCKED = "image_blocked"  # address refused by the fetch guard (private/loopback/link-local)
+    IMAGE_URL_INVALID = "image_url_invalid"  # an image URL the fetch guard cannot parse (scheme, host, port)
 
 
 @dataclass

@@ -97,7 +97,7 @@ def test_byte_cap_and_other_schemes(server):
     assert exc.value.reason is Reason.IMAGE_TOO_LARGE
     with pytest.raises(FetchError) as exc:
         fetch_image("file:///etc/passwd", ALLOW)
-    assert exc.value.reason is Reason.IMAGE_BLOCKED
+    assert exc.value.reason is Reason.IMAGE_URL_INVALID and "only http and https" in exc.value.message
 
 
 def test_redirects_are_followed_and_transient_errors_retried(server):

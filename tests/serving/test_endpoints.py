@@ -136,6 +136,17 @@ def test_image_url_input_uses_the_fetch_guards(client, make_client, image_server
     assert resp.status_code == 400 and resp.get_json()["error"]["code"] == "image_blocked"
     resp = client.post("/v1/looks/search", json={"image_url": f"{image_server}/missing.png"})
     assert resp.status_code == 400 and resp.get_json()["error"]["code"] == "image_unreachable"
+    # malformed addresses are the client's mistake (400 naming the problem), on every route that fetches
+    for bad in ("http://127.0.0.1:99999/a.png", "http://127.0.0.1:x/a.png", "http://[::1/a.png",
+                "http://" + "a" * 64 + ".example/a.png", "http://a..example/a.png", "gopher://example.com/"):  # fmt: skip
+        for route in ("/v1/looks/search", "/v1/search"):
+            resp = strict.post(route, json={"image_url": bad})
+            assert resp.status_code == 400, (route, bad, resp.get_data(as_text=True))
+            assert resp.get_json()["error"]["code"] == "image_url_invalid"
+    for spelling in ("http://[::ffff:127.0.0.1]/a.png", "http://[64:ff9b::7f00:1]/a.png", "http://[2002:7f00:1::]/a.png",
+                     "http://[::127.0.0.1]/a.png", "http://[ff02::1]/a.png", "http://224.0.0.1/a.png"):  # fmt: skip
+        resp = strict.post("/v1/looks/search", json={"image_url": spelling})
+        assert resp.status_code == 400 and resp.get_json()["error"]["code"] == "image_blocked", spelling
 
 
 def _png(size, mode="RGB") -> bytes:
