@@ -193,6 +193,7 @@ class BlazePose:
         from ai_edge_litert.interpreter import Interpreter
 
         threads = threads or min(4, os.cpu_count() or 1)
+        self.threads = threads
         self.detector = Interpreter(model_path=str(paths.detector), num_threads=threads)
         self.landmarker = Interpreter(model_path=str(paths.landmarks), num_threads=threads)
         self.segmenter = Interpreter(model_path=str(paths.segmentation), num_threads=threads)
