@@ -155,34 +155,44 @@ def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, i
     return kept
 
 
+_GRID: dict[int, np.ndarray] = {}
+
+
+def _unit_grid(out: int) -> np.ndarray:
+    """Output pixel centres as fractions of the output, out x out x 2 (cached per size)."""
+    if out not in _GRID:
+        grid = (np.arange(out, dtype=np.float32) + 0.5) / out
+        _GRID[out] = np.stack(np.meshgrid(grid, grid), axis=-1)
+    return _GRID[out]
+
+
 def warp_roi(look: Image, roi: Roi, out: int) -> np.ndarray:
-    """The ROI of the look as an out x out x 3 uint8 array, upright: bilinear, edges replicated
-    (MediaPipe's default border; a black border costs the landmark model on half-body looks). The look
-    is box-reduced first when the ROI is over twice the output, and only the ROI's bounding box is
-    padded, so the cost stays flat with the look's size."""
+    """The ROI of the look as an out x out x 3 uint8 array, upright. Inside the look: bilinear (PIL's
+    affine warp); outside it: the nearest edge pixel (MediaPipe's default replicated border; a black
+    border costs the landmark model on half-body looks). The look is box-reduced first when the ROI is
+    over twice the output, so the cost stays flat with the look's size."""
     from PIL import Image as PILImage
 
     factor = max(1, int(roi.side // (2 * out)))
     source = look.reduce(factor) if factor > 1 else look
-    corners = roi.to_image(np.array([[0, 0], [1, 0], [0, 1], [1, 1]], dtype=np.float64)) / factor
-    x0, y0 = np.floor(corners.min(0)).astype(int) - 1
-    x1, y1 = np.ceil(corners.max(0)).astype(int) + 1
-    width, height = source.size
-    pixels = np.asarray(source)[max(0, y0) : max(0, min(height, y1)), max(0, x0) : max(0, min(width, x1))]
-    if pixels.size == 0:  # the ROI lies wholly outside the look: nearest edge pixels
-        pixels = np.asarray(source)[min(max(y0, 0), height - 1) : min(max(y0, 0), height - 1) + 1,
-                                    min(max(x0, 0), width - 1) : min(max(x0, 0), width - 1) + 1]  # fmt: skip
-        ox, oy = min(max(x0, 0), width - 1), min(max(y0, 0), height - 1)
-    else:
-        ox, oy = max(0, x0), max(0, y0)
-    pads = ((oy - y0, max(0, y1 - oy - pixels.shape[0])), (ox - x0, max(0, x1 - ox - pixels.shape[1])), (0, 0))
-    padded = PILImage.fromarray(np.pad(pixels, pads, mode="edge"))
-    # output pixel (u, v) -> look pixel: the ROI's rotation and scale, then the crop's offset
     side, c, s = roi.side / factor, math.cos(roi.rotation), math.sin(roi.rotation)
-    cx, cy = roi.cx / factor - x0, roi.cy / factor - y0
+    cx, cy = roi.cx / factor, roi.cy / factor
+    # output pixel (u, v) -> source pixel: the ROI's rotation and scale
     data = (side * c / out, -side * s / out, cx - 0.5 * side * (c - s),
             side * s / out, side * c / out, cy - 0.5 * side * (s + c))  # fmt: skip
-    return np.asarray(padded.transform((out, out), PILImage.Transform.AFFINE, data, PILImage.Resampling.BILINEAR))
+    inside = np.asarray(source.transform((out, out), PILImage.Transform.AFFINE, data, PILImage.Resampling.BILINEAR))
+    u, v = _unit_grid(out)[..., 0] * out, _unit_grid(out)[..., 1] * out
+    x = np.float32(data[0]) * u + np.float32(data[1]) * v + np.float32(data[2])
+    y = np.float32(data[3]) * u + np.float32(data[4]) * v + np.float32(data[5])
+    width, height = source.size
+    outside = (x < 0.5) | (y < 0.5) | (x > width - 0.5) | (y > height - 0.5)
+    if not outside.any():
+        return inside
+    pixels = np.asarray(source)
+    edge = pixels[np.clip(y[outside], 0, height - 1).astype(np.int32), np.clip(x[outside], 0, width - 1).astype(np.int32)]
+    result = inside.copy()
+    result[outside] = edge
+    return result
 
 
 class BlazePose:
