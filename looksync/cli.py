@@ -270,6 +270,29 @@ def coverage(html_out: Path | None):
 
 
 @main.group()
+def models() -> None:
+    """Model files besides CLIP: BlazePose's, for the pose region finder."""
+
+
+@models.command("fetch")
+@click.option("--force", is_flag=True, help="Fetch again even when cached (the pypi source).")
+def models_fetch(force: bool):
+    """Fetch the pose model files from LOOKSYNC_POSE_MODELS, check their sha256, and cache them.
+
+    The service also fetches them at its first start with LOOKSYNC_REGION_FINDER=pose; run this when
+    building an image or to replace a damaged cached file."""
+    from looksync.search.pose.models import PoseModelError, resolve_pose_models
+
+    settings = _settings()
+    try:
+        paths = resolve_pose_models(settings.pose_models, settings.pose_models_dir, force=force,
+                                    s3_endpoint_url=settings.s3_endpoint_url, s3_region=settings.s3_region)  # fmt: skip
+    except PoseModelError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps({"source": settings.pose_models, **{k: str(v) for k, v in paths.__dict__.items()}}, indent=2))
+
+
+@main.group()
 def queue() -> None:
     """The vendor-update queue (Redis stream) that starts catalog_ingest runs."""
 

@@ -138,8 +138,18 @@ class Settings(BaseSettings):
     # crop (local generator); 0 = the text query alone
     look_crop_weight: float = Field(default=0.5, ge=0, le=1)
     # looksync.search.regions.REGION_FINDERS: "layout" (taxonomy slots, for full-body looks; the local query
-    # generator reads its attributes there too) or "clip_boxes" (CLIP search over candidate bands)
+    # generator reads its attributes there too), "pose" (from the body's keypoints, any framing; layers out of
+    # frame are skipped) or "clip_boxes" (CLIP search over candidate bands)
     region_finder: str = "layout"
+    # pose region finder (issue 14): where BlazePose's model files come from: "pypi" (the pinned mediapipe
+    # wheel, downloaded with pip from the configured index, only the model files kept), a directory holding
+    # them, or s3://bucket/prefix; each is checked against the sha256 in looksync/search/pose/blazepose.yaml
+    pose_models: str = "pypi"
+    pose_models_dir: Path | None = None  # cache of fetched model files; default ~/.cache/looksync/models
+    pose_threads: int | None = Field(default=None, ge=1)  # LiteRT CPU threads; default: cores, at most 4
+    pose_min_detection: float = Field(default=0.5, ge=0, le=1)  # person detector score
+    pose_min_visibility: float = Field(default=0.5, ge=0, le=1)  # a keypoint below it is not seen
+    pose_person_mask: bool = True  # no pose: the person box from the selfie-segmentation mask
     search_dedup_cosine: float | None = Field(default=None, ge=-1, le=1)  # image cosine of near-duplicates; None = off
     look_cache_ttl_s: int = Field(default=900, ge=0)  # whole look responses; keyed by live index version too
     # search service latency (issue 7): text vectors of the local query vocabulary, per model id

@@ -141,6 +141,15 @@ def openapi_document() -> dict:
             "index_version": {"type": "string"},
             "model_id": {"type": "string"},
             "layers": {"type": "array", "items": look_layer},
+            "region_source": {
+                "type": ["string", "null"], "enum": ["layout", "pose", "person_box", None],
+                "description": "what placed the layer regions (null: CLIP box search or LLM queries)",
+            },
+            "not_in_look": {
+                "type": "array",
+                "description": "layers the region finder found out of frame or not visible: no query was made",
+                "items": {"type": "object", "properties": {"layer": {"type": "string"}, "reason": {"type": "string"}}},
+            },
             "rerank": {"type": "string", "enum": ["llm", "local", "off"]},
             "cache": {"type": "string", "enum": ["hit", "miss", "unavailable", "off"]},
             "timings_ms": _TIMINGS,

@@ -162,3 +162,21 @@ def airflow_env(tmp_path_factory) -> dict[str, str]:
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return env
+
+
+@pytest.fixture(scope="session")
+def pose_models_dir(tmp_path_factory) -> Path:
+    """BlazePose's model files fetched once per session the way a deployment fetches them: the pinned
+    mediapipe wheel through pip from the configured package index, members extracted and checked."""
+    from looksync.search.pose.models import resolve_pose_models
+
+    cache = tmp_path_factory.mktemp("pose-models")
+    resolve_pose_models("pypi", cache)
+    return cache
+
+
+@pytest.fixture(scope="session")
+def blazepose(pose_models_dir):
+    from looksync.search.pose import load_blazepose, resolve_pose_models
+
+    return load_blazepose(resolve_pose_models("pypi", pose_models_dir, fetch=False), threads=2)

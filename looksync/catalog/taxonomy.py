@@ -30,6 +30,23 @@ class Layer:
     # other extents the layer's garments take (shorts and skirts end higher than trousers); each is
     # cropped too and a product scores its best match over the crops
     alt_slots: tuple[tuple[float, float, float, float], ...] = ()
+    # where the layer sits on the body, from pose keypoints (the pose region finder): the main extent,
+    # then other extents, like slot and alt_slots; empty when the taxonomy gives none
+    pose: tuple[PoseExtent, ...] = ()
+
+
+@dataclass(frozen=True)
+class PoseExtent:
+    """One box of a layer on the body: the box around ``points`` (pose landmark names, at their
+    estimated positions), grown by ``pad`` (left, top, right, bottom) in units of the body's torso
+    length, then clipped to the look. It is placed only when, from each group of ``seen``, at least
+    one point is visible and inside the look. ``outward``: ``pad``'s left and right mean towards and
+    away from the body's midline (a bag or a watch on either side), not the image's left and right."""
+
+    points: tuple[str, ...]
+    seen: tuple[tuple[str, ...], ...]
+    pad: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+    outward: bool = False
 
 
 @dataclass(frozen=True)
@@ -105,6 +122,37 @@ def _alt_slots(item: dict, path: Path) -> tuple[tuple[float, float, float, float
     return tuple(_box(box, "each of alt_slots", item, path) for box in alts)
 
 
+def _names(value: object, what: str, item: dict, path: Path) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+        raise TaxonomyError(f"{path}: layer {item.get('id')!r}: pose {what} must be a non-empty list of landmark names, got {value!r}")
+    return tuple(value)
+
+
+def _pose(item: dict, path: Path) -> tuple[PoseExtent, ...]:
+    extents = item.get("pose") or []
+    if not isinstance(extents, list):
+        raise TaxonomyError(f"{path}: layer {item.get('id')!r}: pose must be a list of extents, got {extents!r}")
+    parsed = []
+    for extent in extents:
+        if not isinstance(extent, dict) or not {"points", "seen"} <= set(extent) or set(extent) - {"points", "seen", "pad", "outward"}:
+            raise TaxonomyError(
+                f"{path}: layer {item.get('id')!r}: each pose extent needs points and seen (and optionally pad, outward), got {extent!r}"
+            )
+        seen = extent["seen"]
+        if not isinstance(seen, list) or not seen:
+            raise TaxonomyError(f"{path}: layer {item.get('id')!r}: pose seen must be a list of groups, got {seen!r}")
+        pad = extent.get("pad", [0, 0, 0, 0])
+        if not (isinstance(pad, list) and len(pad) == 4 and all(isinstance(v, (int, float)) and -1 <= v <= 3 for v in pad)):
+            raise TaxonomyError(f"{path}: layer {item.get('id')!r}: pose pad must be 4 numbers in [-1, 3], got {pad!r}")
+        parsed.append(PoseExtent(
+            points=_names(extent["points"], "points", item, path),
+            seen=tuple(_names(group, "seen group", item, path) for group in seen),
+            pad=tuple(float(v) for v in pad),  # type: ignore[arg-type]
+            outward=bool(extent.get("outward", False)),
+        ))  # fmt: skip
+    return tuple(parsed)
+
+
 def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
     """Read and validate a taxonomy file (the packaged one by default)."""
     path = Path(path) if path else DEFAULT_TAXONOMY_PATH
@@ -119,7 +167,7 @@ def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
     for item in _require(raw, "layers", str(path)):
         layer = Layer(
             id=item["id"], label=item["label"], prompt=item["prompt"], slot=_slot(item, path),
-            alt_slots=_alt_slots(item, path),
+            alt_slots=_alt_slots(item, path), pose=_pose(item, path),
         )  # fmt: skip
         if layer.id in layers:
             raise TaxonomyError(f"{path}: layer {layer.id!r} defined twice")

@@ -197,17 +197,20 @@ class SearchEngine:
         self.taxonomy = taxonomy or get_taxonomy()
         self.llm = llm
         self.events = events or SearchEvents()
-        self.local_query_generator = LocalQueryGenerator(
-            encoder, zeroshot or ZeroShot(encoder, self.taxonomy), self.taxonomy, layout=settings.region_finder == "layout"
+        self.region_finder = region_finder or make_region_finder(
+            settings.region_finder, encoder, lambda texts: self.embed_texts(texts, []), settings=settings
         )
+        # the local generator reads layers where the region finder places them (layout slots, pose
+        # boxes); a finder without ``place`` (clip_boxes) leaves every layer to the CLIP box search
+        self.local_query_generator = LocalQueryGenerator(
+            encoder, zeroshot or ZeroShot(encoder, self.taxonomy), self.taxonomy, layout=False,
+            placer=getattr(self.region_finder, "place", None),
+        )  # fmt: skip
         if query_generator is None:
             query_generator = (
                 LLMQueryGenerator(llm, self.local_query_generator, self.taxonomy) if llm else self.local_query_generator
             )
         self.query_generator = query_generator
-        self.region_finder = region_finder or make_region_finder(
-            settings.region_finder, encoder, lambda texts: self.embed_texts(texts, [])
-        )
         self.reranker = Reranker(
             encoder,
             index,
@@ -387,6 +390,9 @@ class SearchEngine:
 
         with timer.stage("query_generation"):
             generated = self.query_generator.generate(look, layers=request.layers, gender=request.gender)
+        for stage, ms in generated.timings_ms.items():  # the region finder's steps, out of query generation
+            timer.timings_ms[stage] = timer.timings_ms.get(stage, 0.0) + ms
+            timer.timings_ms["query_generation"] -= ms
         for note in generated.degraded:
             _note(degraded, note)
         gender = request.gender or generated.gender
@@ -444,6 +450,9 @@ class SearchEngine:
             "market": request.market,
             "query_source": generated.source,
             "layers": results,
+            "region_source": generated.region_source,
+            # layers the region finder found not to be in the look (asked for or detected): no query
+            "not_in_look": [{"layer": layer, "reason": reason} for layer, reason in generated.absent.items()],
             "rerank": method,
             "cache": ("unavailable" if any(n.startswith("cache_unavailable") for n in degraded) else "miss") if key else "off",
             "timings_ms": {},

@@ -5,16 +5,18 @@ taxonomy layer ids; on any failure (timeout, HTTP error, connection refused, inv
 layers) it falls back to ``LocalQueryGenerator`` and records why in ``degraded``.
 
 ``LocalQueryGenerator`` needs no LLM: CLIP zero-shot attributes, read on each layer's region of the
-look, are composed into a query such as "women's navy striped t-shirt". The region is the layer's
-taxonomy slot (``layout``, the default: a layout prior for full-body looks) or, with ``layout=False``
-and for layers without a slot, the candidate box that best matches the layer (see ``looksync.search.regions``;
-searched coarse-to-fine). Its queries come from a finite vocabulary
-(``local_vocabulary``), whose text vectors the search engine can precompute per model.
+look, are composed into a query such as "women's navy striped t-shirt". The region is where the region
+finder's ``place`` puts the layer (``layout``: its taxonomy slot, a layout prior for full-body looks;
+``pose``: from the body's keypoints, which also says which layers are not in the look: those get no
+query) or, without a placer and for layers it leaves out, the candidate box that best matches the
+layer (see ``looksync.search.regions``; searched coarse-to-fine). Its queries come from a finite
+vocabulary (``local_vocabulary``), whose text vectors the search engine can precompute per model.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -26,9 +28,11 @@ from looksync.search.regions import (
     COARSE_BOXES,
     Box,
     CandidateCrops,
+    Placement,
+    box_crops,
     candidate_crops,
     coarse_to_fine_crops,
-    layer_slots,
+    layout_placement,
 )
 
 if TYPE_CHECKING:
@@ -59,6 +63,9 @@ class GeneratedQueries:
     gender: str | None
     layers: list[LayerQuery]
     degraded: list[str] = field(default_factory=list)
+    absent: dict[str, str] = field(default_factory=dict)  # layer -> why it is not in the look (no query)
+    region_source: str | None = None  # what placed the regions: layout, pose, person_box (None: searched)
+    timings_ms: dict[str, float] = field(default_factory=dict)  # the region finder's steps
 
 
 class QueryGenerator(Protocol):
@@ -102,12 +109,17 @@ class LocalQueryGenerator:
         taxonomy: Taxonomy | None = None,
         max_layers: int = 6,
         layout: bool = True,
+        placer: Callable[[Image, list[str]], Placement] | None = None,
     ):
         self.encoder = encoder
         self.zeroshot = zeroshot
         self.taxonomy = taxonomy or get_taxonomy()
         self.max_layers = max_layers
-        self.layout = layout  # read layers with a taxonomy slot there, not at the CLIP-searched box
+        # where layers are read without the CLIP box search: the region finder's ``place`` (layout slots
+        # or pose boxes); ``layout=False`` and no placer: every layer is searched
+        if placer is None and layout:
+            placer = lambda look, layers: layout_placement(self.taxonomy, look.size, layers)  # noqa: E731
+        self.placer = placer
 
     def _detect_layers(self, layer_probs: dict[str, float]) -> list[str]:
         """Layers whose probability on the whole look is above uniform, most likely first."""
@@ -116,14 +128,15 @@ class LocalQueryGenerator:
         chosen = [layer for layer, p in ranked if p >= uniform][: self.max_layers]
         return chosen or [ranked[0][0]]
 
-    def _slots(self, layer: str) -> list[tuple[float, float, float, float]]:
-        """Where the layer is read with layout regions: its slot, then its other extents; empty otherwise."""
-        return layer_slots(self.taxonomy, layer) if self.layout else []
-
     def generate(self, look: Image, layers: list[str] | None = None, gender: str | None = None) -> GeneratedQueries:
         look = look.convert("RGB")
-        # known now to need the box search: every layer without layout, or a requested layer without a slot
-        searched = not self.layout or (layers is not None and any(not self._slots(layer) for layer in layers))
+        placement = self.placer(look, layers) if self.placer is not None and layers is not None else None
+
+        def unplaceable(layer: str) -> bool:
+            return placement is None or (layer not in placement.boxes and layer not in placement.absent)
+
+        # known now to need the box search: no placer, or a requested layer the placer left out
+        searched = self.placer is None or (layers is not None and any(unplaceable(layer) for layer in layers))
         coarse = None
         if gender is None or layers is None or searched:
             # the whole look (gender, layer detection), with the bands when the box search needs them
@@ -133,8 +146,17 @@ class LocalQueryGenerator:
                 gender = max(self.zeroshot.scores(whole, "gender")[0].items(), key=lambda kv: kv[1])[0]
             if layers is None:
                 layers = self._detect_layers(self.zeroshot.scores(whole, "layer")[0])
-        placed = [layer for layer in layers if self._slots(layer)]
+        if placement is None and self.placer is not None:
+            placement = self.placer(look, layers)
+        absent = dict(placement.absent) if placement is not None else {}
+        layers = [layer for layer in layers if layer not in absent]
+        placed = [layer for layer in layers if placement is not None and layer in placement.boxes]
         unplaced = [layer for layer in layers if layer not in placed]
+        extra = {"absent": absent, "region_source": placement.source if placement is not None else None,
+                 "timings_ms": dict(placement.timings_ms) if placement is not None else {},
+                 "degraded": list(placement.degraded) if placement is not None else []}  # fmt: skip
+        if not layers:  # every layer asked for is out of the look
+            return GeneratedQueries(source=self.source, gender=gender, layers=[], **extra)
 
         best_crop: dict[str, int] = {}
         crops = CandidateCrops(boxes=[], crops=[], vectors=np.zeros((0, self.encoder.dim), dtype=np.float32))
@@ -150,12 +172,12 @@ class LocalQueryGenerator:
             best_crop.update(zip(unplaced, best, strict=True))
         alt_crops: dict[str, list[int]] = {}  # layer -> indexes of its alt_slots crops
         if placed:
-            fractions, owners = [], []
+            boxes, owners = [], []
             for layer in placed:
-                for j, fraction in enumerate(self._slots(layer)):
-                    fractions.append(fraction)
-                    owners.append((layer, j == 0))  # the main slot, then the other extents
-            slots = candidate_crops(look, self.encoder, fractions)
+                for j, box in enumerate(placement.boxes[layer]):
+                    boxes.append(box)
+                    owners.append((layer, j == 0))  # the main box, then the other extents
+            slots = box_crops(look, self.encoder, boxes)
             for j, (layer, main) in enumerate(owners):
                 if main:
                     best_crop[layer] = len(crops.boxes) + j
@@ -192,7 +214,7 @@ class LocalQueryGenerator:
                     alt_crop_vectors=vectors[alt_crops[layer]] if layer in alt_crops else None,
                 )
             )
-        return GeneratedQueries(source=self.source, gender=gender, layers=queries)
+        return GeneratedQueries(source=self.source, gender=gender, layers=queries, **extra)
 
 
 QUERY_SYSTEM_PROMPT = (

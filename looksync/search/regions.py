@@ -10,12 +10,18 @@ whose crop is closest to that layer's query text; it needs no layout assumption 
 models, often picks a neighbouring band (measured in docs/evaluation.md). A segmentation model (SAM 2,
 a human-parsing network) plugs in as another ``RegionFinder`` registered in ``REGION_FINDERS`` once
 its weights are configured; the search pipeline only sees the protocol.
+``PoseRegionFinder`` (``pose``, ``looksync.search.pose``): each layer's boxes from the body's keypoints
+(a pretrained pose model), for looks in any framing, saying which layers are out of frame.
+
+A finder that places layers without CLIP (``layout``, ``pose``) also has ``place(look, layers) ->
+Placement``: each layer's boxes (main, then other extents), the layers it found not to be in the look
+with the reason, and what it fell back to; the local query generator reads attributes there.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -25,6 +31,7 @@ if TYPE_CHECKING:
 
     from embeddings import ClipEncoder
     from looksync.catalog.taxonomy import Taxonomy
+    from looksync.settings import Settings
 
 Box = tuple[int, int, int, int]
 
@@ -42,6 +49,20 @@ class Region:
     box: Box
     score: float
     vector: np.ndarray | None = None  # CLIP vector of the crop, when the finder already computed it
+
+
+@dataclass
+class Placement:
+    """Where a finder put each layer without CLIP. ``boxes``: layer -> its boxes (main, then its other
+    extents); ``absent``: layer -> why it is not in the look (out of frame, not visible); layers in
+    neither are for the CLIP box search. ``source``: what placed them (``layout``, ``pose``,
+    ``person_box``); ``degraded``: notes for the response when it fell back; ``timings_ms``: its steps."""
+
+    boxes: dict[str, list[Box]]
+    source: str
+    absent: dict[str, str] = field(default_factory=dict)
+    degraded: list[str] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -64,7 +85,11 @@ def pixel_boxes(size: tuple[int, int], fractions: list[tuple[float, float, float
 def candidate_crops(look: Image, encoder: ClipEncoder, fractions: list[tuple[float, float, float, float]] = CANDIDATE_BOXES) -> CandidateCrops:
     """Crop and embed the candidate boxes (by default every one) in one batch."""
     look = look.convert("RGB")
-    boxes = pixel_boxes(look.size, fractions)
+    return box_crops(look, encoder, pixel_boxes(look.size, fractions))
+
+
+def box_crops(look: Image, encoder: ClipEncoder, boxes: list[Box]) -> CandidateCrops:
+    """Crop and embed pixel boxes of the look in one batch."""
     crops = [look.crop(box) for box in boxes]
     return CandidateCrops(boxes=boxes, crops=crops, vectors=encoder.encode_images(crops, batch_size=max(1, len(crops))))
 
@@ -176,29 +201,56 @@ class LayoutRegionFinder:
         self.taxonomy = taxonomy or get_taxonomy()
         self.fallback = ClipBoxRegionFinder(encoder, embed_texts)
 
+    def place(self, look: Image, layers: list[str]) -> Placement:
+        """Each layer's slot, then its other extents, in pixels; layers without a slot are left out."""
+        return layout_placement(self.taxonomy, look.size, layers)
+
     def find(self, look: Image, queries: dict[str, str]) -> dict[str, Region]:
-        look = look.convert("RGB")
-        slots = {layer: layer_slots(self.taxonomy, layer) for layer in queries}
-        placed = {layer: fractions[0] for layer, fractions in slots.items() if fractions}
-        regions = {}
-        if placed:
-            crops = candidate_crops(look, self.encoder, list(placed.values()))
-            for layer, box, vector in zip(placed, crops.boxes, crops.vectors, strict=True):
-                regions[layer] = Region(box=box, score=1.0, vector=vector)
-        rest = {layer: text for layer, text in queries.items() if layer not in placed}
-        if rest:
-            regions.update(self.fallback.find(look, rest))
-        return regions
+        return find_placed(self, self.encoder, self.fallback, look.convert("RGB"), queries)
 
 
-REGION_FINDERS: dict[str, Callable[..., RegionFinder]] = {"layout": LayoutRegionFinder, "clip_boxes": ClipBoxRegionFinder}
+def layout_placement(taxonomy: Taxonomy, size: tuple[int, int], layers: list[str], source: str = "layout") -> Placement:
+    slots = {layer: layer_slots(taxonomy, layer) for layer in layers}
+    return Placement(boxes={layer: pixel_boxes(size, fractions) for layer, fractions in slots.items() if fractions}, source=source)
+
+
+def find_placed(finder, encoder: ClipEncoder, fallback: ClipBoxRegionFinder, look: Image, queries: dict[str, str]) -> dict[str, Region]:
+    """``RegionFinder.find`` for a finder with ``place``: each placed layer's main box, embedded in one
+    batch; absent layers get no region; the rest go to the CLIP box search."""
+    placement = finder.place(look, list(queries))
+    regions = {}
+    if placement.boxes:
+        crops = box_crops(look, encoder, [boxes[0] for boxes in placement.boxes.values()])
+        for layer, box, vector in zip(placement.boxes, crops.boxes, crops.vectors, strict=True):
+            regions[layer] = Region(box=box, score=1.0, vector=vector)
+    rest = {layer: text for layer, text in queries.items() if layer not in placement.boxes and layer not in placement.absent}
+    if rest:
+        regions.update(fallback.find(look, rest))
+    return regions
+
+
+def _pose_finder(encoder: ClipEncoder, embed_texts=None, settings: Settings | None = None) -> RegionFinder:
+    from looksync.search.pose import PoseRegionFinder
+
+    return PoseRegionFinder.from_settings(encoder, embed_texts, settings)
+
+
+# name -> factory(encoder, embed_texts, settings)
+REGION_FINDERS: dict[str, Callable[..., RegionFinder]] = {
+    "layout": lambda encoder, embed_texts=None, settings=None: LayoutRegionFinder(encoder, embed_texts),
+    "clip_boxes": lambda encoder, embed_texts=None, settings=None: ClipBoxRegionFinder(encoder, embed_texts),
+    "pose": _pose_finder,
+}
 
 
 def make_region_finder(
-    name: str, encoder: ClipEncoder, embed_texts: Callable[[list[str]], np.ndarray] | None = None
+    name: str,
+    encoder: ClipEncoder,
+    embed_texts: Callable[[list[str]], np.ndarray] | None = None,
+    settings: Settings | None = None,
 ) -> RegionFinder:
     try:
         factory = REGION_FINDERS[name]
     except KeyError:
         raise ValueError(f"region finder {name!r} is not registered; known: {', '.join(sorted(REGION_FINDERS))}") from None
-    return factory(encoder, embed_texts)
+    return factory(encoder, embed_texts, settings=settings)

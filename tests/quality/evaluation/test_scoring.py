@@ -156,7 +156,7 @@ def test_config_spec_overrides_regions_and_crop_weight():
         ("a=LookSync-Tiny:random:0,rerank=sometimes", "rerank 'sometimes'"),
         ("a=LookSync-Tiny:random:0,speed=fast", "unknown option 'speed=fast'"),
         ("a=LookSync-Tiny:random:0,generator=gpt", "generator 'gpt'"),
-        ("a=LookSync-Tiny:random:0,regions=sam", "regions 'sam' is not one of layout, clip_boxes"),
+        ("a=LookSync-Tiny:random:0,regions=sam", "regions 'sam' is not one of layout, clip_boxes, pose"),
         ("a=LookSync-Tiny:random:0,crop_weight=1.5", "crop_weight must be a number in"),
         ("a=LookSync-Tiny:random:0,crop_weight=half", "crop_weight must be a number in"),
     ],

@@ -1,0 +1,295 @@
+"""BlazePose on LiteRT (CPU, numpy + PIL): the person and the body's 33 keypoints in a look.
+
+Two stages, as MediaPipe's pose graphs run them (``pose_detection_cpu.pbtxt``,
+``pose_detection_to_roi.pbtxt``, ``pose_landmark_by_roi_cpu.pbtxt``):
+
+1. ``pose_detection.tflite``: the look letterboxed into 224 x 224, values in [-1, 1]; 2,254 SSD anchors
+   (5 layers, strides 8, 16, 32, 32, 32, two fixed-size anchors per cell and layer, merged per stride:
+   28x28x2 + 14x14x2 + 7x7x6); each anchor regresses a box (the face) and 4 keypoints (hip centre,
+   full-body size/rotation point, shoulder centre, upper-body point); sigmoid scores, weighted NMS
+   (IoU 0.3).
+2. The region of interest: centred on the hip centre, a square of side 2 x |hip centre -> full-body
+   point| x 1.25, rotated so the body is upright. It is warped to 256 x 256 (bilinear, edges
+   replicated) for ``pose_landmark_full.tflite`` (values in [0, 1]), whose 195 outputs are 39 points x
+   (x, y, z, visibility logit, presence logit): the 33 body landmarks, then auxiliary points. They are
+   mapped back through the same rotation into the look's pixels. (MediaPipe refines them with the
+   heatmap output; not done here.)
+
+``selfie_segmentation.tflite`` (256 x 256, [0, 1], stretched) gives a person mask: the person's box
+when no pose is found.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
+
+    from looksync.search.pose.models import PoseModelPaths
+
+LANDMARKS = (
+    "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye", "right_eye_outer",
+    "left_ear", "right_ear", "mouth_left", "mouth_right", "left_shoulder", "right_shoulder", "left_elbow",
+    "right_elbow", "left_wrist", "right_wrist", "left_pinky", "right_pinky", "left_index", "right_index",
+    "left_thumb", "right_thumb", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+    "left_heel", "right_heel", "left_foot_index", "right_foot_index",
+)  # fmt: skip
+LANDMARK_INDEX = {name: i for i, name in enumerate(LANDMARKS)}
+
+DETECTOR_SIZE = 224
+LANDMARK_SIZE = 256
+SEGMENTATION_SIZE = 256
+NMS_IOU = 0.3
+ROI_SCALE = 1.25
+
+
+def ssd_anchors(size: int = DETECTOR_SIZE, strides: tuple[int, ...] = (8, 16, 32, 32, 32), per_layer: int = 2) -> np.ndarray:
+    """Anchor centres (n x 2, x then y, in [0, 1]) in the detector's output order: per stride (layers
+    with the same stride merged), row-major cells, the anchors of a cell together. Fixed anchor size:
+    width and height are 1, so only the centres matter."""
+    centres = []
+    i = 0
+    while i < len(strides):
+        stride, layers = strides[i], 0
+        while i < len(strides) and strides[i] == stride:
+            layers, i = layers + 1, i + 1
+        cells = math.ceil(size / stride)
+        ys, xs = np.meshgrid((np.arange(cells) + 0.5) / cells, (np.arange(cells) + 0.5) / cells, indexing="ij")
+        grid = np.stack([xs.ravel(), ys.ravel()], axis=1)
+        centres.append(np.repeat(grid, layers * per_layer, axis=0))
+    return np.concatenate(centres).astype(np.float32)
+
+
+@dataclass
+class Detection:
+    """One person from the detector, in the look's pixels."""
+
+    score: float
+    box: np.ndarray  # x0, y0, x1, y1 (the detector's box is the face)
+    keypoints: np.ndarray  # 4 x 2: hip centre, full-body point, shoulder centre, upper-body point
+
+    def person_box(self, size: tuple[int, int]) -> tuple[int, int, int, int]:
+        """The full-body circle (centre: hips, radius: to the full-body point) as a box in the look."""
+        centre, radius = self.keypoints[0], float(np.linalg.norm(self.keypoints[1] - self.keypoints[0]))
+        return _clip_box((centre[0] - radius * 0.5, centre[1] - radius, centre[0] + radius * 0.5, centre[1] + radius), size)
+
+
+@dataclass
+class Roi:
+    """A rotated square of the look: centre and side in pixels, rotation in radians."""
+
+    cx: float
+    cy: float
+    side: float
+    rotation: float
+
+    def to_image(self, uv: np.ndarray) -> np.ndarray:
+        """Points given as fractions of the (upright) ROI -> pixels of the look."""
+        c, s = math.cos(self.rotation), math.sin(self.rotation)
+        x, y = uv[..., 0] - 0.5, uv[..., 1] - 0.5
+        return np.stack([self.cx + self.side * (c * x - s * y), self.cy + self.side * (s * x + c * y)], axis=-1)
+
+
+@dataclass
+class Pose:
+    """The body's 33 landmarks in the look's pixels, with sigmoid visibility and presence."""
+
+    points: np.ndarray  # 33 x 2
+    visibility: np.ndarray  # 33
+    presence: np.ndarray  # 33
+    score: float  # the landmark model's pose-presence flag
+    detection: Detection
+    roi: Roi
+
+    def point(self, name: str) -> np.ndarray:
+        return self.points[LANDMARK_INDEX[name]]
+
+
+def roi_from_detection(detection: Detection) -> Roi:
+    (x0, y0), (x1, y1) = detection.keypoints[0], detection.keypoints[1]
+    rotation = math.pi / 2 - math.atan2(-(y1 - y0), x1 - x0)
+    rotation = rotation - 2 * math.pi * math.floor((rotation + math.pi) / (2 * math.pi))  # to [-pi, pi)
+    side = 2.0 * math.hypot(x1 - x0, y1 - y0) * ROI_SCALE
+    return Roi(float(x0), float(y0), side, rotation)
+
+
+def _clip_box(box, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    width, height = size
+    x0, y0 = max(0, int(math.floor(box[0]))), max(0, int(math.floor(box[1])))
+    x1, y1 = min(width, int(math.ceil(box[2]))), min(height, int(math.ceil(box[3])))
+    return x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(np.asarray(x, dtype=np.float64), -100.0, 100.0)))
+
+
+def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, iou: float = NMS_IOU):
+    """MediaPipe's WEIGHTED non-max suppression: each kept detection is the score-weighted mean of the
+    candidates overlapping the best remaining one by more than ``iou``; it keeps the best score."""
+    order = np.argsort(-scores)
+    kept = []
+    while order.size:
+        b = boxes[order]
+        ix0, iy0 = np.maximum(b[:, 0], b[0, 0]), np.maximum(b[:, 1], b[0, 1])
+        ix1, iy1 = np.minimum(b[:, 2], b[0, 2]), np.minimum(b[:, 3], b[0, 3])
+        inter = np.clip(ix1 - ix0, 0, None) * np.clip(iy1 - iy0, 0, None)
+        areas = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+        in_group = inter / np.maximum(areas + areas[0] - inter, 1e-9) > iou
+        in_group[0] = True  # the best one, even when its box is degenerate
+        group = order[in_group]
+        w = scores[group][:, None]
+        kept.append((
+            float(scores[order[0]]),
+            (boxes[group] * w).sum(0) / w.sum(),
+            (keypoints[group] * w[:, :, None]).sum(0) / w.sum(),
+        ))  # fmt: skip
+        order = order[~in_group]
+    return kept
+
+
+_GRID: dict[int, np.ndarray] = {}
+
+
+def _unit_grid(out: int) -> np.ndarray:
+    """Output pixel centres as fractions of the output, out x out x 2 (cached per size)."""
+    if out not in _GRID:
+        grid = (np.arange(out, dtype=np.float32) + 0.5) / out
+        _GRID[out] = np.stack(np.meshgrid(grid, grid), axis=-1)
+    return _GRID[out]
+
+
+def warp_roi(look: Image, roi: Roi, out: int) -> np.ndarray:
+    """The ROI of the look as an out x out x 3 uint8 array, upright. Inside the look: bilinear (PIL's
+    affine warp); outside it: the nearest edge pixel (MediaPipe's default replicated border; a black
+    border costs the landmark model on half-body looks). The look is box-reduced first when the ROI is
+    over twice the output, so the cost stays flat with the look's size."""
+    from PIL import Image as PILImage
+
+    factor = max(1, int(roi.side // (2 * out)))
+    source = look.reduce(factor) if factor > 1 else look
+    side, c, s = roi.side / factor, math.cos(roi.rotation), math.sin(roi.rotation)
+    cx, cy = roi.cx / factor, roi.cy / factor
+    # output pixel (u, v) -> source pixel: the ROI's rotation and scale
+    data = (side * c / out, -side * s / out, cx - 0.5 * side * (c - s),
+            side * s / out, side * c / out, cy - 0.5 * side * (s + c))  # fmt: skip
+    inside = np.asarray(source.transform((out, out), PILImage.Transform.AFFINE, data, PILImage.Resampling.BILINEAR))
+    u, v = _unit_grid(out)[..., 0] * out, _unit_grid(out)[..., 1] * out
+    x = np.float32(data[0]) * u + np.float32(data[1]) * v + np.float32(data[2])
+    y = np.float32(data[3]) * u + np.float32(data[4]) * v + np.float32(data[5])
+    width, height = source.size
+    outside = (x < 0.5) | (y < 0.5) | (x > width - 0.5) | (y > height - 0.5)
+    if not outside.any():
+        return inside
+    pixels = np.asarray(source)
+    edge = pixels[np.clip(y[outside], 0, height - 1).astype(np.int32), np.clip(x[outside], 0, width - 1).astype(np.int32)]
+    result = inside.copy()
+    result[outside] = edge
+    return result
+
+
+class BlazePose:
+    """The detector, landmark and segmentation models on one LiteRT interpreter each (CPU). An
+    interpreter runs one call at a time, so calls are serialised per instance."""
+
+    def __init__(self, paths: PoseModelPaths, threads: int | None = None, min_detection: float = 0.5):
+        from ai_edge_litert.interpreter import Interpreter
+
+        threads = threads or min(4, os.cpu_count() or 1)
+        self.threads = threads
+        self.detector = Interpreter(model_path=str(paths.detector), num_threads=threads)
+        self.landmarker = Interpreter(model_path=str(paths.landmarks), num_threads=threads)
+        self.segmenter = Interpreter(model_path=str(paths.segmentation), num_threads=threads)
+        for interpreter in (self.detector, self.landmarker, self.segmenter):
+            interpreter.allocate_tensors()
+        self._check_input(self.detector, DETECTOR_SIZE, paths.detector)
+        self._check_input(self.landmarker, LANDMARK_SIZE, paths.landmarks)
+        self._check_input(self.segmenter, SEGMENTATION_SIZE, paths.segmentation)
+        self.min_detection = min_detection
+        self.anchors = ssd_anchors()
+        self._outputs = {
+            id(it): {tuple(d["shape"][1:]): d["index"] for d in it.get_output_details()}
+            for it in (self.detector, self.landmarker, self.segmenter)
+        }
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _check_input(interpreter, size: int, path) -> None:
+        shape = tuple(interpreter.get_input_details()[0]["shape"])
+        if shape != (1, size, size, 3):
+            raise ValueError(f"{path}: input shape {shape}, expected (1, {size}, {size}, 3)")
+
+    def _run(self, interpreter, tensor: np.ndarray) -> dict[tuple, np.ndarray]:
+        with self._lock:
+            interpreter.set_tensor(interpreter.get_input_details()[0]["index"], tensor[None].astype(np.float32))
+            interpreter.invoke()
+            return {shape: interpreter.get_tensor(index)[0] for shape, index in self._outputs[id(interpreter)].items()}
+
+    # ---- stage 1: the person ------------------------------------------------------------------
+
+    def detect(self, look: Image) -> list[Detection]:
+        """People in the look, best first (weighted NMS), in the look's pixels."""
+        from PIL import Image as PILImage
+
+        width, height = look.size
+        scale = DETECTOR_SIZE / max(width, height)
+        fitted = look.resize((max(1, round(width * scale)), max(1, round(height * scale))), PILImage.Resampling.BILINEAR)
+        pad_x, pad_y = (DETECTOR_SIZE - fitted.width) // 2, (DETECTOR_SIZE - fitted.height) // 2
+        canvas = np.zeros((DETECTOR_SIZE, DETECTOR_SIZE, 3), dtype=np.float32)  # letterbox: black
+        canvas[pad_y : pad_y + fitted.height, pad_x : pad_x + fitted.width] = np.asarray(fitted, dtype=np.float32)
+        out = self._run(self.detector, canvas / 127.5 - 1.0)
+        raw, logits = out[(2254, 12)], out[(2254, 1)][:, 0]
+        scores = _sigmoid(logits)
+        keep = scores >= self.min_detection
+        if not keep.any():
+            return []
+        raw, scores, anchors = raw[keep], scores[keep], self.anchors[keep]
+        centre = raw[:, 0:2] / DETECTOR_SIZE + anchors
+        half = raw[:, 2:4] / DETECTOR_SIZE / 2
+        boxes = np.concatenate([centre - half, centre + half], axis=1)
+        keypoints = raw[:, 4:12].reshape(-1, 4, 2) / DETECTOR_SIZE + anchors[:, None, :]
+        detections = []
+        for score, box, points in weighted_nms(boxes, keypoints, scores):
+            # tensor fractions -> look pixels (the letterbox removed)
+            to_px = np.array([DETECTOR_SIZE, DETECTOR_SIZE]) / scale
+            offset = np.array([pad_x, pad_y]) / scale
+            detections.append(Detection(score, np.concatenate([box[:2] * to_px - offset, box[2:] * to_px - offset]),
+                                        points * to_px - offset))  # fmt: skip
+        return detections
+
+    # ---- stage 2: the landmarks ---------------------------------------------------------------
+
+    def landmarks(self, look: Image, detection: Detection) -> Pose:
+        roi = roi_from_detection(detection)
+        crop = warp_roi(look, roi, LANDMARK_SIZE).astype(np.float32) / 255.0
+        out = self._run(self.landmarker, crop)
+        raw = out[(195,)].reshape(39, 5)[: len(LANDMARKS)]
+        flag = float(out[(1,)][0])
+        points = roi.to_image(raw[:, :2] / LANDMARK_SIZE)
+        return Pose(points, _sigmoid(raw[:, 3]), _sigmoid(raw[:, 4]), flag, detection, roi)
+
+    # ---- the person mask ----------------------------------------------------------------------
+
+    def person_mask(self, look: Image) -> np.ndarray:
+        """Person probability per pixel of a 256 x 256 stretch of the look."""
+        from PIL import Image as PILImage
+
+        resized = look.resize((SEGMENTATION_SIZE, SEGMENTATION_SIZE), PILImage.Resampling.BILINEAR)
+        out = self._run(self.segmenter, np.asarray(resized, dtype=np.float32) / 255.0)
+        return out[(SEGMENTATION_SIZE, SEGMENTATION_SIZE, 1)][..., 0]
+
+    def person_box(self, look: Image, threshold: float = 0.5, min_share: float = 0.02) -> tuple[int, int, int, int] | None:
+        """The box of the person mask in the look's pixels, or None when under ``min_share`` of it."""
+        mask = self.person_mask(look) >= threshold
+        if mask.mean() < min_share:
+            return None
+        ys, xs = np.nonzero(mask)
+        sx, sy = look.width / SEGMENTATION_SIZE, look.height / SEGMENTATION_SIZE
+        return _clip_box((xs.min() * sx, ys.min() * sy, (xs.max() + 1) * sx, (ys.max() + 1) * sy), look.size)

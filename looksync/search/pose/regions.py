@@ -1,0 +1,231 @@
+"""``PoseRegionFinder`` (``pose``): each layer's boxes from the body's keypoints, for looks in any
+framing, and which layers are not in the look.
+
+The anchors are data: each layer's ``pose`` extents in the taxonomy (``looksync/catalog/data/taxonomy.yaml``).
+Fallbacks, in order, each recorded in the placement's ``degraded`` notes and ``timings_ms``:
+
+1. ``pose``: BlazePose finds a person and its landmarks (pose-presence flag >= 0.5); every layer with
+   pose extents is placed from them or reported not in the look, with the reason;
+2. ``person_box``: no pose, but a person box (the selfie-segmentation mask's box, else the detector's
+   full-body circle): the taxonomy slots, which describe a full figure on a 3:5 portrait canvas, are
+   placed in a frame fitted to that box (by its height, or by its width when the box runs off the
+   bottom of the look); slots that fall mostly outside the look are reported not in the look;
+3. ``layout``: no person at all: the taxonomy slots of the whole look (the ``layout`` finder).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from looksync.catalog.taxonomy import Taxonomy, get_taxonomy
+from looksync.search.pose.blazepose import LANDMARK_INDEX, BlazePose, Pose
+from looksync.search.pose.models import PoseModelPaths, resolve_pose_models
+from looksync.search.regions import (
+    Box,
+    ClipBoxRegionFinder,
+    Placement,
+    Region,
+    find_placed,
+    layer_slots,
+    layout_placement,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from PIL.Image import Image
+
+    from embeddings import ClipEncoder
+    from looksync.catalog.taxonomy import PoseExtent
+    from looksync.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MIN_POSE_SCORE = 0.5  # the landmark model's pose-presence flag, as MediaPipe thresholds it
+# the taxonomy slots describe a full figure from 0.01 to 0.96 of a 3:5 (width:height) portrait canvas,
+# its arms spanning about 0.65 of the width
+LAYOUT_FIGURE_TOP, LAYOUT_FIGURE_BOTTOM, LAYOUT_ASPECT, LAYOUT_FIGURE_WIDTH = 0.01, 0.96, 0.6, 0.65
+MIN_SHARE_IN_LOOK = 0.3  # a fallback slot with less of its area inside the look is out of frame
+MIN_BOX_PX = 4
+
+
+@lru_cache(maxsize=4)
+def load_blazepose(paths: PoseModelPaths, threads: int | None = None, min_detection: float = 0.5) -> BlazePose:
+    """One loaded estimator per model files and options in a process (engines share it)."""
+    return BlazePose(paths, threads=threads, min_detection=min_detection)
+
+
+class PoseRegionFinder:
+    name = "pose"
+
+    def __init__(
+        self,
+        encoder: ClipEncoder,
+        embed_texts: Callable[[list[str]], np.ndarray] | None = None,
+        taxonomy: Taxonomy | None = None,
+        estimator: BlazePose | None = None,
+        *,
+        min_visibility: float = 0.5,
+        person_mask: bool = True,
+    ):
+        if estimator is None:
+            raise ValueError("PoseRegionFinder needs a BlazePose estimator; use PoseRegionFinder.from_settings")
+        self.encoder = encoder
+        self.taxonomy = taxonomy or get_taxonomy()
+        self.estimator = estimator
+        self.min_visibility = min_visibility
+        self.person_mask = person_mask
+        self.fallback = ClipBoxRegionFinder(encoder, embed_texts)
+        unknown = sorted({name for layer in self.taxonomy.layers.values() for extent in layer.pose
+                          for name in (*extent.points, *(n for group in extent.seen for n in group))
+                          if name not in LANDMARK_INDEX})  # fmt: skip
+        if unknown:
+            raise ValueError(f"taxonomy pose extents name unknown landmarks {unknown}; known: {', '.join(LANDMARK_INDEX)}")
+
+    @classmethod
+    def from_settings(
+        cls, encoder: ClipEncoder, embed_texts: Callable[[list[str]], np.ndarray] | None = None, settings: Settings | None = None
+    ) -> PoseRegionFinder:
+        from looksync.settings import get_settings
+
+        settings = settings or get_settings()
+        paths = resolve_pose_models(
+            settings.pose_models, settings.pose_models_dir, s3_endpoint_url=settings.s3_endpoint_url, s3_region=settings.s3_region
+        )
+        estimator = load_blazepose(paths, settings.pose_threads, settings.pose_min_detection)
+        return cls(encoder, embed_texts, estimator=estimator, min_visibility=settings.pose_min_visibility,
+                   person_mask=settings.pose_person_mask)  # fmt: skip
+
+    # ---- placement ----------------------------------------------------------------------------
+
+    def place(self, look: Image, layers: list[str]) -> Placement:
+        look = look.convert("RGB")
+        timings: dict[str, float] = {}
+        start = time.perf_counter()
+        detections = self.estimator.detect(look)
+        pose = self.estimator.landmarks(look, detections[0]) if detections else None
+        timings["region_pose"] = (time.perf_counter() - start) * 1000
+        if pose is not None and pose.score >= MIN_POSE_SCORE:
+            placement = pose_placement(self.taxonomy, pose, look.size, layers, self.min_visibility)
+            placement.timings_ms = timings
+            return placement
+
+        why = "no person detected" if pose is None else f"no pose landmarks (presence {pose.score:.2f})"
+        box, box_source = None, None
+        if self.person_mask:
+            start = time.perf_counter()
+            box, box_source = self.estimator.person_box(look), "the person mask"
+            timings["region_person_mask"] = (time.perf_counter() - start) * 1000
+        if box is None and detections:
+            box, box_source = detections[0].person_box(look.size), "the pose detector"
+        if box is not None:
+            placement = person_box_placement(self.taxonomy, box, look.size, layers)
+            placement.degraded.append(
+                f"regions_person_box: {why}; layers placed at the taxonomy slots within the person's box from {box_source} {list(box)}"
+            )
+        else:
+            placement = layout_placement(self.taxonomy, look.size, layers)
+            placement.degraded.append(f"regions_layout: {why} and no person box; layers placed at the taxonomy slots of the whole look")
+        placement.timings_ms = timings
+        return placement
+
+    def find(self, look: Image, queries: dict[str, str]) -> dict[str, Region]:
+        return find_placed(self, self.encoder, self.fallback, look.convert("RGB"), queries)
+
+
+def _clip(box: tuple[float, float, float, float], size: tuple[int, int]) -> Box | None:
+    width, height = size
+    x0, y0 = max(0, int(round(box[0]))), max(0, int(round(box[1])))
+    x1, y1 = min(width, int(round(box[2]))), min(height, int(round(box[3])))
+    if x1 - x0 < MIN_BOX_PX or y1 - y0 < MIN_BOX_PX:
+        return None
+    return x0, y0, x1, y1
+
+
+def _missing(group: tuple[str, ...], pose: Pose, size: tuple[int, int]) -> str:
+    """Why no point of ``group`` counts as seen: out of frame, or in it but not visible enough."""
+    width, height = size
+    outside = [n for n in group if not (0 <= pose.point(n)[0] < width and 0 <= pose.point(n)[1] < height)]
+    hidden = [f"{n} ({pose.visibility[LANDMARK_INDEX[n]]:.2f})" for n in group if n not in outside]
+    parts = ([f"out of frame: {', '.join(outside)}"] if outside else []) + ([f"not visible: {', '.join(hidden)}"] if hidden else [])
+    return " and ".join(parts)
+
+
+def extent_box(extent: PoseExtent, pose: Pose, torso: float, midline: float, size: tuple[int, int]) -> Box | None:
+    points = np.array([pose.point(name) for name in extent.points])
+    (x0, y0), (x1, y1) = points.min(0), points.max(0)
+    left, top, right, bottom = extent.pad
+    if extent.outward and (x0 + x1) / 2 < midline:  # on the image's left of the body: away = leftwards
+        left, right = right, left
+    return _clip((x0 - left * torso, y0 - top * torso, x1 + right * torso, y1 + bottom * torso), size)
+
+
+def pose_placement(taxonomy: Taxonomy, pose: Pose, size: tuple[int, int], layers: list[str], min_visibility: float = 0.5) -> Placement:
+    """Each layer's extents whose ``seen`` groups hold; a layer with none is absent, with the reasons.
+    Layers without pose extents are left out (the CLIP box search takes them)."""
+    width, height = size
+    inside = (pose.points[:, 0] >= 0) & (pose.points[:, 0] < width) & (pose.points[:, 1] >= 0) & (pose.points[:, 1] < height)
+    seen = inside & (pose.visibility >= min_visibility)
+    shoulders = (pose.point("left_shoulder") + pose.point("right_shoulder")) / 2
+    hips = (pose.point("left_hip") + pose.point("right_hip")) / 2
+    torso = float(np.linalg.norm(shoulders - hips)) or pose.roi.side / 4
+    midline = float((shoulders[0] + hips[0]) / 2)
+    placement = Placement(boxes={}, source="pose")
+    for layer in layers:
+        extents = taxonomy.layers[layer].pose
+        if not extents:
+            continue
+        boxes, reasons = [], []
+        for extent in extents:
+            missing = [g for g in extent.seen if not any(seen[LANDMARK_INDEX[n]] for n in g)]
+            if missing:
+                reasons.extend(_missing(g, pose, size) for g in missing)
+                continue
+            box = extent_box(extent, pose, torso, midline, size)
+            if box is None:
+                reasons.append("its box falls outside the look")
+                continue
+            boxes.append(box)
+        if boxes:
+            placement.boxes[layer] = boxes
+        else:
+            placement.absent[layer] = "; ".join(dict.fromkeys(reasons))
+    return placement
+
+
+def figure_frame(box: Box, size: tuple[int, int]) -> tuple[float, float, float, float]:
+    """The 3:5 canvas the taxonomy slots describe, fitted to a person's box: by its height, or, when
+    the box runs off the bottom of the look (the figure is cut), by its width."""
+    x0, y0, x1, y1 = box
+    if y1 >= size[1] - 1:
+        frame_w = (x1 - x0) / LAYOUT_FIGURE_WIDTH
+        frame_h = frame_w / LAYOUT_ASPECT
+    else:
+        frame_h = (y1 - y0) / (LAYOUT_FIGURE_BOTTOM - LAYOUT_FIGURE_TOP)
+        frame_w = frame_h * LAYOUT_ASPECT
+    top = y0 - LAYOUT_FIGURE_TOP * frame_h
+    left = (x0 + x1) / 2 - frame_w / 2
+    return left, top, frame_w, frame_h
+
+
+def person_box_placement(taxonomy: Taxonomy, box: Box, size: tuple[int, int], layers: list[str]) -> Placement:
+    left, top, frame_w, frame_h = figure_frame(box, size)
+    placement = Placement(boxes={}, source="person_box")
+    for layer in layers:
+        boxes = []
+        for fx0, fy0, fx1, fy1 in layer_slots(taxonomy, layer):
+            raw = (left + fx0 * frame_w, top + fy0 * frame_h, left + fx1 * frame_w, top + fy1 * frame_h)
+            clipped = _clip(raw, size)
+            area = (raw[2] - raw[0]) * (raw[3] - raw[1])
+            if clipped is not None and (clipped[2] - clipped[0]) * (clipped[3] - clipped[1]) >= MIN_SHARE_IN_LOOK * area:
+                boxes.append(clipped)
+        if boxes:
+            placement.boxes[layer] = boxes
+        elif layer_slots(taxonomy, layer):
+            placement.absent[layer] = "out of frame: its slot in the person's box lies outside the look"
+    return placement

@@ -1,0 +1,29 @@
+"""Looks for the pose tests: a generated sample look (the project's own figure) and a real photograph."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from PIL import Image
+
+
+@pytest.fixture(scope="session")
+def sample_look(tmp_path_factory) -> tuple[Image.Image, dict]:
+    """The first look of a small generated sample, with its ground truth."""
+    from looksync.sample import generate_sample
+
+    root = tmp_path_factory.mktemp("pose-sample")
+    manifest = generate_sample(root, size=30, seed=11, n_looks=1, image_base_url="http://127.0.0.1:1")
+    truth = json.loads(manifest.ground_truth_path.read_text(encoding="utf-8"))
+    look_id = sorted(truth)[0]
+    with Image.open(manifest.looks_dir / f"{look_id}.png") as image:
+        return image.convert("RGB"), truth[look_id]
+
+
+@pytest.fixture(scope="session")
+def astronaut() -> Image.Image:
+    """scikit-image's waist-up photograph of a person (Eileen Collins, NASA; public domain)."""
+    from skimage import data
+
+    return Image.fromarray(data.astronaut())

@@ -1,0 +1,121 @@
+"""The BlazePose pipeline and the pose region finder on real model files: a sample look (the project's
+drawn figure), a real photograph (waist-up), and looks with no person; the fallbacks in order."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from looksync.catalog.taxonomy import get_taxonomy
+from looksync.search.pose import LANDMARKS, BlazePose, PoseRegionFinder, pose_placement, resolve_pose_models
+from looksync.search.pose.blazepose import ssd_anchors
+
+ALL_LAYERS = list(get_taxonomy().layers)
+
+
+def _inside(box, size) -> bool:
+    x0, y0, x1, y1 = box
+    return 0 <= x0 < x1 <= size[0] and 0 <= y0 < y1 <= size[1]
+
+
+def _finder(estimator, **options) -> PoseRegionFinder:
+    return PoseRegionFinder(None, estimator=estimator, **options)  # place() needs no CLIP encoder
+
+
+def test_ssd_anchors_follow_the_pose_detection_graph():
+    anchors = ssd_anchors()
+    assert anchors.shape == (2254, 2)  # 28x28x2 + 14x14x2 + 7x7x6
+    assert np.allclose(anchors[0], [0.5 / 28, 0.5 / 28]) and np.allclose(anchors[1], anchors[0])
+    assert np.allclose(anchors[1568], [0.5 / 14, 0.5 / 14])  # the stride-16 layer starts after 28 x 28 x 2
+    assert np.allclose(anchors[1960:1966], [0.5 / 7, 0.5 / 7])  # strides 32, 32, 32 merged: 6 per cell
+    assert np.allclose(anchors[-1], [6.5 / 7, 6.5 / 7])
+
+
+def test_pose_on_a_sample_look(blazepose, sample_look):
+    image, truth = sample_look
+    detections = blazepose.detect(image)
+    assert detections and detections[0].score >= 0.5
+    pose = blazepose.landmarks(image, detections[0])
+    assert pose.points.shape == (len(LANDMARKS), 2) and pose.score >= 0.5
+    y = {name: pose.point(name)[1] for name in ("nose", "left_shoulder", "left_hip", "left_knee", "left_ankle")}
+    assert y["nose"] < y["left_shoulder"] < y["left_hip"] < y["left_knee"] < y["left_ankle"]
+    width, height = image.size
+    assert abs(pose.point("nose")[0] - width / 2) < 0.15 * width  # the figure stands in the middle
+    assert pose.point("left_ankle")[1] > 0.75 * height and pose.point("nose")[1] < 0.25 * height
+    placement = _finder(blazepose).place(image, sorted(truth["products"]))
+    assert placement.source == "pose" and not placement.degraded and "region_pose" in placement.timings_ms
+    assert set(placement.boxes) == set(truth["products"]) and not placement.absent
+    assert all(_inside(box, image.size) for boxes in placement.boxes.values() for box in boxes)
+    assert placement.boxes["footwear"][0][1] > 0.7 * height  # the feet, at the bottom of the figure
+
+
+def test_pose_on_a_real_photograph(blazepose, astronaut):
+    """Waist-up: the nose and shoulders on the person; footwear and bottomwear out of frame."""
+    pose = blazepose.landmarks(astronaut, blazepose.detect(astronaut)[0])
+    nose, left, right = pose.point("nose"), pose.point("left_shoulder"), pose.point("right_shoulder")
+    assert 180 < nose[0] < 280 and 90 < nose[1] < 180  # her face is at about x 190-270, y 60-190
+    assert right[0] < nose[0] < left[0]  # facing the camera: her left shoulder on the image's right
+    assert nose[1] < min(left[1], right[1]) < 320 and abs(left[1] - right[1]) < 40
+    assert (pose.visibility[[0, 11, 12]] > 0.9).all()
+
+    placement = _finder(blazepose).place(astronaut, ALL_LAYERS)
+    assert placement.source == "pose"
+    assert {"topwear", "outer_topwear", "headwear", "eyewear"} <= set(placement.boxes)
+    assert all(_inside(box, astronaut.size) for boxes in placement.boxes.values() for box in boxes)
+    assert {"footwear", "bottomwear", "one_piece"} <= set(placement.absent)
+    assert placement.absent["footwear"].startswith("out of frame: left_ankle, right_ankle")
+    assert "out of frame" in placement.absent["bottomwear"]
+    eyes = placement.boxes["eyewear"][0]
+    assert eyes[1] < nose[1] and eyes[0] < nose[0] < eyes[2]
+
+
+def test_a_layer_whose_anchors_are_hidden_is_not_in_the_look(blazepose, sample_look):
+    image, _ = sample_look
+    pose = blazepose.landmarks(image, blazepose.detect(image)[0])
+    pose.visibility[[LANDMARKS.index("left_ankle"), LANDMARKS.index("right_ankle")]] = 0.1
+    placement = pose_placement(get_taxonomy(), pose, image.size, ["bottomwear", "topwear"])
+    assert len(placement.boxes["bottomwear"]) == 1  # the long extent needs an ankle; the short one is left
+    assert placement.boxes["bottomwear"][0][3] < pose.point("left_ankle")[1]
+
+
+def test_the_cropped_top_of_a_look_has_no_feet(blazepose, sample_look):
+    image, truth = sample_look
+    top = image.crop((0, 0, image.width, int(image.height * 0.6)))
+    placement = _finder(blazepose).place(top, sorted(truth["products"]))
+    assert placement.source == "pose"
+    assert placement.absent["footwear"].startswith("out of frame")
+    assert all(_inside(box, top.size) for boxes in placement.boxes.values() for box in boxes)
+
+
+def test_fallbacks_in_order(pose_models_dir, blazepose, astronaut):
+    # 1. no pose (the detector's threshold above any score) -> the person's box from the mask
+    strict = BlazePose(resolve_pose_models("pypi", pose_models_dir, fetch=False), threads=2, min_detection=0.999)
+    placement = _finder(strict).place(astronaut, ["topwear", "footwear"])
+    assert placement.source == "person_box"
+    assert placement.degraded[0].startswith("regions_person_box: no person detected; layers placed at the taxonomy slots")
+    assert "person mask" in placement.degraded[0]
+    assert set(placement.timings_ms) == {"region_pose", "region_person_mask"}
+    assert all(_inside(box, astronaut.size) for boxes in placement.boxes.values() for box in boxes)
+    # the mask's box runs off the bottom of the photo: the figure is fitted by width, the feet fall outside
+    assert "topwear" in placement.boxes and placement.absent["footwear"].startswith("out of frame")
+
+    # 2. no person at all -> the taxonomy slots of the whole look
+    blank = Image.new("RGB", (400, 300), (200, 220, 240))
+    placement = _finder(blazepose).place(blank, ["topwear", "footwear"])
+    assert placement.source == "layout" and placement.degraded[0].startswith("regions_layout: no person detected")
+    assert set(placement.timings_ms) == {"region_pose", "region_person_mask"}
+    assert set(placement.boxes) == {"topwear", "footwear"} and not placement.absent
+
+    # without the mask, no pose goes straight to the layout
+    placement = _finder(strict, person_mask=False).place(astronaut, ["topwear"])
+    assert placement.source == "layout" and set(placement.timings_ms) == {"region_pose"}
+
+
+def test_unknown_landmarks_in_the_taxonomy_are_refused(blazepose, tmp_path):
+    from looksync.catalog.taxonomy import DEFAULT_TAXONOMY_PATH, load_taxonomy
+
+    custom = tmp_path / "taxonomy.yaml"
+    custom.write_text(DEFAULT_TAXONOMY_PATH.read_text().replace("[left_eye, right_eye, nose]", "[left_eye, third_eye]"))
+    with pytest.raises(ValueError, match=r"unknown landmarks \['third_eye'\]"):
+        PoseRegionFinder(None, taxonomy=load_taxonomy(custom), estimator=blazepose)
