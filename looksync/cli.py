@@ -40,6 +40,10 @@ def main(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # faiss probes for its AVX512 and AVX2 builds on import and logs each miss at INFO with the
+    # ModuleNotFoundError ("Could not load library with AVX2 support due to: ...") before loading the
+    # generic build that works: it reads like a failure on every command that touches the index
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
 
 
 @main.group()
