@@ -20,7 +20,7 @@ import click
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_S = 15.0
+HEARTBEAT_S = 30.0  # a CI log sees a long step move about twice a minute
 BAR_WIDTH = 24
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 

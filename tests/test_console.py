@@ -39,10 +39,10 @@ def test_without_a_tty_a_step_prints_its_end_then_its_results(monkeypatch):
     with console.progress("    epochs") as bar:
         now[0] = 1.0
         bar.update(1, 3, "loss 3.9")  # quiet
-        now[0] = 20.0
+        now[0] = console_module.HEARTBEAT_S + 1
         bar.update(2, 3, "loss 3.5")  # quiet for HEARTBEAT_S: a line
         bar.note("    recall 0.9")
-        now[0] = 21.0
+        now[0] += 1
         bar.update(3, 3, "loss 3.1")  # the end has its own line
-        now[0] = 22.5
-    assert lines == ["    epochs 2/3 loss 3.5", "    epochs 3/3 in 22.5 s: loss 3.1", "    recall 0.9"]
+        now[0] = 62.5
+    assert lines == ["    epochs 2/3 loss 3.5", "    epochs 3/3 in 62.5 s: loss 3.1", "    recall 0.9"]
