@@ -40,6 +40,10 @@ def main(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # faiss probes for its AVX512 and AVX2 builds on import and logs each miss at INFO with the
+    # ModuleNotFoundError ("Could not load library with AVX2 support due to: ...") before loading the
+    # generic build that works: it reads like a failure on every command that touches the index
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
 
 
 @main.group()
@@ -243,10 +247,13 @@ def eval_command(sample_root: Path, config_specs: tuple[str, ...], run_id: str |
 @click.option("--epochs", type=click.IntRange(min=0), default=30, show_default=True,
               help="Fine-tuning epochs on the sample before indexing; 0 serves random weights (plumbing only).")
 def demo(workdir: Path, size: int, seed: int, fault_rate: float, epochs: int):
-    """The main job end to end on embedded defaults: sample -> fine-tune -> ingest -> index -> serve -> search a look."""
+    """The main job end to end on embedded defaults: sample -> fine-tune -> ingest -> index -> serve -> search a look.
+
+    The terminal shows the steps and the results; the full log goes to WORKDIR/demo.log."""
     from looksync.demo import run_demo
 
-    run_demo(workdir, size=size, seed=seed, fault_rate=fault_rate, epochs=epochs, echo=click.echo)
+    bars = click.get_text_stream("stdout").isatty()  # elsewhere (CI, pipes) a line per step instead
+    run_demo(workdir, size=size, seed=seed, fault_rate=fault_rate, epochs=epochs, echo=click.echo, bars=bars)
 
 
 @main.command()

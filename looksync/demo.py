@@ -11,11 +11,16 @@ checkpoint path, so the first look search returns garments of the right layer, c
 A tuned checkpoint already in the workdir for the same sample and settings is reused. ``epochs=0``
 skips fine-tuning and runs on random weights (plumbing only). With real weights, set
 LOOKSYNC_CLIP_MODEL/LOOKSYNC_CLIP_WEIGHTS and run the step-by-step commands instead.
+
+The terminal shows the six steps, progress bars for fine-tuning, ingestion and indexing, and the results;
+every library's log and the detailed lines (paths, ids, full responses) go to ``<workdir>/demo.log``
+(``looksync.console``), the service's output to ``<workdir>/service.log``.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -25,6 +30,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import requests
+
+from looksync.console import Console, log_to_file, shown
 
 DEMO_MODEL = "LookSync-Tiny"
 DEMO_EPOCHS = 30
@@ -76,7 +83,9 @@ def stop_service(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def tuned_checkpoint(sample_dir: Path, models_dir: Path, seed: int, epochs: int, echo: Callable = print) -> Path:
+def tuned_checkpoint(
+    sample_dir: Path, models_dir: Path, seed: int, epochs: int, echo: Console | Callable[[str], object] = print
+) -> Path:
     """Fine-tune DEMO_MODEL on the sample's pairs, or reuse the checkpoint an earlier run wrote for the same
     sample (a digest of its feeds and images is in the file name) and the same settings."""
     import hashlib
@@ -95,22 +104,30 @@ def tuned_checkpoint(sample_dir: Path, models_dir: Path, seed: int, epochs: int,
     config = FinetuneConfig(model=DEMO_MODEL, init_weights=f"random:{seed}", epochs=epochs, seed=seed)
     checkpoint = models_dir / f"{DEMO_MODEL}-tuned-{sample_digest}-e{epochs}-s{seed}-r{RECIPE_VERSION}.pt"
     report_path = checkpoint.with_suffix(".report.json")
+    console = Console.of(echo)
     if checkpoint.is_file() and report_path.is_file():
         report = json.loads(report_path.read_text())
-        echo(f"    reusing {checkpoint.name} (trained {report['seconds']} s)")
+        console.say(f"    reusing {checkpoint.name} (trained {report['seconds']} s)")
     else:
         pairs = sample_pairs(sample_dir)
-        echo(f"    fine-tuning {DEMO_MODEL} from random weights on {len(pairs)} (image, caption) pairs, {epochs} epochs")
-        report = finetune(pairs, config, checkpoint).__dict__
+        console.say(
+            f"    fine-tuning {DEMO_MODEL} from random weights on {len(pairs)} (image, caption) pairs, {epochs} epochs"
+        )
+        with console.progress("    epochs") as bar:
+            report = finetune(
+                pairs, config, checkpoint, lambda done, of, loss: bar.update(done, of, f"loss {loss:.2f}")
+            )
+        report = report.__dict__
     before, after = report["recall_before"]["recall@10"], report["recall_after"]["recall@10"]
     crops = ""
     if report.get("crop_recall_after"):
         crop_before, crop_after = report["crop_recall_before"]["recall@10"], report["crop_recall_after"]["recall@10"]
         crops = f"on-figure crop->packshot Recall@10 {crop_before:.2f} -> {crop_after:.2f}; "
-    echo(
+    console.say(
         f"    held-out text->image Recall@10 {before:.2f} (random) -> {after:.2f} (tuned); {crops}"
-        f"loss {report['loss_curve'][0]:.2f} -> {report['loss_curve'][-1]:.2f}; checkpoint {checkpoint}"
+        f"loss {report['loss_curve'][0]:.2f} -> {report['loss_curve'][-1]:.2f}"
     )
+    console.detail(f"checkpoint {checkpoint}; report {report_path}")
     return checkpoint
 
 
@@ -143,38 +160,75 @@ def compare_with_planted(base_url: str, planted: dict[str, str], response: dict)
     return lines
 
 
+def _expected_on_terminal(record: logging.LogRecord) -> bool:
+    # open_clip warns "No pretrained weights loaded for model ... initialized randomly" when the demo builds
+    # its random-weight starting point, which it does on purpose (step 2 says so): the file keeps it
+    return not (record.name == "root" and "initialized randomly" in record.getMessage())
+
+
+def _quarantined(counts: dict[str, int]) -> str:
+    return f"{sum(counts.values())} quarantined ({', '.join(counts)})" if counts else "none quarantined"
+
+
 def run_demo(
     workdir: Path,
     size: int = 300,
     seed: int = 7,
     fault_rate: float = 0.03,
     epochs: int = DEMO_EPOCHS,
-    echo: Callable = print,
+    echo: Console | Callable[[str], object] = print,
+    bars: bool = False,
 ) -> dict:
+    """Every step of the main job; ``echo`` gets the short terminal view (``bars``: progress bars drawn in
+    place, for a TTY), ``<workdir>/demo.log`` the full log. Returns the look search's response."""
+    if epochs < 0:
+        raise ValueError(f"epochs must be >= 0, got {epochs}")
+    workdir = workdir.resolve()
+    console = echo if isinstance(echo, Console) else Console(echo, bars=bars)
+    log_path = workdir / "demo.log"
+    console.echo(f"LookSync demo in {shown(workdir)}; full log: {shown(log_path)}")
+    with log_to_file(console, log_path, terminal_filter=_expected_on_terminal):
+        try:
+            response = _run_steps(workdir, size, seed, fault_rate, epochs, console)
+        except Exception as exc:
+            logging.getLogger(__name__).error("demo failed: %s", exc, exc_info=True)
+            raise
+        finally:
+            console.echo(f"\nfull log: {shown(log_path)}; service log: {shown(workdir / 'service.log')}")
+    return response
+
+
+def _run_steps(workdir: Path, size: int, seed: int, fault_rate: float, epochs: int, console: Console) -> dict:
     from embeddings import load_encoder, save_random_checkpoint
     from looksync.client import format_look_response, search_look
     from looksync.index.factory import open_index
-    from looksync.pipelines.ingest import ingest_feed
+    from looksync.pipelines.ingest import STAGES, ingest_feed
     from looksync.pipelines.reindex import build_index
     from looksync.sample import generate_sample
     from looksync.sample.server import serve_sample
     from looksync.settings import load_settings
 
-    if epochs < 0:
-        raise ValueError(f"epochs must be >= 0, got {epochs}")
-    workdir = workdir.resolve()
     sample_dir = workdir / "sample"
     sample_dir.mkdir(parents=True, exist_ok=True)
-    echo(f"1/6 sample catalog ({size} products, fault rate {fault_rate})")
+    console.say(f"1/6 sample catalog ({size} products, fault rate {fault_rate})")
     image_server = serve_sample(sample_dir, port=0)
     try:
-        manifest = generate_sample(sample_dir, size=size, seed=seed, fault_rate=fault_rate, image_base_url=image_server.url)
+        manifest = generate_sample(
+            sample_dir, size=size, seed=seed, fault_rate=fault_rate, image_base_url=image_server.url
+        )
+        console.say(
+            f"    {sum(manifest.product_counts.values())} products from {len(manifest.feeds)} vendor feeds, "
+            f"{sum(manifest.fault_counts.values())} planted faults, {manifest.look_count} looks"
+        )
+        console.detail(f"sample in {sample_dir}: products {manifest.product_counts}, faults {manifest.fault_counts}")
         if epochs:
-            echo(f"2/6 fine-tune {DEMO_MODEL} on the sample catalog")
-            checkpoint = tuned_checkpoint(sample_dir, workdir / "models", seed, epochs, echo)
+            console.say(f"2/6 fine-tune {DEMO_MODEL} on the sample catalog")
+            checkpoint = tuned_checkpoint(sample_dir, workdir / "models", seed, epochs, console)
         else:
-            echo(f"2/6 no fine-tuning (--epochs 0): {DEMO_MODEL} with random weights, plumbing only")
-            checkpoint = save_random_checkpoint(DEMO_MODEL, workdir / "models" / f"{DEMO_MODEL}-random-{seed}.pt", seed=seed)
+            console.say(f"2/6 no fine-tuning (--epochs 0): {DEMO_MODEL} with random weights, plumbing only")
+            checkpoint = save_random_checkpoint(
+                DEMO_MODEL, workdir / "models" / f"{DEMO_MODEL}-random-{seed}.pt", seed=seed
+            )
         env = {
             "LOOKSYNC_DATA_DIR": str(workdir / "data"),
             "LOOKSYNC_CLIP_MODEL": DEMO_MODEL,
@@ -187,27 +241,40 @@ def run_demo(
             device="cpu",
         )  # fmt: skip
         encoder = load_encoder(DEMO_MODEL, str(checkpoint), device="cpu")
-        echo(f"3/6 ingest: model {encoder.model_id}")
-        for vendor, feed in manifest.feeds.items():
-            report = ingest_feed(settings, vendor, feed, encoder)
-            echo(
-                f"    {vendor}: {report.rows_read} rows, {report.products_stored} stored, {report.embedded} embedded, "
-                f"quarantined {report.quarantined or 0} -> {report.quarantine_path}"
-            )
+        feeds = list(manifest.feeds.items())
+        console.say(
+            f"3/6 ingest {len(feeds)} vendor feeds: parse, validate, fetch images, embed with {encoder.model_id}"
+        )
+        with console.progress("    feeds") as bar:
+            for n, (vendor, feed) in enumerate(feeds):
+
+                def stage_done(stage: str, n: int = n, vendor: str = vendor) -> None:
+                    bar.update(n * len(STAGES) + STAGES.index(stage) + 1, len(feeds) * len(STAGES), f"{vendor} {stage}")
+
+                report = ingest_feed(settings, vendor, feed, encoder, progress=stage_done)
+                bar.note(
+                    f"    {vendor}: {report.rows_read} rows, {report.products_stored} stored, {report.embedded} embedded, "
+                    f"{_quarantined(report.quarantined)}"
+                )
+                console.detail(f"{vendor} quarantined rows: {report.quarantine_path}")
+        console.say(f"    quarantined rows with their reasons: {shown(settings.data_dir / 'quarantine')}/")
     finally:
         image_server.close()
 
-    echo("4/6 build index version and make it live")
-    build = build_index(settings, open_index(settings), encoder.model_id)
-    echo(f"    {build.version}: {build.indexed} products")
+    console.say("4/6 build index version and make it live")
+    with console.progress("    index") as bar:
+        build = build_index(settings, open_index(settings), encoder.model_id,
+                            progress=lambda step, n, of: bar.update(n, of, step))  # fmt: skip
+        bar.note(f"    {build.version}: {build.indexed} products")
 
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    echo(f"5/6 start service at {base_url} (log: {workdir / 'service.log'})")
+    console.say(f"5/6 start service at {base_url} (log: {shown(workdir / 'service.log')})")
     proc = start_service(env, port, workdir / "service.log")
     try:
         ready = wait_ready(base_url, proc=proc)
-        echo(f"    ready: {ready}")
+        console.say(f"    ready: {ready.get('products')} products, model {ready.get('model_id')}")
+        console.detail(f"readyz: {ready}")
         truth = json.loads(Path(manifest.ground_truth_path).read_text())
         look_id, expected = next(iter(sorted(truth.items())))
         look_path = Path(manifest.looks_dir) / f"{look_id}.png"
@@ -215,12 +282,16 @@ def run_demo(
         # app sends them: LookSync-Tiny's zero-shot gender and layer detection on a whole look is weak
         # (docs/evaluation.md), so the demo does not lean on it
         layers = sorted(expected["products"])
-        echo(f"6/6 search look {look_path.name} (market {expected['market']}, gender {expected['gender']}, "
-             f"layers {','.join(layers)}); planted: {expected['products']}")  # fmt: skip
+        console.say(f"6/6 search look {look_path.name} (market {expected['market']}, gender {expected['gender']}, "
+                    f"layers {', '.join(layers)})")  # fmt: skip
+        console.detail(f"look {look_path}; planted: {expected['products']}")
         response = search_look(base_url, look_path, market=expected["market"], gender=expected["gender"],
                                layers=layers, k=5)  # fmt: skip
-        echo(format_look_response(response))
-        echo("\n" + "\n".join(compare_with_planted(base_url, expected["products"], response)))
+        console.detail(f"response: {json.dumps(response, ensure_ascii=False)}")
+        console.echo("")
+        console.say(format_look_response(response))
+        console.echo("")
+        console.say("\n".join(compare_with_planted(base_url, expected["products"], response)))
         return response
     finally:
         stop_service(proc)

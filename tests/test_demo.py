@@ -1,13 +1,20 @@
 """The README's main job (`make demo` -> `looksync demo`) on a small sample: every step runs for real,
-the service answers with the fine-tuned checkpoint, and a second run reuses that checkpoint."""
+the service answers with the fine-tuned checkpoint, and a second run reuses that checkpoint. The terminal
+gets a short view; the full log goes to a file the demo names."""
 
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
 
 import pytest
 
 from looksync.demo import run_demo, tuned_checkpoint
+from tests.conftest import REPO
+
+LOG_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (DEBUG|INFO|WARNING|ERROR) ")
 
 
 @pytest.mark.slow
@@ -25,11 +32,49 @@ def test_demo_fine_tunes_then_serves_the_tuned_model(tmp_path):
     assert response["layers"] and all(layer["products"] for layer in response["layers"])
     assert "planted products vs results:" in text
     assert "held-out text->image Recall@10" in text and "on-figure crop->packshot Recall@10" in text
+    # the details are in the log the demo names, not on the terminal
+    log_path = tmp_path / "demo" / "demo.log"
+    assert str(log_path) in lines[0] and str(log_path) in lines[-1]
+    log = log_path.read_text()
+    assert f"checkpoint {checkpoints[0]}" in log and f"checkpoint {checkpoints[0]}" not in text
+    assert "quarantined rows: " in log and "readyz: {" in log and "planted: {" in log
 
     # the same sample and settings: the checkpoint is reused, not trained again
     again: list[str] = []
     assert tuned_checkpoint(tmp_path / "demo" / "sample", tmp_path / "demo" / "models", 3, 2, again.append) == checkpoints[0]
     assert "reusing" in again[0]
+
+
+@pytest.mark.slow
+def test_the_terminal_gets_a_short_view_and_the_log_file_the_rest(tmp_path):
+    """``python -m looksync demo`` with its output piped (as in CI): a line per step, no log records, and the
+    file it names holds every library's log."""
+    workdir = tmp_path / "demo"
+    done = subprocess.run(
+        [sys.executable, "-m", "looksync", "demo", "--workdir", str(workdir), "--size", "60", "--seed", "3",
+         "--epochs", "0"],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    terminal = (done.stdout + done.stderr).splitlines()
+    assert len(terminal) < 60, "\n".join(terminal)
+    assert not [line for line in terminal if LOG_RECORD.match(line)]
+    assert not [line for line in terminal if "swigfaiss" in line or "search view loaded" in line]
+    log_path = workdir / "demo.log"
+    assert str(log_path) in terminal[0] and str(log_path) in terminal[-1]
+    for step in range(1, 7):
+        assert sum(line.startswith(f"{step}/6 ") for line in terminal) == 1
+    assert "planted products vs results:" in terminal
+    # without a TTY each progress step ends with one line, not a redrawn bar
+    for label in ("feeds 18/18", r"index (\d+)/\1"):
+        assert [line for line in terminal if re.fullmatch(rf"    {label} in [\d.]+ s: \w.*", line)], label
+
+    log = log_path.read_text()
+    assert "INFO root: Parsing model identifier" in log  # open_clip logs on the root logger
+    assert re.search(r'INFO looksync\.pipelines\.ingest: ingest start \{"run_id": "ingest-', log)  # with its ids
+    assert "INFO faiss.loader: " in log  # quiet on the terminal, kept in the file
+    assert "INFO looksync.console: 3/6 ingest" in log  # the terminal's lines too
+    assert "WARNING root: No pretrained weights loaded" in log  # the random start, expected: file only
 
 
 def test_negative_epochs_are_refused(tmp_path):

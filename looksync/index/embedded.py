@@ -488,7 +488,8 @@ class EmbeddedIndex(CatalogIndex):
                 pinned.checkout(stamp[0])
                 view = faiss_view.load_view(pinned, stamp[0], record.dim, search_dir)
             stats = view.stats()
-            log.info(
+            # one per (layer, market) partition: dozens per search process start, so DEBUG
+            log.debug(
                 "index search view loaded",
                 extra={
                     "version": record.name, "partition": list(key), "table_version": stamp[0], "rows": stats.rows,

@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 # fields whose difference is not a change of the product (bookkeeping of the pipeline itself)
 _NOT_COMPARED = {"updated_at", "image_hash", "model_id"}
 OUTCOMES = ("new", "image_changed", "metadata_only", "unchanged", "vanished", "quarantined")
+STAGES = ("parse", "detect", "fetch", "embed", "standardise", "apply")  # in order; ingest_feed reports each
 
 
 @dataclass
@@ -438,16 +439,27 @@ def ingest_feed(
     mode: str = "full",
     message_id: str | None = None,
     dry_run: bool = False,
+    progress: Callable[[str], None] | None = None,
 ) -> IngestReport:
-    """Every stage for one feed, in this process (the CLI path; the DAG runs the stages as tasks)."""
+    """Every stage for one feed, in this process (the CLI path; the DAG runs the stages as tasks).
+
+    ``progress``, when given, is called with each stage's name (``STAGES``) as the stage finishes."""
+    done = progress or (lambda stage: None)
     run_id = run_id or new_run_id()
     ref = FeedRef(vendor, str(feed_path), mode=mode, message_id=message_id)
     log.info("ingest start", extra={"run_id": run_id, "vendor": vendor, "feed": str(feed_path)})
     ws = parse_stage(settings, ref, run_id)
+    done("parse")
     detect_stage(settings, ws, encoder.model_id, refetch=refetch or force_embed)
+    done("detect")
     fetch_stage(settings, ws)
+    done("fetch")
     embed_stage(settings, ws, encoder, force=force_embed)
+    done("embed")
     if callable(zeroshot) and not hasattr(zeroshot, "scores"):
         zeroshot = zeroshot()
     standardise_stage(settings, ws, encoder.model_id, zeroshot)
-    return apply_stage(settings, ws, index, mirror, dry_run=dry_run)
+    done("standardise")
+    report = apply_stage(settings, ws, index, mirror, dry_run=dry_run)
+    done("apply")
+    return report

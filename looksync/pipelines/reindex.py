@@ -11,6 +11,7 @@ live and is pruned like any old version.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -21,6 +22,9 @@ from looksync.index import CatalogIndex
 from looksync.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# (step, steps done, steps): build_index's steps are the write batches, the end of the bulk load, then the rest
+Progress = Callable[[str, int, int], None]
 
 
 class ReindexError(RuntimeError):
@@ -50,16 +54,22 @@ def _ready(settings: Settings, model_id: str):
     return ready, missing, vectors
 
 
-def build_version(settings: Settings, index: CatalogIndex, model_id: str, batch_size: int = 1000) -> BuildReport:
-    """Write every product with a vector of ``model_id`` into a new, not-live version."""
+def build_version(
+    settings: Settings, index: CatalogIndex, model_id: str, batch_size: int = 1000, progress: Progress | None = None
+) -> BuildReport:
+    """Write every product with a vector of ``model_id`` into a new, not-live version (``progress``: after each
+    batch and after the end of the bulk load)."""
     ready, missing, vectors = _ready(settings, model_id)
+    batches = range(0, len(ready), batch_size)
+    steps = len(batches) + 1  # each batch, then the end of the bulk load
+    done = progress or (lambda step, n, of: None)
     dim = len(next(iter(vectors.values())))
     previous = index.live_version()
     version = index.create_version(model_id, dim)
     failures: list[tuple[str, str]] = []
     indexed = 0
     index.begin_bulk_load(version)
-    for start in range(0, len(ready), batch_size):
+    for n, start in enumerate(batches, 1):
         batch = ready[start : start + batch_size]
         for p in batch:
             p.model_id = model_id
@@ -67,7 +77,9 @@ def build_version(settings: Settings, index: CatalogIndex, model_id: str, batch_
         result = index.upsert(version, batch, matrix)
         indexed += result.written
         failures.extend(result.failures)
+        done(f"write batch {n}/{len(batches)}", n, steps)
     index.end_bulk_load(version)
+    done("end bulk load", steps, steps)
     if indexed == 0:
         raise RuntimeError(f"index version {version} is empty ({len(failures)} failures); live version unchanged")
     return BuildReport(version, model_id, indexed, missing, failures, previous_live=previous)
@@ -117,19 +129,38 @@ def build_index(
     *,
     validate: bool = True,
     take_snapshot: bool = False,
+    progress: Progress | None = None,
 ) -> BuildReport:
-    """Every step in one go (the CLI path): build, validate, swap, optionally snapshot, prune."""
-    report = build_version(settings, index, model_id, batch_size)
+    """Every step in one go (the CLI path): build, validate, swap, optionally snapshot, prune
+    (``progress``: after each of them, and after each write batch)."""
+    optional = {"validate": validate, "snapshot": take_snapshot}
+    later = [step for step in ("validate", "swap", "snapshot", "prune") if optional.get(step, True)]
+    build_steps = 0  # the write batches and the end of the bulk load: build_version counts them
+
+    def done(step: str, n: int, of: int) -> None:
+        nonlocal build_steps
+        build_steps = of
+        if progress is not None:
+            progress(step, n, of + len(later))
+
+    def done_later(step: str) -> None:
+        done(step, build_steps + later.index(step) + 1, build_steps)
+
+    report = build_version(settings, index, model_id, batch_size, done)
     if validate:
         try:
             report.validation = validate_build(settings, index, report.version, model_id, report.failures)
         except ReindexError:
             index.prune(keep)  # the failed version is not live: drop what is beyond `keep`
             raise
+        done_later("validate")
     swap(index, report.version)
+    done_later("swap")
     if take_snapshot:
         report.snapshot = snapshot(index, report.version)
+        done_later("snapshot")
     report.pruned = prune(index, keep)
+    done_later("prune")
     log.info(
         "index version %s live: %d products (%d without vectors, %d failed)",
         report.version, report.indexed, len(report.missing_vectors), len(report.failures),

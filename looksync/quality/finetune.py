@@ -23,6 +23,7 @@ import json
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -328,8 +329,15 @@ def _text_to_image_recall(encoder, pairs: list[Pair], ks=(1, 5, 10)) -> dict[str
     return out
 
 
-def finetune(pairs: list[Pair], config: FinetuneConfig, out_path: Path) -> FinetuneReport:
-    """Train, save a checkpoint loadable through the checkpoint weights source, and report."""
+def finetune(
+    pairs: list[Pair],
+    config: FinetuneConfig,
+    out_path: Path,
+    progress: Callable[[int, int, float], None] | None = None,
+) -> FinetuneReport:
+    """Train, save a checkpoint loadable through the checkpoint weights source, and report.
+
+    ``progress``, when given, is called after each epoch with (epochs done, epochs, the epoch's mean loss)."""
     import open_clip
     import torch
     from PIL import Image as PILImage
@@ -408,6 +416,8 @@ def finetune(pairs: list[Pair], config: FinetuneConfig, out_path: Path) -> Finet
             losses.append(float(loss.detach()))
         curve.append(float(np.mean(losses)))
         log.info("epoch %d/%d loss %.4f", epoch + 1, config.epochs, curve[-1])
+        if progress is not None:
+            progress(epoch + 1, config.epochs, curve[-1])
     model.eval()
     seconds = time.perf_counter() - start
 

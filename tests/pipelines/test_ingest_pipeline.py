@@ -11,7 +11,7 @@ from PIL import Image, ImageOps
 from looksync.catalog.quarantine import read_quarantine
 from looksync.catalog.stores import EmbeddingStore, ProductStore
 from looksync.index.factory import open_index
-from looksync.pipelines.ingest import ingest_feed
+from looksync.pipelines.ingest import STAGES, ingest_feed
 from tests.pipelines.conftest import rewrite_csv
 
 VENDOR = "desi_threads"
@@ -42,7 +42,10 @@ def test_planted_faults_are_quarantined_and_valid_rows_indexed(settings, faulty_
 def test_rerun_changes_only_what_changed(settings, clean_sample, counting_encoder, mirror, tmp_path):
     index = open_index(settings)
     feed = clean_sample.manifest.feeds[VENDOR]
-    first = ingest_feed(settings, VENDOR, feed, counting_encoder, "run-1", index=index, mirror=mirror)
+    stages: list[str] = []
+    first = ingest_feed(settings, VENDOR, feed, counting_encoder, "run-1", index=index, mirror=mirror,
+                        progress=stages.append)  # fmt: skip
+    assert stages == list(STAGES)  # each stage reported as it finishes, in order
     n = first.outcomes["new"]
     assert counting_encoder.images_embedded == n == index.count()
 

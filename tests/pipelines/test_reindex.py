@@ -22,8 +22,15 @@ def test_rebuild_makes_a_new_version_live_and_keeps_the_old(built_catalog, catal
     settings = catalog_copy
     index = open_index(settings)
     before = index.live_version()
-    report = build_index(settings, index, built_catalog.encoder.model_id, keep=2)
+    steps: list[tuple[str, int, int]] = []
+    report = build_index(
+        settings, index, built_catalog.encoder.model_id, keep=2, batch_size=100, progress=lambda *s: steps.append(s)
+    )
     assert report.indexed == 150 and not report.failures and not report.missing_vectors
+    assert steps == [
+        ("write batch 1/2", 1, 6), ("write batch 2/2", 2, 6), ("end bulk load", 3, 6), ("validate", 4, 6),
+        ("swap", 5, 6), ("prune", 6, 6),
+    ]  # fmt: skip
     assert index.live_version() == report.version != before
     assert {v.name for v in index.list_versions()} == {before, report.version}
 

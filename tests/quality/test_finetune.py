@@ -40,8 +40,12 @@ def test_captions_use_the_standard_vocabulary(tiny_catalog):
 def test_finetuning_lowers_loss_and_raises_heldout_recall(tiny_catalog, tmp_path):
     pairs = sample_pairs(tiny_catalog)
     config = FinetuneConfig(epochs=8, batch_size=32, lr=2e-3, warmup_steps=5, holdout=0.2, seed=1)
-    report = finetune(pairs, config, tmp_path / "tuned.pt")
+    epochs: list[tuple[int, int, float]] = []
+    report = finetune(pairs, config, tmp_path / "tuned.pt", progress=lambda *e: epochs.append(e))
     assert report.loss_curve[-1] < report.loss_curve[0] * 0.9
+    assert [(done, total, round(loss, 4)) for done, total, loss in epochs] == [
+        (i, 8, loss) for i, loss in enumerate(report.loss_curve, 1)
+    ]  # one call per epoch with its mean loss
     assert report.recall_after["recall@10"] > report.recall_before["recall@10"]
     # on-figure crops (on by default): street-to-shop recall on held-out products rises too
     assert set(report.crop_recall_after) == {"recall@1", "recall@5", "recall@10"}
