@@ -233,3 +233,25 @@ def test_a_thumbnail_failure_keeps_the_product(settings, clean_sample, tiny_enco
     assert report.thumbnails == {"written": 0, "existing": 0, "failed": 15}
     warnings = [r for r in caplog.records if r.getMessage().startswith("no thumbnail for image")]
     assert len(warnings) == 15 and all(r.run_id == "run-tf" and r.vendor == VENDOR and r.product_ids for r in warnings)
+
+
+def test_cli_refetch_stores_missing_thumbnails(settings, clean_sample, tiny_encoder):
+    """A catalog whose thumbnails are missing (ingested before them): `looksync ingest --refetch` fetches
+    the images again and stores them, reusing every vector."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from looksync.cli import main
+
+    feed = clean_sample.manifest.feeds[VENDOR]
+    ingest_feed(settings, VENDOR, feed, tiny_encoder, "run-c1")
+    shutil.rmtree(settings.data_dir / "thumbnails")
+    env = {"LOOKSYNC_DATA_DIR": str(settings.data_dir), "LOOKSYNC_CLIP_MODEL": settings.clip_model,
+           "LOOKSYNC_CLIP_WEIGHTS": settings.clip_weights, "LOOKSYNC_DEVICE": "cpu", "LOOKSYNC_FETCH_ALLOW_PRIVATE": "true"}  # fmt: skip
+    result = CliRunner().invoke(main, ["ingest", "--vendor", VENDOR, "--feed", str(feed), "--refetch"], env=env)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output[result.output.index("{") :])
+    assert report["thumbnails"] == {"written": 15, "existing": 0, "failed": 0}
+    assert report["embedded"] == 0 and report["outcomes"]["unchanged"] == 15
+    assert len(_thumbnail_files(settings)) == 15
