@@ -192,7 +192,7 @@ def run_demo(
             report = ingest_feed(settings, vendor, feed, encoder)
             echo(
                 f"    {vendor}: {report.rows_read} rows, {report.products_stored} stored, {report.embedded} embedded, "
-                f"quarantined {report.quarantined or 0} -> {report.quarantine_path}"
+                f"{report.thumbnails.get('written', 0)} thumbnails, quarantined {report.quarantined or 0} -> {report.quarantine_path}"
             )
     finally:
         image_server.close()

@@ -37,7 +37,7 @@ def thumbnail_response(image_hash: str | None, cache_control: str) -> Response:
     """The stored thumbnail of ``image_hash`` as image/jpeg with the hash as its ETag (a matching
     If-None-Match gets 304); 404 JSON when there is none, 503 when the store cannot be read."""
     try:
-        data = thumbnails().get(image_hash) if image_hash and is_image_hash(image_hash) else None
+        data = thumbnails().get(image_hash) if is_image_hash(image_hash) else None
     except StorageError as exc:
         log.error("thumbnail store error: %s", exc)
         raise ApiError(503, "thumbnails_unavailable", "the thumbnail store cannot be read; see the service log") from exc
@@ -55,7 +55,7 @@ def thumbnail_url(image_hash: str | None) -> str | None:
     """This service's relative URL of an image's thumbnail; None without a (well-formed) image hash.
     Given whenever the hash is known, without asking the store: a missing thumbnail answers 404 and the
     pages show ``image_url`` instead."""
-    return url_for("thumbnails.thumbnail", image_hash=image_hash) if image_hash and is_image_hash(image_hash) else None
+    return url_for("thumbnails.thumbnail", image_hash=image_hash) if is_image_hash(image_hash) else None
 
 
 def with_thumbnail_urls(body: dict[str, Any]) -> dict[str, Any]:

@@ -24,16 +24,16 @@ from looksync.settings import Settings
 THUMBNAIL_MAX_SIDE = 256  # px, longest side; smaller images are kept at their size
 THUMBNAIL_QUALITY = 85
 THUMBNAIL_CONTENT_TYPE = "image/jpeg"
-_IMAGE_HASH = re.compile(r"^[0-9a-f]{64}$")
+_IMAGE_HASH = re.compile(r"[0-9a-f]{64}")
 
 
 class ThumbnailError(ValueError):
     """Bytes that cannot become a thumbnail (not a decodable image); the message says why."""
 
 
-def is_image_hash(value: str) -> bool:
+def is_image_hash(value: object) -> bool:
     """64 lowercase hex digits: the form of ``looksync.catalog.schema.image_digest``."""
-    return bool(_IMAGE_HASH.match(value))
+    return isinstance(value, str) and _IMAGE_HASH.fullmatch(value) is not None
 
 
 def make_thumbnail(data: bytes, max_side: int = THUMBNAIL_MAX_SIDE) -> bytes:

@@ -124,8 +124,9 @@ def test_store_is_content_addressed_and_writes_an_image_once(tmp_path):
     assert path.stat().st_mtime_ns == written
     assert list(store.objects.list()) == [f"{image_hash[:2]}/{image_hash}.jpg"]
 
-    with pytest.raises(ValueError, match="64 lowercase hex"):
-        store.get("../../etc/passwd")
+    for bad in ("../../etc/passwd", image_hash.upper(), image_hash + "\n", image_hash[:-1]):
+        with pytest.raises(ValueError, match="64 lowercase hex"):
+            store.get(bad)
 
 
 def test_ensure_many_records_failures_and_keeps_going(tmp_path):
