@@ -6,7 +6,8 @@ One run ingests one batch of vendor feeds: the update messages that triggered it
 (the 6-hourly safety-net run), and feeds given in the run's `feeds` param.
 
 Per feed: **parse** with the vendor's mapping (bad rows -> quarantine with a reason) -> **detect changes**
-against the stored products -> **fetch** new/changed images (guarded) -> **embed** (pool `embedding`;
+against the stored products -> **fetch** new/changed images (guarded; each new image's thumbnail stored
+for the service's result cards) -> **embed** (pool `embedding`;
 stored vectors reused by image hash + model) -> **standardise** (rules, then CLIP zero-shot) -> **apply**
 (product store, live index upsert / metadata update / delete, Redis attribute mirror). Then once per
 run: **group near-duplicates** and **write the run report** (counts per outcome, quarantine reasons,

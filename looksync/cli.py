@@ -94,13 +94,16 @@ def sample_serve(root: Path, port: int):
 @click.option("--vendor", required=True, help="Vendor config name (see `looksync vendors`).")
 @click.option("--feed", required=True, type=click.Path(path_type=Path, exists=True))
 @click.option("--run-id", default=None)
-def ingest(vendor: str, feed: Path, run_id: str | None):
-    """Ingest one vendor feed: parse, validate, quarantine, fetch images, embed, store."""
+@click.option("--refetch", is_flag=True,
+              help="Fetch every image again, even when its URL is unchanged (finds images replaced at the same URL; "
+                   "stores missing thumbnails). Stored vectors are still reused for unchanged images.")  # fmt: skip
+def ingest(vendor: str, feed: Path, run_id: str | None, refetch: bool):
+    """Ingest one vendor feed: parse, validate, quarantine, fetch images (and their thumbnails), embed, store."""
     from embeddings import load_encoder_from_settings
     from looksync.pipelines.ingest import ingest_feed
 
     settings = _settings()
-    report = ingest_feed(settings, vendor, feed, load_encoder_from_settings(settings), run_id=run_id)
+    report = ingest_feed(settings, vendor, feed, load_encoder_from_settings(settings), run_id=run_id, refetch=refetch)
     click.echo(json.dumps(report.__dict__, indent=2, default=str))
 
 

@@ -254,7 +254,7 @@ def _run_steps(workdir: Path, size: int, seed: int, fault_rate: float, epochs: i
                 report = ingest_feed(settings, vendor, feed, encoder, progress=stage_done)
                 bar.note(
                     f"    {vendor}: {report.rows_read} rows, {report.products_stored} stored, {report.embedded} embedded, "
-                    f"{_quarantined(report.quarantined)}"
+                    f"{report.thumbnails.get('written', 0)} thumbnails, {_quarantined(report.quarantined)}"
                 )
                 console.detail(f"{vendor} quarantined rows: {report.quarantine_path}")
         console.say(f"    quarantined rows with their reasons: {shown(settings.data_dir / 'quarantine')}/")

@@ -10,6 +10,7 @@ import uuid
 
 from flask import Flask, g, request
 
+from looksync.catalog.thumbnails import ThumbnailStore
 from looksync.search.engine import SearchEngine
 from looksync.settings import Settings, get_settings
 from serving import context
@@ -19,7 +20,12 @@ from serving.metrics import ServiceMetrics
 log = logging.getLogger("looksync.service")
 
 OPEN_PATHS = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/demo", "/judge", "/judge/report"}
-OPEN_PREFIXES = ("/static/",)  # the pages' scripts and styles; the pages carry no data, their API calls need the key
+# /static/: the pages' scripts and styles; the pages carry no data, their API calls need the key.
+# /v1/thumbnails/: product thumbnails by image hash, open on purpose: the pages show them in <img> tags,
+# which cannot send X-API-Key, and each is a small copy of a product image its vendor already publishes,
+# addressed by that image's sha256 (found through an API answer). /v1/products/<id>/thumbnail, which
+# looks a product up in the index, keeps the key like every other data call.
+OPEN_PREFIXES = ("/static/", "/v1/thumbnails/")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -35,6 +41,7 @@ def create_app(settings: Settings | None = None, engine: SearchEngine | None = N
     app.extensions[context.SETTINGS] = settings
     app.extensions[context.ENGINE] = search_engine
     app.extensions[context.METRICS] = metrics
+    app.extensions[context.THUMBNAILS] = ThumbnailStore.from_settings(settings)
     keys = [k.get_secret_value().encode() for k in settings.api_keys]
 
     @app.before_request
@@ -79,8 +86,9 @@ def create_app(settings: Settings | None = None, engine: SearchEngine | None = N
     from serving.ops import bp as ops_bp
     from serving.products import bp as products_bp
     from serving.search import bp as search_bp
+    from serving.thumbnails import bp as thumbnails_bp
 
-    for blueprint in (looks_bp, search_bp, products_bp, ops_bp, openapi_bp, judge_bp, demo_page_bp):
+    for blueprint in (looks_bp, search_bp, products_bp, thumbnails_bp, ops_bp, openapi_bp, judge_bp, demo_page_bp):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     return app

@@ -7,6 +7,7 @@ from flask import Blueprint, jsonify
 from looksync.search.engine import LookSearchRequest
 from serving.context import engine
 from serving.inputs import load_image, optional_str, parse_filters, parse_k, parse_list, request_body
+from serving.thumbnails import with_thumbnail_urls
 
 bp = Blueprint("looks", __name__, url_prefix="/v1/looks")
 
@@ -25,4 +26,4 @@ def search_look():
     )
     look_request.validate(eng.taxonomy)  # before fetching or decoding anything
     look = load_image(data, url, eng.settings)
-    return jsonify(eng.search_look(look.image, look_request, look_sha256=look.sha256))
+    return jsonify(with_thumbnail_urls(eng.search_look(look.image, look_request, look_sha256=look.sha256)))

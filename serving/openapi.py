@@ -36,13 +36,23 @@ _PRODUCT = {
             "product_id": "string", "score": "number", "rerank_score": "number", "title": "string", "brand": "string",
             "category": "string", "layer": "string", "gender": "string", "market": "string", "price": "number",
             "currency": "string", "in_stock": "boolean", "image_url": "string", "product_url": "string",
-            "pattern": "string",
+            "pattern": "string", "image_hash": "string",
         }.items()
     }
     | {
         "colours": {"type": "array", "items": {"type": "string"}, "description": "taxonomy colours, main first"},
         "sizes": {"type": "array", "items": {"type": "string"}},
+        "thumbnail_url": {
+            "type": ["string", "null"],
+            "description": "this service's URL of the product image's thumbnail (/v1/thumbnails/{image_hash}); "
+                           "null without an image hash. It answers 404 when no thumbnail was stored: show image_url then",
+        },
     },
+}
+_THUMBNAIL = {
+    "200": {"description": "the thumbnail (longest side at most 256 px); ETag = the image hash",
+            "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}},
+    "304": {"description": "not modified (If-None-Match matched the ETag)"},
 }
 _SCORE = {"type": ["integer", "null"], "minimum": 1, "maximum": 5}
 _JUDGMENTS = {
@@ -233,6 +243,23 @@ def openapi_document() -> dict:
                         *_query_params(),
                     ],
                     "responses": {**_json(list_response), **_errors(400, 401, 404, 501, 503)},
+                }
+            },
+            "/v1/products/{product_id}/thumbnail": {
+                "get": {
+                    "summary": "The thumbnail of a product's current image (Cache-Control: no-cache; revalidate by ETag)",
+                    "parameters": [{"name": "product_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "responses": {**_THUMBNAIL, **_errors(401, 404, 503)},
+                }
+            },
+            "/v1/thumbnails/{image_hash}": {
+                "get": {
+                    "summary": "A product image's thumbnail by image hash (sha256 of the image): open without a key, "
+                               "immutable (Cache-Control: public, max-age=31536000, immutable)",
+                    "security": [],
+                    "parameters": [{"name": "image_hash", "in": "path", "required": True,
+                                    "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}],
+                    "responses": {**_THUMBNAIL, **_errors(400, 404, 503)},
                 }
             },
             "/v1/judgments": {

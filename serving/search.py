@@ -7,6 +7,7 @@ from flask import Blueprint, jsonify
 from looksync.search.engine import SearchRequest
 from serving.context import engine
 from serving.inputs import load_image, optional_str, parse_filters, parse_k, parse_list, request_body
+from serving.thumbnails import with_thumbnail_urls
 
 bp = Blueprint("search", __name__, url_prefix="/v1")
 
@@ -26,4 +27,4 @@ def search():
     )
     search_request.validate(eng.taxonomy, has_image=data is not None or url is not None)
     image = load_image(data, url, eng.settings)
-    return jsonify(eng.search(search_request, image.image if image else None))
+    return jsonify(with_thumbnail_urls(eng.search(search_request, image.image if image else None)))

@@ -148,6 +148,8 @@ class S3Store:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return False
             raise self._fail(key, exc) from exc
+        except Exception as exc:  # connection, credentials, ...: "cannot say", not "absent"
+            raise self._fail(key, exc) from exc
 
     def list(self, prefix: str = "") -> Iterator[str]:
         full = "/".join(p for p in (self.prefix, prefix.strip("/")) if p)

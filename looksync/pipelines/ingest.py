@@ -1,4 +1,5 @@
-"""Ingest vendor feeds: parse -> quarantine -> change detection -> fetch -> embed -> standardise -> apply.
+"""Ingest vendor feeds: parse -> quarantine -> change detection -> fetch (+ thumbnails) -> embed -> standardise
+-> apply.
 
 Each stage is a plain function over a *run workspace* (``<data_dir>/runs/<run_id>/<feed key>/``) that
 holds what the next stage needs (parsed products as JSON Lines, the change classes, fetched image
@@ -15,6 +16,10 @@ Change detection compares each incoming product with the stored one of the same 
 - *unchanged*: nothing to write.
 - *vanished*: stored for the vendor but absent from a full feed (and not even a quarantined row of it)
   -> deleted from the product store, the live index and the Redis mirror.
+
+Every image fetched also gets its thumbnail (``looksync.catalog.thumbnails``, keyed by image hash like
+the vectors: an image already stored writes nothing), so result cards keep a picture when the vendor's
+host goes away. A thumbnail that cannot be made is logged and counted; the product goes on without it.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from looksync.catalog.images import FetchError, FetchPolicy, fetch_images
 from looksync.catalog.quarantine import QuarantineRecord, QuarantineWriter, Reason
 from looksync.catalog.schema import Product
 from looksync.catalog.stores import EmbeddingStore, ProductStore
+from looksync.catalog.thumbnails import ThumbnailStore
 from looksync.catalog.vendors import load_vendor_config, read_feed
 from looksync.pipelines.feed_ref import FeedRef
 from looksync.settings import Settings
@@ -64,6 +70,7 @@ class IngestReport:
     seconds: dict[str, float] = field(default_factory=dict)
     outcomes: dict[str, int] = field(default_factory=dict)
     standardised: dict[str, int] = field(default_factory=dict)  # source -> attributes set
+    thumbnails: dict[str, int] = field(default_factory=dict)  # written / existing / failed, per distinct image
     index_version: str | None = None
     notes: list[str] = field(default_factory=list)
     message_id: str | None = None
@@ -141,9 +148,10 @@ class Workspace:
         return QuarantineWriter(settings.data_dir / "quarantine", f"{self.run_id}-{self.ref.key}")
 
 
-def _timed(ws: Workspace, stage: str, started: float) -> None:
+def _timed(ws: Workspace, stage: str, started: float, ended: float | None = None) -> None:
     report = ws.report()
-    report.seconds[stage] = round(report.seconds.get(stage, 0.0) + time.perf_counter() - started, 4)
+    elapsed = (ended if ended is not None else time.perf_counter()) - started
+    report.seconds[stage] = round(report.seconds.get(stage, 0.0) + elapsed, 4)
     ws.save_report(report)
 
 
@@ -238,7 +246,8 @@ def detect_stage(settings: Settings, ws: Workspace, model_id: str, refetch: bool
 
 
 def fetch_stage(settings: Settings, ws: Workspace) -> Workspace:
-    """Fetch the images of new and possibly changed products (guarded: see ``looksync.catalog.images``)."""
+    """Fetch the images of new and possibly changed products (guarded: see ``looksync.catalog.images``)
+    and store the thumbnail of each image not stored yet (``looksync.catalog.thumbnails``)."""
     t0 = time.perf_counter()
     classes = ws.read_json("classes")
     wanted = set(classes["new"]) | set(classes["image_check"])
@@ -248,6 +257,7 @@ def fetch_stage(settings: Settings, ws: Workspace) -> Workspace:
     images_dir = ws.path / "images"
     images_dir.mkdir(exist_ok=True)
     fetched: dict[str, str] = {}  # product id -> image hash
+    images: dict[str, bytes] = {}  # image hash -> bytes, each distinct image once
     results = fetch_images([p.image_urls[0] for p in todo], FetchPolicy.from_settings(settings), settings.fetch_concurrency)
     for product, result in zip(todo, results, strict=True):
         if isinstance(result, FetchError):
@@ -257,11 +267,21 @@ def fetch_stage(settings: Settings, ws: Workspace) -> Workspace:
         if not path.exists():
             path.write_bytes(result.data)
         fetched[product.product_id] = result.sha256
+        images[result.sha256] = result.data
     ws.write_json("fetched", fetched)
+    fetch_done = time.perf_counter()
+    thumbnails = ThumbnailStore.from_settings(settings).ensure_many(images, settings.fetch_concurrency)
+    if thumbnails.failed:  # the cards of these products show the vendor's image URL instead
+        ids = {"run_id": ws.run_id, "vendor": ws.ref.vendor}
+        for image_hash, reason in thumbnails.failed.items():
+            product_ids = sorted(pid for pid, h in fetched.items() if h == image_hash)
+            log.warning("no thumbnail for image %s: %s", image_hash[:12], reason, extra={**ids, "product_ids": product_ids})
     report = ws.report()
     report.quarantined = _merge_counts(report.quarantined, quarantine.counts)
+    report.thumbnails = _merge_counts(report.thumbnails, thumbnails.counts())
     ws.save_report(report)
-    _timed(ws, "fetch", t0)
+    _timed(ws, "fetch", t0, fetch_done)
+    _timed(ws, "thumbnails", fetch_done)
     return ws
 
 

@@ -124,6 +124,7 @@ def product_summary(hit: Hit) -> dict[str, Any]:
         "sizes": p.get("sizes"),
         "image_url": (p.get("image_urls") or [None])[0],
         "product_url": p.get("product_url"),
+        "image_hash": p.get("image_hash"),  # names the product's thumbnail (the service adds thumbnail_url)
     }
 
 

@@ -112,16 +112,28 @@ const LookSync = (() => {
     return `${Number(product.price).toFixed(2)} ${product.currency || ""}`.trim();
   }
 
+  /* The card's picture: the thumbnail this service keeps (it stays when the vendor's host does not), else
+     the vendor's image; a thumbnail that fails to load (none stored yet) gives way to the vendor's image. */
+  function productImage(product) {
+    const thumbnail = safeUrl(product.thumbnail_url);
+    const vendor = safeUrl(product.image_url);
+    if (!thumbnail && !vendor) return el("div", { className: "noimage", text: "no image" });
+    const img = el("img", { src: thumbnail || vendor, alt: product.title || product.product_id, loading: "lazy",
+                            "data-source": thumbnail ? "thumbnail" : "vendor" });
+    if (thumbnail && vendor) {
+      img.addEventListener("error", () => { img.dataset.source = "vendor"; img.src = vendor; }, { once: true });
+    }
+    return img;
+  }
+
   /* The product card both pages show: image, title, brand, price, scores. */
   function productCard(product, rank) {
-    const image = safeUrl(product.image_url);
     const link = safeUrl(product.product_url);
     const title = el("span", { className: "title", text: product.title || product.product_id });
     const scores = [`score ${Number(product.score).toFixed(3)}`];
     if (product.rerank_score !== undefined) scores.push(`rerank ${Number(product.rerank_score).toFixed(3)}`);
     return el("article", { className: "product", "data-product-id": product.product_id },
-      image ? el("img", { src: image, alt: product.title || product.product_id, loading: "lazy" })
-            : el("div", { className: "noimage", text: "no image" }),
+      productImage(product),
       el("div", { className: "rank", text: `#${rank}` }),
       link ? el("a", { href: link, target: "_blank", rel: "noopener noreferrer" }, title) : title,
       el("div", { className: "brand", text: product.brand || "" }),

@@ -43,3 +43,23 @@ def test_configuration_picks_the_store(tmp_path, s3_endpoint):
     assert isinstance(s3, S3Store) and s3.uri == "s3://b/ls/snapshots"
     assert isinstance(open_store("s3://bucket/x", load_settings(s3_endpoint_url=s3_endpoint)), S3Store)
     assert isinstance(open_store(tmp_path.as_uri()), LocalStore)
+
+
+def test_an_unreachable_s3_endpoint_is_a_storage_error(tmp_path):
+    """Not just missing objects: a store that does not answer raises StorageError naming the object, on
+    every call (``exists`` included: an unreachable store is not an empty one)."""
+    import socket
+
+    import boto3
+    from botocore.config import Config
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here once closed
+    client = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+                          aws_access_key_id="x", aws_secret_access_key="x",
+                          config=Config(retries={"max_attempts": 1}, connect_timeout=2))  # fmt: skip
+    store = S3Store("bucket", "p", client=client)
+    for call in (lambda: store.exists("a/b.jpg"), lambda: store.get_bytes("a/b.jpg"), lambda: store.put_bytes("a/b.jpg", b"x")):
+        with pytest.raises(StorageError, match="s3://bucket/p/a/b.jpg"):
+            call()

@@ -1,7 +1,8 @@
-"""Change detection, idempotency (counting embeddings), live-index upserts, Redis mirror, run report."""
+"""Change detection, idempotency (counting embeddings), live-index upserts, Redis mirror, run report, thumbnails."""
 
 from __future__ import annotations
 
+import io
 import json
 from collections import Counter
 from pathlib import Path
@@ -184,3 +185,76 @@ def test_embeddings_are_keyed_by_model(settings, clean_sample, tiny_encoder):
     store = EmbeddingStore(settings.data_dir)
     assert len(store.load(tiny_encoder.model_id)) == 15
     assert store.load("other-model@x") == {}
+
+
+def _thumbnail_files(settings) -> dict[str, int]:
+    """Thumbnail object path -> modification time (ns), under the local thumbnails area."""
+    root = settings.data_dir / "thumbnails"
+    return {p.relative_to(root).as_posix(): p.stat().st_mtime_ns for p in root.rglob("*.jpg")}
+
+
+def test_thumbnails_are_written_once_per_image(settings, clean_sample, tiny_encoder):
+    from looksync.catalog.thumbnails import ThumbnailStore
+
+    feed = clean_sample.manifest.feeds[VENDOR]
+    first = ingest_feed(settings, VENDOR, feed, tiny_encoder, "run-t1")
+    products = ProductStore(settings.data_dir).by_vendor(VENDOR).values()
+    hashes = {p.image_hash for p in products}
+    assert first.thumbnails == {"written": len(hashes), "existing": 0, "failed": 0} and len(hashes) == 15
+    assert "thumbnails" in first.seconds and "fetch" in first.seconds
+    store = ThumbnailStore.from_settings(settings)
+    for image_hash in hashes:
+        thumb = Image.open(io.BytesIO(store.get(image_hash)))
+        assert thumb.format == "JPEG" and max(thumb.size) <= 256
+    files = _thumbnail_files(settings)
+    assert sorted(files) == sorted(f"{h[:2]}/{h}.jpg" for h in hashes)
+
+    # unchanged feed: nothing fetched, no thumbnail made or written
+    again = ingest_feed(settings, VENDOR, feed, tiny_encoder, "run-t2")
+    assert again.outcomes["unchanged"] == 15 and again.thumbnails == {"written": 0, "existing": 0, "failed": 0}
+    # fetched again (same bytes): every thumbnail is already there; none rewritten
+    refetched = ingest_feed(settings, VENDOR, feed, tiny_encoder, "run-t3", refetch=True)
+    assert refetched.thumbnails == {"written": 0, "existing": 15, "failed": 0}
+    assert _thumbnail_files(settings) == files
+
+    # the run report carries the totals
+    from looksync.pipelines.run_report import build_run_report
+
+    totals = build_run_report("run-t", [r.__dict__ for r in (first, again, refetched)])["thumbnails"]
+    assert totals == {"written": 15, "existing": 15, "failed": 0}
+
+
+def test_a_thumbnail_failure_keeps_the_product(settings, clean_sample, tiny_encoder, caplog):
+    """The thumbnails area cannot be written (a file where its directory should be): every product is
+    still ingested and indexed; the failures are counted and logged with the products they concern."""
+    settings.data_dir.mkdir(parents=True)
+    (settings.data_dir / "thumbnails").write_text("not a directory")
+    index = open_index(settings)
+    with caplog.at_level("WARNING", logger="looksync.pipelines.ingest"):
+        report = ingest_feed(settings, VENDOR, clean_sample.manifest.feeds[VENDOR], tiny_encoder, "run-tf", index=index)
+    assert report.outcomes["new"] == 15 == index.count() and report.quarantined_total == 0
+    assert report.thumbnails == {"written": 0, "existing": 0, "failed": 15}
+    warnings = [r for r in caplog.records if r.getMessage().startswith("no thumbnail for image")]
+    assert len(warnings) == 15 and all(r.run_id == "run-tf" and r.vendor == VENDOR and r.product_ids for r in warnings)
+
+
+def test_cli_refetch_stores_missing_thumbnails(settings, clean_sample, tiny_encoder):
+    """A catalog whose thumbnails are missing (ingested before them): `looksync ingest --refetch` fetches
+    the images again and stores them, reusing every vector."""
+    import shutil
+
+    from click.testing import CliRunner
+
+    from looksync.cli import main
+
+    feed = clean_sample.manifest.feeds[VENDOR]
+    ingest_feed(settings, VENDOR, feed, tiny_encoder, "run-c1")
+    shutil.rmtree(settings.data_dir / "thumbnails")
+    env = {"LOOKSYNC_DATA_DIR": str(settings.data_dir), "LOOKSYNC_CLIP_MODEL": settings.clip_model,
+           "LOOKSYNC_CLIP_WEIGHTS": settings.clip_weights, "LOOKSYNC_DEVICE": "cpu", "LOOKSYNC_FETCH_ALLOW_PRIVATE": "true"}  # fmt: skip
+    result = CliRunner().invoke(main, ["ingest", "--vendor", VENDOR, "--feed", str(feed), "--refetch"], env=env)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output[result.output.index("{") :])
+    assert report["thumbnails"] == {"written": 15, "existing": 0, "failed": 0}
+    assert report["embedded"] == 0 and report["outcomes"]["unchanged"] == 15
+    assert len(_thumbnail_files(settings)) == 15
