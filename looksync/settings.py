@@ -137,7 +137,7 @@ class Settings(BaseSettings):
     # look kNN query: normalise((1 - w) * text + w * crop) when the query generator embedded the garment's
     # crop (local generator); 0 = the text query alone
     look_crop_weight: float = Field(default=0.5, ge=0, le=1)
-    # looksync.search.regions.REGION_FINDERS: "layout" (taxonomy slots, for full-body looks; the local query
+    # looksync.search.region_finders.REGION_FINDERS: "layout" (taxonomy slots, for full-body looks; the local query
     # generator reads its attributes there too), "pose" (from the body's keypoints, any framing; layers out of
     # frame are skipped) or "clip_boxes" (CLIP search over candidate bands)
     region_finder: str = "layout"

@@ -28,7 +28,8 @@ from looksync.index import CatalogIndex, Hit, SearchFilters
 from looksync.search.cache import Cache, CacheUnavailable, TextVectorTable, open_cache
 from looksync.search.llm import LLMClient
 from looksync.search.querygen import LLMQueryGenerator, LocalQueryGenerator, QueryGenerator, local_vocabulary
-from looksync.search.regions import RegionFinder, make_region_finder
+from looksync.search.region_finders import make_region_finder
+from looksync.search.regions import RegionFinder
 from looksync.search.rerank import RERANK_MODES, LayerCandidates, Reranker
 from looksync.settings import Settings
 

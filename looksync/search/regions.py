@@ -8,7 +8,7 @@ front-facing figures, so each layer's garment is where the taxonomy's layout pri
 width and centred, plus the whole look) are embedded in one CLIP batch, and each layer takes the box
 whose crop is closest to that layer's query text; it needs no layout assumption but, with small
 models, often picks a neighbouring band (measured in docs/evaluation.md). A segmentation model (SAM 2,
-a human-parsing network) plugs in as another ``RegionFinder`` registered in ``REGION_FINDERS`` once
+a human-parsing network) plugs in as another ``RegionFinder`` registered in ``region_finders.REGION_FINDERS`` once
 its weights are configured; the search pipeline only sees the protocol.
 ``PoseRegionFinder`` (``pose``, ``looksync.search.pose``): each layer's boxes from the body's keypoints
 (a pretrained pose model), for looks in any framing, saying which layers are out of frame.
@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 
     from embeddings import ClipEncoder
     from looksync.catalog.taxonomy import Taxonomy
-    from looksync.settings import Settings
 
 Box = tuple[int, int, int, int]
 
@@ -227,30 +226,3 @@ def find_placed(finder, encoder: ClipEncoder, fallback: ClipBoxRegionFinder, loo
     if rest:
         regions.update(fallback.find(look, rest))
     return regions
-
-
-def _pose_finder(encoder: ClipEncoder, embed_texts=None, settings: Settings | None = None) -> RegionFinder:
-    from looksync.search.pose import PoseRegionFinder
-
-    return PoseRegionFinder.from_settings(encoder, embed_texts, settings)
-
-
-# name -> factory(encoder, embed_texts, settings)
-REGION_FINDERS: dict[str, Callable[..., RegionFinder]] = {
-    "layout": lambda encoder, embed_texts=None, settings=None: LayoutRegionFinder(encoder, embed_texts),
-    "clip_boxes": lambda encoder, embed_texts=None, settings=None: ClipBoxRegionFinder(encoder, embed_texts),
-    "pose": _pose_finder,
-}
-
-
-def make_region_finder(
-    name: str,
-    encoder: ClipEncoder,
-    embed_texts: Callable[[list[str]], np.ndarray] | None = None,
-    settings: Settings | None = None,
-) -> RegionFinder:
-    try:
-        factory = REGION_FINDERS[name]
-    except KeyError:
-        raise ValueError(f"region finder {name!r} is not registered; known: {', '.join(sorted(REGION_FINDERS))}") from None
-    return factory(encoder, embed_texts, settings=settings)

@@ -34,7 +34,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from looksync.quality.evaluation.scoring import ScoredQuery, compare, score_query, summarise
-from looksync.search.regions import REGION_FINDERS
+from looksync.search.region_finders import REGION_FINDERS
 from looksync.search.rerank import RERANK_MODES
 from looksync.settings import Settings, load_settings
 
