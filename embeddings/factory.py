@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from embeddings.encoder import ClipEncoder
 from embeddings.errors import EmbeddingsError, WeightsError
-from embeddings.registry import model_config, register_with_open_clip
+from embeddings.registry import check_model, model_config, register_with_open_clip
 from embeddings.weights import ResolvedWeights, random_weights, resolve_weights
 
 if TYPE_CHECKING:
@@ -82,10 +82,11 @@ def load_encoder(
 
     ``threads``: torch's CPU thread count (process-wide); ``workers``: image preprocess threads
     (None: one per core; 0: none, preprocess inline); ``draft_decode``: reduced-scale JPEG decoding."""
-    config = model_config(model)  # UnknownModel before any download
+    check_model(model)  # UnknownModel before any download (cheap: open_clip is not imported for it)
     resolved = resolve_weights(
         model, weights, cache_dir=cache_dir, s3_endpoint_url=s3_endpoint_url, s3_region=s3_region
     )
+    config = model_config(model)
     device = resolve_device(device)
     if threads is not None:
         import torch
@@ -126,7 +127,7 @@ def load_encoder_from_settings(settings: Settings) -> ClipEncoder:
 def resolve_weights_from_settings(settings: Settings) -> ResolvedWeights:
     """The configured weights fetched and verified (or a ``WeightsError`` / ``UnknownModel``) without
     building a model: entry points call it to fail fast, and to download once, before forking workers."""
-    model_config(settings.clip_model)
+    check_model(settings.clip_model)
     return resolve_weights(settings.clip_model, settings.clip_weights, **_weights_options(settings))
 
 

@@ -11,6 +11,7 @@ package); ``list_models()`` imports open_clip only when asked for its names too.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 from functools import cache
 from pathlib import Path
@@ -56,6 +57,18 @@ def list_models(include_open_clip: bool = True) -> list[str]:
 
         names += [name for name in open_clip.list_models() if name not in names]
     return names
+
+
+def check_model(name: str) -> None:
+    """``name`` is a registered architecture, or UnknownModel. Cheap for the common cases: LookSync's own
+    configs, or an open_clip config file found on disk without importing open_clip (and torch)."""
+    if name in local_model_configs():
+        return
+    spec = importlib.util.find_spec("open_clip")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        if (Path(location) / "model_configs" / f"{name}.json").is_file():
+            return
+    model_config(name)  # the full lookup: open_clip's registry, UnknownModel naming the known ones
 
 
 def model_config(name: str) -> dict[str, Any]:

@@ -84,6 +84,7 @@ def resolve_weights(
         return random_weights(weights)
     if weights.startswith("s3://"):
         return s3_weights(weights, cache_dir=cache_dir, endpoint_url=s3_endpoint_url, region=s3_region)
+    _fail_fast_offline(model, weights, cache_dir)
     tags = pretrained_tags(model)
     if weights in tags:
         return pretrained_weights(model, weights, cache_dir=cache_dir)
@@ -195,15 +196,47 @@ def _require_download_host(model: str, tag: str, cfg: dict[str, Any], cache_dir:
     why = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else unreachable(url)
     if why is None:
         return
-    cache = cache_dir or constants.HF_HUB_CACHE
-    raise WeightsError(
+    raise offline_error(model, tag, cache_dir or constants.HF_HUB_CACHE, url, why)
+
+
+OFFLINE_SOURCES = (
+    "Offline, set LOOKSYNC_CLIP_WEIGHTS to a local checkpoint file (.pt/.pth/.bin/.safetensors of the "
+    "LOOKSYNC_CLIP_MODEL architecture), to s3://bucket/key.pt#sha256=<hex>, or to random:<seed> (plumbing only: "
+    "the vectors mean nothing); or copy the tag's hub files into the cache (LOOKSYNC_CLIP_CACHE_DIR, "
+    "huggingface_hub layout) from a machine that is online. `make demo` fine-tunes LookSync-Tiny offline and "
+    "writes its checkpoint under var/demo/models."
+)
+
+
+def offline_error(model: str, tag: str, cache: Path | str, url: str, why: str) -> WeightsError:
+    return WeightsError(
         f"{model} pretrained {tag!r}: not in the weights cache {cache} and the model hub {url} cannot be "
-        f"reached ({why}). Offline, set LOOKSYNC_CLIP_WEIGHTS to a local checkpoint file (.pt/.pth/.bin/.safetensors "
-        f"of the LOOKSYNC_CLIP_MODEL architecture), to s3://bucket/key.pt#sha256=<hex>, or to random:<seed> "
-        f"(plumbing only: the vectors mean nothing); or copy this tag's hub files into the cache "
-        f"(LOOKSYNC_CLIP_CACHE_DIR, huggingface_hub layout) from a machine that is online. `make demo` "
-        f"fine-tunes LookSync-Tiny offline and writes its checkpoint under var/demo/models."
+        f"reached ({why}). {OFFLINE_SOURCES}"
     )
+
+
+def _fail_fast_offline(model: str, weights: str, cache_dir: Path | None) -> None:
+    """Before open_clip is imported (seconds of torch and torchvision): ``weights`` that can only be a
+    pretrained tag (no path, no file suffix, no such file), an empty weights cache and an unreachable hub
+    (or ``HF_HUB_OFFLINE``) cannot end in a checkpoint, so say so now. Anything else, a cache with files
+    in it included, takes the exact path (open_clip's table, the cache lookup of the tag)."""
+    from embeddings.registry import local_model_configs
+
+    path = Path(weights).expanduser()
+    if model in local_model_configs() or os.sep in weights or path.suffix or path.exists():
+        return
+    from huggingface_hub import constants
+
+    cache = Path(cache_dir or constants.HF_HUB_CACHE).expanduser()
+    if cache.is_dir() and any(cache.iterdir()):
+        return
+    why = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else unreachable(constants.ENDPOINT)
+    if why is not None:
+        raise WeightsError(
+            f"{model} weights {weights!r}: no such checkpoint file, and as a pretrained tag it cannot be fetched: "
+            f"the weights cache {cache} is empty and the model hub {constants.ENDPOINT} cannot be reached ({why}). "
+            f"{OFFLINE_SOURCES}"
+        )
 
 
 def unreachable(url: str, timeout_s: float = HUB_PROBE_TIMEOUT_S) -> str | None:

@@ -89,9 +89,11 @@ def test_random_init_does_not_disturb_the_callers_rng():
     assert torch.equal(torch.rand(3), expected)
 
 
-def test_unknown_tag_lists_the_models_tags():
+def test_unknown_tag_lists_the_models_tags(tmp_path: Path):
+    cache = tmp_path / "cache"
+    (cache / "models--some--other").mkdir(parents=True)  # a cache with something in it: open_clip's table decides
     with pytest.raises(WeightsError) as err:
-        load_encoder("ViT-B-32", "not_a_tag", device="cpu")
+        load_encoder("ViT-B-32", "not_a_tag", device="cpu", cache_dir=cache)
     message = str(err.value)
     assert message.startswith("not_a_tag: not a pretrained tag of ViT-B-32 (known tags: ")
     assert "laion2b_s34b_b79k" in message
@@ -103,6 +105,7 @@ def test_pretrained_tag_with_hub_offline_fails_at_once_naming_the_local_sources(
     import huggingface_hub.constants
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # what HF_HUB_OFFLINE=1 sets at import
+    hub_cache_file(tmp_path, "laion/another-model", "open_clip_model.safetensors", b"not this tag")
     with pytest.raises(WeightsError) as err:
         load_encoder("ViT-H-14", "laion2b_s32b_b79k", device="cpu", cache_dir=tmp_path)
     message = str(err.value)
@@ -117,17 +120,31 @@ def test_unreachable_hub_fails_at_once(tmp_path: Path, unreachable_hub_env: dict
     # before: about a minute of huggingface_hub retries; the timeout bounds imports plus the check
     script = (
         "import sys; from pathlib import Path; from embeddings.weights import resolve_weights\n"
-        "resolve_weights('ViT-B-32', 'laion2b_s34b_b79k', cache_dir=Path(sys.argv[1]))"
+        "try:\n"
+        "    resolve_weights('ViT-B-32', 'laion2b_s34b_b79k', cache_dir=Path(sys.argv[1]))\n"
+        "except Exception as exc:\n"
+        "    print(type(exc).__name__, exc, sep=': ')\n"
+        "    print('imported:', sorted({'open_clip', 'torch'} & set(sys.modules)))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", script, str(tmp_path / "cache")],
-        env=unreachable_hub_env, capture_output=True, text=True, timeout=45,
-    )  # fmt: skip
-    assert done.returncode != 0
-    last_line = done.stderr.strip().splitlines()[-1]
-    assert last_line.startswith("embeddings.errors.WeightsError: ViT-B-32 pretrained 'laion2b_s34b_b79k': not in")
-    assert f"{unreachable_hub_env['HF_ENDPOINT']}/laion/CLIP-ViT-B-32-laion2B-s34B-b79K cannot be reached" in last_line
-    assert "Connection refused" in last_line and "LOOKSYNC_CLIP_WEIGHTS" in last_line
+    hub_cache_file(tmp_path / "cached", "laion/another-model", "open_clip_model.safetensors", b"x")
+    lines = {}
+    for name, cache in (("empty", tmp_path / "empty"), ("cached", tmp_path / "cached")):
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(cache)],
+            env=unreachable_hub_env, capture_output=True, text=True, timeout=45,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        lines[name] = done.stdout.strip().splitlines()
+    hub = unreachable_hub_env["HF_ENDPOINT"]
+    # nothing cached at all: refused before open_clip and torch are imported (seconds on a small machine)
+    error, imported = lines["empty"]
+    assert error.startswith("WeightsError: ViT-B-32 weights 'laion2b_s34b_b79k': no such checkpoint file, and as")
+    assert f"model hub {hub} cannot be reached" in error and "Connection refused" in error
+    assert "LOOKSYNC_CLIP_WEIGHTS" in error and imported == "imported: []"
+    # something cached: open_clip's table and the cache lookup of this tag decide, naming its repo
+    error, imported = lines["cached"]
+    assert error.startswith("WeightsError: ViT-B-32 pretrained 'laion2b_s34b_b79k': not in the weights cache")
+    assert f"{hub}/laion/CLIP-ViT-B-32-laion2B-s34B-b79K cannot be reached" in error and "LOOKSYNC_CLIP_WEIGHTS" in error
 
 
 def test_cached_pretrained_checkpoint_is_used_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
