@@ -141,8 +141,30 @@ def index_versions():
     settings = _settings()
     from looksync.index.factory import open_index
 
-    for info in open_index(settings).list_versions():
-        click.echo(f"{'*' if info.live else ' '} {info.name}  model={info.model_id}  dim={info.dim}  count={info.count}")
+    index = open_index(settings)
+    previous = index.previous_version()
+    for info in index.list_versions():
+        mark = "live" if info.live else "previous" if previous and info.name == previous.name else ""
+        click.echo(f"{'*' if info.live else ' '} {info.name}  model={info.model_id}  dim={info.dim}  count={info.count}  {mark}".rstrip())
+
+
+@index.command("rollback")
+@click.option(
+    "--allow-model-change",
+    is_flag=True,
+    help="Roll back even when the previous version holds another model's vectors (the service must load that model).",
+)
+def index_rollback(allow_model_change: bool):
+    """Make the previous index version live again (one atomic swap). Cached results follow: cache keys
+    carry the index version."""
+    from looksync.index.errors import IndexBackendError
+    from looksync.index.factory import open_index
+
+    try:
+        was, now = open_index(_settings()).rollback(allow_model_change=allow_model_change)
+    except IndexBackendError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"live version: {now} (was {was})")
 
 
 @main.command()

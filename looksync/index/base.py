@@ -209,6 +209,32 @@ class CatalogIndex(ABC):
                 return info.model_id
         return None
 
+    def previous_version(self) -> VersionInfo | None:
+        """The version a rollback returns to: the newest one created before the live one (a build that
+        failed its validation never went live and is pruned, so this is the version live before the
+        last swap). None when nothing is live or the live version is the oldest kept."""
+        infos = self.list_versions()  # oldest first
+        at = next((i for i, info in enumerate(infos) if info.live), None)
+        return infos[at - 1] if at else None
+
+    def rollback(self, allow_model_change: bool = False) -> tuple[str, str]:
+        """Make the previous version live again in one atomic swap; returns (from, to). Refused when
+        there is none, and, unless ``allow_model_change``, when it holds another model's vectors (a
+        service still loading the live model would answer 503 until it loads the old one)."""
+        live = self.live_version()
+        previous = self.previous_version()
+        if live is None or previous is None:
+            known = [info.name for info in self.list_versions()]
+            raise IndexBackendError(f"rollback: no version older than the live one {live!r} to return to; known: {known}")
+        live_model = self.live_model_id()
+        if previous.model_id != live_model and not allow_model_change:
+            raise IndexBackendError(
+                f"rollback: {previous.name} holds vectors of {previous.model_id}, the live {live} of {live_model}; "
+                "the service must load the older model to answer from it. Allow the model change explicitly."
+            )
+        self.set_live(previous.name)
+        return live, previous.name
+
     def vectors(self, product_ids: Sequence[str], version: str | None = None) -> dict[str, np.ndarray]:
         """Stored vectors of the products found (id -> unit float32 vector), for the service's
         crop-cosine rerank and product-to-product search. A backend that cannot return them raises

@@ -281,6 +281,42 @@ def test_versions_live_and_prune(index):
         index.count(v1)
 
 
+def test_rollback_returns_to_the_version_live_before_and_no_further(index):
+    with pytest.raises(IndexBackendError, match="rollback"):
+        index.rollback()  # nothing live
+    old = index.create_version(MODEL_ID, DIM)
+    index.upsert(old, catalog(4), vectors(4, seed=1))
+    index.set_live(old)
+    with pytest.raises(IndexBackendError, match="no version older"):
+        index.rollback()  # the live one is the oldest
+    new = index.create_version(MODEL_ID, DIM)
+    index.upsert(new, catalog(6), vectors(6, seed=2))
+    index.set_live(new)
+    shadow = index.create_version(MODEL_ID, DIM)  # newer than live, never live: not where a rollback goes
+    assert index.previous_version().name == old
+
+    assert index.rollback() == (new, old)
+
+    assert index.live_version() == old and index.count() == 4
+    assert {i.name for i in index.list_versions()} == {old, new, shadow}  # nothing dropped
+
+
+def test_rollback_across_models_is_refused_unless_allowed(index):
+    old = index.create_version("model-old", DIM)
+    index.upsert(old, catalog(3, model_id="model-old"), vectors(3))
+    index.set_live(old)
+    new = index.create_version("model-new", DIM)
+    index.upsert(new, catalog(5, model_id="model-new"), vectors(5))
+    index.set_live(new)
+
+    with pytest.raises(IndexBackendError, match="model-old"):
+        index.rollback()
+    assert index.live_version() == new
+
+    assert index.rollback(allow_model_change=True) == (new, old)
+    assert index.live_model_id() == "model-old"
+
+
 def test_a_reader_follows_the_writer_without_restart(index_factory):
     writer, reader = index_factory(), index_factory()
     v1 = writer.create_version(MODEL_ID, DIM)
