@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
-from looksync.search.engine import LookSearchRequest
+from looksync.search.engine import LookSearchRequest, OutfitRequest
 from serving.context import engine
 from serving.inputs import load_image, optional_str, parse_filters, parse_k, parse_list, request_body
 from serving.thumbnails import with_thumbnail_urls
@@ -23,6 +23,7 @@ def search_look():
         k=parse_k(params.get("k"), eng.settings.default_k),
         filters=parse_filters(params.get("filters")),
         rerank=optional_str(params, "rerank") or eng.settings.rerank_mode,
+        outfit=OutfitRequest.parse(params.get("outfit")),
     )
     look_request.validate(eng.taxonomy)  # before fetching or decoding anything
     look = load_image(data, url, eng.settings)

@@ -60,8 +60,12 @@ def thumbnail_url(image_hash: str | None) -> str | None:
 
 def with_thumbnail_urls(body: dict[str, Any]) -> dict[str, Any]:
     """Add ``thumbnail_url`` to every product of a response: ``products[]``, ``layers[].products[]``
-    (searches, similar) or ``product`` (one product). Returns ``body``."""
-    products = [*body.get("products", []), *(p for layer in body.get("layers", []) for p in layer.get("products", []))]
+    (searches, similar), ``outfit.items[]`` (look search) or ``product`` (one product). Returns ``body``."""
+    products = [
+        *body.get("products", []),
+        *(p for layer in body.get("layers", []) for p in layer.get("products", [])),
+        *(body.get("outfit") or {}).get("items", []),
+    ]
     if isinstance(body.get("product"), dict):
         products.append(body["product"])
     for product in products:

@@ -27,6 +27,7 @@ from looksync.catalog.taxonomy import Taxonomy, get_taxonomy
 from looksync.index import CatalogIndex, Hit, SearchFilters
 from looksync.search.cache import Cache, CacheUnavailable, TextVectorTable, open_cache
 from looksync.search.llm import LLMClient
+from looksync.search.outfit import assemble_outfit
 from looksync.search.querygen import LLMQueryGenerator, LocalQueryGenerator, QueryGenerator, local_vocabulary
 from looksync.search.region_finders import make_region_finder
 from looksync.search.regions import RegionFinder
@@ -61,6 +62,41 @@ class Unsupported(RuntimeError):
     """The configured backend cannot do this (e.g. return stored vectors for /similar)."""
 
 
+MAX_BUDGET = 1e9  # in the market's currency: far above any outfit, low enough for exact minor-unit sums
+
+
+@dataclass(frozen=True)
+class OutfitRequest:
+    """``outfit`` of a look search: assemble one product per layer whose total is within ``budget``."""
+
+    budget: float
+    currency: str
+
+    @classmethod
+    def parse(cls, value: Any) -> OutfitRequest | None:
+        """From the request's ``outfit`` object (or its JSON text, from a form field); None when absent."""
+        if value is None:
+            return None
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError as exc:
+                raise InvalidRequest(f"outfit must be a JSON object like {{\"budget\": 150, \"currency\": \"USD\"}}: {exc}") from None
+        if not isinstance(value, dict):
+            raise InvalidRequest('outfit must be an object like {"budget": 150, "currency": "USD"}')
+        unknown = sorted(set(value) - {"budget", "currency"})
+        if unknown:
+            raise InvalidRequest(f"outfit: unknown field(s) {unknown}; known: budget, currency")
+        budget, currency = value.get("budget"), value.get("currency")
+        if isinstance(budget, bool) or not isinstance(budget, int | float):
+            raise InvalidRequest(f"outfit.budget must be a number, got {budget!r}")
+        if not (0 < budget <= MAX_BUDGET):  # also refuses NaN and infinities
+            raise InvalidRequest(f"outfit.budget must be above 0 and at most {MAX_BUDGET:.0f}, got {budget!r}")
+        if not isinstance(currency, str) or not currency:
+            raise InvalidRequest("outfit.currency must be a currency code such as USD")
+        return cls(budget=float(budget), currency=currency.strip().upper())
+
+
 @dataclass
 class LookSearchRequest:
     market: str | None = None
@@ -69,10 +105,12 @@ class LookSearchRequest:
     k: int = 10
     filters: SearchFilters = field(default_factory=SearchFilters)
     rerank: str = "auto"
+    outfit: OutfitRequest | None = None
 
     def cache_params(self) -> dict[str, Any]:
         return {"market": self.market, "gender": self.gender, "layers": self.layers, "k": self.k,
-                "filters": asdict(self.filters), "rerank": self.rerank}
+                "filters": asdict(self.filters), "rerank": self.rerank,
+                "outfit": asdict(self.outfit) if self.outfit else None}
 
     def validate(self, taxonomy: Taxonomy) -> None:
         if self.rerank not in RERANK_MODES:
@@ -91,6 +129,13 @@ class LookSearchRequest:
         f = self.filters
         if f.price_min is not None and f.price_max is not None and f.price_min > f.price_max:
             raise InvalidRequest(f"price_min {f.price_min} is above price_max {f.price_max}")
+        if self.outfit is not None:
+            market = self.market or f.market
+            if market is None:
+                raise InvalidRequest("outfit needs market: prices are compared in the market's currency")
+            currency = taxonomy.currency_of(market)
+            if self.outfit.currency != currency:
+                raise InvalidRequest(f"outfit.currency {self.outfit.currency!r}: market {market} prices in {currency}")
 
 
 @dataclass
@@ -445,6 +490,9 @@ class SearchEngine:
                     "products": products,
                 }
             )
+        if request.outfit is not None:
+            with timer.stage("outfit"):
+                outfit = self._assemble_outfit(candidates, request)
         response = {
             "index_version": version,
             "model_id": self.encoder.model_id,
@@ -456,6 +504,7 @@ class SearchEngine:
             # layers the region finder found not to be in the look (asked for or detected): no query
             "not_in_look": [{"layer": layer, "reason": reason} for layer, reason in generated.absent.items()],
             "rerank": method,
+            **({"outfit": outfit} if request.outfit is not None else {}),
             "cache": ("unavailable" if any(n.startswith("cache_unavailable") for n in degraded) else "miss") if key else "off",
             "timings_ms": {},
             "degraded": degraded,
@@ -465,6 +514,21 @@ class SearchEngine:
                 self._cache_set(key, json.dumps(response).encode(), degraded, ttl_s=self.settings.look_cache_ttl_s)
         response["timings_ms"] = {k: round(v, 2) for k, v in timer.timings_ms.items()}
         return response
+
+    def _assemble_outfit(self, candidates: list[LayerCandidates], request: LookSearchRequest) -> dict[str, Any]:
+        """One product per searched layer within the budget, over every layer's candidates (not only the
+        top k shown), scored by the crop rerank's score where it gave one, else the kNN score."""
+        market = request.market or request.filters.market
+        layer_products = []
+        for c in candidates:
+            products = []
+            for hit in c.hits:
+                summary = product_summary(hit)
+                summary["score"] = round(c.rerank_scores.get(hit.product_id, hit.score), 6)
+                products.append(summary)
+            layer_products.append((c.layer, products))
+        minor_units = self.taxonomy.markets[market].minor_units
+        return assemble_outfit(layer_products, request.outfit.budget, request.outfit.currency, minor_units)
 
     def look_query_vector(self, text_vector: np.ndarray, crop_vector: np.ndarray | None) -> np.ndarray:
         """A layer's kNN query: the text vector, blended with the garment crop's image vector when there

@@ -191,7 +191,7 @@ def assemble_outfit(
     if solved is not None:
         for (layer, products), j in zip(eligible, solved.choice, strict=True):
             p = products[j]
-            items.append({"layer": layer, "product_id": p["product_id"], "price": p["price"], "score": p["score"]})
+            items.append({**p, "layer": layer})
     scale = 10**minor_units
     within = bool(items) and solved is not None and solved.within_budget
     if not items:
