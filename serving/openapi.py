@@ -161,6 +161,23 @@ def openapi_document() -> dict:
                 "items": {"type": "object", "properties": {"layer": {"type": "string"}, "reason": {"type": "string"}}},
             },
             "rerank": {"type": "string", "enum": ["llm", "local", "off"]},
+            "outfit": {
+                "type": "object",
+                "description": "present when the request asked for an outfit: one product per layer within the budget",
+                "properties": {
+                    "budget": {"type": "number"},
+                    "currency": {"type": "string"},
+                    "within_budget": {"type": "boolean", "description": "false: nothing fits, items is the cheapest outfit"},
+                    "total": {"type": "number"},
+                    "score": {"type": "number", "description": "summed match score of the items"},
+                    "items": {"type": "array", "items": _PRODUCT},
+                    "missing_layers": {
+                        "type": "array",
+                        "items": {"type": "object", "properties": {"layer": {"type": "string"}, "reason": {"type": "string"}}},
+                    },
+                    "note": {"type": ["string", "null"]},
+                },
+            },
             "cache": {"type": "string", "enum": ["hit", "miss", "unavailable", "off"]},
             "timings_ms": _TIMINGS,
             "degraded": _DEGRADED,
@@ -208,6 +225,16 @@ def openapi_document() -> dict:
                         {
                             "layers": {"type": "array", "items": {"type": "string"}},
                             "rerank": {"type": "string", "enum": ["auto", "llm", "local", "off"]},
+                            "outfit": {
+                                "type": "object",
+                                "description": "assemble one in-stock product per layer whose total is within the budget (needs market)",
+                                "properties": {
+                                    "budget": {"type": "number", "exclusiveMinimum": 0, "maximum": 1e9},
+                                    "currency": {"type": "string", "description": "the market's currency"},
+                                },
+                                "required": ["budget", "currency"],
+                                "additionalProperties": False,
+                            },
                         },
                         required_image=True,
                     ),
