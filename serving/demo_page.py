@@ -6,9 +6,12 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template
 
+from looksync.catalog.taxonomy import get_taxonomy
+
 bp = Blueprint("demo_page", __name__)
 
 
 @bp.get("/demo")
 def demo_page():
-    return render_template("demo.html")
+    markets = [(market.id, market.currency) for market in get_taxonomy().markets.values()]
+    return render_template("demo.html", markets=markets)

@@ -17,10 +17,33 @@
         ? el("div", { className: "products" }, layer.products.map((p, i) => LookSync.productCard(p, i + 1)))
         : el("p", { text: "no products" }),
     ));
+    const outfit = response.outfit ? [outfitSection(response.outfit)] : [];
     const summary = el("div", { className: "summary" },
       el("div", {}, el("h3", { text: "Timings per stage" }), LookSync.timings(response)),
       el("div", {}, el("h3", { text: "Degraded" }), LookSync.degraded(response)));
-    results.replaceChildren(meta, summary, ...layers);
+    results.replaceChildren(meta, ...outfit, summary, ...layers);
+  }
+
+  function outfitSection(outfit) {
+    const money = (amount) => `${Number(amount).toFixed(2)} ${outfit.currency}`;
+    const head = outfit.within_budget
+      ? `total ${money(outfit.total)} within ${money(outfit.budget)} · summed score ${Number(outfit.score).toFixed(3)}`
+      : `over budget: the cheapest outfit costs ${money(outfit.total)} (budget ${money(outfit.budget)})`;
+    return el("section", { className: "outfit", id: "outfit", "data-within-budget": String(outfit.within_budget) },
+      el("h2", { text: "Outfit within your budget" }),
+      el("p", { className: "outfit-total", text: head }),
+      outfit.note ? el("p", { className: "note", text: outfit.note }) : null,
+      ...outfit.missing_layers.map((m) => el("p", { className: "missing", text: `${m.layer}: ${m.reason}` })),
+      el("div", { className: "products" }, outfit.items.map((p) => {
+        const card = LookSync.productCard(p, 0);
+        card.querySelector(".rank").textContent = p.layer;
+        return card;
+      })));
+  }
+
+  function selectedCurrency() {
+    const option = $("market").selectedOptions[0];
+    return option ? option.dataset.currency || "" : "";
   }
 
   async function search(event) {
@@ -31,6 +54,10 @@
       $("look-preview").src = URL.createObjectURL(look.file);
       const params = { k: Number($("k").value) || 5 };
       if ($("market").value) params.market = $("market").value;
+      if ($("budget").value !== "") {
+        if (!params.market) throw new Error("choose a market for an outfit budget: prices are compared in its currency");
+        params.outfit = { budget: Number($("budget").value), currency: selectedCurrency() };
+      }
       render(await LookSync.searchLook(look.file, params));
     } catch (err) {
       LookSync.showError(results, err);
@@ -40,4 +67,5 @@
   LookSync.keyBox($("api-key"), () => LookSync.loadSampleLooks($("sample-look"), $("looks-status")));
   LookSync.loadSampleLooks($("sample-look"), $("looks-status"));
   $("search-form").addEventListener("submit", search);
+  $("market").addEventListener("change", () => { $("budget-currency").textContent = selectedCurrency(); });
 })();

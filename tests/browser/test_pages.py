@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import requests
 
+from looksync.catalog.taxonomy import get_taxonomy
 from looksync.quality.judging import RatingStore
 from tests.browser.conftest import screenshot
 
@@ -223,3 +225,44 @@ def test_report_page_renders_data_as_text(browser, live_service, hostile):
     _wait(browser, lambda d: _css(d, "#mos-models tbody tr") or _css(d, "#report .error"))
     assert _css(browser, "#mos-models tbody tr td")[0].text == hostile
     assert not _css(browser, "#report img") and browser.title != "pwned"
+
+
+def test_demo_page_outfit_within_a_budget(browser, live_service, built_catalog):
+    from selenium.webdriver.support.ui import Select
+
+    service = live_service()
+    look_id = sorted(built_catalog.ground_truth)[0]
+    truth = built_catalog.ground_truth[look_id]
+    look_path = Path(built_catalog.manifest.looks_dir) / f"{look_id}.png"
+    params = {"k": 3, "market": truth["market"]}
+    with look_path.open("rb") as f:  # what the API answers without a budget: pick one that the cheapest outfit fits
+        layers = requests.post(f"{service.url}/v1/looks/search", files={"image": f},
+                               data={"params": json.dumps(params)}, timeout=WAIT_S).json()["layers"]  # fmt: skip
+    budget = round(sum(min(p["price"] for p in layer["products"]) for layer in layers) * 2, 2)
+
+    browser.get(f"{service.url}/demo")
+    _one(browser, "#look-file").send_keys(str(look_path))
+    _one(browser, "#k").clear()
+    _one(browser, "#k").send_keys("3")
+    _one(browser, "#budget").send_keys(str(budget))
+    _one(browser, "#search").click()  # a budget without a market is refused on the page, before any request
+    _wait(browser, _results_or_error)
+    assert "choose a market" in _one(browser, "#results .error").text
+
+    Select(_one(browser, "#market")).select_by_value(truth["market"])
+    assert _one(browser, "#budget-currency").text == get_taxonomy().currency_of(truth["market"])
+    _one(browser, "#search").click()
+    _wait(browser, lambda d: _css(d, "#outfit article.product") or _css(d, "#results .error"))
+    assert not _css(browser, "#results .error"), _one(browser, "#results .error").text
+    screenshot(browser, "demo-outfit")
+
+    with look_path.open("rb") as f:
+        params["outfit"] = {"budget": budget, "currency": get_taxonomy().currency_of(truth["market"])}
+        expected = requests.post(f"{service.url}/v1/looks/search", files={"image": f},
+                                 data={"params": json.dumps(params)}, timeout=WAIT_S).json()["outfit"]  # fmt: skip
+    assert expected["within_budget"]
+    cards = _css(browser, "#outfit article.product")
+    assert [c.get_attribute("data-product-id") for c in cards] == [i["product_id"] for i in expected["items"]]
+    assert [c.find_element("css selector", ".rank").text for c in cards] == [i["layer"] for i in expected["items"]]
+    assert f"total {expected['total']:.2f}" in _one(browser, "#outfit .outfit-total").text
+    assert _one(browser, "#outfit").get_attribute("data-within-budget") == "true"
