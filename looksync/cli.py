@@ -145,6 +145,29 @@ def index_versions():
         click.echo(f"{'*' if info.live else ' '} {info.name}  model={info.model_id}  dim={info.dim}  count={info.count}")
 
 
+@index.command("register-repository")
+@click.option("--wait-s", type=float, default=0.0, show_default=True,
+              help="First wait this long for the cluster to be ready (yellow), e.g. while a container starts.")  # fmt: skip
+@click.option("--verify/--no-verify", default=True, show_default=True, help="Let Elasticsearch verify the repository.")
+def index_register_repository(wait_s: float, verify: bool):
+    """Register the Elasticsearch snapshot repository (s3: LOOKSYNC_S3_BUCKET, LOOKSYNC_ES_SNAPSHOT_S3_CLIENT)."""
+    from looksync.index.base import IndexBackendError
+    from looksync.index.elasticsearch import ElasticsearchIndex
+
+    settings = _settings()
+    if settings.resolved_index_backend != "elasticsearch":
+        raise click.ClickException("register-repository needs the Elasticsearch backend: set LOOKSYNC_ES_URL")
+    try:
+        index = ElasticsearchIndex.from_settings(settings)
+        if wait_s > 0:
+            health = index.wait_for_cluster(wait_s)
+            click.echo(f"cluster {health.get('cluster_name')} is {health.get('status')}")
+        body = index.register_snapshot_repository(verify=verify)
+    except IndexBackendError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"snapshot repository {index.snapshot_repository} registered: {json.dumps(body, sort_keys=True)}")
+
+
 @main.command()
 @click.option("--port", type=int, default=None)
 def serve(port: int | None):

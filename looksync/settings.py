@@ -133,6 +133,9 @@ class Settings(BaseSettings):
     reindex_min_recall: float = Field(default=0.9, ge=0, le=1)
     reindex_sample: int = Field(default=50, ge=1)
     airflow_retries: int = Field(default=2, ge=0)  # per task, with exponential backoff
+    # Celery queue of the embedding tasks (CeleryExecutor): "default" is the queue every worker serves;
+    # infra/compose.yaml sets "embedding" so GPU workers can take them (docs/deploy.md)
+    airflow_embedding_queue: str = Field(default="default", min_length=1)
 
     # service (issue 7): rerank, look-response cache, region finder, search tuning
     rerank_mode: Literal["auto", "llm", "local", "off"] = "auto"  # default when a request does not say

@@ -511,6 +511,30 @@ class ElasticsearchIndex(CatalogIndex):
 
     # ---- snapshots ------------------------------------------------------------------------------
 
+    def wait_for_cluster(self, timeout_s: float, poll_s: float = 2.0) -> dict[str, Any]:
+        """Wait until the cluster answers with status yellow or green (``GET _cluster/health?wait_for_status=yellow``,
+        specification/cluster/health/ClusterHealthRequest.ts; a wait that times out answers 408 with
+        ``timed_out: true``, ClusterHealthResponse.ts); connection errors while it starts are retried.
+        Returns the health body; past ``timeout_s`` an ``IndexBackendError`` says the last state seen."""
+        deadline = time.monotonic() + timeout_s
+        last: Any = "no answer"
+        while True:
+            wait_s = max(1, min(10, int(deadline - time.monotonic())))
+            try:
+                health = dict(
+                    self.client.options(ignore_status=408, request_timeout=wait_s + 5, max_retries=0).cluster.health(
+                        wait_for_status="yellow", timeout=f"{wait_s}s"
+                    )
+                )
+                if not health.get("timed_out") and health.get("status") in ("yellow", "green"):
+                    return health
+                last = f"status {health.get('status')}"
+            except Exception as exc:  # the node is still starting: connection refused, 503, timeout
+                last = f"{type(exc).__name__}: {exc}"
+            if time.monotonic() >= deadline:
+                raise IndexBackendError(f"{self!r}: the cluster was not ready (yellow) within {timeout_s:g} s; last: {last}")
+            time.sleep(poll_s)
+
     def register_snapshot_repository(self, verify: bool = True) -> dict[str, Any]:
         """Register (or update) the ``s3`` repository snapshots go to; returns the body sent."""
         body = bodies.s3_repository_body(self.snapshot_bucket or "", self.snapshot_base_path, self.snapshot_s3_client)

@@ -274,3 +274,51 @@ def test_test_cleanup_deletes_indices_by_name_only(recorder):
     (delete,) = recorder.sent("DELETE")
     assert delete.path == "/looksync-test-ab--v1,looksync-test-ab--v2" and "*" not in delete.path
     assert "expand_wildcards" not in delete.query
+
+
+# ---- looksync index register-repository (what the compose es-init container runs) -------------------
+
+
+def test_register_repository_waits_for_the_cluster_then_registers_once(recorder, monkeypatch):
+    from click.testing import CliRunner
+
+    from looksync.cli import main
+
+    answers = iter([(503, {"error": {"type": "master_not_discovered_exception"}, "status": 503}),
+                    (408, {"cluster_name": "looksync", "status": "red", "timed_out": True})])  # fmt: skip
+    recorder.route(
+        "GET",
+        r"/_cluster/health",
+        lambda r: next(answers, (200, {"cluster_name": "looksync", "status": "yellow", "timed_out": False})),
+    )
+    recorder.route("PUT", r"/_snapshot/looksync-snapshots", (200, {"acknowledged": True}))
+    for key, value in {"LOOKSYNC_ES_URL": recorder.url, "LOOKSYNC_S3_BUCKET": "snaps", "LOOKSYNC_S3_PREFIX": "prod",
+                       }.items():  # fmt: skip
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr("looksync.index.elasticsearch.time.sleep", lambda s: None)
+
+    result = CliRunner().invoke(main, ["index", "register-repository", "--wait-s", "30"])
+
+    assert result.exit_code == 0, result.output
+    assert "cluster looksync is yellow" in result.output
+    health = recorder.sent("GET", r"/_cluster/health")
+    assert len(health) == 3 and health[0].query["wait_for_status"] == "yellow"
+    (put,) = recorder.sent("PUT", r"/_snapshot/.*")
+    assert put.query == {"verify": "true"}
+    assert put.body == {"type": "s3", "settings": {"bucket": "snaps", "base_path": "prod/es-snapshots",
+                                                   "client": "default", "compress": True}}  # fmt: skip
+
+
+def test_register_repository_reports_a_cluster_that_never_gets_ready(recorder, monkeypatch):
+    from click.testing import CliRunner
+
+    from looksync.cli import main
+
+    recorder.route("GET", r"/_cluster/health", (408, {"status": "red", "timed_out": True}))
+    monkeypatch.setenv("LOOKSYNC_ES_URL", recorder.url)
+    monkeypatch.setenv("LOOKSYNC_S3_BUCKET", "snaps")
+    result = CliRunner().invoke(main, ["index", "register-repository", "--wait-s", "1"])
+    assert result.exit_code == 1 and "not ready (yellow) within 1 s; last: status red" in result.output
+    assert recorder.sent("PUT") == []
+    no_es = CliRunner().invoke(main, ["index", "register-repository"], env={"LOOKSYNC_ES_URL": ""})
+    assert no_es.exit_code == 1 and "LOOKSYNC_ES_URL" in no_es.output
