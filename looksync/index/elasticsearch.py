@@ -45,6 +45,8 @@ _VERSION_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")  # Elasticsearch ind
 # templates") and each prefix lists only its own versions.
 SEPARATOR = bodies.SEPARATOR
 _PREFIX = re.compile(r"^[a-z0-9](?:[a-z0-9._]|-(?!-))*(?<!-)$")
+# index creation and the alias move are not idempotent: sent once (no retry on a timeout) under this timeout
+ONE_SHOT_TIMEOUT_S = 120.0
 SNAPSHOT_DONE = ("SUCCESS", "FAILED", "PARTIAL", "INCOMPATIBLE")  # specification/snapshot/_types/SnapshotState.ts
 
 
@@ -165,8 +167,9 @@ class ElasticsearchIndex(CatalogIndex):
 
     def _once(self, request_timeout_s: float | None = None) -> Any:
         """The client for a call that must be sent exactly once (no retry on a timeout or a 5xx: a
-        force-merge, snapshot or restore sent again would start again or fail as a duplicate), with the
-        long-operation timeout instead of the client's request timeout."""
+        force-merge, snapshot or restore sent again would start again or fail as a duplicate, an index
+        created twice fails), with its own timeout (default: the long-operation one) instead of the
+        client's request timeout."""
         return self.client.options(
             request_timeout=request_timeout_s or self.long_op_timeout_s, max_retries=0, retry_on_timeout=False
         )
@@ -196,7 +199,8 @@ class ElasticsearchIndex(CatalogIndex):
             )
             if self.client.indices.exists(index=self.index_of(name)):
                 raise IndexBackendError(f"version {name!r} already exists ({self.index_of(name)})")
-            self.client.indices.create(index=self.index_of(name), **body)
+            # not idempotent (a second create of the index fails): sent once, like the alias move below
+            self._once(ONE_SHOT_TIMEOUT_S).indices.create(index=self.index_of(name), **body)
         log.info("index version created", extra={"version": name, "model_id": model_id, "dim": dim})
         return name
 
@@ -255,7 +259,7 @@ class ElasticsearchIndex(CatalogIndex):
             current = []
         actions = bodies.alias_actions(self.alias, self.index_of(version), current)
         with self._errors(f"move alias {self.alias} to {version}"):
-            self.client.indices.update_aliases(actions=actions)
+            self._once(ONE_SHOT_TIMEOUT_S).indices.update_aliases(actions=actions)
         log.info("index live version swapped", extra={"version": version, "previous": current})
 
     def list_versions(self) -> list[VersionInfo]:

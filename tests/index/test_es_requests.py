@@ -322,3 +322,21 @@ def test_register_repository_reports_a_cluster_that_never_gets_ready(recorder, m
     assert recorder.sent("PUT") == []
     no_es = CliRunner().invoke(main, ["index", "register-repository"], env={"LOOKSYNC_ES_URL": ""})
     assert no_es.exit_code == 1 and "LOOKSYNC_ES_URL" in no_es.output
+
+
+def test_index_creation_and_the_alias_move_are_sent_once(recorder):
+    """Neither is idempotent: a create retried after a timeout fails as 'already exists', so both go
+    out once even when the answer is slower than the client's request timeout (0.2 s here)."""
+    index = _index(recorder)
+    recorder.route("PUT", r"/_index_template/shop", (200, {"acknowledged": True}))
+    recorder.route("HEAD", r"/shop--v1", (404, {}))
+    recorder.route("PUT", r"/shop--v1", (200, {"acknowledged": True, "index": "shop--v1"}), delay_s=0.6)
+    assert index.create_version("m", 4, name="v1") == "v1"
+    assert len(recorder.sent("PUT", r"/shop--v1")) == 1
+
+    _versions(recorder, {"shop--v1": META})
+    recorder.route("GET", r"/_alias/shop", (404, {"error": "alias [shop] missing", "status": 404}))
+    recorder.route("POST", r"/_aliases", (200, {"acknowledged": True}), delay_s=0.6)
+    index.set_live("v1")
+    (move,) = recorder.sent("POST", r"/_aliases")
+    assert move.body == {"actions": [{"add": {"index": "shop--v1", "alias": "shop", "is_write_index": True}}]}
