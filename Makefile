@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup services demo test lint clean
+.PHONY: setup services demo test lint clean es-test deploy-check
 
 setup: $(STAMP)
 
@@ -24,6 +24,17 @@ services:
 
 test: setup services
 	$(PY) -m pytest
+
+# the Elasticsearch contract suite (tests/index, the `elasticsearch` parameter) against the compose cluster
+# (infra/compose.yaml publishes it on 127.0.0.1:9200 and es-init registers the snapshot repository)
+es-test: setup
+	LOOKSYNC_ES_URL=$${LOOKSYNC_ES_URL:-http://127.0.0.1:9200} \
+	LOOKSYNC_ES_SNAPSHOT_REPOSITORY=$${LOOKSYNC_ES_SNAPSHOT_REPOSITORY:-looksync-snapshots} \
+	$(PY) -m pytest tests/index -k elasticsearch -rs
+
+# the deployment's validation that needs no container engine (docs/deploy.md)
+deploy-check: setup
+	$(PY) -m pytest tests/infra -rs
 
 lint: setup
 	$(VENV)/bin/ruff check .

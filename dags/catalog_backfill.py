@@ -14,7 +14,7 @@ from datetime import datetime
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from looksync.airflow.dag_support import DEFAULT_ARGS, EMBEDDING_POOL
+from looksync.airflow.dag_support import DEFAULT_ARGS, EMBEDDING_POOL, EMBEDDING_QUEUE
 
 
 @dag(
@@ -47,7 +47,7 @@ def catalog_backfill():
             raise ValueError(f"unknown vendors {unknown}; known: {list_vendors()}")
         return [{"vendor": v, "feed": f, "mode": "full"} for v, f in zip(vendors, feeds, strict=True)]
 
-    @task(pool=EMBEDDING_POOL)
+    @task(pool=EMBEDDING_POOL, queue=EMBEDDING_QUEUE)
     def ingest(ref: dict, params: dict | None = None) -> dict:
         from dataclasses import asdict
 

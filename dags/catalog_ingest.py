@@ -20,7 +20,7 @@ from datetime import datetime
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, get_current_context, task
 
-from looksync.airflow.dag_support import DEFAULT_ARGS, EMBEDDING_POOL, vendor_update_asset
+from looksync.airflow.dag_support import DEFAULT_ARGS, EMBEDDING_POOL, EMBEDDING_QUEUE, vendor_update_asset
 
 VENDOR_UPDATES = vendor_update_asset()
 
@@ -80,7 +80,7 @@ def catalog_ingest():
 
         return str(fetch_stage(airflow_settings(), Workspace(workspace)).path)
 
-    @task(pool=EMBEDDING_POOL)
+    @task(pool=EMBEDDING_POOL, queue=EMBEDDING_QUEUE)
     def embed(workspace: str) -> str:
         from embeddings import load_encoder_from_settings
         from looksync.airflow.dag_support import airflow_settings

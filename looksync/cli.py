@@ -167,6 +167,29 @@ def index_rollback(allow_model_change: bool):
     click.echo(f"live version: {now} (was {was})")
 
 
+@index.command("register-repository")
+@click.option("--wait-s", type=float, default=0.0, show_default=True,
+              help="First wait this long for the cluster to be ready (yellow), e.g. while a container starts.")  # fmt: skip
+@click.option("--verify/--no-verify", default=True, show_default=True, help="Let Elasticsearch verify the repository.")
+def index_register_repository(wait_s: float, verify: bool):
+    """Register the Elasticsearch snapshot repository (s3: LOOKSYNC_S3_BUCKET, LOOKSYNC_ES_SNAPSHOT_S3_CLIENT)."""
+    from looksync.index.base import IndexBackendError
+    from looksync.index.elasticsearch import ElasticsearchIndex
+
+    settings = _settings()
+    if settings.resolved_index_backend != "elasticsearch":
+        raise click.ClickException("register-repository needs the Elasticsearch backend: set LOOKSYNC_ES_URL")
+    try:
+        index = ElasticsearchIndex.from_settings(settings)
+        if wait_s > 0:
+            health = index.wait_for_cluster(wait_s)
+            click.echo(f"cluster {health.get('cluster_name')} is {health.get('status')}")
+        body = index.register_snapshot_repository(verify=verify)
+    except IndexBackendError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"snapshot repository {index.snapshot_repository} registered: {json.dumps(body, sort_keys=True)}")
+
+
 @main.command()
 @click.option("--port", type=int, default=None)
 def serve(port: int | None):
@@ -415,6 +438,41 @@ def judge_report(as_json: bool, html_out: Path | None):
         html_out.write_text(render_html(report), encoding="utf-8")
         if not as_json:
             click.echo(f"written {html_out}")
+
+
+@main.command()
+@click.option("--products", type=int, required=True, help="Products in the index.")
+@click.option("--model", default="ViT-H-14", show_default=True, help="CLIP model whose measured costs apply (ViT-H-14, ViT-B-32).")
+@click.option("--dims", type=int, default=None, help="Vector dimensions (default: the model's).")
+@click.option("--quantisation", type=click.Choice(["float", "int8", "int4", "bbq"]), default="int8", show_default=True)
+@click.option("--looks-per-day", type=float, default=350_000, show_default=True)
+@click.option("--peak-factor", type=float, default=3.0, show_default=True, help="Peak-hour rate over the mean rate.")
+@click.option("--layers", "layers_per_look", type=int, default=5, show_default=True, help="kNN queries (layers) per look.")
+@click.option("--replicas", type=int, default=1, show_default=True)
+@click.option("--m", "hnsw_m", type=int, default=16, show_default=True, help="HNSW links per node (LOOKSYNC_ES_HNSW_M).")
+@click.option("--node-ram-gib", type=float, default=64.0, show_default=True)
+@click.option("--node-cores", type=int, default=16, show_default=True)
+@click.option("--heap-gib", type=float, default=None, help="Elasticsearch heap per node (default: min(31, RAM/2)).")
+@click.option("--crops-per-look", type=int, default=None, help="Image forwards per look (default: layers + 1).")
+@click.option("--texts-per-look", type=int, default=None, help="Text forwards per look (default: one per layer).")
+@click.option("--engine-overhead", type=float, default=3.0, show_default=True,
+              help="Elasticsearch kNN cost over the measured FAISS query (an assumption).")  # fmt: skip
+@click.option("--reembed-hours", type=float, default=24.0, show_default=True, help="Window for a full re-embedding.")
+@click.option("--gpu-images-per-s", type=float, default=None, help="Measured GPU images/s of the model (none measured here).")
+@click.option("--gpu-texts-per-s", type=float, default=None, help="Measured GPU texts/s (default: the images/s).")
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+def capacity(products: int, model: str, dims: int | None, as_json: bool, **options):
+    """Elasticsearch nodes, memory and shards, kNN QPS, CLIP cores/GPUs, Redis and S3 sizes for a catalog
+    and a look rate, from measured per-item costs (docs/capacity.md)."""
+    from looksync.capacity import MODELS, CapacityInputs, plan, render, to_json
+
+    if model not in MODELS:
+        raise click.BadParameter(f"no measured costs for {model!r}; known: {', '.join(sorted(MODELS))}", param_hint="--model")
+    try:
+        result = plan(CapacityInputs(products=products, model=model, dims=dims or MODELS[model].dims, **options))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(to_json(result) if as_json else render(result))
 
 
 if __name__ == "__main__":

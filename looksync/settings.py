@@ -58,7 +58,8 @@ class Settings(BaseSettings):
     es_similarity: Literal["cosine", "dot_product"] = "cosine"
     es_hnsw_m: int = Field(default=16, ge=2)
     es_hnsw_ef_construction: int = Field(default=100, ge=2)
-    es_rescore_oversample: float = Field(default=3.0, ge=0)  # quantised kNN re-scored on raw vectors; 0 = off
+    # quantised kNN re-scored on raw vectors: 0 = off, else 1.0-10.0 (what Elasticsearch accepts, see _oversample below)
+    es_rescore_oversample: float = 3.0
     es_shards: int = Field(default=1, ge=1)
     es_replicas: int = Field(default=1, ge=0)
     es_refresh_interval: str = "1s"
@@ -67,6 +68,10 @@ class Settings(BaseSettings):
     es_bulk_initial_backoff_s: float = Field(default=1.0, gt=0)
     es_bulk_max_backoff_s: float = Field(default=60.0, gt=0)
     es_request_timeout_s: float = Field(default=30.0, gt=0)
+    # force-merge, snapshot and restore: their own deadline (not the request timeout) and never sent twice;
+    # force-merges and snapshots are started as tasks and polled every es_long_op_poll_s
+    es_long_op_timeout_s: float = Field(default=7200.0, gt=0)
+    es_long_op_poll_s: float = Field(default=5.0, gt=0)
     es_snapshot_repository: str = "looksync-snapshots"
     es_snapshot_s3_client: str = "default"  # the s3.client.<name> block of elasticsearch.yml (endpoint, path style)
 
@@ -128,6 +133,9 @@ class Settings(BaseSettings):
     reindex_min_recall: float = Field(default=0.9, ge=0, le=1)
     reindex_sample: int = Field(default=50, ge=1)
     airflow_retries: int = Field(default=2, ge=0)  # per task, with exponential backoff
+    # Celery queue of the embedding tasks (CeleryExecutor): "default" is the queue every worker serves;
+    # infra/compose.yaml sets "embedding" so GPU workers can take them (docs/deploy.md)
+    airflow_embedding_queue: str = Field(default="default", min_length=1)
 
     # service (issue 7): rerank, look-response cache, region finder, search tuning
     rerank_mode: Literal["auto", "llm", "local", "off"] = "auto"  # default when a request does not say
@@ -163,6 +171,15 @@ class Settings(BaseSettings):
     judging_looks_dir: Path | None = None  # default: <data_dir>/sample/looks when it exists
 
     _split_api_keys = field_validator("api_keys", mode="before")(_comma_list)
+
+    @field_validator("es_rescore_oversample")
+    @classmethod
+    def _oversample(cls, value: float) -> float:
+        # elasticsearch-specification specification/_types/mapping/DenseVectorProperty.ts
+        # (DenseVectorIndexOptionsRescoreVector.oversample): "between 1.0 and 10.0 (inclusive), or 0 exactly"
+        if not (value == 0 or 1.0 <= value <= 10.0):
+            raise ValueError("must be 0 (off) or between 1.0 and 10.0, as Elasticsearch accepts")
+        return value
 
     @property
     def resolved_index_backend(self) -> Literal["embedded", "elasticsearch"]:

@@ -39,3 +39,10 @@ if ! command -v chromedriver >/dev/null 2>&1 || ! { command -v chromium >/dev/nu
   apt_install chromium chromium-driver \
     || { say "the browser tests need chromium and chromedriver: apt-get install chromium chromium-driver"; exit 1; }
 fi
+
+# docker-compose renders infra/compose.yaml (`config` needs no container engine) for tests/infra
+if ! command -v docker-compose >/dev/null 2>&1; then
+  say "installing Debian's docker-compose to render infra/compose.yaml (no engine is used)"
+  apt_install docker-compose \
+    || { say "docker-compose could not be installed: tests/infra skips the render check (apt-get install docker-compose)"; }
+fi

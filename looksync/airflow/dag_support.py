@@ -21,6 +21,7 @@ from looksync.settings import Settings, load_settings
 log = logging.getLogger(__name__)
 
 EMBEDDING_POOL = "embedding"
+EMBEDDING_QUEUE = load_settings().airflow_embedding_queue  # LOOKSYNC_AIRFLOW_EMBEDDING_QUEUE, read at parse time
 OWNER = "catalog-data"
 
 

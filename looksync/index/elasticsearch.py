@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import re
+import time
+import warnings
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -35,6 +37,28 @@ from looksync.settings import Settings
 log = logging.getLogger(__name__)
 
 _VERSION_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")  # Elasticsearch index names are lowercase
+# An index version is ``<prefix>--<version>``. A prefix may not contain "--" nor end with "-" and a version
+# starts with a letter or digit, so no prefix's pattern ``<prefix>--*`` matches another prefix's index
+# (``shop--*`` never matches ``shop-eu--v1``): templates of two prefixes never overlap (overlapping
+# patterns at one priority are refused, elasticsearch-specification
+# specification/indices/put_index_template/IndicesPutIndexTemplateRequest.ts, "Multiple matching
+# templates") and each prefix lists only its own versions.
+SEPARATOR = bodies.SEPARATOR
+_PREFIX = re.compile(r"^[a-z0-9](?:[a-z0-9._]|-(?!-))*(?<!-)$")
+# index creation and the alias move are not idempotent: sent once (no retry on a timeout) under this timeout
+ONE_SHOT_TIMEOUT_S = 120.0
+SNAPSHOT_DONE = ("SUCCESS", "FAILED", "PARTIAL", "INCOMPATIBLE")  # specification/snapshot/_types/SnapshotState.ts
+
+
+def check_prefix(prefix: str) -> str:
+    """The index-name prefix (LOOKSYNC_INDEX_NAME): lowercase letters, digits, '.', '_', '-', starting
+    with a letter or digit, without "--" and not ending with "-" (the version separator is "--")."""
+    if not _PREFIX.match(prefix or "") or len(prefix) > 100:
+        raise IndexBackendError(
+            f"index name {prefix!r}: Elasticsearch index prefixes are lowercase letters, digits, '.', '_', '-', "
+            "start with a letter or digit, contain no '--' and do not end with '-' (versions are <name>--<version>)"
+        )
+    return prefix
 
 
 def _model_slug(model_id: str) -> str:
@@ -62,14 +86,15 @@ class ElasticsearchIndex(CatalogIndex):
         snapshot_base_path: str = "looksync/es-snapshots",
         snapshot_s3_client: str = "default",
         norm_tolerance: float = NORM_TOLERANCE,
+        long_op_timeout_s: float = 7200.0,
+        long_op_poll_s: float = 5.0,
     ):
-        if not re.match(r"^[a-z0-9][a-z0-9._-]*$", prefix):
-            raise IndexBackendError(f"index name {prefix!r}: Elasticsearch index names are lowercase letters, digits, '.', '_', '-'")
         self.client = client
-        self.alias = prefix
+        self.alias = check_prefix(prefix)
         self.vector_options = vector_options = vector_options or bodies.VectorOptions()
         self.candidates_per_k = candidates_per_k
-        self.rescore_oversample = rescore_oversample if vector_options.index_type != "hnsw" else 0.0
+        oversample = bodies.check_oversample(rescore_oversample)
+        self.rescore_oversample = oversample if vector_options.index_type != "hnsw" else 0.0  # raw vectors: nothing to re-score
         self.shards, self.replicas, self.refresh_interval = shards, replicas, refresh_interval
         self.chunk_size, self.max_retries = chunk_size, max_retries
         self.initial_backoff_s, self.max_backoff_s = initial_backoff_s, max_backoff_s
@@ -77,6 +102,7 @@ class ElasticsearchIndex(CatalogIndex):
         self.snapshot_bucket, self.snapshot_base_path = snapshot_bucket, snapshot_base_path
         self.snapshot_s3_client = snapshot_s3_client
         self.norm_tolerance = norm_tolerance
+        self.long_op_timeout_s, self.long_op_poll_s = long_op_timeout_s, long_op_poll_s
         self._loading: set[str] = set()
 
     @classmethod
@@ -120,13 +146,33 @@ class ElasticsearchIndex(CatalogIndex):
             snapshot_bucket=settings.s3_bucket,
             snapshot_base_path=f"{settings.s3_prefix.strip('/')}/es-snapshots",
             snapshot_s3_client=settings.es_snapshot_s3_client,
+            long_op_timeout_s=settings.es_long_op_timeout_s,
+            long_op_poll_s=settings.es_long_op_poll_s,
         )
 
     def __repr__(self) -> str:
         return f"ElasticsearchIndex(alias={self.alias!r})"
 
     def index_of(self, version: str) -> str:
-        return f"{self.alias}-{version}"
+        return f"{self.alias}{SEPARATOR}{version}"
+
+    def version_of(self, index: str) -> str | None:
+        """The version an index name holds, or None for an index of another prefix."""
+        head = f"{self.alias}{SEPARATOR}"
+        return index[len(head) :] if index.startswith(head) and _VERSION_NAME.match(index[len(head) :]) else None
+
+    @property
+    def index_pattern(self) -> str:
+        return bodies.index_pattern(self.alias)
+
+    def _once(self, request_timeout_s: float | None = None) -> Any:
+        """The client for a call that must be sent exactly once (no retry on a timeout or a 5xx: a
+        force-merge, snapshot or restore sent again would start again or fail as a duplicate, an index
+        created twice fails), with its own timeout (default: the long-operation one) instead of the
+        client's request timeout."""
+        return self.client.options(
+            request_timeout=request_timeout_s or self.long_op_timeout_s, max_retries=0, retry_on_timeout=False
+        )
 
     # ---- versions -------------------------------------------------------------------------------
 
@@ -153,7 +199,8 @@ class ElasticsearchIndex(CatalogIndex):
             )
             if self.client.indices.exists(index=self.index_of(name)):
                 raise IndexBackendError(f"version {name!r} already exists ({self.index_of(name)})")
-            self.client.indices.create(index=self.index_of(name), **body)
+            # not idempotent (a second create of the index fails): sent once, like the alias move below
+            self._once(ONE_SHOT_TIMEOUT_S).indices.create(index=self.index_of(name), **body)
         log.info("index version created", extra={"version": name, "model_id": model_id, "dim": dim})
         return name
 
@@ -162,7 +209,7 @@ class ElasticsearchIndex(CatalogIndex):
         from elasticsearch import NotFoundError
 
         try:
-            mappings = self.client.indices.get_mapping(index=f"{self.alias}-*", expand_wildcards="open")
+            mappings = self.client.indices.get_mapping(index=self.index_pattern, expand_wildcards="open")
         except NotFoundError:
             return {}
         except Exception as exc:
@@ -170,8 +217,9 @@ class ElasticsearchIndex(CatalogIndex):
         found = {}
         for index, body in dict(mappings).items():
             meta = (body.get("mappings", {}).get("_meta") or {}).get(bodies.META_KEY)
-            if meta and index.startswith(f"{self.alias}-"):
-                found[index[len(self.alias) + 1 :]] = meta
+            version = self.version_of(index)
+            if meta and version is not None:
+                found[version] = meta
         return found
 
     def _meta(self, version: str | None) -> tuple[str, dict[str, Any]]:
@@ -194,7 +242,10 @@ class ElasticsearchIndex(CatalogIndex):
             raise IndexBackendError(f"{self!r}: cannot read the live alias: {exc}") from exc
         if len(indices) != 1:
             raise IndexBackendError(f"alias {self.alias!r} points at {len(indices)} indices: {sorted(indices)}")
-        return indices[0][len(self.alias) + 1 :]
+        version = self.version_of(indices[0])
+        if version is None:
+            raise IndexBackendError(f"alias {self.alias!r} points at {indices[0]!r}, not a version of {self.index_pattern!r}")
+        return version
 
     def set_live(self, version: str) -> None:
         from elasticsearch import NotFoundError
@@ -208,7 +259,7 @@ class ElasticsearchIndex(CatalogIndex):
             current = []
         actions = bodies.alias_actions(self.alias, self.index_of(version), current)
         with self._errors(f"move alias {self.alias} to {version}"):
-            self.client.indices.update_aliases(actions=actions)
+            self._once(ONE_SHOT_TIMEOUT_S).indices.update_aliases(actions=actions)
         log.info("index live version swapped", extra={"version": version, "previous": current})
 
     def list_versions(self) -> list[VersionInfo]:
@@ -257,8 +308,40 @@ class ElasticsearchIndex(CatalogIndex):
                 index=index, settings=bodies.serving_settings(self.refresh_interval, self.replicas)
             )
             self.client.indices.refresh(index=index)
-            self.client.indices.forcemerge(index=index, max_num_segments=1, wait_for_completion=True)
+        self._forcemerge(index)
         self._loading.discard(version)
+
+    def _forcemerge(self, index: str) -> None:
+        """Force-merge ``index`` to one segment per shard: started once as a task
+        (``wait_for_completion=false`` returns ``task``, specification/indices/forcemerge/_types/response.ts),
+        then the task is polled (``GET _tasks/<id>``, specification/tasks/get/GetTaskResponse.ts) until it
+        completes or LOOKSYNC_ES_LONG_OP_TIMEOUT_S passes. The start is never sent again: a merge whose
+        request timed out goes on in the background and a second one would queue behind it."""
+        with self._errors(f"start the force-merge of {index} (sent once, not retried)"):
+            started = self._once().indices.forcemerge(index=index, max_num_segments=1, wait_for_completion=False)
+        task = dict(started).get("task")
+        if not task:
+            raise IndexBackendError(f"{self!r}: force-merge of {index} started without a task id: {dict(started)}")
+        deadline = time.monotonic() + self.long_op_timeout_s
+        while True:
+            with self._errors(f"read the force-merge task {task} of {index}"), warnings.catch_warnings():
+                # the task API is "experimental" in the specification (specification/tasks/get/GetTaskRequest.ts);
+                # the client warns on every call
+                warnings.filterwarnings("ignore", message=".*technical preview.*")
+                status = dict(self.client.tasks.get(task_id=task))
+            if status.get("completed"):
+                failed = ((status.get("response") or {}).get("_shards") or {}).get("failed", 0)
+                if status.get("error") or failed:
+                    raise IndexBackendError(
+                        f"{self!r}: force-merge of {index} failed: {status.get('error') or status.get('response')}"
+                    )
+                return
+            if time.monotonic() >= deadline:
+                raise IndexBackendError(
+                    f"{self!r}: force-merge of {index} still running after {self.long_op_timeout_s:g} s "
+                    f"(LOOKSYNC_ES_LONG_OP_TIMEOUT_S); it goes on in the cluster as task {task}"
+                )
+            time.sleep(self.long_op_poll_s)
 
     # ---- writes ---------------------------------------------------------------------------------
 
@@ -432,6 +515,30 @@ class ElasticsearchIndex(CatalogIndex):
 
     # ---- snapshots ------------------------------------------------------------------------------
 
+    def wait_for_cluster(self, timeout_s: float, poll_s: float = 2.0) -> dict[str, Any]:
+        """Wait until the cluster answers with status yellow or green (``GET _cluster/health?wait_for_status=yellow``,
+        specification/cluster/health/ClusterHealthRequest.ts; a wait that times out answers 408 with
+        ``timed_out: true``, ClusterHealthResponse.ts); connection errors while it starts are retried.
+        Returns the health body; past ``timeout_s`` an ``IndexBackendError`` says the last state seen."""
+        deadline = time.monotonic() + timeout_s
+        last: Any = "no answer"
+        while True:
+            wait_s = max(1, min(10, int(deadline - time.monotonic())))
+            try:
+                health = dict(
+                    self.client.options(ignore_status=408, request_timeout=wait_s + 5, max_retries=0).cluster.health(
+                        wait_for_status="yellow", timeout=f"{wait_s}s"
+                    )
+                )
+                if not health.get("timed_out") and health.get("status") in ("yellow", "green"):
+                    return health
+                last = f"status {health.get('status')}"
+            except Exception as exc:  # the node is still starting: connection refused, 503, timeout
+                last = f"{type(exc).__name__}: {exc}"
+            if time.monotonic() >= deadline:
+                raise IndexBackendError(f"{self!r}: the cluster was not ready (yellow) within {timeout_s:g} s; last: {last}")
+            time.sleep(poll_s)
+
     def register_snapshot_repository(self, verify: bool = True) -> dict[str, Any]:
         """Register (or update) the ``s3`` repository snapshots go to; returns the body sent."""
         body = bodies.s3_repository_body(self.snapshot_bucket or "", self.snapshot_base_path, self.snapshot_s3_client)
@@ -449,38 +556,89 @@ class ElasticsearchIndex(CatalogIndex):
             return False
 
     def snapshot(self, version: str | None = None, name: str | None = None) -> SnapshotInfo:
+        """Snapshot one version into the repository, idempotently: the snapshot's status is read first
+        (a snapshot of this version under this name that exists or is running is waited for, not created
+        again: a second create of an existing name fails on a cluster), then the create is sent once with
+        ``wait_for_completion=false`` (specification/snapshot/create/SnapshotCreateRequest.ts) and the
+        snapshot's state polled (``GET _snapshot/<repo>/<name>``, specification/snapshot/_types/SnapshotInfo.ts)
+        until it leaves IN_PROGRESS or LOOKSYNC_ES_LONG_OP_TIMEOUT_S passes."""
         version, meta = self._meta(version)
         now = datetime.now(UTC)
         name = name or f"{version}~{now:%Y%m%dt%H%M%S%f}z"
-        count = self.count(version)
-        metadata = {"version": version, "model_id": meta["model_id"], "dim": meta["dim"], "count": count,
-                    "created_at": now.isoformat(timespec="microseconds")}  # fmt: skip
-        with self._errors(f"snapshot {version} to {self.snapshot_repository}/{name}"):
-            response = self.client.snapshot.create(
-                repository=self.snapshot_repository,
-                snapshot=name,
-                wait_for_completion=True,
-                **bodies.snapshot_body(self.index_of(version), metadata),
-            )
-        state = response.get("snapshot", {}).get("state")
-        if state != "SUCCESS":
-            raise IndexBackendError(f"snapshot {self.snapshot_repository}/{name} ended {state}: {response}")
-        return self._snapshot_info(name, metadata)
+        where = f"{self.snapshot_repository}/{name}"
+        existing = self._snapshot_status(name)
+        if existing is None:
+            count = self.count(version)
+            metadata = {"version": version, "model_id": meta["model_id"], "dim": meta["dim"], "count": count,
+                        "created_at": now.isoformat(timespec="microseconds")}  # fmt: skip
+            try:
+                self._once().snapshot.create(
+                    repository=self.snapshot_repository,
+                    snapshot=name,
+                    wait_for_completion=False,
+                    **bodies.snapshot_body(self.index_of(version), metadata),
+                )
+            except Exception as exc:  # timed out, or refused: did the snapshot start all the same?
+                if self._snapshot_status(name) is None:
+                    raise IndexBackendError(f"{self!r}: cannot snapshot {version} to {where}: {exc}") from exc
+                log.warning("snapshot create answered with an error but the snapshot exists; waiting for it",
+                            extra={"snapshot": where, "error": str(exc)})  # fmt: skip
+        else:
+            found = (existing.get("metadata") or {}).get("version")
+            if found != version or self.index_of(version) not in existing.get("indices", [self.index_of(version)]):
+                raise IndexBackendError(
+                    f"{self!r}: snapshot {where} already exists and holds version {found!r}, not {version!r}; "
+                    "choose another snapshot name"
+                )
+        final = self._wait_for_snapshot(name)
+        if final.get("state") != "SUCCESS":
+            raise IndexBackendError(f"{self!r}: snapshot {where} ended {final.get('state')}: {final.get('failures') or final}")
+        return self._snapshot_info(name, final["metadata"])
+
+    def _snapshot_status(self, name: str) -> dict[str, Any] | None:
+        """The snapshot's ``SnapshotInfo`` (state, metadata, indices), or None when there is none by that name."""
+        with self._errors(f"read snapshot {self.snapshot_repository}/{name}"):
+            response = self.client.snapshot.get(repository=self.snapshot_repository, snapshot=name, ignore_unavailable=True)
+        snaps = [s for s in response.get("snapshots", []) if s.get("snapshot") == name]
+        return snaps[0] if snaps else None
+
+    def _wait_for_snapshot(self, name: str) -> dict[str, Any]:
+        deadline = time.monotonic() + self.long_op_timeout_s
+        while True:
+            status = self._snapshot_status(name)
+            if status is None:
+                raise IndexBackendError(f"{self!r}: snapshot {self.snapshot_repository}/{name} vanished while running")
+            if status.get("state") in SNAPSHOT_DONE:
+                return status
+            if time.monotonic() >= deadline:
+                raise IndexBackendError(
+                    f"{self!r}: snapshot {self.snapshot_repository}/{name} still {status.get('state')} after "
+                    f"{self.long_op_timeout_s:g} s (LOOKSYNC_ES_LONG_OP_TIMEOUT_S); it goes on in the cluster"
+                )
+            time.sleep(self.long_op_poll_s)
 
     def restore(self, snapshot: str, as_version: str | None = None) -> str:
+        """Restore a snapshot as a new version: one ``_restore`` call with ``wait_for_completion=true``
+        (it answers once every primary shard's recovery has finished or failed,
+        specification/snapshot/restore/SnapshotRestoreRequest.ts), under LOOKSYNC_ES_LONG_OP_TIMEOUT_S and
+        never sent again (a second restore into the index the first one is creating is refused)."""
         meta = self._snapshot_meta(snapshot)
         name = as_version or meta["version"]
         if not _VERSION_NAME.match(name):
             raise IndexBackendError(f"version name {name!r}: use lowercase letters, digits, '.', '_' or '-'")
         if name in self._versions():
             raise IndexBackendError(f"{self!r}: version {name!r} already exists; restore under another name")
-        with self._errors(f"restore {self.snapshot_repository}/{snapshot} as {name}"):
-            self.client.snapshot.restore(
+        with self._errors(f"restore {self.snapshot_repository}/{snapshot} as {name} (sent once, not retried)"):
+            response = self._once().snapshot.restore(
                 repository=self.snapshot_repository,
                 snapshot=snapshot,
                 wait_for_completion=True,
                 **bodies.restore_body(self.index_of(meta["version"]), self.index_of(name)),
             )
+        shards = (dict(response).get("snapshot") or {}).get("shards") or {}  # SnapshotRestoreResponse.ts
+        if shards.get("failed"):
+            raise IndexBackendError(f"{self!r}: restore of {snapshot} as {name}: {shards['failed']} shard(s) failed: {shards}")
+        with self._errors(f"refresh the restored {self.index_of(name)}"):
             self.client.indices.refresh(index=self.index_of(name))
         count = self.count(name)
         if count != int(meta["count"]):
@@ -494,7 +652,7 @@ class ElasticsearchIndex(CatalogIndex):
             self._snapshot_info(s["snapshot"], s["metadata"])
             for s in response.get("snapshots", [])
             if (s.get("metadata") or {}).get("version") and s.get("state") == "SUCCESS"
-            and any(i.startswith(f"{self.alias}-") for i in s.get("indices", []))
+            and any(self.version_of(i) is not None for i in s.get("indices", []))
         ]
         return sorted(infos, key=lambda i: (i.created_at, i.name))
 

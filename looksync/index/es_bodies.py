@@ -24,6 +24,24 @@ TEMPLATE_FILE = Path(__file__).resolve().parents[2] / "infra" / "elasticsearch" 
 VECTOR_FIELD = "vector"
 MAX_NUM_CANDIDATES = 10_000  # Elasticsearch's limit on knn.num_candidates
 META_KEY = "looksync"  # mappings._meta.looksync = {model_id, dim, version, created_at}
+SEPARATOR = "--"  # index of a version: <prefix>--<version> (see looksync.index.elasticsearch.check_prefix)
+# knn.rescore_vector.oversample: "valid values are between 1.0 and 10.0 (inclusive), or 0 exactly to disable
+# oversampling" (elasticsearch-specification specification/_types/mapping/DenseVectorProperty.ts,
+# DenseVectorIndexOptionsRescoreVector; the search-time RescoreVector of specification/_types/Knn.ts is the same)
+OVERSAMPLE_MIN, OVERSAMPLE_MAX = 1.0, 10.0
+
+
+def check_oversample(value: float) -> float:
+    if not (value == 0 or OVERSAMPLE_MIN <= value <= OVERSAMPLE_MAX):
+        raise IndexBackendError(
+            f"rescore oversample {value!r}: Elasticsearch accepts 0 (off) or {OVERSAMPLE_MIN:g} to {OVERSAMPLE_MAX:g}"
+        )
+    return float(value)
+
+
+def index_pattern(prefix: str) -> str:
+    """Every version index of ``prefix`` and nothing of another prefix (prefixes never contain '--')."""
+    return f"{prefix}{SEPARATOR}*"
 
 
 @dataclass(frozen=True)
@@ -68,11 +86,17 @@ def index_body(
 
 
 def index_template_body(prefix: str, options: VectorOptions) -> dict[str, Any]:
-    """``PUT /_index_template/<prefix>`` body: the same layout for every ``<prefix>-*`` index (dims are
-    left to each version's own mapping, since they depend on the model)."""
+    """``PUT /_index_template/<prefix>`` body: the same layout for every ``<prefix>--*`` index (dims are
+    left to each version's own mapping, since they depend on the model). Patterns of two prefixes never
+    overlap, so every prefix's template can share one priority."""
     body = copy.deepcopy(_template())
     body["mappings"]["properties"][VECTOR_FIELD] = vector_mapping(None, options)
-    return {"index_patterns": [f"{prefix}-*"], "priority": 200, "template": body, "_meta": {"managed_by": "looksync"}}
+    return {
+        "index_patterns": [index_pattern(prefix)],
+        "priority": 200,
+        "template": body,
+        "_meta": {"managed_by": "looksync", "prefix": prefix},
+    }
 
 
 def num_candidates(k: int, per_k: int, requested: int | None = None) -> int:
@@ -141,7 +165,7 @@ def knn_search_body(
     query = filter_query(filters)
     if query is not None:
         knn["filter"] = query
-    if rescore_oversample > 0:
+    if check_oversample(rescore_oversample) > 0:
         # quantised (int8/int4/bbq) graphs: re-score the oversampled top hits on the raw float vectors
         knn["rescore_vector"] = {"oversample": rescore_oversample}
     return {"knn": knn, "size": k, "_source": {"excludes": [VECTOR_FIELD]}, "track_total_hits": False}
@@ -219,16 +243,25 @@ def s3_repository_body(bucket: str, base_path: str, client: str = "default", com
     }
 
 
-def s3_client_settings(client: str, endpoint: str | None, path_style_access: bool) -> dict[str, Any]:
+def s3_client_settings(client: str, endpoint: str | None, path_style_access: bool, region: str) -> dict[str, Any]:
     """The ``elasticsearch.yml`` lines (as a flat mapping) pointing S3 client ``client`` at an
-    S3-compatible ``endpoint`` (``http://host:port``), with path-style addressing."""
+    S3-compatible ``endpoint``. Since Elasticsearch 9.1 repository-s3 runs on AWS SDK v2: the endpoint
+    carries its scheme (``http://minio:9000``), ``s3.client.<name>.protocol`` is deprecated and has no
+    effect, and the signing ``region`` must be set explicitly for a store the SDK cannot place (elastic/
+    elasticsearch docs/release-notes/breaking-changes.md, 9.1.0 "Upgrades repository-s3 plugin to AWS SDK
+    v2", #126843). So: endpoint with scheme, region, path style; never ``protocol``."""
     settings: dict[str, Any] = {}
     if endpoint:
-        scheme, _, host = endpoint.partition("://")
-        if not host:
-            scheme, host = "https", endpoint
-        settings[f"s3.client.{client}.endpoint"] = host.rstrip("/")
-        settings[f"s3.client.{client}.protocol"] = scheme
+        scheme, sep, host = endpoint.partition("://")
+        if not sep or scheme not in ("http", "https") or not host.strip("/"):
+            raise IndexBackendError(
+                f"S3 endpoint {endpoint!r}: give the scheme too (http://host:port or https://host); "
+                "Elasticsearch 9.1+ reads HTTP or HTTPS from the endpoint (s3.client.*.protocol has no effect)"
+            )
+        settings[f"s3.client.{client}.endpoint"] = f"{scheme}://{host.rstrip('/')}"
+    if not region:
+        raise IndexBackendError("S3 client settings need the signing region (LOOKSYNC_S3_REGION), e.g. us-east-1 for MinIO")
+    settings[f"s3.client.{client}.region"] = region
     settings[f"s3.client.{client}.path_style_access"] = bool(path_style_access)
     return settings
 

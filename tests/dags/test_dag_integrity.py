@@ -39,3 +39,25 @@ print("RESULT" + json.dumps({{"errors": {{k: str(v) for k, v in bag.import_error
     for dag_id, d in result["dags"].items():
         assert d["doc"] and "looksync" in d["tags"] and d["owner"] == "catalog-data", dag_id
         assert all(r >= 1 for r in d["retries"]) and all(d["backoff"]) and all(d["callbacks"]), dag_id
+
+
+def test_embedding_tasks_go_to_the_configured_celery_queue(airflow_env):
+    """The tasks in the `embedding` pool (and only they) are sent to LOOKSYNC_AIRFLOW_EMBEDDING_QUEUE, the
+    queue the compose file's GPU workers serve (infra/compose.yaml)."""
+    script = f"""
+import json
+from airflow.dag_processing.dagbag import DagBag
+bag = DagBag({str(REPO / 'dags')!r})
+print("RESULT" + json.dumps({{f"{{d.dag_id}}.{{t.task_id}}": [t.pool, t.queue] for d in bag.dags.values() for t in d.tasks}}))
+"""
+    env = {**airflow_env, "LOOKSYNC_AIRFLOW_EMBEDDING_QUEUE": "embedding"}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    line = [x for x in done.stdout.splitlines() if x.startswith("RESULT")]
+    assert line, done.stderr[-4000:]
+    import json
+
+    tasks = json.loads(line[0][6:])
+    embedding = {name for name, (pool, _) in tasks.items() if pool == "embedding"}
+    assert embedding >= {"catalog_ingest.embed", "catalog_backfill.ingest"}
+    assert {name for name, (_, queue) in tasks.items() if queue == "embedding"} == embedding
+    assert all(queue == "default" for name, (_, queue) in tasks.items() if name not in embedding)

@@ -96,6 +96,19 @@ def _embedded_factory(tmp_path: Path, search: str) -> IndexFactory:
     return lambda: EmbeddedIndex(tmp_path / "index", search="lance", refresh_s=0)
 
 
+def drop_test_indices(client, prefix: str) -> list[str]:
+    """Delete every index of ``prefix`` by name: a cluster refuses wildcard deletes by default
+    (``action.destructive_requires_name``, elasticsearch-specification
+    specification/indices/delete/IndicesDeleteRequest.ts), so the names are listed with a (read-only)
+    wildcard GET and deleted as a comma-separated list of concrete names."""
+    from looksync.index.es_bodies import index_pattern
+
+    names = sorted(dict(client.indices.get(index=index_pattern(prefix), expand_wildcards="all", features="settings")))
+    if names:
+        client.indices.delete(index=",".join(names))
+    return names
+
+
 def _elasticsearch_factory(request: pytest.FixtureRequest) -> IndexFactory:
     """The real backend on the cluster at LOOKSYNC_ES_URL, under a per-test index name; every index,
     template and snapshot the test made is deleted afterwards."""
@@ -123,7 +136,7 @@ def _elasticsearch_factory(request: pytest.FixtureRequest) -> IndexFactory:
         if handles[0].snapshot_repository_exists():
             for snap in handles[0].list_snapshots():
                 client.snapshot.delete(repository=settings.es_snapshot_repository, snapshot=snap.name)
-        client.indices.delete(index=f"{prefix}-*", expand_wildcards="all", ignore_unavailable=True)
+        drop_test_indices(client, prefix)
         try:
             client.indices.delete_index_template(name=prefix)
         except Exception:  # noqa: BLE001 - no template made by this test

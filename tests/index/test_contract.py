@@ -379,3 +379,18 @@ def test_a_snapshot_restores_as_a_new_version_with_identical_results(live_catalo
         assert _ids(index.search(query, k=10, filters=filters, version=restored)) == _ids(filtered)
     with pytest.raises(IndexBackendError, match="already exists"):
         index.restore(info.name, as_version=restored)
+
+
+def test_a_second_elasticsearch_snapshot_of_the_same_name_is_the_first_one(live_catalog):
+    """Elasticsearch refuses a second create of an existing snapshot name; the backend reads the
+    snapshot's status first and returns the existing one (the embedded backend refuses the name)."""
+    from looksync.index.elasticsearch import ElasticsearchIndex
+
+    index, version, _, _ = live_catalog
+    if not isinstance(index, ElasticsearchIndex):
+        pytest.skip("Elasticsearch behaviour: the embedded backend refuses an existing snapshot name")
+    _skip_without_snapshot_repository(index)
+    first = index.snapshot(version, name=f"{index.alias}-twice")
+    again = index.snapshot(version, name=first.name)
+    assert again == first
+    assert [s.name for s in index.list_snapshots()].count(first.name) == 1

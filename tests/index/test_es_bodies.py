@@ -37,13 +37,16 @@ def test_index_body_maps_every_product_field_and_the_vector():
         "looksync": {"model_id": "ViT-H-14/laion", "dim": 1024, "version": "v1", "created_at": "2025-01-01T00:00:00+00:00"}
     }
     assert body["settings"]["index"]["number_of_shards"] == 2 and body["settings"]["index"]["number_of_replicas"] == 1
+    # set explicitly, not left to the cluster's default (9.2+ excludes vectors from _source, older kept them)
+    assert body["settings"]["index"]["mapping"] == {"exclude_source_vectors": True}
     assert "_comment" not in body
     json.dumps(body)  # plain JSON all the way down
 
 
 def test_index_template_covers_the_versions_and_leaves_dims_to_them():
     body = bodies.index_template_body("looksync-products", bodies.VectorOptions())
-    assert body["index_patterns"] == ["looksync-products-*"]
+    assert body["index_patterns"] == ["looksync-products--*"]
+    assert body["template"]["settings"]["index"]["mapping"] == {"exclude_source_vectors": True}
     vector = body["template"]["mappings"]["properties"]["vector"]
     assert "dims" not in vector and vector["index_options"]["type"] == "int8_hnsw"
     assert vector["similarity"] == "cosine"
@@ -170,11 +173,20 @@ def test_snapshot_repository_client_and_restore_bodies():
     }
     with pytest.raises(IndexBackendError, match="LOOKSYNC_S3_BUCKET"):
         bodies.s3_repository_body("", "x")
-    assert bodies.s3_client_settings("minio", "http://minio:9000/", path_style_access=True) == {
-        "s3.client.minio.endpoint": "minio:9000",
-        "s3.client.minio.protocol": "http",
+    assert bodies.s3_client_settings("minio", "http://minio:9000/", path_style_access=True, region="us-east-1") == {
+        "s3.client.minio.endpoint": "http://minio:9000",  # the scheme stays in the endpoint (AWS SDK v2, 9.1+)
+        "s3.client.minio.region": "us-east-1",
         "s3.client.minio.path_style_access": True,
     }
+    assert bodies.s3_client_settings("default", None, False, "eu-west-1") == {
+        "s3.client.default.region": "eu-west-1",
+        "s3.client.default.path_style_access": False,
+    }
+    for endpoint in ("minio:9000", "ftp://minio:9000", "http://"):
+        with pytest.raises(IndexBackendError, match="scheme"):
+            bodies.s3_client_settings("default", endpoint, True, "us-east-1")
+    with pytest.raises(IndexBackendError, match="LOOKSYNC_S3_REGION"):
+        bodies.s3_client_settings("default", "http://minio:9000", True, "")
     assert bodies.snapshot_body("shop-v1", {"count": 3}) == {
         "indices": "shop-v1",
         "include_global_state": False,
@@ -186,6 +198,24 @@ def test_snapshot_repository_client_and_restore_bodies():
     import re
 
     assert re.sub(restore["rename_pattern"], restore["rename_replacement"], "shop-v1") == "shop-v1-restored"
+
+
+def test_the_shipped_elasticsearch_s3_fragment_is_what_s3_client_settings_gives():
+    """infra/elasticsearch/elasticsearch-s3.yml: no s3.client.*.protocol (no effect since 9.1), an endpoint
+    with its scheme, the region set."""
+    import yaml
+
+    fragment = yaml.safe_load((bodies.TEMPLATE_FILE.parent / "elasticsearch-s3.yml").read_text(encoding="utf-8"))
+    assert fragment == bodies.s3_client_settings("default", "http://minio:9000", True, "us-east-1")
+    assert not any(key.endswith(".protocol") for key in fragment)
+
+
+def test_knn_body_refuses_an_oversample_elasticsearch_rejects():
+    query = vectors(1, dim=4)[0]
+    for bad in (0.5, 10.5, -1):
+        with pytest.raises(IndexBackendError, match="0 \\(off\\) or 1 to 10"):
+            bodies.knn_search_body(query, k=5, candidates=50, rescore_oversample=bad)
+    assert bodies.knn_search_body(query, 5, 50, rescore_oversample=1.0)["knn"]["rescore_vector"] == {"oversample": 1.0}
 
 
 def test_the_client_accepts_every_body_key_as_a_parameter():

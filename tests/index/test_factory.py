@@ -35,7 +35,7 @@ def test_an_es_url_selects_the_elasticsearch_backend_with_its_settings(tmp_path)
     index = open_index(settings)
     assert isinstance(index, ElasticsearchIndex)
     assert (index.alias, index.vector_options.m, index.vector_options.similarity) == ("shop-products", 24, "dot_product")
-    assert index.index_of("v1") == "shop-products-v1"
+    assert index.index_of("v1") == "shop-products--v1"
     assert (index.snapshot_bucket, index.snapshot_base_path) == ("snaps", "prod/es-snapshots")
 
 
