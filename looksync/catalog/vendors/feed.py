@@ -30,6 +30,21 @@ class ParsedRow:
     raw: Any
     product: Product | None = None
     rejection: QuarantineRecord | None = None
+    # SKUs of other rows this damaged row swallowed (see ``RawRecord.swallowed_skus``): not read, not vanished
+    swallowed_skus: tuple[str, ...] = ()
+    unreadable: bool = False  # the row itself could not be read (cut off, not JSON/XML, bad bytes, too deep)
+
+    @property
+    def unattributed(self) -> bool:
+        """A rejected row whose SKU could not be recovered: it may be any live product of the vendor."""
+        return self.rejection is not None and not self.rejection.vendor_sku
+
+    @property
+    def doubtful(self) -> bool:
+        """A rejected row that may stand for a product other than the SKU it names: an unreadable row
+        (its SKU was salvaged from damaged text) or one without a SKU. Ingestion trusts such a row's
+        SKU only when it names a live product (``looksync.pipelines.ingest.deletion_hold``)."""
+        return self.rejection is not None and (self.unreadable or not self.rejection.vendor_sku)
 
 
 def read_feed(config: VendorConfig, path: str | Path) -> Iterator[ParsedRow]:
@@ -48,7 +63,9 @@ def _parse_rows(config: VendorConfig, records: Iterator[RawRecord]) -> Iterator[
 def _parse_row(config: VendorConfig, record: RawRecord, kept_skus: set[str]) -> ParsedRow:
     if record.problem is not None:
         reason, message = record.problem
-        return _rejected(config, record, reason, message, record.sku_hint)
+        row = _rejected(config, record, reason, message, record.sku_hint)
+        row.swallowed_skus, row.unreadable = record.swallowed_skus, True
+        return row
     sku = None
     try:
         sku = record_sku(config, record.raw)
