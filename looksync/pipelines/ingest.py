@@ -274,8 +274,10 @@ def detect_stage(
     if ref.mode == "full" and settings.ingest_delete_vanished:
         seen = set(ws.read_json("seen_skus", []))
         present = {p.product_id for p in incoming}
-        vanished = sorted(pid for pid, p in stored.items() if pid not in present and p.vendor_sku not in seen)
-        live_skus = {p.vendor_sku for p in stored.values()}
+        config = load_vendor_config(ref.vendor)  # stored SKUs keyed as this run keyed the feed's
+        keys = {pid: config.sku_key(p.vendor_sku) for pid, p in stored.items()}
+        vanished = sorted(pid for pid in stored if pid not in present and keys[pid] not in seen)
+        live_skus = set(keys.values())
         unattributed = [ref for ref, sku in ws.read_json("doubtful_rows", []) if not sku or sku not in live_skus]
         reasons = deletion_hold(settings, len(vanished), len(stored), unattributed)
         if reasons and not confirm_deletions:

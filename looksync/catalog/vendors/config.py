@@ -26,12 +26,24 @@ OPTIONAL_FIELDS = ("description", "colour", "pattern", "material", "sizes", "pro
 STOCK_KINDS = ("quantity", "boolean", "terms")
 TOP_LEVEL_KEYS = {
     "vendor", "display_name", "format", "market", "currency", "encoding", "record_tag", "size_separator",
-    "colour_separator", "price_format", "stock", "updated_at", "fields", "synonyms",
+    "colour_separator", "price_format", "stock", "updated_at", "fields", "synonyms", "sku_case_sensitive",
 }  # fmt: skip
 
 
 class VendorConfigError(ValueError):
     """A vendor config is missing, unreadable or inconsistent; the message names the file."""
+
+
+def sku_key(sku: object, case_sensitive: bool = False) -> str:
+    """A SKU's identity: NFKC (full-width -> ASCII), invisible and control characters removed, trimmed,
+    inner runs of white space made one space, and case-folded unless the vendor's SKUs are
+    case-sensitive. The folded form is written in upper case, so a SKU written in upper case (as most
+    are) is its own key and keeps the product id it always had; ``AB-1``, `` ab-1 `` and ``ＡＢ－１`` are one
+    product. '' for a SKU with nothing left."""
+    text = unicodedata.normalize("NFKC", str(sku))
+    text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cf") or ch.isspace())
+    text = " ".join(text.split())
+    return text if case_sensitive else text.casefold().upper()
 
 
 def normalise_term(term: object) -> str:
@@ -85,8 +97,13 @@ class VendorConfig:
     record_tag: str | None = None
     size_separator: str | None = None
     colour_separator: str | None = None
+    sku_case_sensitive: bool = False  # True: `ab-1` and `AB-1` are two products of this vendor
     source: Path | None = None
     _lookup: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False, compare=False)
+
+    def sku_key(self, sku: object) -> str:
+        """This vendor's identity key of a SKU (see the module function ``sku_key``)."""
+        return sku_key(sku, self.sku_case_sensitive)
 
     def standard(self, kind: str, term: object) -> Any:
         """The standard id a vendor term maps to, or None when the term is not in the map."""
@@ -158,6 +175,8 @@ def _build(raw: dict, path: Path, problems: list[str]) -> VendorConfig | None:
     synonyms = _synonyms(raw.get("synonyms"), fields, stock_kind, problems)
     price_format = _price_format(raw.get("price_format") or {}, problems)
     updated_at = _timestamp_format(raw.get("updated_at") or {}, problems)
+    if not isinstance(raw.get("sku_case_sensitive", False), bool):
+        problems.append(f"sku_case_sensitive must be true or false, got {raw.get('sku_case_sensitive')!r}")
     encoding = str(raw.get("encoding") or "utf-8")
     try:
         "".encode(encoding)
@@ -180,6 +199,7 @@ def _build(raw: dict, path: Path, problems: list[str]) -> VendorConfig | None:
         record_tag=record_tag,
         size_separator=raw.get("size_separator"),
         colour_separator=raw.get("colour_separator"),
+        sku_case_sensitive=bool(raw.get("sku_case_sensitive", False)),
         source=path,
         _lookup={kind: {normalise_term(t): sid for t, sid in terms.items()} for kind, terms in synonyms.items()},
     )

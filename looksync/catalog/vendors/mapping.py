@@ -60,8 +60,10 @@ def extract(record: dict, spec: FieldSpec) -> Any:
 
 
 def record_sku(config: VendorConfig, record: dict) -> str:
+    """The record's SKU as its identity key (``VendorConfig.sku_key``): what ``vendor_sku`` and the
+    product id are made of, so two spellings of one SKU are one product."""
     sku = extract(record, config.fields["sku"])
-    sku = "" if sku is None or isinstance(sku, (dict, list)) else str(sku).strip()
+    sku = "" if sku is None or isinstance(sku, (dict, list, bool)) else config.sku_key(sku)
     if not sku:
         raise RowRejected(Reason.MISSING_SKU, f"sku ({config.fields['sku'].path}) is missing or empty")
     return sku

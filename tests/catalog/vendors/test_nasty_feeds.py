@@ -8,7 +8,8 @@ import json
 import pytest
 
 from looksync.catalog.quarantine import Reason
-from looksync.catalog.vendors import read_feed
+from looksync.catalog.schema import make_product_id
+from looksync.catalog.vendors import load_vendor_config, read_feed
 from looksync.catalog.vendors.readers import salvage_json_value
 
 
@@ -82,3 +83,37 @@ def test_a_row_without_any_recoverable_sku_is_marked_unattributed(tmp_path, feed
     rows = parse(northwind, tmp_path, [b'{"info": {"name": "Blouse", "bra\n', northwind.record(sku="A1")])
     assert rows[0].rejection is not None and rows[0].unattributed
     assert not rows[1].unattributed
+
+
+# -- one identity per SKU ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("vendor", ["desi_threads", "northwind_apparel", "sakura_mode"])
+def test_spellings_of_one_sku_are_one_product_and_duplicates_name_both_rows(tmp_path, feeds, vendor):
+    feed = feeds[vendor]
+    spellings = ["AB-1", " ab-1 ", "ＡＢ－１", "Ab-1\u200b", "ab-1\t"]
+    rows = parse(feed, tmp_path, [feed.record(sku=s) for s in spellings] + [feed.record(sku="AB-2")])
+    assert [r.product.vendor_sku for r in rows if r.product] == ["AB-1", "AB-2"]
+    assert rows[0].product.product_id == make_product_id(vendor, "AB-1")  # upper-case SKUs keep their id
+    duplicates = [r.rejection for r in rows[1:5]]
+    assert all(d.reason == Reason.DUPLICATE_SKU and d.vendor_sku == "AB-1" for d in duplicates)
+    assert feed.row_ref(1) in duplicates[0].message and feed.row_ref(2) in duplicates[0].message
+    assert "'ab-1'" in duplicates[0].message or "' ab-1 '" in duplicates[0].message
+
+
+def test_a_vendor_with_case_sensitive_skus_keeps_them_apart(tmp_path, feeds):
+    desi = feeds["desi_threads"]
+    source = desi.config.source.read_text(encoding="utf-8")
+    config_path = tmp_path / "desi_cs.yaml"
+    config_path.write_text(source + "\nsku_case_sensitive: true\n", encoding="utf-8")
+    config = load_vendor_config(config_path)
+    path = desi.write(tmp_path, [desi.record(sku="ab-1"), desi.record(sku="AB-1"), desi.record(sku=" ａｂ-1 ")])
+    rows = list(read_feed(config, path))
+    assert [r.product.vendor_sku for r in rows if r.product] == ["ab-1", "AB-1"]
+    assert rows[2].rejection.reason == Reason.DUPLICATE_SKU  # width and spacing still do not count
+
+
+def test_a_salvaged_sku_is_keyed_like_a_read_one(tmp_path, feeds):
+    northwind = feeds["northwind_apparel"]
+    rows = parse(northwind, tmp_path, [northwind.truncated(northwind.record(sku=" nw-７ "))])
+    assert rows[0].rejection.vendor_sku == "NW-7"
