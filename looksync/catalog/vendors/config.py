@@ -72,7 +72,9 @@ class PriceFormat:
     thousands: str | None = ","
     decimal: str = "."
     decimals: int = 2  # most digits allowed after the decimal mark (0: whole units only)
-    strip: tuple[str, ...] = ()  # currency marks removed before parsing
+    strip: tuple[str, ...] = ()  # currency marks removed before parsing (the market currency's own always are)
+    allow_zero: bool = False  # a price of 0 is a real price of this vendor (samples, gifts)
+    max: float | None = None  # the most a price can be; None: the market's max_price (taxonomy.yaml)
 
 
 @dataclass(frozen=True)
@@ -288,12 +290,18 @@ def _price_format(raw: dict, problems: list[str]) -> PriceFormat:
             decimal=str(raw.get("decimal", ".")),
             decimals=int(raw.get("decimals", 2)),
             strip=tuple(str(s) for s in raw.get("strip", ())),
+            allow_zero=bool(raw.get("allow_zero", False)),
+            max=float(raw["max"]) if raw.get("max") is not None else None,
         )
     except (TypeError, ValueError) as exc:
         problems.append(f"price_format {raw!r}: {exc}")
         return PriceFormat()
     if fmt.thousands == fmt.decimal or fmt.decimals < 0:
         problems.append(f"price_format {raw!r}: thousands and decimal marks must differ and decimals be >= 0")
+    if fmt.decimal not in (".", ",") or (fmt.thousands is not None and fmt.thousands not in (",", ".", "'", " ")):
+        problems.append(f"price_format {raw!r}: decimal must be '.' or ',' and thousands one of , . ' or a space")
+    if fmt.max is not None and not fmt.max > 0:
+        problems.append(f"price_format {raw!r}: max must be a positive number")
     return fmt
 
 

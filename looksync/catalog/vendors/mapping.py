@@ -13,7 +13,15 @@ from pydantic import ValidationError
 from looksync.catalog.quarantine import Reason
 from looksync.catalog.schema import Product
 from looksync.catalog.vendors.config import FieldSpec, VendorConfig
-from looksync.catalog.vendors.values import ValueProblem, as_list, as_text, parse_price, parse_stock, parse_timestamp
+from looksync.catalog.vendors.values import (
+    PriceProblem,
+    ValueProblem,
+    as_list,
+    as_text,
+    parse_price,
+    parse_stock,
+    parse_timestamp,
+)
 
 
 class RowRejected(ValueError):
@@ -144,12 +152,9 @@ def _price(config: VendorConfig, record: dict) -> float:
     spec = config.fields["price"]
     value = extract(record, spec)
     try:
-        price = parse_price(value, config.price_format)
-    except ValueProblem as exc:
-        raise RowRejected(Reason.BAD_PRICE, f"price ({spec.path}): {exc}") from None
-    if price < 0:
-        raise RowRejected(Reason.NEGATIVE_PRICE, f"price ({spec.path}): {value!r} is negative")
-    return price
+        return parse_price(value, config.price_format, config.market)
+    except PriceProblem as exc:
+        raise RowRejected(exc.reason, f"price ({spec.path}): {exc}") from None
 
 
 def _describe(exc: ValidationError) -> str:

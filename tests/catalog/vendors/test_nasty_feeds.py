@@ -9,7 +9,7 @@ import pytest
 
 from looksync.catalog.quarantine import Reason
 from looksync.catalog.schema import make_product_id
-from looksync.catalog.vendors import load_vendor_config, read_feed
+from looksync.catalog.vendors import PriceProblem, load_vendor_config, parse_price, read_feed
 from looksync.catalog.vendors.readers import salvage_json_value
 
 
@@ -117,3 +117,101 @@ def test_a_salvaged_sku_is_keyed_like_a_read_one(tmp_path, feeds):
     northwind = feeds["northwind_apparel"]
     rows = parse(northwind, tmp_path, [northwind.truncated(northwind.record(sku=" nw-７ "))])
     assert rows[0].rejection.vendor_sku == "NW-7"
+
+
+# -- prices: one parser, text and JSON numbers alike ---------------------------------------------------
+
+PRICES_READ = [
+    ("desi_threads", "₹1,299.00", 1299.0),
+    ("desi_threads", "Rs. 1,29,999.00", 129999.0),  # lakh grouping
+    ("desi_threads", "INR 499", 499.0),
+    ("desi_threads", "１，２９９．００", 1299.0),  # full-width digits and marks
+    ("desi_threads", "1 299.00", 1299.0),  # a space groups digits
+    ("desi_threads", "1\u00a0299.50", 1299.5),  # a no-break space too
+    ("northwind_apparel", "$29.99", 29.99),
+    ("northwind_apparel", "29.99 USD", 29.99),
+    ("northwind_apparel", 29.99, 29.99),
+    ("northwind_apparel", 1200, 1200.0),
+    ("sakura_mode", "１２００", 1200.0),
+    ("sakura_mode", "￥4,980", 4980.0),
+    ("sakura_mode", "4980円", 4980.0),
+]
+
+
+@pytest.mark.parametrize("vendor, written, expected", PRICES_READ)
+def test_real_price_spellings_are_read(feeds, vendor, written, expected):
+    config = feeds[vendor].config
+    assert parse_price(written, config.price_format, config.market) == expected
+
+
+PRICES_REFUSED = [
+    ("desi_threads", "-0", Reason.NEGATIVE_PRICE, "negative"),
+    ("desi_threads", "-0.00", Reason.NEGATIVE_PRICE, "negative"),
+    ("northwind_apparel", -0.0, Reason.NEGATIVE_PRICE, "negative"),  # a JSON -0
+    ("northwind_apparel", -5, Reason.NEGATIVE_PRICE, "negative"),
+    ("desi_threads", "−499", Reason.NEGATIVE_PRICE, "negative"),  # the minus sign, not a hyphen
+    ("desi_threads", "(499.00)", Reason.NEGATIVE_PRICE, "negative"),  # accounting style
+    ("desi_threads", "0.00", Reason.PRICE_OUT_OF_RANGE, "zero"),
+    ("northwind_apparel", 0, Reason.PRICE_OUT_OF_RANGE, "zero"),
+    ("northwind_apparel", 1e30, Reason.PRICE_OUT_OF_RANGE, "above"),  # the JSON number ...
+    ("northwind_apparel", "1e30", Reason.BAD_PRICE, "scientific"),  # ... and the text: both refused
+    ("northwind_apparel", 10**400, Reason.PRICE_OUT_OF_RANGE, "above"),
+    ("northwind_apparel", "2,000,000.00", Reason.PRICE_OUT_OF_RANGE, "above"),
+    ("northwind_apparel", float("inf"), Reason.BAD_PRICE, "finite"),
+    ("northwind_apparel", float("nan"), Reason.BAD_PRICE, "finite"),
+    ("northwind_apparel", 29.999, Reason.BAD_PRICE, "decimal digit"),
+    ("northwind_apparel", "1.299,00", Reason.BAD_PRICE, "decimal mark"),  # not this vendor's convention
+    ("northwind_apparel", "12,99", Reason.BAD_PRICE, "not thousands"),
+    ("northwind_apparel", "€29.99", Reason.BAD_PRICE, "another currency"),
+    ("desi_threads", "$29.99", Reason.BAD_PRICE, "another currency"),
+    ("sakura_mode", "4980.5", Reason.BAD_PRICE, "decimal digit"),
+    ("desi_threads", "N/A", Reason.BAD_PRICE, "cannot read"),
+    ("northwind_apparel", True, Reason.BAD_PRICE, "not a price"),
+    ("northwind_apparel", {"amount": 5}, Reason.BAD_PRICE, "not a price"),
+]
+
+
+@pytest.mark.parametrize("vendor, written, reason, words", PRICES_REFUSED)
+def test_prices_that_cannot_be_stored_are_refused_with_their_reason(feeds, vendor, written, reason, words):
+    config = feeds[vendor].config
+    with pytest.raises(PriceProblem) as caught:
+        parse_price(written, config.price_format, config.market)
+    assert caught.value.reason == reason and words in str(caught.value)
+    assert "object at 0x" not in str(caught.value)
+
+
+def test_a_vendor_writing_comma_decimals_is_read_by_its_mapping(tmp_path, feeds):
+    desi = feeds["desi_threads"]
+    source = desi.config.source.read_text(encoding="utf-8").replace(
+        'price_format: {thousands: ",", decimal: ".", decimals: 2,',
+        'price_format: {thousands: ".", decimal: ",", decimals: 2,',
+    )
+    config_path = tmp_path / "desi_eu.yaml"
+    config_path.write_text(source, encoding="utf-8")
+    config = load_vendor_config(config_path)
+    assert [parse_price(p, config.price_format, config.market) for p in ("1.299,00", "1 299,00", "₹ 12,5")] == [
+        1299.0, 1299.0, 12.5
+    ]  # fmt: skip
+    with pytest.raises(PriceProblem, match="decimal mark"):
+        parse_price("1,299.00", config.price_format, config.market)
+    with pytest.raises(PriceProblem, match="decimal digit"):
+        parse_price("1,299", config.price_format, config.market)  # 1.299 rupees or 1299? never guessed
+
+
+def test_json_numbers_and_text_go_through_the_same_checks_in_a_feed(tmp_path, feeds):
+    northwind = feeds["northwind_apparel"]
+    rows = parse(northwind, tmp_path, [
+        northwind.record(sku="A1", price=-0.0), northwind.record(sku="A2", price="-0"),
+        northwind.record(sku="A3", price=1e30), northwind.record(sku="A4", price="1e30"),
+        northwind.record(sku="A5", price=49.5), northwind.record(sku="A6", price="$49.50"),
+    ])  # fmt: skip
+    reasons = [r.rejection.reason if r.rejection else r.product.price for r in rows]
+    assert reasons == [
+        Reason.NEGATIVE_PRICE,
+        Reason.NEGATIVE_PRICE,
+        Reason.PRICE_OUT_OF_RANGE,
+        Reason.BAD_PRICE,
+        49.5,
+        49.5,
+    ]
+    assert all("pricing.amount" in r.rejection.message for r in rows[:4])
