@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from looksync.catalog.taxonomy import get_taxonomy
+from looksync.catalog.terms import get_category_synonyms, term_key
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C loader when libyaml is there
@@ -102,6 +103,7 @@ class VendorConfig:
     sku_case_sensitive: bool = False  # True: `ab-1` and `AB-1` are two products of this vendor
     source: Path | None = None
     _lookup: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False, compare=False)
+    _loose: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False, compare=False)
 
     def sku_key(self, sku: object) -> str:
         """This vendor's identity key of a SKU (see the module function ``sku_key``)."""
@@ -109,7 +111,28 @@ class VendorConfig:
 
     def standard(self, kind: str, term: object) -> Any:
         """The standard id a vendor term maps to, or None when the term is not in the map."""
-        return self._lookup.get(kind, {}).get(normalise_term(term))
+        found = self.match(kind, term)
+        return None if found is None else found[0]
+
+    def match(self, kind: str, term: object) -> tuple[Any, str] | None:
+        """(standard id, how it was found) for a vendor term, or None. Looked up in order: the vendor's
+        map as written (``vendor``: case, width and spacing ignored), the vendor's map on the loose key
+        (``vendor_key``: punctuation, hyphens and plurals ignored too, ``looksync.catalog.terms``), and for
+        categories the shared synonyms in every language (``synonym``)."""
+        exact = self._lookup.get(kind, {}).get(normalise_term(term))
+        if exact is not None:
+            return exact, "vendor"
+        key = term_key(term)
+        if not key:
+            return None
+        loose = self._loose.get(kind, {}).get(key)
+        if loose is not None:
+            return loose, "vendor_key"
+        if kind == "category":
+            shared = get_category_synonyms().by_key.get(key)
+            if shared is not None:
+                return shared, "synonym"
+        return None
 
     def vendor_terms(self, kind: str, standard_id: Any) -> list[str]:
         """The vendor's own words for a standard id, in config order (used to write sample feeds)."""
@@ -204,7 +227,21 @@ def _build(raw: dict, path: Path, problems: list[str]) -> VendorConfig | None:
         sku_case_sensitive=bool(raw.get("sku_case_sensitive", False)),
         source=path,
         _lookup={kind: {normalise_term(t): sid for t, sid in terms.items()} for kind, terms in synonyms.items()},
+        _loose={kind: _loose_map(terms) for kind, terms in synonyms.items()},
     )
+
+
+def _loose_map(terms: dict[str, Any]) -> dict[str, Any]:
+    """Vendor terms by loose key; a key two terms share with different meanings is left out (the terms
+    still match as written)."""
+    out: dict[str, Any] = {}
+    clashes: set[str] = set()
+    for term, sid in terms.items():
+        key = term_key(term)
+        if key in out and out[key] != sid:
+            clashes.add(key)
+        out.setdefault(key, sid)
+    return {k: v for k, v in out.items() if k and k not in clashes}
 
 
 def _fields(raw: object, problems: list[str]) -> dict[str, FieldSpec]:

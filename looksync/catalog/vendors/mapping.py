@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from looksync.catalog.quarantine import Reason
 from looksync.catalog.schema import Product
+from looksync.catalog.terms import term_key
 from looksync.catalog.vendors.config import FieldSpec, VendorConfig
 from looksync.catalog.vendors.values import (
     PriceProblem,
@@ -138,14 +139,22 @@ def _standard(config: VendorConfig, record: dict, kind: str, reason: Reason) -> 
 def _to_standard(config: VendorConfig, kind: str, term: str, reason: Reason = Reason.INVALID_FIELD) -> str:
     standard = config.standard(kind, term) if term else None
     if standard is None:
-        shown = f"vendor term {term!r}" if term else "value is empty and"
-        terms = list(config.synonyms.get(kind, {}))
-        known = ", ".join(terms[:12]) + (", ..." if len(terms) > 12 else "")
+        where = f"{kind} ({config.fields[kind].path})"
+        if not term:
+            raise RowRejected(reason, f"{where}: value is empty; known: {_known(config, kind)}")
+        shared = " nor in the shared category synonyms" if kind == "category" else ""
         raise RowRejected(
             reason,
-            f"{kind} ({config.fields[kind].path}): {shown} is not in the {config.name} {kind} map; known: {known}",
+            f"{where}: vendor term {term!r} is not in the {config.name} {kind} map{shared} "
+            f"(compared as {term_key(term)!r}, ignoring case, width, punctuation and plurals); "
+            f"known: {_known(config, kind)}",
         )
     return standard
+
+
+def _known(config: VendorConfig, kind: str) -> str:
+    terms = list(config.synonyms.get(kind, {}))
+    return ", ".join(terms[:12]) + (", ..." if len(terms) > 12 else "")
 
 
 def _price(config: VendorConfig, record: dict) -> float:

@@ -215,3 +215,56 @@ def test_json_numbers_and_text_go_through_the_same_checks_in_a_feed(tmp_path, fe
         49.5,
     ]
     assert all("pricing.amount" in r.rejection.message for r in rows[:4])
+
+
+# -- categories: matched on a normalised key, synonyms as data -------------------------------------------
+
+T_SHIRT_SPELLINGS = ["tee", "Tees", "T-shirt", "t shirt", "TSHIRT", "T-Shirts", "Tシャツ", "Ｔシャツ", "T・シャツ", "टी-शर्ट"]
+
+
+@pytest.mark.parametrize("vendor", ["desi_threads", "northwind_apparel", "sakura_mode"])
+def test_spellings_of_a_category_map_for_every_vendor(tmp_path, feeds, vendor):
+    feed = feeds[vendor]
+    rows = parse(feed, tmp_path, [feed.record(sku=f"T{i}", category=t) for i, t in enumerate(T_SHIRT_SPELLINGS)])
+    assert [r.product.category if r.product else r.rejection.message for r in rows] == ["t_shirt"] * len(rows)
+
+
+@pytest.mark.parametrize(
+    "term, expected, source",
+    [
+        ("Shirts", "shirt", "vendor"),
+        ("SHIRT", "shirt", "vendor_key"),  # singular, upper case
+        ("Bomber-Jackets", "jacket", "vendor_key"),
+        ("Trainers", "sneakers", "synonym"),  # British English
+        ("Flip-Flops", "sandals", "synonym"),
+        ("ジーンズ", "jeans", "synonym"),  # Japanese
+        ("घड़ी", "watch", "synonym"),  # Hindi
+        ("chappal", "sandals", "synonym"),  # Hinglish
+        ("Dresses", "dress", "vendor"),
+        ("dress", "dress", "vendor_key"),
+    ],
+)
+def test_how_a_category_term_was_matched_is_known(feeds, term, expected, source):
+    assert feeds["desi_threads"].config.match("category", term) == (expected, source)
+
+
+def test_unknown_categories_are_still_quarantined_with_a_clear_message(tmp_path, feeds):
+    desi = feeds["desi_threads"]
+    rows = parse(desi, tmp_path, [desi.record(sku="B1", category="Home Decor"), desi.record(sku="B2", category="--")])
+    first, second = (r.rejection for r in rows)
+    assert first.reason == second.reason == Reason.UNKNOWN_CATEGORY
+    assert "'Home Decor'" in first.message and "shared category synonyms" in first.message
+    assert "'homedecor'" in first.message and "Sub Category" in first.message
+
+
+def test_the_synonyms_file_refuses_a_key_two_categories_claim(tmp_path):
+    from looksync.catalog.taxonomy import TaxonomyError
+    from looksync.catalog.terms import load_category_synonyms
+
+    path = tmp_path / "synonyms.yaml"
+    path.write_text("en:\n  shirt: [Polo]\n  t_shirt: [polos]\n", encoding="utf-8")
+    with pytest.raises(TaxonomyError, match="'Polo'.*'polos'|'polos'.*'Polo'"):
+        load_category_synonyms(path)
+    path.write_text("en:\n  kaftan: [kaftan]\n", encoding="utf-8")
+    with pytest.raises(TaxonomyError, match="kaftan.*not a standard category"):
+        load_category_synonyms(path)
