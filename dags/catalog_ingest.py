@@ -9,7 +9,10 @@ Per feed: **parse** with the vendor's mapping (bad rows -> quarantine with a rea
 against the stored products -> **fetch** new/changed images (guarded; each new image's thumbnail stored
 for the service's result cards) -> **embed** (pool `embedding`;
 stored vectors reused by image hash + model) -> **standardise** (rules, then CLIP zero-shot) -> **apply**
-(product store, live index upsert / metadata update / delete, Redis attribute mirror). Then once per
+(product store, live index upsert / metadata update / delete, Redis attribute mirror).
+Deletions of vanished products are **held** (products left live, a warning in the detect task's log and
+the report's notes) when a feed was not read completely or too large a share vanished; trigger with
+`confirm_deletions: true` to release them. Then once per
 run: **group near-duplicates** and **write the run report** (counts per outcome, quarantine reasons,
 coverage chart: the `write_report` task's return value has its URI).
 """
@@ -34,7 +37,11 @@ VENDOR_UPDATES = vendor_update_asset()
     max_active_runs=1,
     default_args=DEFAULT_ARGS,
     tags=["looksync", "catalog", "ingest"],
-    params={"feeds": Param([], type="array", description="Extra feeds: [{vendor, feed, mode}] (mode: full|delta)")},
+    params={
+        "feeds": Param([], type="array", description="Extra feeds: [{vendor, feed, mode}] (mode: full|delta)"),
+        "confirm_deletions": Param(False, type="boolean",
+                                   description="Delete vanished products even where the run would hold its deletions"),
+    },  # fmt: skip
 )
 def catalog_ingest():
     @task
@@ -71,7 +78,8 @@ def catalog_ingest():
 
         settings = airflow_settings()
         model_id = load_encoder_from_settings(settings).model_id
-        return str(detect_stage(settings, Workspace(workspace), model_id).path)
+        confirm = bool(get_current_context()["params"].get("confirm_deletions", False))
+        return str(detect_stage(settings, Workspace(workspace), model_id, confirm_deletions=confirm).path)
 
     @task
     def fetch_images(workspace: str) -> str:

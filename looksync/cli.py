@@ -97,13 +97,17 @@ def sample_serve(root: Path, port: int):
 @click.option("--refetch", is_flag=True,
               help="Fetch every image again, even when its URL is unchanged (finds images replaced at the same URL; "
                    "stores missing thumbnails). Stored vectors are still reused for unchanged images.")  # fmt: skip
-def ingest(vendor: str, feed: Path, run_id: str | None, refetch: bool):
+@click.option("--confirm-deletions", is_flag=True,
+              help="Delete vanished products even when the run would otherwise hold its deletions (unreadable rows "
+                   "without a SKU, or more vanished than ingest_delete_max_share); see docs/vendors.md.")  # fmt: skip
+def ingest(vendor: str, feed: Path, run_id: str | None, refetch: bool, confirm_deletions: bool):
     """Ingest one vendor feed: parse, validate, quarantine, fetch images (and their thumbnails), embed, store."""
     from embeddings import load_encoder_from_settings
     from looksync.pipelines.ingest import ingest_feed
 
     settings = _settings()
-    report = ingest_feed(settings, vendor, feed, load_encoder_from_settings(settings), run_id=run_id, refetch=refetch)
+    report = ingest_feed(settings, vendor, feed, load_encoder_from_settings(settings), run_id=run_id, refetch=refetch,
+                         confirm_deletions=confirm_deletions)  # fmt: skip
     click.echo(json.dumps(report.__dict__, indent=2, default=str))
 
 

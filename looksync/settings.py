@@ -120,6 +120,11 @@ class Settings(BaseSettings):
 
     # pipelines (issue 6): change detection, standardisation, dedup, Redis mirror, queue, reindex
     ingest_delete_vanished: bool = True  # a full feed without a product deletes it
+    # deletions you can trust (docs/vendors.md): a full feed's run holds all its deletions when it would
+    # delete more than this share of the vendor's live products ...
+    ingest_delete_max_share: float = Field(default=0.05, ge=0, le=1)
+    # ... unless it deletes at most this many (a small vendor losing one product is not a broken feed)
+    ingest_delete_free_count: int = Field(default=3, ge=0)
     zeroshot_min_confidence: float = Field(default=0.35, ge=0, le=1)  # below: leave the attribute missing
     dedup_threshold: float = Field(default=0.95, ge=-1, le=1)  # image cosine for a near-duplicate
     dedup_title_overlap: float = Field(default=0.5, ge=0, le=1)  # title token Jaccard, with equal brand

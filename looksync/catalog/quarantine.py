@@ -21,7 +21,8 @@ class Reason(StrEnum):
     MISSING_SKU = "missing_sku"
     DUPLICATE_SKU = "duplicate_sku"
     BAD_PRICE = "bad_price"
-    NEGATIVE_PRICE = "negative_price"
+    NEGATIVE_PRICE = "negative_price"  # below zero, -0 included
+    PRICE_OUT_OF_RANGE = "price_out_of_range"  # zero (unless the vendor allows it) or above the market's max_price
     UNKNOWN_CATEGORY = "unknown_category"
     BAD_ENCODING = "bad_encoding"
     TRUNCATED_ROW = "truncated_row"

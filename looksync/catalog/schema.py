@@ -97,7 +97,7 @@ class Product(BaseModel):
     def _valid_price(cls, v: float) -> float:
         if not math.isfinite(v):
             raise ValueError(f"price must be a finite number, got {v!r}")
-        if v < 0:
+        if v < 0 or math.copysign(1.0, v) < 0:
             raise ValueError(f"price must not be negative, got {v!r}")
         return v
 

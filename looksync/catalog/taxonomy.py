@@ -62,6 +62,7 @@ class Market:
     currency: str
     language: str
     minor_units: int
+    max_price: float | None = None  # the most a product's price can be (feeds: above it is quarantined)
 
 
 @dataclass(frozen=True)
@@ -184,7 +185,8 @@ def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
 
     genders = {g["id"]: g["label"] for g in _require(raw, "genders", str(path))}
     markets = {
-        mid: Market(id=mid, currency=m["currency"], language=m["language"], minor_units=int(m["minor_units"]))
+        mid: Market(id=mid, currency=m["currency"], language=m["language"], minor_units=int(m["minor_units"]),
+                    max_price=float(m["max_price"]) if m.get("max_price") is not None else None)
         for mid, m in _require(raw, "markets", str(path)).items()
     }
     colours = {}

@@ -14,8 +14,12 @@ Change detection compares each incoming product with the stored one of the same 
 - *metadata only*: same image, other fields differ -> fields updated in the stores and the index, no
   embedding.
 - *unchanged*: nothing to write.
-- *vanished*: stored for the vendor but absent from a full feed (and not even a quarantined row of it)
-  -> deleted from the product store, the live index and the Redis mirror.
+- *vanished*: stored for the vendor but absent from a full feed (and not even a quarantined row of it,
+  nor a SKU recovered from a damaged row) -> deleted from the product store, the live index and the
+  Redis mirror, but only when the feed was read completely (``deletion_hold``): a quarantined row whose
+  SKU could not be recovered, or more vanished products than the configured bound, *holds* every
+  deletion of the run (counted as ``held``, named in the report's notes and the log; the products stay
+  live) until a run with ``confirm_deletions`` releases them.
 
 Every image fetched also gets its thumbnail (``looksync.catalog.thumbnails``, keyed by image hash like
 the vectors: an image already stored writes nothing), so result cards keep a picture when the vendor's
@@ -52,7 +56,7 @@ log = logging.getLogger(__name__)
 
 # fields whose difference is not a change of the product (bookkeeping of the pipeline itself)
 _NOT_COMPARED = {"updated_at", "image_hash", "model_id"}
-OUTCOMES = ("new", "image_changed", "metadata_only", "unchanged", "vanished", "quarantined")
+OUTCOMES = ("new", "image_changed", "metadata_only", "unchanged", "vanished", "held", "quarantined")
 STAGES = ("parse", "detect", "fetch", "embed", "standardise", "apply")  # in order; ingest_feed reports each
 
 
@@ -74,6 +78,8 @@ class IngestReport:
     index_version: str | None = None
     notes: list[str] = field(default_factory=list)
     message_id: str | None = None
+    deletions_held: list[str] = field(default_factory=list)  # product ids left live by a deletion hold
+    hold_reasons: list[str] = field(default_factory=list)
 
     @property
     def quarantined_total(self) -> int:
@@ -194,17 +200,22 @@ def parse_stage(settings: Settings, ref: FeedRef, run_id: str) -> Workspace:
     report.quarantine_path = str(quarantine.path)
     products: list[Product] = []
     seen_skus: set[str] = set()
+    doubtful: list[tuple[str, str | None]] = []  # (row ref, recovered SKU) of unreadable or SKU-less rows
     for row in read_feed(config, resolve_feed(settings, ref.feed, ws.path)):
         report.rows_read += 1
+        seen_skus.update(row.swallowed_skus)
         if row.rejection is not None:
             quarantine.add(row.rejection)
             if row.rejection.vendor_sku:
                 seen_skus.add(row.rejection.vendor_sku)
+            if row.doubtful:
+                doubtful.append((row.row_ref, row.rejection.vendor_sku))
         else:
             products.append(row.product)
             seen_skus.add(row.product.vendor_sku)
     ws.write_products("incoming", products)
     ws.write_json("seen_skus", sorted(seen_skus))
+    ws.write_json("doubtful_rows", doubtful)
     report.quarantined = dict(quarantine.counts)
     ws.save_report(report)
     _timed(ws, "parse", t0)
@@ -217,15 +228,40 @@ def metadata_differs(a: Product, b: Product) -> bool:
     return any(da[k] != db[k] for k in da if k not in _NOT_COMPARED)
 
 
-def detect_stage(settings: Settings, ws: Workspace, model_id: str, refetch: bool = False) -> Workspace:
+def deletion_hold(settings: Settings, vanished: int, live: int, unattributed: list[str]) -> list[str]:
+    """Why a run's deletions must wait for a confirmation (empty: they may go ahead).
+
+    ``unattributed``: quarantined rows that may be any live product (no SKU recovered, or one salvaged
+    from a damaged row that names no live product: the damage may have hit the SKU), so no absence can
+    be trusted;
+    a large share of the catalog vanishing at once is far more often a broken export than a clearance."""
+    if not vanished:
+        return []
+    reasons = []
+    if unattributed:
+        shown = ", ".join(unattributed[:5]) + (", ..." if len(unattributed) > 5 else "")
+        reasons.append(f"{len(unattributed)} unreadable row(s) not attributable to a live product ({shown})")
+    share = vanished / live if live else 1.0
+    if vanished > settings.ingest_delete_free_count and share > settings.ingest_delete_max_share:
+        reasons.append(
+            f"{vanished} of {live} live products ({share:.0%}) would be deleted, above the bound of "
+            f"{settings.ingest_delete_max_share:.0%} (ingest_delete_max_share)"
+        )
+    return reasons
+
+
+def detect_stage(
+    settings: Settings, ws: Workspace, model_id: str, refetch: bool = False, confirm_deletions: bool = False
+) -> Workspace:
     """Classify incoming products against the stored ones: which need their image fetched, which
-    vanished. Products keeping their image carry the stored image hash forward."""
+    vanished (or are held: see ``deletion_hold``; ``confirm_deletions`` releases a hold). Products
+    keeping their image carry the stored image hash forward."""
     t0 = time.perf_counter()
     ref = ws.ref
     incoming = ws.read_products("incoming")
     stored = ProductStore(settings.data_dir).by_vendor(ref.vendor)
     have_vector = set(EmbeddingStore.from_settings(settings).lookup(model_id, {p.image_hash for p in stored.values()}))
-    classes: dict[str, list[str]] = {"new": [], "image_check": [], "same_image": [], "vanished": []}
+    classes: dict[str, list[str]] = {"new": [], "image_check": [], "same_image": [], "vanished": [], "held": []}
     for p in incoming:
         old = stored.get(p.product_id)
         if old is None:
@@ -238,7 +274,32 @@ def detect_stage(settings: Settings, ws: Workspace, model_id: str, refetch: bool
     if ref.mode == "full" and settings.ingest_delete_vanished:
         seen = set(ws.read_json("seen_skus", []))
         present = {p.product_id for p in incoming}
-        classes["vanished"] = sorted(pid for pid, p in stored.items() if pid not in present and p.vendor_sku not in seen)
+        config = load_vendor_config(ref.vendor)  # stored SKUs keyed as this run keyed the feed's
+        keys = {pid: config.sku_key(p.vendor_sku) for pid, p in stored.items()}
+        vanished = sorted(pid for pid in stored if pid not in present and keys[pid] not in seen)
+        live_skus = set(keys.values())
+        unattributed = [ref for ref, sku in ws.read_json("doubtful_rows", []) if not sku or sku not in live_skus]
+        reasons = deletion_hold(settings, len(vanished), len(stored), unattributed)
+        if reasons and not confirm_deletions:
+            classes["held"] = vanished
+            report = ws.report()
+            report.deletions_held, report.hold_reasons = vanished, reasons
+            report.notes.append(
+                f"deletions held: {len(vanished)} vanished product(s) left live because "
+                + "; ".join(reasons)
+                + " (rerun with --confirm-deletions / the DAG's confirm_deletions param to delete them)"
+            )
+            ws.save_report(report)
+            log.warning(
+                "deletions held: %d vanished products left live: %s", len(vanished), "; ".join(reasons),
+                extra={"run_id": ws.run_id, "vendor": ref.vendor, "product_ids": vanished[:20]},
+            )  # fmt: skip
+        else:
+            classes["vanished"] = vanished
+            if reasons:
+                report = ws.report()
+                report.notes.append(f"deletions confirmed: {len(vanished)} deleted although " + "; ".join(reasons))
+                ws.save_report(report)
     ws.write_products("incoming", incoming)
     ws.write_json("classes", classes)
     _timed(ws, "detect", t0)
@@ -347,6 +408,7 @@ def standardise_stage(settings: Settings, ws: Workspace, model_id: str, zeroshot
         if outcome != "unchanged":
             write.append(p)
     final["vanished"] = classes["vanished"]
+    final["held"] = classes.get("held", [])
     ws.write_products("write", write)
     ws.write_json("final", final)
     ws.write_json("sources", result.sources)
@@ -456,6 +518,7 @@ def ingest_feed(
     zeroshot: ZeroShot | Callable[[], ZeroShot] | None = None,
     refetch: bool = False,
     force_embed: bool = False,
+    confirm_deletions: bool = False,
     mode: str = "full",
     message_id: str | None = None,
     dry_run: bool = False,
@@ -470,7 +533,7 @@ def ingest_feed(
     log.info("ingest start", extra={"run_id": run_id, "vendor": vendor, "feed": str(feed_path)})
     ws = parse_stage(settings, ref, run_id)
     done("parse")
-    detect_stage(settings, ws, encoder.model_id, refetch=refetch or force_embed)
+    detect_stage(settings, ws, encoder.model_id, refetch=refetch or force_embed, confirm_deletions=confirm_deletions)
     done("detect")
     fetch_stage(settings, ws)
     done("fetch")

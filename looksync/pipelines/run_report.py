@@ -102,7 +102,7 @@ def report_html(report: dict[str, Any], coverage: Coverage | None) -> str:
     rows = "".join(
         f"<tr><td>{html.escape(f['vendor'])}</td><td>{f.get('rows_read', 0)}</td>"
         + "".join(f"<td>{f.get('outcomes', {}).get(k, 0)}</td>" for k in
-                  ("new", "image_changed", "metadata_only", "unchanged", "vanished", "quarantined"))
+                  ("new", "image_changed", "metadata_only", "unchanged", "vanished", "held", "quarantined"))
         + f"<td>{f.get('embedded', 0)}</td>"
         + f"<td>{f.get('thumbnails', {}).get('written', 0)} ({f.get('thumbnails', {}).get('failed', 0)})</td>"
         + f"<td>{html.escape('; '.join(f.get('notes', [])))}</td></tr>"
@@ -114,7 +114,7 @@ def report_html(report: dict[str, Any], coverage: Coverage | None) -> str:
 <style>body{{font-family:sans-serif;margin:2em}}td,th{{border:1px solid #ccc;padding:4px 8px}}table{{border-collapse:collapse}}</style>
 </head><body><h1>Ingest run {html.escape(report['run_id'])}</h1>
 <table><tr><th>vendor</th><th>rows</th><th>new</th><th>image changed</th><th>metadata only</th><th>unchanged</th>
-<th>vanished</th><th>quarantined</th><th>embedded</th><th>thumbnails written (failed)</th><th>notes</th></tr>{rows}</table>
+<th>vanished</th><th>deletions held</th><th>quarantined</th><th>embedded</th><th>thumbnails written (failed)</th><th>notes</th></tr>{rows}</table>
 <h2>Quarantine reasons</h2><ul>{reasons or "<li>none</li>"}</ul>
 <h2>Coverage (market x layer)</h2>{chart}
 <h2>Raw</h2><pre>{html.escape(json.dumps({k: v for k, v in report.items() if k != "feeds"}, indent=1))}</pre>

@@ -17,13 +17,14 @@ from looksync.catalog.vendors.config import (
 )
 from looksync.catalog.vendors.feed import ParsedRow, read_feed
 from looksync.catalog.vendors.readers import FeedError
-from looksync.catalog.vendors.values import ValueProblem, format_price, parse_price
+from looksync.catalog.vendors.values import PriceProblem, ValueProblem, format_price, parse_price
 
 __all__ = [
     "FeedError",
     "FieldSpec",
     "ParsedRow",
     "PriceFormat",
+    "PriceProblem",
     "TimestampFormat",
     "ValueProblem",
     "VendorConfig",

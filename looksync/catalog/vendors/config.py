@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from looksync.catalog.taxonomy import get_taxonomy
+from looksync.catalog.terms import get_category_synonyms, term_key
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C loader when libyaml is there
@@ -26,12 +27,24 @@ OPTIONAL_FIELDS = ("description", "colour", "pattern", "material", "sizes", "pro
 STOCK_KINDS = ("quantity", "boolean", "terms")
 TOP_LEVEL_KEYS = {
     "vendor", "display_name", "format", "market", "currency", "encoding", "record_tag", "size_separator",
-    "colour_separator", "price_format", "stock", "updated_at", "fields", "synonyms",
+    "colour_separator", "price_format", "stock", "updated_at", "fields", "synonyms", "sku_case_sensitive",
 }  # fmt: skip
 
 
 class VendorConfigError(ValueError):
     """A vendor config is missing, unreadable or inconsistent; the message names the file."""
+
+
+def sku_key(sku: object, case_sensitive: bool = False) -> str:
+    """A SKU's identity: NFKC (full-width -> ASCII), invisible and control characters removed, trimmed,
+    inner runs of white space made one space, and case-folded unless the vendor's SKUs are
+    case-sensitive. The folded form is written in upper case, so a SKU written in upper case (as most
+    are) is its own key and keeps the product id it always had; ``AB-1``, `` ab-1 `` and ``ＡＢ－１`` are one
+    product. '' for a SKU with nothing left."""
+    text = unicodedata.normalize("NFKC", str(sku))
+    text = "".join(ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cf") or ch.isspace())
+    text = " ".join(text.split())
+    return text if case_sensitive else text.casefold().upper()
 
 
 def normalise_term(term: object) -> str:
@@ -60,7 +73,9 @@ class PriceFormat:
     thousands: str | None = ","
     decimal: str = "."
     decimals: int = 2  # most digits allowed after the decimal mark (0: whole units only)
-    strip: tuple[str, ...] = ()  # currency marks removed before parsing
+    strip: tuple[str, ...] = ()  # currency marks removed before parsing (the market currency's own always are)
+    allow_zero: bool = False  # a price of 0 is a real price of this vendor (samples, gifts)
+    max: float | None = None  # the most a price can be; None: the market's max_price (taxonomy.yaml)
 
 
 @dataclass(frozen=True)
@@ -85,12 +100,39 @@ class VendorConfig:
     record_tag: str | None = None
     size_separator: str | None = None
     colour_separator: str | None = None
+    sku_case_sensitive: bool = False  # True: `ab-1` and `AB-1` are two products of this vendor
     source: Path | None = None
     _lookup: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False, compare=False)
+    _loose: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False, compare=False)
+
+    def sku_key(self, sku: object) -> str:
+        """This vendor's identity key of a SKU (see the module function ``sku_key``)."""
+        return sku_key(sku, self.sku_case_sensitive)
 
     def standard(self, kind: str, term: object) -> Any:
         """The standard id a vendor term maps to, or None when the term is not in the map."""
-        return self._lookup.get(kind, {}).get(normalise_term(term))
+        found = self.match(kind, term)
+        return None if found is None else found[0]
+
+    def match(self, kind: str, term: object) -> tuple[Any, str] | None:
+        """(standard id, how it was found) for a vendor term, or None. Looked up in order: the vendor's
+        map as written (``vendor``: case, width and spacing ignored), the vendor's map on the loose key
+        (``vendor_key``: punctuation, hyphens and plurals ignored too, ``looksync.catalog.terms``), and for
+        categories the shared synonyms in every language (``synonym``)."""
+        exact = self._lookup.get(kind, {}).get(normalise_term(term))
+        if exact is not None:
+            return exact, "vendor"
+        key = term_key(term)
+        if not key:
+            return None
+        loose = self._loose.get(kind, {}).get(key)
+        if loose is not None:
+            return loose, "vendor_key"
+        if kind == "category":
+            shared = get_category_synonyms().by_key.get(key)
+            if shared is not None:
+                return shared, "synonym"
+        return None
 
     def vendor_terms(self, kind: str, standard_id: Any) -> list[str]:
         """The vendor's own words for a standard id, in config order (used to write sample feeds)."""
@@ -158,6 +200,8 @@ def _build(raw: dict, path: Path, problems: list[str]) -> VendorConfig | None:
     synonyms = _synonyms(raw.get("synonyms"), fields, stock_kind, problems)
     price_format = _price_format(raw.get("price_format") or {}, problems)
     updated_at = _timestamp_format(raw.get("updated_at") or {}, problems)
+    if not isinstance(raw.get("sku_case_sensitive", False), bool):
+        problems.append(f"sku_case_sensitive must be true or false, got {raw.get('sku_case_sensitive')!r}")
     encoding = str(raw.get("encoding") or "utf-8")
     try:
         "".encode(encoding)
@@ -180,9 +224,24 @@ def _build(raw: dict, path: Path, problems: list[str]) -> VendorConfig | None:
         record_tag=record_tag,
         size_separator=raw.get("size_separator"),
         colour_separator=raw.get("colour_separator"),
+        sku_case_sensitive=bool(raw.get("sku_case_sensitive", False)),
         source=path,
         _lookup={kind: {normalise_term(t): sid for t, sid in terms.items()} for kind, terms in synonyms.items()},
+        _loose={kind: _loose_map(terms) for kind, terms in synonyms.items()},
     )
+
+
+def _loose_map(terms: dict[str, Any]) -> dict[str, Any]:
+    """Vendor terms by loose key; a key two terms share with different meanings is left out (the terms
+    still match as written)."""
+    out: dict[str, Any] = {}
+    clashes: set[str] = set()
+    for term, sid in terms.items():
+        key = term_key(term)
+        if key in out and out[key] != sid:
+            clashes.add(key)
+        out.setdefault(key, sid)
+    return {k: v for k, v in out.items() if k and k not in clashes}
 
 
 def _fields(raw: object, problems: list[str]) -> dict[str, FieldSpec]:
@@ -268,12 +327,18 @@ def _price_format(raw: dict, problems: list[str]) -> PriceFormat:
             decimal=str(raw.get("decimal", ".")),
             decimals=int(raw.get("decimals", 2)),
             strip=tuple(str(s) for s in raw.get("strip", ())),
+            allow_zero=bool(raw.get("allow_zero", False)),
+            max=float(raw["max"]) if raw.get("max") is not None else None,
         )
     except (TypeError, ValueError) as exc:
         problems.append(f"price_format {raw!r}: {exc}")
         return PriceFormat()
     if fmt.thousands == fmt.decimal or fmt.decimals < 0:
         problems.append(f"price_format {raw!r}: thousands and decimal marks must differ and decimals be >= 0")
+    if fmt.decimal not in (".", ",") or (fmt.thousands is not None and fmt.thousands not in (",", ".", "'", " ")):
+        problems.append(f"price_format {raw!r}: decimal must be '.' or ',' and thousands one of , . ' or a space")
+    if fmt.max is not None and not fmt.max > 0:
+        problems.append(f"price_format {raw!r}: max must be a positive number")
     return fmt
 
 

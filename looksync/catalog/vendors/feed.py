@@ -16,7 +16,7 @@ from typing import Any
 from looksync.catalog.quarantine import QuarantineRecord, Reason
 from looksync.catalog.schema import Product
 from looksync.catalog.vendors.config import VendorConfig
-from looksync.catalog.vendors.mapping import RowRejected, record_sku, record_to_product
+from looksync.catalog.vendors.mapping import RowRejected, get_path, record_sku, record_to_product
 from looksync.catalog.vendors.readers import FeedError, RawRecord, read_records
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,21 @@ class ParsedRow:
     raw: Any
     product: Product | None = None
     rejection: QuarantineRecord | None = None
+    # SKUs of other rows this damaged row swallowed (see ``RawRecord.swallowed_skus``): not read, not vanished
+    swallowed_skus: tuple[str, ...] = ()
+    unreadable: bool = False  # the row itself could not be read (cut off, not JSON/XML, bad bytes, too deep)
+
+    @property
+    def unattributed(self) -> bool:
+        """A rejected row whose SKU could not be recovered: it may be any live product of the vendor."""
+        return self.rejection is not None and not self.rejection.vendor_sku
+
+    @property
+    def doubtful(self) -> bool:
+        """A rejected row that may stand for a product other than the SKU it names: an unreadable row
+        (its SKU was salvaged from damaged text) or one without a SKU. Ingestion trusts such a row's
+        SKU only when it names a live product (``looksync.pipelines.ingest.deletion_hold``)."""
+        return self.rejection is not None and (self.unreadable or not self.rejection.vendor_sku)
 
 
 def read_feed(config: VendorConfig, path: str | Path) -> Iterator[ParsedRow]:
@@ -40,21 +55,38 @@ def read_feed(config: VendorConfig, path: str | Path) -> Iterator[ParsedRow]:
 
 
 def _parse_rows(config: VendorConfig, records: Iterator[RawRecord]) -> Iterator[ParsedRow]:
-    kept_skus: set[str] = set()
+    kept_skus: dict[str, tuple[str, str]] = {}  # SKU key -> (row ref, SKU as written) of the row kept
     for record in records:
         yield _parse_row(config, record, kept_skus)
 
 
-def _parse_row(config: VendorConfig, record: RawRecord, kept_skus: set[str]) -> ParsedRow:
+def _written_sku(config: VendorConfig, record: RawRecord) -> str:
+    value = get_path(record.raw, config.fields["sku"].path)
+    return str(value) if isinstance(value, (str, int)) else ""
+
+
+def _parse_row(config: VendorConfig, record: RawRecord, kept_skus: dict[str, tuple[str, str]]) -> ParsedRow:
     if record.problem is not None:
         reason, message = record.problem
-        return _rejected(config, record, reason, message, record.sku_hint)
+        hint = config.sku_key(record.sku_hint) if record.sku_hint else None
+        row = _rejected(config, record, reason, message, hint or None)
+        row.swallowed_skus = tuple(dict.fromkeys(k for k in map(config.sku_key, record.swallowed_skus) if k))
+        row.unreadable = True
+        return row
     sku = None
     try:
         sku = record_sku(config, record.raw)
         if sku in kept_skus:
+            first_ref, first_written = kept_skus[sku]
+            written = _written_sku(config, record)
+            same = (
+                ""
+                if written == first_written
+                else f" ({written!r} and {first_written!r} are one SKU once case, width and spacing are ignored)"
+            )
             raise RowRejected(
-                Reason.DUPLICATE_SKU, f"sku {sku!r} already appeared earlier in this feed; the first row is kept"
+                Reason.DUPLICATE_SKU,
+                f"sku {written!r} at {record.row_ref} duplicates the row at {first_ref}{same}; the first row is kept",
             )
         product = record_to_product(config, record.raw, sku)
     except RowRejected as exc:
@@ -64,7 +96,7 @@ def _parse_row(config: VendorConfig, record: RawRecord, kept_skus: set[str]) -> 
         return _rejected(
             config, record, Reason.INVALID_FIELD, f"row could not be read: {type(exc).__name__}: {exc}", sku
         )
-    kept_skus.add(sku)
+    kept_skus[sku] = (record.row_ref, _written_sku(config, record))
     return ParsedRow(row_ref=record.row_ref, raw=record.raw, product=product)
 
 

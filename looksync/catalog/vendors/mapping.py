@@ -12,8 +12,17 @@ from pydantic import ValidationError
 
 from looksync.catalog.quarantine import Reason
 from looksync.catalog.schema import Product
+from looksync.catalog.terms import term_key
 from looksync.catalog.vendors.config import FieldSpec, VendorConfig
-from looksync.catalog.vendors.values import ValueProblem, as_list, as_text, parse_price, parse_stock, parse_timestamp
+from looksync.catalog.vendors.values import (
+    PriceProblem,
+    ValueProblem,
+    as_list,
+    as_text,
+    parse_price,
+    parse_stock,
+    parse_timestamp,
+)
 
 
 class RowRejected(ValueError):
@@ -60,8 +69,10 @@ def extract(record: dict, spec: FieldSpec) -> Any:
 
 
 def record_sku(config: VendorConfig, record: dict) -> str:
+    """The record's SKU as its identity key (``VendorConfig.sku_key``): what ``vendor_sku`` and the
+    product id are made of, so two spellings of one SKU are one product."""
     sku = extract(record, config.fields["sku"])
-    sku = "" if sku is None or isinstance(sku, (dict, list)) else str(sku).strip()
+    sku = "" if sku is None or isinstance(sku, (dict, list, bool)) else config.sku_key(sku)
     if not sku:
         raise RowRejected(Reason.MISSING_SKU, f"sku ({config.fields['sku'].path}) is missing or empty")
     return sku
@@ -128,26 +139,31 @@ def _standard(config: VendorConfig, record: dict, kind: str, reason: Reason) -> 
 def _to_standard(config: VendorConfig, kind: str, term: str, reason: Reason = Reason.INVALID_FIELD) -> str:
     standard = config.standard(kind, term) if term else None
     if standard is None:
-        shown = f"vendor term {term!r}" if term else "value is empty and"
-        terms = list(config.synonyms.get(kind, {}))
-        known = ", ".join(terms[:12]) + (", ..." if len(terms) > 12 else "")
+        where = f"{kind} ({config.fields[kind].path})"
+        if not term:
+            raise RowRejected(reason, f"{where}: value is empty; known: {_known(config, kind)}")
+        shared = " nor in the shared category synonyms" if kind == "category" else ""
         raise RowRejected(
             reason,
-            f"{kind} ({config.fields[kind].path}): {shown} is not in the {config.name} {kind} map; known: {known}",
+            f"{where}: vendor term {term!r} is not in the {config.name} {kind} map{shared} "
+            f"(compared as {term_key(term)!r}, ignoring case, width, punctuation and plurals); "
+            f"known: {_known(config, kind)}",
         )
     return standard
+
+
+def _known(config: VendorConfig, kind: str) -> str:
+    terms = list(config.synonyms.get(kind, {}))
+    return ", ".join(terms[:12]) + (", ..." if len(terms) > 12 else "")
 
 
 def _price(config: VendorConfig, record: dict) -> float:
     spec = config.fields["price"]
     value = extract(record, spec)
     try:
-        price = parse_price(value, config.price_format)
-    except ValueProblem as exc:
-        raise RowRejected(Reason.BAD_PRICE, f"price ({spec.path}): {exc}") from None
-    if price < 0:
-        raise RowRejected(Reason.NEGATIVE_PRICE, f"price ({spec.path}): {value!r} is negative")
-    return price
+        return parse_price(value, config.price_format, config.market)
+    except PriceProblem as exc:
+        raise RowRejected(exc.reason, f"price ({spec.path}): {exc}") from None
 
 
 def _describe(exc: ValidationError) -> str:

@@ -32,6 +32,9 @@ class RawRecord:
     raw: Any  # dict when the row was parsed, else the row's text
     problem: tuple[Reason, str] | None = None
     sku_hint: str | None = None  # best-effort SKU of a row that could not be read cleanly
+    # SKUs seen inside a damaged row that swallowed other rows (a CSV quote never closed): those
+    # products were not read, so they must not count as vanished
+    swallowed_skus: tuple[str, ...] = ()
 
 
 def read_records(config: VendorConfig, path: Path) -> Iterator[RawRecord]:
@@ -94,6 +97,31 @@ def _check_header(config: VendorConfig, path: Path, header: list[str]) -> None:
 
 
 def _csv_record(config: VendorConfig, header: list[str], row: list[str], row_ref: str) -> RawRecord:
+    record = _csv_checked(config, header, row, row_ref)
+    if record.problem is not None and any("\n" in cell for cell in row):
+        record.swallowed_skus = _csv_swallowed_skus(config, header, row)
+    return record
+
+
+def _csv_swallowed_skus(config: VendorConfig, header: list[str], row: list[str]) -> tuple[str, ...]:
+    """SKUs of the physical lines inside a damaged row's multi-line cells: a quote opened and never
+    closed makes the csv module read the rest of the file (or up to the next stray quote) as one cell.
+    Each such line is split on its own and its SKU column read; an over-approximation is harmless,
+    these SKUs only keep live products from being deleted."""
+    column = header.index(config.fields["sku"].path)
+    found: list[str] = []
+    for cell in row:
+        for line in cell.split("\n")[1:]:
+            try:
+                fields = next(csv.reader([line]), [])
+            except csv.Error:
+                continue
+            if len(fields) > column and fields[column].strip() and not has_bad_bytes(fields[column]):
+                found.append(fields[column].strip())
+    return tuple(dict.fromkeys(found))
+
+
+def _csv_checked(config: VendorConfig, header: list[str], row: list[str], row_ref: str) -> RawRecord:
     values = dict(zip(header, row, strict=False))  # short rows are reported below
     sku_hint = values.get(config.fields["sku"].path) or None
     if any(has_bad_bytes(cell) for cell in row):
@@ -130,8 +158,13 @@ def _jsonl_record(config: VendorConfig, line: str, row_ref: str, sku_path: str) 
     except json.JSONDecodeError as exc:
         record, error = None, exc
     except RecursionError:
-        return RawRecord(row_ref, line[:200], (Reason.INVALID_FIELD, "record: JSON nested too deeply to read"))
-    sku_hint = record.get(sku_path) if isinstance(record, dict) and isinstance(record.get(sku_path), str) else None
+        hint = salvage_json_value(line, sku_path)
+        return RawRecord(row_ref, line[:200], (Reason.INVALID_FIELD, "record: JSON nested too deeply to read"), hint)
+    if isinstance(record, dict):
+        value = get_json_path(record, sku_path)
+        sku_hint = str(value) if isinstance(value, (str, int)) and not isinstance(value, bool) else None
+    else:
+        sku_hint = salvage_json_value(line, sku_path)
     if has_bad_bytes(line):
         text = printable(line, config.encoding)
         sku_hint = sku_hint if sku_hint and not has_bad_bytes(sku_hint) else None
@@ -143,13 +176,75 @@ def _jsonl_record(config: VendorConfig, line: str, row_ref: str, sku_path: str) 
         )
     if error is not None:
         return RawRecord(
-            row_ref, line, (Reason.TRUNCATED_ROW, f"line is not complete JSON ({error.msg} at column {error.colno})")
+            row_ref,
+            line,
+            (Reason.TRUNCATED_ROW, f"line is not complete JSON ({error.msg} at column {error.colno})"),
+            sku_hint,
         )
     if not isinstance(record, dict):
         return RawRecord(
-            row_ref, line, (Reason.INVALID_FIELD, f"record: expected a JSON object, got {type(record).__name__}")
+            row_ref,
+            line,
+            (Reason.INVALID_FIELD, f"record: expected a JSON object, got {type(record).__name__}"),
+            sku_hint,
         )
     return RawRecord(row_ref, record, sku_hint=sku_hint)
+
+
+def get_json_path(record: Any, path: str) -> Any:
+    """The value at a key, or at a dotted path into nested objects (None when absent)."""
+    if isinstance(record, dict) and path in record:
+        return record[path]
+    value = record
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\]:,]|[^\s{}\[\]:,"]+')
+
+
+def salvage_json_value(text: str, path: str) -> str | None:
+    """The string or integer at ``path`` (a key or dotted keys, objects only) in JSON text that does
+    not parse: cut off, nested too deeply, or with a syntax error after the field. A scan of tokens
+    that tracks the keys of the enclosing objects, without recursion; a value cut off by the end of
+    the text is not taken (a partial SKU would name another product)."""
+    want = path.split(".")
+    stack: list[list[Any]] = []  # per open container: [is_object, current key, expecting a key]
+    for match in _JSON_TOKEN.finditer(text):
+        token = match.group()
+        if token in "{[":
+            stack.append([token == "{", None, token == "{"])
+        elif token in "}]":
+            if stack:
+                stack.pop()
+        elif token == ",":
+            if stack and stack[-1][0]:
+                stack[-1][1], stack[-1][2] = None, True
+        elif token == ":":
+            if stack and stack[-1][0]:
+                stack[-1][2] = False
+        elif stack and stack[-1][0] and stack[-1][2]:  # a key
+            stack[-1][1] = _json_scalar(token)
+        elif len(stack) == len(want) and all(c[0] for c in stack) and [c[1] for c in stack] == want:
+            if not token.startswith('"') and match.end() == len(text.rstrip()):
+                return None  # a bare number at the very end may have been cut
+            value = _json_scalar(token)
+            if isinstance(value, str) and value.strip():
+                return value.strip()
+            if isinstance(value, int) and not isinstance(value, bool):
+                return str(value)
+            return None
+    return None
+
+
+def _json_scalar(token: str) -> Any:
+    try:
+        return json.loads(token)
+    except (json.JSONDecodeError, RecursionError):
+        return None
 
 
 def read_xml(config: VendorConfig, path: Path) -> Iterator[RawRecord]:
@@ -207,7 +302,8 @@ def _xml_record(config: VendorConfig, chunk: bytes, row_ref: str, sku_tag: str) 
     try:
         record = element_to_dict(element)
     except RecursionError:
-        return RawRecord(row_ref, text[:200], (Reason.INVALID_FIELD, "record: XML nested too deeply to read"))
+        message = "record: XML nested too deeply to read"
+        return RawRecord(row_ref, text[:200], (Reason.INVALID_FIELD, message), _xml_sku_hint(text, sku_tag))
     if not isinstance(record, dict):
         record = {}
     return RawRecord(row_ref, record, sku_hint=record.get(sku_tag) if isinstance(record.get(sku_tag), str) else None)

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
+from looksync.catalog.quarantine import Reason
 from looksync.catalog.vendors.config import PriceFormat, TimestampFormat, VendorConfig
 
 
@@ -18,28 +21,127 @@ class ValueProblem(ValueError):
     """A vendor value cannot be read; the message names the value."""
 
 
-def parse_price(value: object, fmt: PriceFormat) -> float:
-    """A price as written by the vendor ("1,299.00", "29.99", "4980", 12.5) -> float.
+class PriceProblem(ValueProblem):
+    """A price that cannot be stored; ``reason`` is its quarantine code (``bad_price``: unreadable,
+    ``negative_price``: below zero, ``-0`` included, ``price_out_of_range``: zero or absurdly large)."""
 
-    Negative prices parse (the caller decides what a negative price means); anything else that is not
-    a plain number in the vendor's format raises ``ValueProblem``.
-    """
-    if isinstance(value, bool) or value is None:
-        raise ValueProblem(f"{value!r} is not a price")
+    def __init__(self, reason: Reason, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+# Marks a price may carry, by currency. The vendor's own ``price_format.strip`` marks are removed too; a
+# mark of another currency is refused (a feed in the wrong currency is not a price in the market's).
+CURRENCY_MARKS: dict[str, tuple[str, ...]] = {
+    "INR": ("₹", "Rs.", "Rs", "INR"),
+    "USD": ("US$", "$", "USD"),
+    "JPY": ("¥", "円", "JPY"),
+    "EUR": ("€", "EUR"),
+    "GBP": ("£", "GBP"),
+    "CNY": ("CN¥", "RMB", "CNY", "元"),
+}
+_MINUS = ("-", "\u2212", "\u2013")  # hyphen-minus, the minus sign, an en dash typed as one
+
+
+def parse_price(value: object, fmt: PriceFormat, market: str | None = None) -> float:
+    """A price as the vendor writes it -> float; the one price parser of every feed format.
+
+    Text is read after NFKC (full-width digits ``１２００``, ``￥``, no-break spaces), with the vendor's
+    decimal and grouping marks (``1,299.00``; ``1.299,00`` for a vendor whose ``price_format`` says
+    ``decimal: ","``; spaces group digits for every vendor: ``1 299,00``), the currency marks of the
+    market's currency (or the vendor's ``strip`` list) before or after the number. Numbers (JSON) and
+    text get the same checks: finite, at most ``decimals`` decimal digits, not negative (``-0``
+    included), not zero unless ``price_format.allow_zero``, not above the market's ``max_price`` (or
+    ``price_format.max``). Raises ``PriceProblem`` with the quarantine reason and a message naming the
+    value."""
+    if isinstance(value, bool) or value is None or isinstance(value, (list, dict)):
+        raise PriceProblem(Reason.BAD_PRICE, f"{value!r} is not a price")
+    currency, cap = _market_terms(fmt, market)
     if isinstance(value, (int, float)):
-        if not math.isfinite(value):
-            raise ValueProblem(f"{value!r} is not a finite price")
-        return float(value)
-    text = str(value).strip()
-    for mark in fmt.strip:
-        text = text.replace(mark, "")
-    text = text.strip()
+        number, negative = _number(value)
+    else:
+        number, negative = _text_price(str(value), fmt, currency)
+    shown = repr(value)
+    decimals = -number.as_tuple().exponent if number.is_finite() else 0
+    if isinstance(decimals, int) and decimals > max(fmt.decimals, 0) and number != number.to_integral_value():
+        raise PriceProblem(Reason.BAD_PRICE, f"{shown} has more than {fmt.decimals} decimal digit(s)")
+    if negative:
+        raise PriceProblem(Reason.NEGATIVE_PRICE, f"{shown} is negative (a price cannot be below zero, -0 included)")
+    if number == 0 and not fmt.allow_zero:
+        raise PriceProblem(Reason.PRICE_OUT_OF_RANGE, f"{shown} is zero (set price_format.allow_zero for free items)")
+    if cap is not None and number > cap:
+        raise PriceProblem(Reason.PRICE_OUT_OF_RANGE, f"{shown} is above the most a price can be ({cap:,g} {currency})")
+    return float(number)
+
+
+def _market_terms(fmt: PriceFormat, market: str | None) -> tuple[str | None, float | None]:
+    if market is None:
+        return None, fmt.max
+    from looksync.catalog.taxonomy import get_taxonomy
+
+    info = get_taxonomy().markets[market]
+    return info.currency, fmt.max if fmt.max is not None else info.max_price
+
+
+def _number(value: int | float) -> tuple[Decimal, bool]:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise PriceProblem(Reason.BAD_PRICE, f"{value!r} is not a finite price")
+    number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    return abs(number), math.copysign(1, value) < 0 if isinstance(value, float) else value < 0
+
+
+def _text_price(raw: str, fmt: PriceFormat, currency: str | None) -> tuple[Decimal, bool]:
+    text = " ".join(unicodedata.normalize("NFKC", raw).split())
+    if not text:
+        raise PriceProblem(Reason.BAD_PRICE, "price is empty")
+    marks = sorted({*fmt.strip, *(CURRENCY_MARKS.get(currency or "", ()))}, key=len, reverse=True)
+    marks = [unicodedata.normalize("NFKC", m) for m in marks]
+    text = _strip_marks(text, marks)
+    negative = False
+    if text.startswith("(") and text.endswith(")"):  # accounting style: (499.00)
+        text, negative = text[1:-1].strip(), True
+    for minus in _MINUS:
+        if text.startswith(minus) or text.endswith(minus):
+            text, negative = text.strip(minus).strip(), True
+            break
+    text = _strip_marks(text, marks)  # "-₹499" and "₹-499" alike
     match = _price_pattern(fmt).fullmatch(text)
     if not match:
-        raise ValueProblem(f"cannot read {value!r} as a price (expected e.g. {format_price(1299, fmt)})")
-    integer = match["int"].replace(fmt.thousands or "", "")
-    number = float(f"{integer}.{match.groupdict().get('frac') or 0}")
-    return -number if match["sign"] else number
+        raise PriceProblem(Reason.BAD_PRICE, _unreadable(raw, text, fmt, currency))
+    groups = re.split(r"[^0-9]", match["int"])
+    if len(groups) > 1 and not all(len(g) in (2, 3) for g in groups[1:]) or len(groups) > 1 and len(groups[-1]) != 3:
+        raise PriceProblem(Reason.BAD_PRICE, f"cannot read {raw!r} as a price: digit groups {groups} are not thousands")
+    number = Decimal(f"{''.join(groups)}.{match['frac'] or 0}")
+    return number, negative
+
+
+def _strip_marks(text: str, marks: list[str]) -> str:
+    for mark in marks:
+        if text.startswith(mark):
+            return text[len(mark) :].strip()
+        if text.endswith(mark):
+            return text[: -len(mark)].strip()
+    return text
+
+
+def _unreadable(raw: str, text: str, fmt: PriceFormat, currency: str | None) -> str:
+    expected = f"expected e.g. {format_price(1299, fmt)}"
+    for other, marks in CURRENCY_MARKS.items():
+        if (
+            other != currency
+            and any(m in text for m in marks)
+            and not any(m in text for m in CURRENCY_MARKS.get(currency or "", ()))
+        ):
+            return f"{raw!r} is in another currency ({other}), not {currency or 'the market currency'}"
+    swapped = PriceFormat(thousands=fmt.decimal, decimal=fmt.thousands or ",", decimals=fmt.decimals)
+    if fmt.thousands and "," in text and "." in text and _price_pattern(swapped).fullmatch(text):
+        return (
+            f"{raw!r} uses {fmt.thousands!r} as its decimal mark, but this vendor writes {fmt.decimal!r} "
+            f"(price_format.decimal); {expected}"
+        )
+    if re.search(r"\d[eE][+-]?\d", text):
+        return f"{raw!r} is in scientific notation, not a price; {expected}"
+    return f"cannot read {raw!r} as a price ({expected})"
 
 
 def format_price(price: float, fmt: PriceFormat, *, grouped: bool = True) -> str:
@@ -50,10 +152,12 @@ def format_price(price: float, fmt: PriceFormat, *, grouped: bool = True) -> str
 
 
 def _price_pattern(fmt: PriceFormat) -> re.Pattern[str]:
-    # Thousands marks may sit anywhere between digits (Indian lakh grouping writes 1,29,999.00).
-    digits = r"\d+" if not fmt.thousands else rf"\d+(?:{re.escape(fmt.thousands)}\d+)*"
-    frac = rf"(?:{re.escape(fmt.decimal)}(?P<frac>\d{{1,{fmt.decimals}}}))?" if fmt.decimals else ""
-    return re.compile(rf"(?P<sign>-)?\s*(?P<int>{digits}){frac}", re.ASCII)
+    # Grouping marks may sit between any digits here (Indian lakh grouping writes 1,29,999.00); the
+    # group sizes are checked after the match. A space groups digits for every vendor (1 299,00).
+    marks = re.escape(fmt.thousands or "") + " " if fmt.thousands else " "
+    digits = rf"\d+(?:[{marks}]\d+)*"
+    frac = rf"(?:{re.escape(fmt.decimal)}(?P<frac>\d+))?"
+    return re.compile(rf"(?P<int>{digits}){frac}", re.ASCII)
 
 
 def parse_stock(value: object, config: VendorConfig) -> bool:

@@ -1,0 +1,97 @@
+"""Matching vendor terms to standard ids: the normalised key, and the shared category synonyms.
+
+Vendors write one category many ways (``T-Shirts``, ``tee``, ``t shirt``, ``TSHIRT``, ``Ｔシャツ``). A term
+is matched on its *key*: NFKC (full width -> ASCII), case-folded, apostrophes dropped, every run of
+punctuation, hyphens and spaces removed, and English plurals made singular word by word, so the
+spellings of one word meet. The synonyms themselves are data: ``data/category_synonyms.yaml``, per
+language (English, Japanese, Hindi and Hinglish), checked on load against the taxonomy and for keys
+that two categories claim.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+from looksync.catalog.taxonomy import TaxonomyError, get_taxonomy
+
+DEFAULT_SYNONYMS_PATH = Path(__file__).parent / "data" / "category_synonyms.yaml"
+_APOSTROPHES = re.compile(r"['\u2019\u2018`\u00b4]")
+
+
+def singular(word: str) -> str:
+    """An English plural made singular by its regular endings; other scripts and short words as they are."""
+    if not word.isascii() or len(word) <= 3:
+        return word
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith(("sses", "shes", "ches", "xes", "zes")):
+        return word[:-2]
+    if word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def term_key(term: object) -> str:
+    """The loose key a vendor term is matched on (see the module docstring); '' for a term of punctuation."""
+    text = _APOSTROPHES.sub("", unicodedata.normalize("NFKC", str(term)).casefold())
+    # letters, digits and combining marks (Devanagari vowel signs) make words; anything else separates them
+    spaced = "".join(ch if ch.isalnum() or unicodedata.category(ch).startswith("M") else " " for ch in text)
+    return "".join(singular(word) for word in spaced.split())
+
+
+@dataclass(frozen=True)
+class CategorySynonyms:
+    by_key: dict[str, str]  # term key -> standard category
+    languages: tuple[str, ...]
+    source: Path
+
+    def category(self, term: object) -> str | None:
+        key = term_key(term)
+        return self.by_key.get(key) if key else None
+
+
+def load_category_synonyms(path: str | Path | None = None) -> CategorySynonyms:
+    """Read and check a synonyms file: ``{language: {standard category: [terms]}}``."""
+    path = Path(path) if path else DEFAULT_SYNONYMS_PATH
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise TaxonomyError(f"{path}: cannot read category synonyms: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise TaxonomyError(f"{path}: expected {{language: {{category: [terms]}}}}, got {type(raw).__name__}")
+    categories = get_taxonomy().categories
+    by_key: dict[str, str] = {}
+    claimed_by: dict[str, str] = {}  # key -> the term that claimed it first (for the error message)
+    for language, table in raw.items():
+        if not isinstance(table, dict):
+            raise TaxonomyError(f"{path}: {language}: expected {{category: [terms]}}, got {table!r}")
+        for category, terms in table.items():
+            if category not in categories:
+                raise TaxonomyError(
+                    f"{path}: {language}: {category!r} is not a standard category; known: {', '.join(categories)}"
+                )
+            if not isinstance(terms, list) or not terms:
+                raise TaxonomyError(f"{path}: {language}.{category}: expected a list of terms, got {terms!r}")
+            for term in terms:
+                key = term_key(term)
+                if not key:
+                    raise TaxonomyError(f"{path}: {language}.{category}: term {term!r} has no letters or digits")
+                if by_key.get(key, category) != category:
+                    raise TaxonomyError(
+                        f"{path}: {language}.{category}: {term!r} and {claimed_by[key]!r} have the same key {key!r} "
+                        f"but mean {category!r} and {by_key[key]!r}"
+                    )
+                by_key[key], claimed_by[key] = category, str(term)
+    return CategorySynonyms(by_key=by_key, languages=tuple(raw), source=path)
+
+
+@lru_cache(maxsize=1)
+def get_category_synonyms() -> CategorySynonyms:
+    """The packaged synonyms, loaded once per process."""
+    return load_category_synonyms()
