@@ -57,15 +57,21 @@ def sample() -> None:
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option("--fault-rate", type=float, default=0.0, show_default=True, help="Share of extra broken rows.")
 @click.option("--looks", "n_looks", type=int, default=12, show_default=True)
+@click.option("--varied-looks", "n_varied_looks", type=int, default=0, show_default=True,
+              help="Also looks in varied framings (pose, crop, aspect, scale, position, mirror, background, style).")
+@click.option("--varied-split", type=click.Choice(["heldout", "train"]), default="heldout", show_default=True,
+              help="train never draws the held-out pose family, aspect and figure style.")
 @click.option("--image-base-url", default="http://127.0.0.1:8765", show_default=True)
 @click.option("--model", default="LookSync-Tiny", show_default=True, help="Architecture of the random-weight checkpoint.")
-def sample_generate(out: Path, size: int, seed: int, fault_rate: float, n_looks: int, image_base_url: str, model: str):
+def sample_generate(out: Path, size: int, seed: int, fault_rate: float, n_looks: int, n_varied_looks: int,
+                    varied_split: str, image_base_url: str, model: str):  # fmt: skip
     """Write the sample catalog and a random-weight CLIP checkpoint under OUT."""
     from embeddings import save_random_checkpoint
     from looksync.sample import generate_sample
 
     manifest = generate_sample(
-        out, size=size, seed=seed, fault_rate=fault_rate, image_base_url=image_base_url, n_looks=n_looks
+        out, size=size, seed=seed, fault_rate=fault_rate, image_base_url=image_base_url, n_looks=n_looks,
+        n_varied_looks=n_varied_looks, varied_split=varied_split,
     )
     checkpoint = save_random_checkpoint(model, out / "models" / f"{model}-random-{seed}.pt", seed=seed)
     click.echo(
