@@ -226,8 +226,10 @@ def finetune(
 @click.option("--max-text-products", type=int, default=300, show_default=True)
 @click.option("--max-similar", type=int, default=200, show_default=True)
 @click.option("--resamples", type=int, default=1000, show_default=True, help="Bootstrap resamples per interval.")
+@click.option("--nohint/--no-nohint", default=True, show_default=True,
+              help="Also search every look with only its market given (look_nohint) and score detection.")
 def eval_command(sample_root: Path, config_specs: tuple[str, ...], run_id: str | None, k: int,
-                 max_text_products: int, max_similar: int, resamples: int):  # fmt: skip
+                 max_text_products: int, max_similar: int, resamples: int, nohint: bool):  # fmt: skip
     """Offline match quality of configurations on a sample: JSON + HTML under <data_dir>/eval/<run_id>/."""
     from looksync.quality.evaluation import EvalConfig, EvalError, EvalOptions, run_eval
 
@@ -235,16 +237,29 @@ def eval_command(sample_root: Path, config_specs: tuple[str, ...], run_id: str |
     try:
         configs = [EvalConfig.parse(spec) for spec in config_specs]
         options = EvalOptions(k=k, max_text_products=max_text_products, max_similar_queries=max_similar,
-                              n_resamples=resamples)  # fmt: skip
+                              n_resamples=resamples, nohint=nohint)  # fmt: skip
         run = run_eval(sample_root, configs, settings.data_dir, options, run_id=run_id, base_settings=settings,
                        echo=click.echo)  # fmt: skip
     except EvalError as exc:
         raise click.ClickException(str(exc)) from None
     for name, c in run.summary["configs"].items():
-        for task in ("look", "look_visible"):
+        for task in ("look", "look_visible", "look_nohint", "look_nohint_visible"):
             if task in c["metrics"]:
                 figures = ", ".join(f"{layer} {v['recall@10']['mean']:.2f}" for layer, v in c["metrics"][task].items())
                 click.echo(f"{name} ({c['model_id']}): {task} Recall@10 {figures}")
+        for task, keys in c.get("framing", {}).items():
+            if task in ("look_visible", "look_nohint_visible"):
+                continue
+            for key in ("variant", "aspect", "crop", "mirrored", "pose"):
+                figures = ", ".join(f"{value} {v['recall@10']:.2f} ({v['queries']})" for value, v in keys.get(key, {}).items())
+                click.echo(f"{name}: {task} Recall@10 by {key}: {figures}")
+        if "detection" in c:
+            d = c["detection"]["all"]
+            click.echo(f"{name}: no-hint detection over {d['looks']} looks: gender accuracy {d['gender_accuracy']}, "
+                       f"presence precision {d['presence']['precision']} recall {d['presence']['recall']}")  # fmt: skip
+            for value, v in c["detection"].get("variant", {}).items():
+                click.echo(f"{name}:   {value} looks: gender {v['gender_accuracy']}, presence precision "
+                           f"{v['presence']['precision']} recall {v['presence']['recall']}")  # fmt: skip
     click.echo(f"written {run.json_path} and {run.html_path}")
 
 
