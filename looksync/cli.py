@@ -260,6 +260,13 @@ def eval_command(sample_root: Path, config_specs: tuple[str, ...], run_id: str |
             for value, v in c["detection"].get("variant", {}).items():
                 click.echo(f"{name}:   {value} looks: gender {v['gender_accuracy']}, presence precision "
                            f"{v['presence']['precision']} recall {v['presence']['recall']}")  # fmt: skip
+    for label, variants in run.summary.get("comparisons_by_variant", {}).items():
+        for variant, tasks in variants.items():
+            for task in ("look", "look_visible", "look_nohint"):
+                entry = tasks.get(task, {}).get("all", {}).get("recall@10")
+                if entry:
+                    click.echo(f"{label} on {variant} looks: {task} Recall@10 {entry['difference']:+.3f} "
+                               f"[{entry['ci_low']:+.3f}, {entry['ci_high']:+.3f}]")  # fmt: skip
     click.echo(f"written {run.json_path} and {run.html_path}")
 
 

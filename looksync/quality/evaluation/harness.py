@@ -42,6 +42,8 @@ from looksync.quality.evaluation.scoring import (
     compare,
     detection_breakdown,
     framing_breakdown,
+    framing_value,
+    look_of,
     score_query,
     summarise,
 )
@@ -549,6 +551,19 @@ def run_eval(
     comparisons = {
         f"{c.name}-vs-{baseline}": compare(queries[baseline], queries[c.name], options.n_resamples) for c in configs[1:]
     }
+    # the same paired comparison of the look tasks within fixed-frame and varied looks separately
+    by_variant = {
+        variant: {name: [q for q in scored if q.task in LOOK_TASKS
+                         and framing_value(framings.get(look_of(q.query_id)), "variant") == variant]
+                  for name, scored in queries.items()}
+        for variant in sorted({framing_value(f, "variant") for f in framings.values()})
+    }  # fmt: skip
+    comparisons_by_variant = {
+        f"{c.name}-vs-{baseline}": {
+            variant: compare(subset[baseline], subset[c.name], options.n_resamples) for variant, subset in by_variant.items()
+        }
+        for c in configs[1:]
+    }
     summary = {
         "run_id": run_id,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -580,6 +595,7 @@ def run_eval(
         "baseline": baseline,
         "configs": per_config,
         "comparisons": comparisons,
+        "comparisons_by_variant": comparisons_by_variant,
         "seconds": 0.0,
     }
     summary["seconds"] = round(time.perf_counter() - started, 1)

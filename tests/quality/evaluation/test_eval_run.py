@@ -40,7 +40,7 @@ def eval_run(tiny_sample: Path, tmp_path_factory):
 
 
 def test_json_has_every_task_metric_and_layer(eval_run, tiny_sample):
-    run_dir, summary, _ = eval_run
+    run_dir, summary, output = eval_run
     truth = json.loads((tiny_sample / "looks" / "ground_truth.json").read_text())
     in_frame = {look_id: {layer for layer in look["products"] if look["in_frame"][layer]} for look_id, look in truth.items()}
     look_layers = set().union(*in_frame.values())
@@ -83,10 +83,16 @@ def test_json_has_every_task_metric_and_layer(eval_run, tiny_sample):
         assert detection["looks"] == len(truth) and 0.0 <= detection["gender_accuracy"] <= 1.0
         p = detection["presence"]
         assert p["tp"] + p["fn"] == sum(len(v) for v in in_frame.values())
+    # the paired comparison again within fixed and varied looks: their queries add up to the whole
+    by_variant = summary["comparisons_by_variant"]["b-vs-a"]
+    assert set(by_variant) == {"fixed", "varied"}
+    whole = summary["comparisons"]["b-vs-a"]["look"]["all"]["queries"]
+    assert sum(v["look"]["all"]["queries"] for v in by_variant.values()) == whole
     # the sample has no duplicate listings: the similar task says so instead of inventing relevance
     assert "skipped" in summary["tasks"]["similar"] and "similar" not in summary["configs"]["a"]["metrics"]
     comparison = summary["comparisons"]["b-vs-a"]
     assert set(TASKS) <= set(comparison)
+    assert " on varied looks: look Recall@10 " in output
     for v in comparison["look"]["all"].values():
         if isinstance(v, dict):
             assert v["ci_low"] <= v["difference"] <= v["ci_high"]
