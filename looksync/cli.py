@@ -216,6 +216,37 @@ def finetune(
     click.echo(json.dumps(report.__dict__, indent=2, default=str))
 
 
+@main.group()
+def heads() -> None:
+    """Detection heads for look searches without hints (layer presence and gender from the regions)."""
+
+
+@heads.command("train")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Heads file to write (.npz).")
+@click.option("--train-dir", type=click.Path(path_type=Path), default=Path("var/heads-train"), show_default=True,
+              help="Where the training looks are generated (their own catalog; replaced).")
+@click.option("--size", type=int, default=600, show_default=True, help="Products of the training catalog.")
+@click.option("--seed", type=int, default=101, show_default=True)
+@click.option("--fixed-looks", type=int, default=60, show_default=True)
+@click.option("--varied-looks", type=int, default=300, show_default=True, help="Looks of the train framing split.")
+def heads_train(out: Path, train_dir: Path, size: int, seed: int, fixed_looks: int, varied_looks: int):
+    """Train detection heads for the configured CLIP model and region finder (LOOKSYNC_REGION_FINDER)."""
+    from embeddings import EmbeddingsError, load_encoder
+    from looksync.search.detection import DetectionHeadsError, train_from_sample
+    from looksync.search.pose.models import PoseModelError
+
+    settings = _settings()
+    try:
+        encoder = load_encoder(settings.clip_model, settings.clip_weights, device=settings.device)
+        trained = train_from_sample(settings, encoder, train_dir, size=size, seed=seed, fixed_looks=fixed_looks,
+                                    varied_looks=varied_looks, echo=click.echo)  # fmt: skip
+    except (EmbeddingsError, DetectionHeadsError, PoseModelError) as exc:
+        raise click.ClickException(str(exc)) from None
+    trained.save(out)
+    click.echo(f"heads for {trained.model_id} on {trained.region_finder} regions written to {out}: "
+               f"{json.dumps(trained.meta.get('validation', {}))}")  # fmt: skip
+
+
 @main.command("eval")
 @click.option("--sample", "sample_root", required=True, type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--config", "config_specs", multiple=True, required=True,

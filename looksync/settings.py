@@ -143,6 +143,9 @@ class Settings(BaseSettings):
     # are at hand, from the pypi source only when already cached: nothing is downloaded at startup; else
     # layout, each response saying why in `degraded`)
     region_finder: str = "layout"
+    # detection heads (`looksync heads train`) for look searches without gender or layers: presence and gender
+    # read from the region finder's crops; trained for one CLIP model and one region finder (checked at startup)
+    detection_heads: Path | None = None
     # pose region finder (issue 14): where BlazePose's model files come from: "pypi" (the pinned mediapipe
     # wheel, downloaded with pip from the configured index, only the model files kept), a directory holding
     # them, or s3://bucket/prefix; each is checked against the sha256 in looksync/search/pose/blazepose.yaml

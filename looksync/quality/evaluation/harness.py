@@ -63,8 +63,8 @@ class EvalError(ValueError):
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """One side of the comparison: ``NAME=MODEL:WEIGHTS[,rerank=MODE][,generator=local|llm][,regions=FINDER][,crop_weight=W]``.
-    ``regions`` (a region finder) and ``crop_weight`` override the settings for this config only."""
+    """One side of the comparison: ``NAME=MODEL:WEIGHTS[,rerank=MODE][,generator=local|llm][,regions=FINDER][,crop_weight=W][,heads=PATH]``.
+    ``regions`` (a region finder), ``crop_weight`` and ``heads`` (detection heads) override the settings for this config only."""
 
     name: str
     model: str
@@ -73,6 +73,7 @@ class EvalConfig:
     generator: str = "local"
     regions: str | None = None
     crop_weight: float | None = None
+    heads: str | None = None  # detection heads file for the no-hint looks
 
     @classmethod
     def parse(cls, spec: str) -> EvalConfig:
@@ -86,10 +87,10 @@ class EvalConfig:
         values: dict[str, Any] = {}
         for option in options:
             key, sep, value = option.partition("=")
-            if not sep or key not in ("rerank", "generator", "regions", "crop_weight"):
+            if not sep or key not in ("rerank", "generator", "regions", "crop_weight", "heads"):
                 raise EvalError(
                     f"config {spec!r}: unknown option {option!r}; known: rerank=MODE, generator=local|llm, "
-                    "regions=FINDER, crop_weight=W"
+                    "regions=FINDER, crop_weight=W, heads=PATH"
                 )
             values[key] = value
         if "crop_weight" in values:
@@ -257,9 +258,13 @@ def make_engine(settings: Settings, encoder: Any, config: EvalConfig) -> Any:
         llm = LLMClient.from_settings(settings)
         if llm is None:
             raise EvalError(f"config {config.name}: needs an LLM but LOOKSYNC_LLM_BASE_URL is not set")
-    overrides = {"region_finder": config.regions, "look_crop_weight": config.crop_weight}
+    overrides = {"region_finder": config.regions, "look_crop_weight": config.crop_weight,
+                 "detection_heads": Path(config.heads) if config.heads else None}  # fmt: skip
     settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
-    engine = SearchEngine(settings, encoder, open_index(settings), MemoryCache(ttl_s=0), llm=llm)
+    try:
+        engine = SearchEngine(settings, encoder, open_index(settings), MemoryCache(ttl_s=0), llm=llm)
+    except ValueError as exc:  # detection heads for another model or finder, or no such file
+        raise EvalError(f"config {config.name}: {exc}") from exc
     if config.generator == "local":
         engine.query_generator = engine.local_query_generator
     return engine
