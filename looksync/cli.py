@@ -57,15 +57,21 @@ def sample() -> None:
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option("--fault-rate", type=float, default=0.0, show_default=True, help="Share of extra broken rows.")
 @click.option("--looks", "n_looks", type=int, default=12, show_default=True)
+@click.option("--varied-looks", "n_varied_looks", type=int, default=0, show_default=True,
+              help="Also looks in varied framings (pose, crop, aspect, scale, position, mirror, background, style).")
+@click.option("--varied-split", type=click.Choice(["heldout", "train"]), default="heldout", show_default=True,
+              help="train never draws the held-out pose family, aspect and figure style.")
 @click.option("--image-base-url", default="http://127.0.0.1:8765", show_default=True)
 @click.option("--model", default="LookSync-Tiny", show_default=True, help="Architecture of the random-weight checkpoint.")
-def sample_generate(out: Path, size: int, seed: int, fault_rate: float, n_looks: int, image_base_url: str, model: str):
+def sample_generate(out: Path, size: int, seed: int, fault_rate: float, n_looks: int, n_varied_looks: int,
+                    varied_split: str, image_base_url: str, model: str):  # fmt: skip
     """Write the sample catalog and a random-weight CLIP checkpoint under OUT."""
     from embeddings import save_random_checkpoint
     from looksync.sample import generate_sample
 
     manifest = generate_sample(
-        out, size=size, seed=seed, fault_rate=fault_rate, image_base_url=image_base_url, n_looks=n_looks
+        out, size=size, seed=seed, fault_rate=fault_rate, image_base_url=image_base_url, n_looks=n_looks,
+        n_varied_looks=n_varied_looks, varied_split=varied_split,
     )
     checkpoint = save_random_checkpoint(model, out / "models" / f"{model}-random-{seed}.pt", seed=seed)
     click.echo(
@@ -259,6 +265,37 @@ def finetune(
     click.echo(json.dumps(report.__dict__, indent=2, default=str))
 
 
+@main.group()
+def heads() -> None:
+    """Detection heads for look searches without hints (layer presence and gender from the regions)."""
+
+
+@heads.command("train")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Heads file to write (.npz).")
+@click.option("--train-dir", type=click.Path(path_type=Path), default=Path("var/heads-train"), show_default=True,
+              help="Where the training looks are generated (their own catalog; replaced).")
+@click.option("--size", type=int, default=600, show_default=True, help="Products of the training catalog.")
+@click.option("--seed", type=int, default=101, show_default=True)
+@click.option("--fixed-looks", type=int, default=60, show_default=True)
+@click.option("--varied-looks", type=int, default=300, show_default=True, help="Looks of the train framing split.")
+def heads_train(out: Path, train_dir: Path, size: int, seed: int, fixed_looks: int, varied_looks: int):
+    """Train detection heads for the configured CLIP model and region finder (LOOKSYNC_REGION_FINDER)."""
+    from embeddings import EmbeddingsError, load_encoder
+    from looksync.search.detection import DetectionHeadsError, train_from_sample
+    from looksync.search.pose.models import PoseModelError
+
+    settings = _settings()
+    try:
+        encoder = load_encoder(settings.clip_model, settings.clip_weights, device=settings.device)
+        trained = train_from_sample(settings, encoder, train_dir, size=size, seed=seed, fixed_looks=fixed_looks,
+                                    varied_looks=varied_looks, echo=click.echo)  # fmt: skip
+    except (EmbeddingsError, DetectionHeadsError, PoseModelError) as exc:
+        raise click.ClickException(str(exc)) from None
+    trained.save(out)
+    click.echo(f"heads for {trained.model_id} on {trained.region_finder} regions written to {out}: "
+               f"{json.dumps(trained.meta.get('validation', {}))}")  # fmt: skip
+
+
 @main.command("eval")
 @click.option("--sample", "sample_root", required=True, type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--config", "config_specs", multiple=True, required=True,
@@ -269,8 +306,10 @@ def finetune(
 @click.option("--max-text-products", type=int, default=300, show_default=True)
 @click.option("--max-similar", type=int, default=200, show_default=True)
 @click.option("--resamples", type=int, default=1000, show_default=True, help="Bootstrap resamples per interval.")
+@click.option("--nohint/--no-nohint", default=True, show_default=True,
+              help="Also search every look with only its market given (look_nohint) and score detection.")
 def eval_command(sample_root: Path, config_specs: tuple[str, ...], run_id: str | None, k: int,
-                 max_text_products: int, max_similar: int, resamples: int):  # fmt: skip
+                 max_text_products: int, max_similar: int, resamples: int, nohint: bool):  # fmt: skip
     """Offline match quality of configurations on a sample: JSON + HTML under <data_dir>/eval/<run_id>/."""
     from looksync.quality.evaluation import EvalConfig, EvalError, EvalOptions, run_eval
 
@@ -278,16 +317,36 @@ def eval_command(sample_root: Path, config_specs: tuple[str, ...], run_id: str |
     try:
         configs = [EvalConfig.parse(spec) for spec in config_specs]
         options = EvalOptions(k=k, max_text_products=max_text_products, max_similar_queries=max_similar,
-                              n_resamples=resamples)  # fmt: skip
+                              n_resamples=resamples, nohint=nohint)  # fmt: skip
         run = run_eval(sample_root, configs, settings.data_dir, options, run_id=run_id, base_settings=settings,
                        echo=click.echo)  # fmt: skip
     except EvalError as exc:
         raise click.ClickException(str(exc)) from None
     for name, c in run.summary["configs"].items():
-        for task in ("look", "look_visible"):
+        for task in ("look", "look_visible", "look_nohint", "look_nohint_visible"):
             if task in c["metrics"]:
                 figures = ", ".join(f"{layer} {v['recall@10']['mean']:.2f}" for layer, v in c["metrics"][task].items())
                 click.echo(f"{name} ({c['model_id']}): {task} Recall@10 {figures}")
+        for task, keys in c.get("framing", {}).items():
+            if task in ("look_visible", "look_nohint_visible"):
+                continue
+            for key in ("variant", "aspect", "crop", "mirrored", "pose"):
+                figures = ", ".join(f"{value} {v['recall@10']:.2f} ({v['queries']})" for value, v in keys.get(key, {}).items())
+                click.echo(f"{name}: {task} Recall@10 by {key}: {figures}")
+        if "detection" in c:
+            d = c["detection"]["all"]
+            click.echo(f"{name}: no-hint detection over {d['looks']} looks: gender accuracy {d['gender_accuracy']}, "
+                       f"presence precision {d['presence']['precision']} recall {d['presence']['recall']}")  # fmt: skip
+            for value, v in c["detection"].get("variant", {}).items():
+                click.echo(f"{name}:   {value} looks: gender {v['gender_accuracy']}, presence precision "
+                           f"{v['presence']['precision']} recall {v['presence']['recall']}")  # fmt: skip
+    for label, variants in run.summary.get("comparisons_by_variant", {}).items():
+        for variant, tasks in variants.items():
+            for task in ("look", "look_visible", "look_nohint"):
+                entry = tasks.get(task, {}).get("all", {}).get("recall@10")
+                if entry:
+                    click.echo(f"{label} on {variant} looks: {task} Recall@10 {entry['difference']:+.3f} "
+                               f"[{entry['ci_low']:+.3f}, {entry['ci_high']:+.3f}]")  # fmt: skip
     click.echo(f"written {run.json_path} and {run.html_path}")
 
 

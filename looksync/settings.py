@@ -152,8 +152,13 @@ class Settings(BaseSettings):
     look_crop_weight: float = Field(default=0.5, ge=0, le=1)
     # looksync.search.region_finders.REGION_FINDERS: "layout" (taxonomy slots, for full-body looks; the local query
     # generator reads its attributes there too), "pose" (from the body's keypoints, any framing; layers out of
-    # frame are skipped) or "clip_boxes" (CLIP search over candidate bands)
+    # frame are skipped), "clip_boxes" (CLIP search over candidate bands) or "auto" (pose when its model files
+    # are at hand, from the pypi source only when already cached: nothing is downloaded at startup; else
+    # layout, each response saying why in `degraded`)
     region_finder: str = "layout"
+    # detection heads (`looksync heads train`) for look searches without gender or layers: presence and gender
+    # read from the region finder's crops; trained for one CLIP model and one region finder (checked at startup)
+    detection_heads: Path | None = None
     # pose region finder (issue 14): where BlazePose's model files come from: "pypi" (the pinned mediapipe
     # wheel, downloaded with pip from the configured index, only the model files kept), a directory holding
     # them, or s3://bucket/prefix; each is checked against the sha256 in looksync/search/pose/blazepose.yaml

@@ -27,7 +27,7 @@ from looksync.sample.catalog import ProductSpec, catalog_data, make_product_spec
 from looksync.sample.drawing import product_image
 from looksync.sample.faults import FAULT_REASONS, PlantedFault, plan_faults, write_fault
 from looksync.sample.feeds import FeedWriter, open_feed_writer, vendor_values
-from looksync.sample.looks import LookPools, make_looks
+from looksync.sample.looks import LookPools, make_looks, make_varied_looks
 
 OWNED_PATHS = ("feeds", "images", "looks", "faults.jsonl", "manifest.json")
 
@@ -100,9 +100,12 @@ def generate_sample(
     fault_rate: float = 0.0,
     image_base_url: str = "http://127.0.0.1:8765",
     n_looks: int = 12,
+    n_varied_looks: int = 0,
+    varied_split: str = "heldout",
 ) -> SampleManifest:
     """Write a sample catalog of ``size`` valid products split across the sample vendors (plus planted
-    faulty rows when ``fault_rate`` > 0) and ``n_looks`` looks. Same arguments, same bytes.
+    faulty rows when ``fault_rate`` > 0), ``n_looks`` looks on the fixed frame and ``n_varied_looks`` looks
+    in varied framings of ``varied_split`` (``looksync.sample.framing``). Same arguments, same bytes.
 
     Replaces what a previous run wrote under ``out_dir`` (feeds/, images/, looks/, faults.jsonl,
     manifest.json) and nothing else."""
@@ -112,6 +115,12 @@ def generate_sample(
         raise ValueError(f"fault_rate must be within [0, 1], got {fault_rate}")
     if n_looks < 0:
         raise ValueError(f"n_looks must not be negative, got {n_looks}")
+    if n_varied_looks < 0:
+        raise ValueError(f"n_varied_looks must not be negative, got {n_varied_looks}")
+    from looksync.sample.framing import SPLITS
+
+    if varied_split not in SPLITS:
+        raise ValueError(f"varied_split must be one of {', '.join(SPLITS)}, got {varied_split!r}")
     root = Path(out_dir)
     _clear_owned(root)
     vendors = sample_vendors()
@@ -122,7 +131,7 @@ def generate_sample(
     feeds, by_kind, by_vendor = _write_feeds(
         root, vendors, counts, pools, seed=seed, fault_rate=fault_rate, image_base_url=image_base_url
     )
-    look_count = _write_looks(root, pools, n_looks, seed)
+    look_count = _write_looks(root, pools, n_looks, seed, n_varied_looks, varied_split)
     manifest = SampleManifest(
         root=root,
         seed=seed,
@@ -178,8 +187,8 @@ def _write_feeds(
     return {v: w.path for v, w in writers.items()}, by_kind, by_vendor
 
 
-def _write_looks(root: Path, pools: LookPools, n_looks: int, seed: int) -> int:
-    looks = make_looks(pools, n_looks, seed)
+def _write_looks(root: Path, pools: LookPools, n_looks: int, seed: int, n_varied: int = 0, split: str = "heldout") -> int:
+    looks = make_looks(pools, n_looks, seed) + make_varied_looks(pools, n_varied, seed, split)
     for look in looks:
         look.image.save(root / "looks" / f"{look.look_id}.png", format="PNG")
     ground_truth = {look.look_id: look.ground_truth() for look in looks}

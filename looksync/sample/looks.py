@@ -51,6 +51,10 @@ class Look:
     products: dict[str, ProductSpec]  # layer -> product
     image: Image.Image
     visible: dict[str, float] = field(default_factory=dict)  # layer -> share of its pixels not drawn over
+    boxes: dict[str, list[int]] = field(default_factory=dict)  # layer -> box around its visible pixels
+    in_frame: dict[str, bool] = field(default_factory=dict)  # layer -> at least IN_FRAME_MIN of it in frame
+    frame_share: dict[str, float] = field(default_factory=dict)  # layer -> share of its pixels in frame
+    framing: dict[str, Any] = field(default_factory=lambda: {"variant": "fixed"})
 
     def ground_truth(self) -> dict[str, Any]:
         return {
@@ -58,6 +62,10 @@ class Look:
             "gender": self.gender,
             "products": {layer: make_product_id(p.vendor, p.sku) for layer, p in self.products.items()},
             "visible": {layer: round(share, 3) for layer, share in self.visible.items()},
+            "boxes": dict(self.boxes),
+            "in_frame": {layer: self.in_frame.get(layer, True) for layer in self.products},
+            "frame_share": {layer: self.frame_share.get(layer, 1.0) for layer in self.products},
+            "framing": dict(self.framing),
         }
 
 
@@ -94,13 +102,27 @@ def compose_look(look_id: str, market: str, gender: str, products: dict[str, Pro
             draw_garment(canvas, product.category, product.draw_rgb, product.pattern, look_box(product.category),
                          pattern_period=product.pattern_period)  # fmt: skip
             drawn.append((layer, np.asarray(garment_mask(product.category, look_box(product.category), canvas.size)) > 0))
-    visible = {}
+    visible, boxes = {}, {}
     for i, (layer, mask) in enumerate(drawn):
         covered = np.zeros_like(mask)
         for _, later in drawn[i + 1 :]:
             covered |= later
         visible[layer] = float((mask & ~covered).sum() / max(1, mask.sum()))
-    return Look(look_id, market, gender, products, canvas, visible)
+        ys, xs = np.nonzero(mask & ~covered)
+        if len(xs):
+            boxes[layer] = [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1]
+    return Look(look_id, market, gender, products, canvas, visible, boxes)
+
+
+def compose_varied_look(
+    look_id: str, market: str, gender: str, products: dict[str, ProductSpec], rng: random.Random, split: str
+) -> Look:
+    """A look in a framing drawn for ``split`` (see ``looksync.sample.framing``)."""
+    from looksync.sample.framing import draw_framing, frame_look
+
+    framed = frame_look(products, draw_framing(rng, split), rng)
+    return Look(look_id, market, gender, products, framed.image, framed.visible, framed.boxes,
+                framed.in_frame, framed.frame_share, framed.framing)  # fmt: skip
 
 
 def make_looks(pools: LookPools, n_looks: int, seed: int) -> list[Look]:
@@ -114,4 +136,20 @@ def make_looks(pools: LookPools, n_looks: int, seed: int) -> list[Look]:
         products = choose_layers(rng, pools, market, gender)
         if products:
             looks.append(compose_look(f"look-{j + 1:03d}", market, gender, products, rng))
+    return looks
+
+
+def make_varied_looks(pools: LookPools, n_looks: int, seed: int, split: str = "heldout") -> list[Look]:
+    """``n_looks`` looks in varied framings of ``split`` (ids ``vlook-NNN``; ``tlook-NNN`` for ``train``),
+    their products drawn like ``make_looks``'s but from their own seeds."""
+    markets = list(get_taxonomy().markets)
+    prefix = "vlook" if split == "heldout" else "tlook"
+    looks = []
+    for j in range(n_looks):
+        rng = random.Random(f"{seed}:{prefix}:{j}")
+        gender = LOOK_GENDERS[j % len(LOOK_GENDERS)]
+        market = markets[(j // len(LOOK_GENDERS)) % len(markets)]
+        products = choose_layers(rng, pools, market, gender)
+        if products:
+            looks.append(compose_varied_look(f"{prefix}-{j + 1:03d}", market, gender, products, rng, split))
     return looks

@@ -249,9 +249,15 @@ class SearchEngine:
         )
         # the local generator reads layers where the region finder places them (layout slots, pose
         # boxes); a finder without ``place`` (clip_boxes) leaves every layer to the CLIP box search
+        heads = None
+        if settings.detection_heads is not None:
+            from looksync.search.detection import DetectionHeads
+
+            heads = DetectionHeads.load(settings.detection_heads)
+            heads.check(encoder.model_id, getattr(self.region_finder, "name", settings.region_finder))
         self.local_query_generator = LocalQueryGenerator(
             encoder, zeroshot or ZeroShot(encoder, self.taxonomy), self.taxonomy, layout=False,
-            placer=getattr(self.region_finder, "place", None),
+            placer=getattr(self.region_finder, "place", None), heads=heads,
         )  # fmt: skip
         if query_generator is None:
             query_generator = (

@@ -16,6 +16,7 @@ vocabulary (``local_vocabulary``), whose text vectors the search engine can prec
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
 
     from embeddings import ClipEncoder
     from embeddings.zeroshot import ZeroShot
+    from looksync.search.detection import DetectionHeads
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +112,12 @@ class LocalQueryGenerator:
         max_layers: int = 6,
         layout: bool = True,
         placer: Callable[[Image, list[str]], Placement] | None = None,
+        heads: DetectionHeads | None = None,
     ):
         self.encoder = encoder
+        # no-hint looks: layers and gender from the detection heads on the placer's regions (when both
+        # are there), else zero-shot on the whole look
+        self.heads = heads
         self.zeroshot = zeroshot
         self.taxonomy = taxonomy or get_taxonomy()
         self.max_layers = max_layers
@@ -128,9 +134,33 @@ class LocalQueryGenerator:
         chosen = [layer for layer, p in ranked if p >= uniform][: self.max_layers]
         return chosen or [ranked[0][0]]
 
+    def _detect(self, look: Image, layers: list[str] | None, gender: str | None) -> tuple[list[str], str, Placement]:
+        """Layers (when not given) and gender (when not given) from the detection heads on every layer's
+        region; the placement of the layers searched, with every layer the placer found out of the look."""
+        from looksync.search.detection import region_vectors
+
+        start = time.perf_counter()
+        crops, whole, full = region_vectors(self.placer, self.encoder, look, list(self.taxonomy.layers))
+        found = self.heads.detect(crops, whole, self.max_layers)
+        chosen = layers if layers is not None else found.layers
+        absent = dict(full.absent) if layers is None else {k: v for k, v in full.absent.items() if k in layers}
+        placement = Placement(
+            boxes={layer: full.boxes[layer] for layer in chosen if layer in full.boxes},
+            source=full.source,
+            absent=absent,
+            degraded=list(full.degraded),
+            timings_ms=dict(full.timings_ms),
+        )
+        placement.timings_ms["detection"] = (time.perf_counter() - start) * 1000 - sum(full.timings_ms.values())
+        return list(chosen), gender or found.gender, placement
+
     def generate(self, look: Image, layers: list[str] | None = None, gender: str | None = None) -> GeneratedQueries:
         look = look.convert("RGB")
-        placement = self.placer(look, layers) if self.placer is not None and layers is not None else None
+        placement = None
+        if self.heads is not None and self.placer is not None and (layers is None or gender is None):
+            layers, gender, placement = self._detect(look, layers, gender)
+        if placement is None and self.placer is not None and layers is not None:
+            placement = self.placer(look, layers)
 
         def unplaceable(layer: str) -> bool:
             return placement is None or (layer not in placement.boxes and layer not in placement.absent)

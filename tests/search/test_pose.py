@@ -119,3 +119,23 @@ def test_unknown_landmarks_in_the_taxonomy_are_refused(blazepose, tmp_path):
     custom.write_text(DEFAULT_TAXONOMY_PATH.read_text().replace("[left_eye, right_eye, nose]", "[left_eye, third_eye]"))
     with pytest.raises(ValueError, match=r"unknown landmarks \['third_eye'\]"):
         PoseRegionFinder(None, taxonomy=load_taxonomy(custom), estimator=blazepose)
+
+
+def test_auto_uses_pose_when_its_files_are_cached_else_layout_recorded(pose_models_dir, tmp_path, astronaut):
+    """``region_finder=auto``: pose from cached, checked model files; with none cached, layout with the
+    reason in every placement, and nothing downloaded."""
+    from looksync.search.region_finders import LayoutFallbackFinder, make_region_finder
+    from looksync.settings import load_settings
+
+    found = make_region_finder("auto", None, settings=load_settings(region_finder="auto", pose_models_dir=pose_models_dir))
+    assert isinstance(found, PoseRegionFinder)
+    assert found.place(astronaut, ["topwear"]).source == "pose"
+
+    empty = tmp_path / "no-models"
+    missing = make_region_finder("auto", None, settings=load_settings(region_finder="auto", pose_models_dir=empty))
+    assert isinstance(missing, LayoutFallbackFinder)
+    assert not empty.exists() or not any(empty.rglob("*"))  # no pip download happened
+    placement = missing.place(astronaut, ["topwear", "footwear"])
+    assert placement.source == "layout" and set(placement.boxes) == {"topwear", "footwear"}
+    assert placement.degraded[0].startswith("regions_layout: pose model files not available")
+    assert "pose_detection.tflite" in placement.degraded[0] and "looksync models fetch" in placement.degraded[0]

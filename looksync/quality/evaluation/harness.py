@@ -4,8 +4,11 @@ For each distinct (model, weights) the sample's feeds are ingested and an index 
 with the ordinary ingest and reindex functions, under ``<data_dir>/eval/<run_id>/indexes/<slug>/``.
 Each configuration then answers three tasks in-process through ``SearchEngine``:
 
-1. ``look``: every sample look (its market and gender requested, its planted layers asked for) ->
-   per-layer products, scored against the planted product of each layer;
+1. ``look``: every sample look (its market and gender requested, its planted layers in frame asked for)
+   -> per-layer products, scored against the planted product of each layer; ``look_nohint``: the same
+   looks with only the market given (the search detects gender and layers), scored the same way, plus
+   per-layer presence precision/recall and gender accuracy; both broken down by the looks' framing
+   (aspect, scale, crop, mirrored, pose family, figure style, background; ``fixed`` for the fixed frame);
 2. ``text``: a product's canonical caption (relevant: every product of that market the caption
    describes equally, i.e. same category, gender, colour and pattern) and its title (relevant: the
    product itself), with the product's market requested;
@@ -33,7 +36,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from looksync.quality.evaluation.scoring import ScoredQuery, compare, score_query, summarise
+from looksync.quality.evaluation.scoring import (
+    Detection,
+    ScoredQuery,
+    compare,
+    detection_breakdown,
+    framing_breakdown,
+    framing_value,
+    look_of,
+    score_query,
+    summarise,
+)
 from looksync.search.region_finders import REGION_FINDERS
 from looksync.search.rerank import RERANK_MODES
 from looksync.settings import Settings, load_settings
@@ -50,8 +63,8 @@ class EvalError(ValueError):
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """One side of the comparison: ``NAME=MODEL:WEIGHTS[,rerank=MODE][,generator=local|llm][,regions=FINDER][,crop_weight=W]``.
-    ``regions`` (a region finder) and ``crop_weight`` override the settings for this config only."""
+    """One side of the comparison: ``NAME=MODEL:WEIGHTS[,rerank=MODE][,generator=local|llm][,regions=FINDER][,crop_weight=W][,heads=PATH]``.
+    ``regions`` (a region finder), ``crop_weight`` and ``heads`` (detection heads) override the settings for this config only."""
 
     name: str
     model: str
@@ -60,6 +73,7 @@ class EvalConfig:
     generator: str = "local"
     regions: str | None = None
     crop_weight: float | None = None
+    heads: str | None = None  # detection heads file for the no-hint looks
 
     @classmethod
     def parse(cls, spec: str) -> EvalConfig:
@@ -73,10 +87,10 @@ class EvalConfig:
         values: dict[str, Any] = {}
         for option in options:
             key, sep, value = option.partition("=")
-            if not sep or key not in ("rerank", "generator", "regions", "crop_weight"):
+            if not sep or key not in ("rerank", "generator", "regions", "crop_weight", "heads"):
                 raise EvalError(
                     f"config {spec!r}: unknown option {option!r}; known: rerank=MODE, generator=local|llm, "
-                    "regions=FINDER, crop_weight=W"
+                    "regions=FINDER, crop_weight=W, heads=PATH"
                 )
             values[key] = value
         if "crop_weight" in values:
@@ -112,6 +126,7 @@ class EvalOptions:
     n_resamples: int = 1000
     report_looks: int = 3  # looks shown with their results in the HTML report
     seed: int = 0
+    nohint: bool = True  # also the look_nohint task (only the market given) and its detection figures
 
 
 @dataclass
@@ -243,9 +258,13 @@ def make_engine(settings: Settings, encoder: Any, config: EvalConfig) -> Any:
         llm = LLMClient.from_settings(settings)
         if llm is None:
             raise EvalError(f"config {config.name}: needs an LLM but LOOKSYNC_LLM_BASE_URL is not set")
-    overrides = {"region_finder": config.regions, "look_crop_weight": config.crop_weight}
+    overrides = {"region_finder": config.regions, "look_crop_weight": config.crop_weight,
+                 "detection_heads": Path(config.heads) if config.heads else None}  # fmt: skip
     settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
-    engine = SearchEngine(settings, encoder, open_index(settings), MemoryCache(ttl_s=0), llm=llm)
+    try:
+        engine = SearchEngine(settings, encoder, open_index(settings), MemoryCache(ttl_s=0), llm=llm)
+    except ValueError as exc:  # detection heads for another model or finder, or no such file
+        raise EvalError(f"config {config.name}: {exc}") from exc
     if config.generator == "local":
         engine.query_generator = engine.local_query_generator
     return engine
@@ -261,22 +280,54 @@ def _gender_ok(requested: str | None) -> Callable[[dict], bool]:
 # look_visible: the look queries whose planted garment has at least this share of its pixels in view
 # (the sample's ground truth records it; a top under a closed coat can be nearly hidden)
 VISIBLE_MIN = 0.5
+LOOK_TASKS = ("look", "look_visible", "look_nohint", "look_nohint_visible")
 
 
-def look_task(engine: Any, truth: SampleTruth, config: EvalConfig, k: int) -> list[ScoredQuery]:
-    """One ``look`` query per planted layer; the same results again as ``look_visible`` for the layers
-    at least ``VISIBLE_MIN`` visible, when the ground truth says."""
+def in_frame_layers(expected: dict[str, Any]) -> dict[str, str]:
+    """The planted layers the look shows (layer -> product id): all of them on the fixed frame; on a
+    varied look those its ground truth says are in frame (a half-body look shows no footwear)."""
+    in_frame = expected.get("in_frame", {})
+    return {layer: pid for layer, pid in expected["products"].items() if in_frame.get(layer, True)}
+
+
+def look_task(
+    engine: Any, truth: SampleTruth, config: EvalConfig, k: int, *, hints: bool = True
+) -> tuple[list[ScoredQuery], list[Detection]]:
+    """One query per planted layer in frame: task ``look`` (market, gender and those layers given) or,
+    with ``hints=False``, ``look_nohint`` (only the market given: the search detects gender and layers;
+    a planted layer it did not search scores zero). Each is repeated as ``<task>_visible`` for the layers
+    at least ``VISIBLE_MIN`` visible, when the ground truth says. No-hint looks also return what was
+    detected, for presence precision/recall and gender accuracy."""
     from PIL import Image
 
     from looksync.search.engine import LookSearchRequest
 
-    scored = []
+    task = "look" if hints else "look_nohint"
+    scored, detections = [], []
     for look_id, expected in sorted(truth.looks.items()):
-        market, gender, planted = expected["market"], expected["gender"], expected["products"]
-        request = LookSearchRequest(market=market, gender=gender, layers=sorted(planted), k=k, rerank=config.rerank)
+        market, gender = expected["market"], expected["gender"]
+        planted = in_frame_layers(expected)
+        if not planted:
+            continue
+        if hints:
+            request = LookSearchRequest(market=market, gender=gender, layers=sorted(planted), k=k, rerank=config.rerank)
+        else:
+            request = LookSearchRequest(market=market, k=k, rerank=config.rerank)
         with Image.open(Path(truth.manifest.looks_dir) / f"{look_id}.png") as image:
             response = engine.search_look(image.convert("RGB"), request)
         by_layer = {layer["layer"]: layer for layer in response["layers"]}
+        if not hints:
+            detections.append(
+                Detection(
+                    look_id=look_id,
+                    expected=set(planted),
+                    found=set(by_layer),
+                    gender=gender,
+                    found_gender=response.get("gender"),
+                    ignored=set(expected["products"]) - set(planted),
+                    framing=expected.get("framing"),
+                )
+            )
         for layer, product_id in sorted(planted.items()):
             found = by_layer.get(layer, {"products": [], "query": None})
             results = found["products"]
@@ -286,7 +337,7 @@ def look_task(engine: Any, truth: SampleTruth, config: EvalConfig, k: int) -> li
 
             scored.append(
                 ScoredQuery(
-                    task="look",
+                    task=task,
                     layer=layer,
                     query_id=f"{look_id}:{layer}",
                     query=found.get("query") or "",
@@ -301,8 +352,8 @@ def look_task(engine: Any, truth: SampleTruth, config: EvalConfig, k: int) -> li
                 )
             )
             if expected.get("visible", {}).get(layer, 0.0) >= VISIBLE_MIN:
-                scored.append(replace(scored[-1], task="look_visible"))
-    return scored
+                scored.append(replace(scored[-1], task=f"{task}_visible"))
+    return scored, detections
 
 
 def caption_key(product: Any) -> str:
@@ -468,6 +519,7 @@ def run_eval(
 
     queries: dict[str, list[ScoredQuery]] = {}
     per_config: dict[str, Any] = {}
+    framings = {look_id: look.get("framing") for look_id, look in truth.looks.items()}
     for config in configs:
         slug = config.index_slug
         settings = config_settings(run_dir / "indexes" / slug, config, base_settings)
@@ -475,7 +527,12 @@ def run_eval(
         t0 = time.perf_counter()
         echo(f"config {config.name}: {len(truth.looks)} looks, {2 * len(text_ids)} text queries, "
              f"{min(len(relevance), options.max_similar_queries)} similar queries")  # fmt: skip
-        scored = look_task(engine, truth, config, options.k)
+        scored, _ = look_task(engine, truth, config, options.k)
+        nohint: list[ScoredQuery] = []
+        detections: list[Detection] = []
+        if options.nohint:
+            nohint, detections = look_task(engine, truth, config, options.k, hints=False)
+        scored += nohint
         scored += text_task(engine, truth, text_ids, options.k)
         if relevance:
             scored += similar_task(engine, truth, relevance, options.k, options.max_similar_queries, options.seed)
@@ -486,11 +543,31 @@ def run_eval(
             "index": builds[slug]["version"],
             "seconds": round(time.perf_counter() - t0, 1),
             "metrics": summarise(scored, options.n_resamples),
+            "framing": framing_breakdown(scored, framings, LOOK_TASKS),
         }
+        if options.nohint:
+            per_config[config.name]["detection"] = detection_breakdown(detections)
 
+    look_queries = sum(len(in_frame_layers(v)) for v in truth.looks.values())
+    visible_queries = sum(
+        v.get("visible", {}).get(layer, 0.0) >= VISIBLE_MIN for v in truth.looks.values() for layer in in_frame_layers(v)
+    )
     baseline = configs[0].name
     comparisons = {
         f"{c.name}-vs-{baseline}": compare(queries[baseline], queries[c.name], options.n_resamples) for c in configs[1:]
+    }
+    # the same paired comparison of the look tasks within fixed-frame and varied looks separately
+    by_variant = {
+        variant: {name: [q for q in scored if q.task in LOOK_TASKS
+                         and framing_value(framings.get(look_of(q.query_id)), "variant") == variant]
+                  for name, scored in queries.items()}
+        for variant in sorted({framing_value(f, "variant") for f in framings.values()})
+    }  # fmt: skip
+    comparisons_by_variant = {
+        f"{c.name}-vs-{baseline}": {
+            variant: compare(subset[baseline], subset[c.name], options.n_resamples) for variant, subset in by_variant.items()
+        }
+        for c in configs[1:]
     }
     summary = {
         "run_id": run_id,
@@ -500,13 +577,16 @@ def run_eval(
         "options": asdict(options),
         "indexes": builds,
         "tasks": {
-            "look": {"queries_per_config": sum(len(v["products"]) for v in truth.looks.values())},
+            "look": {"queries_per_config": look_queries},
             "look_visible": (
-                {"queries_per_config": sum(share >= VISIBLE_MIN for v in truth.looks.values()
-                                           for share in v.get("visible", {}).values()),
-                 "min_visible": VISIBLE_MIN}  # fmt: skip
+                {"queries_per_config": visible_queries, "min_visible": VISIBLE_MIN}
                 if any("visible" in v for v in truth.looks.values())
                 else {"skipped": "the sample's ground truth records no visibility (generated before it did)"}
+            ),
+            "look_nohint": (
+                {"queries_per_config": look_queries, "given": "market only"}
+                if options.nohint
+                else {"skipped": "not asked for (--no-nohint)"}
             ),
             "text_caption": {"queries_per_config": len(text_ids)},
             "text_title": {"queries_per_config": len(text_ids)},
@@ -520,6 +600,7 @@ def run_eval(
         "baseline": baseline,
         "configs": per_config,
         "comparisons": comparisons,
+        "comparisons_by_variant": comparisons_by_variant,
         "seconds": 0.0,
     }
     summary["seconds"] = round(time.perf_counter() - started, 1)

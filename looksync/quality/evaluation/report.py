@@ -100,6 +100,59 @@ def _comparison_table(summary: dict[str, Any]) -> str:
     return f"<table><tr><th>comparison</th><th>task</th><th>layer</th><th>queries</th>{head}</tr>{''.join(rows)}</table>"
 
 
+def _framing_table(summary: dict[str, Any]) -> str:
+    """Recall@10 (and queries) per framing value, a column per config and look task."""
+    from looksync.quality.evaluation.scoring import FRAMING_KEYS
+
+    columns = [(name, task) for name, c in summary["configs"].items() for task in c.get("framing", {})]
+    if not columns:
+        return "<p>No look queries.</p>"
+    rows = []
+    for key in FRAMING_KEYS:
+        values = sorted({v for name, task in columns for v in summary["configs"][name]["framing"][task].get(key, {})})
+        for value in values:
+            cells = []
+            for name, task in columns:
+                entry = summary["configs"][name]["framing"][task].get(key, {}).get(value)
+                cells.append(f"<td>{entry['recall@10']:.3f} <small>({entry['queries']})</small></td>" if entry else "<td></td>")
+            rows.append(f"<tr><td>{escape(key)}</td><td>{escape(value)}</td>{''.join(cells)}</tr>")
+    head = "".join(f"<th>{escape(name)}<br>{escape(task)}</th>" for name, task in columns)
+    return (f'<table class="framing"><tr><th>framing</th><th>value</th>{head}</tr>{"".join(rows)}</table>'
+            "<p>Recall@10 (queries) per value of each framing key; <code>fixed</code>: looks on the fixed frame.</p>")  # fmt: skip
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def _detection_table(summary: dict[str, Any]) -> str:
+    """No-hint detection: gender accuracy and presence precision/recall, pooled and per layer."""
+    blocks = []
+    for name, c in summary["configs"].items():
+        detection = c.get("detection")
+        if not detection:
+            continue
+        rows = []
+        groups = [("all", "", detection["all"])]
+        groups += [(key, value, scores) for key in detection if key != "all" for value, scores in detection[key].items()]
+        for key, value, scores in groups:
+            p = scores["presence"]
+            rows.append(f"<tr><td>{escape(key)}</td><td>{escape(value)}</td><td>{scores['looks']}</td>"
+                        f"<td>{_fmt(scores['gender_accuracy'])}</td><td>{_fmt(p['precision'])}</td><td>{_fmt(p['recall'])}</td>"
+                        f"<td>{p['tp']}/{p['fp']}/{p['fn']}</td></tr>")  # fmt: skip
+        layer_rows = "".join(
+            f"<tr><td>{escape(layer)}</td><td>{_fmt(e['precision'])}</td><td>{_fmt(e['recall'])}</td>"
+            f"<td>{e['tp']}/{e['fp']}/{e['fn']}</td></tr>"
+            for layer, e in detection["all"]["layers"].items()
+        )
+        blocks.append(
+            f"<h3>{escape(name)}</h3><table><tr><th>framing</th><th>value</th><th>looks</th><th>gender accuracy</th>"
+            f"<th>presence precision</th><th>presence recall</th><th>TP/FP/FN</th></tr>{''.join(rows)}</table>"
+            f"<table><tr><th>layer</th><th>precision</th><th>recall</th><th>TP/FP/FN</th></tr>{layer_rows}</table>"
+        )
+    return "".join(blocks) or "<p>No no-hint looks in this run.</p>"
+
+
 def _looks_section(run: Any, truth: Any) -> str:
     look_ids = sorted(truth.looks)[: run.summary["options"]["report_looks"]]
     blocks = []
@@ -135,7 +188,7 @@ def write_report(run: Any, truth: Any) -> Path:
     summary = run.summary
     names = list(summary["configs"])
     charts = []
-    for task in ("look", "look_visible", "text_caption", "text_title", "similar"):
+    for task in ("look", "look_visible", "look_nohint", "look_nohint_visible", "text_caption", "text_title", "similar"):
         layers = sorted({layer for c in summary["configs"].values() for layer in c["metrics"].get(task, {})} - {ALL_LAYERS})
         if not layers:
             continue
@@ -149,7 +202,7 @@ def write_report(run: Any, truth: Any) -> Path:
     )  # fmt: skip
     tables = "".join(
         f"<h3>{escape(task)}</h3>{_metrics_table(summary, task)}"
-        for task in ("look", "look_visible", "text_caption", "text_title", "similar")
+        for task in ("look", "look_visible", "look_nohint", "look_nohint_visible", "text_caption", "text_title", "similar")
         if any(task in c["metrics"] for c in summary["configs"].values())
     )
     config_rows = "".join(
@@ -170,6 +223,8 @@ Machine-readable figures: <a href="eval.json">eval.json</a>, per query: <a href=
 <table><tr><th>config</th><th>model id</th><th>rerank</th><th>generator</th><th>index</th><th>seconds</th></tr>{config_rows}</table>
 {f"<ul>{notes}</ul>" if notes else ""}
 <h2>Recall@10 per layer</h2>{"".join(charts)}
+<h2>Looks by framing</h2>{_framing_table(summary)}
+<h2>Detection without hints (look_nohint: only the market given)</h2>{_detection_table(summary)}
 <h2>Differences against {escape(summary["baseline"])} (paired bootstrap)</h2>{_comparison_table(summary)}
 <h2>All metrics (hover a cell for its 95% CI)</h2>{tables}
 <h2>Looks and their top results</h2>{_looks_section(run, truth)}

@@ -121,3 +121,99 @@ def compare(
     if unmatched:
         result["unmatched_queries"] = unmatched  # type: ignore[assignment]
     return result
+
+
+# ---- breakdown by framing and no-hint detection -----------------------------------------------------
+
+# framing keys of the sample's varied looks (``looksync.sample.framing``); fixed looks count as "fixed"
+FRAMING_KEYS = ("variant", "aspect", "scale", "crop", "mirrored", "pose", "style", "background", "novel")
+BREAKDOWN_METRICS = ("recall@1", "recall@10", "mrr")
+SCALE_BUCKETS = ((0.6, "<0.6"), (0.8, "0.6-0.8"), (float("inf"), ">=0.8"))
+
+
+def framing_value(framing: Mapping[str, Any] | None, key: str) -> str:
+    """The breakdown value of one framing key: ``fixed`` for a look on the fixed frame (or one whose
+    ground truth predates framings), the scale as a bucket, everything else as text."""
+    if not framing or framing.get("variant", "fixed") == "fixed":
+        return "fixed"
+    value = framing.get(key)
+    if key == "scale" and value is not None:
+        return next(label for bound, label in SCALE_BUCKETS if float(value) < bound)
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def look_of(query_id: str) -> str:
+    """The look id of a look query id (``<look_id>:<layer>``)."""
+    return query_id.rsplit(":", 1)[0]
+
+
+def framing_breakdown(
+    queries: Sequence[ScoredQuery], framings: Mapping[str, Mapping[str, Any] | None], tasks: Sequence[str]
+) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
+    """task -> framing key -> value -> {queries, looks, recall@1, recall@10, mrr (means)} over the look
+    queries of ``tasks``; ``framings`` maps look id -> its ground-truth framing."""
+    groups: dict[tuple[str, str, str], list[ScoredQuery]] = defaultdict(list)
+    for q in queries:
+        if q.task not in tasks:
+            continue
+        framing = framings.get(look_of(q.query_id))
+        for key in FRAMING_KEYS:
+            groups[(q.task, key, framing_value(framing, key))].append(q)
+    out: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
+    for (task, key, value), members in sorted(groups.items()):
+        entry: dict[str, Any] = {"queries": len(members), "looks": len({look_of(q.query_id) for q in members})}
+        for metric in BREAKDOWN_METRICS:
+            entry[metric] = round(sum(q.metrics[metric] for q in members) / len(members), 4)
+        out.setdefault(task, {}).setdefault(key, {})[value] = entry
+    return out
+
+
+@dataclass
+class Detection:
+    """What a no-hint look search found against what the look holds."""
+
+    look_id: str
+    expected: set[str]  # planted layers in frame
+    found: set[str]  # layers the response searched
+    gender: str
+    found_gender: str | None
+    ignored: set[str] = field(default_factory=set)  # planted but mostly out of frame: finding them is no error
+    framing: dict[str, Any] | None = None
+
+
+def _ratio(num: int, den: int) -> float | None:
+    return round(num / den, 4) if den else None
+
+
+def presence_scores(detections: Sequence[Detection]) -> dict[str, Any]:
+    """Per-layer and pooled (micro) presence precision/recall, and gender accuracy, of no-hint looks.
+    A layer found but not planted is a false positive; planted in frame but not found, a false negative;
+    ``ignored`` layers count neither way. Precision or recall with nothing to divide by is ``None``."""
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: {"tp": 0, "fp": 0, "fn": 0})
+    for d in detections:
+        for layer in d.found - d.ignored:
+            counts[layer]["tp" if layer in d.expected else "fp"] += 1
+        for layer in d.expected - d.found:
+            counts[layer]["fn"] += 1
+    layers = {}
+    for layer, c in sorted(counts.items()):
+        layers[layer] = {**c, "precision": _ratio(c["tp"], c["tp"] + c["fp"]), "recall": _ratio(c["tp"], c["tp"] + c["fn"])}
+    tp, fp, fn = (sum(c[k] for c in counts.values()) for k in ("tp", "fp", "fn"))
+    right = sum(d.found_gender == d.gender for d in detections)
+    return {
+        "looks": len(detections),
+        "gender_accuracy": _ratio(right, len(detections)),
+        "presence": {"tp": tp, "fp": fp, "fn": fn, "precision": _ratio(tp, tp + fp), "recall": _ratio(tp, tp + fn)},
+        "layers": layers,
+    }
+
+
+def detection_breakdown(detections: Sequence[Detection], keys: Sequence[str] = ("variant", "novel")) -> dict[str, Any]:
+    """``presence_scores`` overall (``all``) and per value of each framing key in ``keys``."""
+    out: dict[str, Any] = {"all": presence_scores(detections)}
+    for key in keys:
+        groups: dict[str, list[Detection]] = defaultdict(list)
+        for d in detections:
+            groups[framing_value(d.framing, key)].append(d)
+        out[key] = {value: presence_scores(members) for value, members in sorted(groups.items())}
+    return out

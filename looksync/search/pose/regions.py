@@ -89,14 +89,22 @@ class PoseRegionFinder:
 
     @classmethod
     def from_settings(
-        cls, encoder: ClipEncoder, embed_texts: Callable[[list[str]], np.ndarray] | None = None, settings: Settings | None = None
+        cls,
+        encoder: ClipEncoder,
+        embed_texts: Callable[[list[str]], np.ndarray] | None = None,
+        settings: Settings | None = None,
+        *,
+        fetch: bool = True,
     ) -> PoseRegionFinder:
+        """From the settings' model files; ``fetch=False``: the pinned wheel's files must already be
+        cached (``looksync models fetch``), nothing is downloaded."""
         from looksync.settings import get_settings
 
         settings = settings or get_settings()
         paths = resolve_pose_models(
-            settings.pose_models, settings.pose_models_dir, s3_endpoint_url=settings.s3_endpoint_url, s3_region=settings.s3_region
-        )
+            settings.pose_models, settings.pose_models_dir, fetch=fetch,
+            s3_endpoint_url=settings.s3_endpoint_url, s3_region=settings.s3_region,
+        )  # fmt: skip
         estimator = load_blazepose(paths, settings.pose_threads, settings.pose_min_detection)
         return cls(encoder, embed_texts, estimator=estimator, min_visibility=settings.pose_min_visibility,
                    person_mask=settings.pose_person_mask)  # fmt: skip

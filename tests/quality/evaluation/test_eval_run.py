@@ -21,7 +21,7 @@ def tiny_sample(tmp_path_factory) -> Path:
     from looksync.sample import generate_sample
 
     root = tmp_path_factory.mktemp("eval-sample") / "sample"
-    generate_sample(root, size=24, seed=5, n_looks=2, image_base_url=f"http://127.0.0.1:{free_port()}")
+    generate_sample(root, size=24, seed=5, n_looks=2, n_varied_looks=2, image_base_url=f"http://127.0.0.1:{free_port()}")
     return root
 
 
@@ -40,9 +40,10 @@ def eval_run(tiny_sample: Path, tmp_path_factory):
 
 
 def test_json_has_every_task_metric_and_layer(eval_run, tiny_sample):
-    run_dir, summary, _ = eval_run
+    run_dir, summary, output = eval_run
     truth = json.loads((tiny_sample / "looks" / "ground_truth.json").read_text())
-    look_layers = {layer for look in truth.values() for layer in look["products"]}
+    in_frame = {look_id: {layer for layer in look["products"] if look["in_frame"][layer]} for look_id, look in truth.items()}
+    look_layers = set().union(*in_frame.values())
     assert set(summary["configs"]) == {"a", "b"}
     assert summary["configs"]["a"]["model_id"] != summary["configs"]["b"]["model_id"]
     assert len(summary["indexes"]) == 2  # one index per distinct model, built under the run dir
@@ -51,7 +52,8 @@ def test_json_has_every_task_metric_and_layer(eval_run, tiny_sample):
         metrics = config["metrics"]
         assert set(TASKS) <= set(metrics)
         assert set(metrics["look"]) == look_layers | {"all"}
-        assert metrics["look"]["all"]["queries"] == sum(len(v["products"]) for v in truth.values())
+        assert metrics["look"]["all"]["queries"] == sum(len(v) for v in in_frame.values())
+        assert metrics["look_nohint"]["all"]["queries"] == metrics["look"]["all"]["queries"]
         assert metrics["text_title"]["all"]["queries"] == 4
         for entry in metrics["look"].values():  # the planted product is always among the candidates
             assert entry["candidates_min"] >= 1 and 0.0 < entry["chance_recall@10"] <= 1.0
@@ -63,15 +65,34 @@ def test_json_has_every_task_metric_and_layer(eval_run, tiny_sample):
                 assert entry["violation_rate"]["mean"] == 0.0, (task, layer)
     # look_visible: the same look queries, only those whose planted garment is at least half in view
     visible = {(look_id, layer) for look_id, look in truth.items() for layer, share in look["visible"].items()
-               if share >= 0.5}  # fmt: skip
+               if share >= 0.5 and layer in in_frame[look_id]}  # fmt: skip
     assert summary["tasks"]["look_visible"] == {"queries_per_config": len(visible), "min_visible": 0.5}
     for config in summary["configs"].values():
         if visible:
             assert config["metrics"]["look_visible"]["all"]["queries"] == len(visible)
+    # the breakdown by framing: fixed looks and varied looks, each query counted once per framing key
+    for config in summary["configs"].values():
+        for task in ("look", "look_nohint"):
+            by_variant = config["framing"][task]["variant"]
+            assert set(by_variant) == {"fixed", "varied"}
+            assert sum(v["queries"] for v in by_variant.values()) == config["metrics"][task]["all"]["queries"]
+            assert by_variant["fixed"]["looks"] == 2 and by_variant["varied"]["looks"] == 2
+            for key, values in config["framing"][task].items():
+                assert sum(v["queries"] for v in values.values()) == config["metrics"][task]["all"]["queries"], key
+        detection = config["detection"]["all"]
+        assert detection["looks"] == len(truth) and 0.0 <= detection["gender_accuracy"] <= 1.0
+        p = detection["presence"]
+        assert p["tp"] + p["fn"] == sum(len(v) for v in in_frame.values())
+    # the paired comparison again within fixed and varied looks: their queries add up to the whole
+    by_variant = summary["comparisons_by_variant"]["b-vs-a"]
+    assert set(by_variant) == {"fixed", "varied"}
+    whole = summary["comparisons"]["b-vs-a"]["look"]["all"]["queries"]
+    assert sum(v["look"]["all"]["queries"] for v in by_variant.values()) == whole
     # the sample has no duplicate listings: the similar task says so instead of inventing relevance
     assert "skipped" in summary["tasks"]["similar"] and "similar" not in summary["configs"]["a"]["metrics"]
     comparison = summary["comparisons"]["b-vs-a"]
     assert set(TASKS) <= set(comparison)
+    assert " on varied looks: look Recall@10 " in output
     for v in comparison["look"]["all"].values():
         if isinstance(v, dict):
             assert v["ci_low"] <= v["difference"] <= v["ci_high"]
@@ -104,6 +125,7 @@ def test_html_report_has_the_per_layer_chart_and_look_thumbnails(eval_run):
         assert float(value) == pytest.approx(summary["configs"][config]["metrics"]["look"][layer]["recall@10"]["mean"], abs=1e-4)
     assert html.count("data:image/png;base64,") >= 3  # look image, planted product, results
     assert "similar" in html and "no near-duplicates" in html
+    assert 'class="framing"' in html and "Detection without hints" in html and "gender accuracy" in html
 
 
 def test_bad_input_fails_with_a_clear_message(tiny_sample, tmp_path):

@@ -10,7 +10,14 @@ import pytest
 
 from looksync.quality.evaluation import EvalConfig, EvalError, compare, score_query, summarise
 from looksync.quality.evaluation.harness import look_task, similar_relevance
-from looksync.quality.evaluation.scoring import ScoredQuery
+from looksync.quality.evaluation.scoring import (
+    Detection,
+    ScoredQuery,
+    detection_breakdown,
+    framing_breakdown,
+    framing_value,
+    presence_scores,
+)
 from tests.factories import make_product
 
 
@@ -85,7 +92,8 @@ def fake_truth(tmp_path: Path):
 def test_perfect_fake_searcher_scores_recall_one(fake_truth):
     config = EvalConfig.parse("perfect=LookSync-Tiny:random:0")
     searcher = _GroundTruthSearcher(fake_truth.looks, "perfect")
-    scored = look_task(searcher, fake_truth, config, k=10)
+    scored, detections = look_task(searcher, fake_truth, config, k=10)
+    assert detections == []  # hints given: nothing detected
     assert {q.query_id for q in scored} == {"look-001:topwear", "look-001:bottomwear", "look-002:topwear", "look-002:footwear"}
     assert all(q.metrics["recall@1"] == 1.0 and q.metrics["mrr"] == 1.0 for q in scored)
     assert all(q.metrics["violation_rate"] == 0.0 for q in scored)  # a unisex result is allowed for a gender filter
@@ -98,9 +106,9 @@ def test_perfect_fake_searcher_scores_recall_one(fake_truth):
 
 def test_wrong_market_results_score_zero_and_count_as_violations(fake_truth):
     config = EvalConfig.parse("wrong=LookSync-Tiny:random:0")
-    scored = look_task(_GroundTruthSearcher(fake_truth.looks, "wrong"), fake_truth, config, k=10)
+    scored, _ = look_task(_GroundTruthSearcher(fake_truth.looks, "wrong"), fake_truth, config, k=10)
     assert all(q.metrics["recall@10"] == 0.0 and q.metrics["violation_rate"] == 1.0 for q in scored)
-    perfect = look_task(_GroundTruthSearcher(fake_truth.looks, "perfect"), fake_truth, config, k=10)
+    perfect, _ = look_task(_GroundTruthSearcher(fake_truth.looks, "perfect"), fake_truth, config, k=10)
     diff = compare(scored, perfect, n_resamples=50)["look"]["all"]["recall@10"]
     assert diff["difference"] == 1.0 and diff["ci_low"] == 1.0  # every query pair differs by exactly 1
 
@@ -164,3 +172,84 @@ def test_config_spec_overrides_regions_and_crop_weight():
 def test_bad_config_spec_names_the_problem(spec, message):
     with pytest.raises(EvalError, match=message):
         EvalConfig.parse(spec)
+
+
+class _DetectingSearcher:
+    """FAKE searcher, for testing the no-hint scoring only: with no layers asked it answers the layers
+    and gender it was told to "detect", each with the planted product first where there is one."""
+
+    def __init__(self, looks: dict, found: dict[str, tuple[list[str], str]]):
+        self.looks, self.found, self.calls = looks, found, []
+
+    def search_look(self, image, request):
+        self.calls.append(request)
+        look_id, look = next((k, v) for k, v in self.looks.items() if v["market"] == request.market)
+        layers, gender = self.found[look_id]
+        return {
+            "gender": gender,
+            "layers": [{"layer": layer, "query": layer,
+                        "products": [_summary(look["products"].get(layer, "other"), request.market, layer, gender)]}
+                       for layer in layers],  # fmt: skip
+        }
+
+
+def test_nohint_looks_give_only_the_market_and_score_what_was_detected(fake_truth):
+    fake_truth.looks["look-002"]["products"]["bag"] = "p5"  # planted, but out of frame: never asked, never wrong
+    fake_truth.looks["look-002"]["in_frame"] = {"topwear": True, "footwear": True, "bag": False}
+    searcher = _DetectingSearcher(
+        fake_truth.looks,
+        {"look-001": (["topwear", "headwear"], "women"), "look-002": (["topwear", "bag"], "women")},
+    )
+    config = EvalConfig.parse("nohint=LookSync-Tiny:random:0")
+    scored, detections = look_task(searcher, fake_truth, config, k=10, hints=False)
+    assert all(c.gender is None and c.layers is None and c.market for c in searcher.calls)
+    recall = {q.query_id: q.metrics["recall@10"] for q in scored if q.task == "look_nohint"}
+    # the bag is out of frame: not scored; footwear was not detected: scores zero
+    assert recall == {"look-001:topwear": 1.0, "look-001:bottomwear": 0.0, "look-002:topwear": 1.0,
+                      "look-002:footwear": 0.0}  # fmt: skip
+    scores = presence_scores(detections)
+    # found: topwear x2 (TP), headwear (FP), bag (ignored); missed: bottomwear, footwear
+    assert scores["presence"] == {"tp": 2, "fp": 1, "fn": 2, "precision": round(2 / 3, 4), "recall": 0.5}
+    assert scores["layers"]["headwear"] == {"tp": 0, "fp": 1, "fn": 0, "precision": 0.0, "recall": None}
+    assert scores["layers"]["topwear"]["precision"] == scores["layers"]["topwear"]["recall"] == 1.0
+    assert "bag" not in scores["layers"]
+    assert scores["gender_accuracy"] == 0.5 and scores["looks"] == 2
+
+
+def test_framing_breakdown_means_per_value():
+    def q(look_id: str, layer: str, recall: float, task: str = "look") -> ScoredQuery:
+        metrics = {"recall@1": recall, "recall@10": recall, "mrr": recall / 2}
+        return ScoredQuery(task, layer, f"{look_id}:{layer}", "", [], ["x"], metrics)
+
+    framings = {
+        "look-001": {"variant": "fixed"},
+        "vlook-001": {"variant": "varied", "aspect": "16:9", "scale": 0.45, "mirrored": True, "pose": "raised"},
+        "vlook-002": {"variant": "varied", "aspect": "16:9", "scale": 0.95, "mirrored": False, "pose": "walking"},
+        "vlook-003": {"variant": "varied", "aspect": "9:16", "scale": 0.7, "mirrored": False, "pose": "raised"},
+    }
+    queries = [q("look-001", "topwear", 1.0), q("look-001", "footwear", 1.0), q("vlook-001", "topwear", 1.0),
+               q("vlook-001", "bag", 0.0), q("vlook-002", "topwear", 0.0), q("vlook-003", "topwear", 1.0),
+               q("vlook-003", "topwear", 0.0, task="text_title")]  # fmt: skip
+    out = framing_breakdown(queries, framings, ("look",))
+    assert set(out) == {"look"}
+    assert out["look"]["variant"] == {
+        "fixed": {"queries": 2, "looks": 1, "recall@1": 1.0, "recall@10": 1.0, "mrr": 0.5},
+        "varied": {"queries": 4, "looks": 3, "recall@1": 0.5, "recall@10": 0.5, "mrr": 0.25},
+    }
+    assert {v: e["recall@10"] for v, e in out["look"]["aspect"].items()} == {"fixed": 1.0, "16:9": round(1 / 3, 4), "9:16": 1.0}
+    assert {v: e["queries"] for v, e in out["look"]["scale"].items()} == {"fixed": 2, "<0.6": 2, ">=0.8": 1, "0.6-0.8": 1}
+    assert {v: e["recall@10"] for v, e in out["look"]["mirrored"].items()} == {"fixed": 1.0, "true": 0.5, "false": 0.5}
+    assert out["look"]["pose"]["raised"]["looks"] == 2
+    assert framing_value(None, "pose") == "fixed"  # ground truth from before framings
+
+
+def test_detection_breakdown_splits_fixed_from_varied():
+    fixed = Detection("look-001", {"topwear"}, {"topwear"}, "men", "men", framing={"variant": "fixed"})
+    varied = Detection("vlook-001", {"topwear", "bag"}, {"topwear"}, "men", "women",
+                       framing={"variant": "varied", "novel": True})  # fmt: skip
+    out = detection_breakdown([fixed, varied])
+    assert out["all"]["gender_accuracy"] == 0.5 and out["all"]["presence"]["recall"] == round(2 / 3, 4)
+    assert out["variant"]["fixed"]["gender_accuracy"] == 1.0 and out["variant"]["fixed"]["presence"]["recall"] == 1.0
+    assert out["variant"]["varied"]["presence"] == {"tp": 1, "fp": 0, "fn": 1, "precision": 1.0, "recall": 0.5}
+    assert set(out["novel"]) == {"fixed", "true"}
+    assert presence_scores([])["gender_accuracy"] is None

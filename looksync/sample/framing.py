@@ -1,0 +1,402 @@
+"""Varied looks: the sample's dressed figure posed, cropped, rotated, mirrored, scaled and placed on
+canvases of every aspect, with ground truth per garment (box, visible share, in-frame flag).
+
+The figure is first drawn dressed on the fixed 384x640 frame of ``compose_look`` (without the bag), then
+posed piecewise: each arm (upper arm and forearm, sleeves included) and each leg is a segment turned
+about its joint (shoulder, elbow, hip), so sleeves follow the arm. The bag is drawn last, at the hip or
+in the hand. Every pixel keeps a label (which layer, or the figure, is on top there) and a bit set of
+the layers whose garment covers it, and both travel through the same geometry as the colours; the ground
+truth is counted from them, never guessed:
+
+- ``visible``: the share of the garment's pixels that are on top and inside the crop;
+- ``frame_share``: the share of the garment's pixels inside the crop, whatever is drawn over them;
+- ``in_frame``: ``frame_share >= IN_FRAME_MIN`` (a half-body look has no footwear in frame);
+- ``boxes``: the box around the garment's visible pixels on the final canvas (absent when none are).
+
+The split (``VARIATION["heldout"]``): one pose family, one aspect and one figure style are never drawn
+for ``train`` looks; ``heldout`` looks draw every value, so an evaluation on them measures framings
+training never saw beside ones it did, and the breakdown by framing tells them apart.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageOps
+
+from looksync.sample.drawing import draw_garment, drawing_data, garment_mask, look_box
+
+POSE_FAMILIES = ("standing", "raised", "bent", "hand_on_hip", "holding_bag", "walking")
+ASPECTS = {"9:16": (360, 640), "3:4": (480, 640), "1:1": (576, 576), "4:3": (640, 480), "16:9": (640, 360)}
+CROPS = ("full", "three_quarter", "half")
+FIGURE_STYLES = ("flat", "outlined")
+BACKGROUNDS = ("plain", "gradient", "textured")
+VARIATION = {
+    "heldout": {"pose": "hand_on_hip", "aspect": "4:3", "style": "outlined"},  # never drawn for training looks
+    "scale": (0.4, 1.0),  # figure height (after the crop) / canvas height, before fitting the width
+    "rotation_deg": 8.0,
+}
+SPLITS = ("train", "heldout")
+IN_FRAME_MIN = 0.5
+
+# the fixed frame's joints (pixels of the 384x640 frame; "l" is the image's left)
+_SHOULDER = {"l": (131.0, 142.0), "r": (253.0, 142.0)}
+_ELBOW = {"l": (113.0, 234.0), "r": (271.0, 234.0)}
+_HAND = {"l": (104.0, 330.0), "r": (280.0, 330.0)}
+_HIP = {"l": (165.0, 322.0), "r": (219.0, 322.0)}
+# crop lines (y of the fixed frame): half-body just under the waist, three-quarter above the knees-to-shins
+_CROP_Y = {"half": 330, "three_quarter": 470}
+_PAD = (128, 120)  # room around the fixed frame for raised arms and turned legs
+_FIGURE, _SEGMENTS = 1, ("leg_l", "leg_r", "torso", "upper_l", "fore_l", "upper_r", "fore_r")
+
+
+@dataclass(frozen=True)
+class Framing:
+    """How one varied look is framed (recorded in its ground truth)."""
+
+    pose: str
+    aspect: str
+    crop: str
+    style: str
+    background: str
+    mirrored: bool
+    scale: float  # requested figure height / canvas height
+    rotation: float
+    position: tuple[float, float]  # where the figure sits in the free space, 0..1 each way
+
+    def to_json(self) -> dict[str, Any]:
+        held = VARIATION["heldout"]
+        return {
+            "variant": "varied",
+            "pose": self.pose,
+            "aspect": self.aspect,
+            "crop": self.crop,
+            "style": self.style,
+            "background": self.background,
+            "mirrored": self.mirrored,
+            "scale": round(self.scale, 3),
+            "rotation": round(self.rotation, 2),
+            "novel": any(getattr(self, key) == value for key, value in held.items()),
+        }
+
+
+def draw_framing(rng: random.Random, split: str) -> Framing:
+    """One framing for a look of ``split``: ``train`` never draws a held-out value."""
+    if split not in SPLITS:
+        raise ValueError(f"split {split!r} is not one of {', '.join(SPLITS)}")
+    held = VARIATION["heldout"]
+
+    def pick(key: str, values: tuple[str, ...]) -> str:
+        allowed = [v for v in values if split == "heldout" or v != held.get(key)]
+        return rng.choice(allowed)
+
+    lo, hi = VARIATION["scale"]
+    return Framing(
+        pose=pick("pose", POSE_FAMILIES),
+        aspect=pick("aspect", tuple(ASPECTS)),
+        crop=rng.choice(CROPS),
+        style=pick("style", FIGURE_STYLES),
+        background=rng.choice(BACKGROUNDS),
+        mirrored=rng.random() < 0.5,
+        scale=rng.uniform(lo, hi),
+        rotation=rng.uniform(-VARIATION["rotation_deg"], VARIATION["rotation_deg"]),
+        position=(rng.random(), rng.random()),
+    )
+
+
+# ---- the figure in the fixed frame ------------------------------------------------------------------
+
+
+def draw_styled_figure(canvas: Image.Image, skin: tuple[int, ...], hair: tuple[int, ...], style: str) -> None:
+    """The fixed frame's figure: ``flat`` is ``compose_look``'s mannequin; ``outlined`` has long hair,
+    a face and dark outlines."""
+    from looksync.sample.drawing import draw_figure, mix
+
+    if style == "flat":
+        draw_figure(canvas, skin, hair)
+        return
+    if style != "outlined":
+        raise ValueError(f"figure style {style!r} is not one of {', '.join(FIGURE_STYLES)}")
+    draw = ImageDraw.Draw(canvas)
+    draw.polygon([(150, 56), (234, 56), (248, 196), (136, 196)], fill=tuple(hair))  # long hair behind
+    line = mix(skin, (0, 0, 0), 0.45)
+    for item in drawing_data()["look_image"]["figure"]:
+        fill = tuple(skin) if item["colour"] == "skin" else tuple(hair)
+        if "poly" in item:
+            draw.polygon([tuple(p) for p in item["poly"]], fill=fill, outline=line, width=2)
+        elif "ellipse" in item:
+            draw.ellipse(item["ellipse"], fill=fill, outline=line, width=2)
+        else:
+            draw.rectangle(item["rect"], fill=fill, outline=line, width=2)
+    for x in (178, 206):  # eyes, brows, mouth
+        draw.ellipse([x - 4, 74, x + 4, 82], fill=(250, 250, 250), outline=line)
+        draw.ellipse([x - 2, 76, x + 2, 80], fill=(40, 30, 30))
+        draw.line([(x - 6, 68), (x + 6, 67)], fill=tuple(hair), width=2)
+    draw.line([(184, 102), (200, 102)], fill=(170, 70, 70), width=2)
+
+
+def _segment_map(height: int, width: int) -> np.ndarray:
+    """Which segment each pixel of the fixed frame belongs to (index into ``_SEGMENTS``)."""
+    y, x = np.mgrid[0:height, 0:width]
+    seg = np.full((height, width), _SEGMENTS.index("torso"), dtype=np.uint8)
+    legs = (y >= 352) | ((y >= 330) & (x >= 131) & (x <= 253))
+    seg[legs & (x < 192)] = _SEGMENTS.index("leg_l")
+    seg[legs & (x >= 192)] = _SEGMENTS.index("leg_r")
+    arm_rows = (y >= 120) & (y < 352)
+    for side, outside in (("l", x < 131), ("r", x > 253)):
+        seg[arm_rows & outside & (y < 234)] = _SEGMENTS.index(f"upper_{side}")
+        seg[arm_rows & outside & (y >= 234)] = _SEGMENTS.index(f"fore_{side}")
+    return seg
+
+
+def _rotation(pivot: tuple[float, float], degrees: float) -> np.ndarray:
+    """3x3 forward map turning points by ``degrees`` about ``pivot`` (image axes: +y down)."""
+    a = math.radians(degrees)
+    c, s = math.cos(a), math.sin(a)
+    px, py = pivot
+    return np.array([[c, -s, px - c * px + s * py], [s, c, py - s * px - c * py], [0.0, 0.0, 1.0]])
+
+
+def _apply(matrix: np.ndarray, point: tuple[float, float]) -> tuple[float, float]:
+    x, y, _ = matrix @ np.array([point[0], point[1], 1.0])
+    return (float(x), float(y))
+
+
+def pose_angles(pose: str, rng: random.Random) -> dict[str, float]:
+    """Outward turn of each upper arm and leg, and the inward bend of each forearm, in degrees."""
+    a = {"upper_l": rng.uniform(2, 8), "upper_r": rng.uniform(2, 8), "fore_l": 0.0, "fore_r": 0.0,
+         "leg_l": rng.uniform(0, 3), "leg_r": rng.uniform(0, 3)}  # fmt: skip
+    sides = ["l", "r"]
+    if pose == "raised":
+        for side in rng.choice([["l"], ["r"], sides]):
+            a[f"upper_{side}"], a[f"fore_{side}"] = rng.uniform(140, 168), rng.uniform(-25, 0)
+    elif pose == "bent":
+        for side in sides:
+            a[f"upper_{side}"], a[f"fore_{side}"] = rng.uniform(8, 25), rng.uniform(60, 105)
+    elif pose == "hand_on_hip":
+        for side in rng.choice([["l"], ["r"], sides]):
+            a[f"upper_{side}"], a[f"fore_{side}"] = rng.uniform(35, 45), rng.uniform(75, 85)
+    elif pose == "holding_bag":
+        a["upper_r"], a["fore_r"] = rng.uniform(4, 14), rng.uniform(55, 85)
+    elif pose == "walking":
+        swing = rng.uniform(8, 15)
+        a["upper_l"], a["upper_r"] = swing, -swing * 0.6
+        a["leg_l"], a["leg_r"] = rng.uniform(6, 12), rng.uniform(6, 12)
+    elif pose != "standing":
+        raise ValueError(f"pose family {pose!r} is not one of {', '.join(POSE_FAMILIES)}")
+    return a
+
+
+def _segment_matrices(angles: dict[str, float]) -> dict[str, np.ndarray]:
+    """Forward maps of every segment in the padded frame."""
+    shift = np.array([[1.0, 0.0, _PAD[0]], [0.0, 1.0, _PAD[1]], [0.0, 0.0, 1.0]])
+    out = {"torso": shift}
+    for side, sign in (("l", 1.0), ("r", -1.0)):  # outward is +angle on the image's left, -angle on its right
+        upper = _rotation(_SHOULDER[side], sign * angles[f"upper_{side}"])
+        fore = upper @ _rotation(_ELBOW[side], -sign * angles[f"fore_{side}"])
+        out[f"upper_{side}"], out[f"fore_{side}"] = shift @ upper, shift @ fore
+        out[f"leg_{side}"] = shift @ _rotation(_HIP[side], sign * angles[f"leg_{side}"])
+    return out
+
+
+def _warp_nearest(
+    arrays: list[np.ndarray], inverse: np.ndarray, shape: tuple[int, int]
+) -> tuple[list[np.ndarray], np.ndarray]:
+    """Sample ``arrays`` (same height and width) at ``inverse`` of every output pixel; also the mask
+    of output pixels whose source lies inside."""
+    height, width = shape
+    y, x = np.mgrid[0:height, 0:width]
+    sx = np.rint(inverse[0, 0] * x + inverse[0, 1] * y + inverse[0, 2]).astype(np.int64)
+    sy = np.rint(inverse[1, 0] * x + inverse[1, 1] * y + inverse[1, 2]).astype(np.int64)
+    src_h, src_w = arrays[0].shape[:2]
+    inside = (sx >= 0) & (sx < src_w) & (sy >= 0) & (sy < src_h)
+    sx, sy = np.clip(sx, 0, src_w - 1), np.clip(sy, 0, src_h - 1)
+    return [a[sy, sx] for a in arrays], inside
+
+
+@dataclass
+class PosedFigure:
+    rgb: np.ndarray  # H x W x 3
+    label: np.ndarray  # H x W: 0 nothing, 1 figure, 2 + i the i-th layer of ``layers`` on top
+    cover: np.ndarray  # H x W bit set: bit i when the i-th layer's garment covers the pixel
+    layers: list[str]
+    hand: dict[str, tuple[float, float]]
+
+
+def pose_figure(products: dict[str, Any], framing: Framing, rng: random.Random) -> PosedFigure:
+    """The dressed figure in the fixed frame, posed per ``framing.pose``, in the padded frame."""
+    spec = drawing_data()["look_image"]
+    width, height = spec["size"]
+    canvas = Image.new("RGB", (width, height), (0, 0, 0))
+    draw_styled_figure(canvas, tuple(rng.choice(spec["skin_tones"])), tuple(rng.choice(spec["hair_colours"])),
+                       framing.style)  # fmt: skip
+    figure = Image.new("RGB", (width, height), (0, 0, 0))
+    draw_styled_figure(figure, (255, 255, 255), (255, 255, 255), "flat")
+    if framing.style == "outlined":
+        draw_styled_figure(figure, (255, 255, 255), (255, 255, 255), "outlined")
+    label = np.where(np.asarray(figure.convert("L")) > 0, _FIGURE, 0).astype(np.uint8)
+    layers = [layer for layer in spec["draw_order"] if layer in products]
+    cover = np.zeros((height, width), dtype=np.uint16)
+    for i, layer in enumerate(layers):
+        if layer == "bag":
+            continue  # drawn after posing, where the hand or hip puts it
+        product = products[layer]
+        box = look_box(product.category)
+        draw_garment(canvas, product.category, product.draw_rgb, product.pattern, box,
+                     pattern_period=product.pattern_period)  # fmt: skip
+        mask = np.asarray(garment_mask(product.category, box, canvas.size)) > 0
+        label[mask] = 2 + i
+        cover[mask] |= np.uint16(1 << i)
+    rgb = np.asarray(canvas).copy()
+
+    angles = pose_angles(framing.pose, rng)
+    matrices = _segment_matrices(angles)
+    seg = _segment_map(height, width)
+    out_shape = (height + 2 * _PAD[1], width + 2 * _PAD[0])
+    out_rgb = np.zeros((*out_shape, 3), dtype=np.uint8)
+    out_label = np.zeros(out_shape, dtype=np.uint8)
+    out_cover = np.zeros(out_shape, dtype=np.uint16)
+    for name in _SEGMENTS:  # legs, torso, then arms over them
+        (s_rgb, s_label, s_cover, s_seg), inside = _warp_nearest(
+            [rgb, label, cover, seg], np.linalg.inv(matrices[name]), out_shape
+        )
+        mine = inside & (s_seg == _SEGMENTS.index(name))
+        drawn = mine & (s_label > 0)
+        out_rgb[drawn], out_label[drawn] = s_rgb[drawn], s_label[drawn]
+        out_cover[mine] |= s_cover[mine]
+    hand = {side: _apply(matrices[f"fore_{side}"], _HAND[side]) for side in ("l", "r")}
+
+    if "bag" in products:
+        i = layers.index("bag")
+        product = products["bag"]
+        x0, y0, x1, y1 = look_box(product.category)
+        if framing.pose == "holding_bag":  # hangs from the right hand: its top edge at the hand
+            hx, hy = hand["r"]
+            dx, dy = hx - (x0 + x1) / 2, hy - 8 - y0
+        else:  # at the hip, as on the fixed frame
+            dx, dy = _PAD
+        box = (round(x0 + dx), round(y0 + dy), round(x1 + dx), round(y1 + dy))
+        image = Image.fromarray(out_rgb)
+        draw_garment(image, product.category, product.draw_rgb, product.pattern, box,
+                     pattern_period=product.pattern_period)  # fmt: skip
+        mask = np.asarray(garment_mask(product.category, box, image.size)) > 0
+        out_rgb = np.asarray(image).copy()
+        out_label[mask] = 2 + i
+        out_cover[mask] |= np.uint16(1 << i)
+    return PosedFigure(out_rgb, out_label, out_cover, layers, hand)
+
+
+# ---- framing on a canvas ----------------------------------------------------------------------------
+
+
+def background(size: tuple[int, int], kind: str, rng: random.Random) -> Image.Image:
+    """A plain, gradient or textured backdrop."""
+    width, height = size
+
+    def colour(lo: int = 150, hi: int = 250) -> np.ndarray:
+        return np.array([rng.randint(lo, hi) for _ in range(3)], dtype=np.float64)
+
+    if kind == "plain":
+        return Image.new("RGB", size, tuple(int(c) for c in colour()))
+    if kind == "gradient":
+        a, b = colour(), colour(90, 240)
+        angle = rng.uniform(0, math.pi)
+        y, x = np.mgrid[0:height, 0:width]
+        t = (x * math.cos(angle) + y * math.sin(angle)).astype(np.float64)
+        t = (t - t.min()) / max(1.0, float(t.max() - t.min()))
+        return Image.fromarray((a + (b - a) * t[..., None]).astype(np.uint8))
+    if kind == "textured":
+        np_rng = np.random.default_rng(rng.randrange(2**32))
+        base = colour(120, 230)
+        noise = np_rng.normal(0, 10, (height, width, 1))
+        y, x = np.mgrid[0:height, 0:width]
+        period = rng.randint(12, 48)
+        if rng.random() < 0.5:  # stripes at an angle
+            angle = rng.uniform(0, math.pi)
+            wave = np.sin((x * math.cos(angle) + y * math.sin(angle)) * 2 * math.pi / period)
+        else:  # tiles
+            wave = np.sign(np.sin(x * 2 * math.pi / period) * np.sin(y * 2 * math.pi / period))
+        pixels = base + noise + 14 * wave[..., None] * (np_rng.random(3) - 0.5) * 2
+        return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+    raise ValueError(f"background {kind!r} is not one of {', '.join(BACKGROUNDS)}")
+
+
+@dataclass
+class FramedLook:
+    image: Image.Image
+    boxes: dict[str, list[int]]  # layer -> visible box on the canvas
+    visible: dict[str, float]
+    frame_share: dict[str, float]
+    in_frame: dict[str, bool]
+    framing: dict[str, Any]
+
+
+def frame_look(products: dict[str, Any], framing: Framing, rng: random.Random) -> FramedLook:
+    """Pose, crop, rotate, mirror, scale and place the dressed figure; count the ground truth."""
+    posed = pose_figure(products, framing, rng)
+    rows, cols = np.nonzero(posed.label)
+    top, bottom = int(rows.min()), int(rows.max()) + 1
+    if framing.crop != "full":
+        bottom = min(bottom, _CROP_Y[framing.crop] + _PAD[1])
+    in_rows = posed.label[top:bottom] > 0
+    used = np.nonzero(in_rows.any(axis=0))[0]
+    left, right = int(used.min()), int(used.max()) + 1
+    margin = 6
+    crop = (max(0, left - margin), max(0, top - margin), min(posed.label.shape[1], right + margin),
+            min(posed.label.shape[0], bottom))  # fmt: skip
+
+    # ground truth shares, counted in the posed frame
+    x0, y0, x1, y1 = crop
+    boxed_label, boxed_cover = posed.label[y0:y1, x0:x1], posed.cover[y0:y1, x0:x1]
+    visible, frame_share = {}, {}
+    for i, layer in enumerate(posed.layers):
+        bit = np.uint16(1 << i)
+        total = int(((posed.cover & bit) > 0).sum())
+        visible[layer] = round(int((boxed_label == 2 + i).sum()) / max(1, total), 3)
+        frame_share[layer] = round(int(((boxed_cover & bit) > 0).sum()) / max(1, total), 3)
+
+    alpha = Image.fromarray(np.where(posed.label > 0, 255, 0).astype(np.uint8)).crop(crop)
+    rgba = Image.fromarray(posed.rgb).convert("RGBA").crop(crop)
+    rgba.putalpha(alpha)
+    labels = Image.fromarray(posed.label).crop(crop)
+    rgba = rgba.rotate(framing.rotation, resample=Image.Resampling.BILINEAR, expand=True)
+    labels = labels.rotate(framing.rotation, resample=Image.Resampling.NEAREST, expand=True)
+    if framing.mirrored:
+        rgba, labels = ImageOps.mirror(rgba), ImageOps.mirror(labels)
+
+    width, height = ASPECTS[framing.aspect]
+    fig_w, fig_h = rgba.size
+    target_h = framing.scale * height
+    target_h = min(target_h, height, width * fig_h / fig_w)  # the whole (cropped) figure fits
+    target_w = max(8, round(target_h * fig_w / fig_h))
+    target_h = max(8, round(target_h))
+    rgba = rgba.resize((target_w, target_h), Image.Resampling.BILINEAR)
+    labels = labels.resize((target_w, target_h), Image.Resampling.NEAREST)
+    px = round(framing.position[0] * (width - target_w))
+    py = round(framing.position[1] * (height - target_h))
+    if framing.crop != "full":  # a cropped figure is cut by the canvas's bottom edge, as a photo would be
+        py = height - target_h
+    canvas = background((width, height), framing.background, rng)
+    canvas.paste(rgba, (px, py), rgba)
+    final = np.zeros((height, width), dtype=np.uint8)
+    final[py : py + target_h, px : px + target_w] = np.asarray(labels)
+
+    boxes = {}
+    for i, layer in enumerate(posed.layers):
+        ys, xs = np.nonzero(final == 2 + i)
+        if len(xs):
+            boxes[layer] = [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1]
+    info = framing.to_json()
+    info["scale"] = round(target_h / height, 3)  # what the figure got after fitting the canvas
+    return FramedLook(
+        image=canvas,
+        boxes=boxes,
+        visible=visible,
+        frame_share=frame_share,
+        in_frame={layer: share >= IN_FRAME_MIN for layer, share in frame_share.items()},
+        framing=info,
+    )

@@ -1,0 +1,298 @@
+"""Detection heads: which layers a look shows and whose look it is, read from its regions, for look
+searches sent without hints (no gender, no layers).
+
+Zero-shot on the whole look does poorly with a small CLIP model (issue 8's note: gender right on 40% of
+looks, layers found with precision 0.39 / recall 0.16), so small logistic heads are trained on the
+region finder's own crops of generated training looks (``looksync heads train``):
+
+- presence, one head per layer: the layer's main region crop vector next to the whole look's vector ->
+  "this layer's garment is in the look"; a layer the finder reports out of frame is not asked;
+- gender: the whole look's vector next to the mean of the region crops' vectors -> women or men.
+
+Heads belong to one CLIP model (its ``model_id``) and one region finder; ``LocalQueryGenerator`` uses
+them only when both match, so vectors from another model are never fed to them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+HEADS_FORMAT = 1
+GENDERS = ("women", "men")  # the gender head's two classes; the second is the positive one
+
+
+class DetectionHeadsError(ValueError):
+    """A detection heads file is missing, unreadable or for another model or finder."""
+
+
+@dataclass
+class LogisticHead:
+    weights: np.ndarray  # (d,)
+    bias: float
+
+    def prob(self, x: np.ndarray) -> np.ndarray:
+        z = np.asarray(x, dtype=np.float64) @ self.weights + self.bias
+        return 1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, *, l2: float = 1e-3, steps: int = 400, lr: float = 0.5) -> LogisticHead:
+    """L2-regularised logistic regression by full-batch gradient descent, classes weighted to balance."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if x.ndim != 2 or len(x) != len(y) or not len(y):
+        raise ValueError(f"fit_logistic: x {x.shape} and y {y.shape} do not match")
+    positives = y.sum()
+    if positives in (0, len(y)):  # one class only: a constant head
+        p = float(np.clip(positives / len(y), 1e-3, 1 - 1e-3))
+        return LogisticHead(np.zeros(x.shape[1]), float(np.log(p / (1 - p))))
+    sample_w = np.where(y > 0.5, len(y) / (2 * positives), len(y) / (2 * (len(y) - positives)))
+    scale = float(np.abs(x).std() or 1.0)
+    xs = x / scale
+    w, b = np.zeros(x.shape[1]), 0.0
+    for _ in range(steps):
+        p = 1.0 / (1.0 + np.exp(-np.clip(xs @ w + b, -40, 40)))
+        g = sample_w * (p - y) / len(y)
+        w -= lr * (xs.T @ g + l2 * w)
+        b -= lr * float(g.sum())
+    return LogisticHead(w / scale, b)
+
+
+def presence_features(crop: np.ndarray, whole: np.ndarray) -> np.ndarray:
+    return np.concatenate([np.asarray(crop, dtype=np.float64), np.asarray(whole, dtype=np.float64)])
+
+
+def gender_features(whole: np.ndarray, crops: Iterable[np.ndarray]) -> np.ndarray:
+    crops = [np.asarray(c, dtype=np.float64) for c in crops]
+    mean = np.mean(crops, axis=0) if crops else np.zeros_like(whole, dtype=np.float64)
+    return np.concatenate([np.asarray(whole, dtype=np.float64), mean])
+
+
+@dataclass
+class Detected:
+    layers: list[str]  # most likely first
+    gender: str
+    probs: dict[str, float]  # layer -> presence probability
+    gender_prob: float  # probability of GENDERS[1]
+
+
+@dataclass
+class DetectionHeads:
+    model_id: str
+    region_finder: str
+    presence: dict[str, LogisticHead]
+    gender: LogisticHead
+    threshold: float = 0.5
+    meta: dict[str, Any] = field(default_factory=dict)  # training figures
+
+    def detect(self, crops: dict[str, np.ndarray], whole: np.ndarray, max_layers: int = 6) -> Detected:
+        """Layers whose presence probability reaches the threshold (at least the most likely one) and
+        the more likely gender, from each placed layer's crop vector and the whole look's vector."""
+        probs = {
+            layer: float(self.presence[layer].prob(presence_features(vector, whole)))
+            for layer, vector in crops.items()
+            if layer in self.presence
+        }
+        ranked = sorted(probs, key=lambda layer: probs[layer], reverse=True)
+        layers = [layer for layer in ranked if probs[layer] >= self.threshold][:max_layers] or ranked[:1]
+        gender_prob = float(self.gender.prob(gender_features(whole, crops.values())))
+        return Detected(layers, GENDERS[int(gender_prob >= 0.5)], probs, gender_prob)
+
+    def save(self, path: Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {f"presence/{layer}": head.weights for layer, head in self.presence.items()}
+        arrays["gender"] = self.gender.weights
+        meta = {
+            "format": HEADS_FORMAT,
+            "model_id": self.model_id,
+            "region_finder": self.region_finder,
+            "threshold": self.threshold,
+            "bias": {**{f"presence/{layer}": h.bias for layer, h in self.presence.items()}, "gender": self.gender.bias},
+            "meta": self.meta,
+        }
+        with path.open("wb") as out:
+            np.savez(out, __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> DetectionHeads:
+        path = Path(path).expanduser()
+        if not path.is_file():
+            raise DetectionHeadsError(f"{path}: detection heads file not found; train one with `looksync heads train`")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                meta = json.loads(bytes(data["__meta__"]).decode())
+                arrays = {k: np.array(data[k]) for k in data.files if k != "__meta__"}
+        except (OSError, ValueError, KeyError) as exc:
+            raise DetectionHeadsError(f"{path}: not a detection heads file ({exc})") from None
+        if meta.get("format") != HEADS_FORMAT:
+            raise DetectionHeadsError(f"{path}: heads format {meta.get('format')!r}, expected {HEADS_FORMAT}")
+        bias = meta["bias"]
+        presence = {
+            k.split("/", 1)[1]: LogisticHead(v, float(bias[k])) for k, v in arrays.items() if k.startswith("presence/")
+        }
+        return cls(meta["model_id"], meta["region_finder"], presence, LogisticHead(arrays["gender"], float(bias["gender"])),
+                   float(meta["threshold"]), meta.get("meta", {}))  # fmt: skip
+
+    def check(self, model_id: str, region_finder: str) -> None:
+        if self.model_id != model_id:
+            raise DetectionHeadsError(f"detection heads were trained on {self.model_id}, the encoder is {model_id}")
+        if self.region_finder != region_finder:
+            raise DetectionHeadsError(
+                f"detection heads were trained on the {self.region_finder!r} region finder's crops, "
+                f"the engine uses {region_finder!r}"
+            )
+
+
+# ---- training ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class LookExample:
+    """One training look: its image and what it holds."""
+
+    image: Any  # PIL image
+    gender: str
+    present: set[str]  # planted layers in frame
+    unsure: set[str] = field(default_factory=set)  # planted, mostly out of frame: not a training example
+
+
+def look_examples(ground_truth: dict[str, dict[str, Any]], looks_dir: Path) -> list[LookExample]:
+    """Training looks from a generated sample's ground truth (``looks/ground_truth.json``)."""
+    from PIL import Image
+
+    examples = []
+    for look_id, truth in sorted(ground_truth.items()):
+        in_frame = truth.get("in_frame", {})
+        present = {layer for layer in truth["products"] if in_frame.get(layer, True)}
+        with Image.open(Path(looks_dir) / f"{look_id}.png") as image:
+            examples.append(
+                LookExample(image.convert("RGB"), truth["gender"], present, set(truth["products"]) - present)
+            )
+    return examples
+
+
+def region_vectors(
+    place: Callable[[Any, list[str]], Any], encoder: Any, look: Any, layers: Sequence[str]
+) -> tuple[dict[str, np.ndarray], np.ndarray, Any]:
+    """Each placed layer's main-region crop vector and the whole look's vector, in one batch; also the
+    placement (its ``absent`` layers have no vector)."""
+    from looksync.search.regions import box_crops
+
+    placement = place(look, list(layers))
+    placed = [layer for layer in layers if layer in placement.boxes]
+    boxes = [placement.boxes[layer][0] for layer in placed] + [(0, 0, look.size[0], look.size[1])]
+    vectors = box_crops(look, encoder, boxes).vectors
+    return dict(zip(placed, vectors[:-1], strict=True)), vectors[-1], placement
+
+
+def train_heads(
+    examples: Sequence[LookExample],
+    encoder: Any,
+    place: Callable[[Any, list[str]], Any],
+    region_finder: str,
+    layers: Sequence[str],
+    *,
+    echo: Callable[[str], None] = log.info,
+) -> DetectionHeads:
+    """Fit the presence and gender heads on the region finder's crops of ``examples``."""
+    started = time.perf_counter()
+    x_presence: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}
+    y_presence: dict[str, list[int]] = {layer: [] for layer in layers}
+    x_gender, y_gender = [], []
+    for i, example in enumerate(examples):
+        crops, whole, _ = region_vectors(place, encoder, example.image, layers)
+        for layer, vector in crops.items():
+            if layer in example.unsure:
+                continue
+            x_presence[layer].append(presence_features(vector, whole))
+            y_presence[layer].append(int(layer in example.present))
+        if example.gender in GENDERS:
+            x_gender.append(gender_features(whole, crops.values()))
+            y_gender.append(GENDERS.index(example.gender))
+        if (i + 1) % 100 == 0:
+            echo(f"heads: {i + 1}/{len(examples)} looks embedded")
+    presence = {
+        layer: fit_logistic(np.array(x_presence[layer]), np.array(y_presence[layer]))
+        for layer in layers
+        if x_presence[layer]
+    }
+    if not x_gender:
+        raise ValueError("no training look has a gender among " + ", ".join(GENDERS))
+    gender = fit_logistic(np.array(x_gender), np.array(y_gender))
+    meta = {
+        "looks": len(examples),
+        "examples": {layer: len(v) for layer, v in y_presence.items()},
+        "positives": {layer: int(sum(v)) for layer, v in y_presence.items()},
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    return DetectionHeads(encoder.model_id, region_finder, presence, gender, meta=meta)
+
+
+def validate_heads(
+    heads: DetectionHeads, examples: Sequence[LookExample], encoder: Any, place: Callable
+) -> dict[str, Any]:
+    """Presence precision/recall (pooled) and gender accuracy of ``heads`` on ``examples``."""
+    tp = fp = fn = right = 0
+    for example in examples:
+        crops, whole, _ = region_vectors(place, encoder, example.image, list(heads.presence))
+        found = heads.detect(crops, whole)
+        chosen = set(found.layers) - example.unsure
+        tp += len(chosen & example.present)
+        fp += len(chosen - example.present)
+        fn += len(example.present - chosen)
+        right += found.gender == example.gender
+    return {
+        "looks": len(examples),
+        "presence_precision": round(tp / max(1, tp + fp), 4),
+        "presence_recall": round(tp / max(1, tp + fn), 4),
+        "gender_accuracy": round(right / max(1, len(examples)), 4),
+    }
+
+
+def train_from_sample(
+    settings: Any,
+    encoder: Any,
+    train_root: Path,
+    *,
+    size: int = 600,
+    seed: int = 101,
+    fixed_looks: int = 60,
+    varied_looks: int = 300,
+    validation_share: float = 0.2,
+    echo: Callable[[str], None] = log.info,
+) -> DetectionHeads:
+    """Generate training looks under ``train_root`` (their own catalog, the ``train`` framing split: no
+    held-out pose family, aspect or figure style), fit the heads on the settings' region finder's crops,
+    and measure them on the last ``validation_share`` of the looks (kept out of the fit)."""
+    from looksync.catalog.taxonomy import get_taxonomy
+    from looksync.sample import generate_sample
+    from looksync.search.region_finders import make_region_finder
+
+    manifest = generate_sample(train_root, size=size, seed=seed, n_looks=fixed_looks, n_varied_looks=varied_looks,
+                               varied_split="train")  # fmt: skip
+    truth = json.loads(manifest.ground_truth_path.read_text(encoding="utf-8"))
+    examples = look_examples(truth, manifest.looks_dir)
+    order = np.random.default_rng(seed).permutation(len(examples))
+    cut = int(len(examples) * (1 - validation_share))
+    fit_set, held = [examples[i] for i in order[:cut]], [examples[i] for i in order[cut:]]
+    finder = make_region_finder(settings.region_finder, encoder, settings=settings)
+    place = getattr(finder, "place", None)
+    if place is None:
+        raise DetectionHeadsError(f"region finder {settings.region_finder!r} places no regions; use pose or layout")
+    echo(f"heads: {len(fit_set)} training looks, {len(held)} validation looks, regions {finder.name}")
+    heads = train_heads(fit_set, encoder, place, finder.name, list(get_taxonomy().layers), echo=echo)
+    if held:
+        heads.meta["validation"] = validate_heads(heads, held, encoder, place)
+    heads.meta["sample"] = {"size": size, "seed": seed, "fixed_looks": fixed_looks, "varied_looks": varied_looks}
+    return heads

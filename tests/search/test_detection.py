@@ -1,0 +1,148 @@
+"""Detection heads: logistic heads, their file, their use by the local query generator for looks sent
+without hints, and training on a generated sample's looks."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from looksync.search.detection import (
+    DetectionHeads,
+    DetectionHeadsError,
+    LogisticHead,
+    fit_logistic,
+    look_examples,
+    train_heads,
+    validate_heads,
+)
+
+
+def _const(bias: float, dim: int) -> LogisticHead:
+    return LogisticHead(np.zeros(dim), bias)
+
+
+def test_fit_logistic_separates_separable_data_and_balances_classes():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(300, 8))
+    y = (x[:, 2] - 0.5 * x[:, 5] > 1.0).astype(int)  # about 1 in 6 positive
+    head = fit_logistic(x, y, steps=800)
+    predicted = head.prob(x) >= 0.5
+    assert (predicted == y).mean() > 0.9
+    assert predicted[y == 1].mean() > 0.85  # the rare class is not given up
+    constant = fit_logistic(x, np.zeros(300))
+    assert np.all(constant.prob(x) < 0.01) and not constant.weights.any()
+    with pytest.raises(ValueError, match="do not match"):
+        fit_logistic(x, y[:10])
+
+
+def test_detect_thresholds_keeps_the_best_layer_and_reads_gender():
+    dim = 4
+    heads = DetectionHeads(
+        "M@1", "pose",
+        presence={"topwear": _const(3.0, 2 * dim), "footwear": _const(1.0, 2 * dim), "bag": _const(-2.0, 2 * dim)},
+        gender=_const(-3.0, 2 * dim),
+    )  # fmt: skip
+    crops = {layer: np.ones(dim) for layer in ("topwear", "footwear", "bag", "eyewear")}  # eyewear: no head
+    found = heads.detect(crops, np.ones(dim))
+    assert found.layers == ["topwear", "footwear"] and found.gender == "women"
+    assert set(found.probs) == {"topwear", "footwear", "bag"} and found.probs["bag"] < 0.5
+    assert heads.detect(crops, np.ones(dim), max_layers=1).layers == ["topwear"]
+    # nothing above the threshold: still the most likely layer
+    assert heads.detect({"bag": np.ones(dim)}, np.ones(dim)).layers == ["bag"]
+
+
+def test_heads_file_round_trip_and_checks(tmp_path):
+    rng = np.random.default_rng(1)
+    heads = DetectionHeads("M@1", "pose", {"topwear": LogisticHead(rng.normal(size=6), 0.3)},
+                           LogisticHead(rng.normal(size=6), -0.2), threshold=0.4, meta={"looks": 3})  # fmt: skip
+    path = heads.save(tmp_path / "h" / "heads.npz")
+    back = DetectionHeads.load(path)
+    x = rng.normal(size=(5, 6))
+    assert np.allclose(back.presence["topwear"].prob(x), heads.presence["topwear"].prob(x))
+    assert np.allclose(back.gender.prob(x), heads.gender.prob(x))
+    assert (back.model_id, back.region_finder, back.threshold, back.meta) == ("M@1", "pose", 0.4, {"looks": 3})
+    back.check("M@1", "pose")
+    with pytest.raises(DetectionHeadsError, match="trained on M@1, the encoder is N@2"):
+        back.check("N@2", "pose")
+    with pytest.raises(DetectionHeadsError, match="'pose' region finder's crops, the engine uses 'layout'"):
+        back.check("M@1", "layout")
+    with pytest.raises(DetectionHeadsError, match="not found"):
+        DetectionHeads.load(tmp_path / "nope.npz")
+    (tmp_path / "bad.npz").write_bytes(b"not an npz")
+    with pytest.raises(DetectionHeadsError, match="not a detection heads file"):
+        DetectionHeads.load(tmp_path / "bad.npz")
+
+
+@pytest.fixture(scope="module")
+def tiny_encoder():
+    from embeddings import load_encoder
+
+    return load_encoder("LookSync-Tiny", "random:0", device="cpu")
+
+
+def test_the_local_generator_reads_layers_and_gender_from_the_heads_without_hints(tiny_encoder):
+    from embeddings.zeroshot import ZeroShot
+    from looksync.catalog.taxonomy import get_taxonomy
+    from looksync.search.querygen import LocalQueryGenerator
+    from looksync.search.regions import Placement, pixel_boxes
+
+    taxonomy = get_taxonomy()
+    dim = 2 * tiny_encoder.dim
+    heads = DetectionHeads(
+        tiny_encoder.model_id, "test",
+        presence={layer: _const(4.0 if layer in ("topwear", "footwear") else -4.0, dim) for layer in taxonomy.layers},
+        gender=_const(4.0, dim),
+    )  # fmt: skip
+    calls = []
+
+    def placer(look, layers):  # every layer at the top half, footwear out of frame
+        calls.append(list(layers))
+        boxes = {layer: [pixel_boxes(look.size, [(0.0, 0.0, 1.0, 0.5)])[0]] for layer in layers if layer != "footwear"}
+        absent = {"footwear": "out of frame"} if "footwear" in layers else {}
+        return Placement(boxes=boxes, source="test", absent=absent)
+
+    generator = LocalQueryGenerator(tiny_encoder, ZeroShot(tiny_encoder, taxonomy), taxonomy, layout=False,
+                                    placer=placer, heads=heads)  # fmt: skip
+    look = Image.new("RGB", (120, 200), (200, 30, 40))
+    out = generator.generate(look)
+    assert calls == [list(taxonomy.layers)]  # placed once, every layer
+    assert [q.layer for q in out.layers] == ["topwear"] and out.gender == "men"
+    assert out.absent == {"footwear": "out of frame"} and out.region_source == "test"
+    assert "detection" in out.timings_ms
+    # hints given: the heads only fill what is missing
+    calls.clear()
+    hinted = generator.generate(look, layers=["bottomwear"])
+    assert [q.layer for q in hinted.layers] == ["bottomwear"] and hinted.gender == "men"
+    both = generator.generate(look, layers=["bag"], gender="women")
+    assert [q.layer for q in both.layers] == ["bag"] and both.gender == "women"
+    assert calls[-1] == ["bag"]  # with every hint given, the heads are not run
+
+
+def test_heads_train_on_generated_looks(tiny_encoder, tmp_path):
+    from looksync.catalog.taxonomy import get_taxonomy
+    from looksync.sample import generate_sample
+    from looksync.search.regions import layout_placement
+
+    manifest = generate_sample(tmp_path / "s", size=90, seed=4, n_looks=8, n_varied_looks=16, varied_split="train")
+    truth = json.loads(manifest.ground_truth_path.read_text())
+    examples = look_examples(truth, manifest.looks_dir)
+    assert len(examples) == 24
+    cropped = [e for e in examples if e.unsure]
+    assert cropped and all(not (e.unsure & e.present) for e in cropped)
+
+    taxonomy = get_taxonomy()
+
+    def place(look, layers):
+        return layout_placement(taxonomy, look.size, layers)
+
+    heads = train_heads(examples, tiny_encoder, place, "layout", list(taxonomy.layers))
+    assert heads.model_id == tiny_encoder.model_id and heads.region_finder == "layout"
+    footwear = sum("footwear" in e.present for e in examples)
+    assert heads.meta["positives"]["footwear"] == footwear
+    assert heads.meta["examples"]["footwear"] == sum("footwear" not in e.unsure for e in examples)
+    figures = validate_heads(heads, examples, tiny_encoder, place)
+    assert figures["looks"] == 24 and 0.0 <= figures["presence_precision"] <= 1.0
+    assert figures["presence_recall"] > 0.5  # fitted on these very looks: it finds most of their layers
