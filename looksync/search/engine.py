@@ -46,7 +46,12 @@ CLOSE_TIMEOUT_S = 10.0  # how long close() waits for the background build to rea
 
 
 class InvalidRequest(ValueError):
-    """The caller asked for something invalid (unknown market, layer, bad k...)."""
+    """The caller asked for something invalid (unknown market, layer, bad k...); ``field`` names the
+    request field at fault when one is."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 class NotReady(RuntimeError):
@@ -76,21 +81,21 @@ class LookSearchRequest:
 
     def validate(self, taxonomy: Taxonomy) -> None:
         if self.rerank not in RERANK_MODES:
-            raise InvalidRequest(f"rerank {self.rerank!r} is not one of {', '.join(RERANK_MODES)}")
+            raise InvalidRequest(f"rerank {self.rerank!r} is not one of {', '.join(RERANK_MODES)}", field="rerank")
         if self.market is not None and self.market not in taxonomy.markets:
-            raise InvalidRequest(f"market {self.market!r} is not one of {', '.join(taxonomy.markets)}")
+            raise InvalidRequest(f"market {self.market!r} is not one of {', '.join(taxonomy.markets)}", field="market")
         if self.gender is not None and self.gender not in taxonomy.genders:
-            raise InvalidRequest(f"gender {self.gender!r} is not one of {', '.join(taxonomy.genders)}")
+            raise InvalidRequest(f"gender {self.gender!r} is not one of {', '.join(taxonomy.genders)}", field="gender")
         unknown = [layer for layer in self.layers or [] if layer not in taxonomy.layers]
         if unknown:
-            raise InvalidRequest(f"unknown layer(s) {unknown}; known: {', '.join(taxonomy.layers)}")
+            raise InvalidRequest(f"unknown layer(s) {unknown}; known: {', '.join(taxonomy.layers)}", field="layers")
         if self.layers is not None and not self.layers:
-            raise InvalidRequest("layers, when given, must name at least one layer")
+            raise InvalidRequest("layers, when given, must name at least one layer", field="layers")
         if not 1 <= self.k <= MAX_K:
-            raise InvalidRequest(f"k must be between 1 and {MAX_K}, got {self.k}")
+            raise InvalidRequest(f"k must be between 1 and {MAX_K}, got {self.k}", field="k")
         f = self.filters
         if f.price_min is not None and f.price_max is not None and f.price_min > f.price_max:
-            raise InvalidRequest(f"price_min {f.price_min} is above price_max {f.price_max}")
+            raise InvalidRequest(f"price_min {f.price_min} is above price_max {f.price_max}", field="filters.price_min")
 
 
 @dataclass
@@ -160,10 +165,10 @@ class SearchRequest:
         if not has_image and not (self.text and self.text.strip()):
             raise InvalidRequest("give a text, an image, or both")
         if self.text is not None and len(self.text) > 500:
-            raise InvalidRequest(f"text is {len(self.text)} characters; at most 500")
+            raise InvalidRequest(f"text is {len(self.text)} characters; at most 500", field="text")
         unknown = [c for c in self.categories or [] if c not in taxonomy.categories]
         if unknown:
-            raise InvalidRequest(f"unknown categor(y/ies) {unknown}; known: {', '.join(taxonomy.categories)}")
+            raise InvalidRequest(f"unknown categor(y/ies) {unknown}; known: {', '.join(taxonomy.categories)}", field="categories")
 
 
 class SearchEvents:
