@@ -31,6 +31,7 @@ from looksync.search.querygen import LLMQueryGenerator, LocalQueryGenerator, Que
 from looksync.search.region_finders import make_region_finder
 from looksync.search.regions import RegionFinder
 from looksync.search.rerank import RERANK_MODES, LayerCandidates, Reranker
+from looksync.search.singleflight import SingleFlight
 from looksync.settings import Settings
 
 if TYPE_CHECKING:
@@ -201,6 +202,11 @@ class SearchEngine:
         self.encoder = encoder
         self.index = index
         self.cache = cache
+        # one computation per look cache key at a time (across workers when the cache is Redis)
+        self.flights = SingleFlight(
+            redis_client=getattr(cache, "client", None), timeout_s=settings.look_flight_timeout_s,
+            prefix=getattr(cache, "prefix", "looksync:") + "flight:",
+        )  # fmt: skip
         self.taxonomy = taxonomy or get_taxonomy()
         self.llm = llm
         self.events = events or SearchEvents()
@@ -385,16 +391,41 @@ class SearchEngine:
         version = self.check_ready()
         timer = Timer()
         degraded: list[str] = []
-        key = None
-        if look_sha256 and self.settings.look_cache_ttl_s > 0:
-            key = self.look_cache_key(look_sha256, request, version)
-            with timer.stage("cache"):
-                cached = self._cache_get("look", key, degraded)
-            if cached is not None:
-                response = json.loads(cached)
-                response.update(cache="hit", timings_ms={k: round(v, 2) for k, v in timer.timings_ms.items()})
-                return response
+        if not (look_sha256 and self.settings.look_cache_ttl_s > 0):
+            return self._compute_look(look, request, version, None, timer, degraded)
+        key = self.look_cache_key(look_sha256, request, version)
+        with timer.stage("cache"):
+            cached = self._cache_get("look", key, degraded)
+        if cached is not None:
+            response = json.loads(cached)
+            response.update(cache="hit", timings_ms={k: round(v, 2) for k, v in timer.timings_ms.items()})
+            return response
+        # identical looks asked at the same time: one computes, the others wait for its answer (in this
+        # process; across workers through a Redis lock, unless the cache was just found down)
+        started = time.perf_counter()
+        response, role = self.flights.run(
+            key,
+            lambda: self._compute_look(look, request, version, key, timer, degraded),
+            lambda: self._look_from_cache(key),
+            across_workers=not degraded,
+        )
+        if role != "leader":
+            timer.timings_ms["single_flight_wait"] = (time.perf_counter() - started) * 1000
+            if role == "waited":
+                self.events.cache("look", "hit")
+                response["cache"] = "hit"
+            response["timings_ms"] = {k: round(v, 2) for k, v in timer.timings_ms.items()}
+        return response
 
+    def _look_from_cache(self, key: str) -> dict[str, Any] | None:
+        try:
+            cached = self.cache.get(key)
+        except CacheUnavailable:
+            return None
+        return json.loads(cached) if cached is not None else None
+
+    def _compute_look(self, look: Image, request: LookSearchRequest, version: str, key: str | None, timer: Timer,
+                      degraded: list[str]) -> dict[str, Any]:  # fmt: skip
         with timer.stage("query_generation"):
             generated = self.query_generator.generate(look, layers=request.layers, gender=request.gender)
         for stage, ms in generated.timings_ms.items():  # the region finder's steps, out of query generation
