@@ -170,6 +170,9 @@ class Settings(BaseSettings):
     pose_person_mask: bool = True  # no pose: the person box from the selfie-segmentation mask
     search_dedup_cosine: float | None = Field(default=None, ge=-1, le=1)  # image cosine of near-duplicates; None = off
     look_cache_ttl_s: int = Field(default=900, ge=0)  # whole look responses; keyed by live index version too
+    # single-flight for identical looks: the longest a request waits for another one computing the same look
+    # (and the Redis lock's time-out, so a worker that dies holding it is waited for at most this long)
+    look_flight_timeout_s: float = Field(default=30.0, gt=0, le=600)
     # search service latency (issue 7): text vectors of the local query vocabulary, per model id
     text_vocab_precompute: Literal["off", "background", "blocking"] = "background"  # at service start
     text_vocab_dir: Path | None = None  # where the tables are saved; default: <data_dir>/textvec

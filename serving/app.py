@@ -16,6 +16,7 @@ from looksync.settings import Settings, get_settings
 from serving import context
 from serving.errors import ApiError, register_error_handlers
 from serving.metrics import ServiceMetrics
+from serving.validation import read_chunked_body
 
 log = logging.getLogger("looksync.service")
 
@@ -54,6 +55,9 @@ def create_app(settings: Settings | None = None, engine: SearchEngine | None = N
             # compare against every key without short-circuiting, in constant time per key
             if not any([hmac.compare_digest(given, key) for key in keys]):  # noqa: C419
                 raise ApiError(401, "unauthorized", "missing or invalid X-API-Key header")
+
+    # after the key check: an unauthenticated chunked body is not read
+    app.before_request(read_chunked_body)
 
     @app.after_request
     def _finish(response):

@@ -1,4 +1,5 @@
-"""Every error leaves the service as JSON ``{"error": {"code", "message"}}``; no stack traces."""
+"""Every error leaves the service as JSON ``{"error": {"code", "message"}}`` (and ``"field"`` when one
+request field is at fault); no stack traces."""
 
 from __future__ import annotations
 
@@ -16,25 +17,29 @@ log = logging.getLogger(__name__)
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, code: str, message: str):
+    def __init__(self, status: int, code: str, message: str, field: str | None = None):
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.field = field
 
 
-def error_response(status: int, code: str, message: str):
-    return jsonify({"error": {"code": code, "message": message}}), status
+def error_response(status: int, code: str, message: str, field: str | None = None):
+    error = {"code": code, "message": message}
+    if field is not None:
+        error["field"] = field
+    return jsonify({"error": error}), status
 
 
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(ApiError)
     def _api_error(err: ApiError):
-        return error_response(err.status, err.code, err.message)
+        return error_response(err.status, err.code, err.message, err.field)
 
     @app.errorhandler(InvalidRequest)
     def _invalid(err: InvalidRequest):
-        return error_response(400, "invalid_request", str(err))
+        return error_response(400, "invalid_request", str(err), err.field)
 
     @app.errorhandler(FetchError)
     def _bad_image(err: FetchError):
@@ -65,5 +70,20 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(err: Exception):
+        if _is_body_framing_error(err):
+            # gunicorn parses a chunked body while the app reads it: a bad chunk is the client's mistake
+            return error_response(400, "invalid_request_body", f"the request body is malformed: {err}")
         log.exception("unhandled error")
         return error_response(500, "internal_error", "internal error; see the service log")
+
+
+def _is_body_framing_error(err: Exception) -> bool:
+    """gunicorn's parse errors raised from ``wsgi.input`` while the app reads the body (bad chunk size,
+    missing chunk terminator, the body ending early), not the ones that are the app's own fault."""
+    try:
+        from gunicorn.http import errors as gunicorn_errors
+    except ImportError:  # pragma: no cover - gunicorn is a dependency; other servers raise their own
+        return False
+    app_faults = (gunicorn_errors.InvalidResponseHeader, gunicorn_errors.InvalidResponseHeaderName,
+                  gunicorn_errors.ConfigurationProblem)  # fmt: skip
+    return isinstance(err, (gunicorn_errors.ParseException, gunicorn_errors.NoMoreData)) and not isinstance(err, app_faults)

@@ -14,11 +14,14 @@ import re
 import threading
 from pathlib import Path
 
-from flask import Blueprint, current_app, jsonify, render_template, request, send_file
+from flask import Blueprint, current_app, jsonify, render_template, send_file
 
 from looksync.quality.judging import InvalidRating, JudgingStoreError, RatingStore, build_report, parse_submission
 from serving.context import engine
 from serving.errors import ApiError, error_response
+from serving.inputs import query
+from serving.models import ReportQuery
+from serving.validation import json_body, require_media_type
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +74,8 @@ def report_page():
 
 @bp.post("/v1/judgments")
 def submit_judgments():
-    body = request.get_json(silent=True)
-    if body is None:
-        raise ApiError(400, "invalid_json", "send a JSON object: {judge_id, look_id|look_sha256, model_id, ratings: [...]}")
+    require_media_type("application/json")
+    body = json_body()  # bounded depth, clean strings, finite numbers; parse_submission checks every field
     ratings = parse_submission(body, layers=engine().taxonomy.layers)
     ids = rating_store().add(ratings)
     log.info("judgments stored", extra={"judge_id": ratings[0].judge_id, "count": len(ids), "model_id": ratings[0].model_id})
@@ -82,7 +84,7 @@ def submit_judgments():
 
 @bp.get("/v1/judgments/report")
 def judgments_report():
-    model_id = request.args.get("model_id") or None
+    model_id = query(ReportQuery).model_id or None
     return jsonify(build_report(rating_store().ratings(model_id=model_id)))
 
 

@@ -6,28 +6,16 @@ import html
 import json
 
 from flask import Blueprint, Response, jsonify
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from serving.models import FORM_FIELDS, LookSearchParams, ProductPath, ReportQuery, SearchParams, SimilarQuery
+
+REQUEST_MODELS = (LookSearchParams, SearchParams, SimilarQuery, ReportQuery)
 
 bp = Blueprint("openapi", __name__)
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
-_FILTERS = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {
-        "brands_include": {"type": "array", "items": {"type": "string"}},
-        "brands_exclude": {"type": "array", "items": {"type": "string"}},
-        "price_min": {"type": "number", "description": "in the market's currency"},
-        "price_max": {"type": "number"},
-        "sizes": {"type": "array", "items": {"type": "string"}, "description": "a product matches if it has any"},
-        "in_stock": {"type": "boolean"},
-    },
-}
-_COMMON = {
-    "market": {"type": "string", "enum": ["IN", "US", "JP"]},
-    "gender": {"type": "string", "enum": ["women", "men", "unisex"]},
-    "k": {"type": "integer", "minimum": 1, "maximum": 100, "default": 10},
-    "filters": {"$ref": "#/components/schemas/Filters"},
-}
 _PRODUCT = {
     "type": "object",
     "properties": {
@@ -100,40 +88,54 @@ def _json(schema: dict, description: str = "OK") -> dict:
     return {"200": {"description": description, "content": {"application/json": {"schema": schema}}}}
 
 
-def _image_body(extra: dict, required_image: bool) -> dict:
-    json_schema = {
-        "type": "object",
-        "properties": {
-            "image_base64": {"type": "string", "format": "byte"},
-            "image_url": {"type": "string", "format": "uri", "description": "fetched with the ingestion guards"},
-            **_COMMON,
-            **extra,
-        },
-    }
+def _path_param(model: type[BaseModel], name: str) -> dict:
+    schema = {k: v for k, v in model.model_json_schema()["properties"][name].items() if k != "title"}
+    return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
+def request_schemas() -> dict[str, dict]:
+    """The JSON schemas of the request models (``serving.models``), as components: what the service
+    validates is what the document says."""
+    _, defs = models_json_schema([(m, "validation") for m in REQUEST_MODELS], ref_template="#/components/schemas/{model}")
+    return defs["$defs"]
+
+
+def _image_body(model: type[BaseModel], required_image: bool) -> dict:
     multipart = {
         "type": "object",
         "properties": {
             "image": {"type": "string", "format": "binary"},
-            "params": {"type": "string", "description": "the JSON parameters as a string"},
+            "params": {"type": "string", "description": f"the JSON parameters ({model.__name__}, without image_base64) as a string"},
+            **{name: {"type": "string", "maxLength": 2048 if name == "image_url" else 500} for name in FORM_FIELDS[model]},
         },
         **({"required": ["image"]} if required_image else {}),
     }
     return {
         "required": True,
-        "content": {"application/json": {"schema": json_schema}, "multipart/form-data": {"schema": multipart}},
+        "content": {
+            "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}},
+            "multipart/form-data": {"schema": multipart},
+        },
     }
 
 
-def _query_params() -> list[dict]:
-    params = [
-        ("market", "string"), ("gender", "string"), ("k", "integer"), ("layers", "string"), ("categories", "string"),
-        ("brands_include", "string"), ("brands_exclude", "string"), ("price_min", "number"),
-        ("price_max", "number"), ("sizes", "string"), ("in_stock", "boolean"),
-    ]
-    return [{"name": n, "in": "query", "required": False, "schema": {"type": t}} for n, t in params]
+def _query_params(model: type[BaseModel]) -> list[dict]:
+    """A query model's fields as query parameters: optional values without their null branch; lists are
+    sent comma-separated (one string), as the service reads them."""
+    params = []
+    for name, prop in model.model_json_schema()["properties"].items():
+        schema = next((s for s in prop.get("anyOf", [prop]) if s.get("type") != "null"), prop)
+        schema = {k: v for k, v in schema.items() if k not in ("title", "default")}
+        if schema.get("type") == "array":
+            schema = {"type": "string", "description": "comma-separated list"}
+        description = prop.get("description") or schema.pop("description", None)
+        params.append({"name": name, "in": "query", "required": False, "schema": schema,
+                       **({"description": description} if description else {})})  # fmt: skip
+    return params
 
 
 def openapi_document() -> dict:
+    _PRODUCT_ID = _path_param(ProductPath, "product_id")  # noqa: N806
     look_layer = {
         "type": "object",
         "properties": {
@@ -203,13 +205,17 @@ def openapi_document() -> dict:
         "components": {
             "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
             "schemas": {
-                "Filters": _FILTERS,
+                **request_schemas(),
                 "Error": {
                     "type": "object",
                     "properties": {
                         "error": {
                             "type": "object",
-                            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                            "properties": {
+                                "code": {"type": "string"},
+                                "message": {"type": "string"},
+                                "field": {"type": "string", "description": "the request field at fault, when one is"},
+                            },
                             "required": ["code", "message"],
                         }
                     },
@@ -221,44 +227,21 @@ def openapi_document() -> dict:
             "/v1/looks/search": {
                 "post": {
                     "summary": "Products for each garment layer of a look",
-                    "requestBody": _image_body(
-                        {
-                            "layers": {"type": "array", "items": {"type": "string"}},
-                            "rerank": {"type": "string", "enum": ["auto", "llm", "local", "off"]},
-                            "outfit": {
-                                "type": "object",
-                                "description": "assemble one in-stock product per layer whose total is within the budget (needs market)",
-                                "properties": {
-                                    "budget": {"type": "number", "exclusiveMinimum": 0, "maximum": 1e9},
-                                    "currency": {"type": "string", "description": "the market's currency"},
-                                },
-                                "required": ["budget", "currency"],
-                                "additionalProperties": False,
-                            },
-                        },
-                        required_image=True,
-                    ),
-                    "responses": {**_json(look_response), **_errors(400, 401, 413, 503)},
+                    "requestBody": _image_body(LookSearchParams, required_image=True),
+                    "responses": {**_json(look_response), **_errors(400, 401, 413, 415, 503)},
                 }
             },
             "/v1/search": {
                 "post": {
                     "summary": "Text, image, or image + text modifier search",
-                    "requestBody": _image_body(
-                        {
-                            "text": {"type": "string", "maxLength": 500},
-                            "layers": {"type": "array", "items": {"type": "string"}},
-                            "categories": {"type": "array", "items": {"type": "string"}},
-                        },
-                        required_image=False,
-                    ),
-                    "responses": {**_json(list_response), **_errors(400, 401, 413, 503)},
+                    "requestBody": _image_body(SearchParams, required_image=False),
+                    "responses": {**_json(list_response), **_errors(400, 401, 413, 415, 503)},
                 }
             },
             "/v1/products/{product_id}": {
                 "get": {
                     "summary": "One product of the live index",
-                    "parameters": [{"name": "product_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "parameters": [_PRODUCT_ID],
                     "responses": {**_json({"type": "object"}), **_errors(401, 404, 503)},
                 }
             },
@@ -266,8 +249,8 @@ def openapi_document() -> dict:
                 "get": {
                     "summary": "Products similar to one product (same layer unless `layers` says otherwise)",
                     "parameters": [
-                        {"name": "product_id", "in": "path", "required": True, "schema": {"type": "string"}},
-                        *_query_params(),
+                        _PRODUCT_ID,
+                        *_query_params(SimilarQuery),
                     ],
                     "responses": {**_json(list_response), **_errors(400, 401, 404, 501, 503)},
                 }
@@ -275,7 +258,7 @@ def openapi_document() -> dict:
             "/v1/products/{product_id}/thumbnail": {
                 "get": {
                     "summary": "The thumbnail of a product's current image (Cache-Control: no-cache; revalidate by ETag)",
-                    "parameters": [{"name": "product_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                    "parameters": [_PRODUCT_ID],
                     "responses": {**_THUMBNAIL, **_errors(401, 404, 503)},
                 }
             },
@@ -294,6 +277,7 @@ def openapi_document() -> dict:
                     "summary": "Store a judge's 1-5 ratings of returned products (all or none; the judging tool at /judge)",
                     "requestBody": {"required": True, "content": {"application/json": {"schema": _JUDGMENTS}}},
                     "responses": {
+                        **_errors(415),
                         "201": {"description": "stored", "content": {"application/json": {"schema": {
                             "type": "object",
                             "properties": {"ids": {"type": "array", "items": {"type": "integer"}}, "count": {"type": "integer"}},
@@ -305,7 +289,7 @@ def openapi_document() -> dict:
             "/v1/judgments/report": {
                 "get": {
                     "summary": "Mean opinion score per criterion and model with 95% intervals, and inter-judge agreement",
-                    "parameters": [{"name": "model_id", "in": "query", "required": False, "schema": {"type": "string"}}],
+                    "parameters": _query_params(ReportQuery),
                     "responses": {**_json({"type": "object"}), **_errors(401, 503)},
                 }
             },

@@ -77,6 +77,11 @@ class RedisCache:
         self.prefix = prefix
         self._client = redis.Redis.from_url(url, socket_timeout=0.2, socket_connect_timeout=0.2)
 
+    @property
+    def client(self):
+        """The Redis client (the look search's single-flight lock uses the same server)."""
+        return self._client
+
     def get(self, key: str) -> bytes | None:
         import redis
 

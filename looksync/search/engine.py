@@ -32,6 +32,7 @@ from looksync.search.querygen import LLMQueryGenerator, LocalQueryGenerator, Que
 from looksync.search.region_finders import make_region_finder
 from looksync.search.regions import RegionFinder
 from looksync.search.rerank import RERANK_MODES, LayerCandidates, Reranker
+from looksync.search.singleflight import SingleFlight
 from looksync.settings import Settings
 
 if TYPE_CHECKING:
@@ -47,7 +48,12 @@ CLOSE_TIMEOUT_S = 10.0  # how long close() waits for the background build to rea
 
 
 class InvalidRequest(ValueError):
-    """The caller asked for something invalid (unknown market, layer, bad k...)."""
+    """The caller asked for something invalid (unknown market, layer, bad k...); ``field`` names the
+    request field at fault when one is."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 class NotReady(RuntimeError):
@@ -72,30 +78,6 @@ class OutfitRequest:
     budget: float
     currency: str
 
-    @classmethod
-    def parse(cls, value: Any) -> OutfitRequest | None:
-        """From the request's ``outfit`` object (or its JSON text, from a form field); None when absent."""
-        if value is None:
-            return None
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except ValueError as exc:
-                raise InvalidRequest(f"outfit must be a JSON object like {{\"budget\": 150, \"currency\": \"USD\"}}: {exc}") from None
-        if not isinstance(value, dict):
-            raise InvalidRequest('outfit must be an object like {"budget": 150, "currency": "USD"}')
-        unknown = sorted(set(value) - {"budget", "currency"})
-        if unknown:
-            raise InvalidRequest(f"outfit: unknown field(s) {unknown}; known: budget, currency")
-        budget, currency = value.get("budget"), value.get("currency")
-        if isinstance(budget, bool) or not isinstance(budget, int | float):
-            raise InvalidRequest(f"outfit.budget must be a number, got {budget!r}")
-        if not (0 < budget <= MAX_BUDGET):  # also refuses NaN and infinities
-            raise InvalidRequest(f"outfit.budget must be above 0 and at most {MAX_BUDGET:.0f}, got {budget!r}")
-        if not isinstance(currency, str) or not currency:
-            raise InvalidRequest("outfit.currency must be a currency code such as USD")
-        return cls(budget=float(budget), currency=currency.strip().upper())
-
 
 @dataclass
 class LookSearchRequest:
@@ -114,28 +96,30 @@ class LookSearchRequest:
 
     def validate(self, taxonomy: Taxonomy) -> None:
         if self.rerank not in RERANK_MODES:
-            raise InvalidRequest(f"rerank {self.rerank!r} is not one of {', '.join(RERANK_MODES)}")
+            raise InvalidRequest(f"rerank {self.rerank!r} is not one of {', '.join(RERANK_MODES)}", field="rerank")
         if self.market is not None and self.market not in taxonomy.markets:
-            raise InvalidRequest(f"market {self.market!r} is not one of {', '.join(taxonomy.markets)}")
+            raise InvalidRequest(f"market {self.market!r} is not one of {', '.join(taxonomy.markets)}", field="market")
         if self.gender is not None and self.gender not in taxonomy.genders:
-            raise InvalidRequest(f"gender {self.gender!r} is not one of {', '.join(taxonomy.genders)}")
+            raise InvalidRequest(f"gender {self.gender!r} is not one of {', '.join(taxonomy.genders)}", field="gender")
         unknown = [layer for layer in self.layers or [] if layer not in taxonomy.layers]
         if unknown:
-            raise InvalidRequest(f"unknown layer(s) {unknown}; known: {', '.join(taxonomy.layers)}")
+            raise InvalidRequest(f"unknown layer(s) {unknown}; known: {', '.join(taxonomy.layers)}", field="layers")
         if self.layers is not None and not self.layers:
-            raise InvalidRequest("layers, when given, must name at least one layer")
+            raise InvalidRequest("layers, when given, must name at least one layer", field="layers")
         if not 1 <= self.k <= MAX_K:
-            raise InvalidRequest(f"k must be between 1 and {MAX_K}, got {self.k}")
+            raise InvalidRequest(f"k must be between 1 and {MAX_K}, got {self.k}", field="k")
         f = self.filters
         if f.price_min is not None and f.price_max is not None and f.price_min > f.price_max:
-            raise InvalidRequest(f"price_min {f.price_min} is above price_max {f.price_max}")
+            raise InvalidRequest(f"price_min {f.price_min} is above price_max {f.price_max}", field="filters.price_min")
         if self.outfit is not None:
             market = self.market or f.market
             if market is None:
-                raise InvalidRequest("outfit needs market: prices are compared in the market's currency")
+                raise InvalidRequest("outfit needs market: prices are compared in the market's currency", field="market")
             currency = taxonomy.currency_of(market)
             if self.outfit.currency != currency:
-                raise InvalidRequest(f"outfit.currency {self.outfit.currency!r}: market {market} prices in {currency}")
+                raise InvalidRequest(
+                    f"outfit.currency {self.outfit.currency!r}: market {market} prices in {currency}", field="outfit.currency"
+                )
 
 
 @dataclass
@@ -205,10 +189,10 @@ class SearchRequest:
         if not has_image and not (self.text and self.text.strip()):
             raise InvalidRequest("give a text, an image, or both")
         if self.text is not None and len(self.text) > 500:
-            raise InvalidRequest(f"text is {len(self.text)} characters; at most 500")
+            raise InvalidRequest(f"text is {len(self.text)} characters; at most 500", field="text")
         unknown = [c for c in self.categories or [] if c not in taxonomy.categories]
         if unknown:
-            raise InvalidRequest(f"unknown categor(y/ies) {unknown}; known: {', '.join(taxonomy.categories)}")
+            raise InvalidRequest(f"unknown categor(y/ies) {unknown}; known: {', '.join(taxonomy.categories)}", field="categories")
 
 
 class SearchEvents:
@@ -241,6 +225,11 @@ class SearchEngine:
         self.encoder = encoder
         self.index = index
         self.cache = cache
+        # one computation per look cache key at a time (across workers when the cache is Redis)
+        self.flights = SingleFlight(
+            redis_client=getattr(cache, "client", None), timeout_s=settings.look_flight_timeout_s,
+            prefix=getattr(cache, "prefix", "looksync:") + "flight:",
+        )  # fmt: skip
         self.taxonomy = taxonomy or get_taxonomy()
         self.llm = llm
         self.events = events or SearchEvents()
@@ -431,16 +420,41 @@ class SearchEngine:
         version = self.check_ready()
         timer = Timer()
         degraded: list[str] = []
-        key = None
-        if look_sha256 and self.settings.look_cache_ttl_s > 0:
-            key = self.look_cache_key(look_sha256, request, version)
-            with timer.stage("cache"):
-                cached = self._cache_get("look", key, degraded)
-            if cached is not None:
-                response = json.loads(cached)
-                response.update(cache="hit", timings_ms={k: round(v, 2) for k, v in timer.timings_ms.items()})
-                return response
+        if not (look_sha256 and self.settings.look_cache_ttl_s > 0):
+            return self._compute_look(look, request, version, None, timer, degraded)
+        key = self.look_cache_key(look_sha256, request, version)
+        with timer.stage("cache"):
+            cached = self._cache_get("look", key, degraded)
+        if cached is not None:
+            response = json.loads(cached)
+            response.update(cache="hit", timings_ms={k: round(v, 2) for k, v in timer.timings_ms.items()})
+            return response
+        # identical looks asked at the same time: one computes, the others wait for its answer (in this
+        # process; across workers through a Redis lock, unless the cache was just found down)
+        started = time.perf_counter()
+        response, role = self.flights.run(
+            key,
+            lambda: self._compute_look(look, request, version, key, timer, degraded),
+            lambda: self._look_from_cache(key),
+            across_workers=not degraded,
+        )
+        if role != "leader":
+            timer.timings_ms["single_flight_wait"] = (time.perf_counter() - started) * 1000
+            if role == "waited":
+                self.events.cache("look", "hit")
+                response["cache"] = "hit"
+            response["timings_ms"] = {k: round(v, 2) for k, v in timer.timings_ms.items()}
+        return response
 
+    def _look_from_cache(self, key: str) -> dict[str, Any] | None:
+        try:
+            cached = self.cache.get(key)
+        except CacheUnavailable:
+            return None
+        return json.loads(cached) if cached is not None else None
+
+    def _compute_look(self, look: Image, request: LookSearchRequest, version: str, key: str | None, timer: Timer,
+                      degraded: list[str]) -> dict[str, Any]:  # fmt: skip
         with timer.stage("query_generation"):
             generated = self.query_generator.generate(look, layers=request.layers, gender=request.gender)
         for stage, ms in generated.timings_ms.items():  # the region finder's steps, out of query generation

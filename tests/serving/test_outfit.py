@@ -70,31 +70,33 @@ def test_a_budget_nothing_fits_gives_the_cheapest_outfit_and_says_so(client, loo
 
 
 @pytest.mark.parametrize(
-    ("outfit", "message"),
+    ("outfit", "field", "message"),
     [
-        ({"budget": 100, "currency": "XXX"}, "prices in"),
-        ({"budget": -5, "currency": "__MARKET__"}, "above 0"),
-        ({"budget": 0, "currency": "__MARKET__"}, "above 0"),
-        ({"budget": "150", "currency": "__MARKET__"}, "must be a number"),
-        ({"budget": True, "currency": "__MARKET__"}, "must be a number"),
-        ({"budget": 1e300, "currency": "__MARKET__"}, "at most"),
-        ({"currency": "__MARKET__"}, "must be a number"),
-        ({"budget": 100}, "currency"),
-        ({"budget": 100, "currency": "__MARKET__", "tip": 3}, "unknown field"),
-        ([150, "USD"], "must be an object"),
+        ({"budget": 100, "currency": "XXX"}, "outfit.currency", "prices in"),
+        ({"budget": -5, "currency": "__MARKET__"}, "outfit.budget", "greater than 0"),
+        ({"budget": 0, "currency": "__MARKET__"}, "outfit.budget", "greater than 0"),
+        ({"budget": "150", "currency": "__MARKET__"}, "outfit.budget", "valid number"),
+        ({"budget": True, "currency": "__MARKET__"}, "outfit.budget", "valid number"),
+        ({"budget": 1e300, "currency": "__MARKET__"}, "outfit.budget", "less than or equal"),
+        ({"currency": "__MARKET__"}, "outfit.budget", "required"),
+        ({"budget": 100}, "outfit.currency", "required"),
+        ({"budget": 100, "currency": "__MARKET__", "tip": 3}, "outfit.tip", "not permitted"),
+        ([150, "USD"], "outfit", "valid dictionary"),
     ],
 )
-def test_a_bad_outfit_is_a_400_that_names_it(client, look, outfit, message):
+def test_a_bad_outfit_is_a_400_that_names_it(client, look, outfit, field, message):
     _, data, truth = look
     currency = get_taxonomy().currency_of(truth["market"])
     if isinstance(outfit, dict):
         outfit = {k: currency if v == "__MARKET__" else v for k, v in outfit.items()}
     resp = client.post("/v1/looks/search", json={"image_base64": b64(data), "market": truth["market"], "outfit": outfit})
     assert resp.status_code == 400, resp.get_json()
-    assert "outfit" in resp.get_json()["error"]["message"] and message in resp.get_json()["error"]["message"]
+    error = resp.get_json()["error"]
+    assert error["field"] == field and message in error["message"], error
 
 
 def test_an_outfit_needs_a_market(client, look):
     _, data, _ = look
     resp = client.post("/v1/looks/search", json={"image_base64": b64(data), "outfit": {"budget": 100, "currency": "USD"}})
     assert resp.status_code == 400 and "needs market" in resp.get_json()["error"]["message"]
+    assert resp.get_json()["error"]["field"] == "market"

@@ -50,7 +50,7 @@ def test_bad_submissions_are_4xx_with_the_reason(client, body, status, message):
 
 def test_not_json(client):
     resp = client.post("/v1/judgments", data="overall=5", content_type="text/plain")
-    assert resp.status_code == 400 and resp.get_json()["error"]["code"] == "invalid_json"
+    assert resp.status_code == 415 and resp.get_json()["error"]["code"] == "unsupported_media_type"
 
 
 def test_unreachable_judging_database_is_503_and_search_still_starts(built_catalog, tmp_path):
