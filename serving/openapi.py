@@ -35,6 +35,30 @@ _PRODUCT = {
             "description": "this service's URL of the product image's thumbnail (/v1/thumbnails/{image_hash}); "
                            "null without an image hash. It answers 404 when no thumbnail was stored: show image_url then",
         },
+        "match": {
+            "type": "object",
+            "description": "look search results only: why this product matches the layer",
+            "properties": {
+                "attributes": {
+                    "type": "array",
+                    "description": "each attribute read from the look's region (category, colour, pattern, gender) "
+                                   "beside the product's value; a colour agrees when it is one of the product's colours, "
+                                   "a gender when equal or either is unisex",
+                    "items": {"type": "object", "properties": {
+                        "name": {"type": "string"}, "look": {"type": "string"},
+                        "product": {"type": ["string", "array", "null"]}, "agrees": {"type": "boolean"},
+                    }},  # fmt: skip
+                },
+                "agreed": {"type": "integer", "description": "how many attributes agree"},
+                "score": {
+                    "type": "object",
+                    "description": "knn: cosine with the layer query (text blended with the region crop); crop: best "
+                                   "cosine of the region's crops with the product image; rerank = text_weight * knn + "
+                                   "(1 - text_weight) * crop, the order of the list (crop rerank only)",
+                    "properties": {name: {"type": "number"} for name in ("knn", "crop", "rerank", "text_weight")},
+                },
+            },
+        },
     },
 }
 _THUMBNAIL = {

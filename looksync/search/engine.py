@@ -26,6 +26,7 @@ import numpy as np
 from looksync.catalog.taxonomy import Taxonomy, get_taxonomy
 from looksync.index import CatalogIndex, Hit, SearchFilters
 from looksync.search.cache import Cache, CacheUnavailable, TextVectorTable, open_cache
+from looksync.search.explain import explain_match
 from looksync.search.llm import LLMClient
 from looksync.search.outfit import assemble_outfit
 from looksync.search.querygen import LLMQueryGenerator, LocalQueryGenerator, QueryGenerator, local_vocabulary
@@ -494,10 +495,16 @@ class SearchEngine:
         results = []
         for c, (layer_query, gender_filter) in zip(candidates, extras, strict=True):
             products = []
+            read = {"category": layer_query.category, **layer_query.attributes}
             for hit in c.hits[: request.k]:
                 summary = product_summary(hit)
-                if hit.product_id in c.rerank_scores:
-                    summary["rerank_score"] = round(c.rerank_scores[hit.product_id], 6)
+                rerank_score = c.rerank_scores.get(hit.product_id)
+                if rerank_score is not None:
+                    summary["rerank_score"] = round(rerank_score, 6)
+                summary["match"] = explain_match(
+                    read, hit.product, hit.score, c.crop_scores.get(hit.product_id), rerank_score,
+                    self.reranker.text_weight if rerank_score is not None else None,
+                )  # fmt: skip
                 products.append(summary)
             results.append(
                 {

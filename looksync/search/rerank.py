@@ -44,6 +44,7 @@ class LayerCandidates:
     crop_vector: np.ndarray | None = field(default=None, repr=False)
     alt_crop_vectors: np.ndarray | None = field(default=None, repr=False)  # other extents' crops, one row each
     rerank_scores: dict[str, float] = field(default_factory=dict)  # product id -> blended score (local rerank)
+    crop_scores: dict[str, float] = field(default_factory=dict)  # product id -> best crop cosine (local rerank)
 
 
 RERANK_SYSTEM_PROMPT = (
@@ -165,6 +166,8 @@ class Reranker:
                 vector = stored.get(hit.product_id)
                 # a candidate without a stored vector keeps its text score for both parts
                 visual = float(np.max(crops @ vector)) if vector is not None else hit.score
+                if vector is not None:
+                    c.crop_scores[hit.product_id] = visual
                 c.rerank_scores[hit.product_id] = w * hit.score + (1 - w) * visual
             c.hits.sort(key=lambda h: c.rerank_scores[h.product_id], reverse=True)
             if self.dedup_cosine is not None:

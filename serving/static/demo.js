@@ -14,7 +14,7 @@
       el("h2", { text: layer.layer }),
       el("p", { className: "query" }, "query: ", el("q", { text: layer.query }), ` (${layer.query_source})`),
       layer.products.length
-        ? el("div", { className: "products" }, layer.products.map((p, i) => LookSync.productCard(p, i + 1)))
+        ? el("div", { className: "products" }, layer.products.map((p, i) => withMatch(LookSync.productCard(p, i + 1), p)))
         : el("p", { text: "no products" }),
     ));
     const outfit = response.outfit ? [outfitSection(response.outfit)] : [];
@@ -22,6 +22,22 @@
       el("div", {}, el("h3", { text: "Timings per stage" }), LookSync.timings(response)),
       el("div", {}, el("h3", { text: "Degraded" }), LookSync.degraded(response)));
     results.replaceChildren(meta, ...outfit, summary, ...layers);
+  }
+
+  /* Why it matches: a chip per attribute read from the look (agreeing or not) and the score parts.
+     Only on this page: judges on /judge rate without the system's own explanation. */
+  function withMatch(card, product) {
+    const match = product.match;
+    if (!match) return card;
+    const chips = match.attributes.map((a) => {
+      const value = Array.isArray(a.product) ? a.product.join("/") : a.product;
+      const text = a.agrees ? `${a.name}: ${a.look}` : `${a.name}: ${a.look} vs ${value}`;
+      return el("li", { className: `chip ${a.agrees ? "agrees" : "differs"}`, "data-attribute": a.name, text });
+    });
+    const parts = Object.entries(match.score).filter(([name]) => name !== "text_weight")
+      .map(([name, value]) => `${name} ${Number(value).toFixed(3)}`).join(" · ");
+    card.append(el("ul", { className: "match" }, chips), el("div", { className: "score-parts", text: parts }));
+    return card;
   }
 
   function outfitSection(outfit) {

@@ -94,6 +94,11 @@ def test_demo_page_upload_shows_each_layer_with_product_cards(browser, live_serv
         for card, product in zip(cards, layer["products"], strict=True):
             assert card.find_element("css selector", ".price").text == f"{product['price']:.2f} {product['currency']}"
             assert "score " in card.find_element("css selector", ".scores").text
+            chips = card.find_elements("css selector", "ul.match li.chip")  # why it matches, as the API says
+            assert [(c.get_attribute("data-attribute"), "agrees" in c.get_attribute("class")) for c in chips] == [
+                (a["name"], a["agrees"]) for a in product["match"]["attributes"]
+            ]
+            assert f"knn {product['match']['score']['knn']:.3f}" in card.find_element("css selector", ".score-parts").text
             image = card.find_element("css selector", "img")
             if product_images is not None:  # images served again on their original port: really drawn
                 assert browser.execute_script("return arguments[0].naturalWidth", image) > 0
