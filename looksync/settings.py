@@ -170,6 +170,11 @@ class Settings(BaseSettings):
     pose_person_mask: bool = True  # no pose: the person box from the selfie-segmentation mask
     search_dedup_cosine: float | None = Field(default=None, ge=-1, le=1)  # image cosine of near-duplicates; None = off
     look_cache_ttl_s: int = Field(default=900, ge=0)  # whole look responses; keyed by live index version too
+    # shopper preferences (issue 18): decayed counts per shopper, a bounded soft boost of results
+    shopper_half_life_days: float = Field(default=30.0, gt=0)
+    shopper_ttl_days: float = Field(default=180.0, gt=0)  # profile and events expire after the last event
+    shopper_max_events: int = Field(default=500, ge=1)  # newest events kept per shopper
+    shopper_max_boost: float = Field(default=0.05, ge=0, le=1)  # added to a result's score at most
     # single-flight for identical looks: the longest a request waits for another one computing the same look
     # (and the Redis lock's time-out, so a worker that dies holding it is waited for at most this long)
     look_flight_timeout_s: float = Field(default=30.0, gt=0, le=600)

@@ -90,9 +90,11 @@ def create_app(settings: Settings | None = None, engine: SearchEngine | None = N
     from serving.ops import bp as ops_bp
     from serving.products import bp as products_bp
     from serving.search import bp as search_bp
+    from serving.shoppers import bp as shoppers_bp
     from serving.thumbnails import bp as thumbnails_bp
 
-    for blueprint in (looks_bp, search_bp, products_bp, thumbnails_bp, ops_bp, openapi_bp, judge_bp, demo_page_bp):
+    blueprints = (looks_bp, search_bp, products_bp, shoppers_bp, thumbnails_bp, ops_bp, openapi_bp, judge_bp, demo_page_bp)
+    for blueprint in blueprints:
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     return app

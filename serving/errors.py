@@ -12,6 +12,7 @@ from looksync.catalog.images import FetchError
 from looksync.catalog.quarantine import Reason
 from looksync.index import IndexBackendError
 from looksync.search.engine import InvalidRequest, NotFound, NotReady, Unsupported
+from looksync.search.shoppers import ProfileUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,11 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Unsupported)
     def _unsupported(err: Unsupported):
         return error_response(501, "not_supported", str(err))
+
+    @app.errorhandler(ProfileUnavailable)
+    def _profiles_down(err: ProfileUnavailable):
+        log.error("shopper profiles: %s", err)
+        return error_response(503, "profiles_unavailable", "the shopper profile store cannot be reached; see the service log")
 
     @app.errorhandler(IndexBackendError)
     def _index_down(err: IndexBackendError):

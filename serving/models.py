@@ -10,7 +10,7 @@ layers, categories, rerank modes) is checked by the engine's requests, which nam
 from __future__ import annotations
 
 import unicodedata
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -41,6 +41,9 @@ Price = Annotated[float, Field(ge=0, le=1e12, allow_inf_nan=False, description="
 K = Annotated[int, Field(ge=1, le=MAX_K, description="results per layer (default: the service's default k)")]
 ImageUrl = Annotated[Text, Field(min_length=1, max_length=2048, description="fetched with the ingestion guards")]
 ProductId = Annotated[Text, Field(min_length=1, max_length=200)]
+ShopperId = Annotated[
+    Text, Field(min_length=1, max_length=200, description="the app's shopper id: their profile softly boosts the results")
+]
 
 _STRICT = ConfigDict(extra="forbid", str_max_length=20_000_000)  # base64 images are long; the byte cap bounds them
 
@@ -93,6 +96,7 @@ class LookSearchParams(_Common, _ImageFields):
 
     rerank: Name | None = Field(None, description="auto, llm, local or off (default: the service's)")
     outfit: Outfit | None = None
+    shopper_id: ShopperId | None = None
 
     def to_request(self, default_k: int, default_rerank: str) -> LookSearchRequest:
         return LookSearchRequest(
@@ -107,6 +111,7 @@ class SearchParams(_Common, _ImageFields):
 
     text: Annotated[Text, Field(max_length=500)] | None = None
     categories: NameList | None = None
+    shopper_id: ShopperId | None = None
 
     def to_request(self, default_k: int) -> SearchRequest:
         return SearchRequest(
@@ -159,3 +164,31 @@ FORM_FIELDS: dict[type[BaseModel], tuple[str, ...]] = {
     LookSearchParams: ("image_url",),
     SearchParams: ("text", "image_url"),
 }
+
+
+class Event(BaseModel):
+    """One thing a shopper did with a product."""
+
+    model_config = _STRICT
+
+    shopper_id: ShopperId
+    product_id: ProductId
+    type: Literal["view", "click", "add_to_cart", "purchase"]
+    at: float | None = Field(
+        None, ge=0, le=4_102_444_800, allow_inf_nan=False, description="seconds since the epoch (default: now)"
+    )
+    size: Name | None = Field(None, description="the size viewed or bought, when known")
+
+
+class EventsBody(BaseModel):
+    """POST /v1/events: a batch, stored whole or not at all."""
+
+    model_config = _STRICT
+
+    events: list[Event] = Field(min_length=1, max_length=500)
+
+
+class ShopperPath(BaseModel):
+    model_config = _STRICT
+
+    shopper_id: ShopperId

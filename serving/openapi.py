@@ -9,9 +9,18 @@ from flask import Blueprint, Response, jsonify
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from serving.models import FORM_FIELDS, LookSearchParams, ProductPath, ReportQuery, SearchParams, SimilarQuery
+from serving.models import (
+    FORM_FIELDS,
+    EventsBody,
+    LookSearchParams,
+    ProductPath,
+    ReportQuery,
+    SearchParams,
+    ShopperPath,
+    SimilarQuery,
+)
 
-REQUEST_MODELS = (LookSearchParams, SearchParams, SimilarQuery, ReportQuery)
+REQUEST_MODELS = (LookSearchParams, SearchParams, SimilarQuery, ReportQuery, EventsBody)
 
 bp = Blueprint("openapi", __name__)
 
@@ -100,6 +109,13 @@ _JUDGMENTS = {
         },
     },
 }
+_PREFERENCES = {
+    "type": "object",
+    "description": "present when the request gave shopper_id: which of the shopper's preferences reordered the results "
+                   "(each product then has preference_boost, at most max_boost)",
+    "properties": {"shopper_id": {"type": "string"}, "applied": {"type": "array", "items": {"type": "string",
+                   "enum": ["brand", "size", "price"]}}, "max_boost": {"type": "number"}, "note": {"type": "string"}},
+}  # fmt: skip
 _DEGRADED = {"type": "array", "items": {"type": "string"}, "description": "why the answer is less than the best path"}
 _TIMINGS = {"type": "object", "additionalProperties": {"type": "number"}, "description": "per-stage milliseconds"}
 
@@ -204,6 +220,7 @@ def openapi_document() -> dict:
                     "note": {"type": ["string", "null"]},
                 },
             },
+            "preferences": _PREFERENCES,
             "cache": {"type": "string", "enum": ["hit", "miss", "unavailable", "off"]},
             "timings_ms": _TIMINGS,
             "degraded": _DEGRADED,
@@ -215,6 +232,7 @@ def openapi_document() -> dict:
             "index_version": {"type": "string"},
             "model_id": {"type": "string"},
             "products": {"type": "array", "items": _PRODUCT},
+            "preferences": _PREFERENCES,
             "timings_ms": _TIMINGS,
             "degraded": _DEGRADED,
         },
@@ -295,6 +313,37 @@ def openapi_document() -> dict:
                                     "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}],
                     "responses": {**_THUMBNAIL, **_errors(400, 404, 503)},
                 }
+            },
+            "/v1/events": {
+                "post": {
+                    "summary": "Record what shoppers did (view, click, add_to_cart, purchase): a batch is stored whole, "
+                               "or refused with nothing stored",
+                    "requestBody": {"required": True, "content": {"application/json": {
+                        "schema": {"$ref": "#/components/schemas/EventsBody"}}}},  # fmt: skip
+                    "responses": {
+                        "201": {"description": "stored", "content": {"application/json": {"schema": {
+                            "type": "object", "properties": {"stored": {"type": "integer"}}}}}},  # fmt: skip
+                        **_errors(400, 401, 413, 415, 503),
+                    },
+                }
+            },
+            "/v1/shoppers/{shopper_id}/profile": {
+                "get": {
+                    "summary": "A shopper's learned preferences: decayed weights by brand, size and price band per market",
+                    "parameters": [_path_param(ShopperPath, "shopper_id")],
+                    "responses": {**_json({"type": "object", "properties": {
+                        "shopper_id": {"type": "string"}, "brands": {"type": "object"}, "sizes": {"type": "object"},
+                        "price_bands": {"type": "object", "description": "market -> band (e.g. 128-256) -> weight"},
+                        "events": {"type": "integer"}, "as_of": {"type": "string"},
+                        "recent_events": {"type": "array", "items": {"type": "object"}},
+                    }}), **_errors(400, 401, 404, 503)},  # fmt: skip
+                },
+                "delete": {
+                    "summary": "Erase the shopper's profile and events (right to be forgotten)",
+                    "parameters": [_path_param(ShopperPath, "shopper_id")],
+                    "responses": {**_json({"type": "object", "properties": {
+                        "shopper_id": {"type": "string"}, "erased": {"type": "boolean"}}}), **_errors(400, 401, 503)},  # fmt: skip
+                },
             },
             "/v1/judgments": {
                 "post": {

@@ -19,4 +19,5 @@ def search():
     search_request = params.to_request(eng.settings.default_k)
     search_request.validate(eng.taxonomy, has_image=data is not None or url is not None)
     image = load_image(data, url, eng.settings)
-    return jsonify(with_thumbnail_urls(eng.search(search_request, image.image if image else None)))
+    response = eng.search(search_request, image.image if image else None)
+    return jsonify(with_thumbnail_urls(eng.apply_preferences(response, params.shopper_id)))
