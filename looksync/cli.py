@@ -296,6 +296,31 @@ def heads_train(out: Path, train_dir: Path, size: int, seed: int, fixed_looks: i
                f"{json.dumps(trained.meta.get('validation', {}))}")  # fmt: skip
 
 
+@main.command("replay-preferences")
+@click.option("--shoppers", type=int, default=100, show_default=True, help="Synthetic shoppers with planted tastes.")
+@click.option("--train-sessions", type=int, default=8, show_default=True)
+@click.option("--test-sessions", type=int, default=4, show_default=True, help="Held-out sessions per shopper.")
+@click.option("--market", "markets", multiple=True, help="Markets to draw shoppers in (default: every market).")
+@click.option("--max-boost", type=float, default=None, help="The boost cap (default: LOOKSYNC_SHOPPER_MAX_BOOST).")
+@click.option("--seed", type=int, default=0, show_default=True)
+def replay_preferences(shoppers: int, train_sessions: int, test_sessions: int, markets: tuple[str, ...],
+                       max_boost: float | None, seed: int):  # fmt: skip
+    """Offline replay of shopper preferences on the live index: held-out purchase rank with and without
+    the profile learned from earlier sessions, with bootstrap intervals (JSON on stdout)."""
+    from looksync.catalog.taxonomy import get_taxonomy
+    from looksync.index.factory import open_index
+    from looksync.quality.evaluation.replay import ReplayOptions, run_replay
+
+    settings = _settings()
+    options = ReplayOptions(shoppers=shoppers, train_sessions=train_sessions, test_sessions=test_sessions, seed=seed,
+                            max_boost=settings.shopper_max_boost if max_boost is None else max_boost)  # fmt: skip
+    try:
+        summary = run_replay(open_index(settings), list(markets or get_taxonomy().markets), options, echo=click.echo)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps(summary, indent=2))
+
+
 @main.command("eval")
 @click.option("--sample", "sample_root", required=True, type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--config", "config_specs", multiple=True, required=True,
