@@ -312,3 +312,9 @@ def test_airflow_init_and_a_celery_worker_run_natively(tmp_path):
                 os.killpg(worker.pid, signal.SIGKILL)
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        import redis
+
+        broker = redis.Redis.from_url(env["AIRFLOW__CELERY__BROKER_URL"])
+        keys = [*broker.scan_iter("_kombu.*"), *broker.scan_iter("unacked*")]  # the worker's queue bindings
+        if keys:
+            broker.delete(*keys)
