@@ -34,7 +34,7 @@ LOOKSYNC_IMAGE_SERVICES = {
     "airflow-triggerer", "airflow-worker", "airflow-worker-gpu", "looksync",
 }  # fmt: skip
 SERVICES = LOOKSYNC_IMAGE_SERVICES | {
-    "elasticsearch", "es01", "es02", "es03", "minio", "minio-init", "redis", "postgres", "prometheus",
+    "elasticsearch", "es01", "es02", "es03", "minio", "minio-init", "redis", "postgres", "prometheus", "grafana",
 }  # fmt: skip
 _VAR = re.compile(r"\$\{([A-Z0-9_]+)(?::?-([^}]*))?\}")
 
@@ -144,6 +144,37 @@ def test_services_profiles_and_wiring():
     from serving.app import OPEN_PATHS
 
     assert "/metrics" in OPEN_PATHS and services["looksync"]["environment"]["LOOKSYNC_PORT"] == "8000"
+
+
+def test_grafana_dashboard_queries_only_metrics_the_service_exports():
+    """Every metric a panel of infra/grafana/dashboards/*.json queries is in the exposition of the
+    service's real metrics object (after one request of each kind), and the panels use the provisioned
+    Prometheus data source."""
+    from serving.metrics import ServiceMetrics
+
+    services = rendered()["services"]
+    sources = {v.split(":")[1]: INFRA / v.split(":")[0] for v in services["grafana"]["volumes"] if v.startswith("./")}
+    datasource = yaml.safe_load((sources["/etc/grafana/provisioning"] / "datasources" / "prometheus.yml").read_text())
+    (source,) = datasource["datasources"]
+    assert source["url"] == "http://prometheus:9090" and source["type"] == "prometheus"
+    provider = yaml.safe_load((sources["/etc/grafana/provisioning"] / "dashboards" / "looksync.yml").read_text())
+    assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+
+    metrics = ServiceMetrics()
+    metrics.observe_request("look", "POST", 200, 0.3)
+    metrics.observe_response("look", {"timings_ms": {"knn": 12.0}, "degraded": ["llm_rerank_unavailable: timeout"]})
+    metrics.cache("look", "hit")
+    metrics.watch_encoder(object())
+    exported = {line.split("{")[0].split(" ")[0] for line in metrics.exposition().decode().splitlines()
+                if line and not line.startswith("#")}  # fmt: skip
+    dashboards = sorted(sources["/var/lib/grafana/dashboards"].glob("*.json"))
+    assert dashboards
+    for path in dashboards:
+        dashboard = json.loads(path.read_text(encoding="utf-8"))
+        targets = [t for p in dashboard["panels"] for t in p["targets"]]
+        assert targets and all(t["datasource"]["uid"] == source["uid"] for t in targets)
+        used = {name for t in targets for name in re.findall(r"\blooksync_[a-z_]+", t["expr"])}
+        assert used and used <= exported, f"{path.name} queries metrics the service does not export: {used - exported}"
 
 
 def test_elasticsearch_s3_client_settings_are_the_backends():
