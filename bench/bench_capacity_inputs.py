@@ -2,9 +2,12 @@
 measure: the Redis bytes the attribute mirror takes per product (``MEMORY USAGE`` of every key it
 writes, on the local Redis), and the mean JSON size of one product (what the index stores besides
 the vector and what a look response carries per hit). Products are generated with the taxonomy's
-categories, realistic title/description/URL lengths and a seeded generator.
+categories, realistic title/description/URL lengths and a seeded generator. With ``--knn-rows N`` it
+also checks the plan's kNN scaling in the dimensions: one-thread FAISS HNSW (m=16, efConstruction 100,
+efSearch 100, k=10) over N unit vectors of 512 and of 1024 dimensions, best of 3 passes of 400 queries;
+the plan scales the measured query cost linearly in the dimensions (x2 from 512 to 1024).
 
-    PYTHONPATH=. python bench/bench_capacity_inputs.py --n 20000 [--redis-url redis://127.0.0.1:6379/0]
+    PYTHONPATH=. python bench/bench_capacity_inputs.py --n 20000 [--redis-url redis://127.0.0.1:6379/0] [--knn-rows 20000]
 
 The keys go under a fresh prefix and are deleted afterwards.
 """
@@ -64,10 +67,36 @@ def products(n: int, seed: int = 7) -> list[Product]:
     return out
 
 
+def knn_ms_by_dims(rows: int, dims: tuple[int, ...] = (512, 1024), queries: int = 400) -> dict[int, float]:
+    import faiss
+    import numpy as np
+
+    faiss.omp_set_num_threads(1)
+    rng = np.random.default_rng(0)
+    out = {}
+    for d in dims:
+        x = rng.standard_normal((rows, d)).astype("float32")
+        x /= np.linalg.norm(x, axis=1, keepdims=True)
+        q = x[rng.choice(rows, queries)] + 0.05 * rng.standard_normal((queries, d)).astype("float32")
+        index = faiss.IndexHNSWFlat(d, 16, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 100
+        index.add(x)
+        index.hnsw.efSearch = 100
+        passes = []
+        for _ in range(3):
+            started = time.perf_counter()
+            for i in range(queries):
+                index.search(q[i : i + 1], 10)
+            passes.append((time.perf_counter() - started) / queries * 1000)
+        out[d] = min(passes)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=20_000)
     parser.add_argument("--redis-url", default=os.environ.get("LOOKSYNC_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    parser.add_argument("--knn-rows", type=int, default=0, help="Also time HNSW queries at 512 and 1024 dims over this many rows.")
     args = parser.parse_args()
     import redis
 
@@ -81,6 +110,10 @@ def main() -> None:
     print(f"product JSON: {json_bytes:,.0f} bytes per product (mean)")
     print(f"attribute mirror in Redis {version}: {per_product:,.0f} bytes per product "
           f"(MEMORY USAGE of hashes and sets; {time.perf_counter() - started:.1f} s)")  # fmt: skip
+    if args.knn_rows:
+        ms = knn_ms_by_dims(args.knn_rows)
+        print(f"HNSW query, {args.knn_rows:,} rows, 1 thread: " + ", ".join(f"{d}-d {v:.3f} ms" for d, v in ms.items())
+              + f"; 1024/512 = {ms[1024] / ms[512]:.2f} (the plan assumes 2.0); load average {os.getloadavg()[0]:.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -2,23 +2,18 @@
 container engine (none runs here): the compose file against the compose-spec schema and rendered by
 docker-compose when installed, the Dockerfile through BuildKit's own parser, the rendered services,
 profiles, environment and mounts, and every command the LookSync image runs parsed by its real CLI
-(click for ``looksync``, Airflow's argparse parser for ``airflow``). The slow test runs the Airflow init
-commands and a Celery worker natively against the local PostgreSQL and Redis. docs/deploy.md says what
-was and was not run."""
+(click for ``looksync``, Airflow's argparse parser for ``airflow``). The slow test runs the Airflow
+containers' commands natively (infra/compose_native_check.py) against the local PostgreSQL and Redis.
+docs/deploy.md says what was and was not run."""
 
 from __future__ import annotations
 
 import json
 import os
 import re
-import shlex
 import shutil
-import signal
 import subprocess
 import sys
-import time
-import uuid
-from pathlib import Path
 
 import pytest
 import yaml
@@ -34,43 +29,27 @@ LOOKSYNC_IMAGE_SERVICES = {
     "airflow-triggerer", "airflow-worker", "airflow-worker-gpu", "looksync",
 }  # fmt: skip
 SERVICES = LOOKSYNC_IMAGE_SERVICES | {
-    "elasticsearch", "es01", "es02", "es03", "minio", "minio-init", "redis", "postgres", "prometheus",
+    "elasticsearch", "es01", "es02", "es03", "minio", "minio-init", "redis", "postgres", "prometheus", "grafana",
 }  # fmt: skip
-_VAR = re.compile(r"\$\{([A-Z0-9_]+)(?::?-([^}]*))?\}")
 
 
-def env_template() -> dict[str, str]:
-    values = {}
-    for line in ENV_TEMPLATE.read_text(encoding="utf-8").splitlines():
-        if line.strip() and not line.lstrip().startswith("#"):
-            key, _, value = line.partition("=")
-            values[key.strip()] = value.strip()
-    return values
+def _native_check():
+    """infra/compose_native_check.py (not a package): its rendering helpers are the ones tested here."""
+    import importlib.util
+
+    if "compose_native_check" in sys.modules:
+        return sys.modules["compose_native_check"]
+    spec = importlib.util.spec_from_file_location("compose_native_check", INFRA / "compose_native_check.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
-def _interpolate(value, env: dict[str, str]):
-    if isinstance(value, str):
-        return _VAR.sub(lambda m: env.get(m.group(1)) or (m.group(2) or ""), value).replace("$$", "$")
-    if isinstance(value, list):
-        return [_interpolate(v, env) for v in value]
-    if isinstance(value, dict):
-        return {k: _interpolate(v, env) for k, v in value.items()}
-    return value
-
-
-def rendered() -> dict:
-    """The compose file with the template's values in (YAML merge keys resolved by the loader)."""
-    return _interpolate(yaml.safe_load(COMPOSE.read_text(encoding="utf-8")), env_template())
-
-
-def commands(service: dict) -> list[list[str]]:
-    """The command lines a service runs: a list command as is; ``bash -c`` split on ``&&``."""
-    command = service.get("command") or []
-    if isinstance(command, str):
-        command = shlex.split(command)
-    if command[:2] in (["bash", "-c"], ["sh", "-c"]):
-        return [shlex.split(part) for part in command[2].split("&&")]
-    return [command]
+_VAR = _native_check()._VAR
+env_template = _native_check().env_template
+rendered = _native_check().rendered
+commands = _native_check().commands
 
 
 def test_compose_file_is_valid_against_the_compose_spec_schema():
@@ -144,6 +123,37 @@ def test_services_profiles_and_wiring():
     from serving.app import OPEN_PATHS
 
     assert "/metrics" in OPEN_PATHS and services["looksync"]["environment"]["LOOKSYNC_PORT"] == "8000"
+
+
+def test_grafana_dashboard_queries_only_metrics_the_service_exports():
+    """Every metric a panel of infra/grafana/dashboards/*.json queries is in the exposition of the
+    service's real metrics object (after one request of each kind), and the panels use the provisioned
+    Prometheus data source."""
+    from serving.metrics import ServiceMetrics
+
+    services = rendered()["services"]
+    sources = {v.split(":")[1]: INFRA / v.split(":")[0] for v in services["grafana"]["volumes"] if v.startswith("./")}
+    datasource = yaml.safe_load((sources["/etc/grafana/provisioning"] / "datasources" / "prometheus.yml").read_text())
+    (source,) = datasource["datasources"]
+    assert source["url"] == "http://prometheus:9090" and source["type"] == "prometheus"
+    provider = yaml.safe_load((sources["/etc/grafana/provisioning"] / "dashboards" / "looksync.yml").read_text())
+    assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+
+    metrics = ServiceMetrics()
+    metrics.observe_request("look", "POST", 200, 0.3)
+    metrics.observe_response("look", {"timings_ms": {"knn": 12.0}, "degraded": ["llm_rerank_unavailable: timeout"]})
+    metrics.cache("look", "hit")
+    metrics.watch_encoder(object())
+    exported = {line.split("{")[0].split(" ")[0] for line in metrics.exposition().decode().splitlines()
+                if line and not line.startswith("#")}  # fmt: skip
+    dashboards = sorted(sources["/var/lib/grafana/dashboards"].glob("*.json"))
+    assert dashboards
+    for path in dashboards:
+        dashboard = json.loads(path.read_text(encoding="utf-8"))
+        targets = [t for p in dashboard["panels"] for t in p["targets"]]
+        assert targets and all(t["datasource"]["uid"] == source["uid"] for t in targets)
+        used = {name for t in targets for name in re.findall(r"\blooksync_[a-z_]+", t["expr"])}
+        assert used and used <= exported, f"{path.name} queries metrics the service does not export: {used - exported}"
 
 
 def test_elasticsearch_s3_client_settings_are_the_backends():
@@ -259,56 +269,15 @@ def test_make_es_test_runs_the_contract_suite_against_the_compose_cluster():
 
 
 @pytest.mark.slow
-def test_airflow_init_and_a_celery_worker_run_natively(tmp_path):
-    """What airflow-init and airflow-worker run, on this machine: `airflow db migrate` on PostgreSQL through
-    psycopg (the compose URLs, host changed), `looksync airflow setup`, then a Celery worker on the Redis
-    broker that comes up serving the default and embedding queues."""
-    import psycopg
-
-    database = f"looksync_deploy_{uuid.uuid4().hex[:8]}"
-    admin = "postgresql://postgres@127.0.0.1:5432/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{database}"')
-    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{database}"
-    compose_env = rendered()["services"]["airflow-worker"]["environment"]
-    assert compose_env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg://")
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "LOOKSYNC_"))},
-        "AIRFLOW_HOME": str(tmp_path / "airflow"),
-        "PYTHONPATH": str(REPO),
-        "AIRFLOW__CORE__EXECUTOR": compose_env["AIRFLOW__CORE__EXECUTOR"],
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": url,
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": url,
-        "AIRFLOW__CELERY__BROKER_URL": "redis://127.0.0.1:6379/12",
-        "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + url,
-        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": "0",
-    }
-    bin_dir = Path(sys.executable).parent
-    worker = None
-    try:
-        for line in commands(rendered()["services"]["airflow-init"]):
-            done = subprocess.run([str(bin_dir / line[0]), *line[1:]], env=env, capture_output=True, text=True, timeout=300)
-            assert done.returncode == 0, (line, done.stdout[-2000:], done.stderr[-3000:])
-        assert "pool embedding: 2 slots (created)" in done.stdout
-        line = commands(rendered()["services"]["airflow-worker"])[0]
-        log = tmp_path / "worker.log"
-        with log.open("w") as out:
-            worker = subprocess.Popen([str(bin_dir / line[0]), *line[1:], "--concurrency", "1"], env=env, stdout=out,
-                                      stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and "ready." not in log.read_text() and worker.poll() is None:
-            time.sleep(1)
-        text = log.read_text()
-        assert "ready." in text, text[-4000:]
-        assert "exchange=embedding(direct) key=embedding" in text and "exchange=default(direct) key=default" in text
-    finally:
-        if worker is not None and worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGTERM)
-            try:
-                worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+def test_the_airflow_containers_run_natively_and_embedding_goes_through_its_queue(tmp_path):
+    """infra/compose_native_check.py: the commands and environment of airflow-init, the API server,
+    scheduler, DAG processor, triggerer and Celery worker, as processes here (PostgreSQL, Redis on
+    loopback), then a catalog_backfill dry run through the REST API: every task succeeds on the Celery
+    worker and the embedding task (pool `embedding`) went through the `embedding` queue."""
+    result = _native_check().run_check(tmp_path)
+    tasks = result["tasks"]
+    assert {t["state"] for t in tasks.values()} == {"success"}, tasks
+    (ingest,) = [t for name, t in tasks.items() if name.startswith("ingest[")]
+    assert (ingest["queue"], ingest["pool"]) == ("embedding", "embedding")
+    assert {t["queue"] for name, t in tasks.items() if not name.startswith("ingest[")} == {"default"}
+    assert result["worker_took_tasks"] >= len(tasks)
