@@ -175,12 +175,7 @@ def _jsonl_record(config: VendorConfig, line: str, row_ref: str, sku_path: str) 
             sku_hint,
         )
     if error is not None:
-        return RawRecord(
-            row_ref,
-            line,
-            (Reason.TRUNCATED_ROW, f"line is not complete JSON ({error.msg} at column {error.colno})"),
-            sku_hint,
-        )
+        return RawRecord(row_ref, line, _json_problem(line, error), sku_hint)
     if not isinstance(record, dict):
         return RawRecord(
             row_ref,
@@ -189,6 +184,16 @@ def _jsonl_record(config: VendorConfig, line: str, row_ref: str, sku_path: str) 
             sku_hint,
         )
     return RawRecord(row_ref, record, sku_hint=sku_hint)
+
+
+def _json_problem(line: str, error: json.JSONDecodeError) -> tuple[Reason, str]:
+    """A record begun and never closed was cut off (``truncated_row``); anything else is not JSON
+    (``malformed_row``): a line of text or HTML, or an object broken in its middle."""
+    text = line.strip()
+    where = f"{error.msg} at column {error.colno}"
+    if text.startswith("{") and not text.endswith("}"):
+        return Reason.TRUNCATED_ROW, f"line is cut off: a JSON object begun and never closed ({where})"
+    return Reason.MALFORMED_ROW, f"line is not valid JSON ({where}): {text[:80]!r}"
 
 
 def get_json_path(record: Any, path: str) -> Any:
@@ -297,8 +302,12 @@ def _xml_record(config: VendorConfig, chunk: bytes, row_ref: str, sku_tag: str) 
     try:
         element = ET.fromstring(text)
     except ET.ParseError as exc:
-        message = f"record is not complete XML ({exc}): {text[:120]!r}"
-        return RawRecord(row_ref, text, (Reason.TRUNCATED_ROW, message), _xml_sku_hint(text, sku_tag))
+        # expat's "no element found" / "unclosed token": the text ended inside the record
+        if exc.code in (3, 5):
+            problem = (Reason.TRUNCATED_ROW, f"record is cut off before its end ({exc}): {text[:120]!r}")
+        else:
+            problem = (Reason.MALFORMED_ROW, f"record is not well-formed XML ({exc}): {text[:120]!r}")
+        return RawRecord(row_ref, text, problem, _xml_sku_hint(text, sku_tag))
     try:
         record = element_to_dict(element)
     except RecursionError:
