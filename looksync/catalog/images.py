@@ -63,6 +63,9 @@ class FetchPolicy:
     max_bytes: int = 10_000_000
     max_pixels: int = 25_000_000
     max_seconds: float = 60.0  # a whole fetch, redirects and a slow body included
+    # decode the whole image and refuse one with nothing visible (ingestion: a product image must show
+    # the product); off for looks sent to the service, whose checks stay at the header
+    refuse_blank: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FetchPolicy:
@@ -80,7 +83,8 @@ def check_image_bytes(data: bytes, policy: FetchPolicy, source: str) -> tuple[in
 
     The pixel cap is checked on the size the format's header declares, before Pillow's ``Image.open``
     (whose own decompression-bomb limit would otherwise fire first and hide the reason). Each refusal
-    has its own reason: ``image_empty``, ``image_svg``, ``image_too_large``, ``image_not_image``."""
+    has its own reason: ``image_empty``, ``image_svg``, ``image_too_large``, ``image_not_image``, and with
+    ``policy.refuse_blank`` ``image_blank`` (decoded as ``looksync.catalog.pixels.to_rgb`` sees it)."""
     from PIL import Image
 
     if not data:
@@ -110,7 +114,27 @@ def check_image_bytes(data: bytes, policy: FetchPolicy, source: str) -> tuple[in
         raise FetchError(Reason.IMAGE_TOO_LARGE, source, f"over the decoder's pixel limit: {exc}") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise FetchError(Reason.IMAGE_NOT_IMAGE, source, f"not a decodable image: {_plain(exc)}") from exc
+    if policy.refuse_blank:
+        _refuse_blank(data, source)
     return width, height
+
+
+def _refuse_blank(data: bytes, source: str) -> None:
+    from PIL import Image
+
+    from looksync.catalog.pixels import is_blank, to_rgb
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.draft("RGB", (256, 256))  # JPEG: a reduced decode is enough to see whether anything shows
+            rgb = to_rgb(img)
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+        raise FetchError(Reason.IMAGE_NOT_IMAGE, source, f"not a decodable image: {_plain(exc)}") from exc
+    if is_blank(rgb):
+        colour = rgb.getpixel((0, 0))
+        raise FetchError(
+            Reason.IMAGE_BLANK, source, f"nothing visible: the whole image is one colour {colour} (or fully transparent)"
+        )
 
 
 def looks_like_svg(data: bytes) -> bool:

@@ -33,6 +33,7 @@ class Reason(StrEnum):
     IMAGE_NOT_IMAGE = "image_not_image"  # wrong content type or bytes that do not decode as an image
     IMAGE_EMPTY = "image_empty"  # an empty body
     IMAGE_SVG = "image_svg"  # a vector (SVG) image: not embedded, send a raster image
+    IMAGE_BLANK = "image_blank"  # nothing visible: one colour, or fully transparent
     IMAGE_TOO_LARGE = "image_too_large"  # over the byte or pixel cap
     IMAGE_BLOCKED = "image_blocked"  # address refused by the fetch guard (private/loopback/link-local)
     IMAGE_URL_INVALID = "image_url_invalid"  # an image URL the fetch guard cannot parse (scheme, host, port)

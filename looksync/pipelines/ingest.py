@@ -33,7 +33,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -327,7 +327,8 @@ def fetch_stage(settings: Settings, ws: Workspace) -> Workspace:
     images_dir.mkdir(exist_ok=True)
     fetched: dict[str, str] = {}  # product id -> image hash
     images: dict[str, bytes] = {}  # image hash -> bytes, each distinct image once
-    results = fetch_images([p.image_urls[0] for p in todo], FetchPolicy.from_settings(settings), settings.fetch_concurrency)
+    policy = replace(FetchPolicy.from_settings(settings), refuse_blank=True)  # a product image must show something
+    results = fetch_images([p.image_urls[0] for p in todo], policy, settings.fetch_concurrency)
     for product, result in zip(todo, results, strict=True):
         if isinstance(result, FetchError):
             _quarantine_product(row_refs, quarantine, product, result.reason, result.message)
