@@ -353,3 +353,37 @@ def test_a_messy_csv_export_reads_every_good_row_once(tmp_path, feeds):
     assert [r.product.title for r in rows if r.product] == [t.replace("\n", "\r\n") for t in hostile]
     assert [r.rejection.reason for r in rows if r.rejection] == [Reason.BAD_PRICE, Reason.UNKNOWN_CATEGORY]
     assert [r.rejection.row_ref for r in rows if r.rejection] == ["line 13", "line 14"]  # physical lines
+
+
+HOSTILE_TITLES = ['<script>alert("x")</script> Blouse', "Robert'); DROP TABLE products;--", "Ünïcödé ✓ 😀 Top"]
+
+
+def test_a_messy_json_lines_feed_reads_every_good_row_once(tmp_path, feeds):
+    northwind = feeds["northwind_apparel"]
+    good = [northwind.record(sku=f"G{i}", title=t) for i, t in enumerate(HOSTILE_TITLES)]
+    lines = [northwind.render(r) for r in good[:2]]
+    lines += ["\n", "   \n", "<html>oops</html>\n", northwind.render(good[2]), '{"sku": "G9", "info": {"na\n']
+    path = tmp_path / "northwind.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + "".join(lines).replace("\n", "\r\n").encode("utf-8"))
+    rows = list(read_feed(northwind.config, path))
+    assert [r.product.title for r in rows if r.product] == HOSTILE_TITLES
+    assert [(r.row_ref, r.rejection.reason, r.rejection.vendor_sku) for r in rows if r.rejection] == [
+        ("line 5", Reason.MALFORMED_ROW, None),
+        ("line 7", Reason.TRUNCATED_ROW, "G9"),
+    ]
+
+
+def test_a_messy_xml_feed_reads_every_good_row_once(tmp_path, feeds):
+    sakura = feeds["sakura_mode"]
+    good = [sakura.record(sku=f"G{i}", title=t) for i, t in enumerate(HOSTILE_TITLES)]
+    broken = sakura.render(sakura.record(sku="X1")).replace("</burando>", "</brand>")
+    cut = sakura.render(sakura.record(sku="X2"))[:60] + "\n"
+    body = "".join(sakura.render(r) for r in good[:2]) + broken + cut + sakura.render(good[2])
+    path = tmp_path / "sakura.xml"
+    path.write_bytes(b"\xef\xbb\xbf" + (sakura.head() + body + sakura.tail()).replace("\n", "\r\n").encode("utf-8"))
+    rows = list(read_feed(sakura.config, path))
+    assert [r.product.title for r in rows if r.product] == HOSTILE_TITLES
+    assert [(r.rejection.reason, r.rejection.vendor_sku) for r in rows if r.rejection] == [
+        (Reason.MALFORMED_ROW, "X1"),
+        (Reason.TRUNCATED_ROW, "X2"),
+    ]
