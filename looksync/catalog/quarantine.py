@@ -47,6 +47,7 @@ class QuarantineRecord:
     row_ref: str  # where the row was in the feed: "line 17" (CSV, JSON Lines), "record 4" (XML)
     raw: Any = None  # the row as read (a dict, or text for rows that could not be parsed)
     vendor_sku: str | None = None
+    line: int | None = None  # the physical line of the feed the row starts on (XML records too)
     run_id: str | None = None
     at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
 

@@ -162,10 +162,10 @@ def _timed(ws: Workspace, stage: str, started: float, ended: float | None = None
 
 
 def _quarantine_product(
-    row_refs: dict[str, str], quarantine: QuarantineWriter, product: Product, reason: Reason, message: str
+    row_refs: dict[str, list], quarantine: QuarantineWriter, product: Product, reason: Reason, message: str
 ) -> None:
     """Quarantine a product after parsing (image fetch, embedding), naming its feed row and SKU."""
-    row_ref = row_refs.get(product.product_id) or "row unknown"
+    row_ref, line = row_refs.get(product.product_id) or ("row unknown", None)
     quarantine.add(
         QuarantineRecord(
             vendor=product.vendor,
@@ -174,6 +174,7 @@ def _quarantine_product(
             row_ref=row_ref,
             raw=product.model_dump(mode="json"),
             vendor_sku=product.vendor_sku,
+            line=line,
         )
     )
 
@@ -204,7 +205,7 @@ def parse_stage(settings: Settings, ref: FeedRef, run_id: str) -> Workspace:
     report.quarantine_path = str(quarantine.path)
     products: list[Product] = []
     seen_skus: set[str] = set()
-    row_refs: dict[str, str] = {}  # product id -> its row in the feed, for quarantines of later stages
+    row_refs: dict[str, list] = {}  # product id -> [row ref, line] in the feed, for quarantines of later stages
     doubtful: list[tuple[str, str | None]] = []  # (row ref, recovered SKU) of unreadable or SKU-less rows
     for row in read_feed(config, resolve_feed(settings, ref.feed, ws.path)):
         report.rows_read += 1
@@ -217,7 +218,7 @@ def parse_stage(settings: Settings, ref: FeedRef, run_id: str) -> Workspace:
                 doubtful.append((row.row_ref, row.rejection.vendor_sku))
         else:
             products.append(row.product)
-            row_refs[row.product.product_id] = row.row_ref
+            row_refs[row.product.product_id] = [row.row_ref, row.line]
             seen_skus.add(row.product.vendor_sku)
     ws.write_products("incoming", products)
     ws.write_json("seen_skus", sorted(seen_skus))

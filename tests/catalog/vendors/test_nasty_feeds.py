@@ -383,7 +383,28 @@ def test_a_messy_xml_feed_reads_every_good_row_once(tmp_path, feeds):
     path.write_bytes(b"\xef\xbb\xbf" + (sakura.head() + body + sakura.tail()).replace("\n", "\r\n").encode("utf-8"))
     rows = list(read_feed(sakura.config, path))
     assert [r.product.title for r in rows if r.product] == HOSTILE_TITLES
-    assert [(r.rejection.reason, r.rejection.vendor_sku) for r in rows if r.rejection] == [
-        (Reason.MALFORMED_ROW, "X1"),
-        (Reason.TRUNCATED_ROW, "X2"),
+    assert [(r.rejection.reason, r.rejection.vendor_sku, r.rejection.line) for r in rows if r.rejection] == [
+        (Reason.MALFORMED_ROW, "X1", 5),  # the XML head is two lines
+        (Reason.TRUNCATED_ROW, "X2", 6),
     ]
+
+
+@pytest.mark.parametrize("chunk_bytes", [7, 64, 1 << 20])  # records split across reads of the file
+def test_xml_records_over_several_lines_carry_the_line_they_start_on(tmp_path, feeds, monkeypatch, chunk_bytes):
+    from looksync.catalog.vendors import readers
+
+    monkeypatch.setattr(readers, "XML_CHUNK_BYTES", chunk_bytes)
+    sakura = feeds["sakura_mode"]
+    pretty = [sakura.render(sakura.record(sku=f"P{i}", price="x" if i == 2 else "4980")).replace("><", ">\n    <")
+              for i in range(4)]  # fmt: skip
+    rows = parse(sakura, tmp_path, [p.encode() for p in pretty])
+    per_record = pretty[0].count("\n")
+    assert [r.line for r in rows] == [3 + i * per_record for i in range(4)]
+    assert rows[2].rejection.line == 3 + 2 * per_record and rows[2].rejection.row_ref == "record 3"
+
+
+def test_every_rejection_carries_its_line(tmp_path, feeds, feed):
+    rows = parse(feed, tmp_path, [feed.record(sku="A1"), feed.record(sku="B1", price="N/A"), feed.record(sku="A1")])
+    first_line = {"desi_threads": 2, "northwind_apparel": 1, "sakura_mode": 3}[feed.name]
+    assert [r.line for r in rows] == [first_line, first_line + 1, first_line + 2]
+    assert [r.rejection.line for r in rows[1:]] == [first_line + 1, first_line + 2]
