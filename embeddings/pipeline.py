@@ -57,7 +57,8 @@ def default_workers() -> int:
 
 
 def open_image(item: ImageInput, index: int, draft_size: tuple[int, int] | None = None) -> Image:
-    """Decode one input to an RGB PIL image, or ImageError naming its index and the cause.
+    """Decode one input to an RGB PIL image as a viewer sees it (``looksync.catalog.pixels.to_rgb``), or
+    ImageError naming its index and the cause.
 
     ``draft_size``: let JPEG decoding scale down by 1/2..1/8 while staying at least this size."""
     from PIL import Image
@@ -74,7 +75,9 @@ def open_image(item: ImageInput, index: int, draft_size: tuple[int, int] | None 
         if draft_size is not None and image is not item:  # never change a caller's image object
             image.draft(None, draft_size)  # a no-op for formats other than JPEG
         image.load()  # decode now: a truncated file fails here, with its index, not inside a batch
-        return image if image.mode == "RGB" else image.convert("RGB")
+        from looksync.catalog.pixels import to_rgb  # 16-bit, alpha on white, CMYK, EXIF, first frame
+
+        return to_rgb(image)
     except ImageError:
         raise
     except Exception as exc:  # PIL raises OSError, ValueError, SyntaxError, DecompressionBombError, ...

@@ -85,6 +85,8 @@ def load_image(data: bytes | None, url: str | None, settings: Settings) -> Image
     """Check and decode the image: byte and pixel caps before decoding (bombs never reach the decoder)."""
     from PIL import Image
 
+    from looksync.catalog.pixels import to_rgb
+
     if data is None and url is None:
         return None
     policy = FetchPolicy.from_settings(settings)
@@ -97,6 +99,7 @@ def load_image(data: bytes | None, url: str | None, settings: Settings) -> Image
     try:
         image = Image.open(io.BytesIO(data))
         image.load()
+        image = to_rgb(image)  # as ingestion embeds products: 16-bit, alpha on white, CMYK, EXIF, first frame
     except Exception as exc:  # truncated or corrupt past the header check
         raise ApiError(400, "image_not_image", f"the image cannot be decoded: {type(exc).__name__}: {exc}") from exc
     return ImageInput(image=image, sha256=image_digest(data), source=source)

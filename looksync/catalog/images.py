@@ -11,6 +11,8 @@ failures, a byte cap, a content-type check, and a pixel cap read from the header
 from __future__ import annotations
 
 import io
+import re
+import struct
 import threading
 import time
 from collections.abc import Iterable
@@ -61,6 +63,9 @@ class FetchPolicy:
     max_bytes: int = 10_000_000
     max_pixels: int = 25_000_000
     max_seconds: float = 60.0  # a whole fetch, redirects and a slow body included
+    # decode the whole image and refuse one with nothing visible (ingestion: a product image must show
+    # the product); off for looks sent to the service, whose checks stay at the header
+    refuse_blank: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FetchPolicy:
@@ -74,26 +79,99 @@ class FetchPolicy:
 
 
 def check_image_bytes(data: bytes, policy: FetchPolicy, source: str) -> tuple[int, int]:
-    """Validate that bytes are a decodable image within the pixel cap; returns (width, height)."""
-    from PIL import Image, UnidentifiedImageError
+    """Validate that bytes are a decodable image within the byte and pixel caps; returns (width, height).
 
+    The pixel cap is checked on the size the format's header declares, before Pillow's ``Image.open``
+    (whose own decompression-bomb limit would otherwise fire first and hide the reason). Each refusal
+    has its own reason: ``image_empty``, ``image_svg``, ``image_too_large``, ``image_not_image``, and with
+    ``policy.refuse_blank`` ``image_blank`` (decoded as ``looksync.catalog.pixels.to_rgb`` sees it)."""
+    from PIL import Image
+
+    if not data:
+        raise FetchError(Reason.IMAGE_EMPTY, source, "the body is empty (0 bytes)")
     if len(data) > policy.max_bytes:
         raise FetchError(Reason.IMAGE_TOO_LARGE, source, f"{len(data)} bytes exceeds the cap of {policy.max_bytes}")
+    if looks_like_svg(data):
+        raise FetchError(
+            Reason.IMAGE_SVG, source, "an SVG (vector) image: only raster images (JPEG, PNG, WebP, ...) are embedded"
+        )
+    declared = header_size(data)
+    if declared is None:
+        raise FetchError(
+            Reason.IMAGE_NOT_IMAGE, source, f"not in an image format that can be read (starts with {data[:16]!r})"
+        )
+    width, height = declared
+    if width * height > policy.max_pixels:
+        raise FetchError(
+            Reason.IMAGE_TOO_LARGE,
+            source,
+            f"{width}x{height} = {width * height} pixels exceeds the cap of {policy.max_pixels}",
+        )
     try:
         with Image.open(io.BytesIO(data)) as img:
-            width, height = img.size  # header only: nothing decoded yet
-            if width * height > policy.max_pixels:
-                raise FetchError(
-                    Reason.IMAGE_TOO_LARGE,
-                    source,
-                    f"{width}x{height} = {width * height} pixels exceeds the cap of {policy.max_pixels}",
-                )
             img.verify()
-    except FetchError:
-        raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise FetchError(Reason.IMAGE_NOT_IMAGE, source, f"not a decodable image: {exc}") from exc
+    except Image.DecompressionBombError as exc:  # the header check above should make this unreachable
+        raise FetchError(Reason.IMAGE_TOO_LARGE, source, f"over the decoder's pixel limit: {exc}") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise FetchError(Reason.IMAGE_NOT_IMAGE, source, f"not a decodable image: {_plain(exc)}") from exc
+    if policy.refuse_blank:
+        _refuse_blank(data, source)
     return width, height
+
+
+def _refuse_blank(data: bytes, source: str) -> None:
+    from PIL import Image
+
+    from looksync.catalog.pixels import is_blank, to_rgb
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.draft("RGB", (64, 64))  # JPEG: a 1/8 decode is enough to see whether anything shows (is_blank looks at 64 px)
+            rgb = to_rgb(img)
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+        raise FetchError(Reason.IMAGE_NOT_IMAGE, source, f"not a decodable image: {_plain(exc)}") from exc
+    if is_blank(rgb):
+        colour = rgb.getpixel((0, 0))
+        raise FetchError(
+            Reason.IMAGE_BLANK, source, f"nothing visible: the whole image is one colour {colour} (or fully transparent)"
+        )
+
+
+def looks_like_svg(data: bytes) -> bool:
+    head = data[:512].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    return head.startswith(b"<svg") or (
+        head.startswith((b"<?xml", b"<!doctype svg", b"<!--")) and b"<svg" in data[:4096].lower()
+    )
+
+
+def header_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) as the image's header declares it, read by Pillow's format plugins without the
+    decompression-bomb check of ``Image.open`` (nothing is decoded); None when no format reads it."""
+    from PIL import Image
+
+    prefix = data[:16]
+    for loaded in (Image.preinit, Image.init):
+        loaded()
+        for fmt in Image.ID:
+            factory, accept = Image.OPEN[fmt]
+            if accept is not None and not accept(prefix):
+                continue
+            try:
+                image = factory(io.BytesIO(data), "")
+            except (SyntaxError, IndexError, TypeError, ValueError, EOFError, OSError, struct.error):
+                continue
+            except Image.DecompressionBombError:
+                continue
+            size = image.size
+            image.close()
+            if size[0] > 0 and size[1] > 0:
+                return int(size[0]), int(size[1])
+    return None
+
+
+def _plain(exc: BaseException) -> str:
+    """An exception's message without object reprs (``<_io.BytesIO object at 0x...>``)."""
+    return re.sub(r"<[\w.]+ object at 0x[0-9a-f]+>", "the data", str(exc)) or type(exc).__name__
 
 
 def _guarded(url: str, policy: FetchPolicy) -> Pinned:

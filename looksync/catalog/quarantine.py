@@ -25,10 +25,15 @@ class Reason(StrEnum):
     PRICE_OUT_OF_RANGE = "price_out_of_range"  # zero (unless the vendor allows it) or above the market's max_price
     UNKNOWN_CATEGORY = "unknown_category"
     BAD_ENCODING = "bad_encoding"
-    TRUNCATED_ROW = "truncated_row"
+    TRUNCATED_ROW = "truncated_row"  # a row cut off before its end (a record begun and never closed)
+    MALFORMED_ROW = "malformed_row"  # a row that is not JSON / XML at all, or broken in its middle
+    URL_SCHEME = "url_scheme"  # an image or product URL whose scheme is not http(s) (gopher:, data:, ftp:, javascript:)
     INVALID_FIELD = "invalid_field"  # any other schema violation (message names the field)
     IMAGE_UNREACHABLE = "image_unreachable"  # DNS/connect/timeout/HTTP error status
     IMAGE_NOT_IMAGE = "image_not_image"  # wrong content type or bytes that do not decode as an image
+    IMAGE_EMPTY = "image_empty"  # an empty body
+    IMAGE_SVG = "image_svg"  # a vector (SVG) image: not embedded, send a raster image
+    IMAGE_BLANK = "image_blank"  # nothing visible: one colour, or fully transparent
     IMAGE_TOO_LARGE = "image_too_large"  # over the byte or pixel cap
     IMAGE_BLOCKED = "image_blocked"  # address refused by the fetch guard (private/loopback/link-local)
     IMAGE_URL_INVALID = "image_url_invalid"  # an image URL the fetch guard cannot parse (scheme, host, port)
@@ -39,9 +44,10 @@ class QuarantineRecord:
     vendor: str
     reason: Reason
     message: str
-    row_ref: str  # where the row was: "line 17", "record 4", or the SKU when known
+    row_ref: str  # where the row was in the feed: "line 17" (CSV, JSON Lines), "record 4" (XML)
     raw: Any = None  # the row as read (a dict, or text for rows that could not be parsed)
     vendor_sku: str | None = None
+    line: int | None = None  # the physical line of the feed the row starts on (XML records too)
     run_id: str | None = None
     at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
 

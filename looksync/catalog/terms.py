@@ -25,24 +25,37 @@ _APOSTROPHES = re.compile(r"['\u2019\u2018`\u00b4]")
 
 
 def singular(word: str) -> str:
-    """An English plural made singular by its regular endings; other scripts and short words as they are."""
+    """An English plural made singular by its regular endings, and a final consonant + y written ie, so
+    both spellings of a word meet (hoodie/hoodies, accessory/accessories); other scripts and short
+    words as they are."""
     if not word.isascii() or len(word) <= 3:
         return word
-    if word.endswith("ies") and len(word) > 4:
-        return word[:-3] + "y"
     if word.endswith(("sses", "shes", "ches", "xes", "zes")):
-        return word[:-2]
-    if word.endswith("s") and not word.endswith(("ss", "us", "is")):
-        return word[:-1]
+        word = word[:-2]
+    elif word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        word = word[:-1]
+    if len(word) > 3 and word.endswith("y") and word[-2] not in "aeiouy":
+        word = word[:-1] + "ie"
     return word
+
+
+def term_words(term: object) -> list[str]:
+    """A term's words after NFKC, case-folding, dropping apostrophes and making each singular."""
+    text = _APOSTROPHES.sub("", unicodedata.normalize("NFKC", str(term)).casefold())
+    # letters, digits and combining marks (Devanagari vowel signs) make words; anything else separates them
+    spaced = "".join(ch if ch.isalnum() or unicodedata.category(ch).startswith("M") else " " for ch in text)
+    return [singular(word) for word in spaced.split()]
 
 
 def term_key(term: object) -> str:
     """The loose key a vendor term is matched on (see the module docstring); '' for a term of punctuation."""
-    text = _APOSTROPHES.sub("", unicodedata.normalize("NFKC", str(term)).casefold())
-    # letters, digits and combining marks (Devanagari vowel signs) make words; anything else separates them
-    spaced = "".join(ch if ch.isalnum() or unicodedata.category(ch).startswith("M") else " " for ch in text)
-    return "".join(singular(word) for word in spaced.split())
+    return "".join(term_words(term))
+
+
+# who a product is for, as vendors prefix categories with it ("Men's Jackets", "Ladies Tops"): gender is its
+# own field, so a category term that matches nothing is looked up again without these words
+AUDIENCE_WORDS = frozenset(singular(w) for w in ("men", "mens", "women", "womens", "ladies", "gents", "boys", "girls",
+                                                   "kids", "unisex", "man", "woman"))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -52,8 +65,13 @@ class CategorySynonyms:
     source: Path
 
     def category(self, term: object) -> str | None:
-        key = term_key(term)
-        return self.by_key.get(key) if key else None
+        """The standard category of a term: on its key, then on its key without audience words."""
+        words = term_words(term)
+        found = self.by_key.get("".join(words)) if words else None
+        if found is None:
+            rest = [w for w in words if w not in AUDIENCE_WORDS]
+            found = self.by_key.get("".join(rest)) if rest and len(rest) < len(words) else None
+        return found
 
 
 def load_category_synonyms(path: str | Path | None = None) -> CategorySynonyms:

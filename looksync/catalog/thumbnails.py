@@ -43,19 +43,15 @@ def make_thumbnail(data: bytes, max_side: int = THUMBNAIL_MAX_SIDE) -> bytes:
 
     The caller bounds the input: ingestion only hands over images that passed the fetch guards' byte and
     pixel caps (``looksync.catalog.images``)."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
+
+    from looksync.catalog.pixels import to_rgb
 
     try:
         with Image.open(io.BytesIO(data)) as source:
             source.draft("RGB", (max_side, max_side))  # JPEG: decode at the smallest scale still >= max_side
             icc_profile = source.info.get("icc_profile") if source.mode in ("RGB", "RGBA") else None
-            image = ImageOps.exif_transpose(source)
-            if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-                rgba = image.convert("RGBA")
-                image = Image.new("RGB", rgba.size, (255, 255, 255))
-                image.paste(rgba, mask=rgba.getchannel("A"))
-            else:
-                image = image.convert("RGB")
+            image = to_rgb(source)  # the one decode helper: EXIF, alpha on white, 16-bit, CMYK, first frame
             image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
             out = io.BytesIO()
             image.save(out, format="JPEG", quality=THUMBNAIL_QUALITY, optimize=True, icc_profile=icc_profile)

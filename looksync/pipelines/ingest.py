@@ -33,7 +33,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -161,15 +161,20 @@ def _timed(ws: Workspace, stage: str, started: float, ended: float | None = None
     ws.save_report(report)
 
 
-def _quarantine_product(quarantine: QuarantineWriter, product: Product, reason: Reason, message: str) -> None:
+def _quarantine_product(
+    row_refs: dict[str, list], quarantine: QuarantineWriter, product: Product, reason: Reason, message: str
+) -> None:
+    """Quarantine a product after parsing (image fetch, embedding), naming its feed row and SKU."""
+    row_ref, line = row_refs.get(product.product_id) or ("row unknown", None)
     quarantine.add(
         QuarantineRecord(
             vendor=product.vendor,
             reason=reason,
-            message=message,
-            row_ref=f"sku {product.vendor_sku}",
+            message=f"{row_ref}, sku {product.vendor_sku}: {message}",
+            row_ref=row_ref,
             raw=product.model_dump(mode="json"),
             vendor_sku=product.vendor_sku,
+            line=line,
         )
     )
 
@@ -200,6 +205,7 @@ def parse_stage(settings: Settings, ref: FeedRef, run_id: str) -> Workspace:
     report.quarantine_path = str(quarantine.path)
     products: list[Product] = []
     seen_skus: set[str] = set()
+    row_refs: dict[str, list] = {}  # product id -> [row ref, line] in the feed, for quarantines of later stages
     doubtful: list[tuple[str, str | None]] = []  # (row ref, recovered SKU) of unreadable or SKU-less rows
     for row in read_feed(config, resolve_feed(settings, ref.feed, ws.path)):
         report.rows_read += 1
@@ -212,10 +218,12 @@ def parse_stage(settings: Settings, ref: FeedRef, run_id: str) -> Workspace:
                 doubtful.append((row.row_ref, row.rejection.vendor_sku))
         else:
             products.append(row.product)
+            row_refs[row.product.product_id] = [row.row_ref, row.line]
             seen_skus.add(row.product.vendor_sku)
     ws.write_products("incoming", products)
     ws.write_json("seen_skus", sorted(seen_skus))
     ws.write_json("doubtful_rows", doubtful)
+    ws.write_json("row_refs", row_refs)
     report.quarantined = dict(quarantine.counts)
     ws.save_report(report)
     _timed(ws, "parse", t0)
@@ -315,14 +323,16 @@ def fetch_stage(settings: Settings, ws: Workspace) -> Workspace:
     incoming = ws.read_products("incoming")
     todo = [p for p in incoming if p.product_id in wanted]
     quarantine = ws.quarantine(settings)
+    row_refs = ws.read_json("row_refs", {})
     images_dir = ws.path / "images"
     images_dir.mkdir(exist_ok=True)
     fetched: dict[str, str] = {}  # product id -> image hash
     images: dict[str, bytes] = {}  # image hash -> bytes, each distinct image once
-    results = fetch_images([p.image_urls[0] for p in todo], FetchPolicy.from_settings(settings), settings.fetch_concurrency)
+    policy = replace(FetchPolicy.from_settings(settings), refuse_blank=True)  # a product image must show something
+    results = fetch_images([p.image_urls[0] for p in todo], policy, settings.fetch_concurrency)
     for product, result in zip(todo, results, strict=True):
         if isinstance(result, FetchError):
-            _quarantine_product(quarantine, product, result.reason, result.message)
+            _quarantine_product(row_refs, quarantine, product, result.reason, result.message)
             continue
         path = images_dir / result.sha256
         if not path.exists():
@@ -375,6 +385,7 @@ def standardise_stage(settings: Settings, ws: Workspace, model_id: str, zeroshot
     fetched: dict[str, str] = ws.read_json("fetched", {})
     failed = ws.read_json("embed_failures", {})
     quarantine = ws.quarantine(settings)
+    row_refs = ws.read_json("row_refs", {})
     stored = ProductStore(settings.data_dir).get_many(classes["image_check"] + classes["same_image"])
     vectors_store = EmbeddingStore.from_settings(settings)
     ready: list[Product] = []
@@ -385,7 +396,7 @@ def standardise_stage(settings: Settings, ws: Workspace, model_id: str, zeroshot
                 continue  # quarantined at fetch; a stored version (if any) stays as it is
             p.image_hash = fetched[p.product_id]
             if p.image_hash in failed:
-                _quarantine_product(quarantine, p, Reason.IMAGE_NOT_IMAGE, failed[p.image_hash])
+                _quarantine_product(row_refs, quarantine, p, Reason.IMAGE_NOT_IMAGE, failed[p.image_hash])
                 continue
         p.model_id = model_id
         ready.append(p)

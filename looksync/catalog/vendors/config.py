@@ -129,7 +129,7 @@ class VendorConfig:
         if loose is not None:
             return loose, "vendor_key"
         if kind == "category":
-            shared = get_category_synonyms().by_key.get(key)
+            shared = get_category_synonyms().category(term)
             if shared is not None:
                 return shared, "synonym"
         return None

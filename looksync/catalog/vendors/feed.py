@@ -32,6 +32,7 @@ class ParsedRow:
     rejection: QuarantineRecord | None = None
     # SKUs of other rows this damaged row swallowed (see ``RawRecord.swallowed_skus``): not read, not vanished
     swallowed_skus: tuple[str, ...] = ()
+    line: int | None = None  # the physical line the row starts on
     unreadable: bool = False  # the row itself could not be read (cut off, not JSON/XML, bad bytes, too deep)
 
     @property
@@ -97,14 +98,20 @@ def _parse_row(config: VendorConfig, record: RawRecord, kept_skus: dict[str, tup
             config, record, Reason.INVALID_FIELD, f"row could not be read: {type(exc).__name__}: {exc}", sku
         )
     kept_skus[sku] = (record.row_ref, _written_sku(config, record))
-    return ParsedRow(row_ref=record.row_ref, raw=record.raw, product=product)
+    return ParsedRow(row_ref=record.row_ref, raw=record.raw, product=product, line=record.line)
 
 
 def _rejected(config: VendorConfig, record: RawRecord, reason: Reason, message: str, sku: str | None) -> ParsedRow:
     rejection = QuarantineRecord(
-        vendor=config.name, reason=reason, message=message, row_ref=record.row_ref, raw=record.raw, vendor_sku=sku
+        vendor=config.name,
+        reason=reason,
+        message=message,
+        row_ref=record.row_ref,
+        raw=record.raw,
+        vendor_sku=sku,
+        line=record.line,
     )
-    return ParsedRow(row_ref=record.row_ref, raw=record.raw, rejection=rejection)
+    return ParsedRow(row_ref=record.row_ref, raw=record.raw, rejection=rejection, line=record.line)
 
 
 __all__ = ["FeedError", "ParsedRow", "read_feed"]

@@ -24,6 +24,9 @@ from looksync.catalog.vendors.values import (
     parse_timestamp,
 )
 
+IMAGE_SCHEMES = ("http", "https", "s3", "file")  # what Product accepts; the fetch guard narrows it further
+PAGE_SCHEMES = ("http", "https")  # a product page is linked from the service's pages: nothing else is safe
+
 
 class RowRejected(ValueError):
     """A record cannot become a product; carries the quarantine reason."""
@@ -98,8 +101,12 @@ def record_to_product(config: VendorConfig, record: dict, sku: str) -> Product:
             _to_standard(config, "colour", term) for term in _list(config, record, "colour", config.colour_separator)
         ],
         "sizes": _list(config, record, "sizes", config.size_separator),
-        "image_urls": _list(config, record, "image_urls", None),
-        "product_url": _text(config, record, "product_url"),
+        "image_urls": _urls(config, _list(config, record, "image_urls", None), "image_urls", IMAGE_SCHEMES),
+        "product_url": (
+            _urls(config, [url], "product_url", PAGE_SCHEMES)[0]
+            if (url := _text(config, record, "product_url"))
+            else ""
+        ),
     }
     pattern = _text(config, record, "pattern")
     values["pattern"] = _to_standard(config, "pattern", pattern) if pattern else None
@@ -110,6 +117,19 @@ def record_to_product(config: VendorConfig, record: dict, sku: str) -> Product:
         return Product(**values)
     except ValidationError as exc:
         raise RowRejected(Reason.INVALID_FIELD, _describe(exc)) from None
+
+
+def _urls(config: VendorConfig, urls: list[str], key: str, schemes: tuple[str, ...]) -> list[str]:
+    for url in urls:
+        scheme = url.split(":", 1)[0].strip().lower() if ":" in url else ""
+        if scheme not in schemes:
+            shown = url if len(url) <= 80 else url[:77] + "..."
+            what = f"has scheme {scheme + ':'!r}" if scheme else "has no scheme"
+            raise RowRejected(
+                Reason.URL_SCHEME,
+                f"{key} ({config.fields[key].path}): {shown!r} {what}; allowed: {', '.join(s + ':' for s in schemes)}",
+            )
+    return urls
 
 
 def _field(config: VendorConfig, record: dict, key: str, parse) -> Any:

@@ -32,6 +32,7 @@ class RawRecord:
     raw: Any  # dict when the row was parsed, else the row's text
     problem: tuple[Reason, str] | None = None
     sku_hint: str | None = None  # best-effort SKU of a row that could not be read cleanly
+    line: int | None = None  # the physical line the row starts on (1-based), in every format
     # SKUs seen inside a damaged row that swallowed other rows (a CSV quote never closed): those
     # products were not read, so they must not count as vanished
     swallowed_skus: tuple[str, ...] = ()
@@ -74,18 +75,21 @@ def read_csv(config: VendorConfig, path: Path) -> Iterator[RawRecord]:
         _check_header(config, path, header)
         line = reader.line_num
         while True:
-            row_ref = f"line {line + 1}"
+            row_ref, first_line = f"line {line + 1}", line + 1
             try:
                 row = next(reader)
             except StopIteration:
                 return
             except csv.Error as exc:  # e.g. a quote opened and never closed before the end of the file
                 line = reader.line_num
-                yield RawRecord(row_ref, "", (Reason.TRUNCATED_ROW, f"row cannot be split into fields: {exc}"))
+                problem = (Reason.TRUNCATED_ROW, f"row cannot be split into fields: {exc}")
+                yield RawRecord(row_ref, "", problem, line=first_line)
                 continue
             line = reader.line_num
             if row:
-                yield _csv_record(config, header, row, row_ref)
+                record = _csv_record(config, header, row, row_ref)
+                record.line = first_line
+                yield record
 
 
 def _check_header(config: VendorConfig, path: Path, header: list[str]) -> None:
@@ -148,7 +152,9 @@ def read_jsonl(config: VendorConfig, path: Path) -> Iterator[RawRecord]:
         for number, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
-            yield _jsonl_record(config, line.rstrip("\r\n"), f"line {number}", sku_path)
+            record = _jsonl_record(config, line.rstrip("\r\n"), f"line {number}", sku_path)
+            record.line = number
+            yield record
 
 
 def _jsonl_record(config: VendorConfig, line: str, row_ref: str, sku_path: str) -> RawRecord:
@@ -175,12 +181,7 @@ def _jsonl_record(config: VendorConfig, line: str, row_ref: str, sku_path: str) 
             sku_hint,
         )
     if error is not None:
-        return RawRecord(
-            row_ref,
-            line,
-            (Reason.TRUNCATED_ROW, f"line is not complete JSON ({error.msg} at column {error.colno})"),
-            sku_hint,
-        )
+        return RawRecord(row_ref, line, _json_problem(line, error), sku_hint)
     if not isinstance(record, dict):
         return RawRecord(
             row_ref,
@@ -189,6 +190,16 @@ def _jsonl_record(config: VendorConfig, line: str, row_ref: str, sku_path: str) 
             sku_hint,
         )
     return RawRecord(row_ref, record, sku_hint=sku_hint)
+
+
+def _json_problem(line: str, error: json.JSONDecodeError) -> tuple[Reason, str]:
+    """A record begun and never closed was cut off (``truncated_row``); anything else is not JSON
+    (``malformed_row``): a line of text or HTML, or an object broken in its middle."""
+    text = line.strip()
+    where = f"{error.msg} at column {error.colno}"
+    if text.startswith("{") and not text.endswith("}"):
+        return Reason.TRUNCATED_ROW, f"line is cut off: a JSON object begun and never closed ({where})"
+    return Reason.MALFORMED_ROW, f"line is not valid JSON ({where}): {text[:80]!r}"
 
 
 def get_json_path(record: Any, path: str) -> Any:
@@ -251,16 +262,25 @@ def read_xml(config: VendorConfig, path: Path) -> Iterator[RawRecord]:
     tag = config.record_tag or ""
     sku_tag = config.fields["sku"].path
     with path.open("rb") as fh:
-        for number, chunk in enumerate(split_xml_records(fh, tag), start=1):
-            yield _xml_record(config, chunk, f"record {number}", sku_tag)
+        for number, (line, chunk) in enumerate(split_xml_records(fh, tag), start=1):
+            record = _xml_record(config, chunk, f"record {number}", sku_tag)
+            record.line = line
+            yield record
 
 
-def split_xml_records(fh, tag: str) -> Iterator[bytes]:
-    """Yield the raw bytes of each ``<tag>...</tag>`` record; a record whose end tag never comes
-    (cut off) is yielded up to where the next record starts, so the records after it survive."""
+def split_xml_records(fh, tag: str) -> Iterator[tuple[int, bytes]]:
+    """Yield (line it starts on, raw bytes) of each ``<tag>...</tag>`` record; a record whose end tag
+    never comes (cut off) is yielded up to where the next record starts, so the records after it survive."""
     opening = re.compile(rb"<" + re.escape(tag.encode()) + rb"[\s/>]")
     closing = b"</" + tag.encode() + b">"
     buf, pos, eof = b"", 0, False
+    line, counted = 1, 0  # the line at buf[counted]
+
+    def line_at(index: int) -> int:
+        nonlocal line, counted
+        line, counted = line + buf.count(b"\n", counted, index), index
+        return line
+
     while True:
         start = opening.search(buf, pos)
         if start is not None:
@@ -268,14 +288,14 @@ def split_xml_records(fh, tag: str) -> Iterator[bytes]:
             following = opening.search(buf, start.end())
             if end != -1 and (following is None or end < following.start()):
                 pos = end + len(closing)
-                yield buf[start.start() : pos]
+                yield line_at(start.start()), buf[start.start() : pos]
                 continue
             if following is not None:
                 pos = following.start()
-                yield buf[start.start() : pos]
+                yield line_at(start.start()), buf[start.start() : pos]
                 continue
             if eof:
-                yield buf[start.start() :]
+                yield line_at(start.start()), buf[start.start() :]
                 return
             pos = start.start()
         elif eof:
@@ -283,7 +303,8 @@ def split_xml_records(fh, tag: str) -> Iterator[bytes]:
         else:
             pos = max(pos, len(buf) - len(tag) - 2)  # keep a possibly split start tag
         chunk = fh.read(XML_CHUNK_BYTES)
-        buf, pos, eof = buf[pos:] + chunk, 0, not chunk
+        line_at(pos)
+        buf, pos, eof, counted = buf[pos:] + chunk, 0, not chunk, 0
 
 
 def _xml_record(config: VendorConfig, chunk: bytes, row_ref: str, sku_tag: str) -> RawRecord:
@@ -297,8 +318,12 @@ def _xml_record(config: VendorConfig, chunk: bytes, row_ref: str, sku_tag: str) 
     try:
         element = ET.fromstring(text)
     except ET.ParseError as exc:
-        message = f"record is not complete XML ({exc}): {text[:120]!r}"
-        return RawRecord(row_ref, text, (Reason.TRUNCATED_ROW, message), _xml_sku_hint(text, sku_tag))
+        # expat's "no element found" / "unclosed token": the text ended inside the record
+        if exc.code in (3, 5):
+            problem = (Reason.TRUNCATED_ROW, f"record is cut off before its end ({exc}): {text[:120]!r}")
+        else:
+            problem = (Reason.MALFORMED_ROW, f"record is not well-formed XML ({exc}): {text[:120]!r}")
+        return RawRecord(row_ref, text, problem, _xml_sku_hint(text, sku_tag))
     try:
         record = element_to_dict(element)
     except RecursionError:

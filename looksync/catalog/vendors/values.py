@@ -61,7 +61,7 @@ def parse_price(value: object, fmt: PriceFormat, market: str | None = None) -> f
         number, negative = _number(value)
     else:
         number, negative = _text_price(str(value), fmt, currency)
-    shown = repr(value)
+    shown = _shown(value)
     decimals = -number.as_tuple().exponent if number.is_finite() else 0
     if isinstance(decimals, int) and decimals > max(fmt.decimals, 0) and number != number.to_integral_value():
         raise PriceProblem(Reason.BAD_PRICE, f"{shown} has more than {fmt.decimals} decimal digit(s)")
@@ -70,8 +70,16 @@ def parse_price(value: object, fmt: PriceFormat, market: str | None = None) -> f
     if number == 0 and not fmt.allow_zero:
         raise PriceProblem(Reason.PRICE_OUT_OF_RANGE, f"{shown} is zero (set price_format.allow_zero for free items)")
     if cap is not None and number > cap:
-        raise PriceProblem(Reason.PRICE_OUT_OF_RANGE, f"{shown} is above the most a price can be ({cap:,g} {currency})")
+        raise PriceProblem(
+            Reason.PRICE_OUT_OF_RANGE, f"{shown} is above the most a price can be ({cap:,.0f} {currency})"
+        )
     return float(number)
+
+
+def _shown(value: object) -> str:
+    """A value as messages show it: its repr, cut short (a 5 MB field is not copied into the quarantine)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _market_terms(fmt: PriceFormat, market: str | None) -> tuple[str | None, float | None]:
@@ -91,7 +99,7 @@ def _number(value: int | float) -> tuple[Decimal, bool]:
 
 
 def _text_price(raw: str, fmt: PriceFormat, currency: str | None) -> tuple[Decimal, bool]:
-    text = " ".join(unicodedata.normalize("NFKC", raw).split())
+    text = " ".join(unicodedata.normalize("NFKC", raw[:200]).split()) if len(raw) <= 200 else "\x00"
     if not text:
         raise PriceProblem(Reason.BAD_PRICE, "price is empty")
     marks = sorted({*fmt.strip, *(CURRENCY_MARKS.get(currency or "", ()))}, key=len, reverse=True)
@@ -110,7 +118,9 @@ def _text_price(raw: str, fmt: PriceFormat, currency: str | None) -> tuple[Decim
         raise PriceProblem(Reason.BAD_PRICE, _unreadable(raw, text, fmt, currency))
     groups = re.split(r"[^0-9]", match["int"])
     if len(groups) > 1 and not all(len(g) in (2, 3) for g in groups[1:]) or len(groups) > 1 and len(groups[-1]) != 3:
-        raise PriceProblem(Reason.BAD_PRICE, f"cannot read {raw!r} as a price: digit groups {groups} are not thousands")
+        raise PriceProblem(
+            Reason.BAD_PRICE, f"cannot read {_shown(raw)} as a price: digit groups {groups} are not thousands"
+        )
     number = Decimal(f"{''.join(groups)}.{match['frac'] or 0}")
     return number, negative
 
@@ -132,16 +142,16 @@ def _unreadable(raw: str, text: str, fmt: PriceFormat, currency: str | None) -> 
             and any(m in text for m in marks)
             and not any(m in text for m in CURRENCY_MARKS.get(currency or "", ()))
         ):
-            return f"{raw!r} is in another currency ({other}), not {currency or 'the market currency'}"
+            return f"{_shown(raw)} is in another currency ({other}), not {currency or 'the market currency'}"
     swapped = PriceFormat(thousands=fmt.decimal, decimal=fmt.thousands or ",", decimals=fmt.decimals)
     if fmt.thousands and "," in text and "." in text and _price_pattern(swapped).fullmatch(text):
         return (
-            f"{raw!r} uses {fmt.thousands!r} as its decimal mark, but this vendor writes {fmt.decimal!r} "
+            f"{_shown(raw)} uses {fmt.thousands!r} as its decimal mark, but this vendor writes {fmt.decimal!r} "
             f"(price_format.decimal); {expected}"
         )
     if re.search(r"\d[eE][+-]?\d", text):
-        return f"{raw!r} is in scientific notation, not a price; {expected}"
-    return f"cannot read {raw!r} as a price ({expected})"
+        return f"{_shown(raw)} is in scientific notation, not a price; {expected}"
+    return f"cannot read {_shown(raw)} as a price ({expected})"
 
 
 def format_price(price: float, fmt: PriceFormat, *, grouped: bool = True) -> str:
