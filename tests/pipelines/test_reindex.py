@@ -87,3 +87,50 @@ def test_the_live_version_cannot_be_dropped(catalog_copy):
         index.drop_version(index.live_version())
     with pytest.raises(IndexBackendError, match="no version"):
         index.drop_version("v-nope")
+
+
+def test_a_reindex_killed_mid_upsert_leaves_live_serving_and_the_rerun_completes(built_catalog, catalog_copy):
+    """``kill -9`` of the reindex process after its first write batch: the half-built version is never
+    live, the service answers from the old one throughout, and a rerun builds, validates and swaps."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from looksync.search.cache import MemoryCache
+    from looksync.search.engine import SearchEngine, SearchRequest
+
+    settings = catalog_copy
+    index = open_index(settings)
+    before = index.live_version()
+    engine = SearchEngine(settings, built_catalog.encoder, open_index(settings), MemoryCache())
+    answer = [p["product_id"] for p in engine.search(SearchRequest(text="navy t-shirt", k=5))["products"]]
+    script = (
+        "import json, os, signal, sys\n"
+        "from looksync.index.factory import open_index\n"
+        "from looksync.pipelines.reindex import build_index\n"
+        "from looksync.settings import Settings\n"
+        "settings = Settings.model_validate_json(sys.argv[1])\n"
+        "def progress(step, n, of):\n"
+        "    if step.startswith('write batch 1/'):\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)  # mid-build: one batch written, the rest not\n"
+        "build_index(settings, open_index(settings), sys.argv[2], batch_size=50, progress=progress)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, settings.model_dump_json(), built_catalog.encoder.model_id],
+        env={**os.environ, "PYTHONPATH": os.getcwd()}, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+    half = [v for v in open_index(settings).list_versions() if v.name != before]
+    assert len(half) == 1 and not half[0].live and half[0].count < 150  # the half-built version, not live
+    assert index.live_version() == before
+    after = engine.search(SearchRequest(text="navy t-shirt", k=5))
+    assert after["index_version"] == before and [p["product_id"] for p in after["products"]] == answer
+
+    report = build_index(settings, open_index(settings), built_catalog.encoder.model_id, keep=3, batch_size=50)
+    assert report.indexed == 150 and report.validation is not None
+    assert open_index(settings).live_version() == report.version not in (before, half[0].name)
+    served = engine.search(SearchRequest(text="navy t-shirt", k=5))
+    assert served["index_version"] == report.version and len(served["products"]) == 5
+    assert json.dumps(served)  # a whole answer from the new version
