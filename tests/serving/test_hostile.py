@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import socket
 
 import pytest
@@ -17,7 +18,7 @@ from hypothesis import strategies as st
 
 from tests.serving import hostile
 
-PROPERTY = settings(max_examples=100, derandomize=True, deadline=None, database=None,
+PROPERTY = settings(max_examples=int(os.environ.get("HOSTILE_FUZZ_CASES", "100")), derandomize=True, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])  # fmt: skip
 MODEL_FIELDS = {
     "/v1/looks/search": ["image_base64", "image_url", "market", "gender", "layers", "k", "filters", "rerank"],

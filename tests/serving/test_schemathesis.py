@@ -6,6 +6,7 @@ most 12 of each per operation (at most 360 in all), through the WSGI app in-proc
 from __future__ import annotations
 
 import json
+import os
 import socket
 
 import pytest
@@ -16,7 +17,8 @@ from schemathesis import GenerationMode
 
 from tests.serving import hostile
 
-CASES_PER_OPERATION = 12  # x 2 modes x 15 operations: at most 360 cases
+# x 2 modes x 15 operations: at most 360 cases; HOSTILE_FUZZ_CASES raises it for a longer hunt
+CASES_PER_OPERATION = int(os.environ.get("HOSTILE_FUZZ_CASES", "12"))
 
 
 @pytest.fixture(scope="module")
