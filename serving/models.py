@@ -12,7 +12,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from looksync.index import SearchFilters
 from looksync.search.engine import MAX_BUDGET, MAX_K, LookSearchRequest, OutfitRequest, SearchRequest
@@ -33,17 +33,20 @@ def _comma_list(value: Any) -> Any:
     return value
 
 
-Text = Annotated[str, AfterValidator(_text)]
-Name = Annotated[Text, Field(min_length=1, max_length=64)]
-Token = Annotated[Text, Field(min_length=1, max_length=200)]
+def _text_of(min_length: int = 0, max_length: int | None = None) -> Any:
+    """A string bounded in length (checked before the text check), clean and NFC (``_text``)."""
+    return Annotated[str, StringConstraints(min_length=min_length, max_length=max_length), AfterValidator(_text)]
+
+
+Text = _text_of()
+Name = _text_of(1, 64)
+Token = _text_of(1, 200)
 NameList = Annotated[list[Token], BeforeValidator(_comma_list), Field(max_length=100)]
 Price = Annotated[float, Field(ge=0, le=1e12, allow_inf_nan=False, description="in the market's currency")]
 K = Annotated[int, Field(ge=1, le=MAX_K, description="results per layer (default: the service's default k)")]
-ImageUrl = Annotated[Text, Field(min_length=1, max_length=2048, description="fetched with the ingestion guards")]
-ProductId = Annotated[Text, Field(min_length=1, max_length=200)]
-ShopperId = Annotated[
-    Text, Field(min_length=1, max_length=200, description="the app's shopper id: their profile softly boosts the results")
-]
+ImageUrl = Annotated[_text_of(1, 2048), Field(description="fetched with the ingestion guards")]
+ProductId = _text_of(1, 200)
+ShopperId = Annotated[_text_of(1, 200), Field(description="the app's shopper id: their profile softly boosts the results")]
 
 _STRICT = ConfigDict(extra="forbid", str_max_length=20_000_000)  # base64 images are long; the byte cap bounds them
 
@@ -109,7 +112,7 @@ class LookSearchParams(_Common, _ImageFields):
 class SearchParams(_Common, _ImageFields):
     """POST /v1/search (JSON body, or multipart ``params`` + ``text`` + ``image``)."""
 
-    text: Annotated[Text, Field(max_length=500)] | None = None
+    text: _text_of(0, 500) | None = None
     categories: NameList | None = None
     shopper_id: ShopperId | None = None
 
@@ -156,7 +159,7 @@ class ReportQuery(BaseModel):
 
     model_config = _STRICT
 
-    model_id: Annotated[Text, Field(max_length=200)] | None = None
+    model_id: _text_of(0, 200) | None = None
 
 
 # the multipart form fields a model takes besides ``params`` (JSON) and the ``image`` file

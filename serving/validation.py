@@ -31,7 +31,6 @@ MAX_JSON_DEPTH = 32  # the deepest request document is 4 levels (judgments: body
 _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _SURROGATE = re.compile("[\ud800-\udfff]")
-JSON_TYPES = ("application/json",)
 M = TypeVar("M", bound=BaseModel)
 
 

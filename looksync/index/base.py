@@ -163,6 +163,11 @@ class CatalogIndex(ABC):
         """Drop all but the newest ``keep`` versions (never the live one); returns the dropped names."""
 
     @abstractmethod
+    def drop_version(self, version: str) -> None:
+        """Drop one version that is not live (a build that failed validation); IndexBackendError for the
+        live version or an unknown one."""
+
+    @abstractmethod
     def stats(self) -> dict[str, Any]:
         """Backend, live version and per-version figures (count, size, indexes), for ops pages."""
 

@@ -291,6 +291,14 @@ class ElasticsearchIndex(CatalogIndex):
             log.info("index versions pruned", extra={"dropped": dropped, "keep": keep})
         return dropped
 
+    def drop_version(self, version: str) -> None:
+        if version == self.live_version():
+            raise IndexBackendError(f"drop version: {version} is live; make another version live first")
+        self._meta(version)  # IndexBackendError when there is no such version
+        with self._errors(f"delete index {self.index_of(version)}"):
+            self.client.indices.delete(index=self.index_of(version))
+        log.info("index version dropped", extra={"version": version})
+
     # ---- bulk load ------------------------------------------------------------------------------
 
     def begin_bulk_load(self, version: str) -> None:

@@ -225,6 +225,22 @@ class EmbeddedIndex(CatalogIndex):
             dropped = [r.name for r in reversed(newest) if r.name not in kept]
             for name in dropped:
                 del state.versions[name]
+        self._remove(dropped)
+        if dropped:
+            log.info("index versions pruned", extra={"dropped": dropped, "keep": keep})
+        return dropped
+
+    def drop_version(self, version: str) -> None:
+        with self._registry.edit() as state:
+            if version == state.live:
+                raise IndexBackendError(f"drop version: {version} is live; make another version live first")
+            if version not in state.versions:
+                raise IndexBackendError(f"drop version: no version {version!r}")
+            del state.versions[version]
+        self._remove([version])
+        log.info("index version dropped", extra={"version": version})
+
+    def _remove(self, dropped: list[str]) -> None:
         # The registry no longer names them, so no reader opens them from here on.
         for name in dropped:
             self._forget(name)
@@ -232,9 +248,6 @@ class EmbeddedIndex(CatalogIndex):
             if directory.exists():
                 with self._backend_errors(f"drop version {name!r}"):
                     shutil.rmtree(directory)
-        if dropped:
-            log.info("index versions pruned", extra={"dropped": dropped, "keep": keep})
-        return dropped
 
     # ---- writes ---------------------------------------------------------------------------------
 

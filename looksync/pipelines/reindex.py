@@ -5,7 +5,7 @@ products whose image has a vector of the requested model are indexed; the rest a
 is a function of its own so the ``catalog_reindex`` DAG runs them as separate tasks; ``build_index``
 runs them in one go for the CLI. Every step before ``swap`` works on the new version only, so a failure
 anywhere before it leaves the live version serving; a version that failed validation is never made
-live and is pruned like any old version.
+live: it is dropped at once.
 """
 
 from __future__ import annotations
@@ -89,7 +89,8 @@ def validate_build(
     settings: Settings, index: CatalogIndex, version: str, model_id: str, failed: list[tuple[str, str]] = ()
 ) -> dict[str, Any]:
     """Count and sampled recall of ``version`` against exact search on the store's vectors (products
-    whose write ``failed`` excluded); on failure ``ReindexError`` (the live version never changed)."""
+    whose write ``failed`` excluded); on failure the version is dropped and ``ReindexError`` raised (the
+    live version never changed)."""
     ready, _missing, vectors = _ready(settings, model_id)
     failed_ids = {pid for pid, _ in failed}
     ready = [p for p in ready if p.product_id not in failed_ids]
@@ -99,7 +100,12 @@ def validate_build(
         version, ids, matrix, queries=settings.reindex_sample, min_recall=settings.reindex_min_recall
     )
     if not report.ok:
-        raise ReindexError(f"validation of {version} failed: {'; '.join(report.problems)}; live version unchanged")
+        # never made live, and never to be: dropped now (the CLI's and the DAG's path alike), so a later
+        # swap cannot pick it up and its files do not wait for a prune
+        index.drop_version(version)
+        raise ReindexError(
+            f"validation of {version} failed: {'; '.join(report.problems)}; the version was dropped, live version unchanged"
+        )
     return asdict(report)
 
 

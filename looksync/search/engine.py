@@ -14,6 +14,7 @@ import atexit
 import hashlib
 import json
 import logging
+import math
 import threading
 import time
 import weakref
@@ -111,6 +112,11 @@ class LookSearchRequest:
         if not 1 <= self.k <= MAX_K:
             raise InvalidRequest(f"k must be between 1 and {MAX_K}, got {self.k}", field="k")
         f = self.filters
+        for name in ("price_min", "price_max"):
+            value = getattr(f, name)
+            # a client's NaN or infinity must never reach the index, which would refuse it as a backend error
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)):
+                raise InvalidRequest(f"{name} must be a finite number, got {value!r}", field=f"filters.{name}")
         if f.price_min is not None and f.price_max is not None and f.price_min > f.price_max:
             raise InvalidRequest(f"price_min {f.price_min} is above price_max {f.price_max}", field="filters.price_min")
         if self.outfit is not None:

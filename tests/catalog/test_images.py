@@ -116,3 +116,63 @@ def test_pixel_bomb_is_refused_before_decoding():
     bomb = png_bytes(size=(6000, 5000), colour=(255, 255, 255))
     with pytest.raises(FetchError, match="pixels exceeds the cap"):
         check_image_bytes(bomb, FetchPolicy(max_pixels=25_000_000), "upload")
+
+
+class RawHandler(__import__("socketserver").BaseRequestHandler):
+    """Answers with raw bytes, so a response can lie about its length or stream past any cap."""
+
+    CAP = 50_000
+
+    def handle(self):
+        request = self.request.recv(65536).split(b"\r\n", 1)[0]
+        path = request.split(b" ")[1].decode()
+        png = png_bytes()
+        sock = self.request
+        try:
+            if path == "/chunked-huge.png":  # no length, chunk after chunk far past the cap
+                sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nTransfer-Encoding: chunked\r\n\r\n")
+                for _ in range(200):
+                    sock.sendall(b"%x\r\n%s\r\n" % (10_000, b"\0" * 10_000))
+                sock.sendall(b"0\r\n\r\n")
+            elif path == "/unframed-huge.png":  # neither length nor chunks: read until close
+                sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nConnection: close\r\n\r\n")
+                for _ in range(200):
+                    sock.sendall(b"\0" * 10_000)
+            elif path == "/says-small.png":  # Content-Length under the cap, body far over it
+                sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 20\r\n\r\n" + png + b"\0" * 500_000)
+            elif path == "/says-large.png":  # Content-Length promises more than is sent, then the server hangs up
+                sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: %d\r\n\r\n" % (len(png) + 5000) + png)
+        except OSError:  # the client stopped reading: what a cap is for
+            pass
+
+
+@pytest.fixture(scope="module")
+def raw_server():
+    import socketserver
+
+    httpd = socketserver.ThreadingTCPServer(("127.0.0.1", 0), RawHandler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("/chunked-huge.png", Reason.IMAGE_TOO_LARGE),
+        ("/unframed-huge.png", Reason.IMAGE_TOO_LARGE),
+        ("/says-small.png", Reason.IMAGE_NOT_IMAGE),  # cut at the declared 20 bytes: a truncated PNG, never 500 kB read
+        ("/says-large.png", Reason.IMAGE_UNREACHABLE),  # the body ends short of its length: incomplete, no hang
+    ],
+)
+def test_the_streaming_byte_cap_and_lying_lengths(raw_server, path, reason):
+    import time
+
+    policy = FetchPolicy(allow_private=True, timeout_s=2, retries=0, max_bytes=RawHandler.CAP, max_pixels=4_000_000)
+    started = time.monotonic()
+    with pytest.raises(FetchError) as exc:
+        fetch_image(f"{raw_server}{path}", policy)
+    assert exc.value.reason is reason, exc.value.message
+    assert time.monotonic() - started < 5

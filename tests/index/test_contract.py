@@ -317,6 +317,23 @@ def test_rollback_across_models_is_refused_unless_allowed(index):
     assert index.live_model_id() == "model-old"
 
 
+def test_drop_one_version_never_the_live_one(index):
+    live = index.create_version(MODEL_ID, DIM)
+    failed = index.create_version(MODEL_ID, DIM)
+    index.upsert(live, catalog(3), vectors(3))
+    index.upsert(failed, catalog(3), vectors(3))
+    index.set_live(live)
+    index.drop_version(failed)  # the newest: prune(keep>=1) would keep it
+    assert [i.name for i in index.list_versions()] == [live]
+    with pytest.raises(IndexBackendError):
+        index.count(failed)
+    with pytest.raises(IndexBackendError, match="is live"):
+        index.drop_version(live)
+    with pytest.raises(IndexBackendError):
+        index.drop_version(failed)  # gone already
+    assert index.count() == 3
+
+
 def test_a_reader_follows_the_writer_without_restart(index_factory):
     writer, reader = index_factory(), index_factory()
     v1 = writer.create_version(MODEL_ID, DIM)

@@ -135,3 +135,38 @@ def test_snapshot_errors_name_what_is_wrong(tmp_path):
         index.restore("once", as_version="miscounted")
     assert [v.name for v in index.list_versions()] == [version]
     assert not (tmp_path / "index" / "miscounted").exists()
+
+
+def test_an_interrupted_upload_is_no_snapshot_and_the_retry_completes(tmp_path, s3_bucket, s3_endpoint, monkeypatch):
+    """The connection to S3 drops after a few files: no manifest was written, so nothing lists or restores
+    the half-uploaded snapshot, the live version is untouched, and the same snapshot taken again completes."""
+    from looksync.catalog.object_store import StorageError
+
+    _, bucket = s3_bucket
+    settings = load_settings(data_dir=tmp_path, s3_bucket=bucket, s3_endpoint_url=s3_endpoint, s3_prefix="prod")
+    index = open_index(settings)
+    version, _ = _built(index, n=60)
+    store = index.snapshot_store
+    real_put_file, puts = store.put_file, []
+
+    def drops_after_five(key, path):
+        puts.append(key)
+        if len(puts) > 5:
+            raise StorageError(f"put {key}: connection reset by peer")
+        return real_put_file(key, path)
+
+    monkeypatch.setattr(store, "put_file", drops_after_five)
+    with pytest.raises(IndexBackendError, match="connection reset"):
+        index.snapshot(version, name="nightly")
+    assert any(k.startswith("nightly/files/") for k in store.list("nightly"))  # files went up...
+    assert "nightly/manifest.json" not in set(store.list("nightly"))  # ...the manifest, written last, did not
+    assert index.list_snapshots() == []
+    with pytest.raises(IndexBackendError, match="no such snapshot"):
+        index.restore("nightly", as_version="half")
+    assert [v.name for v in index.list_versions()] == [version] and index.live_version() == version
+
+    monkeypatch.setattr(store, "put_file", real_put_file)  # the network is back: the same name again
+    info = index.snapshot(version, name="nightly")
+    assert [s.name for s in index.list_snapshots()] == ["nightly"]
+    assert index.restore(info.name, as_version="restored") == "restored"
+    assert _answers(index, "restored") == _answers(index, version)

@@ -93,3 +93,56 @@ def test_trigger_serializes_to_its_own_class(settings):
 
     again = import_string(classpath)(**kwargs)
     assert again.serialize() == (classpath, kwargs) and asdict  # round-trips through the triggerer's form
+
+
+def test_a_worker_killed_before_acknowledging_its_message_leaves_it_for_one_ingest(settings, queue, clean_sample, tiny_encoder):
+    """A consumer process reads a message (pending to it) and is killed with SIGKILL before any run takes it:
+    the message is not lost (another consumer claims it once idle), it is ingested once, and every later
+    delivery of it (a second claim, a duplicate trigger event) is acknowledged without a second ingest."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    vendor, feed = next(iter(clean_sample.manifest.feeds.items()))
+    message_id = queue.publish(vendor, feed, mode="delta")
+    doomed = subprocess.Popen(
+        [sys.executable, "-c", (
+            "import time\n"
+            "from looksync.catalog.attribute_mirror import open_redis\n"
+            "from looksync.pipelines.vendor_queue import VendorUpdateQueue\n"
+            f"q = VendorUpdateQueue(open_redis({settings.queue_redis_url!r}), {settings.queue_stream!r}, "
+            f"{settings.queue_group!r})\n"
+            "print(*[m.message_id for m in q.read('doomed-worker', block_ms=5000)], flush=True)\n"
+            "time.sleep(600)\n"
+        )],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )  # fmt: skip
+    try:
+        assert doomed.stdout.readline().split() == [message_id]  # it has the message...
+    finally:
+        doomed.send_signal(signal.SIGKILL)  # ...and dies before a run acknowledged it
+        doomed.wait(10)
+    (pending,) = queue.redis.xpending_range(settings.queue_stream, settings.queue_group, "-", "+", 10)
+    assert pending["consumer"] == "doomed-worker" and queue.pending() == 1
+
+    ingested = []
+
+    def run(payloads, poll=False):
+        for ref in take_feeds(queue, payloads, poll=poll):
+            report = ingest_feed(settings, ref.vendor, ref.feed, tiny_encoder, f"run-{ref.message_id}",
+                                 mode=ref.mode, message_id=ref.message_id)  # fmt: skip
+            ingested.append(report.message_id)
+
+    time.sleep(0.3)
+    claimed = queue.read("survivor", claim_idle_ms=200)  # redelivered once idle
+    assert [m.message_id for m in claimed] == [message_id]
+    payload = {"message_id": message_id, "vendor": vendor, "feed": str(feed), "mode": "delta"}
+    run([payload])
+    assert ingested == [message_id] and queue.pending() == 0
+    run([payload])  # the trigger fired twice for it: a duplicate event
+    time.sleep(0.3)
+    run([], poll=True)  # and the scheduled run polls the queue
+    assert ingested == [message_id]  # one ingest, no duplicate
+    assert queue.read("late", claim_idle_ms=1) == [] and queue.pending() == 0

@@ -195,3 +195,18 @@ def test_engine_checks_name_their_field_too(client):
     error(client.post("/v1/search", json={"text": "navy", "filters": {"price_min": 50, "price_max": 10}}), 400,
           "filters.price_min")  # fmt: skip
     error(client.post("/v1/search", json={"text": "n" * 501}), 400, "text")
+
+
+def test_the_engine_refuses_non_finite_prices_from_any_caller(built_catalog):
+    """Defence in depth: a Python caller that skips the service's models still gets InvalidRequest naming the
+    filter, never the index's backend error."""
+    from looksync.index import SearchFilters
+    from looksync.index.factory import open_index
+    from looksync.search.cache import MemoryCache
+    from looksync.search.engine import InvalidRequest, SearchEngine, SearchRequest
+
+    engine = SearchEngine(built_catalog.settings, built_catalog.encoder, open_index(built_catalog.settings), MemoryCache())
+    for value in (float("nan"), float("inf"), float("-inf"), "12"):
+        with pytest.raises(InvalidRequest) as caught:
+            engine.search(SearchRequest(text="navy", filters=SearchFilters(price_max=value)))
+        assert caught.value.field == "filters.price_max"
