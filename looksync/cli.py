@@ -106,14 +106,20 @@ def sample_serve(root: Path, port: int):
 @click.option("--confirm-deletions", is_flag=True,
               help="Delete vanished products even when the run would otherwise hold its deletions (unreadable rows "
                    "without a SKU, or more vanished than ingest_delete_max_share); see docs/vendors.md.")  # fmt: skip
-def ingest(vendor: str, feed: Path, run_id: str | None, refetch: bool, confirm_deletions: bool):
-    """Ingest one vendor feed: parse, validate, quarantine, fetch images (and their thumbnails), embed, store."""
+@click.option("--no-index", is_flag=True,
+              help="Write the stores only; leave the live index as it is (until `looksync index build`).")
+def ingest(vendor: str, feed: Path, run_id: str | None, refetch: bool, confirm_deletions: bool, no_index: bool):
+    """Ingest one vendor feed: parse, validate, quarantine, fetch images (and their thumbnails), embed, store,
+    and apply the changes to the live index and the Redis attribute mirror, as the catalog_ingest DAG does."""
     from embeddings import load_encoder_from_settings
+    from looksync.airflow.connections import attribute_mirror
+    from looksync.index.factory import open_index
     from looksync.pipelines.ingest import ingest_feed
 
     settings = _settings()
+    index = None if no_index else open_index(settings)
     report = ingest_feed(settings, vendor, feed, load_encoder_from_settings(settings), run_id=run_id, refetch=refetch,
-                         confirm_deletions=confirm_deletions)  # fmt: skip
+                         confirm_deletions=confirm_deletions, index=index, mirror=attribute_mirror(settings))  # fmt: skip
     click.echo(json.dumps(report.__dict__, indent=2, default=str))
 
 

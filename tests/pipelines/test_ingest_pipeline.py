@@ -258,3 +258,37 @@ def test_cli_refetch_stores_missing_thumbnails(settings, clean_sample, tiny_enco
     assert report["thumbnails"] == {"written": 15, "existing": 0, "failed": 0}
     assert report["embedded"] == 0 and report["outcomes"]["unchanged"] == 15
     assert len(_thumbnail_files(settings)) == 15
+
+
+def test_cli_ingest_applies_to_the_live_index_as_the_dag_does(settings, clean_sample, tmp_path):
+    """`looksync ingest` upserts new products into the live index and deletes vanished ones from it (a
+    deleted product is not searchable until the next `index build`); --no-index leaves the index alone."""
+    from click.testing import CliRunner
+
+    from looksync.cli import main
+
+    feed = Path(clean_sample.manifest.feeds[VENDOR])
+    env = {"LOOKSYNC_DATA_DIR": str(settings.data_dir), "LOOKSYNC_CLIP_MODEL": settings.clip_model,
+           "LOOKSYNC_CLIP_WEIGHTS": settings.clip_weights, "LOOKSYNC_DEVICE": "cpu", "LOOKSYNC_FETCH_ALLOW_PRIVATE": "true"}  # fmt: skip
+    result = CliRunner().invoke(main, ["ingest", "--vendor", VENDOR, "--feed", str(feed)], env=env)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output[result.output.index("{") :])
+    index = open_index(settings)
+    assert report["index_version"] == index.live_version() and index.count() == report["outcomes"]["new"] == 15
+
+    lines = feed.read_text(encoding="utf-8").splitlines(keepends=True)
+    header = 1 if feed.suffix == ".csv" else 0
+    assert feed.suffix in (".csv", ".jsonl"), feed
+    shorter = tmp_path / f"shorter{feed.suffix}"
+    shorter.write_text("".join(lines[: header + 14]), encoding="utf-8")  # the last product vanishes
+
+    result = CliRunner().invoke(main, ["ingest", "--vendor", VENDOR, "--feed", str(shorter)], env=env)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output[result.output.index("{") :])
+    assert report["outcomes"]["vanished"] == 1 and index.count() == 14
+
+    result = CliRunner().invoke(main, ["ingest", "--vendor", VENDOR, "--feed", str(feed), "--no-index"], env=env)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output[result.output.index("{") :])
+    assert report["outcomes"]["new"] == 1 and index.count() == 14  # stored, not indexed
+    assert any("no index given" in note for note in report["notes"])
