@@ -207,6 +207,7 @@ def parse_stage(settings: Settings, ref: FeedRef, run_id: str) -> Workspace:
     seen_skus: set[str] = set()
     row_refs: dict[str, list] = {}  # product id -> [row ref, line] in the feed, for quarantines of later stages
     doubtful: list[tuple[str, str | None]] = []  # (row ref, recovered SKU) of unreadable or SKU-less rows
+    cleaned: dict[str, list[str]] = {}  # "title truncated" -> row refs: display text changed on the way in
     for row in read_feed(config, resolve_feed(settings, ref.feed, ws.path)):
         report.rows_read += 1
         seen_skus.update(row.swallowed_skus)
@@ -220,11 +221,18 @@ def parse_stage(settings: Settings, ref: FeedRef, run_id: str) -> Workspace:
             products.append(row.product)
             row_refs[row.product.product_id] = [row.row_ref, row.line]
             seen_skus.add(row.product.vendor_sku)
+            for key, changes in row.cleaned.items():
+                for change in changes:
+                    cleaned.setdefault(f"{key} {change}", []).append(row.row_ref)
     ws.write_products("incoming", products)
     ws.write_json("seen_skus", sorted(seen_skus))
     ws.write_json("doubtful_rows", doubtful)
     ws.write_json("row_refs", row_refs)
     report.quarantined = dict(quarantine.counts)
+    for what, refs in sorted(cleaned.items()):
+        shown = ", ".join(refs[:5]) + (f" and {len(refs) - 5} more" if len(refs) > 5 else "")
+        report.notes.append(f"text cleaned: {what} in {len(refs)} row(s) ({shown}); see docs/vendors.md")
+        log.warning("display text cleaned: %s in %d row(s)", what, len(refs), extra={"run_id": run_id, "vendor": ref.vendor, "rows": refs[:50]})
     ws.save_report(report)
     _timed(ws, "parse", t0)
     log.info("parsed %d rows, %d products", report.rows_read, len(products), extra={"run_id": run_id, "vendor": ref.vendor})

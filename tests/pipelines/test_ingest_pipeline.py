@@ -292,3 +292,24 @@ def test_cli_ingest_applies_to_the_live_index_as_the_dag_does(settings, clean_sa
     report = json.loads(result.output[result.output.index("{") :])
     assert report["outcomes"]["new"] == 1 and index.count() == 14  # stored, not indexed
     assert any("no index given" in note for note in report["notes"])
+
+
+def test_cleaned_display_text_is_recorded_in_the_run_report(settings, clean_sample, tmp_path):
+    from looksync.pipelines.feed_ref import FeedRef
+    from looksync.pipelines.ingest import parse_stage
+
+    feed = Path(clean_sample.manifest.feeds[VENDOR])
+    import csv
+
+    assert feed.suffix == ".csv"
+    with feed.open(encoding="utf-8", newline="") as f:
+        rows = list(csv.reader(f))
+    rows[1][rows[0].index("Product Name")] = "Kurta " + "very " * 100  # over the 300-character cap
+    edited = tmp_path / "edited.csv"
+    with edited.open("w", encoding="utf-8", newline="") as f:
+        csv.writer(f).writerows(rows)
+
+    report = parse_stage(settings, FeedRef(VENDOR, str(edited)), "run-text").report()
+
+    (note,) = [n for n in report.notes if n.startswith("text cleaned:")]
+    assert note.startswith("text cleaned: title truncated in 1 row(s) (")

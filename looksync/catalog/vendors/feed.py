@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ class ParsedRow:
     swallowed_skus: tuple[str, ...] = ()
     line: int | None = None  # the physical line the row starts on
     unreadable: bool = False  # the row itself could not be read (cut off, not JSON/XML, bad bytes, too deep)
+    cleaned: dict[str, list[str]] = field(default_factory=dict)  # display field -> what cleaning removed
 
     @property
     def unattributed(self) -> bool:
@@ -89,7 +90,8 @@ def _parse_row(config: VendorConfig, record: RawRecord, kept_skus: dict[str, tup
                 Reason.DUPLICATE_SKU,
                 f"sku {written!r} at {record.row_ref} duplicates the row at {first_ref}{same}; the first row is kept",
             )
-        product = record_to_product(config, record.raw, sku)
+        cleaned: dict[str, list[str]] = {}
+        product = record_to_product(config, record.raw, sku, cleaned)
     except RowRejected as exc:
         return _rejected(config, record, exc.reason, exc.message, sku)
     except Exception as exc:  # a row must never stop the feed: quarantine it, and log for whoever fixes the parser
@@ -98,7 +100,7 @@ def _parse_row(config: VendorConfig, record: RawRecord, kept_skus: dict[str, tup
             config, record, Reason.INVALID_FIELD, f"row could not be read: {type(exc).__name__}: {exc}", sku
         )
     kept_skus[sku] = (record.row_ref, _written_sku(config, record))
-    return ParsedRow(row_ref=record.row_ref, raw=record.raw, product=product, line=record.line)
+    return ParsedRow(row_ref=record.row_ref, raw=record.raw, product=product, line=record.line, cleaned=cleaned)
 
 
 def _rejected(config: VendorConfig, record: RawRecord, reason: Reason, message: str, sku: str | None) -> ParsedRow:

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from looksync.catalog.quarantine import Reason
 from looksync.catalog.schema import Product
 from looksync.catalog.terms import term_key
+from looksync.catalog.text import clean_display
 from looksync.catalog.vendors.config import FieldSpec, VendorConfig
 from looksync.catalog.vendors.values import (
     PriceProblem,
@@ -81,8 +82,17 @@ def record_sku(config: VendorConfig, record: dict) -> str:
     return sku
 
 
-def record_to_product(config: VendorConfig, record: dict, sku: str) -> Product:
-    """Map and validate one record; raises ``RowRejected`` with the first problem found."""
+def record_to_product(config: VendorConfig, record: dict, sku: str, cleaned: dict[str, list[str]] | None = None) -> Product:
+    """Map and validate one record; raises ``RowRejected`` with the first problem found. Display text
+    (title, brand, description, material) is cleaned (``looksync.catalog.text``); what each field lost
+    is put in ``cleaned`` when given."""
+
+    def display(key: str) -> str:
+        text, changes = clean_display(key, _text(config, record, key))
+        if changes and cleaned is not None:
+            cleaned[key] = changes
+        return text
+
     category = _standard(config, record, "category", Reason.UNKNOWN_CATEGORY)
     price = _price(config, record)
     values: dict[str, Any] = {
@@ -92,9 +102,9 @@ def record_to_product(config: VendorConfig, record: dict, sku: str) -> Product:
         "currency": _text(config, record, "currency") or config.currency,
         "category": category,
         "gender": _standard(config, record, "gender", Reason.INVALID_FIELD),
-        "title": _text(config, record, "title"),
-        "brand": _text(config, record, "brand"),
-        "description": _text(config, record, "description"),
+        "title": display("title"),
+        "brand": display("brand"),
+        "description": display("description"),
         "price": price,
         "in_stock": _field(config, record, "stock", lambda v: parse_stock(v, config)),
         "colours": [
@@ -110,7 +120,7 @@ def record_to_product(config: VendorConfig, record: dict, sku: str) -> Product:
     }
     pattern = _text(config, record, "pattern")
     values["pattern"] = _to_standard(config, "pattern", pattern) if pattern else None
-    values["material"] = _text(config, record, "material") or None
+    values["material"] = display("material") or None
     if "updated_at" in config.fields:
         values["updated_at"] = _field(config, record, "updated_at", lambda v: parse_timestamp(v, config.updated_at))
     try:
