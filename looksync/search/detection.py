@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,15 +71,10 @@ def presence_features(crop: np.ndarray, whole: np.ndarray) -> np.ndarray:
     return np.concatenate([np.asarray(crop, dtype=np.float64), np.asarray(whole, dtype=np.float64)])
 
 
-def gender_features(whole: np.ndarray, crops: dict[str, np.ndarray], layers: Sequence[str] = ()) -> np.ndarray:
-    """The whole look's vector, the mean of the region crops' vectors and, for each of ``layers`` in that
-    order, its crop vector (zeros when it has no region): which garment is where tells a women's look
-    from a men's more than their mean does."""
-    whole = np.asarray(whole, dtype=np.float64)
-    vectors = [np.asarray(c, dtype=np.float64) for c in crops.values()]
-    mean = np.mean(vectors, axis=0) if vectors else np.zeros_like(whole)
-    slots = [np.asarray(crops[layer], dtype=np.float64) if layer in crops else np.zeros_like(whole) for layer in layers]
-    return np.concatenate([whole, mean, *slots])
+def gender_features(whole: np.ndarray, crops: Iterable[np.ndarray]) -> np.ndarray:
+    crops = [np.asarray(c, dtype=np.float64) for c in crops]
+    mean = np.mean(crops, axis=0) if crops else np.zeros_like(whole, dtype=np.float64)
+    return np.concatenate([np.asarray(whole, dtype=np.float64), mean])
 
 
 @dataclass
@@ -98,7 +93,6 @@ class DetectionHeads:
     gender: LogisticHead
     threshold: float = 0.5
     meta: dict[str, Any] = field(default_factory=dict)  # training figures
-    gender_layers: list[str] = field(default_factory=list)  # per-layer crop slots of the gender features
 
     def detect(self, crops: dict[str, np.ndarray], whole: np.ndarray, max_layers: int = 6) -> Detected:
         """Layers whose presence probability reaches the threshold (at least the most likely one) and
@@ -110,7 +104,7 @@ class DetectionHeads:
         }
         ranked = sorted(probs, key=lambda layer: probs[layer], reverse=True)
         layers = [layer for layer in ranked if probs[layer] >= self.threshold][:max_layers] or ranked[:1]
-        gender_prob = float(self.gender.prob(gender_features(whole, crops, self.gender_layers)))
+        gender_prob = float(self.gender.prob(gender_features(whole, crops.values())))
         return Detected(layers, GENDERS[int(gender_prob >= 0.5)], probs, gender_prob)
 
     def save(self, path: Path) -> Path:
@@ -123,7 +117,6 @@ class DetectionHeads:
             "model_id": self.model_id,
             "region_finder": self.region_finder,
             "threshold": self.threshold,
-            "gender_layers": list(self.gender_layers),
             "bias": {**{f"presence/{layer}": h.bias for layer, h in self.presence.items()}, "gender": self.gender.bias},
             "meta": self.meta,
         }
@@ -149,7 +142,7 @@ class DetectionHeads:
             k.split("/", 1)[1]: LogisticHead(v, float(bias[k])) for k, v in arrays.items() if k.startswith("presence/")
         }
         return cls(meta["model_id"], meta["region_finder"], presence, LogisticHead(arrays["gender"], float(bias["gender"])),
-                   float(meta["threshold"]), meta.get("meta", {}), list(meta.get("gender_layers", [])))  # fmt: skip
+                   float(meta["threshold"]), meta.get("meta", {}))  # fmt: skip
 
     def check(self, model_id: str, region_finder: str) -> None:
         if self.model_id != model_id:
@@ -225,7 +218,7 @@ def train_heads(
             x_presence[layer].append(presence_features(vector, whole))
             y_presence[layer].append(int(layer in example.present))
         if example.gender in GENDERS:
-            x_gender.append(gender_features(whole, crops, layers))
+            x_gender.append(gender_features(whole, crops.values()))
             y_gender.append(GENDERS.index(example.gender))
         if (i + 1) % 100 == 0:
             echo(f"heads: {i + 1}/{len(examples)} looks embedded")
@@ -243,7 +236,7 @@ def train_heads(
         "positives": {layer: int(sum(v)) for layer, v in y_presence.items()},
         "seconds": round(time.perf_counter() - started, 1),
     }
-    return DetectionHeads(encoder.model_id, region_finder, presence, gender, meta=meta, gender_layers=list(layers))
+    return DetectionHeads(encoder.model_id, region_finder, presence, gender, meta=meta)
 
 
 def validate_heads(
