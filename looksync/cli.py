@@ -257,15 +257,19 @@ def look_search(image: Path, url: str, market, gender, layers, k: int, as_json: 
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--on-figure/--no-on-figure", default=True, show_default=True,
               help="Also train on-figure crops (garments pasted on a mannequin at their layer slot) against captions and packshots.")  # fmt: skip
+@click.option("--figure-variety/--no-figure-variety", default=False, show_default=True,
+              help="Frame the on-figure looks like varied looks (background, mirror, turn, small figure; loose crops).")
 def finetune(
-    sample_root: Path, out: Path, model: str, init_weights: str, epochs: int, batch_size: int, seed: int, on_figure: bool
-):
+    sample_root: Path, out: Path, model: str, init_weights: str, epochs: int, batch_size: int, seed: int, on_figure: bool,
+    figure_variety: bool,
+):  # fmt: skip
     """Contrastively fine-tune CLIP on a sample catalog's (image, caption) pairs; writes a checkpoint and a report."""
     from looksync.quality.finetune import FinetuneConfig, sample_pairs
     from looksync.quality.finetune import finetune as run_finetune
 
     config = FinetuneConfig(
-        model=model, init_weights=init_weights, epochs=epochs, batch_size=batch_size, seed=seed, on_figure=on_figure
+        model=model, init_weights=init_weights, epochs=epochs, batch_size=batch_size, seed=seed, on_figure=on_figure,
+        figure_variety=figure_variety,
     )
     report = run_finetune(sample_pairs(sample_root), config, out)
     click.echo(json.dumps(report.__dict__, indent=2, default=str))

@@ -78,6 +78,9 @@ class FinetuneConfig:
     seed: int = 0
     threads: int | None = None
     on_figure: bool = True  # add on-figure crops (crop-caption and crop-packshot losses)
+    # on-figure looks framed like the varied sample looks (mirrored, turned, small, on gradient or textured
+    # backgrounds) and cropped loosely, as the pose finder's padded regions are
+    figure_variety: bool = False
 
 
 @dataclass
@@ -209,9 +212,10 @@ class OnFigure:
     """On-figure training crops: copy-paste of catalog garments onto a plain mannequin at their layer slots."""
 
     def __init__(self, pairs: list[Pair], images: dict[int, Image], taxonomy: Taxonomy | None = None,
-                 canvas: tuple[int, int] = (192, 320)):  # fmt: skip
+                 canvas: tuple[int, int] = (192, 320), variety: bool = False):  # fmt: skip
         from looksync.search.regions import pixel_boxes
 
+        self.variety = variety
         self.taxonomy = taxonomy or get_taxonomy()
         self.canvas = canvas
         self.candidates = pixel_boxes(canvas)  # the boxes the region finder chooses from
@@ -273,9 +277,42 @@ class OnFigure:
                 target_box = box
         return look, target_box  # type: ignore[return-value]
 
+    def _vary(self, look: Image, box: tuple[int, int, int, int], rng: random.Random) -> tuple[Image, tuple[int, int, int, int]]:
+        """The look framed like a varied sample look: another background behind the figure, mirrored,
+        turned a little, shown small (fewer pixels); the garment's box follows."""
+        from PIL import Image as PILImage
+
+        from looksync.sample.framing import BACKGROUNDS, background
+
+        w, h = look.size
+        pixels = np.asarray(look)
+        figure = np.any(pixels != pixels[0, 0], axis=2)  # the mannequin's canvas is one colour
+        backdrop = background((w, h), rng.choice(BACKGROUNDS), rng)
+        backdrop.paste(look, (0, 0), PILImage.fromarray((figure * 255).astype(np.uint8)))
+        look = backdrop
+        if rng.random() < 0.5:
+            look = look.transpose(PILImage.Transpose.FLIP_LEFT_RIGHT)
+            box = (w - box[2], box[1], w - box[0], box[3])
+        angle = rng.uniform(-8, 8)
+        look = look.rotate(angle, resample=PILImage.Resampling.BILINEAR, fillcolor=tuple(pixels[0, 0].tolist()))
+        corners = np.array([[box[0], box[1]], [box[2], box[1]], [box[0], box[3]], [box[2], box[3]]], dtype=float)
+        a = np.radians(angle)  # PIL turns counter-clockwise about the centre
+        c, s_ = np.cos(a), np.sin(a)
+        centre = np.array([w / 2, h / 2])
+        d = corners - centre
+        turned = np.stack([d[:, 0] * c + d[:, 1] * s_, -d[:, 0] * s_ + d[:, 1] * c], axis=1) + centre
+        box = (max(0, int(turned[:, 0].min())), max(0, int(turned[:, 1].min())),
+               min(w, int(np.ceil(turned[:, 0].max()))), min(h, int(np.ceil(turned[:, 1].max()))))  # fmt: skip
+        scale = rng.uniform(0.4, 1.0)
+        if scale < 0.95:  # a small figure: the garment has fewer pixels
+            look = look.resize((max(8, round(w * scale)), max(8, round(h * scale)))).resize((w, h))
+        return look, box
+
     def crop(self, pair: Pair, rng: random.Random, size: int) -> Image:
         look, box = self.look(pair, rng)
-        if rng.random() < 0.5:  # what the region finder would pick: the candidate covering it best
+        if self.variety:
+            look, box = self._vary(look, box, rng)
+        if rng.random() < 0.5 and not self.variety:  # what the region finder would pick: the candidate covering it best
             crop_box = max(self.candidates, key=lambda c: _iou(c, box))
         else:  # a looser box around it
             bw, bh = box[2] - box[0], box[3] - box[1]
@@ -364,8 +401,9 @@ def finetune(
     images = {id(p): PILImage.open(p.image_path).convert("RGB") for p in train}
     on_figure = heldout_figure = None
     if config.on_figure:
-        on_figure = OnFigure(train, images)
-        heldout_figure = OnFigure(heldout, {id(p): PILImage.open(p.image_path).convert("RGB") for p in heldout})
+        on_figure = OnFigure(train, images, variety=config.figure_variety)
+        heldout_figure = OnFigure(heldout, {id(p): PILImage.open(p.image_path).convert("RGB") for p in heldout},
+                                  variety=config.figure_variety)  # fmt: skip
     crop_before = _crop_to_packshot_recall(encoder, heldout, heldout_figure, config.seed) if heldout_figure else {}
 
     loss_fn = open_clip.ClipLoss()

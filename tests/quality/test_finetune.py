@@ -92,6 +92,36 @@ def test_on_figure_looks_wear_the_garment_at_its_layer_slot(tiny_catalog):
         assert not {"topwear", "bottomwear"} & set(worn)
 
 
+def test_figure_variety_frames_the_look_and_its_box_follows_the_garment(tiny_catalog):
+    """``figure_variety``: mirrored, turned, small figures on other backgrounds; the garment's box moves
+    with it, so the crop still shows the garment."""
+    import random
+
+    import numpy as np
+    from PIL import Image
+
+    pairs = [p for p in sample_pairs(tiny_catalog) if p.product.layer in ("outer_topwear", "bag", "headwear")][:12]
+    images = {id(p): Image.open(p.image_path).convert("RGB") for p in pairs}
+    varied = OnFigure(pairs, images, canvas=(150, 250), variety=True)
+    mirrored = 0
+    for i, pair in enumerate(pairs):
+        look, box = varied.look(pair, random.Random(i))
+        framed, moved = varied._vary(look, box, random.Random(100 + i))
+        assert framed.size == look.size and 0 <= moved[0] < moved[2] <= 150 and 0 <= moved[1] < moved[3] <= 250
+        cutout = np.asarray(varied.cutouts[id(pair)])
+        palette = {tuple(c) for c in cutout[..., :3][cutout[..., 3] == 255] // 32}  # the garment's colours, coarsely
+        hits = np.array([[tuple(c) in palette for c in row] for row in np.asarray(framed) // 32])
+        inside = np.zeros_like(hits)
+        inside[moved[1] : moved[3], moved[0] : moved[2]] = True
+        # the garment's colours crowd its box far more than the rest of the look
+        assert hits[inside].mean() > 2 * hits[~inside].mean(), (i, pair.product.layer)
+        centre_before, centre_after = (box[0] + box[2]) / 2, (moved[0] + moved[2]) / 2
+        mirrored += abs((150 - centre_before) - centre_after) < abs(centre_before - centre_after)
+        crop = varied.crop(pair, random.Random(i), 64)
+        assert crop.size == (64, 64) and crop.tobytes() == varied.crop(pair, random.Random(i), 64).tobytes()
+    assert 0 < mirrored < len(pairs)  # some mirrored, some not
+
+
 def test_too_few_pairs_is_a_clear_error(tiny_catalog, tmp_path):
     with pytest.raises(ValueError, match="at least 10 catalog pairs"):
         finetune(sample_pairs(tiny_catalog)[:3], FinetuneConfig(epochs=1), tmp_path / "x.pt")
