@@ -147,3 +147,49 @@ def test_a_short_ann_answer_falls_back_to_an_exact_scan_of_the_matches(tmp_path)
     assert [h.product_id for h in hits] == [
         pid for pid, _ in exact_top_k(query, products, matrix, 5, keep=filters.matches)
     ]
+
+
+@pytest.mark.parametrize("moment", ["holding the lock", "temp file written, not yet renamed"])
+def test_a_writer_killed_mid_registry_write_leaves_live_unchanged_and_the_registry_usable(tmp_path, moment):
+    """``kill -9`` of a process inside a registry edit (a swap to a new version): readers still see the
+    old live version, the registry reads cleanly, and the next writer is not blocked (the kernel drops a
+    dead process's lock)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    index = EmbeddedIndex(tmp_path / "index")
+    old = index.create_version(MODEL_ID, DIM)
+    index.upsert(old, catalog(3), vectors(3))
+    index.set_live(old)
+    new = index.create_version(MODEL_ID, DIM)
+    index.upsert(new, catalog(5), vectors(5))
+    hook = {
+        # killed inside the edit, before anything is written
+        "holding the lock": "def _write(self, state):\n    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "registry.VersionRegistry._write = _write\n",
+        # killed after the new registry is on disk under its temp name, before os.replace publishes it
+        "temp file written, not yet renamed": "real_fsync = os.fsync\n"
+        "def fsync(fd):\n    real_fsync(fd)\n    os.kill(os.getpid(), signal.SIGKILL)\n"
+        "os.fsync = fsync\n",
+    }[moment]
+    script = (
+        "import os, signal, sys\n"
+        "from looksync.index.embedded import EmbeddedIndex\n"
+        "import looksync.index.lance_registry as registry\n"
+        f"index = EmbeddedIndex({str(tmp_path / 'index')!r})\n"
+        + hook
+        + f"index.set_live({new!r})\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+
+    reader = EmbeddedIndex(tmp_path / "index")
+    assert reader.live_version() == old and reader.count() == 3
+    assert {v.name for v in reader.list_versions()} == {old, new}
+    reader.set_live(new)  # the next writer takes the lock at once and publishes
+    assert EmbeddedIndex(tmp_path / "index").live_version() == new and index.count() == 5
