@@ -19,57 +19,13 @@ from serving.models import (
     ShopperPath,
     SimilarQuery,
 )
+from serving.responses import RESPONSE_MODELS
 
 REQUEST_MODELS = (LookSearchParams, SearchParams, SimilarQuery, ReportQuery, EventsBody)
 
 bp = Blueprint("openapi", __name__)
 
 _ERROR = {"$ref": "#/components/schemas/Error"}
-_PRODUCT = {
-    "type": "object",
-    "properties": {
-        name: {"type": t}
-        for name, t in {
-            "product_id": "string", "score": "number", "rerank_score": "number", "title": "string", "brand": "string",
-            "category": "string", "layer": "string", "gender": "string", "market": "string", "price": "number",
-            "currency": "string", "in_stock": "boolean", "image_url": "string", "product_url": "string",
-            "pattern": "string", "image_hash": "string",
-        }.items()
-    }
-    | {
-        "colours": {"type": "array", "items": {"type": "string"}, "description": "taxonomy colours, main first"},
-        "sizes": {"type": "array", "items": {"type": "string"}},
-        "thumbnail_url": {
-            "type": ["string", "null"],
-            "description": "this service's URL of the product image's thumbnail (/v1/thumbnails/{image_hash}); "
-                           "null without an image hash. It answers 404 when no thumbnail was stored: show image_url then",
-        },
-        "match": {
-            "type": "object",
-            "description": "look search results only: why this product matches the layer",
-            "properties": {
-                "attributes": {
-                    "type": "array",
-                    "description": "each attribute read from the look's region (category, colour, pattern, gender) "
-                                   "beside the product's value; a colour agrees when it is one of the product's colours, "
-                                   "a gender when equal or either is unisex",
-                    "items": {"type": "object", "properties": {
-                        "name": {"type": "string"}, "look": {"type": "string"},
-                        "product": {"type": ["string", "array", "null"]}, "agrees": {"type": "boolean"},
-                    }},  # fmt: skip
-                },
-                "agreed": {"type": "integer", "description": "how many attributes agree"},
-                "score": {
-                    "type": "object",
-                    "description": "knn: cosine with the layer query (text blended with the region crop); crop: best "
-                                   "cosine of the region's crops with the product image; rerank = text_weight * knn + "
-                                   "(1 - text_weight) * crop, the order of the list (crop rerank only)",
-                    "properties": {name: {"type": "number"} for name in ("knn", "crop", "rerank", "text_weight")},
-                },
-            },
-        },
-    },
-}
 _THUMBNAIL = {
     "200": {"description": "the thumbnail (longest side at most 256 px); ETag = the image hash",
             "content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}},
@@ -109,15 +65,6 @@ _JUDGMENTS = {
         },
     },
 }
-_PREFERENCES = {
-    "type": "object",
-    "description": "present when the request gave shopper_id: which of the shopper's preferences reordered the results "
-                   "(each product then has preference_boost, at most max_boost)",
-    "properties": {"shopper_id": {"type": "string"}, "applied": {"type": "array", "items": {"type": "string",
-                   "enum": ["brand", "size", "price"]}}, "max_boost": {"type": "number"}, "note": {"type": "string"}},
-}  # fmt: skip
-_DEGRADED = {"type": "array", "items": {"type": "string"}, "description": "why the answer is less than the best path"}
-_TIMINGS = {"type": "object", "additionalProperties": {"type": "number"}, "description": "per-stage milliseconds"}
 
 
 def _errors(*codes: int) -> dict:
@@ -131,6 +78,17 @@ def _json(schema: dict, description: str = "OK") -> dict:
 def _path_param(model: type[BaseModel], name: str) -> dict:
     schema = {k: v for k, v in model.model_json_schema()["properties"][name].items() if k != "title"}
     return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
+def _ref(name: str) -> dict:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def response_schemas() -> dict[str, dict]:
+    """The JSON schemas of the response models (``serving.responses``), as components: the tests validate
+    real answers against the same models, unknown fields refused."""
+    _, defs = models_json_schema([(m, "serialization") for m in RESPONSE_MODELS], ref_template="#/components/schemas/{model}")
+    return defs["$defs"]
 
 
 def request_schemas() -> dict[str, dict]:
@@ -176,67 +134,6 @@ def _query_params(model: type[BaseModel]) -> list[dict]:
 
 def openapi_document() -> dict:
     _PRODUCT_ID = _path_param(ProductPath, "product_id")  # noqa: N806
-    look_layer = {
-        "type": "object",
-        "properties": {
-            "layer": {"type": "string"},
-            "query": {"type": "string"},
-            "query_source": {"type": "string", "enum": ["llm", "local"]},
-            "region": {"type": ["array", "null"], "items": {"type": "integer"}},
-            "gender_filter": {"type": "string"},
-            "products": {"type": "array", "items": _PRODUCT},
-        },
-    }
-    look_response = {
-        "type": "object",
-        "properties": {
-            "index_version": {"type": "string"},
-            "model_id": {"type": "string"},
-            "layers": {"type": "array", "items": look_layer},
-            "region_source": {
-                "type": ["string", "null"], "enum": ["layout", "pose", "person_box", None],
-                "description": "what placed the layer regions (null: CLIP box search or LLM queries)",
-            },
-            "not_in_look": {
-                "type": "array",
-                "description": "layers the region finder found out of frame or not visible: no query was made",
-                "items": {"type": "object", "properties": {"layer": {"type": "string"}, "reason": {"type": "string"}}},
-            },
-            "rerank": {"type": "string", "enum": ["llm", "local", "off"]},
-            "outfit": {
-                "type": "object",
-                "description": "present when the request asked for an outfit: one product per layer within the budget",
-                "properties": {
-                    "budget": {"type": "number"},
-                    "currency": {"type": "string"},
-                    "within_budget": {"type": "boolean", "description": "false: nothing fits, items is the cheapest outfit"},
-                    "total": {"type": "number"},
-                    "score": {"type": "number", "description": "summed match score of the items"},
-                    "items": {"type": "array", "items": _PRODUCT},
-                    "missing_layers": {
-                        "type": "array",
-                        "items": {"type": "object", "properties": {"layer": {"type": "string"}, "reason": {"type": "string"}}},
-                    },
-                    "note": {"type": ["string", "null"]},
-                },
-            },
-            "preferences": _PREFERENCES,
-            "cache": {"type": "string", "enum": ["hit", "miss", "unavailable", "off"]},
-            "timings_ms": _TIMINGS,
-            "degraded": _DEGRADED,
-        },
-    }
-    list_response = {
-        "type": "object",
-        "properties": {
-            "index_version": {"type": "string"},
-            "model_id": {"type": "string"},
-            "products": {"type": "array", "items": _PRODUCT},
-            "preferences": _PREFERENCES,
-            "timings_ms": _TIMINGS,
-            "degraded": _DEGRADED,
-        },
-    }
     return {
         "openapi": "3.1.0",
         "info": {
@@ -248,6 +145,7 @@ def openapi_document() -> dict:
             "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"}},
             "schemas": {
                 **request_schemas(),
+                **response_schemas(),
                 "Error": {
                     "type": "object",
                     "properties": {
@@ -270,14 +168,14 @@ def openapi_document() -> dict:
                 "post": {
                     "summary": "Products for each garment layer of a look",
                     "requestBody": _image_body(LookSearchParams, required_image=True),
-                    "responses": {**_json(look_response), **_errors(400, 401, 413, 415, 503)},
+                    "responses": {**_json(_ref("LookResponse")), **_errors(400, 401, 413, 415, 503)},
                 }
             },
             "/v1/search": {
                 "post": {
                     "summary": "Text, image, or image + text modifier search",
                     "requestBody": _image_body(SearchParams, required_image=False),
-                    "responses": {**_json(list_response), **_errors(400, 401, 413, 415, 503)},
+                    "responses": {**_json(_ref("SearchResponse")), **_errors(400, 401, 413, 415, 503)},
                 }
             },
             "/v1/products/{product_id}": {
@@ -294,7 +192,7 @@ def openapi_document() -> dict:
                         _PRODUCT_ID,
                         *_query_params(SimilarQuery),
                     ],
-                    "responses": {**_json(list_response), **_errors(400, 401, 404, 501, 503)},
+                    "responses": {**_json(_ref("SimilarResponse")), **_errors(400, 401, 404, 501, 503)},
                 }
             },
             "/v1/products/{product_id}/thumbnail": {
