@@ -148,10 +148,13 @@ def build_catalog(workdir: Path, size: int) -> tuple[dict[str, str], list[bytes]
         manifest = generate_sample(sample_dir, size=size, seed=11, fault_rate=0.0, image_base_url=server.url, n_looks=6)
         cli = [sys.executable, "-m", "looksync.cli"]
         run_env = {**os.environ, **env, "PYTHONPATH": str(REPO)}
-        for vendor, feed in manifest.feeds.items():
-            subprocess.run([*cli, "ingest", "--vendor", vendor, "--feed", str(feed)], env=run_env, cwd=REPO,
-                           check=True, stdout=subprocess.DEVNULL)  # fmt: skip
-        subprocess.run([*cli, "index", "build"], env=run_env, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+        with (workdir / "build.log").open("ab") as log:
+            for vendor, feed in manifest.feeds.items():
+                subprocess.run([*cli, "ingest", "--vendor", vendor, "--feed", str(feed)], env=run_env, cwd=REPO,
+                               check=True, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+            subprocess.run(
+                [*cli, "index", "build"], env=run_env, cwd=REPO, check=True, stdout=log, stderr=subprocess.STDOUT
+            )
     finally:
         server.close()
     looks = [p.read_bytes() for p in sorted(Path(manifest.looks_dir).glob("*.png"))]
@@ -182,6 +185,17 @@ def rss_kib(pid: int) -> int | None:
     except OSError:
         return None
     return None
+
+
+def sample_workers(master: int, now: float, phase: str, requests_done: int) -> dict:
+    sample = {"t": round(now, 1), "phase": phase, "load1": round(os.getloadavg()[0], 2),
+              "rss_kib": {str(p): rss_kib(p) for p in worker_pids(master)}}  # fmt: skip
+    print(
+        f"{now:7.1f}s  {phase:<11} load {sample['load1']:5.2f}  rss MiB "
+        f"{[round((v or 0) / 1024, 1) for v in sample['rss_kib'].values()]}  requests {requests_done}",
+        flush=True,
+    )
+    return sample
 
 
 # ---- traffic --------------------------------------------------------------------------------------
@@ -302,6 +316,88 @@ def _phase_seconds(recs: list[Record]) -> float:
     return (max(r.t + r.ms / 1000 for r in recs) - min(r.t for r in recs)) if recs else 0.0
 
 
+@dataclass
+class SoakConfig:
+    minutes: float = 10.0
+    concurrency: int = 16
+    workers: int = 2
+    llm_hang_s: float = 30.0
+    products: int | None = None  # for the summary only
+
+
+def run_soak(env: dict[str, str], looks: list[bytes], workdir: Path, config: SoakConfig) -> dict:
+    """Start a private redis-server, the LLM stub and the service (``looksync serve``) over the catalog in
+    ``env``; send the mix for ``config.minutes`` through the phases; stop everything; return the summary."""
+    redis_server = RedisServer(free_port(), workdir)
+    redis_server.start()
+    llm, llm_http = start_scripted_llm()
+    set_llm(llm, "ok", config.llm_hang_s)
+    env = {k: v for k, v in env.items() if k != "LOOKSYNC_API_KEYS"}  # API keys off
+    env.update({
+        "LOOKSYNC_REDIS_URL": f"redis://127.0.0.1:{redis_server.port}/0",
+        "LOOKSYNC_LLM_BASE_URL": llm.url,
+        "LOOKSYNC_LLM_MODEL": "soak-stub",
+        "LOOKSYNC_LOG_LEVEL": "WARNING",
+        "GUNICORN_WORKERS": str(config.workers),
+    })  # fmt: skip
+    port = free_port()
+    proc = None
+    base = f"http://127.0.0.1:{port}"
+    records: list[Record] = []
+    samples: list[dict] = []
+    state = {"stop": False, "phase": "warmup", "t0": 0.0}
+    total_s = config.minutes * 60
+    try:
+        proc = start_service(env, port, workdir / "service.log")
+        wait_ready(base, timeout_s=300, proc=proc)
+        t_vocab = time.perf_counter()
+        while requests.get(f"{base}/readyz", timeout=10).json().get("text_vocabulary") == "building":
+            time.sleep(1)
+        print(f"service ready ({config.workers} workers); text vocabulary after {time.perf_counter() - t_vocab:.0f}s",
+              flush=True)  # fmt: skip
+        found = requests.post(f"{base}/v1/search", json={"text": "shirt", "k": 50}, timeout=60).json()["products"]
+        traffic = Traffic(base, looks, [p["product_id"] for p in found], timeout_s=120)
+
+        state["t0"] = t0 = time.perf_counter()
+        clients = [threading.Thread(target=client_loop, args=(traffic, state, records, seed), daemon=True)
+                   for seed in range(config.concurrency)]  # fmt: skip
+        for c in clients:
+            c.start()
+        phase_i, next_sample = 0, 0.0
+        while (now := time.perf_counter() - t0) < total_s:
+            while phase_i + 1 < len(PHASES) and now >= PHASES[phase_i + 1][1] * total_s:
+                leaving, phase_i = PHASES[phase_i][0], phase_i + 1
+                entering = PHASES[phase_i][0]
+                if entering == "redis_down":
+                    redis_server.stop()
+                elif leaving == "redis_down":
+                    redis_server.start()
+                if entering == "llm_hang":
+                    set_llm(llm, "hang", config.llm_hang_s)
+                elif entering == "llm_500":
+                    set_llm(llm, "fail", config.llm_hang_s)
+                elif entering == "recovery":
+                    set_llm(llm, "ok", config.llm_hang_s)
+                state["phase"] = entering
+                print(f"{now:7.1f}s  phase {entering}", flush=True)
+            if now >= next_sample:
+                samples.append(sample_workers(proc.pid, now, state["phase"], len(records)))
+                next_sample += SAMPLE_EVERY_S
+            time.sleep(0.2)
+        samples.append(sample_workers(proc.pid, time.perf_counter() - t0, state["phase"], len(records)))  # the end
+        state["stop"] = True
+        for c in clients:
+            c.join(timeout=150)
+    finally:
+        state["stop"] = True
+        if proc is not None:
+            stop_service(proc)
+        redis_server.stop()
+        llm_http.shutdown()
+        llm_http.server_close()
+    return summarize(config, records, samples, total_s)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0)
@@ -316,79 +412,12 @@ def main() -> None:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="soak-"))
     t_build = time.perf_counter()
     env, looks = build_catalog(workdir, args.products)
-    print(f"catalog: {args.products} products, {len(looks)} looks, {time.perf_counter() - t_build:.0f}s to build", flush=True)
-
-    redis_server = RedisServer(free_port(), workdir)
-    redis_server.start()
-    llm, llm_http = start_scripted_llm()
-    set_llm(llm, "ok", args.llm_hang_s)
-    env.update({
-        "LOOKSYNC_REDIS_URL": f"redis://127.0.0.1:{redis_server.port}/0",
-        "LOOKSYNC_LLM_BASE_URL": llm.url,
-        "LOOKSYNC_LLM_MODEL": "soak-stub",
-        "LOOKSYNC_LOG_LEVEL": "WARNING",
-        "GUNICORN_WORKERS": str(args.workers),
-    })  # fmt: skip
-    env.pop("LOOKSYNC_API_KEYS", None)
-    port = free_port()
-    proc = start_service(env, port, workdir / "service.log")
-    base = f"http://127.0.0.1:{port}"
-    records: list[Record] = []
-    samples: list[dict] = []
-    state = {"stop": False, "phase": "warmup", "t0": 0.0}
-    try:
-        wait_ready(base, timeout_s=300, proc=proc)
-        t_vocab = time.perf_counter()
-        while requests.get(f"{base}/readyz", timeout=10).json().get("text_vocabulary") == "building":
-            time.sleep(1)
-        print(f"service ready ({args.workers} workers); text vocabulary after {time.perf_counter() - t_vocab:.0f}s", flush=True)
-        found = requests.post(f"{base}/v1/search", json={"text": "shirt", "k": 50}, timeout=60).json()["products"]
-        traffic = Traffic(base, looks, [p["product_id"] for p in found], timeout_s=120)
-
-        total_s = args.minutes * 60
-        state["t0"] = t0 = time.perf_counter()
-        clients = [threading.Thread(target=client_loop, args=(traffic, state, records, seed), daemon=True)
-                   for seed in range(args.concurrency)]  # fmt: skip
-        for c in clients:
-            c.start()
-        phase_i, next_sample = 0, 0.0
-        while (now := time.perf_counter() - t0) < total_s:
-            while phase_i + 1 < len(PHASES) and now >= PHASES[phase_i + 1][1] * total_s:
-                leaving, phase_i = PHASES[phase_i][0], phase_i + 1
-                entering = PHASES[phase_i][0]
-                if entering == "redis_down":
-                    redis_server.stop()
-                elif leaving == "redis_down":
-                    redis_server.start()
-                if entering == "llm_hang":
-                    set_llm(llm, "hang", args.llm_hang_s)
-                elif entering == "llm_500":
-                    set_llm(llm, "fail", args.llm_hang_s)
-                elif entering == "recovery":
-                    set_llm(llm, "ok", args.llm_hang_s)
-                state["phase"] = entering
-                print(f"{now:7.1f}s  phase {entering}", flush=True)
-            if now >= next_sample:
-                pids = worker_pids(proc.pid)
-                sample = {"t": round(now, 1), "phase": state["phase"], "load1": round(os.getloadavg()[0], 2),
-                          "rss_kib": {str(p): rss_kib(p) for p in pids}}  # fmt: skip
-                samples.append(sample)
-                done = len(records)
-                print(f"{now:7.1f}s  {state['phase']:<11} load {sample['load1']:5.2f}  rss MiB "
-                      f"{[round((v or 0) / 1024, 1) for v in sample['rss_kib'].values()]}  requests {done}", flush=True)
-                next_sample += SAMPLE_EVERY_S
-            time.sleep(0.2)
-        state["stop"] = True
-        for c in clients:
-            c.join(timeout=150)
-    finally:
-        state["stop"] = True
-        stop_service(proc)
-        redis_server.stop()
-        llm_http.shutdown()
-        llm_http.server_close()
-
-    summary = summarize(args, records, samples, total_s)
+    print(
+        f"catalog: {args.products} products, {len(looks)} looks, {time.perf_counter() - t_build:.0f}s to build",
+        flush=True,
+    )
+    config = SoakConfig(args.minutes, args.concurrency, args.workers, args.llm_hang_s, args.products)
+    summary = run_soak(env, looks, workdir, config)
     out = args.out or REPO / "var" / f"soak-{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(summary, indent=2))
@@ -399,7 +428,7 @@ def main() -> None:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def summarize(args, records: list[Record], samples: list[dict], total_s: float) -> dict:
+def summarize(args: SoakConfig, records: list[Record], samples: list[dict], total_s: float) -> dict:
     rows = phase_rows(records)
     by_phase = {r["phase"]: r for r in rows}
     # RSS growth from the first sample at or after the end of the warm-up (minute 2 of 10) to the last one
@@ -409,7 +438,9 @@ def summarize(args, records: list[Record], samples: list[dict], total_s: float) 
     workers_same = set(base_sample["rss_kib"]) == set(last["rss_kib"])
     base_rss = sum(v or 0 for v in base_sample["rss_kib"].values())
     end_rss = sum(v or 0 for v in last["rss_kib"].values())
-    per_worker = {p: round(100 * ((last["rss_kib"].get(p) or 0) / v - 1), 2) for p, v in base_sample["rss_kib"].items() if v}
+    per_worker = {
+        p: round(100 * ((last["rss_kib"].get(p) or 0) / v - 1), 2) for p, v in base_sample["rss_kib"].items() if v
+    }
     growth = round(100 * (end_rss / base_rss - 1), 2) if base_rss else None
     five_xx = sum(r["5xx"] for r in rows)
     unnamed_503 = sum(r["503_unnamed"] for r in rows)
@@ -445,8 +476,10 @@ def print_report(summary: dict) -> None:
         print(f"{r['phase']:<12} {r['requests']:>5} {r['5xx']:>4} {r['non_200']:>6} {r['p50_ms'] or 0:>8} "
               f"{r['p95_ms'] or 0:>8} {r['rps']:>6}  {r['degraded']}")  # fmt: skip
     rss = summary["rss"]
-    print(f"worker RSS {rss['from_mib']} MiB at {rss['from_t']}s -> {rss['to_mib']} MiB at {rss['to_t']}s "
-          f"({rss['growth_pct']}%); load1 {summary['load1']}")
+    print(
+        f"worker RSS {rss['from_mib']} MiB at {rss['from_t']}s -> {rss['to_mib']} MiB at {rss['to_t']}s "
+        f"({rss['growth_pct']}%); load1 {summary['load1']}"
+    )
     for name, target in summary["targets"].items():
         print(f"target {name:<36} {'met' if target['met'] else 'MISSED'}  {target['value']}")
 
