@@ -91,6 +91,10 @@ class Settings(BaseSettings):
     llm_model: str = "gpt-4o-mini"
     llm_timeout_s: float = Field(default=4.0, gt=0)
     llm_max_retries: int = Field(default=1, ge=0)
+    # circuit breaker: this many outage-like failures in a row (timeout, connection, 5xx, 429) stop calls for
+    # llm_breaker_open_s, so a hanging LLM does not hold every server thread (0: no breaker)
+    llm_breaker_failures: int = Field(default=3, ge=0)
+    llm_breaker_open_s: float = Field(default=30.0, gt=0)
 
     # CLIP
     clip_model: str = "ViT-H-14"

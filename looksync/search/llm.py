@@ -13,6 +13,8 @@ import base64
 import io
 import json
 import logging
+import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from looksync.catalog.taxonomy import Taxonomy
@@ -119,13 +121,29 @@ def parse_ranking(answer: dict[str, Any], candidates: dict[str, list[str]]) -> d
 class LLMClient:
     """A thin wrapper over ``openai.OpenAI`` returning parsed JSON objects or raising ``LLMError``."""
 
-    def __init__(self, base_url: str, model: str, api_key: str | None = None, timeout_s: float = 4.0, max_retries: int = 1):
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        timeout_s: float = 4.0,
+        max_retries: int = 1,
+        breaker_failures: int = 3,
+        breaker_open_s: float = 30.0,
+    ):
         import openai
 
         self.base_url = base_url
         self.model = model
         self.timeout_s = timeout_s
         self.max_retries = max_retries
+        # the circuit breaker: after ``breaker_failures`` outage-like failures in a row (timeout, connection,
+        # HTTP 5xx/429) calls fail at once for ``breaker_open_s``, then one probe call decides (0: off)
+        self.breaker_failures = breaker_failures
+        self.breaker_open_s = breaker_open_s
+        self._breaker_lock = threading.Lock()
+        self._failures = 0
+        self._open_until = 0.0
         # local servers (vLLM, Ollama) take any key; the client insists on one
         self._client = openai.OpenAI(base_url=base_url, api_key=api_key or "unused", timeout=timeout_s, max_retries=max_retries)
 
@@ -134,7 +152,8 @@ class LLMClient:
         if not settings.llm_base_url:
             return None
         key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else None
-        return cls(settings.llm_base_url, settings.llm_model, key, settings.llm_timeout_s, settings.llm_max_retries)
+        return cls(settings.llm_base_url, settings.llm_model, key, settings.llm_timeout_s, settings.llm_max_retries,
+                   settings.llm_breaker_failures, settings.llm_breaker_open_s)  # fmt: skip
 
     def __repr__(self) -> str:
         return f"LLMClient({self.base_url!r}, model={self.model!r})"
@@ -147,7 +166,51 @@ class LLMClient:
         timeout_s: float | None = None,
         max_retries: int | None = None,
     ) -> dict[str, Any]:
-        """One chat completion constrained to ``schema``; the parsed JSON object of its answer."""
+        """One chat completion constrained to ``schema``; the parsed JSON object of its answer. While the
+        circuit breaker is open, raises ``LLMError("circuit_open")`` at once instead of calling."""
+        self._before_call()
+        try:
+            answer = self._chat_json(messages, schema, schema_name, timeout_s, max_retries)
+        except LLMError as exc:
+            self._after_call(exc)
+            raise
+        self._after_call(None)
+        return answer
+
+    def _before_call(self) -> None:
+        if self.breaker_failures <= 0:
+            return
+        with self._breaker_lock:
+            now = time.monotonic()
+            if now < self._open_until:
+                raise LLMError(
+                    "circuit_open",
+                    f"{self.base_url} failed {self._failures} times in a row; not called for another "
+                    f"{self._open_until - now:.0f}s",
+                )
+            if self._failures >= self.breaker_failures:
+                # half-open: this call is the probe; the others keep failing fast until it is answered
+                self._open_until = now + self.breaker_open_s
+
+    def _after_call(self, error: LLMError | None) -> None:
+        if self.breaker_failures <= 0:
+            return
+        outage = error is not None and (
+            error.kind in ("timeout", "connection", "http_429") or error.kind.startswith("http_5")
+        )
+        with self._breaker_lock:
+            if not outage:  # an answer, even one outside the schema: the endpoint is up
+                if self._failures >= self.breaker_failures:
+                    log.info("LLM circuit closed", extra={"llm": self.base_url})
+                self._failures, self._open_until = 0, 0.0
+                return
+            self._failures += 1
+            if self._failures >= self.breaker_failures:
+                self._open_until = time.monotonic() + self.breaker_open_s
+                log.warning("LLM circuit open for %.0fs after %d failures in a row: %s",
+                            self.breaker_open_s, self._failures, error, extra={"llm": self.base_url})  # fmt: skip
+
+    def _chat_json(self, messages, schema, schema_name, timeout_s, max_retries) -> dict[str, Any]:
         import openai
 
         client = self._client
