@@ -27,7 +27,6 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from looksync.catalog.quarantine import QuarantineRecord, QuarantineWriter
@@ -245,41 +244,48 @@ def finish_feed(
     return report
 
 
-def ingest_feed_sharded(
+def ingest_sharded(
     settings: Settings,
-    vendor: str,
-    feed_path: str | Path,
-    encoder: ClipEncoder,
+    feeds: list[FeedRef],
     run_id: str,
+    model_id: str,
+    encoder_factory: Callable[[], ClipEncoder],
     *,
     shard_size: int | None = None,
-    workers: int = 1,
-    encoder_factory: Callable[[], ClipEncoder] | None = None,
+    workers: int = 0,
     index_factory: Callable[[], CatalogIndex | None] | None = None,
     zeroshot: bool = True,
-    mode: str = "full",
     confirm_deletions: bool = False,
-) -> IngestReport:
-    """Every stage of one feed in this process (parse, detect, split), its shards on ``workers``
-    processes (each loads its own encoder and opens the index, as a worker would; 1: in this process),
-    then ``finish_feed``: the DAG's flow without Airflow (the benchmark's and the tests' path). With
-    ``workers`` > 1 the factories must be picklable (``functools.partial`` of module functions)."""
-    ws = parse_stage(settings, FeedRef(vendor, str(feed_path), mode=mode), run_id)
-    detect_stage(settings, ws, encoder.model_id, confirm_deletions=confirm_deletions)
-    shards = split_stage(settings, ws, shard_size)
-    if workers <= 1:
-        for shard in shards:
-            run_shard(settings, shard, encoder, index_factory() if index_factory else None, zeroshot)
+    pool=None,
+) -> list[IngestReport]:
+    """The DAG's flow without Airflow (the benchmark's path): each feed parsed, its changes detected and
+    split here; every shard of every feed run on a pool of ``workers`` fresh processes (each shard loads
+    the encoder and opens the index as its task would; 0: one after another in this process); then
+    ``finish_feed`` per feed. The factories must be picklable (``functools.partial`` of module functions).
+    ``pool``: a running ``multiprocessing`` pool to use instead (``warm_worker`` as its initializer keeps
+    one encoder per process, as a long-lived worker would)."""
+    workspaces = []
+    for ref in feeds:
+        ws = parse_stage(settings, ref, run_id)
+        detect_stage(settings, ws, model_id, confirm_deletions=confirm_deletions)
+        workspaces.append(ws)
+    jobs = [
+        (settings, str(s.path), encoder_factory, index_factory, zeroshot)
+        for ws in workspaces
+        for s in split_stage(settings, ws, shard_size)
+    ]
+    if pool is not None:
+        pool.starmap(_run_shard_in_worker, jobs, chunksize=1)
+    elif workers <= 0:
+        for job in jobs:
+            _run_shard_in_worker(*job)
     else:
         import multiprocessing
 
-        ctx = multiprocessing.get_context("spawn")  # a fresh process per worker, as Celery's are
-        with ctx.Pool(workers) as pool:
-            pool.starmap(
-                _run_shard_in_worker,
-                [(settings, str(s.path), encoder_factory, index_factory, zeroshot) for s in shards],
-            )
-    return finish_feed(settings, ws, index_factory() if index_factory else None)
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:  # fresh processes, as workers are
+            pool.starmap(_run_shard_in_worker, jobs, chunksize=1)
+    index = index_factory() if index_factory else None
+    return [finish_feed(settings, ws, index) for ws in workspaces]
 
 
 def run_shard(
@@ -299,5 +305,15 @@ def run_shard(
     return apply_shard(settings, shard, index)
 
 
+_WORKER_ENCODER: ClipEncoder | None = None  # set by warm_worker in a pool's processes
+
+
+def warm_worker(encoder_factory: Callable[[], ClipEncoder]) -> None:
+    """A pool initializer: load the encoder once per worker process (imports and weights included)."""
+    global _WORKER_ENCODER
+    _WORKER_ENCODER = encoder_factory()
+
+
 def _run_shard_in_worker(settings, path, encoder_factory, index_factory, zeroshot) -> None:
-    run_shard(settings, ShardWorkspace(path), encoder_factory(), index_factory() if index_factory else None, zeroshot)
+    encoder = _WORKER_ENCODER or encoder_factory()
+    run_shard(settings, ShardWorkspace(path), encoder, index_factory() if index_factory else None, zeroshot)
