@@ -207,7 +207,7 @@ _shards.apply_shard = _fails_once_after_writing
     shard = ShardWorkspace(marker.read_text())
     assert "apply" in shard.report().seconds  # its writes went through before the failure
     rerun = apply_shard(settings, shard, index, mirror)
-    assert rerun.products_stored == shard.shard["rows"]
+    assert rerun.products_stored == len(shard.read_products("write")) > 0  # written again, same rows
     feeds = [Workspace(failed["xcom"][f"detect_changes[{i}]"]) for i in range(len(conf["feeds"]))]
     reports = {ws.ref.vendor: finish_feed(settings, ws, index, mirror) for ws in feeds}
     state = _catalog_state(env)
