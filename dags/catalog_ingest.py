@@ -7,9 +7,9 @@ One run ingests one batch of vendor feeds: the update messages that triggered it
 
 Per feed: **parse** with the vendor's mapping (bad rows -> quarantine with a reason) -> **detect changes**
 against the stored products (vanished products decided here, over the whole feed) -> **split** into
-shards of `shard_size` products; per shard (mapped: workers run the shards in parallel): **fetch** new/changed images (guarded; each new image's thumbnail stored
-for the service's result cards) -> **embed** (pool `embedding`;
-stored vectors reused by image hash + model) -> **standardise** (rules, then CLIP zero-shot) -> **apply_shard**
+shards of `shard_size` products; per shard (mapped: workers run the shards in parallel): **fetch**
+new/changed images (guarded; each new image's thumbnail stored for the service's result cards) ->
+**embed** (pool `embedding`; stored vectors reused by image hash + model) -> **standardise** (rules, then CLIP zero-shot) -> **apply_shard**
 (product store, live index upsert / metadata update, Redis attribute mirror); then per feed, once every
 shard is in, **apply_changes** (deletions of vanished products, the feed's report).
 Deletions of vanished products are **held** (products left live, a warning in the detect task's log and
