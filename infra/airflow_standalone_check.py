@@ -17,7 +17,7 @@ What it does, in order (each wait bounded; a failure names the step and shows th
 5. waits until ``GET /api/v2/dags`` lists the expected DAGs and ``GET /api/v2/importErrors`` is empty;
 6. unpauses ``catalog_backfill`` only (the other DAGs stay paused: no scheduled ingest starts), posts a
    run with the given Params (``POST /api/v2/dags/catalog_backfill/dagRuns``), waits for ``success``
-   and returns the run, its task states and the ``ingest`` tasks' return values (XCom);
+   and returns the run, its task states and the tasks' return values (XCom);
 7. stops the process group and every descendant seen (SIGTERM, then SIGKILL after a grace period).
 """
 
@@ -168,7 +168,7 @@ def run_standalone_check(
     looksync_env: dict[str, str] | None = None,
     *,
     home: Path | None = None,
-    timeout_s: float = 140.0,
+    timeout_s: float = 240.0,
     dag_id: str = "catalog_backfill",
     expected_dags: tuple[str, ...] = EXPECTED_DAGS,
 ) -> StandaloneResult:

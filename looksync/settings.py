@@ -129,6 +129,8 @@ class Settings(BaseSettings):
     ingest_delete_max_share: float = Field(default=0.05, ge=0, le=1)
     # ... unless it deletes at most this many (a small vendor losing one product is not a broken feed)
     ingest_delete_free_count: int = Field(default=3, ge=0)
+    # sharded ingest (docs/airflow.md): products per shard; the DAGs' `shard_size` Param overrides it
+    ingest_shard_size: int = Field(default=50_000, ge=1)
     zeroshot_min_confidence: float = Field(default=0.35, ge=0, le=1)  # below: leave the attribute missing
     dedup_threshold: float = Field(default=0.95, ge=-1, le=1)  # image cosine for a near-duplicate
     dedup_title_overlap: float = Field(default=0.5, ge=0, le=1)  # title token Jaccard, with equal brand

@@ -85,6 +85,60 @@ def build_version(
     return BuildReport(version, model_id, indexed, missing, failures, previous_live=previous)
 
 
+# -- the same build in shards, for the DAGs: plan -> load each shard (mapped, in parallel) -> finish --
+
+
+def plan_build(settings: Settings, index: CatalogIndex, model_id: str, shard_size: int) -> dict[str, Any]:
+    """Create the new (not live) version, put it in bulk-load mode and cut the products with a vector of
+    ``model_id`` into row ranges of at most ``shard_size`` (product id order); ``load_build_shard`` loads
+    each range, from any worker, ``finish_build`` ends the load."""
+    if shard_size < 1:
+        raise ValueError(f"shard size must be at least 1, got {shard_size}")
+    ready, missing, vectors = _ready(settings, model_id)
+    dim = len(next(iter(vectors.values())))
+    previous = index.live_version()
+    version = index.create_version(model_id, dim)
+    index.begin_bulk_load(version)
+    ranges = [[start, min(start + shard_size, len(ready))] for start in range(0, len(ready), shard_size)] or [[0, 0]]
+    return {"version": version, "model_id": model_id, "ranges": ranges, "missing_vectors": missing[:100],
+            "missing_count": len(missing), "previous_live": previous, "products": len(ready)}  # fmt: skip
+
+
+def load_build_shard(
+    settings: Settings, index: CatalogIndex, version: str, model_id: str, start: int, end: int, batch_size: int = 1000
+) -> dict[str, Any]:
+    """Write products ``start``..``end`` (of ``plan_build``'s order) into ``version``: upserts keyed by
+    product id, so a shard loaded twice writes the same documents again. Vectors come from the
+    embeddings store; nothing is embedded."""
+    ready, _missing, vectors = _ready(settings, model_id)
+    rows = ready[start:end]
+    index.begin_bulk_load(version)  # idempotent: this process's handle learns the version is loading
+    written, failures = 0, []
+    for offset in range(0, len(rows), batch_size):
+        batch = rows[offset : offset + batch_size]
+        for p in batch:
+            p.model_id = model_id
+        result = index.upsert(version, batch, np.stack([vectors[p.image_hash] for p in batch]).astype(np.float32))
+        written += result.written
+        failures.extend(result.failures)
+    return {"start": start, "end": end, "written": written, "failures": failures}
+
+
+def finish_build(index: CatalogIndex, plan: dict[str, Any], loaded: list[dict[str, Any]]) -> BuildReport:
+    """End the bulk load of ``plan``'s version once every shard is loaded; the version's document count
+    must be the products planned less the failed writes (a shard loaded twice adds nothing)."""
+    version = plan["version"]
+    index.end_bulk_load(version)
+    failures = [tuple(f) for shard in loaded for f in shard["failures"]]
+    indexed = index.count(version)
+    if indexed == 0:
+        raise RuntimeError(f"index version {version} is empty ({len(failures)} failures); live version unchanged")
+    expected = plan["products"] - len({pid for pid, _ in failures})
+    if indexed != expected:
+        raise ReindexError(f"index version {version} holds {indexed} products, {expected} planned; live version unchanged")
+    return BuildReport(version, plan["model_id"], indexed, plan["missing_vectors"], failures, previous_live=plan["previous_live"])
+
+
 def validate_build(
     settings: Settings, index: CatalogIndex, version: str, model_id: str, failed: list[tuple[str, str]] = ()
 ) -> dict[str, Any]:

@@ -12,11 +12,14 @@ from pathlib import Path
 from tests.conftest import REPO
 
 
-def run_dag_test(airflow_env: dict[str, str], dag_id: str, conf: dict, looksync_env: dict[str, str], timeout: int = 240) -> dict:
+def run_dag_test(airflow_env: dict[str, str], dag_id: str, conf: dict, looksync_env: dict[str, str], timeout: int = 240,
+                 prelude: str = "") -> dict:  # fmt: skip
     """``dag.test(run_conf=conf)`` in a subprocess; returns {"state", "tasks": {task_id[map_index]: state},
-    "xcom", "log_tail"} (the run's output, to show when an assertion fails)."""
+    "xcom", "log_tail"} (the run's output, to show when an assertion fails). ``prelude``: Python run in
+    that process before the DAG is loaded (dag.test runs the tasks in it: a fault can be planted there)."""
     script = f"""
 import json, sys
+{prelude}
 from airflow.dag_processing.dagbag import DagBag
 bag = DagBag({str(REPO / 'dags')!r})
 assert not bag.import_errors, bag.import_errors

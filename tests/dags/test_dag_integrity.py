@@ -58,6 +58,6 @@ print("RESULT" + json.dumps({{f"{{d.dag_id}}.{{t.task_id}}": [t.pool, t.queue] f
 
     tasks = json.loads(line[0][6:])
     embedding = {name for name, (pool, _) in tasks.items() if pool == "embedding"}
-    assert embedding >= {"catalog_ingest.embed", "catalog_backfill.ingest"}
+    assert embedding == {"catalog_ingest.embed", "catalog_backfill.embed"}
     assert {name for name, (_, queue) in tasks.items() if queue == "embedding"} == embedding
     assert all(queue == "default" for name, (_, queue) in tasks.items() if name not in embedding)

@@ -94,7 +94,7 @@ def test_ingest_reindex_backfill(airflow_env, catalog):
               "clip_weights": None, "dry_run": False}  # fmt: skip
     result = run_dag_test(airflow_env, "catalog_backfill", params, env)
     assert result["state"] == "success", result["tasks"]
-    report = result["xcom"]["ingest[0]"]
+    report = result["xcom"]["apply_changes[0]"]  # the feed's report (over its shards)
     assert report["embedded"] == manifest.product_counts[vendor]
     assert result["xcom"]["reindex_if_new_model[-1]"]["reindexed"] is False
     assert index.live_version() == live and index.count() == valid

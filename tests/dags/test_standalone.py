@@ -48,7 +48,7 @@ def test_standalone_lists_dags_and_runs_backfill_with_params(tmp_path):
     prefix = f"looksync-standalone-test:{uuid.uuid4().hex[:8]}"
     sample = check.tiny_backfill(tmp_path, REDIS_URL, prefix)
     try:
-        result = check.run_standalone_check(sample.conf, sample.env, home=tmp_path / "airflow", timeout_s=140)
+        result = check.run_standalone_check(sample.conf, sample.env, home=tmp_path / "airflow", timeout_s=240)  # eleven task instances since the shards (was 3)
     finally:
         sample.close()
         client = redis.Redis.from_url(REDIS_URL)
@@ -60,9 +60,13 @@ def test_standalone_lists_dags_and_runs_backfill_with_params(tmp_path):
     # the pool came from looksync.airflow.pools over the REST API, and a second setup changed nothing
     assert [(p["name"], p["slots"], p["action"]) for p in result.pools] == [("embedding", 2, "created"), ("embedding", 2, "unchanged")]
     assert result.run["state"] == "success" and result.run["conf"] == sample.conf
-    assert result.tasks == {"plan[-1]": "success", "ingest[0]": "success", "reindex_if_new_model[-1]": "success"}
+    # one feed, one shard (the default shard size): each ingest stage one task instance
+    stages = ("parse", "detect_changes", "split_shards", "fetch_images", "embed", "standardise", "apply_shard", "apply_changes")
+    assert result.tasks == {"plan[-1]": "success", "shards[-1]": "success", "reindex_if_new_model[-1]": "success"} | {
+        f"{stage}[0]": "success" for stage in stages
+    }
     # the Params reached the tasks: the one vendor's feed was parsed, fetched and embedded, nothing written
-    report = result.xcom["ingest[0]"]
+    report = result.xcom["apply_changes[0]"]
     assert report["vendor"] == sample.vendor and report["rows_read"] == sample.products
     assert report["embedded"] == sample.products and report["products_stored"] == 0
     assert "dry run: nothing written" in report["notes"]

@@ -277,7 +277,7 @@ def test_the_airflow_containers_run_natively_and_embedding_goes_through_its_queu
     result = _native_check().run_check(tmp_path)
     tasks = result["tasks"]
     assert {t["state"] for t in tasks.values()} == {"success"}, tasks
-    (ingest,) = [t for name, t in tasks.items() if name.startswith("ingest[")]
-    assert (ingest["queue"], ingest["pool"]) == ("embedding", "embedding")
-    assert {t["queue"] for name, t in tasks.items() if not name.startswith("ingest[")} == {"default"}
+    (embed,) = [t for name, t in tasks.items() if name.startswith("embed[")]
+    assert (embed["queue"], embed["pool"]) == ("embedding", "embedding")
+    assert {t["queue"] for name, t in tasks.items() if not name.startswith("embed[")} == {"default"}
     assert result["worker_took_tasks"] >= len(tasks)
