@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     # cache
     redis_url: str | None = None
     cache_ttl_s: int = Field(default=3600, ge=0)
+    # with Redis: a small per-worker LRU in front of it (repeats cost no round trip and survive an outage)
+    cache_local_items: int = Field(default=1024, ge=0)  # 0: Redis only
+    cache_local_ttl_s: int = Field(default=60, ge=1)
 
     # object store (snapshots, embeddings store, feeds)
     s3_endpoint_url: str | None = None

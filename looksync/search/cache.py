@@ -100,9 +100,48 @@ class RedisCache:
             raise CacheUnavailable(f"redis set failed: {exc}") from exc
 
 
+class LocalFirstCache:
+    """A small in-process LRU in front of a shared cache (Redis): hits that repeat within a worker cost
+    no network call, and they keep being served while Redis is down (the soak: without it, every
+    repeated look was computed again during an outage). Entries live at most ``local_ttl_s`` in the
+    worker, which bounds how long one worker can serve an answer another has replaced (keys carry the
+    index version, so a swap never serves an old version's answer)."""
+
+    def __init__(self, remote: Cache, max_items: int = 1024, local_ttl_s: int = 60):
+        self.remote = remote
+        self.local = MemoryCache(max_items=max_items, ttl_s=local_ttl_s)
+        self.local_ttl_s = local_ttl_s
+        self.name = f"{remote.name}+local"
+
+    @property
+    def client(self):
+        return getattr(self.remote, "client", None)
+
+    @property
+    def prefix(self) -> str:
+        return getattr(self.remote, "prefix", "looksync:")
+
+    def get(self, key: str) -> bytes | None:
+        value = self.local.get(key)
+        if value is not None:
+            return value
+        value = self.remote.get(key)  # CacheUnavailable propagates: the caller notes it
+        if value is not None:
+            self.local.set(key, value)
+        return value
+
+    def set(self, key: str, value: bytes, ttl_s: int | None = None) -> None:
+        local_ttl = self.local_ttl_s if not ttl_s else min(ttl_s, self.local_ttl_s)
+        self.local.set(key, value, ttl_s=local_ttl)
+        self.remote.set(key, value, ttl_s=ttl_s)
+
+
 def open_cache(settings: Settings) -> Cache:
     if settings.redis_url:
-        return RedisCache(settings.redis_url, ttl_s=settings.cache_ttl_s)
+        remote = RedisCache(settings.redis_url, ttl_s=settings.cache_ttl_s)
+        if settings.cache_local_items > 0:
+            return LocalFirstCache(remote, settings.cache_local_items, settings.cache_local_ttl_s)
+        return remote
     return MemoryCache(ttl_s=settings.cache_ttl_s)
 
 

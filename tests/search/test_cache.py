@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from looksync.search.cache import CacheUnavailable, MemoryCache, RedisCache, open_cache
+from looksync.search.cache import CacheUnavailable, LocalFirstCache, MemoryCache, RedisCache, open_cache
 from looksync.settings import load_settings
 
 REDIS_URL = "redis://127.0.0.1:6379/6"
@@ -27,7 +27,10 @@ def test_memory_cache_lru_and_ttl():
 
 def test_open_cache_follows_configuration():
     assert isinstance(open_cache(load_settings()), MemoryCache)
-    assert isinstance(open_cache(load_settings(redis_url=REDIS_URL)), RedisCache)
+    with_redis = open_cache(load_settings(redis_url=REDIS_URL))
+    assert isinstance(with_redis, LocalFirstCache) and isinstance(with_redis.remote, RedisCache)
+    assert with_redis.client is with_redis.remote.client  # the single-flight lock uses the same server
+    assert isinstance(open_cache(load_settings(redis_url=REDIS_URL, cache_local_items=0)), RedisCache)
 
 
 def test_redis_cache_round_trip_with_ttl():
@@ -45,3 +48,28 @@ def test_redis_down_raises_cache_unavailable():
         cache.get("k")
     with pytest.raises(CacheUnavailable):
         cache.set("k", b"v")
+
+
+def test_local_first_serves_repeats_without_redis_and_misses_still_say_unavailable():
+    prefix = f"test-{uuid.uuid4().hex}:"
+    shared = RedisCache(REDIS_URL, ttl_s=60, prefix=prefix)
+    worker = LocalFirstCache(shared, max_items=10, local_ttl_s=60)
+    worker.set("seen", b"answer")
+    assert shared.get("seen") == b"answer"  # written through to Redis
+    other = LocalFirstCache(RedisCache(REDIS_URL, ttl_s=60, prefix=prefix))
+    assert other.get("seen") == b"answer" and other.local.get("seen") == b"answer"  # a Redis hit is kept locally
+
+    worker.remote = RedisCache("redis://127.0.0.1:1/0", prefix=prefix)  # Redis goes away
+    assert worker.get("seen") == b"answer"  # a repeat: served from the worker, no call
+    with pytest.raises(CacheUnavailable):
+        worker.get("never-seen")  # a miss still reports the outage, so the answer says so
+
+
+def test_local_entries_expire_before_the_shared_ones():
+    shared = MemoryCache(ttl_s=3600)
+    cache = LocalFirstCache(shared, max_items=10, local_ttl_s=1)
+    cache.set("k", b"v1", ttl_s=900)
+    shared.set("k", b"v2")  # another worker replaced it
+    assert cache.get("k") == b"v1"
+    time.sleep(1.05)
+    assert cache.get("k") == b"v2"  # at most local_ttl_s stale
