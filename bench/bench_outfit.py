@@ -14,6 +14,7 @@ over the same 600 candidates (work every look search does). Target: added p95 un
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import sys
@@ -25,13 +26,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from looksync.index.base import Hit  # noqa: E402
 from looksync.search.engine import drop_near_duplicates, product_summary  # noqa: E402
 from looksync.search.outfit import assemble_outfit  # noqa: E402
-
-
-def load_average() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "unknown"
 
 
 def candidates(rng: random.Random, layers: int, n: int, correlated: bool) -> list[tuple[str, list[dict]]]:
@@ -67,7 +61,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=200)
     args = ap.parse_args()
     rng = random.Random(0)
-    print(f"load average {load_average()}; {args.layers} layers x {args.candidates} candidates, {args.repeats} repeats")
+    print(f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {args.layers} layers x {args.candidates} candidates, {args.repeats} repeats")
 
     sample = candidates(rng, args.layers, args.candidates, False)
     hits = [
