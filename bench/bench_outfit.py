@@ -74,7 +74,7 @@ def main() -> None:
     for correlated in (False, True):
         layers = candidates(rng, args.layers, args.candidates, correlated)
         dearest = sum(max(p["price"] for p in products) for _, products in layers)
-        for share in (0.25, 0.5, 0.9):
+        for share in (0.25, 0.5, 0.75, 1.0):
             budget = round(dearest * share, 2)
             def solve(layers=layers, budget=budget):
                 return assemble_outfit(layers, budget, "USD", 2)

@@ -3,13 +3,23 @@ score as high as possible (a multiple-choice knapsack over the per-layer candida
 
 Exact, with no price bucketing error: prices are compared in the market's minor units (cents, paise,
 yen), which is exactly how they are stored, so every total is an integer and the budget test is exact.
-The solver keeps, layer after layer, the Pareto frontier of partial outfits: (total cost, summed
-score) pairs none of which is both dearer and lower-scoring than another. Dropping a dominated partial
-outfit never loses the optimum, because the objective and the constraint are sums over layers: any
-completion of the dominated one completes the dominating one at no more cost and no less score. The
-frontier is the sparse form of the classic DP over integer costs ``best[c]``, so it never holds more
-points than distinct totals within the budget (``budget + 1`` in minor units), and in practice a few
-hundred: each layer's own frontier of 100 candidates is typically 5-10 products.
+Scores are floats: totals within ``TIE`` (1e-9) of one another count as equal, and of equal totals the
+cheaper outfit wins (sums of the same scores in another order differ by far less than that).
+
+Every step that drops a candidate or a partial outfit proves first that it cannot be in the answer:
+1. Dominance: a product dearer than another of its layer and not better-scoring is never needed (any
+   outfit with it is matched by the cheaper one at no less score); the same holds for partial outfits,
+   because price and score are both sums over layers. Each layer keeps its Pareto frontier.
+2. A feasible outfit early (the floor): the LP relaxation's integer part, improved by moves that change
+   one or two layers' picks while any raises the score.
+3. Lagrangian reduction: with lambda the LP relaxation's price of a unit of budget, every outfit within
+   the budget scores at most sum over layers of (score - lambda * price) + lambda * budget. A product
+   whose reduced score ``score - lambda * price`` is so far under its layer's best that even the best of
+   every other layer cannot lift the outfit to the floor is dropped.
+4. The frontier of partial outfits, layer after layer (the sparse form of the DP over integer totals),
+   drops points that cannot reach the floor even with the LP bound of the layers still to come.
+On the adversarial shape (score rising with price on every layer, so all 100 candidates are on their
+layer's frontier) step 3 leaves a handful of products per layer and step 4 is small.
 """
 
 from __future__ import annotations
@@ -19,6 +29,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+TIE = 1e-9  # totals whose scores differ by no more than this are equal (then the cheaper wins)
 
 
 @dataclass(frozen=True)
@@ -38,71 +50,184 @@ class Outfit:
     within_budget: bool
 
 
-def _layer_frontier(options: Sequence[Option], max_cost: int) -> np.ndarray:
-    """Indices of the layer's options that are not dominated (cheapest first, score strictly rising)
-    and cost at most ``max_cost``."""
-    if not options:
-        return np.zeros(0, dtype=np.int64)
-    cost = np.fromiter((o.cost for o in options), dtype=np.int64, count=len(options))
-    score = np.fromiter((o.score for o in options), dtype=np.float64, count=len(options))
+def _pareto(cost: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """Indices of the points no other point dominates (none as cheap or cheaper and scoring as high or
+    higher), cheapest first, score strictly rising; of identical points one is kept. The one dominance
+    filter, for a layer's candidates and for partial outfits alike."""
     order = np.lexsort((-score, cost))  # by cost, then best score first
-    order = order[cost[order] <= max_cost]
-    if order.size == 0:
-        return order
     s = score[order]
     best_before = np.maximum.accumulate(np.concatenate(([-np.inf], s[:-1])))
     return order[s > best_before]
 
 
-def _hull_steps(cost: np.ndarray, score: np.ndarray) -> tuple[int, float, list[tuple[int, float]]]:
-    """A layer's frontier (cost ascending, score rising) as its cheapest point and the steps along its
-    upper concave hull (each step: extra cost, extra score; slopes falling)."""
+@dataclass
+class _Layer:
+    """A layer's frontier: option indices into the caller's list, prices ascending, scores rising."""
+
+    index: np.ndarray
+    cost: np.ndarray
+    score: np.ndarray
+
+    def subset(self, keep: np.ndarray) -> _Layer:
+        return _Layer(self.index[keep], self.cost[keep], self.score[keep])
+
+
+def _layer_frontier(options: Sequence[Option], max_cost: int) -> _Layer:
+    """The layer's options that are not dominated and cost at most ``max_cost``."""
+    cost = np.fromiter((o.cost for o in options), dtype=np.int64, count=len(options))
+    score = np.fromiter((o.score for o in options), dtype=np.float64, count=len(options))
+    affordable = np.flatnonzero(cost <= max_cost)
+    keep = affordable[_pareto(cost[affordable], score[affordable])]
+    return _Layer(keep, cost[keep], score[keep])
+
+
+def _hull(cost: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """Positions, in a frontier (cost ascending, score rising), of its upper concave hull's points."""
+    c, s = cost.tolist(), score.tolist()  # Python numbers: this loop is scalar work
     hull = [0]
-    for j in range(1, cost.size):
+    for j in range(1, len(c)):
         while len(hull) >= 2:
             a, b = hull[-2], hull[-1]
             # drop b when it lies on or under the line from a to j
-            if (score[b] - score[a]) * (cost[j] - cost[a]) <= (score[j] - score[a]) * (cost[b] - cost[a]):
+            if (s[b] - s[a]) * (c[j] - c[a]) <= (s[j] - s[a]) * (c[b] - c[a]):
                 hull.pop()
             else:
                 break
         hull.append(j)
-    steps = [(int(cost[b] - cost[a]), float(score[b] - score[a])) for a, b in zip(hull, hull[1:], strict=False)]
-    return int(cost[0]), float(score[0]), steps
+    return np.array(hull, dtype=np.int64)
+
+
+@dataclass
+class _Steps:
+    """A layer's LP relaxation: its cheapest point and the steps along its upper concave hull (extra
+    cost, extra score, slope falling, and the frontier position each step leads to)."""
+
+    cost: int
+    score: float
+    step_cost: np.ndarray
+    step_score: np.ndarray
+    step_to: np.ndarray
+
+    @classmethod
+    def of(cls, layer: _Layer) -> _Steps:
+        h = _hull(layer.cost, layer.score)
+        return cls(int(layer.cost[0]), float(layer.score[0]), np.diff(layer.cost[h]), np.diff(layer.score[h]), h[1:])
 
 
 class _Bound:
-    """An upper bound on the best score the layers of a suffix can add within a remaining budget: the
-    LP relaxation of the multiple-choice knapsack (each layer's cheapest pick, then the hull steps of
-    all layers in falling slope order, the last one fractional). Concave and piecewise linear in the
-    budget, so it is evaluated for a whole frontier at once with ``np.interp``."""
+    """The LP relaxation of the multiple-choice knapsack over some layers: each layer's cheapest pick,
+    then the steps along the layers' upper concave hulls in falling slope order, the last one
+    fractional. Its value is an upper bound on the best score those layers can add within a budget,
+    concave and piecewise linear in the budget, so it is evaluated for many budgets at once with
+    ``np.interp``."""
 
-    def __init__(self, hulls: list[tuple[int, float, list[tuple[int, float]]]]):
-        self.base_cost = sum(h[0] for h in hulls)
-        base_score = sum(h[1] for h in hulls)
-        steps = sorted((step for h in hulls for step in h[2]), key=lambda st: st[1] / st[0] if st[0] else np.inf, reverse=True)
-        self.x = np.concatenate(([self.base_cost], self.base_cost + np.cumsum([st[0] for st in steps], dtype=np.float64)))
-        self.y = np.concatenate(([base_score], base_score + np.cumsum([st[1] for st in steps], dtype=np.float64)))
+    def __init__(self, layers: Sequence[_Steps]):
+        self.n_layers = len(layers)
+        self.base_cost = sum(layer.cost for layer in layers)
+        base_score = sum(layer.score for layer in layers)
+        dc = np.concatenate([layer.step_cost for layer in layers] or [np.zeros(0, np.int64)])
+        ds = np.concatenate([layer.step_score for layer in layers] or [np.zeros(0)])
+        to = np.concatenate([layer.step_to for layer in layers] or [np.zeros(0, np.int64)])
+        slope = ds / np.maximum(dc, 1)  # a hull step always costs more
+        order = np.lexsort((to, -slope))  # falling slope; a layer's own steps in their order
+        self.slope = slope[order]
+        self.step_layer = np.repeat(np.arange(len(layers)), [layer.step_cost.size for layer in layers])[order]
+        self.step_to = to[order]
+        self.x = np.concatenate(([self.base_cost], self.base_cost + np.cumsum(dc[order])))
+        self.y = np.concatenate(([base_score], base_score + np.cumsum(ds[order])))
 
     def __call__(self, remaining: np.ndarray) -> np.ndarray:
         bound = np.interp(remaining, self.x, self.y)  # beyond the last step: every layer's best
         return np.where(remaining >= self.base_cost, bound, -np.inf)
 
-    def greedy(self, remaining: np.ndarray) -> np.ndarray:
-        """The score of a feasible integer pick within each remaining budget (the LP solution's whole
-        steps up to the first that does not fit): a lower bound on what the suffix can add."""
-        at = np.searchsorted(self.x, remaining, side="right") - 1
-        return np.where(at >= 0, self.y[np.maximum(at, 0)], -np.inf)
+    def integer_part(self, budget: int) -> tuple[np.ndarray, float]:
+        """The LP solution's whole steps (the frontier position picked per layer) and the price of a
+        unit of budget there (the slope of the first step that does not fit; 0 when all fit)."""
+        taken = int(np.searchsorted(self.x, budget, side="right")) - 1
+        pos = np.zeros(self.n_layers, dtype=np.int64)
+        np.maximum.at(pos, self.step_layer[:taken], self.step_to[:taken])
+        return pos, float(self.slope[taken]) if taken < self.slope.size else 0.0
+
+
+def _improve(layers: Sequence[_Layer], pos: np.ndarray, budget: int) -> np.ndarray:
+    """Raise a feasible pick (``pos``: a frontier position per layer) by the best move that changes one
+    layer's pick, or one layer's and then another's to the best that the freed budget allows, while one
+    raises the score."""
+    n = len(layers)
+    big = budget + 1  # every frontier price is <= budget: layer i's prices live in [i * big, (i + 1) * big)
+    key = np.concatenate([i * big + layer.cost for i, layer in enumerate(layers)])
+    cost = np.concatenate([layer.cost for layer in layers])
+    score = np.concatenate([layer.score for layer in layers])
+    start = np.cumsum([0] + [layer.cost.size for layer in layers])
+    owner = np.repeat(np.arange(n), np.diff(start))
+    others = np.arange(n)[None, :] != owner[:, None]
+    for _ in range(4 * n):
+        at = start[:-1] + pos
+        slack = budget - int(cost[at].sum())
+        # first move: any option j (of layer owner[j]); then, for each other layer k, its best within what is left
+        left = slack + cost[at][owner] - cost  # budget left for the rest when j replaces its layer's pick
+        gain1 = np.where(left >= 0, score - score[at][owner], -np.inf)
+        limit = left[:, None] + cost[at][None, :]
+        best = np.searchsorted(key, np.arange(n)[None, :] * big + limit, side="right") - 1
+        ok = others & (limit >= 0) & (best >= start[:-1][None, :])
+        gain2 = np.where(ok, (score - score[at][owner])[:, None] + score[best] - score[at][None, :], -np.inf)
+        j1 = int(np.argmax(gain1))
+        j2, k2 = np.unravel_index(int(np.argmax(gain2)), gain2.shape)
+        if max(gain1[j1], gain2[j2, k2]) <= TIE:
+            break
+        if gain1[j1] >= gain2[j2, k2]:
+            pos[owner[j1]] = j1 - start[owner[j1]]
+        else:
+            pos[owner[j2]] = j2 - start[owner[j2]]
+            pos[k2] = best[j2, k2] - start[k2]
+    return pos
+
+
+def _reduce(layers: Sequence[_Layer], price: float, budget: int, floor: float) -> list[_Layer]:
+    """Each layer's options that can still be in an outfit scoring at least ``floor`` (less ``TIE``).
+
+    For any price of budget ``price`` >= 0, an outfit within the budget scores at most the sum over its
+    layers of ``score - price * cost`` plus ``price * budget`` (its cost is at most the budget); so an
+    option whose reduced score, with every other layer at its best reduced score, stays under the floor
+    is in no such outfit."""
+    reduced = [layer.score - price * layer.cost for layer in layers]
+    best = np.array([r.max() for r in reduced])
+    gap = float(best.sum()) + price * budget - floor  # the Lagrangian bound's slack over the floor
+    return [layer.subset(np.flatnonzero(r >= b - gap - TIE)) for layer, r, b in zip(layers, reduced, best, strict=True)]
+
+
+def _search(layers: Sequence[_Layer], budget: int, floor: float) -> tuple[list[int], int, float]:
+    """The best outfit over the layers' options (positions per layer, cost, score): the frontier of
+    partial outfits layer after layer, dropping the points that cannot reach ``floor`` even with the LP
+    bound of the layers still to come."""
+    steps = [_Steps.of(layer) for layer in layers]
+    bounds = [_Bound(steps[i:]) for i in range(len(layers) + 1)]
+    front_cost = np.zeros(1, dtype=np.int64)
+    front_score = np.zeros(1, dtype=np.float64)
+    parents: list[np.ndarray] = []  # per layer: for each frontier point, its parent point in the previous frontier
+    picks: list[np.ndarray] = []  # per layer: for each frontier point, the position chosen in the layer
+    for i, layer in enumerate(layers):
+        total_cost = (front_cost[:, None] + layer.cost[None, :]).ravel()
+        total_score = (front_score[:, None] + layer.score[None, :]).ravel()
+        promising = np.flatnonzero(total_score + bounds[i + 1](budget - total_cost) >= floor - TIE)
+        order = promising[_pareto(total_cost[promising], total_score[promising])]
+        parents.append(order // layer.cost.size)
+        picks.append(order % layer.cost.size)
+        front_cost, front_score = total_cost[order], total_score[order]
+    # the frontier rises in score with cost: the answer is its cheapest point within TIE of the best
+    point = int(np.argmax(front_score >= front_score[-1] - TIE))
+    cost, score = int(front_cost[point]), float(front_score[point])
+    choice = [0] * len(layers)
+    for i in range(len(layers) - 1, -1, -1):
+        choice[i] = int(picks[i][point])
+        point = int(parents[i][point])
+    return choice, cost, score
 
 
 def best_outfit(layers: Sequence[Sequence[Option]], budget: int) -> Outfit | None:
-    """The highest summed score over one option per layer with total cost <= ``budget`` (ties: the
-    cheaper). When no combination fits, the cheapest complete outfit, with ``within_budget`` False.
-    None when a layer has no option at all.
-
-    Frontier points that cannot reach the best feasible score found so far, even with the LP bound of
-    the layers still to come, are dropped as well (branch and bound): exact, and it keeps the frontier
-    small where every candidate is on its layer's frontier (score rising with price)."""
+    """The highest summed score over one option per layer with total cost <= ``budget`` (scores within
+    ``TIE`` are equal: then the cheaper). When no combination fits, the cheapest complete outfit, with
+    ``within_budget`` False. None when a layer has no option at all."""
     if any(len(options) == 0 for options in layers):
         return None
     if not layers:
@@ -110,41 +235,18 @@ def best_outfit(layers: Sequence[Sequence[Option]], budget: int) -> Outfit | Non
     min_costs = [min(o.cost for o in options) for options in layers]
     if sum(min_costs) > budget:
         return _cheapest(layers)
-    rest = np.cumsum([0, *reversed(min_costs)])[::-1]  # rest[i]: least cost of layers i.. to the end
-    kept, hulls = [], []
-    for i, options in enumerate(layers):
-        keep = _layer_frontier(options, budget - int(rest[0] - rest[i] + rest[i + 1]))
-        cost = np.fromiter((options[j].cost for j in keep), dtype=np.int64, count=keep.size)
-        score = np.fromiter((options[j].score for j in keep), dtype=np.float64, count=keep.size)
-        kept.append((keep, cost, score))
-        hulls.append(_hull_steps(cost, score))
-    bounds = [_Bound(hulls[i:]) for i in range(len(layers) + 1)]
-    floor = float(bounds[0].greedy(np.array([budget]))[0]) - 1e-9  # the optimum is at least this
-    front_cost = np.zeros(1, dtype=np.int64)
-    front_score = np.zeros(1, dtype=np.float64)
-    parents: list[np.ndarray] = []  # per layer: for each frontier point, its parent point in the previous frontier
-    picks: list[np.ndarray] = []  # per layer: for each frontier point, the option chosen
-    for i, (keep, cost, score) in enumerate(kept):
-        total_cost = (front_cost[:, None] + cost[None, :]).ravel()
-        total_score = (front_score[:, None] + score[None, :]).ravel()
-        remaining = budget - total_cost
-        # every point completed greedily is a feasible outfit: the best of them raises the floor
-        floor = max(floor, float(np.max(total_score + bounds[i + 1].greedy(remaining))) - 1e-9)
-        promising = np.flatnonzero(total_score + bounds[i + 1](remaining) >= floor)
-        order = promising[np.lexsort((-total_score[promising], total_cost[promising]))]
-        s = total_score[order]
-        best_before = np.maximum.accumulate(np.concatenate(([-np.inf], s[:-1])))
-        order = order[s > best_before]
-        parents.append(order // keep.size)
-        picks.append(keep[order % keep.size])
-        front_cost, front_score = total_cost[order], total_score[order]
-    point = int(front_cost.size - 1)  # the frontier ends at the highest score (the cheapest such)
-    cost_total, score_total = int(front_cost[point]), float(front_score[point])
-    choice = [0] * len(layers)
-    for i in range(len(layers) - 1, -1, -1):
-        choice[i] = int(picks[i][point])
-        point = int(parents[i][point])
-    return Outfit(choice=choice, cost=cost_total, score=score_total, within_budget=True)
+    spare = budget - sum(min_costs)  # what any one layer may spend over its cheapest
+    frontiers = [_layer_frontier(options, least + spare) for options, least in zip(layers, min_costs, strict=True)]
+    pos, price = _Bound([_Steps.of(f) for f in frontiers]).integer_part(budget)
+    pos = _improve(frontiers, pos, budget)
+    floor = float(sum(float(f.score[p]) for f, p in zip(frontiers, pos, strict=True)))
+    reduced = _reduce(frontiers, price, budget, floor)
+    order = sorted(range(len(reduced)), key=lambda i: reduced[i].cost.size)  # smallest first: small early frontiers
+    choice, cost, score = _search([reduced[i] for i in order], budget, floor)
+    picked = [0] * len(layers)
+    for i, position in zip(order, choice, strict=True):
+        picked[i] = int(reduced[i].index[position])
+    return Outfit(choice=picked, cost=cost, score=score, within_budget=True)
 
 
 def _cheapest(layers: Sequence[Sequence[Option]]) -> Outfit:
