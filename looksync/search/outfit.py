@@ -196,32 +196,63 @@ def _reduce(layers: Sequence[_Layer], price: float, budget: int, floor: float) -
     return [layer.subset(np.flatnonzero(r >= b - gap - TIE)) for layer, r, b in zip(layers, reduced, best, strict=True)]
 
 
-def _search(layers: Sequence[_Layer], budget: int, floor: float) -> tuple[list[int], int, float]:
-    """The best outfit over the layers' options (positions per layer, cost, score): the frontier of
-    partial outfits layer after layer, dropping the points that cannot reach ``floor`` even with the LP
-    bound of the layers still to come."""
+@dataclass
+class _Front:
+    """The frontier of partial outfits over some layers: totals (cost ascending, score rising) and, per
+    layer, each point's parent in the previous layer's frontier and the position it picks."""
+
+    cost: np.ndarray
+    score: np.ndarray
+    parents: list[np.ndarray]
+    picks: list[np.ndarray]
+
+    def choice(self, point: int) -> list[int]:
+        """The frontier position picked in each layer by the partial outfit at ``point``."""
+        out = [0] * len(self.picks)
+        for i in range(len(self.picks) - 1, -1, -1):
+            out[i] = int(self.picks[i][point])
+            point = int(self.parents[i][point])
+        return out
+
+
+def _front(layers: Sequence[_Layer], others: Sequence[_Steps], budget: int, floor: float) -> _Front:
+    """The frontier of partial outfits over ``layers``, layer after layer, without the points that
+    cannot reach ``floor`` (less ``TIE``) even with the LP bound of the layers still to come, these
+    and ``others``."""
     steps = [_Steps.of(layer) for layer in layers]
-    bounds = [_Bound(steps[i:]) for i in range(len(layers) + 1)]
-    front_cost = np.zeros(1, dtype=np.int64)
-    front_score = np.zeros(1, dtype=np.float64)
-    parents: list[np.ndarray] = []  # per layer: for each frontier point, its parent point in the previous frontier
-    picks: list[np.ndarray] = []  # per layer: for each frontier point, the position chosen in the layer
+    front = _Front(np.zeros(1, dtype=np.int64), np.zeros(1), [], [])
     for i, layer in enumerate(layers):
-        total_cost = (front_cost[:, None] + layer.cost[None, :]).ravel()
-        total_score = (front_score[:, None] + layer.score[None, :]).ravel()
-        promising = np.flatnonzero(total_score + bounds[i + 1](budget - total_cost) >= floor - TIE)
+        total_cost = (front.cost[:, None] + layer.cost[None, :]).ravel()
+        total_score = (front.score[:, None] + layer.score[None, :]).ravel()
+        bound = _Bound([*steps[i + 1 :], *others])
+        promising = np.flatnonzero(total_score + bound(budget - total_cost) >= floor - TIE)
         order = promising[_pareto(total_cost[promising], total_score[promising])]
-        parents.append(order // layer.cost.size)
-        picks.append(order % layer.cost.size)
-        front_cost, front_score = total_cost[order], total_score[order]
-    # the frontier rises in score with cost: the answer is its cheapest point within TIE of the best
-    point = int(np.argmax(front_score >= front_score[-1] - TIE))
-    cost, score = int(front_cost[point]), float(front_score[point])
+        front.parents.append(order // layer.cost.size)
+        front.picks.append(order % layer.cost.size)
+        front.cost, front.score = total_cost[order], total_score[order]
+    return front
+
+
+def _search(layers: Sequence[_Layer], budget: int, floor: float) -> tuple[list[int], int, float]:
+    """The best outfit over the layers' options (a position per layer, cost, score), meeting in the
+    middle: the frontiers of partial outfits over two halves of the layers, each pruned with the LP
+    bound of the rest, then for each point of one the best point of the other that fits."""
+    half = [range(0, len(layers), 2), range(1, len(layers), 2)]
+    steps = [_Steps.of(layer) for layer in layers]
+    a, b = (_front([layers[i] for i in h], [steps[i] for i in o], budget, floor) for h, o in (half, half[::-1]))
+    # b's frontier rises in score with cost: for each point of a, the last of b that fits is its best
+    fit = np.searchsorted(b.cost, budget - a.cost, side="right") - 1
+    best = float(np.max(np.where(fit >= 0, a.score + b.score[fit], -np.inf)))
+    # the answer: the cheapest pair within TIE of the best (for each point of a, b's cheapest that reaches it)
+    reach = np.minimum(np.searchsorted(b.score, best - TIE - a.score, side="left"), b.cost.size - 1)
+    ok = (b.score[reach] >= best - TIE - a.score) & (a.cost + b.cost[reach] <= budget)
+    pa = int(np.argmin(np.where(ok, a.cost + b.cost[reach], np.iinfo(np.int64).max)))
+    pb = int(reach[pa])
     choice = [0] * len(layers)
-    for i in range(len(layers) - 1, -1, -1):
-        choice[i] = int(picks[i][point])
-        point = int(parents[i][point])
-    return choice, cost, score
+    for h, front, point in ((half[0], a, pa), (half[1], b, pb)):
+        for i, position in zip(h, front.choice(point), strict=True):
+            choice[i] = position
+    return choice, int(a.cost[pa] + b.cost[pb]), float(a.score[pa] + b.score[pb])
 
 
 def best_outfit(layers: Sequence[Sequence[Option]], budget: int) -> Outfit | None:
