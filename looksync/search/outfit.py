@@ -72,10 +72,9 @@ class _Layer:
         return _Layer(self.index[keep], self.cost[keep], self.score[keep])
 
 
-def _layer_frontier(options: Sequence[Option], max_cost: int) -> _Layer:
-    """The layer's options that are not dominated and cost at most ``max_cost``."""
-    cost = np.fromiter((o.cost for o in options), dtype=np.int64, count=len(options))
-    score = np.fromiter((o.score for o in options), dtype=np.float64, count=len(options))
+def _frontier(cost: np.ndarray, score: np.ndarray, max_cost: int) -> _Layer:
+    """A layer's candidates (prices in minor units, scores) that are not dominated and cost at most
+    ``max_cost``; ``index`` refers to the given order."""
     affordable = np.flatnonzero(cost <= max_cost)
     keep = affordable[_pareto(cost[affordable], score[affordable])]
     return _Layer(keep, cost[keep], score[keep])
@@ -111,7 +110,8 @@ class _Steps:
     @classmethod
     def of(cls, layer: _Layer) -> _Steps:
         h = _hull(layer.cost, layer.score)
-        return cls(int(layer.cost[0]), float(layer.score[0]), np.diff(layer.cost[h]), np.diff(layer.score[h]), h[1:])
+        cost, score = layer.cost[h], layer.score[h]
+        return cls(int(cost[0]), float(score[0]), cost[1:] - cost[:-1], score[1:] - score[:-1], h[1:])
 
 
 class _Bound:
@@ -259,15 +259,29 @@ def best_outfit(layers: Sequence[Sequence[Option]], budget: int) -> Outfit | Non
     """The highest summed score over one option per layer with total cost <= ``budget`` (scores within
     ``TIE`` are equal: then the cheaper). When no combination fits, the cheapest complete outfit, with
     ``within_budget`` False. None when a layer has no option at all."""
-    if any(len(options) == 0 for options in layers):
+    return solve(
+        [
+            (
+                np.fromiter((o.cost for o in options), dtype=np.int64, count=len(options)),
+                np.fromiter((o.score for o in options), dtype=np.float64, count=len(options)),
+            )
+            for options in layers
+        ],
+        budget,
+    )
+
+
+def solve(layers: Sequence[tuple[np.ndarray, np.ndarray]], budget: int) -> Outfit | None:
+    """``best_outfit`` over each layer's prices (int64, minor units) and scores (float64) as arrays."""
+    if any(cost.size == 0 for cost, _ in layers):
         return None
     if not layers:
         return Outfit(choice=[], cost=0, score=0.0, within_budget=True)
-    min_costs = [min(o.cost for o in options) for options in layers]
+    min_costs = [int(cost.min()) for cost, _ in layers]
     if sum(min_costs) > budget:
         return _cheapest(layers)
     spare = budget - sum(min_costs)  # what any one layer may spend over its cheapest
-    frontiers = [_layer_frontier(options, least + spare) for options, least in zip(layers, min_costs, strict=True)]
+    frontiers = [_frontier(cost, score, least + spare) for (cost, score), least in zip(layers, min_costs, strict=True)]
     pos, price = _Bound([_Steps.of(f) for f in frontiers]).integer_part(budget)
     pos = _improve(frontiers, pos, budget)
     floor = float(sum(float(f.score[p]) for f, p in zip(frontiers, pos, strict=True)))
@@ -280,10 +294,15 @@ def best_outfit(layers: Sequence[Sequence[Option]], budget: int) -> Outfit | Non
     return Outfit(choice=picked, cost=cost, score=score, within_budget=True)
 
 
-def _cheapest(layers: Sequence[Sequence[Option]]) -> Outfit:
-    choice = [min(range(len(options)), key=lambda j, o=options: (o[j].cost, -o[j].score)) for options in layers]
-    picked = [options[j] for options, j in zip(layers, choice, strict=True)]
-    return Outfit(choice=choice, cost=sum(o.cost for o in picked), score=sum(o.score for o in picked), within_budget=False)
+def _cheapest(layers: Sequence[tuple[np.ndarray, np.ndarray]]) -> Outfit:
+    """The cheapest complete outfit (of equal prices, the best score)."""
+    choice = [int(np.lexsort((-score, cost))[0]) for cost, score in layers]
+    return Outfit(
+        choice=choice,
+        cost=sum(int(cost[j]) for (cost, _), j in zip(layers, choice, strict=True)),
+        score=sum(float(score[j]) for (_, score), j in zip(layers, choice, strict=True)),
+        within_budget=False,
+    )
 
 
 def to_minor(amount: float, minor_units: int) -> int:
@@ -314,18 +333,21 @@ def assemble_outfit(
             eligible.append((layer, ok))
         else:
             missing.append({"layer": layer, "reason": f"no in-stock candidate priced in {currency}"})
-    options = [
-        [Option(p["product_id"], to_minor(p["price"], minor_units), float(p["score"])) for p in products]
+    scale = 10**minor_units
+    arrays = [
+        (
+            # np.rint rounds half to even like round() in to_minor: the same minor units, for a whole layer at once
+            np.rint(np.fromiter((p["price"] for p in products), dtype=np.float64, count=len(products)) * scale).astype(np.int64),
+            np.fromiter((p["score"] for p in products), dtype=np.float64, count=len(products)),
+        )
         for _, products in eligible
     ]
-    budget_minor = to_minor(budget, minor_units)
-    solved = best_outfit(options, budget_minor)
+    solved = solve(arrays, to_minor(budget, minor_units))
     items = []
     if solved is not None:
         for (layer, products), j in zip(eligible, solved.choice, strict=True):
             p = products[j]
             items.append({**p, "layer": layer})
-    scale = 10**minor_units
     within = bool(items) and solved is not None and solved.within_budget
     if not items:
         note = "no requested layer has an in-stock candidate in this currency"
