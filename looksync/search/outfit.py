@@ -128,7 +128,10 @@ class _Bound:
         dc = np.concatenate([layer.step_cost for layer in layers] or [np.zeros(0, np.int64)])
         ds = np.concatenate([layer.step_score for layer in layers] or [np.zeros(0)])
         to = np.concatenate([layer.step_to for layer in layers] or [np.zeros(0, np.int64)])
-        slope = ds / np.maximum(dc, 1)  # a hull step always costs more
+        # a hull step always costs more; a layer's slopes fall, also once divided in floating point
+        slope = np.concatenate(
+            [np.minimum.accumulate(layer.step_score / layer.step_cost) for layer in layers] or [np.zeros(0)]
+        )
         order = np.lexsort((to, -slope))  # falling slope; a layer's own steps in their order
         self.slope = slope[order]
         self.step_layer = np.repeat(np.arange(len(layers)), [layer.step_cost.size for layer in layers])[order]
@@ -284,6 +287,8 @@ def solve(layers: Sequence[tuple[np.ndarray, np.ndarray]], budget: int) -> Outfi
     frontiers = [_frontier(cost, score, least + spare) for (cost, score), least in zip(layers, min_costs, strict=True)]
     pos, price = _Bound([_Steps.of(f) for f in frontiers]).integer_part(budget)
     pos = _improve(frontiers, pos, budget)
+    if sum(int(f.cost[p]) for f, p in zip(frontiers, pos, strict=True)) > budget:
+        raise AssertionError(f"outfit floor pick {pos.tolist()} is over the budget {budget}")  # a bug, never a wrong answer
     floor = float(sum(float(f.score[p]) for f, p in zip(frontiers, pos, strict=True)))
     reduced = _reduce(frontiers, price, budget, floor)
     order = sorted(range(len(reduced)), key=lambda i: reduced[i].cost.size)  # smallest first: small early frontiers
