@@ -5,41 +5,70 @@ from __future__ import annotations
 import itertools
 import random
 
+import numpy as np
 import pytest
 
-from looksync.search.outfit import Option, assemble_outfit, best_outfit
+from looksync.search.outfit import TIE, Option, assemble_outfit, best_outfit
 
 
 def _brute(layers, budget):
-    best = None
-    for combo in itertools.product(*[range(len(options)) for options in layers]):
-        cost = sum(layers[i][j].cost for i, j in enumerate(combo))
-        score = sum(layers[i][j].score for i, j in enumerate(combo))
-        if cost <= budget and (best is None or score > best[1] + 1e-9 or (abs(score - best[1]) <= 1e-9 and cost < best[0])):
-            best = (cost, score)
-    return best
+    """(cost, score) of the answer by trying every combination: the best score, then of the totals
+    within TIE of it the cheapest."""
+    totals = [
+        (sum(layers[i][j].cost for i, j in enumerate(combo)), sum(layers[i][j].score for i, j in enumerate(combo)))
+        for combo in itertools.product(*[range(len(options)) for options in layers])
+    ]
+    fits = [(cost, score) for cost, score in totals if cost <= budget]
+    if not fits:
+        return None
+    best = max(score for _, score in fits)
+    return min((cost, score) for cost, score in fits if score >= best - TIE)
 
 
-def _random_layers(rng, n_layers, n_options, correlated=False):
+def _dense_dp(layers, budget):
+    """(cost, score) of the answer by the textbook DP over every integer total cost (an oracle that
+    shares nothing with the solver): best[c] is the best score of an outfit costing exactly c."""
+    best = np.zeros(1)
+    for options in layers:
+        top = min(budget, best.size - 1 + max(o.cost for o in options))
+        new = np.full(top + 1, -np.inf)
+        for o in options:
+            if o.cost <= top:
+                room = min(best.size, top + 1 - o.cost)
+                np.maximum(new[o.cost : o.cost + room], best[:room] + o.score, out=new[o.cost : o.cost + room])
+        best = new
+    if not np.isfinite(best).any():
+        return None
+    cost = int(np.argmax(best >= best.max() - TIE))
+    return cost, float(best[cost])
+
+
+def _layers(rng, n_layers, n_options, *, prices=(0, 60), score=None):
+    """Random layers: prices uniform in ``prices``; ``score(rng, cost)`` or a random score rounded to 1
+    or 3 decimals (ties)."""
     layers = []
     for i in range(n_layers):
         options = []
         for j in range(n_options):
-            cost = rng.randint(0, 60)
-            score = cost / 60 + rng.random() * 0.01 if correlated else round(rng.random(), rng.choice([1, 3]))
-            options.append(Option(f"p{i}-{j}", cost, score))
+            cost = rng.randint(*prices)
+            value = score(rng, cost) if score else round(rng.random(), rng.choice([1, 3]))
+            options.append(Option(f"p{i}-{j}", cost, value))
         layers.append(options)
     return layers
 
 
-@pytest.mark.parametrize("seed", range(300))
-def test_the_solver_equals_brute_force(seed):
-    rng = random.Random(seed)
-    layers = _random_layers(rng, rng.randint(1, 4), rng.randint(1, 6), correlated=seed % 5 == 0)
-    budget = rng.randint(0, 200)
-    expected = _brute(layers, budget)
-    solved = best_outfit(layers, budget)
+# shapes of scores against prices: the adversarial ones put every candidate on its layer's frontier
+SHAPES = {
+    "random": None,
+    "rising": lambda rng, cost: cost / 60 + rng.random() * 0.01,  # score rises with price, a little noise
+    "proportional": lambda rng, cost: cost / 60,  # exactly on a line: every total of one price ties
+    "few values": lambda rng, cost: rng.choice([0.0, 0.25, 0.5]),  # many ties and zero scores
+    "zero": lambda rng, cost: 0.0,  # only the price matters (the cheapest of the ties)
+}
 
+
+def _check(layers, budget, expected):
+    solved = best_outfit(layers, budget)
     if expected is None:  # nothing fits: the cheapest complete outfit, said to be over budget
         assert solved is not None and not solved.within_budget
         assert solved.cost == sum(min(o.cost for o in options) for options in layers) > budget
@@ -50,6 +79,51 @@ def test_the_solver_equals_brute_force(seed):
     picked = [layers[i][j] for i, j in enumerate(solved.choice)]  # the choice is what the totals say
     assert sum(o.cost for o in picked) == solved.cost
     assert sum(o.score for o in picked) == pytest.approx(solved.score, abs=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_the_solver_equals_brute_force(seed):
+    rng = random.Random(seed)
+    layers = _layers(rng, rng.randint(1, 4), rng.randint(1, 6), score=SHAPES["rising"] if seed % 5 == 0 else None)
+    budget = rng.randint(0, 200)
+    _check(layers, budget, _brute(layers, budget))
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("seed", range(40))
+def test_the_solver_equals_brute_force_on_ties_equal_prices_and_exact_budgets(shape, seed):
+    rng = random.Random(1000 + seed)
+    # few distinct prices (equal prices within and across layers), and budgets on the edges: exactly
+    # one outfit's total, exactly the cheapest outfit, one under it, or anything
+    layers = _layers(rng, rng.randint(1, 4), rng.randint(1, 6), prices=(0, rng.choice([3, 10, 60])), score=SHAPES[shape])
+    least = sum(min(o.cost for o in options) for options in layers)
+    some_outfit = sum(rng.choice(options).cost for options in layers)
+    budget = rng.choice([some_outfit, least, least - 1, rng.randint(0, 100)])
+    _check(layers, budget, _brute(layers, budget))
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("seed", range(6))
+def test_six_layers_of_a_hundred_equal_the_dense_dp(shape, seed):
+    rng = random.Random(2000 + seed)
+    layers = _layers(rng, 6, 100, prices=(0, 300), score=SHAPES[shape])
+    dearest = sum(max(o.cost for o in options) for options in layers)
+    for share in (0.25, 0.5, 0.75, 1.0):
+        budget = int(dearest * share)
+        _check(layers, budget, _dense_dp(layers, budget))
+    exact = sum(rng.choice(options).cost for options in layers)  # a budget some outfit spends to the unit
+    _check(layers, exact, _dense_dp(layers, exact))
+
+
+@pytest.mark.parametrize("n_free_layers", [0, 1, 2, 3])
+def test_totals_equal_but_for_float_rounding_are_ties_and_the_cheaper_wins(n_free_layers):
+    # 0.1 + 0.2 is 0.30000000000000004 in floating point: one ulp over 0.3, far under TIE
+    assert 0.1 + 0.2 > 0.3 and 0.1 + 0.2 - 0.3 < TIE
+    free = [[Option(f"free{i}", 0, 0.0)] for i in range(n_free_layers)]
+    layers = [*free, [Option("ulp-dearer", 5, 0.1 + 0.2), Option("cheaper", 3, 0.3)]]
+    solved = best_outfit(layers, budget=10)
+    assert solved.cost == 3 and layers[-1][solved.choice[-1]].product_id == "cheaper"
+    assert _brute(layers, 10) == (3, 0.3)
 
 
 def test_a_layer_without_options_has_no_outfit():
@@ -105,3 +179,14 @@ def test_assemble_lists_layers_with_no_eligible_candidate():
 
     none = assemble_outfit([("bags", [])], budget=100, currency="JPY", minor_units=0)
     assert not none["within_budget"] and none["items"] == [] and "no requested layer" in none["note"]
+
+
+@pytest.mark.parametrize("cents", [29, 57, 115, 201, 435, 1999, 100_000_007])
+def test_a_budget_equal_to_the_total_fits_to_the_cent(cents):
+    # prices whose binary float times 100 is a hair under the whole number of cents (0.29 * 100 is 28.999999999999996)
+    price = cents / 100
+    layers = [("topwear", [_product("a", price, 0.5)]), ("bags", [_product("b", 10.10, 0.5)])]
+    fits = assemble_outfit(layers, budget=(cents + 1010) / 100, currency="USD", minor_units=2)
+    assert fits["within_budget"] and fits["total"] == (cents + 1010) / 100
+    short = assemble_outfit(layers, budget=(cents + 1009) / 100, currency="USD", minor_units=2)
+    assert not short["within_budget"] and "cheapest complete outfit" in short["note"]
