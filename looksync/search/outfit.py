@@ -186,17 +186,26 @@ def _improve(layers: Sequence[_Layer], pos: np.ndarray, budget: int) -> np.ndarr
     return pos
 
 
-def _reduce(layers: Sequence[_Layer], price: float, budget: int, floor: float) -> list[_Layer]:
-    """Each layer's options that can still be in an outfit scoring at least ``floor`` (less ``TIE``).
+class _Lagrangian:
+    """For a price of budget ``price`` >= 0, an outfit within the budget scores at most the sum over its
+    layers of the reduced score ``score - price * cost``, plus ``price * budget`` (its cost is at most
+    the budget): ``upper`` is that bound with every layer at its best reduced score. With the LP
+    relaxation's price it equals the LP bound."""
 
-    For any price of budget ``price`` >= 0, an outfit within the budget scores at most the sum over its
-    layers of ``score - price * cost`` plus ``price * budget`` (its cost is at most the budget); so an
-    option whose reduced score, with every other layer at its best reduced score, stays under the floor
-    is in no such outfit."""
-    reduced = [layer.score - price * layer.cost for layer in layers]
-    best = np.array([r.max() for r in reduced])
-    gap = float(best.sum()) + price * budget - floor  # the Lagrangian bound's slack over the floor
-    return [layer.subset(np.flatnonzero(r >= b - gap - TIE)) for layer, r, b in zip(layers, reduced, best, strict=True)]
+    def __init__(self, layers: Sequence[_Layer], price: float, budget: int):
+        self.layers = layers
+        self.reduced = [layer.score - price * layer.cost for layer in layers]
+        self.best = [float(r.max()) for r in self.reduced]
+        self.upper = sum(self.best) + price * budget
+
+    def keep(self, low: float) -> list[_Layer]:
+        """Each layer's options that can be in an outfit scoring at least ``low``: an option whose
+        reduced score, with every other layer at its best, stays under it is in none."""
+        slack = self.upper - low
+        return [
+            layer.subset(np.flatnonzero(r >= best - slack))
+            for layer, r, best in zip(self.layers, self.reduced, self.best, strict=True)
+        ]
 
 
 @dataclass
@@ -218,17 +227,16 @@ class _Front:
         return out
 
 
-def _front(layers: Sequence[_Layer], others: Sequence[_Steps], budget: int, floor: float) -> _Front:
+def _front(layers: Sequence[_Layer], others: Sequence[_Steps], budget: int, low: float) -> _Front:
     """The frontier of partial outfits over ``layers``, layer after layer, without the points that
-    cannot reach ``floor`` (less ``TIE``) even with the LP bound of the layers still to come, these
-    and ``others``."""
+    cannot reach ``low`` even with the LP bound of the layers still to come, these and ``others``."""
     steps = [_Steps.of(layer) for layer in layers]
     front = _Front(np.zeros(1, dtype=np.int64), np.zeros(1), [], [])
     for i, layer in enumerate(layers):
         total_cost = (front.cost[:, None] + layer.cost[None, :]).ravel()
         total_score = (front.score[:, None] + layer.score[None, :]).ravel()
         bound = _Bound([*steps[i + 1 :], *others])
-        promising = np.flatnonzero(total_score + bound(budget - total_cost) >= floor - TIE)
+        promising = np.flatnonzero(total_score + bound(budget - total_cost) >= low)
         order = promising[_pareto(total_cost[promising], total_score[promising])]
         front.parents.append(order // layer.cost.size)
         front.picks.append(order % layer.cost.size)
@@ -236,25 +244,40 @@ def _front(layers: Sequence[_Layer], others: Sequence[_Steps], budget: int, floo
     return front
 
 
-def _search(layers: Sequence[_Layer], budget: int, floor: float) -> tuple[list[int], int, float]:
-    """The best outfit over the layers' options (a position per layer, cost, score), meeting in the
-    middle: the frontiers of partial outfits over two halves of the layers, each pruned with the LP
-    bound of the rest, then for each point of one the best point of the other that fits."""
-    half = [range(0, len(layers), 2), range(1, len(layers), 2)]
-    steps = [_Steps.of(layer) for layer in layers]
-    a, b = (_front([layers[i] for i in h], [steps[i] for i in o], budget, floor) for h, o in (half, half[::-1]))
+def _search(bound: _Lagrangian, budget: int, target: float) -> tuple[list[int], int, float] | None:
+    """The best outfit (the option picked per layer, cost, score) if it scores at least ``target``
+    (less ``TIE``), else None. Options and partial outfits that cannot reach ``target - 2 * TIE`` are
+    dropped, so every outfit within ``TIE`` of an accepted best is still there to break the tie.
+
+    Meets in the middle: the frontiers of partial outfits over two halves of the layers (the smaller
+    layers first), each pruned with the LP bound of the rest, then for each point of one the best
+    point of the other that fits."""
+    low = target - 2 * TIE
+    kept = bound.keep(low)
+    if any(layer.cost.size == 0 for layer in kept):
+        return None
+    order = sorted(range(len(kept)), key=lambda i: kept[i].cost.size)
+    half = [order[0::2], order[1::2]]
+    steps = {i: _Steps.of(kept[i]) for i in order}
+    a, b = (
+        _front([kept[i] for i in h], [steps[i] for i in o], budget, low) for h, o in (half, half[::-1])
+    )
+    if a.cost.size == 0 or b.cost.size == 0:
+        return None
     # b's frontier rises in score with cost: for each point of a, the last of b that fits is its best
     fit = np.searchsorted(b.cost, budget - a.cost, side="right") - 1
     best = float(np.max(np.where(fit >= 0, a.score + b.score[fit], -np.inf)))
+    if best < target - TIE:
+        return None
     # the answer: the cheapest pair within TIE of the best (for each point of a, b's cheapest that reaches it)
     reach = np.minimum(np.searchsorted(b.score, best - TIE - a.score, side="left"), b.cost.size - 1)
     ok = (b.score[reach] >= best - TIE - a.score) & (a.cost + b.cost[reach] <= budget)
     pa = int(np.argmin(np.where(ok, a.cost + b.cost[reach], np.iinfo(np.int64).max)))
     pb = int(reach[pa])
-    choice = [0] * len(layers)
+    choice = [0] * len(kept)
     for h, front, point in ((half[0], a, pa), (half[1], b, pb)):
         for i, position in zip(h, front.choice(point), strict=True):
-            choice[i] = position
+            choice[i] = int(kept[i].index[position])
     return choice, int(a.cost[pa] + b.cost[pb]), float(a.score[pa] + b.score[pb])
 
 
@@ -290,12 +313,16 @@ def solve(layers: Sequence[tuple[np.ndarray, np.ndarray]], budget: int) -> Outfi
     if sum(int(f.cost[p]) for f, p in zip(frontiers, pos, strict=True)) > budget:
         raise AssertionError(f"outfit floor pick {pos.tolist()} is over the budget {budget}")  # a bug, never a wrong answer
     floor = float(sum(float(f.score[p]) for f, p in zip(frontiers, pos, strict=True)))
-    reduced = _reduce(frontiers, price, budget, floor)
-    order = sorted(range(len(reduced)), key=lambda i: reduced[i].cost.size)  # smallest first: small early frontiers
-    choice, cost, score = _search([reduced[i] for i in order], budget, floor)
-    picked = [0] * len(layers)
-    for i, position in zip(order, choice, strict=True):
-        picked[i] = int(reduced[i].index[position])
+    bound = _Lagrangian(frontiers, price, budget)
+    # first look only for outfits near the bound: few options survive the reduction, so the search is
+    # small; then lower the target, down to the floor, whose own outfit is always found
+    for share in (0.25, 0.5, 1.0):
+        found = _search(bound, budget, bound.upper - (bound.upper - floor) * share)
+        if found is not None:
+            break
+    else:
+        raise AssertionError(f"outfit search found nothing at its floor {floor} (budget {budget})")  # a bug
+    picked, cost, score = found
     return Outfit(choice=picked, cost=cost, score=score, within_budget=True)
 
 
