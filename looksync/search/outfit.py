@@ -24,6 +24,7 @@ layer's frontier) step 3 leaves a handful of products per layer and step 4 is sm
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,8 @@ from typing import Any
 import numpy as np
 
 TIE = 1e-9  # totals whose scores differ by no more than this are equal (then the cheaper wins)
+SMALL_SEARCH = 512  # partial outfits per half under which the search goes straight to the floor
+ENUMERATE = 4096  # outfits under which the kept options are simply all tried
 
 
 @dataclass(frozen=True)
@@ -244,6 +247,27 @@ def _front(layers: Sequence[_Layer], others: Sequence[_Steps], budget: int, low:
     return front
 
 
+def _halves_size(layers: Sequence[_Layer]) -> int:
+    """The most partial outfits either half of ``_search`` could hold: the product of its layers' sizes."""
+    sizes = sorted(layer.cost.size for layer in layers)
+    return max(math.prod(sizes[0::2]), math.prod(sizes[1::2]))
+
+
+def _enumerate(layers: Sequence[_Layer], budget: int, target: float) -> tuple[list[int], int, float] | None:
+    """``_search`` by trying every combination of the layers' options (for a few thousand at most)."""
+    cost, score = np.zeros((), dtype=np.int64), np.zeros(())
+    for layer in layers:
+        cost, score = np.add.outer(cost, layer.cost), np.add.outer(score, layer.score)
+    fits = cost <= budget
+    if not fits.any():
+        return None
+    best = float(score[fits].max())
+    if best < target - TIE:
+        return None
+    at = np.unravel_index(int(np.argmin(np.where(fits & (score >= best - TIE), cost, np.iinfo(np.int64).max))), cost.shape)
+    return [int(layer.index[j]) for layer, j in zip(layers, at, strict=True)], int(cost[at]), float(score[at])
+
+
 def _search(bound: _Lagrangian, budget: int, target: float) -> tuple[list[int], int, float] | None:
     """The best outfit (the option picked per layer, cost, score) if it scores at least ``target``
     (less ``TIE``), else None. Options and partial outfits that cannot reach ``target - 2 * TIE`` are
@@ -256,6 +280,8 @@ def _search(bound: _Lagrangian, budget: int, target: float) -> tuple[list[int], 
     kept = bound.keep(low)
     if any(layer.cost.size == 0 for layer in kept):
         return None
+    if math.prod(layer.cost.size for layer in kept) <= ENUMERATE:
+        return _enumerate(kept, budget, target)
     order = sorted(range(len(kept)), key=lambda i: kept[i].cost.size)
     half = [order[0::2], order[1::2]]
     steps = {i: _Steps.of(kept[i]) for i in order}
@@ -316,7 +342,8 @@ def solve(layers: Sequence[tuple[np.ndarray, np.ndarray]], budget: int) -> Outfi
     bound = _Lagrangian(frontiers, price, budget)
     # first look only for outfits near the bound: few options survive the reduction, so the search is
     # small; then lower the target, down to the floor, whose own outfit is always found
-    for share in (0.25, 0.5, 1.0):
+    big = _halves_size(bound.keep(floor - 2 * TIE)) > SMALL_SEARCH
+    for share in (0.25, 0.5, 1.0) if big else (1.0,):
         found = _search(bound, budget, bound.upper - (bound.upper - floor) * share)
         if found is not None:
             break

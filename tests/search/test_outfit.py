@@ -8,7 +8,19 @@ import random
 import numpy as np
 import pytest
 
+from looksync.search import outfit
 from looksync.search.outfit import TIE, Option, assemble_outfit, best_outfit
+
+
+@pytest.fixture(params=["as shipped", "always the frontier search", "always the high targets first"])
+def path(request, monkeypatch):
+    """The solver's shortcuts only choose how the answer is searched for, never the answer: run the
+    comparisons through each route (small cases would otherwise always be enumerated)."""
+    if request.param != "as shipped":
+        monkeypatch.setattr(outfit, "ENUMERATE", 0)
+    if request.param == "always the high targets first":
+        monkeypatch.setattr(outfit, "SMALL_SEARCH", -1)
+    return request.param
 
 
 def _brute(layers, budget):
@@ -82,7 +94,7 @@ def _check(layers, budget, expected):
 
 
 @pytest.mark.parametrize("seed", range(300))
-def test_the_solver_equals_brute_force(seed):
+def test_the_solver_equals_brute_force(seed, path):
     rng = random.Random(seed)
     layers = _layers(rng, rng.randint(1, 4), rng.randint(1, 6), score=SHAPES["rising"] if seed % 5 == 0 else None)
     budget = rng.randint(0, 200)
@@ -91,7 +103,7 @@ def test_the_solver_equals_brute_force(seed):
 
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("seed", range(40))
-def test_the_solver_equals_brute_force_on_ties_equal_prices_and_exact_budgets(shape, seed):
+def test_the_solver_equals_brute_force_on_ties_equal_prices_and_exact_budgets(shape, seed, path):
     rng = random.Random(1000 + seed)
     # few distinct prices (equal prices within and across layers), and budgets on the edges: exactly
     # one outfit's total, exactly the cheapest outfit, one under it, or anything
@@ -104,7 +116,7 @@ def test_the_solver_equals_brute_force_on_ties_equal_prices_and_exact_budgets(sh
 
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("seed", range(6))
-def test_six_layers_of_a_hundred_equal_the_dense_dp(shape, seed):
+def test_six_layers_of_a_hundred_equal_the_dense_dp(shape, seed, path):
     rng = random.Random(2000 + seed)
     layers = _layers(rng, 6, 100, prices=(0, 300), score=SHAPES[shape])
     dearest = sum(max(o.cost for o in options) for options in layers)
@@ -116,7 +128,7 @@ def test_six_layers_of_a_hundred_equal_the_dense_dp(shape, seed):
 
 
 @pytest.mark.parametrize("n_free_layers", [0, 1, 2, 3])
-def test_totals_equal_but_for_float_rounding_are_ties_and_the_cheaper_wins(n_free_layers):
+def test_totals_equal_but_for_float_rounding_are_ties_and_the_cheaper_wins(n_free_layers, path):
     # 0.1 + 0.2 is 0.30000000000000004 in floating point: one ulp over 0.3, far under TIE
     assert 0.1 + 0.2 > 0.3 and 0.1 + 0.2 - 0.3 < TIE
     free = [[Option(f"free{i}", 0, 0.0)] for i in range(n_free_layers)]
