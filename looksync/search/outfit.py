@@ -85,16 +85,15 @@ def _frontier(cost: np.ndarray, score: np.ndarray, max_cost: int) -> _Layer:
 
 def _hull(cost: np.ndarray, score: np.ndarray) -> np.ndarray:
     """Positions, in a frontier (cost ascending, score rising), of its upper concave hull's points."""
-    c, s = cost.tolist(), score.tolist()  # Python numbers: this loop is scalar work
-    hull = [0]
-    for j in range(1, len(c)):
-        while len(hull) >= 2:
-            a, b = hull[-2], hull[-1]
-            # drop b when it lies on or under the line from a to j
-            if (s[b] - s[a]) * (c[j] - c[a]) <= (s[j] - s[a]) * (c[b] - c[a]):
-                hull.pop()
-            else:
-                break
+    xs, ys = cost.tolist(), score.tolist()  # Python numbers: this loop is scalar work
+    hx, hy, hull = xs[:1], ys[:1], [0]
+    for j in range(1, len(xs)):
+        x, y = xs[j], ys[j]
+        # drop the last hull point while it lies on or under the line from the one before it to this one
+        while len(hull) >= 2 and (hy[-1] - hy[-2]) * (x - hx[-2]) <= (y - hy[-2]) * (hx[-1] - hx[-2]):
+            del hx[-1], hy[-1], hull[-1]
+        hx.append(x)
+        hy.append(y)
         hull.append(j)
     return np.array(hull, dtype=np.int64)
 
@@ -230,10 +229,12 @@ class _Front:
         return out
 
 
-def _front(layers: Sequence[_Layer], others: Sequence[_Steps], budget: int, low: float) -> _Front:
-    """The frontier of partial outfits over ``layers``, layer after layer, without the points that
-    cannot reach ``low`` even with the LP bound of the layers still to come, these and ``others``."""
-    steps = [_Steps.of(layer) for layer in layers]
+def _front(
+    layers: Sequence[_Layer], steps: Sequence[_Steps], others: Sequence[_Steps], budget: int, low: float
+) -> _Front:
+    """The frontier of partial outfits over ``layers`` (their LP ``steps``), layer after layer, without
+    the points that cannot reach ``low`` even with the LP bound of the layers still to come, these and
+    ``others``."""
     front = _Front(np.zeros(1, dtype=np.int64), np.zeros(1), [], [])
     for i, layer in enumerate(layers):
         total_cost = (front.cost[:, None] + layer.cost[None, :]).ravel()
@@ -264,7 +265,9 @@ def _enumerate(layers: Sequence[_Layer], budget: int, target: float) -> tuple[li
     best = float(score[fits].max())
     if best < target - TIE:
         return None
-    at = np.unravel_index(int(np.argmin(np.where(fits & (score >= best - TIE), cost, np.iinfo(np.int64).max))), cost.shape)
+    at = np.unravel_index(
+        int(np.argmin(np.where(fits & (score >= best - TIE), cost, np.iinfo(np.int64).max))), cost.shape
+    )
     return [int(layer.index[j]) for layer, j in zip(layers, at, strict=True)], int(cost[at]), float(score[at])
 
 
@@ -286,7 +289,8 @@ def _search(bound: _Lagrangian, budget: int, target: float) -> tuple[list[int], 
     half = [order[0::2], order[1::2]]
     steps = {i: _Steps.of(kept[i]) for i in order}
     a, b = (
-        _front([kept[i] for i in h], [steps[i] for i in o], budget, low) for h, o in (half, half[::-1])
+        _front([kept[i] for i in h], [steps[i] for i in h], [steps[i] for i in o], budget, low)
+        for h, o in (half, half[::-1])
     )
     if a.cost.size == 0 or b.cost.size == 0:
         return None
@@ -337,7 +341,9 @@ def solve(layers: Sequence[tuple[np.ndarray, np.ndarray]], budget: int) -> Outfi
     pos, price = _Bound([_Steps.of(f) for f in frontiers]).integer_part(budget)
     pos = _improve(frontiers, pos, budget)
     if sum(int(f.cost[p]) for f, p in zip(frontiers, pos, strict=True)) > budget:
-        raise AssertionError(f"outfit floor pick {pos.tolist()} is over the budget {budget}")  # a bug, never a wrong answer
+        raise AssertionError(
+            f"outfit floor pick {pos.tolist()} is over the budget {budget}"
+        )  # a bug, never a wrong answer
     floor = float(sum(float(f.score[p]) for f, p in zip(frontiers, pos, strict=True)))
     bound = _Lagrangian(frontiers, price, budget)
     # first look only for outfits near the bound: few options survive the reduction, so the search is
@@ -396,7 +402,9 @@ def assemble_outfit(
     arrays = [
         (
             # np.rint rounds half to even like round() in to_minor: the same minor units, for a whole layer at once
-            np.rint(np.fromiter((p["price"] for p in products), dtype=np.float64, count=len(products)) * scale).astype(np.int64),
+            np.rint(np.fromiter((p["price"] for p in products), dtype=np.float64, count=len(products)) * scale).astype(
+                np.int64
+            ),
             np.fromiter((p["score"] for p in products), dtype=np.float64, count=len(products)),
         )
         for _, products in eligible
