@@ -8,8 +8,9 @@ import random
 import numpy as np
 import pytest
 
-from looksync.search import outfit
-from looksync.search.outfit import TIE, Option, assemble_outfit, best_outfit
+from looksync.search import knapsack
+from looksync.search.knapsack import TIE
+from looksync.search.outfit import Option, assemble_outfit, best_outfit
 
 
 @pytest.fixture(params=["as shipped", "always the frontier search", "always the high targets first"])
@@ -17,9 +18,9 @@ def path(request, monkeypatch):
     """The solver's shortcuts only choose how the answer is searched for, never the answer: run the
     comparisons through each route (small cases would otherwise always be enumerated)."""
     if request.param != "as shipped":
-        monkeypatch.setattr(outfit, "ENUMERATE", 0)
+        monkeypatch.setattr(knapsack, "ENUMERATE", 0)
     if request.param == "always the high targets first":
-        monkeypatch.setattr(outfit, "SMALL_SEARCH", -1)
+        monkeypatch.setattr(knapsack, "SMALL_SEARCH", -1)
     return request.param
 
 
