@@ -33,6 +33,7 @@ import numpy as np
 TIE = 1e-9  # totals whose scores differ by no more than this are equal (then the cheaper wins)
 SMALL_SEARCH = 512  # partial outfits per half under which the search goes straight to the floor
 ENUMERATE = 4096  # outfits under which the kept options are simply all tried
+TARGETS = (0.25, 0.5, 1.0)  # where the search looks, as shares of the way from the LP bound to the floor
 
 
 @dataclass
@@ -328,7 +329,7 @@ def solve(layers: Sequence[tuple[np.ndarray, np.ndarray]], budget: int) -> Outfi
     # first look only for outfits near the bound: few options survive the reduction, so the search is
     # small; then lower the target, down to the floor, whose own outfit is always found
     big = _halves_size(bound.keep(floor - 2 * TIE)) > SMALL_SEARCH
-    for share in (0.25, 0.5, 1.0) if big else (1.0,):
+    for share in TARGETS if big else (1.0,):
         found = _search(bound, budget, bound.upper - (bound.upper - floor) * share)
         if found is not None:
             break

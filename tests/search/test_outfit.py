@@ -77,6 +77,7 @@ SHAPES = {
     "proportional": lambda rng, cost: cost / 60,  # exactly on a line: every total of one price ties
     "few values": lambda rng, cost: rng.choice([0.0, 0.25, 0.5]),  # many ties and zero scores
     "zero": lambda rng, cost: 0.0,  # only the price matters (the cheapest of the ties)
+    "signed": lambda rng, cost: rng.uniform(-1, 1),  # negative scores (a penalty can outweigh a match)
 }
 
 
@@ -126,6 +127,32 @@ def test_six_layers_of_a_hundred_equal_the_dense_dp(shape, seed, path):
         _check(layers, budget, _dense_dp(layers, budget))
     exact = sum(rng.choice(options).cost for options in layers)  # a budget some outfit spends to the unit
     _check(layers, exact, _dense_dp(layers, exact))
+
+
+@pytest.mark.parametrize("n_layers", [1, 2, 3, 9])
+def test_other_layer_counts_equal_the_dense_dp(n_layers, path):
+    rng = random.Random(3000 + n_layers)
+    for shape in ("random", "rising", "proportional"):
+        layers = _layers(rng, n_layers, 50, prices=(0, 300), score=SHAPES[shape])
+        dearest = sum(max(o.cost for o in options) for options in layers)
+        for share in (0.3, 0.6, 0.9):
+            _check(layers, int(dearest * share), _dense_dp(layers, int(dearest * share)))
+
+
+@pytest.mark.parametrize("noise", [None, 0.01, 1e-4])
+def test_the_bench_shapes_at_real_prices_equal_the_dense_dp(noise):
+    # prices $5-$300 in cents, budgets up to ~$900: the shapes bench/bench_outfit.py times, checked exactly
+    rng = random.Random(4000)
+    layers = [
+        [
+            Option(f"{i}-{j}", cost, rng.uniform(0.2, 0.9) if noise is None else cost / 30_000 * 0.5 + rng.random() * noise)
+            for j, cost in enumerate(rng.randint(500, 30_000) for _ in range(100))
+        ]
+        for i in range(6)
+    ]
+    dearest = sum(max(o.cost for o in options) for options in layers)
+    for share in (0.25, 0.5, 0.75):
+        _check(layers, int(dearest * share), _dense_dp(layers, int(dearest * share)))
 
 
 @pytest.mark.parametrize("n_free_layers", [0, 1, 2, 3])
