@@ -30,7 +30,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-TIE = 1e-9  # totals whose scores differ by no more than this are equal (then the cheaper wins)
+# totals whose scores differ by no more than this are equal (then the cheaper wins); match scores are
+# of order 1, so sums of the same scores in another order differ by ~1e-15, far under it
+TIE = 1e-9
 SMALL_SEARCH = 512  # partial outfits per half under which the search goes straight to the floor
 ENUMERATE = 4096  # outfits under which the kept options are simply all tried
 TARGETS = (0.25, 0.5, 1.0)  # where the search looks, as shares of the way from the LP bound to the floor
@@ -320,10 +322,9 @@ def solve(layers: Sequence[tuple[np.ndarray, np.ndarray]], budget: int) -> Outfi
     frontiers = [_frontier(cost, score, least + spare) for (cost, score), least in zip(layers, min_costs, strict=True)]
     pos, price = _Bound([_Steps.of(f) for f in frontiers]).integer_part(budget)
     pos = _improve(frontiers, pos, budget)
-    if sum(int(f.cost[p]) for f, p in zip(frontiers, pos, strict=True)) > budget:
-        raise AssertionError(
-            f"outfit floor pick {pos.tolist()} is over the budget {budget}"
-        )  # a bug, never a wrong answer
+    floor_cost = sum(int(f.cost[p]) for f, p in zip(frontiers, pos, strict=True))
+    if floor_cost > budget:  # a bug: fail loudly rather than prune with a floor no outfit reaches
+        raise AssertionError(f"outfit floor pick {pos.tolist()} costs {floor_cost}, over the budget {budget}")
     floor = float(sum(float(f.score[p]) for f, p in zip(frontiers, pos, strict=True)))
     bound = _Lagrangian(frontiers, price, budget)
     # first look only for outfits near the bound: few options survive the reduction, so the search is
@@ -334,7 +335,7 @@ def solve(layers: Sequence[tuple[np.ndarray, np.ndarray]], budget: int) -> Outfi
         if found is not None:
             break
     else:
-        raise AssertionError(f"outfit search found nothing at its floor {floor} (budget {budget})")  # a bug
+        raise AssertionError(f"outfit search found nothing at its floor {floor} (budget {budget})")  # a bug too
     picked, cost, score = found
     return Outfit(choice=picked, cost=cost, score=score, within_budget=True)
 
