@@ -370,8 +370,11 @@ def eval_command(sample_root: Path, config_specs: tuple[str, ...], run_id: str |
                 click.echo(f"{name}: {task} Recall@10 by {key}: {figures}")
         if "detection" in c:
             d = c["detection"]["all"]
-            click.echo(f"{name}: no-hint detection over {d['looks']} looks: gender accuracy {d['gender_accuracy']}, "
-                       f"presence precision {d['presence']['precision']} recall {d['presence']['recall']}")  # fmt: skip
+            click.echo(f"{name}: no-hint detection over {d['looks']} looks: gender accuracy {d['gender_accuracy']} "
+                       f"(filtered on {d.get('gender_used_share')} of looks, right there {d.get('gender_used_accuracy')}), "
+                       f"presence precision {d['presence']['precision']} recall {d['presence']['recall']}; "
+                       f"over garments at least half in view {d['presence_visible']['precision']} / "
+                       f"{d['presence_visible']['recall']}")  # fmt: skip
             for value, v in c["detection"].get("variant", {}).items():
                 click.echo(f"{name}:   {value} looks: gender {v['gender_accuracy']}, presence precision "
                            f"{v['presence']['precision']} recall {v['presence']['recall']}")  # fmt: skip

@@ -168,6 +168,10 @@ class Settings(BaseSettings):
     # detection heads (`looksync heads train`) for look searches without gender or layers: presence and gender
     # read from the region finder's crops; trained for one CLIP model and one region finder (checked at startup)
     detection_heads: Path | None = None
+    # a gender the look search inferred (none was requested) filters the kNN only when its detector is at least
+    # this sure; below it the layers are searched across genders, the query names none, and the response says
+    # `gender_filter: unsure` (a wrong gender filter loses the planted garment; a missing one only widens)
+    look_gender_min_confidence: float = Field(default=0.75, ge=0.5, le=1)
     # pose region finder (issue 14): where BlazePose's model files come from: "pypi" (the pinned mediapipe
     # wheel, downloaded with pip from the configured index, only the model files kept), a directory holding
     # them, or s3://bucket/prefix; each is checked against the sha256 in looksync/search/pose/blazepose.yaml

@@ -84,7 +84,10 @@ class LookLayer(BaseModel):
     query_source: Literal["llm", "local"]
     attributes: dict[str, str | None] = Field(description="what the query generator read from the region")
     region: list[int] | None = Field(description="pixel box [x0, y0, x1, y1] the garment was read from, when known")
-    gender_filter: str | None = Field(description="requested, inferred, relaxed, or none")
+    gender_filter: str | None = Field(
+        description="requested, inferred, relaxed (an inferred gender left too few products), unsure (the gender "
+        "read from the look was below LOOKSYNC_LOOK_GENDER_MIN_CONFIDENCE: no gender filter), or none"
+    )
     products: list[ProductResult]
 
 
@@ -114,12 +117,23 @@ class Preferences(BaseModel):
     note: str | None = None
 
 
+class GenderDetected(BaseModel):
+    model_config = _CLOSED
+
+    gender: str
+    confidence: float = Field(ge=0, le=1, description="the detector's probability of that gender")
+    used: bool = Field(description="whether it filtered the search (confidence >= the configured minimum)")
+
+
 class LookResponse(BaseModel):
     model_config = _CLOSED
 
     index_version: str
     model_id: str
-    gender: str | None
+    gender: str | None = Field(description="the gender the search filtered on (requested, or read confidently)")
+    gender_detected: GenderDetected | None = Field(
+        None, description="the gender read from the look when none was requested (null: requested, or none read)"
+    )
     market: str | None
     query_source: Literal["llm", "local"]
     layers: list[LookLayer]

@@ -84,6 +84,11 @@ class Detected:
     probs: dict[str, float]  # layer -> presence probability
     gender_prob: float  # probability of GENDERS[1]
 
+    @property
+    def gender_confidence(self) -> float:
+        """The head's probability of the gender it chose."""
+        return max(self.gender_prob, 1.0 - self.gender_prob)
+
 
 @dataclass
 class DetectionHeads:

@@ -255,6 +255,7 @@ class SearchEngine:
         self.local_query_generator = LocalQueryGenerator(
             encoder, zeroshot or ZeroShot(encoder, self.taxonomy), self.taxonomy, layout=False,
             placer=getattr(self.region_finder, "place", None), heads=heads,
+            gender_min_confidence=settings.look_gender_min_confidence,
         )  # fmt: skip
         if query_generator is None:
             query_generator = (
@@ -484,6 +485,8 @@ class SearchEngine:
             filters = replace(request.filters, layers=[layer_query.layer], market=request.market or request.filters.market)
             with timer.stage("knn"):
                 hits, gender_filter = self._knn_best_of(queries, request.k * per_k, filters, gender, request.gender)
+            if gender is None and generated.gender_guess is not None:
+                gender_filter = "unsure"  # read, but below look_gender_min_confidence: searched across genders
             with timer.stage("dedup"):
                 hits = drop_near_duplicates(hits)
             candidates.append(
@@ -532,6 +535,12 @@ class SearchEngine:
             "index_version": version,
             "model_id": self.encoder.model_id,
             "gender": gender,
+            # the gender read from the look when none was requested, how sure, and whether it filtered
+            "gender_detected": None if request.gender or generated.gender_guess is None else {
+                "gender": generated.gender_guess,
+                "confidence": round(float(generated.gender_confidence), 4),
+                "used": gender is not None,
+            },
             "market": request.market,
             "query_source": generated.source,
             "layers": results,

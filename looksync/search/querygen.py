@@ -68,6 +68,10 @@ class GeneratedQueries:
     absent: dict[str, str] = field(default_factory=dict)  # layer -> why it is not in the look (no query)
     region_source: str | None = None  # what placed the regions: layout, pose, person_box (None: searched)
     timings_ms: dict[str, float] = field(default_factory=dict)  # the region finder's steps
+    # the gender the generator read when none was given (None: given, or the LLM named none) and how sure it
+    # was; ``gender`` is None when that guess was below the generator's minimum confidence
+    gender_guess: str | None = None
+    gender_confidence: float | None = None
 
 
 class QueryGenerator(Protocol):
@@ -113,8 +117,12 @@ class LocalQueryGenerator:
         layout: bool = True,
         placer: Callable[[Image, list[str]], Placement] | None = None,
         heads: DetectionHeads | None = None,
+        gender_min_confidence: float = 0.0,
     ):
         self.encoder = encoder
+        # an inferred gender below this confidence is not used: the queries name no gender (the engine
+        # then filters on none)
+        self.gender_min_confidence = gender_min_confidence
         # no-hint looks: layers and gender from the detection heads on the placer's regions (when both
         # are there), else zero-shot on the whole look
         self.heads = heads
@@ -134,7 +142,9 @@ class LocalQueryGenerator:
         chosen = [layer for layer, p in ranked if p >= uniform][: self.max_layers]
         return chosen or [ranked[0][0]]
 
-    def _detect(self, look: Image, layers: list[str] | None, gender: str | None) -> tuple[list[str], str, Placement]:
+    def _detect(
+        self, look: Image, layers: list[str] | None, gender: str | None
+    ) -> tuple[list[str], str, float | None, Placement]:
         """Layers (when not given) and gender (when not given) from the detection heads on every layer's
         region; the placement of the layers searched, with every layer the placer found out of the look."""
         from looksync.search.detection import region_vectors
@@ -152,13 +162,16 @@ class LocalQueryGenerator:
             timings_ms=dict(full.timings_ms),
         )
         placement.timings_ms["detection"] = (time.perf_counter() - start) * 1000 - sum(full.timings_ms.values())
-        return list(chosen), gender or found.gender, placement
+        if gender is not None:
+            return list(chosen), gender, None, placement
+        return list(chosen), found.gender, found.gender_confidence, placement
 
     def generate(self, look: Image, layers: list[str] | None = None, gender: str | None = None) -> GeneratedQueries:
         look = look.convert("RGB")
         placement = None
+        guess_confidence: float | None = None
         if self.heads is not None and self.placer is not None and (layers is None or gender is None):
-            layers, gender, placement = self._detect(look, layers, gender)
+            layers, gender, guess_confidence, placement = self._detect(look, layers, gender)
         if placement is None and self.placer is not None and layers is not None:
             placement = self.placer(look, layers)
 
@@ -173,18 +186,22 @@ class LocalQueryGenerator:
             coarse = candidate_crops(look, self.encoder, COARSE_BOXES if searched else [(0.0, 0.0, 1.0, 1.0)])
             whole = coarse.vectors[-1:]  # the last coarse candidate is the whole look
             if gender is None:
-                gender = max(self.zeroshot.scores(whole, "gender")[0].items(), key=lambda kv: kv[1])[0]
+                gender, guess_confidence = max(self.zeroshot.scores(whole, "gender")[0].items(), key=lambda kv: kv[1])
             if layers is None:
                 layers = self._detect_layers(self.zeroshot.scores(whole, "layer")[0])
         if placement is None and self.placer is not None:
             placement = self.placer(look, layers)
+        guess = gender if guess_confidence is not None else None
+        if guess_confidence is not None and guess_confidence < self.gender_min_confidence:
+            gender = None  # unsure: name no gender rather than a wrong one
         absent = dict(placement.absent) if placement is not None else {}
         layers = [layer for layer in layers if layer not in absent]
         placed = [layer for layer in layers if placement is not None and layer in placement.boxes]
         unplaced = [layer for layer in layers if layer not in placed]
         extra = {"absent": absent, "region_source": placement.source if placement is not None else None,
                  "timings_ms": dict(placement.timings_ms) if placement is not None else {},
-                 "degraded": list(placement.degraded) if placement is not None else []}  # fmt: skip
+                 "degraded": list(placement.degraded) if placement is not None else [],
+                 "gender_guess": guess, "gender_confidence": guess_confidence}  # fmt: skip
         if not layers:  # every layer asked for is out of the look
             return GeneratedQueries(source=self.source, gender=gender, layers=[], **extra)
 

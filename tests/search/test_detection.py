@@ -121,6 +121,38 @@ def test_the_local_generator_reads_layers_and_gender_from_the_heads_without_hint
     assert calls[-1] == ["bag"]  # with every hint given, the heads are not run
 
 
+@pytest.mark.parametrize(("bias", "used"), [(4.0, True), (0.4, False), (-0.4, False), (-4.0, True)])
+def test_an_unsure_gender_is_read_but_not_used(tiny_encoder, bias, used):
+    """A gender the heads read with a probability under ``gender_min_confidence`` names no gender in the
+    queries (the engine then filters on none); the guess and its confidence are still reported."""
+    from embeddings.zeroshot import ZeroShot
+    from looksync.catalog.taxonomy import get_taxonomy
+    from looksync.search.querygen import LocalQueryGenerator
+    from looksync.search.regions import Placement, pixel_boxes
+
+    taxonomy = get_taxonomy()
+    dim = 2 * tiny_encoder.dim
+    heads = DetectionHeads(tiny_encoder.model_id, "test", {"topwear": _const(4.0, dim)}, gender=_const(bias, dim))
+
+    def placer(look, layers):
+        return Placement(boxes={layer: [pixel_boxes(look.size, [(0.0, 0.0, 1.0, 0.5)])[0]] for layer in layers},
+                         source="test")  # fmt: skip
+
+    generator = LocalQueryGenerator(tiny_encoder, ZeroShot(tiny_encoder, taxonomy), taxonomy, layout=False,
+                                    placer=placer, heads=heads, gender_min_confidence=0.75)  # fmt: skip
+    out = generator.generate(Image.new("RGB", (120, 200), (20, 30, 140)))
+    guess = "men" if bias > 0 else "women"
+    confidence = 1 / (1 + np.exp(-abs(bias)))
+    assert out.gender_guess == guess and out.gender_confidence == pytest.approx(confidence)
+    assert out.gender == (guess if used else None)
+    label = taxonomy.genders[guess].lower()
+    assert all((label in q.query.lower()) == used for q in out.layers) and out.layers
+    assert all(q.attributes["gender"] == (guess if used else None) for q in out.layers)
+    # a requested gender is never second-guessed
+    given = generator.generate(Image.new("RGB", (120, 200), (20, 30, 140)), gender="women")
+    assert given.gender == "women" and given.gender_guess is None and given.gender_confidence is None
+
+
 def test_heads_train_on_generated_looks(tiny_encoder, tmp_path):
     from looksync.catalog.taxonomy import get_taxonomy
     from looksync.sample import generate_sample

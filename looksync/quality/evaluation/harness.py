@@ -63,8 +63,10 @@ class EvalError(ValueError):
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """One side of the comparison: ``NAME=MODEL:WEIGHTS[,rerank=MODE][,generator=local|llm][,regions=FINDER][,crop_weight=W][,heads=PATH]``.
-    ``regions`` (a region finder), ``crop_weight`` and ``heads`` (detection heads) override the settings for this config only."""
+    """One side of the comparison: ``NAME=MODEL:WEIGHTS[,rerank=MODE][,generator=local|llm][,regions=FINDER][,crop_weight=W][,heads=PATH][,gender_conf=C]``.
+    ``regions`` (a region finder), ``crop_weight``, ``heads`` (detection heads) and ``gender_conf`` (the least
+    confidence at which a gender read from a no-hint look filters its search) override the settings for this
+    config only."""
 
     name: str
     model: str
@@ -74,6 +76,7 @@ class EvalConfig:
     regions: str | None = None
     crop_weight: float | None = None
     heads: str | None = None  # detection heads file for the no-hint looks
+    gender_conf: float | None = None  # LOOKSYNC_LOOK_GENDER_MIN_CONFIDENCE for this config
 
     @classmethod
     def parse(cls, spec: str) -> EvalConfig:
@@ -87,19 +90,20 @@ class EvalConfig:
         values: dict[str, Any] = {}
         for option in options:
             key, sep, value = option.partition("=")
-            if not sep or key not in ("rerank", "generator", "regions", "crop_weight", "heads"):
+            if not sep or key not in ("rerank", "generator", "regions", "crop_weight", "heads", "gender_conf"):
                 raise EvalError(
                     f"config {spec!r}: unknown option {option!r}; known: rerank=MODE, generator=local|llm, "
-                    "regions=FINDER, crop_weight=W, heads=PATH"
+                    "regions=FINDER, crop_weight=W, heads=PATH, gender_conf=C"
                 )
             values[key] = value
-        if "crop_weight" in values:
-            try:
-                values["crop_weight"] = float(values["crop_weight"])
-            except ValueError:
-                values["crop_weight"] = None
-            if values["crop_weight"] is None or not 0 <= values["crop_weight"] <= 1:
-                raise EvalError(f"config {spec!r}: crop_weight must be a number in [0, 1]")
+        for key, low, high in (("crop_weight", 0.0, 1.0), ("gender_conf", 0.5, 1.0)):
+            if key in values:
+                try:
+                    values[key] = float(values[key])
+                except ValueError:
+                    values[key] = None
+                if values[key] is None or not low <= values[key] <= high:
+                    raise EvalError(f"config {spec!r}: {key} must be a number in [{low:g}, {high:g}]")
         if values.get("regions", "layout") not in REGION_FINDERS:
             raise EvalError(
                 f"config {spec!r}: regions {values['regions']!r} is not one of {', '.join(REGION_FINDERS)}"
@@ -259,7 +263,8 @@ def make_engine(settings: Settings, encoder: Any, config: EvalConfig) -> Any:
         if llm is None:
             raise EvalError(f"config {config.name}: needs an LLM but LOOKSYNC_LLM_BASE_URL is not set")
     overrides = {"region_finder": config.regions, "look_crop_weight": config.crop_weight,
-                 "detection_heads": Path(config.heads) if config.heads else None}  # fmt: skip
+                 "detection_heads": Path(config.heads) if config.heads else None,
+                 "look_gender_min_confidence": config.gender_conf}  # fmt: skip
     settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     try:
         engine = SearchEngine(settings, encoder, open_index(settings), MemoryCache(ttl_s=0), llm=llm)
@@ -323,7 +328,9 @@ def look_task(
                     expected=set(planted),
                     found=set(by_layer),
                     gender=gender,
-                    found_gender=response.get("gender"),
+                    found_gender=(response.get("gender_detected") or {}).get("gender") or response.get("gender"),
+                    gender_used=response.get("gender") is not None,
+                    hidden={layer for layer in planted if expected.get("visible", {}).get(layer, 0.0) < VISIBLE_MIN},
                     ignored=set(expected["products"]) - set(planted),
                     framing=expected.get("framing"),
                 )

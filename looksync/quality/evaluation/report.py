@@ -138,7 +138,8 @@ def _detection_table(summary: dict[str, Any]) -> str:
         for key, value, scores in groups:
             p = scores["presence"]
             rows.append(f"<tr><td>{escape(key)}</td><td>{escape(value)}</td><td>{scores['looks']}</td>"
-                        f"<td>{_fmt(scores['gender_accuracy'])}</td><td>{_fmt(p['precision'])}</td><td>{_fmt(p['recall'])}</td>"
+                        f"<td>{_fmt(scores['gender_accuracy'])}</td><td>{_fmt(scores.get('gender_used_share'))}</td>"
+                        f"<td>{_fmt(scores.get('gender_used_accuracy'))}</td><td>{_fmt(p['precision'])}</td><td>{_fmt(p['recall'])}</td>"
                         f"<td>{p['tp']}/{p['fp']}/{p['fn']}</td></tr>")  # fmt: skip
         layer_rows = "".join(
             f"<tr><td>{escape(layer)}</td><td>{_fmt(e['precision'])}</td><td>{_fmt(e['recall'])}</td>"
@@ -147,7 +148,7 @@ def _detection_table(summary: dict[str, Any]) -> str:
         )
         blocks.append(
             f"<h3>{escape(name)}</h3><table><tr><th>framing</th><th>value</th><th>looks</th><th>gender accuracy</th>"
-            f"<th>presence precision</th><th>presence recall</th><th>TP/FP/FN</th></tr>{''.join(rows)}</table>"
+            f"<th>gender filtered (share)</th><th>right when filtered</th><th>presence precision</th><th>presence recall</th><th>TP/FP/FN</th></tr>{''.join(rows)}</table>"
             f"<table><tr><th>layer</th><th>precision</th><th>recall</th><th>TP/FP/FN</th></tr>{layer_rows}</table>"
         )
     return "".join(blocks) or "<p>No no-hint looks in this run.</p>"

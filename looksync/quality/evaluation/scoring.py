@@ -176,9 +176,11 @@ class Detection:
     expected: set[str]  # planted layers in frame
     found: set[str]  # layers the response searched
     gender: str
-    found_gender: str | None
+    found_gender: str | None  # the gender the search read from the look (used or not)
     ignored: set[str] = field(default_factory=set)  # planted but mostly out of frame: finding them is no error
     framing: dict[str, Any] | None = None
+    gender_used: bool = True  # the read gender filtered the search (confident enough)
+    hidden: set[str] = field(default_factory=set)  # planted in frame but under half in view (``visible`` < 0.5)
 
 
 def _ratio(num: int, den: int) -> float | None:
@@ -188,22 +190,35 @@ def _ratio(num: int, den: int) -> float | None:
 def presence_scores(detections: Sequence[Detection]) -> dict[str, Any]:
     """Per-layer and pooled (micro) presence precision/recall, and gender accuracy, of no-hint looks.
     A layer found but not planted is a false positive; planted in frame but not found, a false negative;
-    ``ignored`` layers count neither way. Precision or recall with nothing to divide by is ``None``."""
-    counts: dict[str, dict[str, int]] = defaultdict(lambda: {"tp": 0, "fp": 0, "fn": 0})
-    for d in detections:
-        for layer in d.found - d.ignored:
-            counts[layer]["tp" if layer in d.expected else "fp"] += 1
-        for layer in d.expected - d.found:
-            counts[layer]["fn"] += 1
+    ``ignored`` layers count neither way. Precision or recall with nothing to divide by is ``None``.
+    ``presence_visible``: the same over garments at least half in view (``hidden`` ones count neither way),
+    the set the look Recall@10 target is stated over."""
+
+    def count(visible_only: bool) -> tuple[dict[str, dict[str, int]], dict[str, Any]]:
+        counts: dict[str, dict[str, int]] = defaultdict(lambda: {"tp": 0, "fp": 0, "fn": 0})
+        for d in detections:
+            skip = d.ignored | d.hidden if visible_only else d.ignored
+            for layer in d.found - skip:
+                counts[layer]["tp" if layer in d.expected else "fp"] += 1
+            for layer in d.expected - d.found - skip:
+                counts[layer]["fn"] += 1
+        tp, fp, fn = (sum(c[k] for c in counts.values()) for k in ("tp", "fp", "fn"))
+        return counts, {"tp": tp, "fp": fp, "fn": fn, "precision": _ratio(tp, tp + fp), "recall": _ratio(tp, tp + fn)}
+
+    counts, pooled = count(visible_only=False)
     layers = {}
     for layer, c in sorted(counts.items()):
         layers[layer] = {**c, "precision": _ratio(c["tp"], c["tp"] + c["fp"]), "recall": _ratio(c["tp"], c["tp"] + c["fn"])}
-    tp, fp, fn = (sum(c[k] for c in counts.values()) for k in ("tp", "fp", "fn"))
     right = sum(d.found_gender == d.gender for d in detections)
+    used = [d for d in detections if d.gender_used]
     return {
         "looks": len(detections),
         "gender_accuracy": _ratio(right, len(detections)),
-        "presence": {"tp": tp, "fp": fp, "fn": fn, "precision": _ratio(tp, tp + fp), "recall": _ratio(tp, tp + fn)},
+        # the share of looks whose read gender filtered the search, and how often that filter was right
+        "gender_used_share": _ratio(len(used), len(detections)),
+        "gender_used_accuracy": _ratio(sum(d.found_gender == d.gender for d in used), len(used)),
+        "presence": pooled,
+        "presence_visible": count(visible_only=True)[1],
         "layers": layers,
     }
 

@@ -152,8 +152,8 @@ def test_config_spec_parses(spec, expected):
 
 
 def test_config_spec_overrides_regions_and_crop_weight():
-    c = EvalConfig.parse("clip=LookSync-Tiny:random:0,regions=clip_boxes,crop_weight=0.25")
-    assert (c.regions, c.crop_weight) == ("clip_boxes", 0.25)
+    c = EvalConfig.parse("clip=LookSync-Tiny:random:0,regions=clip_boxes,crop_weight=0.25,gender_conf=0.9")
+    assert (c.regions, c.crop_weight, c.gender_conf) == ("clip_boxes", 0.25, 0.9)
 
 
 @pytest.mark.parametrize(
@@ -167,6 +167,7 @@ def test_config_spec_overrides_regions_and_crop_weight():
         ("a=LookSync-Tiny:random:0,regions=sam", "regions 'sam' is not one of layout, clip_boxes, pose"),
         ("a=LookSync-Tiny:random:0,crop_weight=1.5", "crop_weight must be a number in"),
         ("a=LookSync-Tiny:random:0,crop_weight=half", "crop_weight must be a number in"),
+        ("a=LookSync-Tiny:random:0,gender_conf=0.3", r"gender_conf must be a number in \[0.5, 1\]"),
     ],
 )
 def test_bad_config_spec_names_the_problem(spec, message):
@@ -253,3 +254,17 @@ def test_detection_breakdown_splits_fixed_from_varied():
     assert out["variant"]["varied"]["presence"] == {"tp": 1, "fp": 0, "fn": 1, "precision": 1.0, "recall": 0.5}
     assert set(out["novel"]) == {"fixed", "true"}
     assert presence_scores([])["gender_accuracy"] is None
+
+
+def test_presence_over_visible_garments_and_the_gender_filter_share():
+    # topwear planted under a jacket (hidden): missing it counts against `presence`, not `presence_visible`
+    a = Detection("look-001", {"topwear", "outer_topwear"}, {"outer_topwear"}, "men", "men", hidden={"topwear"})
+    # found but hidden: neither a hit nor a false alarm once hidden layers are set aside
+    b = Detection("look-002", {"topwear", "bag"}, {"topwear", "bag", "eyewear"}, "women", "men", gender_used=False,
+                  hidden={"bag"})  # fmt: skip
+    c = Detection("look-003", {"topwear"}, {"topwear"}, "women", "men", gender_used=True)
+    out = presence_scores([a, b, c])
+    assert out["presence"] == {"tp": 4, "fp": 1, "fn": 1, "precision": 0.8, "recall": 0.8}
+    assert out["presence_visible"] == {"tp": 3, "fp": 1, "fn": 0, "precision": 0.75, "recall": 1.0}
+    assert out["gender_accuracy"] == round(1 / 3, 4)
+    assert out["gender_used_share"] == round(2 / 3, 4) and out["gender_used_accuracy"] == 0.5
