@@ -255,7 +255,7 @@ class PinnedVersion:
         return getattr(self.index, name)
 
 
-def shadow_engine(settings: Settings, encoder: Any, index: CatalogIndex, version: str) -> SearchEngine:
+def version_engine(settings: Settings, encoder: Any, index: CatalogIndex, version: str) -> SearchEngine:
     """An engine answering from ``version`` with ``encoder`` (which must have made its vectors): local query
     generation (no LLM calls are spent on comparisons), no look cache, no vocabulary precompute."""
     from looksync.search.cache import MemoryCache
@@ -287,7 +287,7 @@ def open_shadow_mirror(settings: Settings, index: CatalogIndex, events: ShadowEv
                 raise ValueError("LOOKSYNC_SHADOW_CLIP_WEIGHTS is not set")
             encoder = load_encoder(settings.shadow_clip_model or settings.clip_model, settings.shadow_clip_weights,
                                    device=settings.device)  # fmt: skip
-        engine = shadow_engine(settings, encoder, index, version)
+        engine = version_engine(settings, encoder, index, version)
     except Exception as exc:  # noqa: BLE001 - no mirroring is the degraded mode; live must still start
         log.warning("shadow mirroring off for %s: %s", version, exc)
         return None
