@@ -196,6 +196,8 @@ class Settings(BaseSettings):
     # judging (issue 8): ratings database (default: SQLite under data_dir) and the looks offered to judges
     judging_db_url: str | None = None  # sqlite:///<file> or postgresql://user@host/db
     judging_looks_dir: Path | None = None  # default: <data_dir>/sample/looks when it exists
+    # signs the blind live/shadow sides of /judge; default: random per process (set it when several workers serve)
+    judging_secret: SecretStr | None = None
 
     # model rollout (issue 19): the service mirrors this share of live look and text queries to the index's
     # shadow version, in the background, with the shadow model (default: clip_model with shadow_clip_weights)
