@@ -45,14 +45,30 @@ _GATE_PARAMS = {
     tags=["looksync", "index", "quality", "rollout"],
     params={
         "model": Param(None, type=["null", "string"], description="Candidate CLIP model (default LOOKSYNC_CLIP_MODEL)"),
-        "weights": Param("", type="string", minLength=1,
-                         description="Candidate weights: a pretrained tag, a checkpoint path, s3:// URI or random:<seed>"),
-        "shadow_share": Param(0.05, type="number", minimum=0, maximum=1,
-                              description="Share of live queries the service mirrors to the shadow version"),
-        "shadow_source": Param("service", enum=["service", "replay"],
-                               description="service: wait for the service's mirrored queries; replay: replay the eval set"),
-        "shadow_wait_minutes": Param(60, type="number", minimum=0, description="service: longest wait for mirrored queries"),
-        "eval_sample": Param(None, type=["null", "string"], description="Evaluation sample (default <data_dir>/sample)"),
+        "weights": Param(
+            "",
+            type="string",
+            minLength=1,
+            description="Candidate weights: a pretrained tag, a checkpoint path, s3:// URI or random:<seed>",
+        ),
+        "shadow_share": Param(
+            0.05,
+            type="number",
+            minimum=0,
+            maximum=1,
+            description="Share of live queries the service mirrors to the shadow version",
+        ),
+        "shadow_source": Param(
+            "service",
+            enum=["service", "replay"],
+            description="service: wait for the service's mirrored queries; replay: replay the eval set",
+        ),
+        "shadow_wait_minutes": Param(
+            60, type="number", minimum=0, description="service: longest wait for mirrored queries"
+        ),
+        "eval_sample": Param(
+            None, type=["null", "string"], description="Evaluation sample (default <data_dir>/sample)"
+        ),
         **_GATE_PARAMS,
     },  # fmt: skip
 )
@@ -101,7 +117,8 @@ def catalog_model_rollout():
     def decide(built: dict, offline_figures: dict, shadow_figures: dict, params: dict | None = None,
                run_id: str | None = None) -> str:  # fmt: skip
         from looksync.airflow.dag_support import airflow_settings
-        from looksync.quality.rollout.steps import decide as decide_on, rollout_dir
+        from looksync.quality.rollout.steps import decide as decide_on
+        from looksync.quality.rollout.steps import rollout_dir
 
         settings = airflow_settings()
         gates = {k.removeprefix("gate_"): v for k, v in params.items() if k.startswith("gate_")}

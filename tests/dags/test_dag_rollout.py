@@ -24,7 +24,9 @@ GATES = {"gate_min_mirrored": 20, "gate_min_overlap": 0.0, "gate_min_layer_overl
 def _settings(env):
     from looksync.settings import load_settings
 
-    return load_settings(**{k.removeprefix("LOOKSYNC_").lower(): v for k, v in env.items() if k.startswith("LOOKSYNC_")})
+    return load_settings(
+        **{k.removeprefix("LOOKSYNC_").lower(): v for k, v in env.items() if k.startswith("LOOKSYNC_")}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +82,9 @@ def test_a_better_model_is_promoted_a_worse_one_stopped_and_the_promotion_rolls_
     decision = _decision(settings, better["run_id"])
     assert decision["promote"] and all(g["passed"] for g in decision["gates"])
     offline = decision["gates"][0]["figures"]
-    assert offline["text_caption"]["difference"] > 0 and offline["text_caption"]["ci_low"] > 0  # better, not only no worse
+    assert (
+        offline["text_caption"]["difference"] > 0 and offline["text_caption"]["ci_low"] > 0
+    )  # better, not only no worse
     records = ShadowLog(settings.resolved_shadow_log_dir, candidate["version"]).read()
     assert len(records) == decision["shadow"]["mirrored"] >= GATES["gate_min_mirrored"]
     assert {r["kind"] for r in records} == {"look", "text"} and all(r["live_version"] == c["live"] for r in records)

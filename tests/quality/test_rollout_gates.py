@@ -22,7 +22,9 @@ def _queries(task: str, hits: list[bool]) -> list[ScoredQuery]:
     out = []
     for i, hit in enumerate(hits):
         ranked = [f"p{i}"] if hit else [f"x{j}" for j in range(10)]
-        out.append(ScoredQuery(task, "topwear", f"q{i}", "q", ranked, [f"p{i}"], score_query(ranked, {f"p{i}"}, [], bool)))
+        out.append(
+            ScoredQuery(task, "topwear", f"q{i}", "q", ranked, [f"p{i}"], score_query(ranked, {f"p{i}"}, [], bool))
+        )
     return out
 
 
@@ -83,15 +85,21 @@ def test_error_gate_compares_the_shadow_error_rate_with_live():
 
 
 def test_params_from_a_dag_param_and_the_report(tmp_path):
-    assert GateParams.from_mapping({"min_mirrored": 5, "recall_tasks": ["look"]}) == GateParams(min_mirrored=5, recall_tasks=("look",))
+    assert GateParams.from_mapping({"min_mirrored": 5, "recall_tasks": ["look"]}) == GateParams(
+        min_mirrored=5, recall_tasks=("look",)
+    )
     with pytest.raises(ValueError, match="unknown gate parameters \\['min_overlpa'\\]"):
         GateParams.from_mapping({"min_overlpa": 0.1})
     live = [i % 2 == 0 for i in range(40)]
     same = [f"p{i}" for i in range(10)]
     decision = evaluate_gates(_comparison(live, [True] * 40), [_record(same, same)] * 10, GateParams(min_mirrored=10))
-    assert decision["promote"] and [g["name"] for g in decision["gates"]] == ["offline_recall", "shadow_agreement", "error_rate"]
+    assert decision["promote"] and [g["name"] for g in decision["gates"]] == [
+        "offline_recall",
+        "shadow_agreement",
+        "error_rate",
+    ]
     offline = {"live": {"version": "v1", "model_id": "m1", "metrics": {}}, "candidate": {"version": "v2", "model_id": "m2", "metrics": {}},
                "comparison": _comparison(live, [True] * 40)}  # fmt: skip
     page = write_rollout_report(tmp_path / "report.html", decision, offline, {"run": "r1"}).read_text()
-    assert "Model rollout: <span class=\"pass\">promote</span>" in page and "+0.500" in page and "shadow-overlap" in page
+    assert 'Model rollout: <span class="pass">promote</span>' in page and "+0.500" in page and "shadow-overlap" in page
     assert (tmp_path / "decision.json").is_file()

@@ -24,7 +24,9 @@ def shadowed(built_catalog, tmp_path_factory):
     from the stores (so shadow must agree with live completely)."""
     root = tmp_path_factory.mktemp("shadowed")
     shutil.copytree(built_catalog.settings.resolved_index_path, root / "index")
-    settings = built_catalog.settings.model_copy(update={"index_path": root / "index", "shadow_log_dir": root / "shadow"})
+    settings = built_catalog.settings.model_copy(
+        update={"index_path": root / "index", "shadow_log_dir": root / "shadow"}
+    )
     index = open_index(settings)
     live = index.live_version()
     shadow = build_version(settings, index, built_catalog.encoder.model_id).version
@@ -116,7 +118,10 @@ def test_a_full_queue_drops_and_counts_without_waiting(built_catalog, shadowed, 
     settings, _, shadow = shadowed
     blocked, metrics = _Blocked(), ServiceMetrics()
     mirror = ShadowMirror(blocked, open_index(settings), shadow, tmp_path, share=1.0, queue_size=2, events=metrics)  # type: ignore[arg-type]
-    response = {"index_version": "live", "layers": [{"layer": "topwear", "products": [{"product_id": "p", "score": 0.5}]}]}
+    response = {
+        "index_version": "live",
+        "layers": [{"layer": "topwear", "products": [{"product_id": "p", "score": 0.5}]}],
+    }
     request = LookSearchRequest(market="US")
     assert mirror.offer_look(None, request, response)  # taken by the worker, which blocks
     assert blocked.started.wait(10)

@@ -30,13 +30,18 @@ def open_side(secret: str, token: str) -> tuple[str, str]:
     return data["m"], data["v"]
 
 
-def blind_pair(secret: str, live: dict[str, Any], shadow: dict[str, Any], rng: random.Random | None = None) -> list[dict[str, Any]]:
+def blind_pair(
+    secret: str, live: dict[str, Any], shadow: dict[str, Any], rng: random.Random | None = None
+) -> list[dict[str, Any]]:
     """Two look responses as sides A and B in a random order: per-layer products only, each side with its token."""
     sides = [live, shadow]
     (rng or random.SystemRandom()).shuffle(sides)
     return [
-        {"side": label, "side_token": seal_side(secret, response["model_id"], response["index_version"]),
-         **{k: v for k, v in response.items() if k not in _HIDDEN}}  # fmt: skip
+        {
+            "side": label,
+            "side_token": seal_side(secret, response["model_id"], response["index_version"]),
+            **{k: v for k, v in response.items() if k not in _HIDDEN},
+        }  # fmt: skip
         for label, response in zip("AB", sides, strict=True)
     ]
 

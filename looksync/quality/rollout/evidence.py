@@ -42,10 +42,15 @@ def offline_comparison(settings: Settings, index: CatalogIndex, truth: SampleTru
         log.info("offline evaluation of %s (%s): %d queries", version, encoder.model_id, len(queries))
     return {
         "live": {"version": live[0], "model_id": live[1].model_id, "metrics": summarise(scored["live"], n_resamples)},
-        "candidate": {"version": candidate[0], "model_id": candidate[1].model_id,
-                      "metrics": summarise(scored["candidate"], n_resamples)},  # fmt: skip
+        "candidate": {
+            "version": candidate[0],
+            "model_id": candidate[1].model_id,
+            "metrics": summarise(scored["candidate"], n_resamples),
+        },  # fmt: skip
         "comparison": compare(scored["live"], scored["candidate"], n_resamples),
-        "queries": {name: [{k: v for k, v in asdict(q).items() if k != "results"} for q in qs] for name, qs in scored.items()},
+        "queries": {
+            name: [{k: v for k, v in asdict(q).items() if k != "results"} for q in qs] for name, qs in scored.items()
+        },
     }
 
 
@@ -75,7 +80,9 @@ def replay_through_mirror(settings: Settings, index: CatalogIndex, truth: Sample
             planted = in_frame_layers(expected)
             if not planted:
                 continue
-            request = LookSearchRequest(market=expected["market"], gender=expected["gender"], layers=sorted(planted), k=10)
+            request = LookSearchRequest(
+                market=expected["market"], gender=expected["gender"], layers=sorted(planted), k=10
+            )
             with Image.open(Path(truth.manifest.looks_dir) / f"{look_id}.png") as image:
                 live.search_look(image.convert("RGB"), request)
         for pid in text_ids:

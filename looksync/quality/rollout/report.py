@@ -25,11 +25,13 @@ def _num(value: Any, signed: bool = False) -> str:
 def _gates_table(decision: dict[str, Any]) -> str:
     rows = "".join(
         f'<tr><td>{escape(g["name"])}</td><td class="{"pass" if g["passed"] else "fail"}">'
-        f'{"pass" if g["passed"] else "FAIL"}</td><td>{escape(g["reason"])}</td></tr>'
+        f"{'pass' if g['passed'] else 'FAIL'}</td><td>{escape(g['reason'])}</td></tr>"
         for g in decision["gates"]
     )
     params = ", ".join(f"<code>{escape(k)}={escape(str(v))}</code>" for k, v in decision["params"].items())
-    return f"<h2>Gates</h2><table><tr><th>gate</th><th>result</th><th>why</th></tr>{rows}</table><p>Bounds: {params}</p>"
+    return (
+        f"<h2>Gates</h2><table><tr><th>gate</th><th>result</th><th>why</th></tr>{rows}</table><p>Bounds: {params}</p>"
+    )
 
 
 def _offline_table(offline: dict[str, Any]) -> str:
@@ -69,18 +71,22 @@ def _shadow_section(shadow: dict[str, Any]) -> str:
     )
 
 
-def write_rollout_report(path: Path, decision: dict[str, Any], offline: dict[str, Any], context: dict[str, Any]) -> Path:
+def write_rollout_report(
+    path: Path, decision: dict[str, Any], offline: dict[str, Any], context: dict[str, Any]
+) -> Path:
     """Write the page (and ``decision.json`` beside it); returns the page's path."""
     verdict = "promote" if decision["promote"] else "stop: live left as it was"
     head = "".join(f"<tr><th>{escape(k)}</th><td>{escape(str(v))}</td></tr>" for k, v in context.items())
     html = (
         f"<!doctype html><html><head><meta charset='utf-8'><title>Model rollout: {escape(verdict)}</title>"
-        f"<style>{_STYLE}</style></head><body><h1>Model rollout: <span class=\"{'pass' if decision['promote'] else 'fail'}\">"
+        f'<style>{_STYLE}</style></head><body><h1>Model rollout: <span class="{"pass" if decision["promote"] else "fail"}">'
         f"{escape(verdict)}</span></h1><table>{head}</table>{_gates_table(decision)}{_offline_table(offline)}"
         f"{_shadow_section(decision['shadow'])}</body></html>"
     )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(html, encoding="utf-8")
-    (path.parent / "decision.json").write_text(json.dumps({**decision, "context": context}, indent=2, default=str), encoding="utf-8")
+    (path.parent / "decision.json").write_text(
+        json.dumps({**decision, "context": context}, indent=2, default=str), encoding="utf-8"
+    )
     return path

@@ -51,7 +51,9 @@ def embed_missing(settings: Settings, encoder: Any) -> dict[str, Any]:
     failed: dict[str, str] = {}
     items = []
     policy = replace(FetchPolicy.from_settings(settings), refuse_blank=True)
-    for (image_hash, url), result in zip(todo.items(), fetch_images(list(todo.values()), policy, settings.fetch_concurrency), strict=True):
+    for (image_hash, url), result in zip(
+        todo.items(), fetch_images(list(todo.values()), policy, settings.fetch_concurrency), strict=True
+    ):
         if isinstance(result, FetchError):
             failed[image_hash] = f"{result.reason}: {result.message}"
         elif result.sha256 != image_hash:  # the vendor changed the image since ingest: the next ingest embeds it
@@ -62,8 +64,15 @@ def embed_missing(settings: Settings, encoder: Any) -> dict[str, Any]:
     if ids:
         store.add(encoder.model_id, ids, vectors)
     failed.update(dict(failures))
-    log.info("rollout: embedded %d images for %s, reused %d, %d failed", len(ids), encoder.model_id, len(known), len(failed))
-    return {"embedded": len(ids), "reused": len(known), "failed": len(failed), "failures": dict(list(failed.items())[:20])}
+    log.info(
+        "rollout: embedded %d images for %s, reused %d, %d failed", len(ids), encoder.model_id, len(known), len(failed)
+    )
+    return {
+        "embedded": len(ids),
+        "reused": len(known),
+        "failed": len(failed),
+        "failures": dict(list(failed.items())[:20]),
+    }
 
 
 def build_candidate(settings: Settings, index: CatalogIndex, encoder: Any) -> dict[str, Any]:
@@ -94,7 +103,9 @@ def offline_evidence(settings: Settings, index: CatalogIndex, sample_root: Path,
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "offline.json"
     path.write_text(json.dumps(offline, indent=1), encoding="utf-8")
-    recall = {task: entry["all"]["recall@10"] for task, entry in offline["comparison"].items() if isinstance(entry, dict)}
+    recall = {
+        task: entry["all"]["recall@10"] for task, entry in offline["comparison"].items() if isinstance(entry, dict)
+    }
     return {"path": str(path), "recall@10_difference": recall}
 
 
@@ -150,7 +161,9 @@ def decide(settings: Settings, candidate: dict[str, Any], offline: dict[str, Any
 def promote(index: CatalogIndex, candidate: dict[str, Any]) -> dict[str, Any]:
     """Make the candidate live: the shadow version swapped in atomically, if it is still the candidate."""
     if index.shadow_version() != candidate["version"]:
-        raise ValueError(f"rollout: the shadow version is {index.shadow_version()!r}, not {candidate['version']}; not promoted")
+        raise ValueError(
+            f"rollout: the shadow version is {index.shadow_version()!r}, not {candidate['version']}; not promoted"
+        )
     was, now = index.promote_shadow()
     log.info("rollout: %s live (was %s)", now, was)
     return {"live": now, "previous": was}
