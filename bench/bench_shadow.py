@@ -3,12 +3,13 @@
 Builds a sample catalog (LookSync-Tiny random weights, seed 5) as live and a shadow version of another
 model (random:7, embedded by the rollout's candidate step), serves the real Flask app on a threaded
 loopback server, and sends look searches at concurrency 4 (look cache off, so every request computes).
-Phases alternate over ``--rounds``: no mirror (the anchor), mirroring ``--share`` of queries, mirroring
-every query (share 1: the worker is busy all the time, the bounded queue drops the rest). Between phases
-the mirror's queue is drained, so a phase's backlog never runs in the next one.
+Each round runs four phases in a shuffled order: no mirror (the anchor), no mirror again (an A/A arm: its
+ratio to the anchor is the run's noise floor), mirroring ``--share`` of queries, and mirroring every
+query (share 1: the worker is busy all the time, the bounded queue drops what it cannot take). Between
+phases the mirror's queue is drained, so a phase's backlog never runs in the next one.
 
-Prints, per phase: client p50/p95/p99, requests, errors, mirrored, dropped; then p95 of each shadow
-phase over the no-mirror p95 of the same rounds (the ratio), with the load average.
+Prints, per phase and round: client p50/p95/p99, requests, errors, mirrored, dropped, load; then per arm
+the pooled p50/p95/p99 and the p95 ratio to the anchor, with the load average.
 
     python bench/bench_shadow.py                     # ~3 min on 2 cores
     python bench/bench_shadow.py --requests 200 --rounds 3
@@ -19,7 +20,9 @@ from __future__ import annotations
 import argparse
 import base64
 import json
+import logging
 import os
+import random
 import sys
 import tempfile
 import threading
@@ -93,8 +96,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--products", type=int, default=150)
     parser.add_argument("--looks", type=int, default=8)
-    parser.add_argument("--requests", type=int, default=120, help="requests per phase and round")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--requests", type=int, default=80, help="requests per phase and round")
+    parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--share", type=float, default=0.05, help="the mirrored share of the middle phase")
     parser.add_argument("--queue", type=int, default=64, help="the mirror's queue bound")
@@ -102,10 +105,11 @@ def main() -> None:
 
     from werkzeug.serving import make_server
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     from looksync.index.factory import open_index
     from looksync.search.cache import MemoryCache
     from looksync.search.engine import SearchEngine
-    from looksync.search.shadow import ShadowMirror, version_engine
+    from looksync.search.shadow import WORKER_NICE, ShadowMirror, version_engine
     from serving import create_app
 
     workdir = Path(tempfile.mkdtemp(prefix="bench-shadow-"))
@@ -118,8 +122,19 @@ def main() -> None:
     index = open_index(settings)
     engine = SearchEngine(settings, live_encoder, index, MemoryCache())
     app = create_app(settings, engine)
-    mirror = ShadowMirror(version_engine(settings, shadow_encoder, index, index.shadow_version()), index,
-                          index.shadow_version(), workdir / "shadow", share=0.0, queue_size=args.queue)  # fmt: skip
+    shadow_engine = version_engine(settings, shadow_encoder, index, index.shadow_version())
+    mirrors = {
+        nice: ShadowMirror(
+            shadow_engine,
+            index,
+            index.shadow_version(),
+            workdir / "shadow",
+            share=0.0,
+            queue_size=args.queue,
+            nice=nice,
+        )  # fmt: skip
+        for nice in (WORKER_NICE, 0)
+    }
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_port}"
@@ -129,10 +144,14 @@ def main() -> None:
               for p in looks]  # fmt: skip
     run_phase("warm-up", url, bodies, 2 * len(bodies), args.concurrency)
 
-    phases = [("no mirror", None), (f"mirror share {args.share}", args.share), ("mirror share 1.0", 1.0)]
-    collected: dict[str, list[float]] = {name: [] for name, _ in phases}
+    phases = [("no mirror", None, WORKER_NICE), ("no mirror (A/A)", None, WORKER_NICE),
+              (f"mirror share {args.share}", args.share, WORKER_NICE), ("mirror share 1.0", 1.0, WORKER_NICE),
+              ("mirror share 1.0, nice 0", 1.0, 0)]  # fmt: skip
+    collected: dict[str, list[float]] = {name: [] for name, _, _ in phases}
+    order = random.Random(0)
     for rnd in range(1, args.rounds + 1):
-        for name, share in phases:
+        for name, share, nice in order.sample(phases, len(phases)):
+            mirror = mirrors[nice]
             engine.mirror = None if share is None else mirror
             mirror.share = share or 0.0
             before_compared, before_dropped = mirror.compared, mirror.dropped
@@ -142,14 +161,14 @@ def main() -> None:
             print(json.dumps({**row, "round": rnd, "mirrored": mirror.compared - before_compared,
                               "dropped": mirror.dropped - before_dropped, "load": load()}), flush=True)  # fmt: skip
     server.shutdown()
-    mirror.close()
+    for mirror in mirrors.values():
+        mirror.close()
 
     anchor = pct(collected["no mirror"], 95)
-    print(
-        f"\nconcurrency {args.concurrency}, {args.rounds} rounds x {args.requests} look searches per phase; load average {load()}"
-    )
+    print(f"\nconcurrency {args.concurrency}, {args.rounds} rounds x {args.requests} look searches per phase, shadow "
+          f"worker nice {WORKER_NICE} unless the arm says otherwise; load average {load()}")  # fmt: skip
     for name, ms in collected.items():
-        print(f"{name:>22}: p50 {pct(ms, 50):7.1f} ms  p95 {pct(ms, 95):7.1f} ms  p99 {pct(ms, 99):7.1f} ms  "
+        print(f"{name:>26}: p50 {pct(ms, 50):7.1f} ms  p95 {pct(ms, 95):7.1f} ms  p99 {pct(ms, 99):7.1f} ms  "
               f"p95 ratio to no mirror {pct(ms, 95) / anchor:.3f}")  # fmt: skip
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import queue
 import random
 import threading
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 K = 10
 TEXT_LAYER = "text"  # the one "layer" of a text or image search
 RECHECK_S = 5.0  # how often the worker re-reads which version is shadow
+# the worker's OS scheduling priority (Linux, per thread): shadow forwards yield the cores to live requests
+WORKER_NICE = 10
 
 
 class ShadowEvents:
@@ -117,7 +120,8 @@ class ShadowMirror:
     """Mirrors ``share`` of the queries offered to ``shadow`` (an engine reading the shadow version)."""
 
     def __init__(self, shadow: SearchEngine, index: CatalogIndex, version: str, log_dir: Path, share: float,
-                 queue_size: int = 64, events: ShadowEvents | None = None, seed: int | None = None):  # fmt: skip
+                 queue_size: int = 64, events: ShadowEvents | None = None, seed: int | None = None,
+                 nice: int = WORKER_NICE):  # fmt: skip
         self.shadow = shadow
         self.index = index
         self.version = version
@@ -128,6 +132,7 @@ class ShadowMirror:
         self.dropped = 0
         self.compared = 0
         self._rng = random.Random(seed)
+        self.nice = nice
         self._active = True
         self._checked = time.monotonic()
         self._thread = threading.Thread(target=self._work, name=f"shadow-{version}", daemon=True)
@@ -158,6 +163,10 @@ class ShadowMirror:
     # ---- the worker ------------------------------------------------------------------------------
 
     def _work(self) -> None:
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)  # this thread only, on Linux
+        except (AttributeError, OSError) as exc:
+            log.info("shadow worker keeps the process priority: %s", exc)
         while True:
             item = self.queue.get()
             try:
