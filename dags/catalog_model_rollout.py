@@ -94,8 +94,8 @@ def catalog_model_rollout():
 
         settings = airflow_settings()
         return offline_evidence(settings, open_index(settings), sample_root(settings, params["eval_sample"]), built,
-                                load_encoder_from_settings(settings), load_encoder(built["model"], built["weights"], device="cpu"),
-                                rollout_dir(settings, run_id or "manual"))  # fmt: skip
+                                load_encoder_from_settings(settings), load_encoder(built["model"], built["weights"], device=settings.device),
+                                rollout_dir(settings, run_id or "manual"), text_products=params["eval_text_products"])  # fmt: skip
 
     @task
     def shadow(built: dict, params: dict | None = None) -> dict:
@@ -110,7 +110,8 @@ def catalog_model_rollout():
             settings, open_index(settings), built, params["shadow_source"], min_mirrored=params["gate_min_mirrored"],
             wait_s=60 * params["shadow_wait_minutes"], sample_root=sample_root(settings, params["eval_sample"]),
             live_encoder=load_encoder_from_settings(settings) if replay else None,
-            candidate_encoder=load_encoder(built["model"], built["weights"], device="cpu") if replay else None,
+            candidate_encoder=load_encoder(built["model"], built["weights"], device=settings.device) if replay else None,
+            text_products=params["eval_text_products"],
         )  # fmt: skip
 
     @task.branch

@@ -67,7 +67,7 @@ def test_a_better_model_is_promoted_a_worse_one_stopped_and_the_promotion_rolls_
 
     c = rollout_catalog
     settings = c["settings"]
-    conf = {"shadow_source": "replay", "eval_sample": c["sample"], **GATES}
+    conf = {"shadow_source": "replay", "eval_sample": c["sample"], "eval_text_products": 50, **GATES}
 
     # 1. tuned checkpoint over random-weights live: promoted in one swap, the old live the rollback target
     better = run_dag_test(airflow_env, "catalog_model_rollout", {**conf, "weights": c["tuned"]}, c["env"], timeout=900)

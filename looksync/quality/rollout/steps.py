@@ -92,14 +92,15 @@ def build_candidate(settings: Settings, index: CatalogIndex, encoder: Any) -> di
 
 
 def offline_evidence(settings: Settings, index: CatalogIndex, sample_root: Path, candidate: dict[str, Any],
-                     live_encoder: Any, candidate_encoder: Any, out_dir: Path) -> dict[str, Any]:  # fmt: skip
+                     live_encoder: Any, candidate_encoder: Any, out_dir: Path,
+                     text_products: int = 100) -> dict[str, Any]:  # fmt: skip
     """Live vs candidate on the evaluation set (``offline.json`` in ``out_dir``); returns the key figures."""
     from looksync.quality.evaluation.harness import load_truth
     from looksync.quality.rollout.evidence import offline_comparison
 
     _check_model(index, candidate["live"], live_encoder)
     offline = offline_comparison(settings, index, load_truth(sample_root), (candidate["live"], live_encoder),
-                                 (candidate["version"], candidate_encoder))  # fmt: skip
+                                 (candidate["version"], candidate_encoder), max_text_products=text_products)  # fmt: skip
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "offline.json"
     path.write_text(json.dumps(offline, indent=1), encoding="utf-8")
@@ -118,7 +119,7 @@ def _check_model(index: CatalogIndex, version: str, encoder: Any) -> None:
 
 def shadow_evidence(settings: Settings, index: CatalogIndex, candidate: dict[str, Any], source: str, *,
                     min_mirrored: int, wait_s: float, sample_root: Path | None = None, live_encoder: Any = None,
-                    candidate_encoder: Any = None) -> dict[str, Any]:  # fmt: skip
+                    candidate_encoder: Any = None, text_products: int = 100) -> dict[str, Any]:  # fmt: skip
     """Comparisons of mirrored queries for the candidate: ``source`` ``replay`` asks the evaluation set
     through the mirror now; ``service`` waits (at most ``wait_s``) until the service's mirror has logged
     ``min_mirrored`` of them."""
@@ -129,7 +130,8 @@ def shadow_evidence(settings: Settings, index: CatalogIndex, candidate: dict[str
         from looksync.quality.evaluation.harness import load_truth
         from looksync.quality.rollout.evidence import replay_through_mirror
 
-        replay_through_mirror(settings, index, load_truth(sample_root), live_encoder, candidate_encoder)  # type: ignore[arg-type]
+        replay_through_mirror(settings, index, load_truth(sample_root), live_encoder, candidate_encoder,  # type: ignore[arg-type]
+                              max_text_products=text_products)  # fmt: skip
     elif source == "service":
         deadline = time.monotonic() + wait_s
         while len(log_.read()) < min_mirrored and time.monotonic() < deadline:
