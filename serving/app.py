@@ -41,6 +41,7 @@ def create_app(settings: Settings | None = None, engine: SearchEngine | None = N
     search_engine.events = metrics
     if search_engine.mirror is None:
         search_engine.mirror = open_shadow_mirror(settings, search_engine.index, metrics)
+    metrics.shadow_active.set(1 if search_engine.mirror is not None else 0)
     metrics.watch_encoder(search_engine.encoder)
     app.extensions[context.SETTINGS] = settings
     app.extensions[context.ENGINE] = search_engine

@@ -38,6 +38,8 @@ class ServiceMetrics(SearchEvents, ShadowEvents):
         # shadow mirroring (issue 19): what was mirrored or dropped, and how the shadow agreed, per layer
         self.shadow_queries = Counter("looksync_shadow_queries", "queries offered to the shadow mirror",
                                       ["kind", "outcome"], registry=r)  # outcome: queued | dropped (queue full)
+        self.shadow_active = Gauge("looksync_shadow_active", "1 while this worker mirrors queries to a shadow version "
+                                   "(0: none configured, or it could not start: see the log)", registry=r)  # fmt: skip
         self.shadow_errors = Counter("looksync_shadow_errors", "mirrored queries the shadow failed or degraded",
                                      ["kind"], registry=r)  # fmt: skip
         self.shadow_overlap = Histogram("looksync_shadow_overlap_at_10", "overlap@10 of shadow with live", ["layer"],

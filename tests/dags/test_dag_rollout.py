@@ -90,6 +90,7 @@ def test_a_better_model_is_promoted_a_worse_one_stopped_and_the_promotion_rolls_
     assert {r["kind"] for r in records} == {"look", "text"} and all(r["live_version"] == c["live"] for r in records)
     report = rollout_dir(settings, better["run_id"]) / "report.html"
     assert f"rollout evidence report: file://{report}" in better["log_tail"] and "promote" in report.read_text()
+    assert "looksync_rollout_promoted{" in (report.parent / "rollout.prom").read_text()
 
     # 2. random weights over the tuned live model: stopped, live untouched, the candidate dropped
     tuned_env = {**c["env"], "LOOKSYNC_CLIP_WEIGHTS": c["tuned"]}  # the service now runs the tuned model
@@ -112,7 +113,7 @@ def test_a_better_model_is_promoted_a_worse_one_stopped_and_the_promotion_rolls_
     assert open_index(settings).live_model_id() == c["random_id"]
 
 
-def test_a_rollout_needs_weights_and_a_live_version(airflow_env, tmp_path):
+def test_a_rollout_without_a_live_version_fails_at_the_candidate_step(airflow_env, tmp_path):
     from tests.conftest import tiny_model_env
 
     env = {**tiny_model_env(tmp_path / "data", Path("unused.pt")), "LOOKSYNC_AIRFLOW_RETRIES": "0"}

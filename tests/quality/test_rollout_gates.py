@@ -103,3 +103,7 @@ def test_params_from_a_dag_param_and_the_report(tmp_path):
     page = write_rollout_report(tmp_path / "report.html", decision, offline, {"run": "r1"}).read_text()
     assert 'Model rollout: <span class="pass">promote</span>' in page and "+0.500" in page and "shadow-overlap" in page
     assert (tmp_path / "decision.json").is_file()
+    metrics = (tmp_path / "rollout.prom").read_text()
+    assert 'looksync_rollout_promoted{candidate="v2",live="v1"} 1.0' in metrics
+    assert 'looksync_rollout_gate_passed{candidate="v2",gate="offline_recall",live="v1"} 1.0' in metrics
+    assert 'looksync_rollout_recall_at_10_difference{candidate="v2",live="v1",task="look",value="difference"} 0.5' in metrics

@@ -67,6 +67,7 @@ def test_mirrored_look_and_text_queries_are_compared_per_layer_and_recorded(buil
         assert figures["spearman"] in (None, 1.0) and figures["kendall"] in (None, 1.0)
         assert abs(figures["score_shift"]) < 1e-5
     exposition = client.get("/metrics").get_data(as_text=True)
+    assert "looksync_shadow_active 1.0" in exposition
     assert 'looksync_shadow_queries_total{kind="look",outcome="queued"} 1.0' in exposition
     assert "looksync_shadow_overlap_at_10_count" in exposition
     engine.mirror.close()
@@ -94,8 +95,9 @@ def test_the_live_answer_is_the_same_with_and_without_a_shadow(built_catalog, ze
 
 def test_no_mirror_without_a_shadow_version_or_weights(built_catalog, zeroshot, shadowed):
     settings, _, _ = shadowed
-    _, engine = _client(built_catalog, zeroshot, settings, shadow_share=1.0)  # no LOOKSYNC_SHADOW_CLIP_WEIGHTS
+    app, engine = _client(built_catalog, zeroshot, settings, shadow_share=1.0)  # no LOOKSYNC_SHADOW_CLIP_WEIGHTS
     assert engine.mirror is None
+    assert "looksync_shadow_active 0.0" in app.test_client().get("/metrics").get_data(as_text=True)
     _, engine = _client(built_catalog, zeroshot, built_catalog.settings, shadow_share=1.0,
                         shadow_clip_weights=built_catalog.env["LOOKSYNC_CLIP_WEIGHTS"])  # fmt: skip
     assert engine.mirror is None  # the shared catalog's index has no shadow version

@@ -1,6 +1,7 @@
 """The rollout's evidence as one standalone HTML page: the decision, each gate with its reason, the offline
 comparison (Recall@10 of live and candidate with the paired interval of the difference) and the shadow
-comparisons per layer (overlap@10 as bars, rank correlations, score shift)."""
+comparisons per layer (overlap@10 as bars, rank correlations, score shift); and the same figures as
+Prometheus metrics in a text file (``rollout.prom``, for node-exporter's textfile collector)."""
 
 from __future__ import annotations
 
@@ -89,4 +90,34 @@ def write_rollout_report(
     (path.parent / "decision.json").write_text(
         json.dumps({**decision, "context": context}, indent=2, default=str), encoding="utf-8"
     )
+    write_rollout_metrics(path.parent / "rollout.prom", decision, offline)
+    return path
+
+
+def write_rollout_metrics(path: Path, decision: dict[str, Any], offline: dict[str, Any]) -> Path:
+    """The decision, each gate, the Recall@10 differences and the shadow figures as gauges."""
+    from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
+
+    r = CollectorRegistry()
+    labels = {"candidate": offline["candidate"]["version"], "live": offline["live"]["version"]}
+    names = list(labels)
+    promoted = Gauge("looksync_rollout_promoted", "1: every gate passed", names, registry=r)
+    promoted.labels(**labels).set(int(decision["promote"]))
+    gate = Gauge("looksync_rollout_gate_passed", "1: the gate passed", [*names, "gate"], registry=r)
+    for g in decision["gates"]:
+        gate.labels(**labels, gate=g["name"]).set(int(g["passed"]))
+    recall = Gauge("looksync_rollout_recall_at_10_difference", "candidate - live, with the 95% interval",
+                   [*names, "task", "value"], registry=r)  # fmt: skip
+    for task, layers in offline["comparison"].items():
+        if isinstance(layers, dict) and "all" in layers:
+            for value in ("difference", "ci_low", "ci_high"):
+                recall.labels(**labels, task=task, value=value).set(layers["all"]["recall@10"][value])
+    shadow = decision["shadow"]
+    mirrored = Gauge("looksync_rollout_shadow_mirrored", "mirrored queries compared", names, registry=r)
+    mirrored.labels(**labels).set(shadow["mirrored"])
+    overlap = Gauge("looksync_rollout_shadow_overlap_at_10", "mean overlap@10 per layer", [*names, "layer"], registry=r)
+    for layer, figures in shadow["layers"].items():
+        if figures["overlap"] is not None:
+            overlap.labels(**labels, layer=layer).set(figures["overlap"])
+    write_to_textfile(str(path), r)
     return path
