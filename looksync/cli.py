@@ -153,15 +153,28 @@ def index_build(keep: int):
 
 @index.command("versions")
 def index_versions():
-    """List index versions (the live one is marked)."""
+    """List index versions: the live one (marked *), the shadow one and the previous one (a rollback's target)."""
     settings = _settings()
     from looksync.index.factory import open_index
 
     index = open_index(settings)
     previous = index.previous_version()
     for info in index.list_versions():
-        mark = "live" if info.live else "previous" if previous and info.name == previous.name else ""
+        mark = "live" if info.live else "shadow" if info.shadow else "previous" if previous and info.name == previous.name else ""
         click.echo(f"{'*' if info.live else ' '} {info.name}  model={info.model_id}  dim={info.dim}  count={info.count}  {mark}".rstrip())
+
+
+@index.command("promote")
+def index_promote():
+    """Make the shadow index version live (one atomic swap); the old live version becomes the rollback target."""
+    from looksync.index.errors import IndexBackendError
+    from looksync.index.factory import open_index
+
+    try:
+        was, now = open_index(_settings()).promote_shadow()
+    except IndexBackendError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"live version: {now} (was {was})")
 
 
 @index.command("rollback")

@@ -65,3 +65,41 @@ def paired_difference_ci(
     if len(a) != len(b):
         raise ValueError(f"paired comparison needs equal lengths, got {len(a)} and {len(b)}")
     return bootstrap_ci([y - x for x, y in zip(a, b, strict=True)], n_resamples, confidence, seed)
+
+
+def _common_ranks(a: Sequence[str], b: Sequence[str]) -> tuple[list[int], list[int]]:
+    """Positions in ``a`` and in ``b`` of the items both rankings hold, in ``a``'s order."""
+    in_b = {item: i for i, item in enumerate(b)}
+    common = [item for item in a if item in in_b]
+    return [a.index(item) for item in common], [in_b[item] for item in common]
+
+
+def spearman_rho(a: Sequence[str], b: Sequence[str]) -> float | None:
+    """Spearman's rank correlation of two rankings over the items both hold (None under two of them)."""
+    x, y = _common_ranks(a, b)
+    n = len(x)
+    if n < 2:
+        return None
+    rank_x = {v: r for r, v in enumerate(sorted(x))}
+    rank_y = {v: r for r, v in enumerate(sorted(y))}
+    d2 = sum((rank_x[i] - rank_y[j]) ** 2 for i, j in zip(x, y, strict=True))
+    return 1 - 6 * d2 / (n * (n * n - 1))
+
+
+def kendall_tau(a: Sequence[str], b: Sequence[str]) -> float | None:
+    """Kendall's tau (no ties in a ranking) of two rankings over the items both hold (None under two)."""
+    x, y = _common_ranks(a, b)
+    n = len(x)
+    if n < 2:
+        return None
+    concordant = sum(
+        1 if (x[i] - x[j]) * (y[i] - y[j]) > 0 else -1 for i in range(n) for j in range(i + 1, n)
+    )
+    return concordant / (n * (n - 1) / 2)
+
+
+def overlap_at_k(a: Sequence[str], b: Sequence[str], k: int) -> float | None:
+    """|top-k of a ∩ top-k of b| / the longer of the two top-k lists (None when both are empty)."""
+    top_a, top_b = list(a)[:k], list(b)[:k]
+    longest = max(len(top_a), len(top_b))
+    return len(set(top_a) & set(top_b)) / longest if longest else None

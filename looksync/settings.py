@@ -200,6 +200,16 @@ class Settings(BaseSettings):
     # judging (issue 8): ratings database (default: SQLite under data_dir) and the looks offered to judges
     judging_db_url: str | None = None  # sqlite:///<file> or postgresql://user@host/db
     judging_looks_dir: Path | None = None  # default: <data_dir>/sample/looks when it exists
+    # signs the blind live/shadow sides of /judge; default: random per process (set it when several workers serve)
+    judging_secret: SecretStr | None = None
+
+    # model rollout (issue 19): the service mirrors this share of live look and text queries to the index's
+    # shadow version, in the background, with the shadow model (default: clip_model with shadow_clip_weights)
+    shadow_share: float = Field(default=0.0, ge=0, le=1)  # 0 = no mirroring
+    shadow_clip_model: str | None = None  # default: clip_model
+    shadow_clip_weights: str | None = None  # needed to mirror: the candidate's weights source
+    shadow_queue_size: int = Field(default=64, ge=1)  # mirrored queries waiting; more are dropped (counted)
+    shadow_log_dir: Path | None = None  # comparisons, one JSON-lines file per shadow version; default <index_path>/shadow
 
     _split_api_keys = field_validator("api_keys", mode="before")(_comma_list)
 
@@ -221,6 +231,10 @@ class Settings(BaseSettings):
     @property
     def resolved_index_path(self) -> Path:
         return self.index_path or self.data_dir / "index"
+
+    @property
+    def resolved_shadow_log_dir(self) -> Path:
+        return self.shadow_log_dir or self.resolved_index_path / "shadow"
 
     @property
     def llm_enabled(self) -> bool:

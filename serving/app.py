@@ -12,6 +12,7 @@ from flask import Flask, g, request
 
 from looksync.catalog.thumbnails import ThumbnailStore
 from looksync.search.engine import SearchEngine
+from looksync.search.shadow import open_shadow_mirror
 from looksync.settings import Settings, get_settings
 from serving import context
 from serving.errors import ApiError, register_error_handlers
@@ -38,6 +39,9 @@ def create_app(settings: Settings | None = None, engine: SearchEngine | None = N
     metrics = ServiceMetrics()
     search_engine = engine or SearchEngine.from_settings(settings)
     search_engine.events = metrics
+    if search_engine.mirror is None:
+        search_engine.mirror = open_shadow_mirror(settings, search_engine.index, metrics)
+    metrics.shadow_active.set(1 if search_engine.mirror is not None else 0)
     metrics.watch_encoder(search_engine.encoder)
     app.extensions[context.SETTINGS] = settings
     app.extensions[context.ENGINE] = search_engine

@@ -1,4 +1,5 @@
-"""The judging tool: the /judge page (rate returned products 1-5 per criterion), POST /v1/judgments,
+"""The judging tool: the /judge page (rate returned products 1-5 per criterion; with a shadow version, live
+and shadow side by side, blind: POST /v1/judge/compare), POST /v1/judgments,
 the MOS report (GET /v1/judgments/report as JSON, /judge/report as a page), and the sample looks a
 judge or a demo visitor can pick (GET /v1/sample-looks, GET /v1/sample-looks/<look_id>).
 
@@ -11,16 +12,20 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import threading
 from pathlib import Path
 
 from flask import Blueprint, current_app, jsonify, render_template, send_file
 
 from looksync.quality.judging import InvalidRating, JudgingStoreError, RatingStore, build_report, parse_submission
+from looksync.quality.judging.blind import blind_pair, resolve_side
 from serving.context import engine
 from serving.errors import ApiError, error_response
 from serving.inputs import query
+from serving.looks import look_search_input
 from serving.models import ReportQuery
+from serving.thumbnails import with_thumbnail_urls
 from serving.validation import json_body, require_media_type
 
 log = logging.getLogger(__name__)
@@ -43,6 +48,15 @@ def rating_store() -> RatingStore:
                 store = RatingStore.from_settings(app.extensions["looksync.settings"])
                 app.extensions["looksync.judging_store"] = store
     return store
+
+
+def judging_secret() -> str:
+    """What signs the blind sides: LOOKSYNC_JUDGING_SECRET, else a random one made once per process."""
+    settings = current_app.extensions["looksync.settings"]
+    if settings.judging_secret is not None:
+        return settings.judging_secret.get_secret_value()
+    with _store_lock:
+        return current_app.extensions.setdefault("looksync.judging_secret", secrets.token_hex(32))
 
 
 def looks_dir() -> Path | None:
@@ -76,10 +90,24 @@ def report_page():
 def submit_judgments():
     require_media_type("application/json")
     body = json_body()  # bounded depth, clean strings, finite numbers; parse_submission checks every field
-    ratings = parse_submission(body, layers=engine().taxonomy.layers)
+    ratings = parse_submission(resolve_side(judging_secret(), body), layers=engine().taxonomy.layers)
     ids = rating_store().add(ratings)
     log.info("judgments stored", extra={"judge_id": ratings[0].judge_id, "count": len(ids), "model_id": ratings[0].model_id})
     return jsonify({"ids": ids, "count": len(ids)}), 201
+
+
+@bp.post("/v1/judge/compare")
+def compare_live_and_shadow():
+    """A look asked of live and of the shadow version, as blind sides A and B in a random order."""
+    eng = engine()
+    if eng.mirror is None:
+        raise ApiError(409, "no_shadow", "no shadow version is mirrored: set LOOKSYNC_SHADOW_SHARE and "
+                       "LOOKSYNC_SHADOW_CLIP_WEIGHTS while the index has a shadow version")  # fmt: skip
+    _, look_request, look = look_search_input()
+    live = eng.search_look(look.image, look_request, look_sha256=look.sha256)
+    shadow = eng.mirror.shadow.search_look(look.image, look_request)
+    sides = [with_thumbnail_urls(side) for side in blind_pair(judging_secret(), live, shadow)]
+    return jsonify({"look_sha256": look.sha256, "sides": sides})
 
 
 @bp.get("/v1/judgments/report")

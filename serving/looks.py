@@ -12,12 +12,18 @@ from serving.thumbnails import with_thumbnail_urls
 bp = Blueprint("looks", __name__, url_prefix="/v1/looks")
 
 
-@bp.post("/search")
-def search_look():
+def look_search_input():
+    """(params, the look request, the loaded look) of a look search body, validated before any fetch or decode."""
     eng = engine()
     params, data, url = request_body(LookSearchParams, image_field_required=True)
     look_request = params.to_request(eng.settings.default_k, eng.settings.rerank_mode)
     look_request.validate(eng.taxonomy)  # before fetching or decoding anything
-    look = load_image(data, url, eng.settings)
+    return params, look_request, load_image(data, url, eng.settings)
+
+
+@bp.post("/search")
+def search_look():
+    eng = engine()
+    params, look_request, look = look_search_input()
     response = eng.search_look(look.image, look_request, look_sha256=look.sha256)
     return jsonify(with_thumbnail_urls(eng.apply_preferences(response, params.shopper_id)))

@@ -34,14 +34,16 @@ _THUMBNAIL = {
 _SCORE = {"type": ["integer", "null"], "minimum": 1, "maximum": 5}
 _JUDGMENTS = {
     "type": "object",
-    "description": "shared fields once; a rating may override them. One bad rating refuses the whole submission.",
-    "required": ["judge_id", "model_id", "ratings"],
+    "description": "shared fields once; a rating may override them. One bad rating refuses the whole submission. "
+                   "model_id (or a side_token from /v1/judge/compare, which names the model and index version) is required.",
+    "required": ["judge_id", "ratings"],
     "properties": {
         "judge_id": {"type": "string", "maxLength": 128},
         "look_id": {"type": "string", "maxLength": 200},
         "look_sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
         "model_id": {"type": "string", "maxLength": 200},
         "index_version": {"type": "string", "maxLength": 200},
+        "side_token": {"type": "string", "description": "a blind side of /v1/judge/compare"},
         "ratings": {
             "type": "array",
             "minItems": 1,
@@ -255,6 +257,19 @@ def openapi_document() -> dict:
                         }}}},
                         **_errors(400, 401, 503),
                     },
+                }
+            },
+            "/v1/judge/compare": {
+                "post": {
+                    "summary": "A look asked of live and of the shadow version: blind sides A and B in a random order, each "
+                               "with a side_token to send back with its ratings (409 when no shadow version is mirrored)",
+                    "requestBody": _image_body(LookSearchParams, required_image=True),
+                    "responses": {**_json({"type": "object", "properties": {
+                        "look_sha256": {"type": "string"},
+                        "sides": {"type": "array", "items": {"type": "object", "properties": {
+                            "side": {"type": "string", "enum": ["A", "B"]}, "side_token": {"type": "string"},
+                            "layers": {"type": "array", "items": {"type": "object"}}}}}}}),
+                        **_errors(400, 401, 409, 413, 415, 503)},  # fmt: skip
                 }
             },
             "/v1/judgments/report": {

@@ -52,3 +52,17 @@ def test_bootstrap_intervals_cover_the_mean_and_shrink_with_data():
     assert diff == 0.5 and 0 < dlow <= diff <= dhigh
     with pytest.raises(ValueError):
         paired_difference_ci([1], [1, 2])
+
+
+def test_rank_correlations_and_overlap_over_the_common_products():
+    from looksync.metrics import kendall_tau, overlap_at_k, spearman_rho
+
+    a = ["p1", "p2", "p3", "p4"]
+    assert spearman_rho(a, a) == 1.0 and kendall_tau(a, a) == 1.0
+    assert spearman_rho(a, a[::-1]) == -1.0 and kendall_tau(a, a[::-1]) == -1.0
+    # only p1, p2, p3 are common; p2 and p3 swapped: one discordant pair of three
+    b = ["x", "p1", "p3", "p2"]
+    assert kendall_tau(a, b) == 1 / 3 and spearman_rho(a, b) == 0.5
+    assert spearman_rho(a, ["p1", "y"]) is None and kendall_tau(a, []) is None
+    assert overlap_at_k(a, b, 10) == 0.75 and overlap_at_k(a, b, 2) == 0.5
+    assert overlap_at_k([], [], 10) is None and overlap_at_k(a, [], 10) == 0.0

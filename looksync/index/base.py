@@ -2,7 +2,10 @@
 
 Vectors are L2-normalised float32; scores are cosine similarities (higher is better). An index
 *version* is one physical index built for one model id and vector size; exactly one version is *live*
-and is what searches without an explicit version read. Bulk calls return per-document failures.
+and is what searches without an explicit version read. At most one other version is *shadow*: a
+candidate built beside live that the service mirrors a share of queries to for comparison, serving no
+one until ``promote_shadow`` makes it live (the same atomic swap as ``set_live``). Bulk calls return
+per-document failures.
 """
 
 from __future__ import annotations
@@ -95,6 +98,7 @@ class VersionInfo:
     count: int
     live: bool
     created_at: str
+    shadow: bool = False
 
 
 @dataclass
@@ -159,6 +163,15 @@ class CatalogIndex(ABC):
     def list_versions(self) -> list[VersionInfo]: ...
 
     @abstractmethod
+    def set_shadow(self, version: str | None) -> None:
+        """Mark ``version`` (not the live one) as the shadow version, or clear the mark (None). Searches
+        without an explicit version never read it. ``set_live`` of the shadow version clears the mark in
+        the same atomic step; dropping it clears it too."""
+
+    @abstractmethod
+    def shadow_version(self) -> str | None: ...
+
+    @abstractmethod
     def prune(self, keep: int) -> list[str]:
         """Drop all but the newest ``keep`` versions (never the live one); returns the dropped names."""
 
@@ -214,11 +227,27 @@ class CatalogIndex(ABC):
                 return info.model_id
         return None
 
+    def version_info(self, version: str) -> VersionInfo:
+        for info in self.list_versions():
+            if info.name == version:
+                return info
+        raise IndexBackendError(f"{self!r}: no index version {version!r}")
+
+    def promote_shadow(self) -> tuple[str | None, str]:
+        """Make the shadow version live in one atomic swap (``set_live``, which also clears the shadow
+        mark); returns (was live, now live). The old live version becomes the rollback target."""
+        shadow = self.shadow_version()
+        if shadow is None:
+            raise IndexBackendError(f"{self!r}: no shadow version to promote")
+        was = self.live_version()
+        self.set_live(shadow)
+        return was, shadow
+
     def previous_version(self) -> VersionInfo | None:
         """The version a rollback returns to: the newest one created before the live one (a build that
         failed its validation never went live and is pruned, so this is the version live before the
-        last swap). None when nothing is live or the live version is the oldest kept."""
-        infos = self.list_versions()  # oldest first
+        last swap), never the shadow one. None when nothing is live or the live version is the oldest kept."""
+        infos = [info for info in self.list_versions() if not info.shadow]  # oldest first
         at = next((i for i, info in enumerate(infos) if info.live), None)
         return infos[at - 1] if at else None
 

@@ -44,6 +44,7 @@ _VERSION_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")  # Elasticsearch ind
 # specification/indices/put_index_template/IndicesPutIndexTemplateRequest.ts, "Multiple matching
 # templates") and each prefix lists only its own versions.
 SEPARATOR = bodies.SEPARATOR
+SHADOW = "shadow"  # <prefix>--shadow is the shadow version's alias, so no version takes this name
 _PREFIX = re.compile(r"^[a-z0-9](?:[a-z0-9._]|-(?!-))*(?<!-)$")
 # index creation and the alias move are not idempotent: sent once (no retry on a timeout) under this timeout
 ONE_SHOT_TIMEOUT_S = 120.0
@@ -185,6 +186,8 @@ class ElasticsearchIndex(CatalogIndex):
         name = name or f"v{now:%Y%m%dt%H%M%S%f}z-{_model_slug(model_id)}"
         if not _VERSION_NAME.match(name):
             raise IndexBackendError(f"version name {name!r}: use lowercase letters, digits, '.', '_' or '-'")
+        if name == SHADOW:
+            raise IndexBackendError(f"version name {name!r} is reserved: {self.shadow_alias} is the shadow alias")
         body = bodies.index_body(
             model_id, dim, name, now.isoformat(timespec="microseconds"), self.vector_options, self.shards, self.replicas
         )
@@ -231,39 +234,68 @@ class ElasticsearchIndex(CatalogIndex):
             raise IndexBackendError(f"{self!r}: no index version {name!r}; known: {sorted(versions)}")
         return name, versions[name]
 
-    def live_version(self) -> str | None:
+    @property
+    def shadow_alias(self) -> str:
+        """The alias naming the shadow version: ``<prefix>--shadow`` (no prefix holds '--', and no
+        version may be called ``shadow``, so it names nothing else)."""
+        return f"{self.alias}{SEPARATOR}{SHADOW}"
+
+    def _aliased(self, alias: str) -> list[str]:
+        """The indices ``alias`` points at ([] when it does not exist)."""
         from elasticsearch import NotFoundError
 
         try:
-            indices = list(dict(self.client.indices.get_alias(name=self.alias)))
+            return list(dict(self.client.indices.get_alias(name=alias)))
         except NotFoundError:
-            return None
+            return []
         except Exception as exc:
-            raise IndexBackendError(f"{self!r}: cannot read the live alias: {exc}") from exc
+            raise IndexBackendError(f"{self!r}: cannot read the alias {alias}: {exc}") from exc
+
+    def _aliased_version(self, alias: str) -> str | None:
+        indices = self._aliased(alias)
+        if not indices:
+            return None
         if len(indices) != 1:
-            raise IndexBackendError(f"alias {self.alias!r} points at {len(indices)} indices: {sorted(indices)}")
+            raise IndexBackendError(f"alias {alias!r} points at {len(indices)} indices: {sorted(indices)}")
         version = self.version_of(indices[0])
         if version is None:
-            raise IndexBackendError(f"alias {self.alias!r} points at {indices[0]!r}, not a version of {self.index_pattern!r}")
+            raise IndexBackendError(f"alias {alias!r} points at {indices[0]!r}, not a version of {self.index_pattern!r}")
         return version
 
-    def set_live(self, version: str) -> None:
-        from elasticsearch import NotFoundError
+    def live_version(self) -> str | None:
+        return self._aliased_version(self.alias)
 
+    def shadow_version(self) -> str | None:
+        return self._aliased_version(self.shadow_alias)
+
+    def set_live(self, version: str) -> None:
         versions = self._versions()
         if version not in versions:
             raise IndexBackendError(f"{self!r}: cannot make {version!r} live: no such version; known: {sorted(versions)}")
-        try:
-            current = list(dict(self.client.indices.get_alias(name=self.alias)))
-        except NotFoundError:
-            current = []
+        current = self._aliased(self.alias)
         actions = bodies.alias_actions(self.alias, self.index_of(version), current)
+        if self.index_of(version) in self._aliased(self.shadow_alias):  # promoted: unmarked in the same call
+            actions.insert(0, {"remove": {"index": self.index_of(version), "alias": self.shadow_alias}})
         with self._errors(f"move alias {self.alias} to {version}"):
             self._once(ONE_SHOT_TIMEOUT_S).indices.update_aliases(actions=actions)
         log.info("index live version swapped", extra={"version": version, "previous": current})
 
+    def set_shadow(self, version: str | None) -> None:
+        current = self._aliased(self.shadow_alias)
+        if version is None:
+            actions = [{"remove": {"index": old, "alias": self.shadow_alias}} for old in current]
+        else:
+            self._meta(version)  # IndexBackendError when there is no such version
+            if version == self.live_version():
+                raise IndexBackendError(f"{self!r}: {version} is live; a shadow version is a candidate beside live")
+            actions = bodies.alias_actions(self.shadow_alias, self.index_of(version), current, write_index=False)
+        if actions:
+            with self._errors(f"move alias {self.shadow_alias} to {version}"):
+                self._once(ONE_SHOT_TIMEOUT_S).indices.update_aliases(actions=actions)
+        log.info("index shadow version set", extra={"version": version, "previous": current})
+
     def list_versions(self) -> list[VersionInfo]:
-        live = self.live_version()
+        live, shadow = self.live_version(), self.shadow_version()
         infos = [
             VersionInfo(
                 name=name,
@@ -272,6 +304,7 @@ class ElasticsearchIndex(CatalogIndex):
                 count=self.count(name),
                 live=name == live,
                 created_at=meta["created_at"],
+                shadow=name == shadow,
             )
             for name, meta in self._versions().items()
         ]
@@ -282,9 +315,9 @@ class ElasticsearchIndex(CatalogIndex):
             raise IndexBackendError(f"prune: keep must be >= 0, got {keep}")
         live = self.live_version()
         newest = sorted(self._versions().items(), key=lambda kv: (kv[1]["created_at"], kv[0]), reverse=True)
-        kept = {name for name, _ in newest[:keep]} | {live}
+        kept = {name for name, _ in newest[:keep]} | {live, self.shadow_version()}
         dropped = [name for name, _ in reversed(newest) if name not in kept]
-        for name in dropped:
+        for name in dropped:  # deleting an index removes its aliases with it
             with self._errors(f"delete index {self.index_of(name)}"):
                 self.client.indices.delete(index=self.index_of(name))
         if dropped:
@@ -634,6 +667,8 @@ class ElasticsearchIndex(CatalogIndex):
         name = as_version or meta["version"]
         if not _VERSION_NAME.match(name):
             raise IndexBackendError(f"version name {name!r}: use lowercase letters, digits, '.', '_' or '-'")
+        if name == SHADOW:
+            raise IndexBackendError(f"version name {name!r} is reserved: {self.shadow_alias} is the shadow alias")
         if name in self._versions():
             raise IndexBackendError(f"{self!r}: version {name!r} already exists; restore under another name")
         with self._errors(f"restore {self.snapshot_repository}/{snapshot} as {name} (sent once, not retried)"):

@@ -197,7 +197,21 @@ class EmbeddedIndex(CatalogIndex):
                     f"{self.path}: cannot make {version!r} live: no such version; known: {sorted(state.versions)}"
                 )
             previous, state.live = state.live, version
+            if state.shadow == version:  # promoted: in the same atomic registry write
+                state.shadow = None
         log.info("index live version swapped", extra={"version": version, "previous": previous})
+
+    def set_shadow(self, version: str | None) -> None:
+        with self._registry.edit() as state:
+            if version is not None and version not in state.versions:
+                raise IndexBackendError(f"{self.path}: cannot shadow {version!r}: no such version; known: {sorted(state.versions)}")
+            if version is not None and version == state.live:
+                raise IndexBackendError(f"{self.path}: {version} is live; a shadow version is a candidate beside live")
+            previous, state.shadow = state.shadow, version
+        log.info("index shadow version set", extra={"version": version, "previous": previous})
+
+    def shadow_version(self) -> str | None:
+        return self._registry.read().shadow
 
     def live_version(self) -> str | None:
         return self._registry.read().live
@@ -212,6 +226,7 @@ class EmbeddedIndex(CatalogIndex):
                 count=self._count_rows(r.name),
                 live=r.name == state.live,
                 created_at=r.created_at,
+                shadow=r.name == state.shadow,
             )
             for r in sorted(state.versions.values(), key=lambda r: (r.created_at, r.name))
         ]
@@ -221,7 +236,7 @@ class EmbeddedIndex(CatalogIndex):
             raise IndexBackendError(f"prune: keep must be >= 0, got {keep}")
         with self._registry.edit() as state:
             newest = state.newest_first()
-            kept = {r.name for r in newest[:keep]} | {state.live}
+            kept = {r.name for r in newest[:keep]} | {state.live, state.shadow}
             dropped = [r.name for r in reversed(newest) if r.name not in kept]
             for name in dropped:
                 del state.versions[name]
@@ -237,6 +252,8 @@ class EmbeddedIndex(CatalogIndex):
             if version not in state.versions:
                 raise IndexBackendError(f"drop version: no version {version!r}")
             del state.versions[version]
+            if state.shadow == version:
+                state.shadow = None
         self._remove([version])
         log.info("index version dropped", extra={"version": version})
 

@@ -215,10 +215,14 @@ def bulk_item_failure(item: Mapping[str, Any]) -> tuple[str, str]:
     return str(info.get("_id")), f"{op} failed (status {info.get('status')}): {reason}"
 
 
-def alias_actions(alias: str, new_index: str, current: Sequence[str]) -> list[dict[str, Any]]:
-    """``POST /_aliases`` actions moving ``alias`` from ``current`` to ``new_index`` in one atomic call."""
+def alias_actions(alias: str, new_index: str, current: Sequence[str], write_index: bool = True) -> list[dict[str, Any]]:
+    """``POST /_aliases`` actions moving ``alias`` from ``current`` to ``new_index`` in one atomic call
+    (``write_index``: the alias writes go to, as the live alias is; the shadow alias is read-only)."""
     actions: list[dict[str, Any]] = [{"remove": {"index": old, "alias": alias}} for old in current if old != new_index]
-    actions.append({"add": {"index": new_index, "alias": alias, "is_write_index": True}})
+    add: dict[str, Any] = {"index": new_index, "alias": alias}
+    if write_index:
+        add["is_write_index"] = True
+    actions.append({"add": add})
     return actions
 
 

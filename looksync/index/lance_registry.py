@@ -1,4 +1,5 @@
-"""The embedded index's version registry: one small JSON file naming each version and the live one.
+"""The embedded index's version registry: one small JSON file naming each version, the live one and the
+shadow one (built beside live for comparison, serving nothing until promoted).
 
 Writers serialise edits with an exclusive lock file and publish by writing a temp file and
 ``os.replace``-ing it, so a reader sees either the old or the new registry, never half of one; that
@@ -35,6 +36,7 @@ class VersionRecord:
 @dataclass
 class RegistryState:
     live: str | None = None
+    shadow: str | None = None  # a candidate mirrored queries compare with live; never the live one
     versions: dict[str, VersionRecord] = field(default_factory=dict)
 
     def newest_first(self) -> list[VersionRecord]:
@@ -81,16 +83,20 @@ class VersionRegistry:
             raw = json.loads(self.path.read_text(encoding="utf-8"))
             versions = {v["name"]: VersionRecord(**v) for v in raw["versions"]}
             live = raw.get("live")
+            shadow = raw.get("shadow")
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise IndexBackendError(f"{self.path}: cannot read the index registry: {exc!r}") from exc
         if live is not None and live not in versions:
             raise IndexBackendError(f"{self.path}: live version {live!r} is not among the versions {sorted(versions)}")
-        return RegistryState(live=live, versions=versions)
+        if shadow is not None and shadow not in versions:
+            raise IndexBackendError(f"{self.path}: shadow version {shadow!r} is not among the versions {sorted(versions)}")
+        return RegistryState(live=live, shadow=shadow, versions=versions)
 
     def _write(self, state: RegistryState) -> None:
         payload = {
             "format": FORMAT,
             "live": state.live,
+            "shadow": state.shadow,
             "versions": [asdict(r) for r in sorted(state.versions.values(), key=lambda r: r.created_at)],
         }
         fd, tmp = tempfile.mkstemp(prefix=".versions-", suffix=".tmp", dir=self.path.parent)

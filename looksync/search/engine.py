@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
     from embeddings import ClipEncoder
     from embeddings.zeroshot import ZeroShot
+    from looksync.search.shadow import ShadowMirror
     from looksync.search.shoppers import ShopperEvent
 
 log = logging.getLogger(__name__)
@@ -277,6 +278,7 @@ class SearchEngine:
         self._text_vocab_stop = threading.Event()
         self._profiles = None  # the shopper profile store, opened on first use
         self._text_vocab_thread: threading.Thread | None = None
+        self.mirror: ShadowMirror | None = None  # mirrors a share of answered queries to the shadow version
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SearchEngine:
@@ -425,7 +427,14 @@ class SearchEngine:
 
     def search_look(self, look: Image, request: LookSearchRequest, look_sha256: str | None = None) -> dict[str, Any]:
         """Per-layer products for a look. ``look_sha256`` (of the uploaded bytes) enables the response
-        cache; answers with a degraded note are not cached, so a recovered dependency is used again."""
+        cache; answers with a degraded note are not cached, so a recovered dependency is used again.
+        With a shadow mirror, the answer may be offered to it (a non-blocking put)."""
+        response = self._search_look(look, request, look_sha256)
+        if self.mirror is not None:
+            self.mirror.offer_look(look, request, response)
+        return response
+
+    def _search_look(self, look: Image, request: LookSearchRequest, look_sha256: str | None) -> dict[str, Any]:
         request.validate(self.taxonomy)
         version = self.check_ready()
         timer = Timer()
@@ -646,7 +655,7 @@ class SearchEngine:
             hits, gender_filter = self._knn_with_gender(vector / norm, request.k * 2, filters, request.gender, request.gender)
         with timer.stage("dedup"):
             hits = drop_near_duplicates(hits)[: request.k]
-        return {
+        response = {
             "index_version": version,
             "model_id": self.encoder.model_id,
             "mode": "image+text" if image is not None and request.text else ("image" if image is not None else "text"),
@@ -655,6 +664,9 @@ class SearchEngine:
             "timings_ms": {k: round(v, 2) for k, v in timer.timings_ms.items()},
             "degraded": degraded,
         }
+        if self.mirror is not None:
+            self.mirror.offer_search(request, image, response)
+        return response
 
     # ---- shoppers: events, profiles, preferences --------------------------------------------------
 

@@ -50,7 +50,8 @@ print("RESULT" + json.dumps({{"state": str(run.state), "run_id": run.run_id, "ta
     return result
 
 
-def sample_for_dag_runs(root: Path, s3_endpoint: str, *, size: int, seed: int, fault_rate: float, name: str) -> dict:
+def sample_for_dag_runs(root: Path, s3_endpoint: str, *, size: int, seed: int, fault_rate: float, name: str,
+                        n_looks: int = 0) -> dict:  # fmt: skip
     """A sample catalog served on loopback, a tiny random-weight checkpoint, an S3 bucket on moto's server
     and a Redis key prefix, each unique to the caller, plus the LOOKSYNC_* environment every DAG run needs.
     The caller adds how it reaches Redis and S3 (settings or Airflow connections) and closes ``server``."""
@@ -65,7 +66,7 @@ def sample_for_dag_runs(root: Path, s3_endpoint: str, *, size: int, seed: int, f
 
     server = serve_sample(root / "sample", port=0)
     manifest = generate_sample(root / "sample", size=size, seed=seed, fault_rate=fault_rate, image_base_url=server.url,
-                               n_looks=0)  # fmt: skip
+                               n_looks=n_looks)  # fmt: skip
     checkpoint = save_random_checkpoint(TINY_MODEL, root / "tiny.pt", seed=5)
     bucket = f"{name}-{uuid.uuid4().hex[:8]}"
     boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(Bucket=bucket)

@@ -10,7 +10,7 @@ import sys
 
 from tests.conftest import REPO
 
-EXPECTED = {"catalog_ingest", "catalog_reindex", "catalog_backfill"}
+EXPECTED = {"catalog_ingest", "catalog_reindex", "catalog_backfill", "catalog_model_rollout"}
 
 
 def test_dagbag_imports_fast_without_heavy_modules(airflow_env):
@@ -58,6 +58,6 @@ print("RESULT" + json.dumps({{f"{{d.dag_id}}.{{t.task_id}}": [t.pool, t.queue] f
 
     tasks = json.loads(line[0][6:])
     embedding = {name for name, (pool, _) in tasks.items() if pool == "embedding"}
-    assert embedding == {"catalog_ingest.embed", "catalog_backfill.embed"}
+    assert embedding == {"catalog_ingest.embed", "catalog_backfill.embed", "catalog_model_rollout.candidate"}
     assert {name for name, (_, queue) in tasks.items() if queue == "embedding"} == embedding
     assert all(queue == "default" for name, (_, queue) in tasks.items() if name not in embedding)

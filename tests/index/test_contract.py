@@ -411,3 +411,47 @@ def test_a_second_elasticsearch_snapshot_of_the_same_name_is_the_first_one(live_
     again = index.snapshot(version, name=first.name)
     assert again == first
     assert [s.name for s in index.list_snapshots()].count(first.name) == 1
+
+
+def test_a_shadow_version_serves_nothing_until_promoted_in_one_swap(index):
+    live = index.create_version(MODEL_ID, DIM)
+    index.upsert(live, catalog(4), vectors(4, seed=1))
+    index.set_live(live)
+    candidate = index.create_version("model-new", DIM)
+    index.upsert(candidate, catalog(6, model_id="model-new"), vectors(6, seed=2))
+    assert index.shadow_version() is None
+    with pytest.raises(IndexBackendError, match="live"):
+        index.set_shadow(live)
+    with pytest.raises(IndexBackendError):
+        index.set_shadow("no-such-version")
+    index.set_shadow(candidate)
+
+    assert index.shadow_version() == candidate and index.live_version() == live
+    assert index.count() == 4  # searches without a version read live only
+    infos = {i.name: i for i in index.list_versions()}
+    assert infos[candidate].shadow and not infos[candidate].live and not infos[live].shadow
+    assert index.prune(keep=0) == []  # neither live nor shadow is pruned
+    assert index.previous_version() is None  # a shadow is never a rollback target
+
+    assert index.promote_shadow() == (live, candidate)
+    assert index.live_version() == candidate and index.shadow_version() is None
+    assert index.live_model_id() == "model-new" and index.count() == 6
+    assert index.previous_version().name == live
+    with pytest.raises(IndexBackendError, match="no shadow"):
+        index.promote_shadow()
+    assert index.rollback(allow_model_change=True) == (candidate, live)
+    assert index.live_version() == live
+
+
+def test_dropping_the_shadow_version_clears_the_mark(index):
+    live = index.create_version(MODEL_ID, DIM)
+    index.upsert(live, catalog(3), vectors(3))
+    index.set_live(live)
+    candidate = index.create_version(MODEL_ID, DIM)
+    index.set_shadow(candidate)
+    index.drop_version(candidate)
+    assert index.shadow_version() is None and [i.name for i in index.list_versions()] == [live]
+    other = index.create_version(MODEL_ID, DIM)
+    index.set_shadow(other)
+    index.set_shadow(None)
+    assert index.shadow_version() is None and index.live_version() == live

@@ -335,8 +335,38 @@ def test_index_creation_and_the_alias_move_are_sent_once(recorder):
     assert len(recorder.sent("PUT", r"/shop--v1")) == 1
 
     _versions(recorder, {"shop--v1": META})
-    recorder.route("GET", r"/_alias/shop", (404, {"error": "alias [shop] missing", "status": 404}))
+    recorder.route("GET", r"/_alias/shop(--shadow)?", (404, {"error": "alias missing", "status": 404}))
     recorder.route("POST", r"/_aliases", (200, {"acknowledged": True}), delay_s=0.6)
     index.set_live("v1")
     (move,) = recorder.sent("POST", r"/_aliases")
     assert move.body == {"actions": [{"add": {"index": "shop--v1", "alias": "shop", "is_write_index": True}}]}
+
+
+def test_shadow_is_an_alias_of_its_own_and_promotion_moves_both_in_one_call(recorder):
+    """The shadow version is ``<prefix>--shadow`` (read-only: no write index); promoting it moves the live
+    alias and removes the shadow alias in one ``POST /_aliases`` (atomic in Elasticsearch)."""
+    index = _index(recorder)
+    _versions(recorder, {"shop--v1": META, "shop--v2": META})
+    recorder.route("GET", r"/_alias/shop", (200, {"shop--v1": {"aliases": {"shop": {}}}}))
+    recorder.route("GET", r"/_alias/shop--shadow", (404, {"error": "alias missing", "status": 404}))
+    recorder.route("POST", r"/_aliases", (200, {"acknowledged": True}))
+    assert index.shadow_version() is None
+    index.set_shadow("v2")
+    (mark,) = recorder.sent("POST", r"/_aliases")
+    assert mark.body == {"actions": [{"add": {"index": "shop--v2", "alias": "shop--shadow"}}]}
+    with pytest.raises(IndexBackendError, match="is live"):
+        index.set_shadow("v1")
+    with pytest.raises(IndexBackendError, match="reserved"):
+        index.create_version("m", 4, name="shadow")
+
+    recorder.route("GET", r"/_alias/shop--shadow", (200, {"shop--v2": {"aliases": {"shop--shadow": {}}}}))
+    assert index.shadow_version() == "v2"
+    assert index.promote_shadow() == ("v1", "v2")
+    promote = recorder.sent("POST", r"/_aliases")[-1]
+    assert promote.body == {"actions": [
+        {"remove": {"index": "shop--v2", "alias": "shop--shadow"}},
+        {"remove": {"index": "shop--v1", "alias": "shop"}},
+        {"add": {"index": "shop--v2", "alias": "shop", "is_write_index": True}},
+    ]}  # fmt: skip
+    index.set_shadow(None)
+    assert recorder.sent("POST", r"/_aliases")[-1].body == {"actions": [{"remove": {"index": "shop--v2", "alias": "shop--shadow"}}]}
