@@ -136,7 +136,7 @@ class Settings(BaseSettings):
     ingest_shard_size: int = Field(default=50_000, ge=1)
     zeroshot_min_confidence: float = Field(default=0.35, ge=0, le=1)  # below: leave the attribute missing
     dedup_threshold: float = Field(default=0.95, ge=-1, le=1)  # image cosine for a near-duplicate
-    dedup_title_overlap: float = Field(default=0.5, ge=0, le=1)  # title token Jaccard, with equal brand
+    dedup_title_overlap: float = Field(default=0.5, ge=0, le=1)  # title signature overlap across languages (catalog.groups)
     attributes_redis_url: str | None = None  # default: redis_url; none = no mirror (logged)
     attributes_prefix: str = "looksync:attr"
     queue_redis_url: str | None = None  # default: redis_url
