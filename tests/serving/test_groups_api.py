@@ -12,34 +12,14 @@ import pytest
 from looksync.catalog.groups import GROUPS_AREA, GROUPS_KEY, order_offers
 from serving.responses import LookResponse, ProductResponse, SearchResponse, SimilarResponse
 from tests.serving.conftest import b64
+from tests.serving.grouped_catalog import build_grouped_catalog
 
 
 @pytest.fixture(scope="module")
 def grouped(tmp_path_factory):
     """A sample where a third of the items are also sold by other vendors, ingested, grouped and indexed."""
-    from embeddings import load_encoder, save_random_checkpoint
-    from looksync.index.factory import open_index
-    from looksync.pipelines.dedup import group_catalog
-    from looksync.pipelines.ingest import ingest_feed
-    from looksync.pipelines.reindex import build_index
-    from looksync.sample import generate_sample, serve_sample
-    from looksync.settings import load_settings
-    from tests.conftest import TINY_MODEL
-
-    root = tmp_path_factory.mktemp("grouped")
-    checkpoint = save_random_checkpoint(TINY_MODEL, root / "tiny.pt", seed=3)
-    encoder = load_encoder(TINY_MODEL, str(checkpoint), device="cpu")
-    settings = load_settings(data_dir=root / "data", clip_model=TINY_MODEL, clip_weights=str(checkpoint), device="cpu",
-                             fetch_allow_private=True, index_backend="embedded", look_cache_ttl_s=0)  # fmt: skip
-    with serve_sample(root / "sample") as server:
-        manifest = generate_sample(root / "sample", size=45, seed=5, n_looks=1, image_base_url=server.url,
-                                   cross_listing_rate=0.35)  # fmt: skip
-        for vendor, feed in manifest.feeds.items():
-            ingest_feed(settings, vendor, feed, encoder)
-    counts = group_catalog(settings, encoder.model_id)
-    build_index(settings, open_index(settings), encoder.model_id)
-    assert counts["groups"] >= 8
-    return settings, encoder, manifest
+    catalog = build_grouped_catalog(tmp_path_factory.mktemp("grouped"))
+    return catalog.settings, catalog.encoder, catalog.manifest
 
 
 @pytest.fixture(scope="module")
