@@ -360,6 +360,12 @@ def eval_command(sample_root: Path, config_specs: tuple[str, ...], run_id: str |
                        echo=click.echo)  # fmt: skip
     except EvalError as exc:
         raise click.ClickException(str(exc)) from None
+    for slug, g in run.summary["grouping"].items():
+        if slug == "skipped":
+            click.echo(f"grouping: skipped ({g})")
+            continue
+        click.echo(f"grouping ({slug}): pairwise precision {g['precision']:.4f}, recall {g['recall']:.4f} "
+                   f"({g['grouped_pairs']} grouped pairs, {g['true_pairs']} true pairs, {g['products']} products)")  # fmt: skip
     for name, c in run.summary["configs"].items():
         for task in ("look", "look_visible", "look_nohint", "look_nohint_visible"):
             if task in c["metrics"]:

@@ -52,3 +52,12 @@ def pairwise_scores(predicted: dict[str, str | None], truth: dict[str, str], pro
         "wrong_pairs": [list(p) for p in sorted(got - want)[:10]],
         "missed_pairs": [list(p) for p in sorted(want - got)[:10]],
     }
+
+
+def score_index_grouping(data_dir: Path, truth: dict[str, str]) -> dict[str, Any]:
+    """Pairwise scores of the groups stored by an evaluation index's ingest + grouping."""
+    from looksync.catalog.stores import ProductStore
+
+    store = ProductStore(data_dir)
+    groups = store.groups()
+    return pairwise_scores(groups, truth, set(groups))
