@@ -214,20 +214,23 @@ class ProductGroups:
         self._loaded_at: float | None = None
         self._lock = threading.Lock()
 
+    def _fresh(self) -> bool:
+        return self._loaded_at is not None and time.monotonic() - self._loaded_at < self.refresh_s
+
     def load(self) -> None:
-        now = time.monotonic()
-        if self._loaded_at is not None and now - self._loaded_at < self.refresh_s:
+        if self._fresh():
             return
-        with self._lock:
-            if self._loaded_at is not None and now - self._loaded_at < self.refresh_s:
+        with self._lock:  # one reader; the others wait for its records (the first time) or use the last ones
+            if self._fresh():
                 return
-            self._loaded_at = now  # a failing store is retried after refresh_s, not on every request
             try:
                 records = read_group_records(self.settings)
-            except Exception as exc:  # any store failure: results stay ungrouped, visibly
+                by_product = {o["product_id"]: gid for gid, r in records.items() for o in r["offers"]}
+            except Exception as exc:  # any store failure or damaged file: results stay ungrouped, visibly
+                self._loaded_at = time.monotonic()  # retried after refresh_s, not on every request
                 raise GroupsUnavailable(f"product groups not read: {exc}") from exc
-            self._records = records
-            self._by_product = {o["product_id"]: gid for gid, r in records.items() for o in r["offers"]}
+            self._records, self._by_product = records, by_product
+            self._loaded_at = time.monotonic()
 
     def group_of(self, product_id: str) -> str | None:
         return self._by_product.get(product_id)
