@@ -67,6 +67,7 @@ def _segmented(word: str) -> bool:
     return not any(unicodedata.east_asian_width(ch) in ("W", "F") for ch in word)
 
 
+@lru_cache(maxsize=65536)  # a listing's title is compared with every candidate of its block
 def title_signature(title: str, brand: str = "") -> frozenset[str]:
     """The title as standard ids plus its other separable words, without the brand (module docstring)."""
     lexicon = title_lexicon()
