@@ -96,3 +96,18 @@ def test_same_arguments_same_bytes_and_rate_checked(tmp_path, digest):
     assert digest(tmp_path / "a") == digest(tmp_path / "b")
     with pytest.raises(ValueError, match="cross_listing_rate"):
         generate_sample(tmp_path / "c", cross_listing_rate=1.5, **ARGS)
+
+
+def test_the_command_lists_some_items_at_other_vendors_by_default(tmp_path):
+    from click.testing import CliRunner
+
+    from looksync.cli import main
+    from looksync.sample import SampleManifest
+
+    out = tmp_path / "sample"
+    result = CliRunner().invoke(main, ["sample", "generate", "--out", str(out), "--size", "60", "--looks", "0"])
+    assert result.exit_code == 0, result.output
+    manifest = SampleManifest.load(out)
+    assert manifest.cross_listing_rate == 0.1 and sum(manifest.cross_listings.values()) > 0
+    assert "cross-listings {" in result.output
+    assert json.loads(manifest.groups_path.read_text(encoding="utf-8"))["groups"]
