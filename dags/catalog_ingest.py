@@ -15,8 +15,10 @@ shard is in, **apply_changes** (deletions of vanished products, the feed's repor
 Deletions of vanished products are **held** (products left live, a warning in the detect task's log and
 the report's notes) when a feed was not read completely or too large a share vanished; trigger with
 `confirm_deletions: true` to release them. Then once per
-run: **group near-duplicates** and **write the run report** (counts per outcome, quarantine reasons,
-coverage chart: the `write_report` task's return value has its URI).
+run: **group near-duplicates** (one item sold by several vendors or in several markets becomes one group:
+group ids stored with the products, group records with each group's offers for the service) and **write
+the run report** (counts per outcome, quarantine reasons, product groups, coverage chart: the
+`write_report` task's return value has its URI).
 """
 
 from __future__ import annotations
@@ -86,7 +88,7 @@ def catalog_ingest():
 
         settings = airflow_settings()
         run_id = get_current_context()["run_id"]
-        report = report_stage(settings, run_id, list(reports), {"dedup": groups}, attribute_mirror(settings))
+        report = report_stage(settings, run_id, list(reports), {"groups": groups}, attribute_mirror(settings))
         return {"uris": report["uris"], "outcomes": report["outcomes"], "quarantine": report["quarantine_reasons"]}
 
     reports = sharded_ingest(collect_feeds())

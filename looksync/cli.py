@@ -61,22 +61,25 @@ def sample() -> None:
               help="Also looks in varied framings (pose, crop, aspect, scale, position, mirror, background, style).")
 @click.option("--varied-split", type=click.Choice(["heldout", "train"]), default="heldout", show_default=True,
               help="train never draws the held-out pose family, aspect and figure style.")
+@click.option("--cross-listing-rate", type=float, default=0.1, show_default=True,
+              help="Share of items also listed by one or two other vendors (other words, market, re-encoded picture; "
+                   "recorded in groups.json, scored by `looksync eval`).")  # fmt: skip
 @click.option("--image-base-url", default="http://127.0.0.1:8765", show_default=True)
 @click.option("--model", default="LookSync-Tiny", show_default=True, help="Architecture of the random-weight checkpoint.")
 def sample_generate(out: Path, size: int, seed: int, fault_rate: float, n_looks: int, n_varied_looks: int,
-                    varied_split: str, image_base_url: str, model: str):  # fmt: skip
+                    varied_split: str, cross_listing_rate: float, image_base_url: str, model: str):  # fmt: skip
     """Write the sample catalog and a random-weight CLIP checkpoint under OUT."""
     from embeddings import save_random_checkpoint
     from looksync.sample import generate_sample
 
     manifest = generate_sample(
         out, size=size, seed=seed, fault_rate=fault_rate, image_base_url=image_base_url, n_looks=n_looks,
-        n_varied_looks=n_varied_looks, varied_split=varied_split,
+        n_varied_looks=n_varied_looks, varied_split=varied_split, cross_listing_rate=cross_listing_rate,
     )
     checkpoint = save_random_checkpoint(model, out / "models" / f"{model}-random-{seed}.pt", seed=seed)
     click.echo(
         f"sample written to {out}: products {manifest.product_counts}, planted faults {manifest.fault_counts}, "
-        f"{manifest.look_count} looks; checkpoint {checkpoint}"
+        f"{manifest.look_count} looks, cross-listings {manifest.cross_listings}; checkpoint {checkpoint}"
     )
 
 
@@ -370,6 +373,12 @@ def eval_command(sample_root: Path, config_specs: tuple[str, ...], run_id: str |
                        echo=click.echo)  # fmt: skip
     except EvalError as exc:
         raise click.ClickException(str(exc)) from None
+    for slug, g in run.summary["grouping"].items():
+        if slug == "skipped":
+            click.echo(f"grouping: skipped ({g})")
+            continue
+        click.echo(f"grouping ({slug}): pairwise precision {g['precision']:.4f}, recall {g['recall']:.4f} "
+                   f"({g['grouped_pairs']} grouped pairs, {g['true_pairs']} true pairs, {g['products']} products)")  # fmt: skip
     for name, c in run.summary["configs"].items():
         for task in ("look", "look_visible", "look_nohint", "look_nohint_visible"):
             if task in c["metrics"]:

@@ -35,6 +35,7 @@ from looksync.console import Console, log_to_file, shown
 
 DEMO_MODEL = "LookSync-Tiny"
 DEMO_EPOCHS = 30
+DEMO_CROSS_LISTING_RATE = 0.1  # items also sold by other vendors: the demo's cards show their offers
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -202,6 +203,7 @@ def _run_steps(workdir: Path, size: int, seed: int, fault_rate: float, epochs: i
     from embeddings import load_encoder, save_random_checkpoint
     from looksync.client import format_look_response, search_look
     from looksync.index.factory import open_index
+    from looksync.pipelines.dedup import group_catalog
     from looksync.pipelines.ingest import STAGES, ingest_feed
     from looksync.pipelines.reindex import build_index
     from looksync.sample import generate_sample
@@ -214,7 +216,8 @@ def _run_steps(workdir: Path, size: int, seed: int, fault_rate: float, epochs: i
     image_server = serve_sample(sample_dir, port=0)
     try:
         manifest = generate_sample(
-            sample_dir, size=size, seed=seed, fault_rate=fault_rate, image_base_url=image_server.url
+            sample_dir, size=size, seed=seed, fault_rate=fault_rate, image_base_url=image_server.url,
+            cross_listing_rate=DEMO_CROSS_LISTING_RATE,
         )
         console.say(
             f"    {sum(manifest.product_counts.values())} products from {len(manifest.feeds)} vendor feeds, "
@@ -258,6 +261,9 @@ def _run_steps(workdir: Path, size: int, seed: int, fault_rate: float, epochs: i
                 )
                 console.detail(f"{vendor} quarantined rows: {report.quarantine_path}")
         console.say(f"    quarantined rows with their reasons: {shown(settings.data_dir / 'quarantine')}/")
+        groups = group_catalog(settings, encoder.model_id)
+        console.say(f"    product groups: {groups['groups']} items sold at several shops "
+                    f"({groups['grouped_products']} listings, shown as one card with their offers)")  # fmt: skip
     finally:
         image_server.close()
 

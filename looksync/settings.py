@@ -136,7 +136,7 @@ class Settings(BaseSettings):
     ingest_shard_size: int = Field(default=50_000, ge=1)
     zeroshot_min_confidence: float = Field(default=0.35, ge=0, le=1)  # below: leave the attribute missing
     dedup_threshold: float = Field(default=0.95, ge=-1, le=1)  # image cosine for a near-duplicate
-    dedup_title_overlap: float = Field(default=0.5, ge=0, le=1)  # title token Jaccard, with equal brand
+    dedup_title_overlap: float = Field(default=0.5, ge=0, le=1)  # title signature overlap across languages (catalog.groups)
     attributes_redis_url: str | None = None  # default: redis_url; none = no mirror (logged)
     attributes_prefix: str = "looksync:attr"
     queue_redis_url: str | None = None  # default: redis_url
@@ -182,6 +182,7 @@ class Settings(BaseSettings):
     pose_min_visibility: float = Field(default=0.5, ge=0, le=1)  # a keypoint below it is not seen
     pose_person_mask: bool = True  # no pose: the person box from the selfie-segmentation mask
     search_dedup_cosine: float | None = Field(default=None, ge=-1, le=1)  # image cosine of near-duplicates; None = off
+    groups_refresh_s: float = Field(default=60.0, ge=0)  # product groups (one card per item): re-read at most this often
     look_cache_ttl_s: int = Field(default=900, ge=0)  # whole look responses; keyed by live index version too
     # shopper preferences (issue 18): decayed counts per shopper, a bounded soft boost of results
     shopper_half_life_days: float = Field(default=30.0, gt=0)

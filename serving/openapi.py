@@ -182,9 +182,10 @@ def openapi_document() -> dict:
             },
             "/v1/products/{product_id}": {
                 "get": {
-                    "summary": "One product of the live index",
+                    "summary": "One product of the live index, with its group's offers (every shop and market "
+                    "that lists the item)",
                     "parameters": [_PRODUCT_ID],
-                    "responses": {**_json({"type": "object"}), **_errors(401, 404, 503)},
+                    "responses": {**_json(_ref("ProductResponse")), **_errors(401, 404, 503)},
                 }
             },
             "/v1/products/{product_id}/similar": {

@@ -5,7 +5,7 @@ against them with unknown fields refused, so a field the service starts sending 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -40,6 +40,27 @@ class Match(BaseModel):
     score: MatchScore
 
 
+class Offer(BaseModel):
+    """One shop's listing of an item: where to buy it, at what price, whether it is in stock."""
+
+    model_config = _CLOSED
+
+    product_id: str
+    vendor: str
+    market: str
+    title: str = Field(description="the shop's own title (its language)")
+    price: float = Field(description="in the offer's currency")
+    currency: str
+    in_stock: bool
+    product_url: str
+
+
+_OFFERS = (
+    "the item's offers at every shop and market that lists it (one card per item): in-stock offers in the "
+    "shopper's market first, cheapest first; then in-stock offers in other markets; then out of stock"
+)
+
+
 class ProductResult(BaseModel):
     model_config = _CLOSED
 
@@ -66,6 +87,8 @@ class ProductResult(BaseModel):
         "image hash; 404 when no thumbnail was stored (show image_url then)"
     )
     match: Match | None = None
+    group_id: str | None = Field(None, description="the item's product group, when other shops list it too")
+    offers: list[Offer] | None = Field(None, description=_OFFERS)
     preference_boost: float | None = Field(None, description="added by the shopper's profile (shopper_id), bounded")
 
 
@@ -173,4 +196,28 @@ class SimilarResponse(BaseModel):
     degraded: list[str]
 
 
-RESPONSE_MODELS = (LookResponse, SearchResponse, SimilarResponse)
+class ProductGroup(BaseModel):
+    """The item a product is one listing of, with every shop's offer."""
+
+    model_config = _CLOSED
+
+    group_id: str
+    canonical_product_id: str = Field(description="the group's most complete listing")
+    title: str = Field(description="the canonical listing's title")
+    brand: str
+    category: str
+    markets: list[str]
+    vendors: list[str]
+    offers: list[Offer] = Field(description=_OFFERS.replace("shopper's market", "product's market"))
+
+
+class ProductResponse(BaseModel):
+    model_config = _CLOSED
+
+    index_version: str
+    product: dict[str, Any] = Field(description="the product's record in the live index")
+    group: ProductGroup | None = Field(description="null when no other shop or market lists the item")
+    degraded: list[str]
+
+
+RESPONSE_MODELS = (LookResponse, SearchResponse, SimilarResponse, ProductResponse)

@@ -39,6 +39,7 @@ def test_demo_fine_tunes_then_serves_the_tuned_model(tmp_path):
     products = [p for layer in response["layers"] for p in layer["products"]]
     assert all(p["thumbnail_url"] == f"/v1/thumbnails/{p['image_hash']}" and store.exists(p["image_hash"]) for p in products)
     assert re.search(r"\d+ embedded, \d+ thumbnails, (\d+|none) quarantined", text)
+    assert re.search(r"product groups: \d+ items sold at several shops \(\d+ listings", text)  # one card per item
     assert "held-out text->image Recall@10" in text and "on-figure crop->packshot Recall@10" in text
     # the details are in the log the demo names, not on the terminal
     log_path = tmp_path / "demo" / "demo.log"

@@ -109,6 +109,8 @@ def report_html(report: dict[str, Any], coverage: Coverage | None) -> str:
         for f in report["feeds"]
     )  # fmt: skip
     reasons = "".join(f"<li>{html.escape(r)}: {n}</li>" for r, n in sorted(report["quarantine_reasons"].items()))
+    groups = report.get("groups") or {}
+    grouping = "".join(f"<li>{html.escape(k.replace('_', ' '))}: {html.escape(str(v))}</li>" for k, v in groups.items())
     chart = coverage_svg(coverage) if coverage else "<p>no coverage figures</p>"
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>LookSync run {html.escape(report['run_id'])}</title>
 <style>body{{font-family:sans-serif;margin:2em}}td,th{{border:1px solid #ccc;padding:4px 8px}}table{{border-collapse:collapse}}</style>
@@ -116,6 +118,7 @@ def report_html(report: dict[str, Any], coverage: Coverage | None) -> str:
 <table><tr><th>vendor</th><th>rows</th><th>new</th><th>image changed</th><th>metadata only</th><th>unchanged</th>
 <th>vanished</th><th>deletions held</th><th>quarantined</th><th>embedded</th><th>thumbnails written (failed)</th><th>notes</th></tr>{rows}</table>
 <h2>Quarantine reasons</h2><ul>{reasons or "<li>none</li>"}</ul>
+<h2>Product groups (one item, many shops)</h2><ul>{grouping or "<li>not grouped in this run</li>"}</ul>
 <h2>Coverage (market x layer)</h2>{chart}
 <h2>Raw</h2><pre>{html.escape(json.dumps({k: v for k, v in report.items() if k != "feeds"}, indent=1))}</pre>
 </body></html>"""

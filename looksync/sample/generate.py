@@ -5,6 +5,7 @@ Layout under ``out_dir``::
     feeds/<vendor>.<csv|jsonl|xml>   one feed per vendor, in that vendor's format
     images/<vendor>/<sku>.png        product images (plus the planted image faults)
     faults.jsonl                     every planted fault with the quarantine reason it must get
+    groups.json                      which listings are one item sold by several vendors (cross-listings)
     looks/<look_id>.png              sample looks; looks/ground_truth.json
     manifest.json                    what was generated (also returned as a SampleManifest)
 
@@ -21,15 +22,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
+from looksync.catalog.schema import make_product_id
 from looksync.catalog.taxonomy import get_taxonomy
 from looksync.catalog.vendors import VendorConfig, load_vendor_config
 from looksync.sample.catalog import ProductSpec, catalog_data, make_product_spec, make_sku, sample_vendors
 from looksync.sample.drawing import product_image
 from looksync.sample.faults import FAULT_REASONS, PlantedFault, plan_faults, write_fault
 from looksync.sample.feeds import FeedWriter, open_feed_writer, vendor_values
+from looksync.sample.listings import cross_listing, plan_cross_listing
 from looksync.sample.looks import LookPools, make_looks, make_varied_looks
 
-OWNED_PATHS = ("feeds", "images", "looks", "faults.jsonl", "manifest.json")
+OWNED_PATHS = ("feeds", "images", "looks", "faults.jsonl", "groups.json", "manifest.json")
 
 
 @dataclass
@@ -49,6 +54,9 @@ class SampleManifest:
     fault_counts: dict[str, int]  # fault kind -> planted rows
     fault_rows: dict[str, int] = field(default_factory=dict)  # vendor -> planted rows
     look_count: int = 0
+    cross_listing_rate: float = 0.0
+    cross_listings: dict[str, int] = field(default_factory=dict)  # vendor -> listings of other vendors' items
+    groups_path: Path | None = None  # groups.json: the items listed by several vendors
 
     def to_json(self) -> dict[str, Any]:
         """The manifest.json content: paths relative to root, so the file is the same wherever it lives."""
@@ -66,6 +74,9 @@ class SampleManifest:
             "faults_path": "faults.jsonl",
             "looks_dir": "looks",
             "ground_truth_path": "looks/ground_truth.json",
+            "cross_listing_rate": self.cross_listing_rate,
+            "cross_listings": self.cross_listings,
+            "groups_path": "groups.json",
         }
 
     @classmethod
@@ -89,6 +100,9 @@ class SampleManifest:
             fault_counts=data["fault_counts"],
             fault_rows=data["fault_rows"],
             look_count=data["look_count"],
+            cross_listing_rate=data.get("cross_listing_rate", 0.0),  # samples from before cross-listings: none
+            cross_listings=data.get("cross_listings", {}),
+            groups_path=root / data["groups_path"] if "groups_path" in data else None,
         )
 
 
@@ -102,10 +116,14 @@ def generate_sample(
     n_looks: int = 12,
     n_varied_looks: int = 0,
     varied_split: str = "heldout",
+    cross_listing_rate: float = 0.0,
 ) -> SampleManifest:
     """Write a sample catalog of ``size`` valid products split across the sample vendors (plus planted
     faulty rows when ``fault_rate`` > 0), ``n_looks`` looks on the fixed frame and ``n_varied_looks`` looks
-    in varied framings of ``varied_split`` (``looksync.sample.framing``). Same arguments, same bytes.
+    in varied framings of ``varied_split`` (``looksync.sample.framing``). With ``cross_listing_rate`` > 0,
+    that share of the products is also listed by one or two other vendors (``looksync.sample.listings``;
+    extra products, recorded in groups.json); the other products are the same either way. Same
+    arguments, same bytes.
 
     Replaces what a previous run wrote under ``out_dir`` (feeds/, images/, looks/, faults.jsonl,
     manifest.json) and nothing else."""
@@ -115,6 +133,8 @@ def generate_sample(
         raise ValueError(f"fault_rate must be within [0, 1], got {fault_rate}")
     if n_looks < 0:
         raise ValueError(f"n_looks must not be negative, got {n_looks}")
+    if not 0.0 <= cross_listing_rate <= 1.0:
+        raise ValueError(f"cross_listing_rate must be within [0, 1], got {cross_listing_rate}")
     if n_varied_looks < 0:
         raise ValueError(f"n_varied_looks must not be negative, got {n_varied_looks}")
     from looksync.sample.framing import SPLITS
@@ -128,9 +148,11 @@ def generate_sample(
     for folder in ("feeds", "looks", *(f"images/{v}" for v in vendors)):
         (root / folder).mkdir(parents=True, exist_ok=True)
     pools = LookPools(cap=catalog_data()["looks"]["pool_cap"])
+    listings = _Listings(vendors, seed, cross_listing_rate)
     feeds, by_kind, by_vendor = _write_feeds(
-        root, vendors, counts, pools, seed=seed, fault_rate=fault_rate, image_base_url=image_base_url
+        root, vendors, counts, pools, listings, seed=seed, fault_rate=fault_rate, image_base_url=image_base_url
     )
+    listings.write_truth(root / "groups.json")
     look_count = _write_looks(root, pools, n_looks, seed, n_varied_looks, varied_split)
     manifest = SampleManifest(
         root=root,
@@ -144,10 +166,13 @@ def generate_sample(
         looks_dir=root / "looks",
         ground_truth_path=root / "looks" / "ground_truth.json",
         manifest_path=root / "manifest.json",
-        product_counts=counts,
+        product_counts={v: counts[v] + listings.counts[v] for v in vendors},
         fault_counts={kind: by_kind[kind] for kind in FAULT_REASONS},
         fault_rows={v: by_vendor[v] for v in vendors},
         look_count=look_count,
+        cross_listing_rate=cross_listing_rate,
+        cross_listings=dict(listings.counts),
+        groups_path=root / "groups.json",
     )
     manifest.manifest_path.write_text(json.dumps(manifest.to_json(), indent=2) + "\n", encoding="utf-8")
     return manifest
@@ -158,6 +183,7 @@ def _write_feeds(
     vendors: list[str],
     counts: dict[str, int],
     pools: LookPools,
+    listings: _Listings,
     *,
     seed: int,
     fault_rate: float,
@@ -174,10 +200,12 @@ def _write_feeds(
         with (root / "faults.jsonl").open("w", encoding="utf-8") as fault_log:
             for i in range(sum(counts.values())):
                 vendor = vendors[i % len(vendors)]
-                spec = _write_product(i, vendor, configs[vendor], writers[vendor], root, seed, image_base_url)
+                spec, picture = _write_product(i, vendor, configs[vendor], writers[vendor], root, seed, image_base_url)
                 pools.add(spec)
+                listings.write(i, spec, picture, configs, writers, root, image_base_url)
                 for kind in plan[vendor].get(i // len(vendors), []):
-                    fault = _write_fault_row(kind, spec, writers[vendor], root, seed, image_base_url, counts)
+                    own_rows = writers[vendor].rows - listings.counts[vendor]  # cross-listings move no faulty row
+                    fault = _write_fault_row(kind, spec, writers[vendor], root, seed, image_base_url, counts, own_rows)
                     fault_log.write(json.dumps(fault.to_json(), ensure_ascii=False) + "\n")
                     by_kind[fault.kind] += 1
                     by_vendor[fault.vendor] += 1
@@ -185,6 +213,39 @@ def _write_feeds(
         for writer in writers.values():
             writer.close()
     return {v: w.path for v, w in writers.items()}, by_kind, by_vendor
+
+
+class _Listings:
+    """Writes the cross-listings of each product as it is generated and keeps the truth: the groups of
+    product ids that are one item."""
+
+    def __init__(self, vendors: list[str], seed: int, rate: float):
+        self.vendors, self.seed, self.rate = vendors, seed, rate
+        self.counts: Counter[str] = Counter({v: 0 for v in vendors})
+        self.groups: list[dict[str, Any]] = []
+
+    def write(self, i: int, spec: ProductSpec, picture: Image.Image, configs: dict[str, VendorConfig],
+              writers: dict[str, FeedWriter], root: Path, image_base_url: str) -> None:  # fmt: skip
+        targets = plan_cross_listing(i, spec, self.vendors, self.seed, self.rate)
+        if not targets:
+            return
+        members = [_member(spec)]
+        for vendor in targets:
+            listing = cross_listing(spec, picture, configs[vendor], self.counts[vendor], self.seed, image_base_url)
+            self.counts[vendor] += 1
+            writers[vendor].put(writers[vendor].text(vendor_values(listing.spec, configs[vendor])))
+            (root / "images" / vendor / f"{listing.spec.sku}.jpg").write_bytes(listing.image)
+            members.append(_member(listing.spec))
+        self.groups.append({"item": members[0]["product_id"], "products": members})
+
+    def write_truth(self, path: Path) -> None:
+        truth = {"cross_listing_rate": self.rate, "groups": self.groups}
+        path.write_text(json.dumps(truth, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _member(spec: ProductSpec) -> dict[str, str]:
+    return {"product_id": make_product_id(spec.vendor, spec.sku), "vendor": spec.vendor, "sku": spec.sku,
+            "market": spec.market}  # fmt: skip
 
 
 def _write_looks(root: Path, pools: LookPools, n_looks: int, seed: int, n_varied: int = 0, split: str = "heldout") -> int:
@@ -208,7 +269,7 @@ def _clear_owned(root: Path) -> None:
 
 def _write_product(
     i: int, vendor: str, config: VendorConfig, writer: FeedWriter, root: Path, seed: int, image_base_url: str
-) -> ProductSpec:
+) -> tuple[ProductSpec, Image.Image]:
     categories = list(get_taxonomy().categories)
     rng = random.Random(f"{seed}:product:{i}")
     spec = make_product_spec(
@@ -225,7 +286,7 @@ def _write_product(
         scale=spec.draw_scale, shift=spec.draw_shift, pattern_period=spec.pattern_period,
     )  # fmt: skip
     image.save(root / "images" / vendor / f"{spec.sku}.png", format="PNG")
-    return spec
+    return spec, image
 
 
 def _write_fault_row(
@@ -236,16 +297,17 @@ def _write_fault_row(
     seed: int,
     image_base_url: str,
     counts: dict[str, int],
+    own_rows: int,
 ) -> PlantedFault:
     # faulty rows get SKUs after the vendor's valid ones, so they never collide with a valid product
     config = writer.config
-    rng = random.Random(f"{seed}:fault:{config.name}:{writer.rows}")
+    rng = random.Random(f"{seed}:fault:{config.name}:{own_rows}")
     categories = list(get_taxonomy().categories)
     fresh = make_product_spec(
         config,
         rng,
         category=rng.choice(categories),
-        sku=make_sku(config.name, counts[config.name] + writer.rows),
+        sku=make_sku(config.name, counts[config.name] + own_rows),
         image_base_url=image_base_url,
     )
     return write_fault(kind, writer, fresh, previous, root / "images", image_base_url, rng)

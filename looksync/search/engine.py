@@ -24,11 +24,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from looksync.catalog.groups import GroupsUnavailable, ProductGroups
 from looksync.catalog.taxonomy import Taxonomy, get_taxonomy
 from looksync.index import CatalogIndex, Hit, SearchFilters
 from looksync.search.cache import Cache, CacheUnavailable, TextVectorTable, open_cache
 from looksync.search.explain import explain_match
 from looksync.search.llm import LLMClient
+from looksync.search.offers import product_group, with_group_ids, with_offers
 from looksync.search.outfit import assemble_outfit
 from looksync.search.querygen import LLMQueryGenerator, LocalQueryGenerator, QueryGenerator, local_vocabulary
 from looksync.search.region_finders import make_region_finder
@@ -168,12 +170,12 @@ def product_summary(hit: Hit) -> dict[str, Any]:
 
 
 def drop_near_duplicates(hits: list[Hit], exclude_keys: set[str] | None = None) -> list[Hit]:
-    """Keep the best-scoring hit of each dedup group / image (hits arrive best first). Near-duplicates
-    by vector cosine are removed by the crop rerank, which has the vectors at hand."""
+    """Keep the best-scoring hit of each product group / image (hits arrive best first): one card per
+    item. Near-duplicates by vector cosine are removed by the crop rerank, which has the vectors at hand."""
     seen: set[str] = set(exclude_keys or ())
     kept = []
     for hit in hits:
-        keys = {k for k in (hit.product.get("dedup_group"), hit.product.get("image_hash")) if k} or {hit.product_id}
+        keys = {k for k in (hit.product.get("group_id"), hit.product.get("image_hash")) if k} or {hit.product_id}
         if keys & seen:
             continue
         seen |= keys
@@ -277,6 +279,7 @@ class SearchEngine:
         self.text_vocab_state = "off"  # off | building | ready | failed
         self._text_vocab_stop = threading.Event()
         self._profiles = None  # the shopper profile store, opened on first use
+        self.groups = ProductGroups(settings, refresh_s=settings.groups_refresh_s)  # one card per item
         self._text_vocab_thread: threading.Thread | None = None
         self.mirror: ShadowMirror | None = None  # mirrors a share of answered queries to the shadow version
 
@@ -385,6 +388,14 @@ class SearchEngine:
         except CacheUnavailable as exc:
             _note(degraded, f"cache_unavailable: {exc}")
 
+    def _load_groups(self, degraded: list[str]) -> None:
+        """Fresh product groups, or the last ones read with a degraded note (results stay correct, only
+        not collapsed by group)."""
+        try:
+            self.groups.load()
+        except GroupsUnavailable as exc:
+            _note(degraded, f"groups_unavailable: {exc}")
+
     def embed_text(self, text: str, degraded: list[str]) -> np.ndarray:
         return self.embed_texts([text], degraded)[0]
 
@@ -482,6 +493,8 @@ class SearchEngine:
         for note in generated.degraded:
             _note(degraded, note)
         gender = request.gender or generated.gender
+        market = request.market or request.filters.market
+        self._load_groups(degraded)
         reranking = request.rerank != "off"
         per_k = self.settings.rerank_candidates_per_k if reranking else 2
         candidates, extras = [], []
@@ -497,7 +510,7 @@ class SearchEngine:
             if gender is None and generated.gender_guess is not None:
                 gender_filter = "unsure"  # read, but below look_gender_min_confidence: searched across genders
             with timer.stage("dedup"):
-                hits = drop_near_duplicates(hits)
+                hits = drop_near_duplicates(with_group_ids(hits, self.groups))
             candidates.append(
                 LayerCandidates(
                     layer=layer_query.layer,
@@ -517,7 +530,7 @@ class SearchEngine:
             products = []
             read = {"category": layer_query.category, **layer_query.attributes}
             for hit in c.hits[: request.k]:
-                summary = product_summary(hit)
+                summary = with_offers(product_summary(hit), self.groups, market)
                 rerank_score = c.rerank_scores.get(hit.product_id)
                 if rerank_score is not None:
                     summary["rerank_score"] = round(rerank_score, 6)
@@ -653,14 +666,15 @@ class SearchEngine:
         )
         with timer.stage("knn"):
             hits, gender_filter = self._knn_with_gender(vector / norm, request.k * 2, filters, request.gender, request.gender)
+        self._load_groups(degraded)
         with timer.stage("dedup"):
-            hits = drop_near_duplicates(hits)[: request.k]
+            hits = drop_near_duplicates(with_group_ids(hits, self.groups))[: request.k]
         response = {
             "index_version": version,
             "model_id": self.encoder.model_id,
             "mode": "image+text" if image is not None and request.text else ("image" if image is not None else "text"),
             "text": request.text,
-            "products": [product_summary(h) for h in hits],
+            "products": [with_offers(product_summary(h), self.groups, filters.market) for h in hits],
             "timings_ms": {k: round(v, 2) for k, v in timer.timings_ms.items()},
             "degraded": degraded,
         }
@@ -738,7 +752,11 @@ class SearchEngine:
         product = self.index.get(product_id, version=version)
         if product is None:
             raise NotFound(f"product {product_id!r} is not in the live index {version}")
-        return {"index_version": version, "product": product}
+        degraded: list[str] = []
+        self._load_groups(degraded)
+        # the group's offers, the best in-stock one in this product's market first
+        group = product_group(product_id, self.groups, product.get("market"))
+        return {"index_version": version, "product": product, "group": group, "degraded": degraded}
 
     def similar(self, product_id: str, request: SearchRequest) -> dict[str, Any]:
         """Products like ``product_id`` (its stored image vector), same layer unless ``layers`` says
@@ -765,16 +783,18 @@ class SearchEngine:
         )
         with timer.stage("knn"):
             hits, _ = self._knn_with_gender(vector, request.k * 2 + 1, filters, request.gender, request.gender)
-        own = {k for k in (product.get("dedup_group"), product.get("image_hash")) if k}
+        degraded: list[str] = []
+        self._load_groups(degraded)
+        own = {k for k in (self.groups.group_of(product_id), product.get("image_hash")) if k}
         with timer.stage("dedup"):
-            hits = drop_near_duplicates(hits, exclude_keys=own)[: request.k]
+            hits = drop_near_duplicates(with_group_ids(hits, self.groups), exclude_keys=own)[: request.k]
         return {
             "index_version": version,
             "model_id": self.encoder.model_id,
             "product_id": product_id,
-            "products": [product_summary(h) for h in hits],
+            "products": [with_offers(product_summary(h), self.groups, filters.market) for h in hits],
             "timings_ms": {k: round(v, 2) for k, v in timer.timings_ms.items()},
-            "degraded": [],
+            "degraded": degraded,
         }
 
 

@@ -14,7 +14,7 @@
       el("h2", { text: layer.layer }),
       el("p", { className: "query" }, "query: ", el("q", { text: layer.query }), ` (${layer.query_source})`),
       layer.products.length
-        ? el("div", { className: "products" }, layer.products.map((p, i) => withMatch(LookSync.productCard(p, i + 1), p)))
+        ? el("div", { className: "products" }, layer.products.map((p, i) => withOffers(withMatch(LookSync.productCard(p, i + 1), p), p)))
         : el("p", { text: "no products" }),
     ));
     const outfit = response.outfit ? [outfitSection(response.outfit)] : [];
@@ -37,6 +37,23 @@
     const parts = Object.entries(match.score).filter(([name]) => name !== "text_weight")
       .map(([name, value]) => `${name} ${Number(value).toFixed(3)}`).join(" · ");
     card.append(el("ul", { className: "match" }, chips), el("div", { className: "score-parts", text: parts }));
+    return card;
+  }
+
+  /* One card per item: where else it is sold, as the API orders the offers (the best in-stock offer in the
+     chosen market first), each linking to the shop's page. */
+  function withOffers(card, product) {
+    const offers = product.offers || [];
+    if (!offers.length) return card;
+    const items = offers.map((o) => {
+      const text = `${o.vendor} · ${o.market} · ${LookSync.price(o)} · ${o.in_stock ? "in stock" : "out of stock"}`;
+      const link = LookSync.safeUrl(o.product_url);
+      return el("li", { className: `offer ${o.in_stock ? "in-stock" : "out-of-stock"}`, "data-product-id": o.product_id },
+        link ? el("a", { href: link, target: "_blank", rel: "noopener noreferrer", text }) : text);
+    });
+    card.dataset.groupId = product.group_id;
+    card.append(el("details", { className: "offers-box", open: true },
+      el("summary", { text: `${offers.length} offers` }), el("ol", { className: "offers" }, items)));
     return card;
   }
 

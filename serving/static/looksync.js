@@ -155,6 +155,6 @@ const LookSync = (() => {
     return el("ul", { className: "degraded" }, notes.map((note) => el("li", { text: note })));
   }
 
-  return { api, apiKey, chosenLook, degraded, el, keyBox, loadSampleLooks, productCard, searchLook, sha256Hex,
-           showError, timings };
+  return { api, apiKey, chosenLook, degraded, el, keyBox, loadSampleLooks, price, productCard, safeUrl, searchLook,
+           sha256Hex, showError, timings };
 })();

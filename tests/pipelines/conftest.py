@@ -57,7 +57,7 @@ class ServedSample:
     faults: list[dict]
 
 
-def _serve(tmp_path_factory, name: str, size: int, fault_rate: float):
+def _serve(tmp_path_factory, name: str, size: int, fault_rate: float, cross_listing_rate: float = 0.0):
     import json
 
     from looksync.sample import generate_sample
@@ -65,7 +65,8 @@ def _serve(tmp_path_factory, name: str, size: int, fault_rate: float):
 
     root = tmp_path_factory.mktemp(name)
     server = serve_sample(root, port=0)
-    manifest = generate_sample(root, size=size, seed=21, fault_rate=fault_rate, image_base_url=server.url, n_looks=0)
+    manifest = generate_sample(root, size=size, seed=21, fault_rate=fault_rate, image_base_url=server.url, n_looks=0,
+                               cross_listing_rate=cross_listing_rate)  # fmt: skip
     faults = [json.loads(line) for line in Path(manifest.faults_path).read_text().splitlines() if line.strip()]
     return server, ServedSample(root, manifest, server.url, faults)
 
@@ -80,6 +81,14 @@ def faulty_sample(tmp_path_factory):
 @pytest.fixture(scope="session")
 def clean_sample(tmp_path_factory):
     server, sample = _serve(tmp_path_factory, "clean", size=45, fault_rate=0.0)
+    yield sample
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def crossed_sample(tmp_path_factory):
+    """Some items also listed by other vendors (groups.json says which)."""
+    server, sample = _serve(tmp_path_factory, "crossed", size=60, fault_rate=0.0, cross_listing_rate=0.3)
     yield sample
     server.close()
 

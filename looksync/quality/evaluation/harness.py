@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from looksync.quality.evaluation.grouping import score_index_grouping, truth_groups
 from looksync.quality.evaluation.scoring import (
     Detection,
     ScoredQuery,
@@ -236,8 +237,10 @@ def config_settings(index_dir: Path, config: EvalConfig, base: Settings | None =
 
 
 def build_config_index(truth: SampleTruth, settings: Settings, encoder: Any) -> dict[str, Any]:
-    """Ingest every sample feed and build a live index version, with the ordinary pipeline functions."""
+    """Ingest every sample feed, group the items several vendors sell, and build a live index version,
+    with the ordinary pipeline functions."""
     from looksync.index.factory import open_index
+    from looksync.pipelines.dedup import group_catalog
     from looksync.pipelines.ingest import ingest_feed
     from looksync.pipelines.reindex import build_index
 
@@ -246,8 +249,9 @@ def build_config_index(truth: SampleTruth, settings: Settings, encoder: Any) -> 
     for vendor, feed in truth.manifest.feeds.items():
         report = ingest_feed(settings, vendor, feed, encoder)
         ingested[vendor] = {"rows": report.rows_read, "stored": report.products_stored, "embedded": report.embedded}
+    groups = {k: v for k, v in group_catalog(settings, encoder.model_id).items() if k != "records_uri"}
     build = build_index(settings, open_index(settings), encoder.model_id)
-    return {"version": build.version, "indexed": build.indexed, "ingest": ingested,
+    return {"version": build.version, "indexed": build.indexed, "ingest": ingested, "groups": groups,
             "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
 
 
@@ -519,6 +523,12 @@ def run_eval(
             echo(f"index {slug}: ingest {sum(truth.manifest.product_counts.values())} products, build")
             builds[slug] = {"model_id": encoders[slug].model_id, **build_config_index(truth, settings, encoders[slug])}
 
+    items = truth_groups(truth.manifest.groups_path)
+    grouping = (
+        {slug: score_index_grouping(run_dir / "indexes" / slug, items) for slug in builds}
+        if items
+        else {"skipped": "the sample lists no item at several vendors (generated without cross-listings)"}
+    )
     first_dir = run_dir / "indexes" / configs[0].index_slug
     store = ProductStore(first_dir)
     relevance = similar_relevance(store.all(), store.groups())
@@ -604,6 +614,7 @@ def run_eval(
                                  "dedup group, so product -> similar has no relevant items to score"}  # fmt: skip
             ),
         },
+        "grouping": grouping,
         "baseline": baseline,
         "configs": per_config,
         "comparisons": comparisons,

@@ -185,6 +185,19 @@ def _looks_section(run: Any, truth: Any) -> str:
     return "".join(blocks)
 
 
+def _grouping_section(summary: dict[str, Any]) -> str:
+    grouping = summary.get("grouping") or {}
+    if "skipped" in grouping or not grouping:
+        return f"<p>{escape(grouping.get('skipped', 'not measured'))}</p>"
+    rows = "".join(
+        f"<tr><td>{escape(slug)}</td><td>{g['precision']:.4f}</td><td>{g['recall']:.4f}</td><td>{g['grouped_pairs']}</td>"
+        f"<td>{g['true_pairs']}</td><td>{g['items_listed_twice_or_more']}</td><td>{g['products']}</td></tr>"
+        for slug, g in grouping.items()
+    )
+    return ("<table><tr><th>index</th><th>precision</th><th>recall</th><th>grouped pairs</th><th>true pairs</th>"
+            f"<th>items at several shops</th><th>products</th></tr>{rows}</table>")  # fmt: skip
+
+
 def write_report(run: Any, truth: Any) -> Path:
     summary = run.summary
     names = list(summary["configs"])
@@ -224,6 +237,7 @@ Machine-readable figures: <a href="eval.json">eval.json</a>, per query: <a href=
 <table><tr><th>config</th><th>model id</th><th>rerank</th><th>generator</th><th>index</th><th>seconds</th></tr>{config_rows}</table>
 {f"<ul>{notes}</ul>" if notes else ""}
 <h2>Recall@10 per layer</h2>{"".join(charts)}
+<h2>Product groups: one item at several shops (pairwise, against the sample's groups.json)</h2>{_grouping_section(summary)}
 <h2>Looks by framing</h2>{_framing_table(summary)}
 <h2>Detection without hints (look_nohint: only the market given)</h2>{_detection_table(summary)}
 <h2>Differences against {escape(summary["baseline"])} (paired bootstrap)</h2>{_comparison_table(summary)}

@@ -145,3 +145,9 @@ def test_bad_input_fails_with_a_clear_message(tiny_sample, tmp_path):
                                "a=LookSync-Tiny:random:0,generator=llm"], env=env)  # fmt: skip
     assert llm.exit_code != 0 and "LOOKSYNC_LLM_BASE_URL" in llm.output
     assert not (tmp_path / "eval").exists()  # nothing half-written
+
+
+def test_a_sample_without_cross_listings_skips_grouping_and_says_why(eval_run):
+    _, summary, output = eval_run
+    assert "cross-listings" in summary["grouping"]["skipped"]
+    assert "grouping: skipped" in output
