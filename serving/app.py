@@ -7,8 +7,10 @@ import logging
 import re
 import time
 import uuid
+from typing import Any
 
-from flask import Flask, g, request
+from flask import Flask, Response, g, request
+from flask.json.provider import DefaultJSONProvider
 
 from looksync.catalog.thumbnails import ThumbnailStore
 from looksync.search.engine import SearchEngine
@@ -30,11 +32,23 @@ OPEN_PREFIXES = ("/static/", "/v1/thumbnails/")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
+class ServiceJSONProvider(DefaultJSONProvider):
+    """Flask's JSON, keys in the order the code built them, and the object a response was made from
+    kept on it (``response.json_body``) so the request log and metrics read it without parsing the body."""
+
+    sort_keys = False
+
+    def response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().response(*args, **kwargs)
+        response.json_body = self._prepare_response_obj(args, kwargs)
+        return response
+
+
 def create_app(settings: Settings | None = None, engine: SearchEngine | None = None) -> Flask:
     settings = settings or get_settings()
     app = Flask(__name__)
+    app.json = ServiceJSONProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
-    app.json.sort_keys = False
     metrics = ServiceMetrics()
     search_engine = engine or SearchEngine.from_settings(settings)
     search_engine.events = metrics
@@ -64,11 +78,14 @@ def create_app(settings: Settings | None = None, engine: SearchEngine | None = N
         response.headers["X-Request-Id"] = g.get("request_id", "")
         endpoint = request.url_rule.rule if request.url_rule else "unmatched"
         seconds = time.perf_counter() - g.get("started", time.perf_counter())
+        # the object jsonify serialised (kept by ServiceJSONProvider), else the body parsed once
+        body = getattr(response, "json_body", None)
+        if body is None and response.is_json:
+            body = response.get_json(silent=True)
         if endpoint != "/metrics":
             metrics.observe_request(endpoint, request.method, response.status_code, seconds)
             if response.is_json and response.status_code == 200:
-                metrics.observe_response(endpoint, response.get_json(silent=True))
-        body = response.get_json(silent=True) if response.is_json else None
+                metrics.observe_response(endpoint, body)
         log.info(
             "request",
             extra={

@@ -19,5 +19,6 @@ def search_look():
     look_request = params.to_request(eng.settings.default_k, eng.settings.rerank_mode)
     look_request.validate(eng.taxonomy)  # before fetching or decoding anything
     look = load_image(data, url, eng.settings)
-    response = eng.search_look(look.image, look_request, look_sha256=look.sha256)
+    # the pixels are decoded only when the response cache misses
+    response = eng.search_look(lambda: look.image, look_request, look_sha256=look.sha256)
     return jsonify(with_thumbnail_urls(eng.apply_preferences(response, params.shopper_id)))
