@@ -334,7 +334,7 @@ def replay_preferences(shoppers: int, train_sessions: int, test_sessions: int, m
 @main.command("eval")
 @click.option("--sample", "sample_root", required=True, type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--config", "config_specs", multiple=True, required=True,
-              help="NAME=MODEL:WEIGHTS[,rerank=MODE][,generator=local|llm][,regions=FINDER][,crop_weight=W]; "
+              help="NAME=MODEL:WEIGHTS[,rerank=MODE][,generator=local|llm][,regions=FINDER][,crop_weight=W][,runtime=torch|onnx|onnx-int8]; "
                    "repeat (the first is the baseline).")
 @click.option("--run-id", default=None)
 @click.option("-k", "k", type=int, default=10, show_default=True)

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from embeddings.runtime import RUNTIMES
 from looksync.quality.evaluation.scoring import (
     Detection,
     ScoredQuery,
@@ -74,6 +75,7 @@ class EvalConfig:
     regions: str | None = None
     crop_weight: float | None = None
     heads: str | None = None  # detection heads file for the no-hint looks
+    runtime: str = "torch"  # what runs the CLIP towers (embeddings.runtime); the index is built by the first config of a model
 
     @classmethod
     def parse(cls, spec: str) -> EvalConfig:
@@ -87,10 +89,10 @@ class EvalConfig:
         values: dict[str, Any] = {}
         for option in options:
             key, sep, value = option.partition("=")
-            if not sep or key not in ("rerank", "generator", "regions", "crop_weight", "heads"):
+            if not sep or key not in ("rerank", "generator", "regions", "crop_weight", "heads", "runtime"):
                 raise EvalError(
                     f"config {spec!r}: unknown option {option!r}; known: rerank=MODE, generator=local|llm, "
-                    "regions=FINDER, crop_weight=W, heads=PATH"
+                    "regions=FINDER, crop_weight=W, heads=PATH, runtime=torch|onnx|onnx-int8"
                 )
             values[key] = value
         if "crop_weight" in values:
@@ -107,6 +109,8 @@ class EvalConfig:
         config = cls(name, model, weights, **values)
         if config.rerank not in RERANK_MODES:
             raise EvalError(f"config {spec!r}: rerank {config.rerank!r} is not one of {', '.join(RERANK_MODES)}")
+        if config.runtime not in RUNTIMES:
+            raise EvalError(f"config {spec!r}: runtime {config.runtime!r} is not one of {', '.join(RUNTIMES)}")
         if config.generator not in GENERATORS:
             raise EvalError(f"config {spec!r}: generator {config.generator!r} is not one of {', '.join(GENERATORS)}")
         return config
@@ -493,11 +497,13 @@ def run_eval(
     if run_dir.exists():
         raise EvalError(f"{run_dir} already exists; choose another --run-id")
     started = time.perf_counter()
-    encoders: dict[str, Any] = {}
+    encoders: dict[tuple[str, str], Any] = {}  # (index slug, runtime) -> encoder
     for config in configs:  # before anything is written: unknown models and bad weights fail here
-        if config.index_slug not in encoders:
+        if (config.index_slug, config.runtime) not in encoders:
             try:
-                encoders[config.index_slug] = load_encoder(config.model, config.weights, device="cpu")
+                encoders[config.index_slug, config.runtime] = load_encoder(
+                    config.model, config.weights, device="cpu", runtime=config.runtime, cache_dir=Path(data_dir) / "models"
+                )
             except EmbeddingsError as exc:
                 raise EvalError(f"config {config.name}: {exc}") from exc
     run_dir.mkdir(parents=True)
@@ -510,7 +516,8 @@ def run_eval(
                 continue
             settings = config_settings(run_dir / "indexes" / slug, config, base_settings)
             echo(f"index {slug}: ingest {sum(truth.manifest.product_counts.values())} products, build")
-            builds[slug] = {"model_id": encoders[slug].model_id, **build_config_index(truth, settings, encoders[slug])}
+            encoder = encoders[slug, config.runtime]  # the first config of this model builds its index
+            builds[slug] = {"model_id": encoder.model_id, **build_config_index(truth, settings, encoder)}
 
     first_dir = run_dir / "indexes" / configs[0].index_slug
     store = ProductStore(first_dir)
@@ -523,7 +530,7 @@ def run_eval(
     for config in configs:
         slug = config.index_slug
         settings = config_settings(run_dir / "indexes" / slug, config, base_settings)
-        engine = make_engine(settings, encoders[slug], config)
+        engine = make_engine(settings, encoders[slug, config.runtime], config)
         t0 = time.perf_counter()
         echo(f"config {config.name}: {len(truth.looks)} looks, {2 * len(text_ids)} text queries, "
              f"{min(len(relevance), options.max_similar_queries)} similar queries")  # fmt: skip
@@ -539,7 +546,7 @@ def run_eval(
         queries[config.name] = scored
         per_config[config.name] = {
             "config": asdict(config),
-            "model_id": encoders[slug].model_id,
+            "model_id": encoders[slug, config.runtime].model_id,
             "index": builds[slug]["version"],
             "seconds": round(time.perf_counter() - t0, 1),
             "metrics": summarise(scored, options.n_resamples),
