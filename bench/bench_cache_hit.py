@@ -14,6 +14,10 @@ anchor's, and the hit's p95 against the 20 ms target.
 
     python bench/bench_cache_hit.py
     python bench/bench_cache_hit.py --redis-url redis://127.0.0.1:6379/14   # Redis behind the local LRU
+    git worktree add --detach /tmp/base <commit> && python bench/bench_cache_hit.py --baseline-root /tmp/base
+
+``--baseline-root`` also starts the service of another checkout (same index, same settings) and runs
+every phase against both, alternately, printing this tree's p95 over the baseline's.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import argparse
 import http.client
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -102,6 +107,7 @@ def main() -> None:
     parser.add_argument("--products", type=int, default=5000)
     parser.add_argument("--redis-url", default=None, help="cache in Redis behind the per-worker LRU (as deployed)")
     parser.add_argument("--threads", default=os.environ.get("GUNICORN_THREADS", "4"), help="gunicorn threads")
+    parser.add_argument("--baseline-root", type=Path, default=None, help="a checkout to compare with (its service too)")
     args = parser.parse_args()
 
     from embeddings import load_encoder, save_random_checkpoint
@@ -123,51 +129,81 @@ def main() -> None:
     }  # fmt: skip
     if args.redis_url:
         env["LOOKSYNC_REDIS_URL"] = args.redis_url
-    port = free_port()
-    proc = start_service(env, port, workdir / "service.log")
-    base = f"http://127.0.0.1:{port}"
-    lean = LeanClient(port)
-    session = requests.Session()
-    session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=32))
+    services = {"this tree": start_service(env, free_port(), workdir / "service.log")}
+    if args.baseline_root:
+        services["baseline"] = start_from(args.baseline_root, env, free_port(), workdir / "baseline.log")
+    rows = []
+    try:
+        clients = {name: Clients(proc, look) for name, proc in services.items()}
+        for name, client in clients.items():
+            print(f"{name}: ready {wait_ready(client.base, timeout_s=300, proc=services[name])}", flush=True)
+            ok, ms, data = client.lean_hit()
+            print(f"{name}: first (miss) {ms:.0f} ms: cache {json.loads(data).get('cache') if ok else data}", flush=True)
+            for _ in range(20):  # warm the threads and connections
+                client.lean_hit()
+        for c in [int(x) for x in args.concurrency.split(",")]:
+            for name, client in clients.items():
+                rows.append({"service": name, **phase("healthz (anchor)", client.healthz, args.requests, c)})
+            for label, send in (("cache hit", "lean_hit"), ("cache hit (requests)", "requests_hit")):
+                for name, client in clients.items():
+                    rows.append({"service": name, **phase(label, getattr(client, send), args.requests, c, is_hit)})
+    finally:
+        for proc in services.values():
+            stop_service(proc)
 
-    def lean_hit():
-        return lean.call("POST", "/v1/looks/search", *multipart(look))
+    print(f"\nsummary (cache hit target: p95 < 20 ms at c=16; load average now {os.getloadavg()})")
+    anchors = {(r["service"], r["c"]): r for r in rows if r["phase"].startswith("healthz")}
+    baseline = {(r["phase"], r["c"]): r for r in rows if r["service"] == "baseline"}
+    for r in rows:
+        p95 = r["client_ms"][1]
+        extra = ""
+        if not r["phase"].startswith("healthz"):
+            extra = (f"  p95 / healthz p95 = {p95 / anchors[r['service'], r['c']]['client_ms'][1]:.2f}"
+                     f"  p95 / 20 ms target = {p95 / 20:.2f}")  # fmt: skip
+        if r["service"] != "baseline" and (r["phase"], r["c"]) in baseline:
+            extra += f"  p95 / baseline p95 = {p95 / baseline[r['phase'], r['c']]['client_ms'][1]:.2f}"
+        print(f"{r['service']:<10} {r['phase']:<22} c={r['c']:<3} client p50/p95/p99 {r['client_ms']} ms  "
+              f"{r['rps']} req/s  errors {r['errors']}  load {r['load'][0]}{extra}")
+    print(f"total errors: {sum(r['errors'] for r in rows)}")
 
-    def requests_hit():
+
+def is_hit(data: bytes) -> bool:
+    return json.loads(data).get("cache") == "hit"
+
+
+def start_from(root: Path, env: dict[str, str], port: int, log_path: Path) -> subprocess.Popen:
+    """``looksync serve`` of another checkout (its own code, this run's index and settings)."""
+    log = log_path.open("ab")
+    return subprocess.Popen([sys.executable, "-m", "looksync.cli", "serve", "--port", str(port)],
+                            env={**os.environ, **env, "PYTHONPATH": str(root)}, cwd=root, stdout=log,
+                            stderr=subprocess.STDOUT)  # fmt: skip
+
+
+class Clients:
+    """The lean and ``requests`` clients of one service."""
+
+    def __init__(self, proc: subprocess.Popen, look: bytes):
+        self.port = int(proc.args[proc.args.index("--port") + 1])
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.look = look
+        self.lean = LeanClient(self.port)
+        self.session = requests.Session()
+        self.session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=32))
+
+    def healthz(self):
+        return self.lean.call("GET", "/healthz")
+
+    def lean_hit(self):
+        return self.lean.call("POST", "/v1/looks/search", *multipart(self.look))
+
+    def requests_hit(self):
         t0 = time.perf_counter()
         try:
-            resp = session.post(f"{base}/v1/looks/search", files={"image": ("look.png", look, "image/png")},
-                                data={"params": json.dumps(PARAMS)}, timeout=60)  # fmt: skip
+            resp = self.session.post(f"{self.base}/v1/looks/search", files={"image": ("look.png", self.look, "image/png")},
+                                     data={"params": json.dumps(PARAMS)}, timeout=60)  # fmt: skip
         except requests.RequestException:
             return False, (time.perf_counter() - t0) * 1000, None
         return resp.status_code == 200, (time.perf_counter() - t0) * 1000, resp.content
-
-    def is_hit(data: bytes) -> bool:
-        return json.loads(data).get("cache") == "hit"
-
-    rows = []
-    try:
-        print(f"service ready: {wait_ready(base, timeout_s=300, proc=proc)}", flush=True)
-        ok, ms, data = lean_hit()
-        print(f"first (miss) {ms:.0f} ms: cache {json.loads(data).get('cache') if ok else data}", flush=True)
-        for _ in range(20):  # warm the threads and connections
-            lean_hit()
-        for c in [int(x) for x in args.concurrency.split(",")]:
-            rows.append(phase("healthz (anchor)", lambda: lean.call("GET", "/healthz"), args.requests, c))
-            rows.append(phase("cache hit", lean_hit, args.requests, c, is_hit))
-            rows.append(phase("cache hit (requests)", requests_hit, args.requests, c, is_hit))
-    finally:
-        stop_service(proc)
-
-    print(f"\nsummary (cache hit target: p95 < 20 ms at c=16; load average now {os.getloadavg()})")
-    anchors = {r["c"]: r for r in rows if r["phase"].startswith("healthz")}
-    for r in rows:
-        p95 = r["client_ms"][1]
-        extra = "" if r["phase"].startswith("healthz") else (
-            f"  p95 / healthz p95 = {p95 / anchors[r['c']]['client_ms'][1]:.2f}  p95 / 20 ms target = {p95 / 20:.2f}")
-        print(f"{r['phase']:<22} c={r['c']:<3} client p50/p95/p99 {r['client_ms']} ms  {r['rps']} req/s  "
-              f"errors {r['errors']}{extra}")
-    print(f"total errors: {sum(r['errors'] for r in rows)}")
 
 
 if __name__ == "__main__":

@@ -218,6 +218,11 @@ def serve(port: int | None):
         # weights that cannot be had offline fail here in one line; a download happens once, here, rather
         # than in each worker under gunicorn's boot timeout
         resolve_weights_from_settings(settings)
+        if settings.clip_runtime != "torch":
+            # the ONNX towers exported, quantised and gated once, here: each worker then only loads the files
+            from embeddings import load_encoder_from_settings
+
+            load_encoder_from_settings(settings)
     except EmbeddingsError as exc:
         raise click.ClickException(str(exc)) from None
     if port:
