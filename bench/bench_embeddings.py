@@ -16,6 +16,14 @@ on the machine only ever slow a run down), with the median beside it. Target: pi
 ``--model NAME:IMAGES:BATCH`` picks architectures, image counts and batch sizes; ``--compare-workers``
 also times preprocessing alone with thread and process pools; ``--draft`` also runs the pipeline with
 reduced-scale JPEG decoding and prints how far its vectors move.
+
+``--runtimes torch,onnx,onnx-int8`` (issue 17) compares the CLIP runtimes (``LOOKSYNC_CLIP_RUNTIME``,
+``embeddings.runtime``) on ``--runtime-model`` (ViT-B-32): crops/s of the image tower in batches of 32,
+a 5-layer look's crop forward (its 6 layout crops of a 512x1024 look in one ``encode_images`` call, as
+the look search runs them), texts/s in batches of 16, each runtime's min cosine to the torch vectors,
+and every figure's ratio to torch measured in the same run (runs alternate; best of ``--repeats``).
+
+    PYTHONPATH=. python bench/bench_embeddings.py --model ViT-B-32:64:32 --runtimes torch,onnx,onnx-int8
 """
 
 from __future__ import annotations
@@ -206,6 +214,68 @@ def bench_draft(name: str, args: argparse.Namespace, encoder: Any, items: list, 
     result["draft"] = max(rates)
 
 
+def look_crops(seed: int = 0) -> list[Any]:
+    """The crops a 5-layer look search embeds: the layout slots (and alt extents) of bench_service's layers
+    on a 512x1024 look."""
+    from PIL import Image
+
+    from looksync.catalog.taxonomy import get_taxonomy
+    from looksync.search.regions import layout_placement
+
+    layers = ["outer_topwear", "topwear", "bottomwear", "footwear", "bag"]
+    pixels = np.random.default_rng(seed).integers(0, 256, (1024, 512, 3), dtype=np.uint8)
+    look = Image.fromarray(pixels, "RGB")
+    placement = layout_placement(get_taxonomy(), look.size, layers)
+    return [look.crop(box) for boxes in placement.boxes.values() for box in boxes]
+
+
+def bench_runtimes(args: argparse.Namespace, paths: list[Path]) -> None:
+    import torch
+
+    from embeddings import load_encoder
+    from embeddings.pipeline import open_image
+
+    runtimes = args.runtimes.split(",")
+    cache = args.runtime_cache or Path(tempfile.mkdtemp(prefix="bench-runtime-"))
+    encoders = {}
+    for runtime in runtimes:
+        t0 = time.perf_counter()
+        encoders[runtime] = load_encoder(args.runtime_model, "random:0", device="cpu", runtime=runtime,
+                                         cache_dir=cache, threads=args.threads)  # fmt: skip
+        print(f"{runtime}: ready in {time.perf_counter() - t0:.1f} s (export, quantise and gate on first use; "
+              f"cached in {cache}); runs {encoders[runtime].runtime} {encoders[runtime].runtime_notes or ''}")  # fmt: skip
+    reference = encoders.get("torch") or load_encoder(args.runtime_model, "random:0", device="cpu")
+    crops = look_crops()
+    images = [open_image(str(p), i) for i, p in enumerate(paths[:32])]
+    batch = torch.from_numpy(np.stack([reference._plan(image, i) for i, image in enumerate(images)]))
+    texts = prompts(32)
+    ref_images, ref_texts = reference.encode_images(crops), reference.encode_texts(texts)
+    times: dict[str, dict[str, list[float]]] = {r: {"crops": [], "look": [], "texts": []} for r in runtimes}
+    for e in encoders.values():  # warm-up
+        e.encode_images(crops, batch_size=len(crops))
+    for _ in range(args.repeats):
+        for runtime, e in encoders.items():
+            with torch.inference_mode():
+                times[runtime]["crops"].append(timed(lambda e=e: e.towers.encode_image(batch)))
+            times[runtime]["look"].append(timed(lambda e=e: e.encode_images(crops, batch_size=len(crops))))
+            times[runtime]["texts"].append(timed(lambda e=e: e.encode_texts(texts, batch_size=16)))
+    print(f"\nruntimes on {reference.model_id} ({len(crops)} look crops; load average {os.getloadavg()[0]:.2f}; "
+          f"best of {args.repeats}, median in brackets; ratio = torch time / runtime time)")  # fmt: skip
+    print(f"{'runtime':10s} {'crops/s':>16s} {'look forward ms':>18s} {'texts/s':>16s} {'speed-up':>9s} "
+          f"{'look cos min':>13s} {'text cos min':>13s}")  # fmt: skip
+    base = times.get("torch")
+    for runtime, t in times.items():
+        e = encoders[runtime]
+        look_cos = float(np.min(np.sum(e.encode_images(crops) * ref_images, axis=1)))
+        text_cos = float(np.min(np.sum(e.encode_texts(texts) * ref_texts, axis=1)))
+        ratio = f"{min(base['look']) / min(t['look']):9.2f}" if base else f"{'-':>9s}"
+        print(f"{runtime:10s} {len(batch) / min(t['crops']):7.1f} ({len(batch) / statistics.median(t['crops']):6.1f}) "
+              f"{1e3 * min(t['look']):8.1f} ({1e3 * statistics.median(t['look']):7.1f}) "
+              f"{len(texts) / min(t['texts']):7.1f} ({len(texts) / statistics.median(t['texts']):6.1f}) "
+              f"{ratio} {look_cos:13.5f} {text_cos:13.5f}")  # fmt: skip
+    print(f"load average at the end {os.getloadavg()[0]:.2f}")
+
+
 def parse_model(spec: str) -> tuple[str, int, int]:
     parts = spec.split(":")
     if len(parts) != 3:
@@ -224,6 +294,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--draft", action="store_true", help="also run with reduced-scale JPEG decoding")
     parser.add_argument("--compare-workers", action="store_true", help="also time preprocessing: threads vs processes")
     parser.add_argument("--image-dir", type=Path, default=None, help="write the JPEGs here (default: a temp dir)")
+    parser.add_argument("--runtimes", default=None, help="compare CLIP runtimes, e.g. torch,onnx,onnx-int8")
+    parser.add_argument("--runtime-model", default="ViT-B-32", help="the model the runtimes are compared on")
+    parser.add_argument("--runtime-cache", type=Path, default=None, help="ONNX files (default: a temp dir)")
     args = parser.parse_args(argv)
     models = args.model or ["ViT-B-32:128:32", "ViT-H-14:16:8"]
 
@@ -247,6 +320,8 @@ def main(argv: list[str] | None = None) -> None:
         kb = np.mean([p.stat().st_size for p in paths]) / 1e3
         print(f"images: {n_files} JPEG files of 512x512, {kb:.0f} kB on average, in {directory}")
         results = {m: bench_model(m, args, paths) for m in models}
+        if args.runtimes:
+            bench_runtimes(args, paths)
 
     print("\nsummary (images/s; texts/s)")
     print(f"{'model':12s} {'bare':>8s} {'pipeline':>9s} {'ratio':>6s} {'text b1':>8s} {'text b16':>9s}")

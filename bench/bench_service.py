@@ -13,6 +13,14 @@ stage timings), per-stage p50/p95, throughput and errors; and the ratios to the 
 
     python bench/bench_service.py                       # 100k products, ~10 min on 2 cores
     python bench/bench_service.py --products 20000 --requests 16
+
+Issue 17 (the CLIP runtime): ``--runtimes torch,onnx,onnx-int8 --look-only --concurrency 1`` starts the
+service once per runtime (``LOOKSYNC_CLIP_RUNTIME``; the ONNX files exported, quantised and gated before
+the service starts, as ``looksync serve`` does) and sends only the 5-layer look (gender and layers given,
+rerank off), printing each runtime's server p50/p95 with its ratio to torch's in the same run and to the
+250 ms target. ``--text-table random`` writes the local query vocabulary's text table with random unit
+vectors instead of waiting for the service to embed 4,200 texts (a lookup costs the same whatever the
+vectors; the index holds random vectors too).
 """
 
 from __future__ import annotations
@@ -81,7 +89,7 @@ def build_index(data_dir: Path, model_id: str, dim: int, n: int, seed: int = 0) 
     return time.perf_counter() - start
 
 
-def run_phase(name, send, count, concurrency):
+def run_phase(name, send, count, concurrency, runtime="torch"):
     client_ms, server_ms, stages, errors = [], [], {}, 0
     start = time.perf_counter()
 
@@ -107,7 +115,8 @@ def run_phase(name, send, count, concurrency):
                 stages.setdefault(stage, []).append(v)
     wall = time.perf_counter() - start
     row = {
-        "phase": name, "concurrency": concurrency, "requests": count, "errors": errors,
+        "phase": name, "runtime": runtime, "concurrency": concurrency, "requests": count, "errors": errors,
+        "load": [round(x, 2) for x in os.getloadavg()],
         "rps": round(count / wall, 2),
         "client_ms": [round(pct(client_ms, q), 1) for q in (50, 95, 99)],
         "server_ms": [round(pct(server_ms, q), 1) for q in (50, 95, 99)],
@@ -117,30 +126,20 @@ def run_phase(name, send, count, concurrency):
     return row
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--products", type=int, default=100_000)
-    parser.add_argument("--requests", type=int, default=24, help="requests per phase")
-    parser.add_argument("--concurrency", default="1,4,16")
-    parser.add_argument("--model", default="ViT-B-32")
-    parser.add_argument("--workdir", type=Path, default=None)
-    args = parser.parse_args()
+def write_random_text_table(data_dir: Path, model_id: str, dim: int, seed: int = 0) -> int:
+    from looksync.catalog.taxonomy import get_taxonomy
+    from looksync.search.cache import TextVectorTable
+    from looksync.search.querygen import local_vocabulary
 
-    from embeddings import load_encoder, save_random_checkpoint
-    from looksync.sample import generate_sample
+    texts = local_vocabulary(get_taxonomy())
+    vectors = np.random.default_rng(seed).standard_normal((len(texts), dim)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    TextVectorTable(model_id, texts, vectors).save(data_dir / "textvec")
+    return len(texts)
 
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-service-"))
-    data_dir = workdir / "data"
-    checkpoint = save_random_checkpoint(args.model, workdir / "models" / f"{args.model}-random.pt", seed=0)
-    encoder = load_encoder(args.model, str(checkpoint), device="cpu")
-    build_s = build_index(data_dir, encoder.model_id, encoder.dim, args.products)
-    del encoder
-    print(f"index: {args.products} products, {build_s:.1f}s to build (with ANN index)", flush=True)
 
-    manifest = generate_sample(workdir / "sample", size=60, seed=5, fault_rate=0.0, image_base_url="http://127.0.0.1:9", n_looks=4)
-    looks = sorted(Path(manifest.looks_dir).glob("*.png"))
-    look_bytes = [p.read_bytes() for p in looks]
-
+def run_service(args, runtime: str, data_dir: Path, checkpoint: Path, workdir: Path, look_bytes: list[bytes]) -> list[dict]:
+    """Start the service with ``runtime`` and run the phases against it; the rows of each phase."""
     env = {
         "LOOKSYNC_DATA_DIR": str(data_dir),
         "LOOKSYNC_CLIP_MODEL": args.model,
@@ -149,6 +148,8 @@ def main() -> None:
         "LOOKSYNC_LOG_LEVEL": "WARNING",
         "GUNICORN_WORKERS": "1",
         "GUNICORN_THREADS": os.environ.get("GUNICORN_THREADS", "4"),
+        "LOOKSYNC_CLIP_RUNTIME": runtime,
+        "LOOKSYNC_CLIP_CACHE_DIR": str(workdir / "models"),
     }
     port = free_port()
     proc = start_service(env, port, workdir / "service.log")
@@ -182,31 +183,81 @@ def main() -> None:
         rows = []
         concurrencies = [int(c) for c in args.concurrency.split(",")]
         look_request("off")(0)  # warm the worker (first inference, prompt vectors)
-        for rerank in ("off", "local"):
+        for rerank in ("off",) if args.look_only else ("off", "local"):
             for c in concurrencies:
-                rows.append(run_phase(f"look rerank={rerank}", look_request(rerank), args.requests, c))
+                rows.append(run_phase(f"look rerank={rerank}", look_request(rerank), args.requests, c, runtime))
+        if args.look_only:
+            return rows
         hit = look_request("off", unique=False)
         hit(0)  # fill the cache for look 0
         for c in concurrencies:
-            rows.append(run_phase("look cache hit", lambda i: hit(0), args.requests * 4, c))
+            rows.append(run_phase("look cache hit", lambda i: hit(0), args.requests * 4, c, runtime))
         texts = ["women's navy striped t-shirt", "men's black leather boots", "red handbag", "blue denim jeans"]
         for c in concurrencies:
             rows.append(run_phase("text search", lambda i: session.post(
-                f"{base}/v1/search", json={"text": texts[i % 4] + f" {next(unique_ids)}", "k": 10}, timeout=60), args.requests * 2, c))
+                f"{base}/v1/search", json={"text": texts[i % 4] + f" {next(unique_ids)}", "k": 10}, timeout=60), args.requests * 2, c, runtime))
         pid = session.post(f"{base}/v1/search", json={"text": "t-shirt", "k": 1}, timeout=60).json()["products"][0]["product_id"]
         for c in concurrencies:
             rows.append(run_phase("similar", lambda i: session.get(
-                f"{base}/v1/products/{pid}/similar", params={"k": 10, "price_max": 1e9 + i}, timeout=60), args.requests * 2, c))
+                f"{base}/v1/products/{pid}/similar", params={"k": 10, "price_max": 1e9 + i}, timeout=60), args.requests * 2, c, runtime))
     finally:
         stop_service(proc)
+    return rows
+
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--products", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=24, help="requests per phase")
+    parser.add_argument("--concurrency", default="1,4,16")
+    parser.add_argument("--model", default="ViT-B-32")
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--runtimes", default="torch", help="LOOKSYNC_CLIP_RUNTIME values, one service each")
+    parser.add_argument("--look-only", action="store_true", help="only the look search with rerank off")
+    parser.add_argument("--text-table", choices=("embed", "random"), default="embed",
+                        help="the vocabulary's text vectors: embedded by the service, or random (same lookup cost)")
+    args = parser.parse_args()
+
+    from embeddings import load_encoder, save_random_checkpoint
+    from looksync.sample import generate_sample
+
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-service-"))
+    data_dir = workdir / "data"
+    checkpoint = save_random_checkpoint(args.model, workdir / "models" / f"{args.model}-random.pt", seed=0)
+    encoder = load_encoder(args.model, str(checkpoint), device="cpu")
+    build_s = build_index(data_dir, encoder.model_id, encoder.dim, args.products)
+    if args.text_table == "random":
+        print(f"text table: {write_random_text_table(data_dir, encoder.model_id, encoder.dim)} random vectors", flush=True)
+    del encoder
+    print(f"index: {args.products} products, {build_s:.1f}s to build (with ANN index)", flush=True)
+    runtimes = args.runtimes.split(",")
+    for runtime in runtimes:
+        if runtime != "torch":  # export, quantise and gate before the service starts (as `looksync serve` does)
+            t0 = time.perf_counter()
+            ready = load_encoder(args.model, str(checkpoint), device="cpu", runtime=runtime, cache_dir=workdir / "models")
+            print(f"runtime {runtime}: {ready.runtime} {ready.runtime_notes or ''} ({time.perf_counter() - t0:.0f}s)", flush=True)
+            del ready
+
+    manifest = generate_sample(workdir / "sample", size=60, seed=5, fault_rate=0.0, image_base_url="http://127.0.0.1:9", n_looks=4)
+    looks = sorted(Path(manifest.looks_dir).glob("*.png"))
+    look_bytes = [p.read_bytes() for p in looks]
+
+    rows = []
+    for runtime in runtimes:
+        rows += run_service(args, runtime, data_dir, checkpoint, workdir, look_bytes)
 
     print("\nsummary (targets on 2 cores: look without LLM server p95 < 250 ms; cache hit p95 < 20 ms; 0 errors)")
+    torch_p95 = {(r["phase"], r["concurrency"]): r["server_ms"][1] for r in rows if r["runtime"] == "torch"}
     for r in rows:
         target = 250.0 if r["phase"].startswith("look rerank") else (20.0 if r["phase"] == "look cache hit" else None)
         ratio = f"  server p95 / target = {r['server_ms'][1] / target:.2f}" if target else ""
-        print(f"{r['phase']:<22} c={r['concurrency']:<3} client p50/p95/p99 {r['client_ms']} ms  "
-              f"server {r['server_ms']} ms  {r['rps']} req/s  errors {r['errors']}{ratio}")
-    print(f"total errors: {sum(r['errors'] for r in rows)}")
+        anchor = torch_p95.get((r["phase"], r["concurrency"]))
+        if anchor and r["runtime"] != "torch":
+            ratio += f"  / torch p95 = {r['server_ms'][1] / anchor:.2f}"
+        print(f"{r['phase']:<22} {r['runtime']:<9} c={r['concurrency']:<3} client p50/p95/p99 {r['client_ms']} ms  "
+              f"server {r['server_ms']} ms  {r['rps']} req/s  errors {r['errors']}  load {r['load'][0]}{ratio}")
+    print(f"total errors: {sum(r['errors'] for r in rows)}; load average now {os.getloadavg()}")
 
 
 if __name__ == "__main__":

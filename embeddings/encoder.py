@@ -67,9 +67,15 @@ class ClipEncoder:
         # forward at a time and the others queue; a GPU runs them as they come.
         self._forward_lock: Any = nullcontext() if device.startswith("cuda") else threading.Lock()
         self.forward_wait_s = 0.0  # total time forwards spent queued behind the lock (a load signal)
+        # what runs the image and text towers (``encode_image``, ``encode_text``): the torch model, or
+        # ONNX Runtime sessions set by ``embeddings.runtime.apply_runtime``
+        self.towers: Any = model
+        self.runtime = "torch"
+        self.runtime_towers: dict[str, Any] = {}
+        self.runtime_notes: list[str] = []  # why a tower runs on less than the configured runtime
 
     def __repr__(self) -> str:
-        return f"ClipEncoder({self.model_id}, dim={self.dim}, device={self.device})"
+        return f"ClipEncoder({self.model_id}, dim={self.dim}, device={self.device}, runtime={self.runtime})"
 
     def _autocast(self) -> Any:
         import torch
@@ -129,7 +135,7 @@ class ClipEncoder:
                 failures.extend((item_id, reason) for _, item_id, reason in batch.failures)
                 if batch.pixels is not None:
                     t0 = time.perf_counter()
-                    parts.append(self._run(self.model.encode_image, torch.from_numpy(batch.pixels)))
+                    parts.append(self._run(self.towers.encode_image, torch.from_numpy(batch.pixels)))
                     pipeline.stats.model_s += time.perf_counter() - t0
                     ids.extend(batch.ids)
         pipeline.stats.wall_s = time.perf_counter() - t_start
@@ -155,6 +161,6 @@ class ClipEncoder:
         if isinstance(texts, str):
             raise TypeError("encode_texts takes a sequence of strings; wrap a single text in a list")
         parts = [
-            self._run(self.model.encode_text, self.tokenizer(list(chunk))) for _, chunk in _chunks(texts, batch_size)
+            self._run(self.towers.encode_text, self.tokenizer(list(chunk))) for _, chunk in _chunks(texts, batch_size)
         ]
         return self._concat(parts)

@@ -76,12 +76,15 @@ def load_encoder(
     batch_size: int = 32,
     workers: int | None = None,
     draft_decode: bool = False,
+    runtime: str = "torch",
 ) -> ClipEncoder:
     """The one factory: ``load_encoder("ViT-H-14", "laion2b_s32b_b79k")``, ``load_encoder("LookSync-Tiny", "ckpt.pt")``,
     ``load_encoder(m, "s3://bucket/key.pt#sha256=...")`` or ``load_encoder(m, "random:0")``.
 
     ``threads``: torch's CPU thread count (process-wide); ``workers``: image preprocess threads
-    (None: one per core; 0: none, preprocess inline); ``draft_decode``: reduced-scale JPEG decoding."""
+    (None: one per core; 0: none, preprocess inline); ``draft_decode``: reduced-scale JPEG decoding;
+    ``runtime``: what runs the towers on the CPU, ``torch`` (the reference), ``onnx`` or ``onnx-int8``
+    (``embeddings.runtime``: exported once per model id under ``<cache_dir>/onnx``, checked against torch)."""
     check_model(model)  # UnknownModel before any download (cheap: open_clip is not imported for it)
     resolved = resolve_weights(
         model, weights, cache_dir=cache_dir, s3_endpoint_url=s3_endpoint_url, s3_region=s3_region
@@ -105,7 +108,11 @@ def load_encoder(
         workers=workers,
         draft_decode=draft_decode,
     )
-    log.info("loaded %s from %s on %s", encoder.model_id, resolved.source, device)
+    if runtime != "torch":
+        from embeddings.runtime import apply_runtime
+
+        apply_runtime(encoder, runtime, cache_dir or Path("~/.cache/looksync").expanduser(), threads=threads)
+    log.info("loaded %s from %s on %s (runtime %s)", encoder.model_id, resolved.source, device, encoder.runtime)
     return encoder
 
 
@@ -120,6 +127,7 @@ def load_encoder_from_settings(settings: Settings) -> ClipEncoder:
         batch_size=settings.embed_batch_size,
         workers=settings.embed_workers,
         draft_decode=settings.embed_draft_decode,
+        runtime=settings.clip_runtime,
         **_weights_options(settings),
     )
 

@@ -234,6 +234,11 @@ def serve(port: int | None):
         # weights that cannot be had offline fail here in one line; a download happens once, here, rather
         # than in each worker under gunicorn's boot timeout
         resolve_weights_from_settings(settings)
+        if settings.clip_runtime != "torch":
+            # the ONNX towers exported, quantised and gated once, here: each worker then only loads the files
+            from embeddings import load_encoder_from_settings
+
+            load_encoder_from_settings(settings)
     except EmbeddingsError as exc:
         raise click.ClickException(str(exc)) from None
     if port:
@@ -350,7 +355,7 @@ def replay_preferences(shoppers: int, train_sessions: int, test_sessions: int, m
 @main.command("eval")
 @click.option("--sample", "sample_root", required=True, type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--config", "config_specs", multiple=True, required=True,
-              help="NAME=MODEL:WEIGHTS[,rerank=MODE][,generator=local|llm][,regions=FINDER][,crop_weight=W]; "
+              help="NAME=MODEL:WEIGHTS[,rerank=MODE][,generator=local|llm][,regions=FINDER][,crop_weight=W][,runtime=torch|onnx|onnx-int8]; "
                    "repeat (the first is the baseline).")
 @click.option("--run-id", default=None)
 @click.option("-k", "k", type=int, default=10, show_default=True)

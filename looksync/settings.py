@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     clip_weights: str = "laion2b_s32b_b79k"  # a pretrained tag, a checkpoint path, s3:// URI, or random:<seed>
     clip_cache_dir: Path | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # what runs the image and text towers on the CPU (embeddings.runtime, docs/embeddings.md): torch (the
+    # reference), onnx (ONNX Runtime, fp32) or onnx-int8 (int8 weights, refused below cosine 0.99 to torch)
+    clip_runtime: Literal["torch", "onnx", "onnx-int8"] = "torch"
     torch_threads: int | None = Field(default=None, ge=1)
     embed_batch_size: int = Field(default=32, ge=1)
     # embeddings image pipeline (issue 4): preprocess threads (None: one per core, 0: inline), reduced-scale JPEG decode

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from flask import request
@@ -35,11 +34,22 @@ if TYPE_CHECKING:
 M = TypeVar("M", bound=BaseModel)
 
 
-@dataclass
 class ImageInput:
-    image: Image
-    sha256: str
-    source: str  # "upload", "base64" or the URL
+    """A checked image: its bytes' sha256 now, the decoded pixels on first use of ``image`` (a look
+    answered from the response cache, keyed by that sha256, is never decoded)."""
+
+    def __init__(self, data: bytes, sha256: str, source: str):
+        self.data = data
+        self.sha256 = sha256
+        self.source = source  # "upload", "base64" or the URL
+        self._image: Image | None = None
+
+    @property
+    def image(self) -> Image:
+        """The decoded RGB image; ApiError 400 ``image_not_image`` when it cannot be decoded."""
+        if self._image is None:
+            self._image = decode_image(self.data)
+        return self._image
 
 
 def request_body(model: type[M], image_field_required: bool) -> tuple[M, bytes | None, str | None]:
@@ -82,11 +92,8 @@ def request_body(model: type[M], image_field_required: bool) -> tuple[M, bytes |
 
 
 def load_image(data: bytes | None, url: str | None, settings: Settings) -> ImageInput | None:
-    """Check and decode the image: byte and pixel caps before decoding (bombs never reach the decoder)."""
-    from PIL import Image
-
-    from looksync.catalog.pixels import to_rgb
-
+    """Fetch (an URL) and check the image: byte and pixel caps before decoding (bombs never reach the
+    decoder); the pixels are decoded when ``ImageInput.image`` is first read."""
     if data is None and url is None:
         return None
     policy = FetchPolicy.from_settings(settings)
@@ -96,13 +103,20 @@ def load_image(data: bytes | None, url: str | None, settings: Settings) -> Image
     else:
         source = "upload"
         check_image_bytes(data, policy, "uploaded image")
+    return ImageInput(data=data, sha256=image_digest(data), source=source)
+
+
+def decode_image(data: bytes) -> Image:
+    from PIL import Image
+
+    from looksync.catalog.pixels import to_rgb
+
     try:
         image = Image.open(io.BytesIO(data))
         image.load()
-        image = to_rgb(image)  # as ingestion embeds products: 16-bit, alpha on white, CMYK, EXIF, first frame
+        return to_rgb(image)  # as ingestion embeds products: 16-bit, alpha on white, CMYK, EXIF, first frame
     except Exception as exc:  # truncated or corrupt past the header check
         raise ApiError(400, "image_not_image", f"the image cannot be decoded: {type(exc).__name__}: {exc}") from exc
-    return ImageInput(image=image, sha256=image_digest(data), source=source)
 
 
 def query(model: type[M]) -> M:

@@ -25,5 +25,6 @@ def look_search_input():
 def search_look():
     eng = engine()
     params, look_request, look = look_search_input()
-    response = eng.search_look(look.image, look_request, look_sha256=look.sha256)
+    # the pixels are decoded only when the response cache misses
+    response = eng.search_look(lambda: look.image, look_request, look_sha256=look.sha256)
     return jsonify(with_thumbnail_urls(eng.apply_preferences(response, params.shopper_id)))

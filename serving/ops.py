@@ -34,6 +34,10 @@ def readyz():
             "query_generator": getattr(eng.query_generator, "source", type(eng.query_generator).__name__),
             "cache": eng.cache.name,
             "text_vocabulary": eng.text_vocab_state,  # off | building | ready | failed
+            # what runs the CLIP towers (torch | onnx | onnx-int8; "onnx-int8/onnx" when they differ) and why a
+            # tower runs on less than LOOKSYNC_CLIP_RUNTIME asked for (an int8 quantisation refused by its gate)
+            "clip_runtime": getattr(eng.encoder, "runtime", "torch"),
+            "clip_runtime_degraded": list(getattr(eng.encoder, "runtime_notes", [])),
         }
     )
 

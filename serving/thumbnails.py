@@ -68,6 +68,14 @@ def with_thumbnail_urls(body: dict[str, Any]) -> dict[str, Any]:
     ]
     if isinstance(body.get("product"), dict):
         products.append(body["product"])
+    if not products:
+        return body
+    # the route built once: a look answer has ~50 products, and url_for costs as much as the rest of a cache hit
+    prefix = thumbnail_url(_ANY_HASH)[: -len(_ANY_HASH)]
     for product in products:
-        product["thumbnail_url"] = thumbnail_url(product.get("image_hash"))
+        image_hash = product.get("image_hash")
+        product["thumbnail_url"] = prefix + image_hash if is_image_hash(image_hash) else None
     return body
+
+
+_ANY_HASH = "0" * 64

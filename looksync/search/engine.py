@@ -18,6 +18,7 @@ import math
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -436,22 +437,30 @@ class SearchEngine:
 
     # ---- look search ----------------------------------------------------------------------------
 
-    def search_look(self, look: Image, request: LookSearchRequest, look_sha256: str | None = None) -> dict[str, Any]:
+    def search_look(self, look: Image | Callable[[], Image], request: LookSearchRequest,
+                    look_sha256: str | None = None) -> dict[str, Any]:  # fmt: skip
         """Per-layer products for a look. ``look_sha256`` (of the uploaded bytes) enables the response
         cache; answers with a degraded note are not cached, so a recovered dependency is used again.
-        With a shadow mirror, the answer may be offered to it (a non-blocking put)."""
+        ``look``: the image, or a function that decodes it, called only when the cache cannot answer
+        (a hit never decodes the pixels). With a shadow mirror, the answer may be offered to it (a
+        non-blocking put; the shadow decodes a deferred look in its own thread)."""
         response = self._search_look(look, request, look_sha256)
         if self.mirror is not None:
             self.mirror.offer_look(look, request, response)
         return response
 
-    def _search_look(self, look: Image, request: LookSearchRequest, look_sha256: str | None) -> dict[str, Any]:
+    def _search_look(self, look: Image | Callable[[], Image], request: LookSearchRequest,
+                     look_sha256: str | None) -> dict[str, Any]:  # fmt: skip
         request.validate(self.taxonomy)
         version = self.check_ready()
         timer = Timer()
         degraded: list[str] = []
+
+        def image() -> Image:
+            return look() if callable(look) else look
+
         if not (look_sha256 and self.settings.look_cache_ttl_s > 0):
-            return self._compute_look(look, request, version, None, timer, degraded)
+            return self._compute_look(image(), request, version, None, timer, degraded)
         key = self.look_cache_key(look_sha256, request, version)
         with timer.stage("cache"):
             cached = self._cache_get("look", key, degraded)
@@ -464,7 +473,7 @@ class SearchEngine:
         started = time.perf_counter()
         response, role = self.flights.run(
             key,
-            lambda: self._compute_look(look, request, version, key, timer, degraded),
+            lambda: self._compute_look(image(), request, version, key, timer, degraded),
             lambda: self._look_from_cache(key),
             across_workers=not degraded,
         )

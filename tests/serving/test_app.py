@@ -52,7 +52,9 @@ def test_api_keys_guard_everything_but_health(built_catalog, engine):
     client = create_app(settings, engine).test_client()
     image, _ = _look_b64(built_catalog)
     assert client.get("/healthz").status_code == 200
-    assert client.get("/readyz").status_code == 200
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert (ready.get_json()["clip_runtime"], ready.get_json()["clip_runtime_degraded"]) == ("torch", [])
     denied = client.post("/v1/looks/search", json={"image_base64": image}, headers={"X-API-Key": "wrong"})
     assert denied.status_code == 401 and denied.get_json()["error"]["code"] == "unauthorized"
     assert client.post("/v1/looks/search", json={"image_base64": image}).status_code == 401

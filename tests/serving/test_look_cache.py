@@ -124,3 +124,22 @@ def test_redis_stopped_mid_test_degrades_and_still_answers(make_client, look, ow
     metrics = client.get("/metrics").get_data(as_text=True)
     assert 'looksync_degraded_total{endpoint="/v1/looks/search",reason="cache_unavailable"}' in metrics
     assert 'looksync_cache_requests_total{cache="look",result="error"} 1.0' in metrics
+
+
+def test_a_cache_hit_never_decodes_the_look(make_client, look, monkeypatch):
+    """The response cache is keyed by the sha256 of the uploaded bytes: a hit answers without decoding
+    the pixels (the costliest step of a hit); a miss decodes once; a corrupt upload is still a 400."""
+    import serving.inputs
+    from looksync.search.cache import MemoryCache
+
+    decoded = []
+    real_decode = serving.inputs.decode_image
+    monkeypatch.setattr(serving.inputs, "decode_image", lambda data: decoded.append(len(data)) or real_decode(data))
+    client = make_client(None, cache=MemoryCache())
+    assert _post(client, look)["cache"] == "miss" and len(decoded) == 1
+    assert _post(client, look)["cache"] == "hit" and len(decoded) == 1
+    assert _post(client, look, k=2)["cache"] == "miss" and len(decoded) == 2
+    _, data, truth = look
+    truncated = data[: len(data) // 2]  # the header checks pass, the decode fails: on a miss, a 400
+    resp = client.post("/v1/looks/search", json={"image_base64": b64(truncated), "market": truth["market"]})
+    assert resp.status_code == 400 and resp.get_json()["error"]["code"] in ("image_not_image", "invalid_image")

@@ -108,3 +108,33 @@ def test_coarse_to_fine_picks_the_argmax_over_the_boxes_it_embeds(built_catalog,
         assert i == int(np.argmax(crops.vectors @ texts[j]))
         # each embedded crop's vector is the one the exhaustive search computes for that box
         np.testing.assert_allclose(crops.vectors[i], full.vectors[full.boxes.index(crops.boxes[i])], atol=1e-4)
+
+
+def test_a_look_with_gender_and_layers_given_is_one_image_forward_and_no_text_forward(vocab_engine, look_image,
+                                                                                      monkeypatch):  # fmt: skip
+    """Every crop of the look (each layer's slot and its other extents) goes through the image tower in
+    one batch; the queries' text vectors come from the table (no text forward)."""
+
+    class CountingTowers:
+        def __init__(self, towers):
+            self.towers, self.image_batches, self.text_batches = towers, [], []
+
+        def encode_image(self, batch):
+            self.image_batches.append(len(batch))
+            return self.towers.encode_image(batch)
+
+        def encode_text(self, tokens):
+            self.text_batches.append(len(tokens))
+            return self.towers.encode_text(tokens)
+
+    layers = ["outer_topwear", "topwear", "bottomwear", "footwear", "bag"]
+    counting = CountingTowers(vocab_engine.encoder.towers)
+    monkeypatch.setattr(vocab_engine.encoder, "towers", counting)
+    placement = vocab_engine.region_finder.place(look_image, layers)
+    crops = sum(len(boxes) for boxes in placement.boxes.values())
+    response = vocab_engine.search_look(look_image, LookSearchRequest(gender="women", layers=layers, rerank="off"))
+    searched = [layer["layer"] for layer in response["layers"]]
+    assert searched and set(searched) <= set(layers)
+    assert crops > len(layers)  # bottomwear has a second extent
+    assert counting.image_batches == [crops]
+    assert len(counting.text_batches) <= 1  # queries missing from the table: all in one text batch

@@ -37,6 +37,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from looksync.quality.evaluation.grouping import score_index_grouping, truth_groups
+from embeddings.runtime import RUNTIMES
 from looksync.quality.evaluation.scoring import (
     Detection,
     ScoredQuery,
@@ -78,6 +79,7 @@ class EvalConfig:
     crop_weight: float | None = None
     heads: str | None = None  # detection heads file for the no-hint looks
     gender_conf: float | None = None  # LOOKSYNC_LOOK_GENDER_MIN_CONFIDENCE for this config
+    runtime: str = "torch"  # what runs the CLIP towers (embeddings.runtime); the index is built by the first config of a model
 
     @classmethod
     def parse(cls, spec: str) -> EvalConfig:
@@ -91,10 +93,10 @@ class EvalConfig:
         values: dict[str, Any] = {}
         for option in options:
             key, sep, value = option.partition("=")
-            if not sep or key not in ("rerank", "generator", "regions", "crop_weight", "heads", "gender_conf"):
+            if not sep or key not in ("rerank", "generator", "regions", "crop_weight", "heads", "gender_conf", "runtime"):
                 raise EvalError(
                     f"config {spec!r}: unknown option {option!r}; known: rerank=MODE, generator=local|llm, "
-                    "regions=FINDER, crop_weight=W, heads=PATH, gender_conf=C"
+                    "regions=FINDER, crop_weight=W, heads=PATH, gender_conf=C, runtime=torch|onnx|onnx-int8"
                 )
             values[key] = value
         for key, low, high in (("crop_weight", 0.0, 1.0), ("gender_conf", 0.5, 1.0)):
@@ -112,6 +114,8 @@ class EvalConfig:
         config = cls(name, model, weights, **values)
         if config.rerank not in RERANK_MODES:
             raise EvalError(f"config {spec!r}: rerank {config.rerank!r} is not one of {', '.join(RERANK_MODES)}")
+        if config.runtime not in RUNTIMES:
+            raise EvalError(f"config {spec!r}: runtime {config.runtime!r} is not one of {', '.join(RUNTIMES)}")
         if config.generator not in GENERATORS:
             raise EvalError(f"config {spec!r}: generator {config.generator!r} is not one of {', '.join(GENERATORS)}")
         return config
@@ -504,11 +508,13 @@ def run_eval(
     if run_dir.exists():
         raise EvalError(f"{run_dir} already exists; choose another --run-id")
     started = time.perf_counter()
-    encoders: dict[str, Any] = {}
+    encoders: dict[tuple[str, str], Any] = {}  # (index slug, runtime) -> encoder
     for config in configs:  # before anything is written: unknown models and bad weights fail here
-        if config.index_slug not in encoders:
+        if (config.index_slug, config.runtime) not in encoders:
             try:
-                encoders[config.index_slug] = load_encoder(config.model, config.weights, device="cpu")
+                encoders[config.index_slug, config.runtime] = load_encoder(
+                    config.model, config.weights, device="cpu", runtime=config.runtime, cache_dir=Path(data_dir) / "models"
+                )
             except EmbeddingsError as exc:
                 raise EvalError(f"config {config.name}: {exc}") from exc
     run_dir.mkdir(parents=True)
@@ -521,7 +527,8 @@ def run_eval(
                 continue
             settings = config_settings(run_dir / "indexes" / slug, config, base_settings)
             echo(f"index {slug}: ingest {sum(truth.manifest.product_counts.values())} products, build")
-            builds[slug] = {"model_id": encoders[slug].model_id, **build_config_index(truth, settings, encoders[slug])}
+            encoder = encoders[slug, config.runtime]  # the first config of this model builds its index
+            builds[slug] = {"model_id": encoder.model_id, **build_config_index(truth, settings, encoder)}
 
     items = truth_groups(truth.manifest.groups_path)
     grouping = (
@@ -540,7 +547,7 @@ def run_eval(
     for config in configs:
         slug = config.index_slug
         settings = config_settings(run_dir / "indexes" / slug, config, base_settings)
-        engine = make_engine(settings, encoders[slug], config)
+        engine = make_engine(settings, encoders[slug, config.runtime], config)
         t0 = time.perf_counter()
         echo(f"config {config.name}: {len(truth.looks)} looks, {2 * len(text_ids)} text queries, "
              f"{min(len(relevance), options.max_similar_queries)} similar queries")  # fmt: skip
@@ -556,7 +563,7 @@ def run_eval(
         queries[config.name] = scored
         per_config[config.name] = {
             "config": asdict(config),
-            "model_id": encoders[slug].model_id,
+            "model_id": encoders[slug, config.runtime].model_id,
             "index": builds[slug]["version"],
             "seconds": round(time.perf_counter() - t0, 1),
             "metrics": summarise(scored, options.n_resamples),

@@ -156,6 +156,12 @@ def test_config_spec_overrides_regions_and_crop_weight():
     assert (c.regions, c.crop_weight, c.gender_conf) == ("clip_boxes", 0.25, 0.9)
 
 
+def test_config_spec_names_the_clip_runtime():
+    assert EvalConfig.parse("t=LookSync-Tiny:random:0").runtime == "torch"
+    c = EvalConfig.parse("q=LookSync-Tiny:random:0,runtime=onnx-int8")
+    assert c.runtime == "onnx-int8" and c.index_slug == EvalConfig.parse("t=LookSync-Tiny:random:0").index_slug
+
+
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
@@ -168,6 +174,7 @@ def test_config_spec_overrides_regions_and_crop_weight():
         ("a=LookSync-Tiny:random:0,crop_weight=1.5", "crop_weight must be a number in"),
         ("a=LookSync-Tiny:random:0,crop_weight=half", "crop_weight must be a number in"),
         ("a=LookSync-Tiny:random:0,gender_conf=0.3", r"gender_conf must be a number in \[0.5, 1\]"),
+        ("a=LookSync-Tiny:random:0,runtime=tensorrt", "runtime 'tensorrt' is not one of torch, onnx, onnx-int8"),
     ],
 )
 def test_bad_config_spec_names_the_problem(spec, message):

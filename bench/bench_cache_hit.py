@@ -1,0 +1,210 @@
+"""Look cache hits against the real service on loopback (issue 17, target 4: a hit under 20 ms p95 at
+concurrency 16).
+
+Builds a small embedded index (a hit never reads it), starts the service under gunicorn as deployed
+(1 worker, GUNICORN_THREADS threads; LookSync-Tiny random weights by default: a hit never runs the model),
+fills the look cache with one 5-layer look and sends that same look again at concurrency 1, 4 and 16,
+with two clients: a lean one (one kept-alive ``http.client`` connection per thread, the multipart body
+encoded with a fresh boundary per request as browsers and ``requests`` do) and ``requests`` (what
+``bench_service.py`` uses; its own CPU cost is part of what it measures). The anchor, measured in the
+same run with the lean client: ``GET /healthz``, the service's HTTP stack with no work behind it.
+
+Prints the load average, client p50/p95/p99 per phase, throughput, errors, the hit's p95 over the
+anchor's, and the hit's p95 against the 20 ms target.
+
+    python bench/bench_cache_hit.py
+    python bench/bench_cache_hit.py --redis-url redis://127.0.0.1:6379/14   # Redis behind the local LRU
+    git worktree add --detach /tmp/base <commit> && python bench/bench_cache_hit.py --baseline-root /tmp/base
+
+``--baseline-root`` also starts the service of another checkout (same index, same settings) and runs
+every phase against both, alternately, printing this tree's p95 over the baseline's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.bench_service import LAYERS, build_index, pct  # noqa: E402
+from looksync.demo import free_port, start_service, stop_service, wait_ready  # noqa: E402
+
+PARAMS = {"market": "US", "gender": "women", "layers": LAYERS, "k": 10, "rerank": "off"}
+
+
+def multipart(look: bytes) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="params"\r\n\r\n{json.dumps(PARAMS)}\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="look.png"\r\n'
+            "Content-Type: image/png\r\n\r\n").encode()  # fmt: skip
+    return head + look + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+class LeanClient:
+    """One kept-alive connection per thread; returns (ok, ms, body) like ``requests`` would."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.local = threading.local()
+
+    def _conn(self) -> http.client.HTTPConnection:
+        conn = getattr(self.local, "conn", None)
+        if conn is None:
+            conn = self.local.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        return conn
+
+    def call(self, method: str, path: str, body: bytes | None = None, content_type: str | None = None):
+        conn = self._conn()
+        headers = {"Content-Type": content_type} if content_type else {}
+        t0 = time.perf_counter()
+        try:
+            conn.request(method, path, body=body, headers=headers)
+            resp = conn.getresponse()
+            data = resp.read()
+        except (OSError, http.client.HTTPException):
+            conn.close()
+            self.local.conn = None
+            return False, (time.perf_counter() - t0) * 1000, None
+        ms = (time.perf_counter() - t0) * 1000
+        return resp.status == 200, ms, data
+
+
+def phase(name: str, send, count: int, concurrency: int, check=None) -> dict:
+    latencies, errors = [], 0
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        for ok, ms, data in pool.map(lambda i: send(), range(count)):
+            if ok and (check is None or check(data)):
+                latencies.append(ms)
+            else:
+                errors += 1
+    wall = time.perf_counter() - start
+    row = {"phase": name, "c": concurrency, "requests": count, "errors": errors, "rps": round(count / wall, 1),
+           "client_ms": [round(pct(latencies, q), 2) for q in (50, 95, 99)],
+           "load": [round(x, 2) for x in os.getloadavg()]}  # fmt: skip
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=400, help="requests per phase")
+    parser.add_argument("--concurrency", default="1,4,16")
+    parser.add_argument("--model", default="LookSync-Tiny")
+    parser.add_argument("--products", type=int, default=5000)
+    parser.add_argument("--redis-url", default=None, help="cache in Redis behind the per-worker LRU (as deployed)")
+    parser.add_argument("--threads", default=os.environ.get("GUNICORN_THREADS", "4"), help="gunicorn threads")
+    parser.add_argument("--baseline-root", type=Path, default=None, help="a checkout to compare with (its service too)")
+    args = parser.parse_args()
+
+    from embeddings import load_encoder, save_random_checkpoint
+    from looksync.sample import generate_sample
+
+    print(f"load average at start: {os.getloadavg()}", flush=True)
+    workdir = Path(tempfile.mkdtemp(prefix="bench-cache-hit-"))
+    checkpoint = save_random_checkpoint(args.model, workdir / "models" / f"{args.model}-random.pt", seed=0)
+    encoder = load_encoder(args.model, str(checkpoint), device="cpu")
+    build_index(workdir / "data", encoder.model_id, encoder.dim, args.products)
+    del encoder
+    manifest = generate_sample(workdir / "sample", size=60, seed=5, fault_rate=0.0,
+                               image_base_url="http://127.0.0.1:9", n_looks=1)  # fmt: skip
+    look = sorted(Path(manifest.looks_dir).glob("*.png"))[0].read_bytes()
+    env = {
+        "LOOKSYNC_DATA_DIR": str(workdir / "data"), "LOOKSYNC_CLIP_MODEL": args.model,
+        "LOOKSYNC_CLIP_WEIGHTS": str(checkpoint), "LOOKSYNC_DEVICE": "cpu", "LOOKSYNC_LOG_LEVEL": "WARNING",
+        "LOOKSYNC_TEXT_VOCAB_PRECOMPUTE": "off", "GUNICORN_WORKERS": "1", "GUNICORN_THREADS": str(args.threads),
+    }  # fmt: skip
+    if args.redis_url:
+        env["LOOKSYNC_REDIS_URL"] = args.redis_url
+    services = {"this tree": start_service(env, free_port(), workdir / "service.log")}
+    if args.baseline_root:
+        services["baseline"] = start_from(args.baseline_root, env, free_port(), workdir / "baseline.log")
+    rows = []
+    try:
+        clients = {name: Clients(proc, look) for name, proc in services.items()}
+        for name, client in clients.items():
+            print(f"{name}: ready {wait_ready(client.base, timeout_s=300, proc=services[name])}", flush=True)
+            ok, ms, data = client.lean_hit()
+            print(f"{name}: first (miss) {ms:.0f} ms: cache {json.loads(data).get('cache') if ok else data}", flush=True)
+            for _ in range(20):  # warm the threads and connections
+                client.lean_hit()
+        for c in [int(x) for x in args.concurrency.split(",")]:
+            for name, client in clients.items():
+                rows.append({"service": name, **phase("healthz (anchor)", client.healthz, args.requests, c)})
+            for label, send in (("cache hit", "lean_hit"), ("cache hit (requests)", "requests_hit")):
+                for name, client in clients.items():
+                    rows.append({"service": name, **phase(label, getattr(client, send), args.requests, c, is_hit)})
+    finally:
+        for proc in services.values():
+            stop_service(proc)
+
+    print(f"\nsummary (cache hit target: p95 < 20 ms at c=16; load average now {os.getloadavg()})")
+    anchors = {(r["service"], r["c"]): r for r in rows if r["phase"].startswith("healthz")}
+    baseline = {(r["phase"], r["c"]): r for r in rows if r["service"] == "baseline"}
+    for r in rows:
+        p95 = r["client_ms"][1]
+        extra = ""
+        if not r["phase"].startswith("healthz"):
+            extra = (f"  p95 / healthz p95 = {p95 / anchors[r['service'], r['c']]['client_ms'][1]:.2f}"
+                     f"  p95 / 20 ms target = {p95 / 20:.2f}")  # fmt: skip
+        if r["service"] != "baseline" and (r["phase"], r["c"]) in baseline:
+            extra += f"  p95 / baseline p95 = {p95 / baseline[r['phase'], r['c']]['client_ms'][1]:.2f}"
+        print(f"{r['service']:<10} {r['phase']:<22} c={r['c']:<3} client p50/p95/p99 {r['client_ms']} ms  "
+              f"{r['rps']} req/s  errors {r['errors']}  load {r['load'][0]}{extra}")
+    print(f"total errors: {sum(r['errors'] for r in rows)}")
+
+
+def is_hit(data: bytes) -> bool:
+    return json.loads(data).get("cache") == "hit"
+
+
+def start_from(root: Path, env: dict[str, str], port: int, log_path: Path) -> subprocess.Popen:
+    """``looksync serve`` of another checkout (its own code, this run's index and settings)."""
+    log = log_path.open("ab")
+    return subprocess.Popen([sys.executable, "-m", "looksync.cli", "serve", "--port", str(port)],
+                            env={**os.environ, **env, "PYTHONPATH": str(root)}, cwd=root, stdout=log,
+                            stderr=subprocess.STDOUT)  # fmt: skip
+
+
+class Clients:
+    """The lean and ``requests`` clients of one service."""
+
+    def __init__(self, proc: subprocess.Popen, look: bytes):
+        self.port = int(proc.args[proc.args.index("--port") + 1])
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.look = look
+        self.lean = LeanClient(self.port)
+        self.session = requests.Session()
+        self.session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=32))
+
+    def healthz(self):
+        return self.lean.call("GET", "/healthz")
+
+    def lean_hit(self):
+        return self.lean.call("POST", "/v1/looks/search", *multipart(self.look))
+
+    def requests_hit(self):
+        t0 = time.perf_counter()
+        try:
+            resp = self.session.post(f"{self.base}/v1/looks/search", files={"image": ("look.png", self.look, "image/png")},
+                                     data={"params": json.dumps(PARAMS)}, timeout=60)  # fmt: skip
+        except requests.RequestException:
+            return False, (time.perf_counter() - t0) * 1000, None
+        return resp.status_code == 200, (time.perf_counter() - t0) * 1000, resp.content
+
+
+if __name__ == "__main__":
+    main()
