@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from looksync.quality.evaluation.grouping import score_index_grouping, truth_groups
 from embeddings.runtime import RUNTIMES
+from looksync.quality.evaluation.grouping import score_index_grouping, truth_groups
 from looksync.quality.evaluation.scoring import (
     Detection,
     ScoredQuery,
