@@ -183,7 +183,7 @@ def _write_feeds(
     vendors: list[str],
     counts: dict[str, int],
     pools: LookPools,
-    listings: _Listings,
+    listings: _Listings | None = None,
     *,
     seed: int,
     fault_rate: float,
@@ -191,6 +191,7 @@ def _write_feeds(
 ) -> tuple[dict[str, Path], Counter[str], Counter[str]]:
     """Stream every vendor's feed, product images and planted faults; returns the feed paths and
     fault counts by kind and by vendor."""
+    listings = listings or _Listings(vendors, seed, 0.0)  # none: no cross-listings
     configs = {v: load_vendor_config(v) for v in vendors}
     plan = plan_faults(counts, sum(counts.values()), fault_rate, seed)
     writers = {v: open_feed_writer(configs[v], root / "feeds") for v in vendors}
