@@ -107,6 +107,7 @@ def main() -> None:
     parser.add_argument("--products", type=int, default=5000)
     parser.add_argument("--redis-url", default=None, help="cache in Redis behind the per-worker LRU (as deployed)")
     parser.add_argument("--threads", default=os.environ.get("GUNICORN_THREADS", "4"), help="gunicorn threads")
+    parser.add_argument("--workers", type=int, default=1, help="gunicorn workers (each holds a model; use --redis-url)")
     parser.add_argument("--baseline-root", type=Path, default=None, help="a checkout to compare with (its service too)")
     args = parser.parse_args()
 
@@ -125,7 +126,7 @@ def main() -> None:
     env = {
         "LOOKSYNC_DATA_DIR": str(workdir / "data"), "LOOKSYNC_CLIP_MODEL": args.model,
         "LOOKSYNC_CLIP_WEIGHTS": str(checkpoint), "LOOKSYNC_DEVICE": "cpu", "LOOKSYNC_LOG_LEVEL": "WARNING",
-        "LOOKSYNC_TEXT_VOCAB_PRECOMPUTE": "off", "GUNICORN_WORKERS": "1", "GUNICORN_THREADS": str(args.threads),
+        "LOOKSYNC_TEXT_VOCAB_PRECOMPUTE": "off", "GUNICORN_WORKERS": str(args.workers), "GUNICORN_THREADS": str(args.threads),
     }  # fmt: skip
     if args.redis_url:
         env["LOOKSYNC_REDIS_URL"] = args.redis_url

@@ -246,20 +246,20 @@ def choose_tower(
         with torch.inference_mode():
             return torch_tower(inputs.to(encoder.device)).float().cpu().numpy()
 
-    name = "pixels" if kind == "image" else "tokens"
+    def gated(path: Path, threshold: float) -> tuple[OnnxTower, float]:  # a session on the file, and its gate
+        tower = OnnxTower(path, threads, "pixels" if kind == "image" else "tokens")
+        return tower, _gate(path, tower, reference, inputs, encoder.model_id, threshold)
+
     notes: list[str] = []
     fp32_path = export_tower(encoder, kind, directory)
-    fp32 = OnnxTower(fp32_path, threads, name)
-    fp32_cos = _gate(fp32_path, fp32, reference, inputs, encoder.model_id, EXPORT_MIN_COSINE)
+    fp32, fp32_cos = gated(fp32_path, EXPORT_MIN_COSINE)
     if fp32_cos < EXPORT_MIN_COSINE:
         notes.append(f"clip_runtime: {kind} tower ONNX export of {encoder.model_id} disagrees with torch "
                      f"(min cosine {fp32_cos:.4f} < {EXPORT_MIN_COSINE}); {kind} tower runs on torch")  # fmt: skip
         return torch_tower, TowerChoice("torch", None, notes)
     if runtime == "onnx":
         return fp32, TowerChoice("onnx", fp32_cos)
-    int8_path = quantized_tower(fp32_path, directory, kind, quantize)
-    int8 = OnnxTower(int8_path, threads, name)
-    int8_cos = _gate(int8_path, int8, reference, inputs, encoder.model_id, quant_min_cosine)
+    int8, int8_cos = gated(quantized_tower(fp32_path, directory, kind, quantize), quant_min_cosine)
     if int8_cos < quant_min_cosine:
         notes.append(f"clip_runtime: int8 quantisation of the {kind} tower of {encoder.model_id} refused "
                      f"(min cosine {int8_cos:.4f} to torch < {quant_min_cosine}); {kind} tower runs fp32 ONNX")  # fmt: skip

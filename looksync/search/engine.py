@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import numpy as np
 
 from looksync.catalog.groups import GroupsUnavailable, ProductGroups
@@ -465,7 +466,7 @@ class SearchEngine:
         with timer.stage("cache"):
             cached = self._cache_get("look", key, degraded)
         if cached is not None:
-            response = json.loads(cached)
+            response = msgspec.json.decode(cached)  # 2x json.loads on a 45 kB answer: most of a hit's engine time
             response.update(cache="hit", timings_ms={k: round(v, 2) for k, v in timer.timings_ms.items()})
             return response
         # identical looks asked at the same time: one computes, the others wait for its answer (in this
@@ -490,7 +491,7 @@ class SearchEngine:
             cached = self.cache.get(key)
         except CacheUnavailable:
             return None
-        return json.loads(cached) if cached is not None else None
+        return msgspec.json.decode(cached) if cached is not None else None
 
     def _compute_look(self, look: Image, request: LookSearchRequest, version: str, key: str | None, timer: Timer,
                       degraded: list[str]) -> dict[str, Any]:  # fmt: skip
@@ -586,7 +587,7 @@ class SearchEngine:
         }
         if key and not degraded:
             with timer.stage("cache"):
-                self._cache_set(key, json.dumps(response).encode(), degraded, ttl_s=self.settings.look_cache_ttl_s)
+                self._cache_set(key, msgspec.json.encode(response), degraded, ttl_s=self.settings.look_cache_ttl_s)
         response["timings_ms"] = {k: round(v, 2) for k, v in timer.timings_ms.items()}
         return response
 

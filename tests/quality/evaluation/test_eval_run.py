@@ -151,3 +151,27 @@ def test_a_sample_without_cross_listings_skips_grouping_and_says_why(eval_run):
     _, summary, output = eval_run
     assert "cross-listings" in summary["grouping"]["skipped"]
     assert "grouping: skipped" in output
+
+
+def test_a_runtime_config_queries_the_first_configs_index(tiny_sample, tmp_path):
+    """``runtime=onnx`` on the same model: one index (built by the first config), the queries embedded by
+    ONNX Runtime, the same rankings as torch's (fp32 ONNX reproduces the torch vectors)."""
+    data_dir = tmp_path / "data"
+    result = CliRunner().invoke(
+        main,
+        ["eval", "--sample", str(tiny_sample), "--run-id", "rt", "--max-text-products", "4", "--resamples", "50",
+         "--no-nohint", "--config", "t=LookSync-Tiny:random:0,rerank=off",
+         "--config", "o=LookSync-Tiny:random:0,rerank=off,runtime=onnx"],  # fmt: skip
+        env={"LOOKSYNC_DATA_DIR": str(data_dir)},
+    )
+    assert result.exit_code == 0, result.output
+    run_dir = data_dir / "eval" / "rt"
+    summary = json.loads((run_dir / "eval.json").read_text())
+    assert len(summary["indexes"]) == 1
+    assert summary["configs"]["o"]["config"]["runtime"] == "onnx"
+    assert summary["configs"]["o"]["model_id"] == summary["configs"]["t"]["model_id"]
+    assert (data_dir / "models" / "onnx").is_dir()  # exported under the data dir's models cache
+    rows = [json.loads(line) for line in (run_dir / "queries.jsonl").read_text().splitlines()]
+    ranked = {(r["config"], r["task"], r["query_id"]): r["ranked"] for r in rows}
+    pairs = [(ranked[key], ranked[("o", *key[1:])]) for key in ranked if key[0] == "t"]
+    assert pairs and sum(a == b for a, b in pairs) / len(pairs) >= 0.9
