@@ -63,6 +63,7 @@ class CategorySynonyms:
     by_key: dict[str, str]  # term key -> standard category
     languages: tuple[str, ...]
     source: Path
+    terms: tuple[tuple[str, str], ...] = ()  # (term as written, standard category), in file order
 
     def category(self, term: object) -> str | None:
         """The standard category of a term: on its key, then on its key without audience words."""
@@ -86,6 +87,7 @@ def load_category_synonyms(path: str | Path | None = None) -> CategorySynonyms:
     categories = get_taxonomy().categories
     by_key: dict[str, str] = {}
     claimed_by: dict[str, str] = {}  # key -> the term that claimed it first (for the error message)
+    written: list[tuple[str, str]] = []  # (term, category) as listed
     for language, table in raw.items():
         if not isinstance(table, dict):
             raise TaxonomyError(f"{path}: {language}: expected {{category: [terms]}}, got {table!r}")
@@ -106,7 +108,8 @@ def load_category_synonyms(path: str | Path | None = None) -> CategorySynonyms:
                         f"but mean {category!r} and {by_key[key]!r}"
                     )
                 by_key[key], claimed_by[key] = category, str(term)
-    return CategorySynonyms(by_key=by_key, languages=tuple(raw), source=path)
+                written.append((str(term), category))
+    return CategorySynonyms(by_key=by_key, languages=tuple(raw), source=path, terms=tuple(written))
 
 
 @lru_cache(maxsize=1)
