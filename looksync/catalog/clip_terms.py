@@ -73,16 +73,20 @@ def prompt_label(term: str) -> str:
     return _SPACES.sub(" ", unicodedata.normalize("NFKC", term)).strip()
 
 
+def known_terms() -> list[tuple[str, str]]:
+    """(term, category) of the shared synonyms the self-check asks about: all but the bare category names."""
+    categories = get_taxonomy().categories
+    bare = {term_key(c.label) for c in categories.values()} | {term_key(cid) for cid in categories}
+    return [(t, c) for t, c in get_category_synonyms().terms if term_key(t) not in bare]
+
+
 def self_check(zeroshot: ZeroShot, threshold: float, max_wrong: float) -> SelfCheck:
     """The model's answers on the shared synonym terms (once per process, model and bounds)."""
     model_id = zeroshot.encoder.model_id
     cached = _SELF_CHECKS.get((model_id, threshold, max_wrong))
     if cached is not None:
         return cached
-    bare = {term_key(c.label) for c in get_taxonomy().categories.values()} | {
-        term_key(cid) for cid in get_taxonomy().categories
-    }
-    known = [(t, c) for t, c in get_category_synonyms().terms if term_key(t) not in bare]
+    known = known_terms()
     top = zeroshot.top(zeroshot.label_vectors([prompt_label(t) for t, _ in known], "category"), "category") if known else []
     accepted = [(got, expected) for (got, p), (_, expected) in zip(top, known, strict=True) if p >= threshold]
     check = SelfCheck(model_id, threshold, max_wrong, len(known), len(accepted),

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from looksync.catalog.clip_terms import ClipCategoryFallback, prompt_label, self_check
+from looksync.catalog.clip_terms import ClipCategoryFallback, known_terms, prompt_label, self_check
 from looksync.catalog.quarantine import Reason
 from looksync.catalog.terms import get_category_synonyms
 from looksync.catalog.vendors import read_feed
@@ -27,11 +27,11 @@ def zeroshot(tmp_path_factory):
 @pytest.fixture(scope="module")
 def least_sure(zeroshot):
     """(term, CLIP's nearest category, its probability) for the unknown term the model is least sure of,
-    and the highest probability the model gives any known synonym term."""
+    and the highest probability the model gives a synonym term its self-check asks about."""
     assert all(get_category_synonyms().category(t) is None for t in UNKNOWN)
     top = zeroshot.top(zeroshot.label_vectors(UNKNOWN, "category"), "category")
     term, (category, p) = min(zip(UNKNOWN, top, strict=True), key=lambda item: item[1][1])
-    known = [prompt_label(t) for t, _ in get_category_synonyms().terms]
+    known = [prompt_label(t) for t, _ in known_terms()]
     best_known = max(p for _, p in zeroshot.top(zeroshot.label_vectors(known, "category"), "category"))
     assert p < best_known
     return term, category, p, best_known
@@ -45,7 +45,8 @@ def _parse(feed, tmp_path, categories, fallback):
 def test_an_unknown_term_takes_clips_nearest_category_at_the_threshold(tmp_path, feeds, zeroshot, least_sure):
     term, category, p, _ = least_sure
     # max_wrong 1: this random-weight model would fail the real self-check (tested below)
-    fallback = ClipCategoryFallback(zeroshot, min_confidence=p, max_wrong=1.0)
+    # (a hair below p: one text embedded alone and in a batch differ in the last float bits)
+    fallback = ClipCategoryFallback(zeroshot, min_confidence=p - 1e-4, max_wrong=1.0)
     desi = feeds["desi_threads"]
     rows = _parse(desi, tmp_path, ["Shirts", "Trainers", term], fallback)
     assert [(r.product.category, r.product.category_source) for r in rows] == [
@@ -54,7 +55,7 @@ def test_an_unknown_term_takes_clips_nearest_category_at_the_threshold(tmp_path,
         (category, "clip"),
     ]
     guess = fallback.guesses[prompt_label(term)]
-    assert guess.accepted and guess.category == category and guess.confidence == pytest.approx(p)
+    assert guess.accepted and guess.category == category and guess.confidence == pytest.approx(p, abs=1e-3)
     assert any(repr(term) in note and category in note and "mapped" in note for note in fallback.notes())
 
 
