@@ -38,11 +38,10 @@ def main() -> None:
 
     from embeddings import ZeroShot, load_encoder
     from looksync.catalog.clip_terms import ClipCategoryFallback
-    from looksync.settings import load_settings
-
     from looksync.catalog.terms import get_category_synonyms
     from looksync.catalog.vendors import list_vendors, load_vendor_config
     from looksync.catalog.vendors.config import normalise_term
+    from looksync.settings import load_settings
 
     with args.terms.open(encoding="utf-8") as fh:
         rows = [r for r in csv.reader(fh, delimiter="\t") if r and not r[0].startswith("#")]

@@ -87,7 +87,11 @@ def self_check(zeroshot: ZeroShot, threshold: float, max_wrong: float) -> SelfCh
     if cached is not None:
         return cached
     known = known_terms()
-    top = zeroshot.top(zeroshot.label_vectors([prompt_label(t) for t, _ in known], "category"), "category") if known else []
+    top = (
+        zeroshot.top(zeroshot.label_vectors([prompt_label(t) for t, _ in known], "category"), "category")
+        if known
+        else []
+    )
     accepted = [(got, expected) for (got, p), (_, expected) in zip(top, known, strict=True) if p >= threshold]
     check = SelfCheck(model_id, threshold, max_wrong, len(known), len(accepted),
                       sum(1 for got, expected in accepted if got != expected))  # fmt: skip
@@ -146,7 +150,9 @@ class ClipCategoryFallback:
     def notes(self) -> list[str]:
         """Run-report lines: why the fallback was off, and each term it mapped or left unknown."""
         if self.off:
-            return [f"category CLIP fallback off ({self.model_id or 'no model'}): {self.off}; unknown terms quarantined"]
+            return [
+                f"category CLIP fallback off ({self.model_id or 'no model'}): {self.off}; unknown terms quarantined"
+            ]
         lines = []
         for g in sorted(self.guesses.values(), key=lambda g: (not g.accepted, g.term)):
             verdict = "mapped" if g.accepted else "left unknown"

@@ -36,7 +36,9 @@ def test_the_category_source_is_stored_indexed_and_reported(settings, clean_samp
     )[:2]
     assert sure_p > unsure_p + 1e-3
     # accept the surer term only; max_wrong 1: this random-weight model would fail the real self-check
-    settings = settings.model_copy(update={"category_clip_min_confidence": sure_p - 1e-4, "category_clip_max_wrong": 1.0})
+    settings = settings.model_copy(
+        update={"category_clip_min_confidence": sure_p - 1e-4, "category_clip_max_wrong": 1.0}
+    )
     feed = _feed_with(clean_sample, tmp_path, {2: sure_term, 4: unsure_term})
     index = open_index(settings)
     report = ingest_feed(settings, "desi_threads", feed, tiny_encoder, "run-1", index=index)
