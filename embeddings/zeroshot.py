@@ -7,6 +7,7 @@ similarities scaled by CLIP's logit scale (100).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -81,6 +82,17 @@ class ZeroShot:
             vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
             self._vectors[key] = (list(prompts), vectors.astype(np.float32))
         return self._vectors[key]
+
+    def label_vectors(self, labels: Sequence[str], attribute: str) -> np.ndarray:
+        """Free labels (a vendor's own word for a category) written into the attribute's prompt templates and
+        embedded as the candidates are: len(labels) x dim, unit norm, comparable with ``text_vectors``."""
+        templates = self.templates[attribute]
+        flat = [t.format(id=label, label=label, prompt=label, layer="") for label in labels for t in templates]
+        if not flat:
+            return np.zeros((0, self.text_vectors(attribute).shape[1]), dtype=np.float32)
+        vectors = self.encoder.encode_texts(flat).reshape(len(labels), len(templates), -1).mean(axis=1)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors.astype(np.float32)
 
     def text_vectors(self, attribute: str) -> np.ndarray:
         """candidates x dim, unit norm, rows in ``candidates(attribute)`` order; computed once per model id."""

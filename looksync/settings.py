@@ -138,6 +138,12 @@ class Settings(BaseSettings):
     # sharded ingest (docs/airflow.md): products per shard; the DAGs' `shard_size` Param overrides it
     ingest_shard_size: int = Field(default=50_000, ge=1)
     zeroshot_min_confidence: float = Field(default=0.35, ge=0, le=1)  # below: leave the attribute missing
+    # category terms that neither the vendor's map nor the shared synonyms know: CLIP's nearest standard
+    # category is taken at this softmax probability or above (docs/vendors.md), if the model passes its
+    # self-check on the known synonym terms (at most this share of what it accepts there wrong)
+    category_clip_fallback: bool = True
+    category_clip_min_confidence: float = Field(default=0.9, ge=0, le=1)
+    category_clip_max_wrong: float = Field(default=0.01, ge=0, le=1)
     dedup_threshold: float = Field(default=0.95, ge=-1, le=1)  # image cosine for a near-duplicate
     dedup_title_overlap: float = Field(default=0.5, ge=0, le=1)  # title signature overlap across languages (catalog.groups)
     attributes_redis_url: str | None = None  # default: redis_url; none = no mirror (logged)

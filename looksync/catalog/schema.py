@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import math
 from datetime import UTC, datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -41,6 +42,9 @@ class Product(BaseModel):
     description: str = ""
     brand: str = Field(min_length=1)
     category: str
+    # how the vendor's category term was read: its own map (rule), the shared synonyms (synonym), or CLIP's
+    # nearest category above the threshold (clip); None for products not read from a vendor feed
+    category_source: Literal["rule", "synonym", "clip"] | None = None
     layer: str = ""
     gender: str
     colours: list[str] = Field(default_factory=list)

@@ -58,19 +58,57 @@ AUDIENCE_WORDS = frozenset(singular(w) for w in ("men", "mens", "women", "womens
                                                    "kids", "unisex", "man", "woman"))  # fmt: skip
 
 
+# ... and words around the garment: "for" (Hinglish "tshirt for men"), pack sizes, Hindi possessives
+# ("mardon ki shirt", "dhoop ka chashma"); left out only when looking for the garment word of a term
+FILLER_WORDS = AUDIENCE_WORDS | frozenset(singular(w) for w in ("for", "of", "with", "the", "pack", "ka", "ki",
+                                                                "ke", "mardon", "mardo", "aurton", "aurto"))  # fmt: skip
+_CRUMBS = re.compile(r"\s*[>»›/|\\]\s*")  # breadcrumb separators: the last crumb names the garment
+_PARTS = re.compile(r"\s*(?:[&+,;()]|\s-\s|\band\b)\s*", re.IGNORECASE)  # "Tops & Blouses", "Sneaker - White"
+_JAPANESE = re.compile(r"[\u3040-\u30ff\u4e00-\u9fff]")
+
+
 @dataclass(frozen=True)
 class CategorySynonyms:
     by_key: dict[str, str]  # term key -> standard category
     languages: tuple[str, ...]
     source: Path
+    terms: tuple[tuple[str, str], ...] = ()  # (term as written, standard category), in file order
 
     def category(self, term: object) -> str | None:
-        """The standard category of a term: on its key, then on its key without audience words."""
-        words = term_words(term)
+        """The standard category of a term: on its key, then on its key without audience words; then, for a
+        breadcrumb (``Women > Clothing > Dresses``), crumb by crumb from the last; in a crumb, each of its
+        parts (``Tops & Blouses``, ``Sneaker - White``), taken when the parts that name a category agree;
+        in a part, its garment word: the longest known tail (``Men's Slim Fit Chinos``, ``カジュアルシャツ``)."""
+        found = self._on_key(term_words(term))
+        crumbs = [c for c in _CRUMBS.split(unicodedata.normalize("NFKC", str(term))) if c.strip()]
+        for crumb in reversed(crumbs if found is None else []):
+            named = {self._garment(term_words(part)) for part in _PARTS.split(crumb) if part.strip()} - {None}
+            if len(named) == 1:
+                return named.pop()
+            if named:
+                return None  # the parts name different categories: nothing to guess
+        return found
+
+    def _on_key(self, words: list[str]) -> str | None:
         found = self.by_key.get("".join(words)) if words else None
         if found is None:
             rest = [w for w in words if w not in AUDIENCE_WORDS]
             found = self.by_key.get("".join(rest)) if rest and len(rest) < len(words) else None
+        return found
+
+    def _garment(self, words: list[str]) -> str | None:
+        found = self._on_key(words)
+        words = [w for w in words if w not in FILLER_WORDS]
+        for start in range(len(words)) if found is None else ():  # in English the garment is the last word(s)
+            found = self.by_key.get("".join(words[start:]))
+            if found is not None:
+                return found
+        last = words[-1] if words and found is None else ""
+        if _JAPANESE.search(last):  # Japanese writes the modifier and the garment as one word
+            for start in range(1, len(last) - 1):
+                found = self.by_key.get(last[start:])
+                if found is not None:
+                    break
         return found
 
 
@@ -86,6 +124,7 @@ def load_category_synonyms(path: str | Path | None = None) -> CategorySynonyms:
     categories = get_taxonomy().categories
     by_key: dict[str, str] = {}
     claimed_by: dict[str, str] = {}  # key -> the term that claimed it first (for the error message)
+    written: list[tuple[str, str]] = []  # (term, category) as listed
     for language, table in raw.items():
         if not isinstance(table, dict):
             raise TaxonomyError(f"{path}: {language}: expected {{category: [terms]}}, got {table!r}")
@@ -106,7 +145,8 @@ def load_category_synonyms(path: str | Path | None = None) -> CategorySynonyms:
                         f"but mean {category!r} and {by_key[key]!r}"
                     )
                 by_key[key], claimed_by[key] = category, str(term)
-    return CategorySynonyms(by_key=by_key, languages=tuple(raw), source=path)
+                written.append((str(term), category))
+    return CategorySynonyms(by_key=by_key, languages=tuple(raw), source=path, terms=tuple(written))
 
 
 @lru_cache(maxsize=1)

@@ -27,6 +27,7 @@ PRODUCT_FIELDS: tuple[tuple[str, pa.DataType], ...] = (
     ("description", pa.string()),
     ("brand", pa.string()),
     ("category", pa.string()),
+    ("category_source", pa.string()),
     ("layer", pa.string()),
     ("gender", pa.string()),
     ("colours", _STRING_LIST),

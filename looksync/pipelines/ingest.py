@@ -38,6 +38,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from looksync.catalog.clip_terms import ClipCategoryFallback
 from looksync.catalog.images import FetchError, FetchPolicy, fetch_images
 from looksync.catalog.quarantine import QuarantineRecord, QuarantineWriter, Reason
 from looksync.catalog.schema import Product
@@ -74,6 +75,7 @@ class IngestReport:
     seconds: dict[str, float] = field(default_factory=dict)
     outcomes: dict[str, int] = field(default_factory=dict)
     standardised: dict[str, int] = field(default_factory=dict)  # source -> attributes set
+    category_sources: dict[str, int] = field(default_factory=dict)  # rule / synonym / clip -> products read
     thumbnails: dict[str, int] = field(default_factory=dict)  # written / existing / failed, per distinct image
     index_version: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -194,11 +196,32 @@ def resolve_feed(settings: Settings, feed: str, workdir: Path) -> Path:
 # -- stages -----------------------------------------------------------------------------------------
 
 
-def parse_stage(settings: Settings, ref: FeedRef, run_id: str) -> Workspace:
-    """Read and validate the feed; rows that cannot become products go to quarantine."""
+def category_fallback(
+    settings: Settings, zeroshot: ZeroShot | Callable[[], ZeroShot] | None = None
+) -> ClipCategoryFallback | None:
+    """The CLIP fallback for unknown category terms the settings ask for (None: ``category_clip_fallback``
+    off). Without ``zeroshot`` the settings' CLIP model is loaded at the first unknown term only."""
+    if not settings.category_clip_fallback:
+        return None
+
+    def settings_model() -> ZeroShot:
+        from embeddings import ZeroShot, load_encoder_from_settings
+
+        return ZeroShot(load_encoder_from_settings(settings))
+
+    return ClipCategoryFallback(zeroshot or settings_model, settings.category_clip_min_confidence,
+                                settings.category_clip_max_wrong)  # fmt: skip
+
+
+def parse_stage(
+    settings: Settings, ref: FeedRef, run_id: str, fallback: ClipCategoryFallback | None | bool = True
+) -> Workspace:
+    """Read and validate the feed; rows that cannot become products go to quarantine. ``fallback``: the
+    CLIP fallback for unknown category terms (True: ``category_fallback(settings)``; None: none)."""
     t0 = time.perf_counter()
     ws = Workspace.create(settings, ref, run_id)
     config = load_vendor_config(ref.vendor)
+    fallback = category_fallback(settings) if fallback is True else fallback or None
     quarantine = ws.quarantine(settings)
     report = ws.report()
     report.message_id = ref.message_id
@@ -208,7 +231,7 @@ def parse_stage(settings: Settings, ref: FeedRef, run_id: str) -> Workspace:
     row_refs: dict[str, list] = {}  # product id -> [row ref, line] in the feed, for quarantines of later stages
     doubtful: list[tuple[str, str | None]] = []  # (row ref, recovered SKU) of unreadable or SKU-less rows
     cleaned: dict[str, list[str]] = {}  # "title truncated" -> row refs: display text changed on the way in
-    for row in read_feed(config, resolve_feed(settings, ref.feed, ws.path)):
+    for row in read_feed(config, resolve_feed(settings, ref.feed, ws.path), fallback):
         report.rows_read += 1
         seen_skus.update(row.swallowed_skus)
         if row.rejection is not None:
@@ -219,6 +242,8 @@ def parse_stage(settings: Settings, ref: FeedRef, run_id: str) -> Workspace:
                 doubtful.append((row.row_ref, row.rejection.vendor_sku))
         else:
             products.append(row.product)
+            source = row.product.category_source or "rule"
+            report.category_sources[source] = report.category_sources.get(source, 0) + 1
             row_refs[row.product.product_id] = [row.row_ref, row.line]
             seen_skus.add(row.product.vendor_sku)
             for key, changes in row.cleaned.items():
@@ -229,6 +254,9 @@ def parse_stage(settings: Settings, ref: FeedRef, run_id: str) -> Workspace:
     ws.write_json("doubtful_rows", doubtful)
     ws.write_json("row_refs", row_refs)
     report.quarantined = dict(quarantine.counts)
+    for note in fallback.notes() if fallback else []:
+        report.notes.append(note)
+        log.warning(note, extra={"run_id": run_id, "vendor": ref.vendor})
     for what, refs in sorted(cleaned.items()):
         shown = ", ".join(refs[:5]) + (f" and {len(refs) - 5} more" if len(refs) > 5 else "")
         report.notes.append(f"text cleaned: {what} in {len(refs)} row(s) ({shown}); see docs/vendors.md")
@@ -550,7 +578,7 @@ def ingest_feed(
     run_id = run_id or new_run_id()
     ref = FeedRef(vendor, str(feed_path), mode=mode, message_id=message_id)
     log.info("ingest start", extra={"run_id": run_id, "vendor": vendor, "feed": str(feed_path)})
-    ws = parse_stage(settings, ref, run_id)
+    ws = parse_stage(settings, ref, run_id, category_fallback(settings, lambda: _zeroshot_of(encoder)))
     done("parse")
     detect_stage(settings, ws, encoder.model_id, refetch=refetch or force_embed, confirm_deletions=confirm_deletions)
     done("detect")
@@ -565,3 +593,9 @@ def ingest_feed(
     report = apply_stage(settings, ws, index, mirror, dry_run=dry_run)
     done("apply")
     return report
+
+
+def _zeroshot_of(encoder: ClipEncoder) -> ZeroShot:
+    from embeddings import ZeroShot
+
+    return ZeroShot(encoder)

@@ -43,3 +43,27 @@ def test_vendor_written_category_strings_map_right_and_never_wrong():
     correct = sum(g == e for g, e in got) / len(got)
     wrong = sum(g is not None and g != e for g, e in got) / len(got)
     assert correct >= 0.95 and wrong <= 0.01, (correct, wrong)
+
+
+@pytest.mark.parametrize(
+    "term, expected",
+    [
+        ("Women > Clothing > Dresses", "dress"),  # breadcrumb: the last crumb
+        ("Apparel / Men / Chinos", "trousers"),
+        ("Women > Clothing > Shorts & Skirts > Shorts", "shorts"),
+        ("Men > Clothing > Sarees", None),  # a crumb that names nothing, and no other does
+        ("Tops & Blouses", "blouse"),  # the parts that name a category agree
+        ("Jeans & Trousers", None),  # ... and when they do not, nothing is guessed
+        ("Low-Top Sneaker - White", "sneakers"),
+        ("Men's Slim Fit Chinos", "trousers"),  # the garment is the last word(s)
+        ("Men's Round Neck T-shirt (Pack of 2)", "t_shirt"),  # the longest known tail: t-shirt, not shirt
+        ("tshirt for men", "t_shirt"),  # filler words
+        ("dhoop ka chashma", "sunglasses"),
+        ("カジュアルシャツ", "shirt"),  # a Japanese compound: its known tail
+        ("ジャケットハンガー", None),  # ... only a tail, so a hanger is no jacket
+        ("Watch Straps", None),
+        ("Dress Shoes", None),
+    ],
+)
+def test_a_term_is_read_down_to_its_garment_word(term, expected):
+    assert get_category_synonyms().category(term) == expected

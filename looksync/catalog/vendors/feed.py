@@ -11,13 +11,16 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from looksync.catalog.quarantine import QuarantineRecord, Reason
 from looksync.catalog.schema import Product
 from looksync.catalog.vendors.config import VendorConfig
 from looksync.catalog.vendors.mapping import RowRejected, get_path, record_sku, record_to_product
 from looksync.catalog.vendors.readers import FeedError, RawRecord, read_records
+
+if TYPE_CHECKING:
+    from looksync.catalog.clip_terms import ClipCategoryFallback
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +52,22 @@ class ParsedRow:
         return self.rejection is not None and (self.unreadable or not self.rejection.vendor_sku)
 
 
-def read_feed(config: VendorConfig, path: str | Path) -> Iterator[ParsedRow]:
+def read_feed(
+    config: VendorConfig, path: str | Path, category_fallback: ClipCategoryFallback | None = None
+) -> Iterator[ParsedRow]:
     """Parse a feed file row by row. The first occurrence of a SKU is kept; later ones are quarantined
-    as duplicates. Raises ``FeedError`` (at call time) only when the file itself is unusable."""
+    as duplicates. Category terms the maps do not know go to ``category_fallback`` when given. Raises
+    ``FeedError`` (at call time) only when the file itself is unusable."""
     records = read_records(config, Path(path))  # raises now for a missing file or unknown format
-    return _parse_rows(config, records)
+    return _parse_rows(config, records, category_fallback)
 
 
-def _parse_rows(config: VendorConfig, records: Iterator[RawRecord]) -> Iterator[ParsedRow]:
+def _parse_rows(
+    config: VendorConfig, records: Iterator[RawRecord], category_fallback: ClipCategoryFallback | None
+) -> Iterator[ParsedRow]:
     kept_skus: dict[str, tuple[str, str]] = {}  # SKU key -> (row ref, SKU as written) of the row kept
     for record in records:
-        yield _parse_row(config, record, kept_skus)
+        yield _parse_row(config, record, kept_skus, category_fallback)
 
 
 def _written_sku(config: VendorConfig, record: RawRecord) -> str:
@@ -67,7 +75,12 @@ def _written_sku(config: VendorConfig, record: RawRecord) -> str:
     return str(value) if isinstance(value, (str, int)) else ""
 
 
-def _parse_row(config: VendorConfig, record: RawRecord, kept_skus: dict[str, tuple[str, str]]) -> ParsedRow:
+def _parse_row(
+    config: VendorConfig,
+    record: RawRecord,
+    kept_skus: dict[str, tuple[str, str]],
+    category_fallback: ClipCategoryFallback | None = None,
+) -> ParsedRow:
     if record.problem is not None:
         reason, message = record.problem
         hint = config.sku_key(record.sku_hint) if record.sku_hint else None
@@ -91,7 +104,7 @@ def _parse_row(config: VendorConfig, record: RawRecord, kept_skus: dict[str, tup
                 f"sku {written!r} at {record.row_ref} duplicates the row at {first_ref}{same}; the first row is kept",
             )
         cleaned: dict[str, list[str]] = {}
-        product = record_to_product(config, record.raw, sku, cleaned)
+        product = record_to_product(config, record.raw, sku, cleaned, category_fallback)
     except RowRejected as exc:
         return _rejected(config, record, exc.reason, exc.message, sku)
     except Exception as exc:  # a row must never stop the feed: quarantine it, and log for whoever fixes the parser

@@ -2,11 +2,13 @@
 
 Everything vendor-specific comes from the ``VendorConfig``: where each field is, how prices and
 stock are written, and which vendor terms mean which standard category, gender, colour and pattern.
+A category term none of those know may still be mapped by CLIP (``looksync.catalog.clip_terms``); the
+product records how its category was found (``category_source``: ``rule``, ``synonym`` or ``clip``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -24,6 +26,9 @@ from looksync.catalog.vendors.values import (
     parse_stock,
     parse_timestamp,
 )
+
+if TYPE_CHECKING:
+    from looksync.catalog.clip_terms import ClipCategoryFallback
 
 IMAGE_SCHEMES = ("http", "https", "s3", "file")  # what Product accepts; the fetch guard narrows it further
 PAGE_SCHEMES = ("http", "https")  # a product page is linked from the service's pages: nothing else is safe
@@ -82,10 +87,17 @@ def record_sku(config: VendorConfig, record: dict) -> str:
     return sku
 
 
-def record_to_product(config: VendorConfig, record: dict, sku: str, cleaned: dict[str, list[str]] | None = None) -> Product:
+def record_to_product(
+    config: VendorConfig,
+    record: dict,
+    sku: str,
+    cleaned: dict[str, list[str]] | None = None,
+    category_fallback: ClipCategoryFallback | None = None,
+) -> Product:
     """Map and validate one record; raises ``RowRejected`` with the first problem found. Display text
     (title, brand, description, material) is cleaned (``looksync.catalog.text``); what each field lost
-    is put in ``cleaned`` when given."""
+    is put in ``cleaned`` when given. A category term the maps do not know goes to ``category_fallback``
+    when given."""
 
     def display(key: str) -> str:
         text, changes = clean_display(key, _text(config, record, key))
@@ -93,7 +105,7 @@ def record_to_product(config: VendorConfig, record: dict, sku: str, cleaned: dic
             cleaned[key] = changes
         return text
 
-    category = _standard(config, record, "category", Reason.UNKNOWN_CATEGORY)
+    category, category_source = _category(config, record, category_fallback)
     price = _price(config, record)
     values: dict[str, Any] = {
         "vendor": config.name,
@@ -101,6 +113,7 @@ def record_to_product(config: VendorConfig, record: dict, sku: str, cleaned: dic
         "market": config.market,
         "currency": _text(config, record, "currency") or config.currency,
         "category": category,
+        "category_source": category_source,
         "gender": _standard(config, record, "gender", Reason.INVALID_FIELD),
         "title": display("title"),
         "brand": display("brand"),
@@ -166,20 +179,42 @@ def _standard(config: VendorConfig, record: dict, kind: str, reason: Reason) -> 
     return _to_standard(config, kind, term, reason)
 
 
+def _category(config: VendorConfig, record: dict, fallback: ClipCategoryFallback | None) -> tuple[str, str]:
+    """(standard category, source): the vendor's map (``rule``), the shared synonyms (``synonym``), or
+    CLIP's nearest category at or above the threshold (``clip``)."""
+    term = _text(config, record, "category")
+    found = config.match("category", term) if term else None
+    if found is not None:
+        return found[0], "synonym" if found[1] == "synonym" else "rule"
+    guess = fallback.guess(term) if term and fallback is not None else None
+    if guess is not None and guess.accepted:
+        return guess.category, "clip"
+    clip = ""
+    if guess is not None:
+        clip = (f"; CLIP's nearest category {guess.category!r} at {guess.confidence:.2f} is below the threshold "
+                f"{fallback.min_confidence:g} (category_clip_min_confidence)")  # fmt: skip
+    elif fallback is not None and fallback.off:
+        clip = f"; the CLIP fallback is off: {fallback.off}"
+    raise RowRejected(Reason.UNKNOWN_CATEGORY, _unknown_term(config, "category", term) + clip)
+
+
 def _to_standard(config: VendorConfig, kind: str, term: str, reason: Reason = Reason.INVALID_FIELD) -> str:
     standard = config.standard(kind, term) if term else None
     if standard is None:
-        where = f"{kind} ({config.fields[kind].path})"
-        if not term:
-            raise RowRejected(reason, f"{where}: value is empty; known: {_known(config, kind)}")
-        shared = " nor in the shared category synonyms" if kind == "category" else ""
-        raise RowRejected(
-            reason,
-            f"{where}: vendor term {term!r} is not in the {config.name} {kind} map{shared} "
-            f"(compared as {term_key(term)!r}, ignoring case, width, punctuation and plurals); "
-            f"known: {_known(config, kind)}",
-        )
+        raise RowRejected(reason, _unknown_term(config, kind, term))
     return standard
+
+
+def _unknown_term(config: VendorConfig, kind: str, term: str) -> str:
+    where = f"{kind} ({config.fields[kind].path})"
+    if not term:
+        return f"{where}: value is empty; known: {_known(config, kind)}"
+    shared = " nor in the shared category synonyms" if kind == "category" else ""
+    return (
+        f"{where}: vendor term {term!r} is not in the {config.name} {kind} map{shared} "
+        f"(compared as {term_key(term)!r}, ignoring case, width, punctuation and plurals); "
+        f"known: {_known(config, kind)}"
+    )
 
 
 def _known(config: VendorConfig, kind: str) -> str:
