@@ -19,7 +19,7 @@ from pathlib import Path
 from flask import Blueprint, current_app, jsonify, render_template, send_file
 
 from looksync.quality.judging import InvalidRating, JudgingStoreError, RatingStore, build_report, parse_submission
-from looksync.quality.judging.blind import blind_pair, resolve_side
+from looksync.quality.judging.blind import aligned_request, blind_pair, resolve_side
 from serving.context import engine
 from serving.errors import ApiError, error_response
 from serving.inputs import query
@@ -98,14 +98,15 @@ def submit_judgments():
 
 @bp.post("/v1/judge/compare")
 def compare_live_and_shadow():
-    """A look asked of live and of the shadow version, as blind sides A and B in a random order."""
+    """A look asked of live and of the shadow version (for the layers live found), as blind
+    sides A and B in a random order."""
     eng = engine()
     if eng.mirror is None:
         raise ApiError(409, "no_shadow", "no shadow version is mirrored: set LOOKSYNC_SHADOW_SHARE and "
                        "LOOKSYNC_SHADOW_CLIP_WEIGHTS while the index has a shadow version")  # fmt: skip
     _, look_request, look = look_search_input()
     live = eng.search_look(look.image, look_request, look_sha256=look.sha256)
-    shadow = eng.mirror.shadow.search_look(look.image, look_request)
+    shadow = eng.mirror.shadow.search_look(look.image, aligned_request(look_request, live))
     sides = [with_thumbnail_urls(side) for side in blind_pair(judging_secret(), live, shadow)]
     return jsonify({"look_sha256": look.sha256, "sides": sides})
 

@@ -271,3 +271,43 @@ def test_demo_page_outfit_within_a_budget(browser, live_service, built_catalog):
     assert [c.find_element("css selector", ".rank").text for c in cards] == [i["layer"] for i in expected["items"]]
     assert f"total {expected['total']:.2f}" in _one(browser, "#outfit .outfit-total").text
     assert _one(browser, "#outfit").get_attribute("data-within-budget") == "true"
+
+
+@pytest.fixture(scope="module")
+def shadowed(built_catalog, tmp_path_factory):
+    from tests.quality.judging.service import shadowed_data
+
+    return shadowed_data(built_catalog, tmp_path_factory.mktemp("browser-shadow"))
+
+
+def test_judge_page_blind_live_vs_shadow_stores_each_side_under_its_model(browser, live_service, built_catalog, shadowed):
+    from tests.quality.judging.service import SHADOW_WEIGHTS
+
+    data_dir, candidate = shadowed
+    service = live_service(data_dir=data_dir, shadow_share=0.01, shadow_clip_weights=SHADOW_WEIGHTS)
+    look_id = sorted(built_catalog.ground_truth)[0]
+    browser.get(f"{service.url}/judge")
+    _one(browser, "#judge-id").send_keys("judge-ana")
+    _pick_sample(browser, look_id)
+    _one(browser, "#blind-compare").click()
+    _one(browser, "#load-look").click()
+    _wait(browser, lambda d: len(_css(d, "#results div.side")) == 2 or _css(d, "#results .error"))
+    assert not _css(browser, "#results .error"), _one(browser, "#results .error").text
+    sides = _css(browser, "#results div.side")
+    assert [s.get_attribute("data-side") for s in sides] == ["A", "B"]
+    page = _one(browser, "#results").text
+    live_id, shadow_id = built_catalog.encoder.model_id, candidate["model_id"]
+    assert live_id not in page and shadow_id not in page and candidate["version"] not in page  # blind
+    for side, overall in zip(sides, (5, 1), strict=True):
+        _rate(side.find_elements("css selector", "article.product")[0], overall=overall)
+    screenshot(browser, "judge-blind-rated")
+    _one(browser, "#submit-ratings").click()
+    _wait(browser, lambda d: "saved" in _one(d, "#submit-status").text or "error" in _one(d, "#submit-status").get_attribute("class"))
+    assert _one(browser, "#submit-status").text.startswith("saved 2 rating(s)"), _one(browser, "#submit-status").text
+
+    store = RatingStore(service.app.extensions["looksync.settings"].judging_db_url)
+    stored = store.ratings()
+    store.close()
+    assert sorted(r.model_id for r in stored) == sorted([live_id, shadow_id])  # one side each, under its own model
+    assert {r.index_version for r in stored} == {candidate["live"], candidate["version"]}
+    assert sorted(r.scores["overall"] for r in stored) == [1, 5]

@@ -7,6 +7,7 @@ is which."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -28,6 +29,13 @@ def open_side(secret: str, token: str) -> tuple[str, str]:
     except BadSignature:
         raise InvalidRating(["side_token: not a token this service issued"]) from None
     return data["m"], data["v"]
+
+
+def aligned_request(request: Any, live: dict[str, Any]) -> Any:
+    """The look request to ask of the shadow: where the judge named no layers, the layers live found, so both
+    sides show the same layers and each layer's matches can be compared. (Gender is left to each side's own
+    reading: an inferred gender is a preference the search widens, a requested one a hard filter.)"""
+    return replace(request, layers=request.layers or [layer["layer"] for layer in live.get("layers", [])] or None)
 
 
 def blind_pair(

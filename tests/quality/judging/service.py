@@ -33,6 +33,25 @@ def judging_app(built_catalog, db_dir: Path, **overrides) -> Flask:
     return create_app(settings, engine)
 
 
+SHADOW_WEIGHTS = "random:7"
+
+
+def shadowed_data(built_catalog, root: Path) -> tuple[Path, dict]:
+    """A copy of the built catalog's data under ``root`` with a shadow version of another model
+    (``SHADOW_WEIGHTS``, embedded for it by the rollout's own candidate step): (data dir, candidate)."""
+    import shutil
+
+    from embeddings import load_encoder
+    from looksync.index.factory import open_index
+    from looksync.quality.rollout.steps import build_candidate
+    from tests.conftest import TINY_MODEL
+
+    shutil.copytree(built_catalog.settings.data_dir, root / "data")
+    settings = built_catalog.settings.model_copy(update={"data_dir": root / "data"})
+    candidate = build_candidate(settings, open_index(settings), load_encoder(TINY_MODEL, SHADOW_WEIGHTS, device="cpu"))
+    return root / "data", candidate
+
+
 @dataclass
 class LiveService:
     url: str

@@ -4,34 +4,20 @@ model named, ratings stored under the model each side came from, MOS per model i
 from __future__ import annotations
 
 import base64
-import shutil
 from pathlib import Path
 
 import pytest
 from pydantic import SecretStr
 
 from looksync.quality.judging.blind import open_side
-from tests.conftest import TINY_MODEL
-from tests.quality.judging.service import judging_app
-
-SHADOW_WEIGHTS = "random:7"
+from tests.quality.judging.service import SHADOW_WEIGHTS, judging_app, shadowed_data
 
 
 @pytest.fixture(scope="module")
 def with_shadow(built_catalog, tmp_path_factory):
-    """A copy of the built catalog's data with a shadow version of another model (embedded for it by the
-    rollout's own candidate step)."""
-    from embeddings import load_encoder
-    from looksync.index.factory import open_index
-    from looksync.quality.rollout.steps import build_candidate
-
-    root = tmp_path_factory.mktemp("judge-shadow")
-    shutil.copytree(built_catalog.settings.data_dir, root / "data")
-    settings = built_catalog.settings.model_copy(update={"data_dir": root / "data"})
-    encoder = load_encoder(TINY_MODEL, SHADOW_WEIGHTS, device="cpu")
-    candidate = build_candidate(settings, open_index(settings), encoder)
-    assert candidate["embedded"] > 0 and open_index(settings).shadow_version() == candidate["version"]
-    return root / "data", candidate
+    data_dir, candidate = shadowed_data(built_catalog, tmp_path_factory.mktemp("judge-shadow"))
+    assert candidate["embedded"] > 0 and candidate["version"] != candidate["live"]
+    return data_dir, candidate
 
 
 def _look(built_catalog) -> dict:
@@ -53,6 +39,7 @@ def test_live_and_shadow_side_by_side_blind_and_rated_per_model(built_catalog, w
         sides = resp.get_json()["sides"]
         assert [s["side"] for s in sides] == ["A", "B"]
         assert not any(key in side for side in sides for key in ("model_id", "index_version"))  # blind
+        assert [layer["layer"] for layer in sides[0]["layers"]] == [layer["layer"] for layer in sides[1]["layers"]]
         models = [open_side("judging-test-secret", s["side_token"]) for s in sides]
         orders.add(tuple(m for m, _ in models))
     assert len(orders) == 2  # both orders turn up
