@@ -67,6 +67,39 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, *, l2: float = 1e-3, steps: int =
     return LogisticHead(w / scale, b)
 
 
+def calibrate(head: LogisticHead, x: np.ndarray, y: np.ndarray, *, l2: float = 1e-2, steps: int = 50) -> LogisticHead:
+    """Platt scaling on looks the head was not fitted on: ``a * logit + c`` fitted by Newton's method (unweighted,
+    lightly regularised toward a = 1, c = 0), folded into the head's weights. A head that separates its
+    training looks but is at chance on new ones gets a ~ 0: its probabilities come back to the base rate
+    instead of 0.0 / 1.0, so a confidence threshold downstream means something. Too few examples of each
+    class to fit (under 5): the head is returned unchanged."""
+    y = np.asarray(y, dtype=np.float64)
+    if len(y) != len(x) or min(y.sum(), len(y) - y.sum()) < 5:
+        return head
+    z = np.asarray(x, dtype=np.float64) @ head.weights + head.bias
+    z = np.clip(z, -40, 40)
+    features = np.stack([z, np.ones_like(z)], axis=1)
+    prior = np.array([1.0, 0.0])  # a, c: the head as it is
+
+    def loss(theta: np.ndarray) -> float:
+        margin = features @ theta
+        return float(np.sum(np.logaddexp(0.0, margin) - y * margin) + 0.5 * l2 * len(y) * np.sum((theta - prior) ** 2))
+
+    theta = prior.copy()
+    for _ in range(steps):  # Newton's method with step halving (saturated logits make full steps overshoot)
+        p = 1.0 / (1.0 + np.exp(-np.clip(features @ theta, -40, 40)))
+        grad = features.T @ (p - y) + l2 * len(y) * (theta - prior)
+        hess = (features * (p * (1 - p))[:, None]).T @ features + l2 * len(y) * np.eye(2)
+        step, before = np.linalg.solve(hess, grad), loss(theta)
+        while loss(theta - step) > before and np.abs(step).max() > 1e-10:
+            step = step / 2
+        theta = theta - step
+        if np.abs(step).max() < 1e-8:
+            break
+    a, c = float(theta[0]), float(theta[1])
+    return LogisticHead(head.weights * a, head.bias * a + c)
+
+
 def presence_features(crop: np.ndarray, whole: np.ndarray) -> np.ndarray:
     return np.concatenate([np.asarray(crop, dtype=np.float64), np.asarray(whole, dtype=np.float64)])
 
@@ -244,11 +277,33 @@ def train_heads(
     return DetectionHeads(encoder.model_id, region_finder, presence, gender, meta=meta)
 
 
+def calibrate_heads(heads: DetectionHeads, examples: Sequence[LookExample], encoder: Any, place: Callable) -> None:
+    """Platt-scale every head (presence per layer, gender) on ``examples``, looks kept out of the fit."""
+    x_presence: dict[str, list[np.ndarray]] = {layer: [] for layer in heads.presence}
+    y_presence: dict[str, list[int]] = {layer: [] for layer in heads.presence}
+    x_gender, y_gender = [], []
+    for example in examples:
+        crops, whole, _ = region_vectors(place, encoder, example.image, list(heads.presence))
+        for layer, vector in crops.items():
+            if layer in heads.presence and layer not in example.unsure:
+                x_presence[layer].append(presence_features(vector, whole))
+                y_presence[layer].append(int(layer in example.present))
+        if example.gender in GENDERS:
+            x_gender.append(gender_features(whole, crops.values()))
+            y_gender.append(GENDERS.index(example.gender))
+    for layer, xs in x_presence.items():
+        if xs:
+            heads.presence[layer] = calibrate(heads.presence[layer], np.array(xs), np.array(y_presence[layer]))
+    if x_gender:
+        heads.gender = calibrate(heads.gender, np.array(x_gender), np.array(y_gender))
+
+
 def validate_heads(
     heads: DetectionHeads, examples: Sequence[LookExample], encoder: Any, place: Callable
 ) -> dict[str, Any]:
     """Presence precision/recall (pooled) and gender accuracy of ``heads`` on ``examples``."""
     tp = fp = fn = right = 0
+    confidences = []
     for example in examples:
         crops, whole, _ = region_vectors(place, encoder, example.image, list(heads.presence))
         found = heads.detect(crops, whole)
@@ -257,11 +312,13 @@ def validate_heads(
         fp += len(chosen - example.present)
         fn += len(example.present - chosen)
         right += found.gender == example.gender
+        confidences.append(found.gender_confidence)
     return {
         "looks": len(examples),
         "presence_precision": round(tp / max(1, tp + fp), 4),
         "presence_recall": round(tp / max(1, tp + fn), 4),
         "gender_accuracy": round(right / max(1, len(examples)), 4),
+        "gender_mean_confidence": round(float(np.mean(confidences)), 4) if confidences else None,
     }
 
 
@@ -298,6 +355,12 @@ def train_from_sample(
     echo(f"heads: {len(fit_set)} training looks, {len(held)} validation looks, regions {finder.name}")
     heads = train_heads(fit_set, encoder, place, finder.name, list(get_taxonomy().layers), echo=echo)
     if held:
-        heads.meta["validation"] = validate_heads(heads, held, encoder, place)
+        # calibrated on the first half of the held-out looks, measured on the second: a head that is sure
+        # of itself on its training looks but not right on new ones is made to say so
+        calibration, validation = held[: len(held) // 2], held[len(held) // 2 :]
+        heads.meta["validation_uncalibrated"] = validate_heads(heads, validation, encoder, place)
+        calibrate_heads(heads, calibration, encoder, place)
+        heads.meta["calibration_looks"] = len(calibration)
+        heads.meta["validation"] = validate_heads(heads, validation, encoder, place)
     heads.meta["sample"] = {"size": size, "seed": seed, "fixed_looks": fixed_looks, "varied_looks": varied_looks}
     return heads

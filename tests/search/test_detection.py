@@ -13,6 +13,7 @@ from looksync.search.detection import (
     DetectionHeads,
     DetectionHeadsError,
     LogisticHead,
+    calibrate,
     fit_logistic,
     look_examples,
     train_heads,
@@ -36,6 +37,25 @@ def test_fit_logistic_separates_separable_data_and_balances_classes():
     assert np.all(constant.prob(x) < 0.01) and not constant.weights.any()
     with pytest.raises(ValueError, match="do not match"):
         fit_logistic(x, y[:10])
+
+
+def test_calibration_brings_an_overconfident_head_back_to_what_it_knows():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(400, 6))
+    signal = (x[:, 0] > 0).astype(int)
+    overconfident = LogisticHead(np.array([20.0, 0, 0, 0, 0, 0]), 0.0)  # probabilities of ~0 or ~1
+    # labels it cannot predict on new looks: its confidence falls to the base rate
+    noise = rng.integers(0, 2, size=400)
+    lost = calibrate(overconfident, x, noise)
+    confidence = np.maximum(lost.prob(x), 1 - lost.prob(x))
+    assert confidence.mean() < 0.6 and np.maximum(overconfident.prob(x), 1 - overconfident.prob(x)).mean() > 0.95
+    # labels it does predict: it stays sure and right
+    kept = calibrate(overconfident, x, signal)
+    assert ((kept.prob(x) >= 0.5) == signal).mean() > 0.97
+    assert np.maximum(kept.prob(x), 1 - kept.prob(x)).mean() > 0.9
+    # too few examples of a class to fit: unchanged
+    same = calibrate(overconfident, x[:6], np.array([1, 0, 0, 0, 0, 0]))
+    assert same is overconfident
 
 
 def test_detect_thresholds_keeps_the_best_layer_and_reads_gender():
