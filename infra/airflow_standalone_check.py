@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-EXPECTED_DAGS = ("catalog_backfill", "catalog_ingest", "catalog_reindex")
+EXPECTED_DAGS = ("catalog_backfill", "catalog_ingest", "catalog_model_rollout", "catalog_reindex")
 TERMINAL_FAILED = {"failed", "upstream_failed"}
 
 
