@@ -180,7 +180,7 @@ class Settings(BaseSettings):
     # a gender the look search inferred (none was requested) filters the kNN only when its detector is at least
     # this sure; below it the layers are searched across genders, the query names none, and the response says
     # `gender_filter: unsure` (a wrong gender filter loses the planted garment; a missing one only widens)
-    look_gender_min_confidence: float = Field(default=0.75, ge=0.5, le=1)
+    look_gender_min_confidence: float = Field(default=0.9, ge=0.5, le=1)
     # pose region finder (issue 14): where BlazePose's model files come from: "pypi" (the pinned mediapipe
     # wheel, downloaded with pip from the configured index, only the model files kept), a directory holding
     # them, or s3://bucket/prefix; each is checked against the sha256 in looksync/search/pose/blazepose.yaml

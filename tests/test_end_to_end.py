@@ -103,7 +103,7 @@ def test_look_search_detects_layers_when_none_given(built_catalog, service):
     assert body["layers"] and all(layer["layer"] in get_taxonomy().layers for layer in body["layers"])
     detected = body["gender_detected"]  # read from the look: used as a filter only when sure enough
     assert detected["gender"] in ("women", "men", "unisex") and 0 < detected["confidence"] <= 1
-    assert detected["used"] == (detected["confidence"] >= 0.75) == (body["gender"] == detected["gender"])
+    assert detected["used"] == (detected["confidence"] >= 0.9) == (body["gender"] == detected["gender"])
     for layer in body["layers"]:  # an inferred gender is widened rather than leaving a layer empty
         assert len(layer["products"]) == 3, layer
         assert layer["gender_filter"] in (("inferred", "relaxed") if detected["used"] else ("unsure",))
