@@ -65,6 +65,15 @@ def zeroshot(built_catalog):
     return ZeroShot(built_catalog.encoder)
 
 
+@pytest.fixture(scope="module")
+def client(built_catalog, zeroshot):
+    """A Flask test client over an engine on the built sample catalog with an in-process cache, shared by a
+    module's tests (a module that needs another engine defines its own ``client``)."""
+    settings = built_catalog.settings
+    engine = SearchEngine(settings, built_catalog.encoder, open_index(settings), MemoryCache(), zeroshot=zeroshot)
+    return create_app(settings, engine).test_client()
+
+
 @pytest.fixture
 def make_client(built_catalog, zeroshot):
     """A Flask test client over a fresh engine: settings overrides, an optional LLM URL, a cache."""

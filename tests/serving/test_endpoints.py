@@ -21,18 +21,6 @@ from tests.serving.conftest import b64
 
 
 @pytest.fixture(scope="module")
-def client(built_catalog, zeroshot):
-    from looksync.index.factory import open_index
-    from looksync.search.cache import MemoryCache
-    from looksync.search.engine import SearchEngine
-    from serving import create_app
-
-    settings = built_catalog.settings
-    engine = SearchEngine(settings, built_catalog.encoder, open_index(settings), MemoryCache(), zeroshot=zeroshot)
-    return create_app(settings, engine).test_client()
-
-
-@pytest.fixture(scope="module")
 def catalog_products(built_catalog):
     from looksync.index.factory import open_index
 

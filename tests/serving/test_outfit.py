@@ -11,18 +11,6 @@ from looksync.catalog.taxonomy import get_taxonomy
 from tests.serving.conftest import b64
 
 
-@pytest.fixture(scope="module")
-def client(built_catalog, zeroshot):
-    from looksync.index.factory import open_index
-    from looksync.search.cache import MemoryCache
-    from looksync.search.engine import SearchEngine
-    from serving import create_app
-
-    settings = built_catalog.settings
-    engine = SearchEngine(settings, built_catalog.encoder, open_index(settings), MemoryCache(), zeroshot=zeroshot)
-    return create_app(settings, engine).test_client()
-
-
 def _search(client, look, **outfit):
     _, data, truth = look
     market = truth["market"]
