@@ -42,10 +42,12 @@ def build_run_report(run_id: str, feeds: Sequence[dict[str, Any]], extra: dict[s
     outcomes: Counter[str] = Counter()
     quarantine: Counter[str] = Counter()
     thumbnails: Counter[str] = Counter()
+    category_sources: Counter[str] = Counter()  # rule / synonym / clip: how the products' categories were found
     for feed in feeds:
         outcomes.update(feed.get("outcomes", {}))
         quarantine.update(feed.get("quarantined", {}))
         thumbnails.update(feed.get("thumbnails", {}))
+        category_sources.update(feed.get("category_sources", {}))
     report = {
         "run_id": run_id,
         "written_at": datetime.now(UTC).isoformat(),
@@ -55,6 +57,7 @@ def build_run_report(run_id: str, feeds: Sequence[dict[str, Any]], extra: dict[s
         "embedded": sum(f.get("embedded", 0) for f in feeds),
         "embeddings_reused": sum(f.get("embeddings_reused", 0) for f in feeds),
         "thumbnails": dict(thumbnails),
+        "category_sources": dict(category_sources),
         "seconds": dict(sum((Counter(f.get("seconds", {})) for f in feeds), Counter())),
     }
     report.update(extra or {})

@@ -33,13 +33,13 @@ def hostile_catalog(built_catalog, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("hostile")
     src = Path(built_catalog.manifest.feeds["desi_threads"])
-    with src.open(newline="", encoding="utf-8") as fh:
+    with src.open(newline="", encoding="utf-8", errors="surrogateescape") as fh:  # planted latin-1 rows kept
         reader = csv.DictReader(fh)
         fields, rows = reader.fieldnames, list(reader)
     for row in rows:
         row["Product Name"] = f"{RAW}{ESCAPED} {row['Product Name']}"
     feed = root / "desi_threads.csv"
-    with feed.open("w", newline="", encoding="utf-8") as fh:
+    with feed.open("w", newline="", encoding="utf-8", errors="surrogateescape") as fh:
         writer = csv.DictWriter(fh, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)

@@ -8,6 +8,7 @@ from looksync.catalog.clip_terms import prompt_label
 from looksync.catalog.stores import ProductStore
 from looksync.index.factory import open_index
 from looksync.pipelines.ingest import ingest_feed
+from looksync.pipelines.run_report import build_run_report
 from tests.pipelines.conftest import rewrite_csv
 
 TERMS = ["Kurta Pyjama Set", "Sherwani", "Nehru Vest"]  # in no vendor map or synonym table
@@ -54,6 +55,7 @@ def test_the_category_source_is_stored_indexed_and_reported(settings, clean_samp
     notes = "\n".join(report.notes)
     assert f"{prompt_label(sure_term)!r} -> {sure_cat}" in notes and f"{prompt_label(unsure_term)!r}" in notes
     assert "left unknown" in notes
+    assert build_run_report("run-1", [report.__dict__])["category_sources"] == report.category_sources
 
 
 def test_with_the_default_bounds_a_random_model_maps_no_category(settings, clean_sample, tiny_encoder, tmp_path):
