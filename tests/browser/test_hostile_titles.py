@@ -70,20 +70,12 @@ def _hostile_cards(driver) -> list:
 def test_hostile_titles_show_as_text_on_the_demo_and_judge_pages(browser, hostile_catalog, tmp_path):
     look_id = sorted(hostile_catalog.ground_truth)[0]
     with serve(judging_app(hostile_catalog, tmp_path)) as service:
-        browser.get(f"{service.url}/demo")
-        _pick_sample(browser, look_id)
-        _one(browser, "#search").click()
-        _wait(browser, _results_or_error)
-        assert not _css(browser, "#results .error"), _one(browser, "#results .error").text
-        _hostile_cards(browser)
-        _no_script_ran(browser)
-        screenshot(browser, "demo-hostile-titles")
-
-        browser.get(f"{service.url}/judge")
-        _pick_sample(browser, look_id)
-        _one(browser, "#load-look").click()
-        _wait(browser, _results_or_error)
-        assert not _css(browser, "#results .error"), _one(browser, "#results .error").text
-        _hostile_cards(browser)
-        _no_script_ran(browser)
-        screenshot(browser, "judge-hostile-titles")
+        for page, button in (("demo", "#search"), ("judge", "#load-look")):
+            browser.get(f"{service.url}/{page}")
+            _pick_sample(browser, look_id)
+            _one(browser, button).click()
+            _wait(browser, _results_or_error)
+            assert not _css(browser, "#results .error"), _one(browser, "#results .error").text
+            _hostile_cards(browser)
+            _no_script_ran(browser)
+            screenshot(browser, f"{page}-hostile-titles")
