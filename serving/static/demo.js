@@ -14,14 +14,48 @@
       el("h2", { text: layer.layer }),
       el("p", { className: "query" }, "query: ", el("q", { text: layer.query }), ` (${layer.query_source})`),
       layer.products.length
-        ? el("div", { className: "products" }, layer.products.map((p, i) => withOffers(withMatch(LookSync.productCard(p, i + 1), p), p)))
+        ? el("div", { className: "products" },
+          layer.products.map((p, i) => withPurchase(withOffers(withMatch(LookSync.productCard(p, i + 1), p), p), p)))
         : el("p", { text: "no products" }),
     ));
     const outfit = response.outfit ? [outfitSection(response.outfit)] : [];
     const summary = el("div", { className: "summary" },
       el("div", {}, el("h3", { text: "Timings per stage" }), LookSync.timings(response)),
       el("div", {}, el("h3", { text: "Degraded" }), LookSync.degraded(response)));
-    results.replaceChildren(meta, ...outfit, summary, ...layers);
+    const preferences = response.preferences ? [preferencesLine(response.preferences)] : [];
+    results.replaceChildren(meta, ...preferences, ...outfit, summary, ...layers);
+  }
+
+  /* What the shopper's profile did to this answer, as the API says. */
+  function preferencesLine(prefs) {
+    const text = prefs.applied.length
+      ? `preferences of ${prefs.shopper_id} applied: ${prefs.applied.join(", ")} (boost at most ${prefs.max_boost})`
+      : `no preferences of ${prefs.shopper_id} applied${prefs.note ? `: ${prefs.note}` : ""}`;
+    return el("p", { className: "preferences", id: "preferences", "data-applied": prefs.applied.join(","), text });
+  }
+
+  /* With a shopper id: a button that records a purchase of this product for the shopper (POST /v1/events). */
+  function withPurchase(card, product) {
+    const shopper = $("shopper").value.trim();
+    if (!shopper) return card;
+    const button = el("button", { type: "button", className: "buy", text: "bought" });
+    button.addEventListener("click", async () => {
+      button.disabled = true;
+      try {
+        await LookSync.api("/v1/events", {
+          method: "POST", headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ events: [{ shopper_id: shopper, product_id: product.product_id, type: "purchase" }] }),
+        });
+        button.textContent = "recorded";
+        card.dataset.bought = "true";
+      } catch (err) {
+        button.disabled = false;
+        button.textContent = "not recorded";
+        button.title = String(err.message || err);
+      }
+    });
+    card.append(button);
+    return card;
   }
 
   /* Why it matches: a chip per attribute read from the look (agreeing or not) and the score parts.
@@ -87,6 +121,7 @@
       $("look-preview").src = URL.createObjectURL(look.file);
       const params = { k: Number($("k").value) || 5 };
       if ($("market").value) params.market = $("market").value;
+      if ($("shopper").value.trim()) params.shopper_id = $("shopper").value.trim();
       if ($("budget").value !== "") {
         if (!params.market) throw new Error("choose a market for an outfit budget: prices are compared in its currency");
         params.outfit = { budget: Number($("budget").value), currency: selectedCurrency() };

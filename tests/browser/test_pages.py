@@ -311,3 +311,53 @@ def test_judge_page_blind_live_vs_shadow_stores_each_side_under_its_model(browse
     assert sorted(r.model_id for r in stored) == sorted([live_id, shadow_id])  # one side each, under its own model
     assert {r.index_version for r in stored} == {candidate["live"], candidate["version"]}
     assert sorted(r.scores["overall"] for r in stored) == [1, 5]
+
+
+def test_demo_page_records_a_purchase_and_the_next_search_applies_the_shoppers_preferences(
+    browser, live_service, built_catalog
+):
+    """A shopper id on /demo: a card's "bought" button records a purchase through POST /v1/events, the
+    profile holds the product's brand, and the next search says which preferences reordered it, as the API
+    says for the same request."""
+    from selenium.webdriver.support.ui import Select
+
+    service = live_service()
+    look_id = sorted(built_catalog.ground_truth)[0]
+    truth = built_catalog.ground_truth[look_id]
+    look_path = Path(built_catalog.manifest.looks_dir) / f"{look_id}.png"
+    shopper = f"browser-shopper-{look_id}"
+    requests.delete(f"{service.url}/v1/shoppers/{shopper}/profile", timeout=WAIT_S)  # a clean start
+
+    browser.get(f"{service.url}/demo")
+    _one(browser, "#look-file").send_keys(str(look_path))
+    _one(browser, "#k").clear()
+    _one(browser, "#k").send_keys("3")
+    Select(_one(browser, "#market")).select_by_value(truth["market"])
+    _one(browser, "#shopper").send_keys(shopper)
+    _one(browser, "#search").click()
+    _wait(browser, _results_or_error)
+    assert not _css(browser, "#results .error"), _one(browser, "#results .error").text
+    assert _one(browser, "#preferences").get_attribute("data-applied") == ""  # no profile yet
+    assert "no preferences" in _one(browser, "#preferences").text
+
+    card = _css(browser, "#results section.layer article.product")[-1]
+    product_id = card.get_attribute("data-product-id")
+    card.find_element("css selector", "button.buy").click()
+    _wait(browser, lambda d: card.get_attribute("data-bought") == "true" or "not" in card.find_element(
+        "css selector", "button.buy").text)  # fmt: skip
+    assert card.find_element("css selector", "button.buy").text == "recorded"
+
+    profile = requests.get(f"{service.url}/v1/shoppers/{shopper}/profile", timeout=WAIT_S)
+    assert profile.status_code == 200, profile.text
+    assert [e["product_id"] for e in profile.json()["recent_events"]] == [product_id]
+
+    _one(browser, "#search").click()
+    _wait(browser, lambda d: _css(d, "#preferences") and _one(d, "#preferences").get_attribute("data-applied"))
+    shown = _one(browser, "#preferences").get_attribute("data-applied").split(",")
+    with look_path.open("rb") as f:
+        params = {"k": 3, "market": truth["market"], "shopper_id": shopper}
+        api = requests.post(f"{service.url}/v1/looks/search", files={"image": f},
+                            data={"params": json.dumps(params)}, timeout=WAIT_S).json()["preferences"]  # fmt: skip
+    assert shown == api["applied"] and "brand" in shown
+    screenshot(browser, "demo-shopper-preferences")
+    assert requests.delete(f"{service.url}/v1/shoppers/{shopper}/profile", timeout=WAIT_S).json()["erased"] is True
