@@ -57,6 +57,22 @@ def _enter_key(driver, key: str) -> None:
     _one(driver, "#save-key").click()
 
 
+def _submit_ratings(driver, count: int) -> None:
+    """Submit the page's ratings and wait for the page to say they were saved."""
+    _one(driver, "#submit-ratings").click()
+    _wait(driver, lambda d: "saved" in _one(d, "#submit-status").text or "error" in _one(d, "#submit-status").get_attribute("class"))
+    assert _one(driver, "#submit-status").text.startswith(f"saved {count} rating(s)"), _one(driver, "#submit-status").text
+
+
+def _stored_ratings(service) -> list:
+    """What the service's rating store holds, read from its database."""
+    store = RatingStore(service.app.extensions["looksync.settings"].judging_db_url)
+    try:
+        return store.ratings()
+    finally:
+        store.close()
+
+
 def _api_layers(service, look_path: Path, k: int, headers=None) -> list[dict]:
     with look_path.open("rb") as f:
         resp = requests.post(f"{service.url}/v1/looks/search", files={"image": f}, data={"params": f'{{"k": {k}}}'},
@@ -143,14 +159,10 @@ def test_judge_page_rate_submit_and_find_it_in_the_report(browser, live_service,
     rated = [(c.get_attribute("data-layer"), c.get_attribute("data-product-id"), int(c.get_attribute("data-rank")))
              for c in cards[:2]]  # fmt: skip
     screenshot(browser, "judge-rated")
-    _one(browser, "#submit-ratings").click()
-    _wait(browser, lambda d: "saved" in _one(d, "#submit-status").text or "error" in _one(d, "#submit-status").get_attribute("class"))
-    assert _one(browser, "#submit-status").text.startswith("saved 2 rating(s)"), _one(browser, "#submit-status").text
+    _submit_ratings(browser, 2)
 
     # in the database, with what the page knew: judge, look, model, index version, query, rank
-    store = RatingStore(service.app.extensions["looksync.settings"].judging_db_url)
-    stored = store.ratings()
-    store.close()
+    stored = _stored_ratings(service)
     readyz = requests.get(f"{service.url}/readyz", timeout=10).json()
     assert [(r.layer, r.product_id, r.rank) for r in stored] == rated
     first = stored[0]
@@ -301,13 +313,9 @@ def test_judge_page_blind_live_vs_shadow_stores_each_side_under_its_model(browse
     for side, overall in zip(sides, (5, 1), strict=True):
         _rate(side.find_elements("css selector", "article.product")[0], overall=overall)
     screenshot(browser, "judge-blind-rated")
-    _one(browser, "#submit-ratings").click()
-    _wait(browser, lambda d: "saved" in _one(d, "#submit-status").text or "error" in _one(d, "#submit-status").get_attribute("class"))
-    assert _one(browser, "#submit-status").text.startswith("saved 2 rating(s)"), _one(browser, "#submit-status").text
+    _submit_ratings(browser, 2)
 
-    store = RatingStore(service.app.extensions["looksync.settings"].judging_db_url)
-    stored = store.ratings()
-    store.close()
+    stored = _stored_ratings(service)
     assert sorted(r.model_id for r in stored) == sorted([live_id, shadow_id])  # one side each, under its own model
     assert {r.index_version for r in stored} == {candidate["live"], candidate["version"]}
     assert sorted(r.scores["overall"] for r in stored) == [1, 5]
