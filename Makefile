@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup services demo test lint clean es-test deploy-check
+.PHONY: setup models services demo test lint clean es-test deploy-check
 
 setup: $(STAMP)
 
@@ -14,6 +14,11 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+# BlazePose's model files (sha256-checked) into ~/.cache/looksync/models: the default region finder, auto,
+# reads looks from the body's keypoints only when they are there (else the fixed layout, said in `degraded`)
+models: setup
+	$(VENV)/bin/looksync models fetch
 
 demo: setup
 	$(VENV)/bin/looksync demo --workdir var/demo

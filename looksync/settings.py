@@ -173,7 +173,7 @@ class Settings(BaseSettings):
     # frame are skipped), "clip_boxes" (CLIP search over candidate bands) or "auto" (pose when its model files
     # are at hand, from the pypi source only when already cached: nothing is downloaded at startup; else
     # layout, each response saying why in `degraded`)
-    region_finder: str = "layout"
+    region_finder: str = "auto"
     # detection heads (`looksync heads train`) for look searches without gender or layers: presence and gender
     # read from the region finder's crops; trained for one CLIP model and one region finder (checked at startup)
     detection_heads: Path | None = None

@@ -17,6 +17,15 @@ import pytest
 TINY_MODEL = "LookSync-Tiny"
 REPO = Path(__file__).resolve().parents[1]
 
+# Settings the tests pin whatever the defaults are. The default region finder is ``auto`` (pose when the
+# BlazePose files are in ~/.cache/looksync/models, else layout): what that cache holds on a machine must not
+# change what a test sees, so tests read looks with ``layout`` unless they ask for another finder.
+PINNED_ENV = {"LOOKSYNC_REGION_FINDER": "layout"}
+
+
+def pytest_configure(config) -> None:
+    os.environ.update(PINNED_ENV)  # before any fixture, session-scoped ones included
+
 
 def tiny_model_env(data_dir: Path, checkpoint: Path) -> dict[str, str]:
     """LOOKSYNC_* for a run on a tiny random-weight checkpoint, on CPU, fetching sample images from loopback."""
@@ -26,15 +35,18 @@ def tiny_model_env(data_dir: Path, checkpoint: Path) -> dict[str, str]:
         "LOOKSYNC_CLIP_WEIGHTS": str(checkpoint),
         "LOOKSYNC_FETCH_ALLOW_PRIVATE": "true",
         "LOOKSYNC_DEVICE": "cpu",
+        **PINNED_ENV,
     }
 
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch):
-    """Tests never inherit LOOKSYNC_* from the developer's shell."""
+    """Tests never inherit LOOKSYNC_* from the developer's shell (only the pinned settings are set)."""
     for name in list(os.environ):
         if name.startswith("LOOKSYNC_"):
             monkeypatch.delenv(name)
+    for name, value in PINNED_ENV.items():
+        monkeypatch.setenv(name, value)
 
 
 @pytest.fixture

@@ -139,3 +139,13 @@ def test_auto_uses_pose_when_its_files_are_cached_else_layout_recorded(pose_mode
     assert placement.source == "layout" and set(placement.boxes) == {"topwear", "footwear"}
     assert placement.degraded[0].startswith("regions_layout: pose model files not available")
     assert "pose_detection.tflite" in placement.degraded[0] and "looksync models fetch" in placement.degraded[0]
+
+
+def test_a_deployment_that_sets_no_finder_reads_looks_with_auto(monkeypatch):
+    """The shipped default is ``auto`` (pose where its files are cached); the tests pin ``layout`` only for
+    themselves (tests/conftest.py), so an operator's unset variable gets the body-anchored finder."""
+    from looksync.settings import load_settings
+
+    assert load_settings().region_finder == "layout"  # the tests' pin
+    monkeypatch.delenv("LOOKSYNC_REGION_FINDER")
+    assert load_settings().region_finder == "auto"
