@@ -230,7 +230,7 @@ def region_vectors(
     placement = place(look, list(layers))
     placed = [layer for layer in layers if layer in placement.boxes]
     boxes = [placement.boxes[layer][0] for layer in placed] + [(0, 0, look.size[0], look.size[1])]
-    vectors = box_crops(look, encoder, boxes).vectors
+    vectors = box_crops(placement.pixels(look), encoder, boxes).vectors
     return dict(zip(placed, vectors[:-1], strict=True)), vectors[-1], placement
 
 

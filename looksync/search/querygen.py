@@ -160,6 +160,7 @@ class LocalQueryGenerator:
             absent=absent,
             degraded=list(full.degraded),
             timings_ms=dict(full.timings_ms),
+            image=full.image,
         )
         placement.timings_ms["detection"] = (time.perf_counter() - start) * 1000 - sum(full.timings_ms.values())
         if gender is not None:
@@ -224,7 +225,7 @@ class LocalQueryGenerator:
                 for j, box in enumerate(placement.boxes[layer]):
                     boxes.append(box)
                     owners.append((layer, j == 0))  # the main box, then the other extents
-            slots = box_crops(look, self.encoder, boxes)
+            slots = box_crops(placement.pixels(look), self.encoder, boxes)
             for j, (layer, main) in enumerate(owners):
                 if main:
                     best_crop[layer] = len(crops.boxes) + j

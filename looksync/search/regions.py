@@ -62,6 +62,11 @@ class Placement:
     absent: dict[str, str] = field(default_factory=dict)
     degraded: list[str] = field(default_factory=list)
     timings_ms: dict[str, float] = field(default_factory=dict)
+    # the pixels the boxes are cut from when not the look itself (the look with its background blanked)
+    image: Image | None = field(default=None, repr=False, compare=False)
+
+    def pixels(self, look: Image) -> Image:
+        return self.image if self.image is not None else look
 
 
 @dataclass
@@ -219,7 +224,7 @@ def find_placed(finder, encoder: ClipEncoder, fallback: ClipBoxRegionFinder, loo
     placement = finder.place(look, list(queries))
     regions = {}
     if placement.boxes:
-        crops = box_crops(look, encoder, [boxes[0] for boxes in placement.boxes.values()])
+        crops = box_crops(placement.pixels(look), encoder, [boxes[0] for boxes in placement.boxes.values()])
         for layer, box, vector in zip(placement.boxes, crops.boxes, crops.vectors, strict=True):
             regions[layer] = Region(box=box, score=1.0, vector=vector)
     rest = {layer: text for layer, text in queries.items() if layer not in placement.boxes and layer not in placement.absent}

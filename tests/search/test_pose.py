@@ -149,3 +149,36 @@ def test_a_deployment_that_sets_no_finder_reads_looks_with_auto(monkeypatch):
     assert load_settings().region_finder == "layout"  # the tests' pin
     monkeypatch.delenv("LOOKSYNC_REGION_FINDER")
     assert load_settings().region_finder == "auto"
+
+
+def test_blanking_whitens_the_background_and_keeps_the_person(blazepose, sample_look):
+    """``pose_blank_background``: the crops are cut from the look with the person mask's background made
+    white; the person's pixels stay as drawn; off, the crops come from the look itself."""
+    image, truth = sample_look
+    layers = sorted(truth["products"])
+    plain = _finder(blazepose).place(image, layers)
+    assert plain.image is None and plain.pixels(image) is image
+    finder = _finder(blazepose)
+    finder.blank_background = True
+    blanked = finder.place(image, layers)
+    assert blanked.boxes == plain.boxes and "region_blank" in blanked.timings_ms
+    pixels = np.asarray(blanked.pixels(image), dtype=np.int16)
+    original = np.asarray(image, dtype=np.int16)
+    width, height = image.size
+    corner = pixels[: height // 20, : width // 20]
+    assert np.abs(original[: height // 20, : width // 20] - 255).max() > 5  # the drawn background is not white
+    assert (corner >= 250).all()  # ... and is blanked
+    worn = next(layer for layer in ("topwear", "one_piece", "outer_topwear", "bottomwear") if layer in blanked.boxes)
+    x0, y0, x1, y1 = blanked.boxes[worn][0]
+    centre = (slice((y0 + y1) // 2 - 3, (y0 + y1) // 2 + 3), slice((x0 + x1) // 2 - 3, (x0 + x1) // 2 + 3))
+    assert np.abs(pixels[centre] - original[centre]).max() <= 8  # the garment worn is kept
+
+
+def test_blank_background_blends_by_the_mask():
+    from looksync.search.pose.regions import blank_background
+
+    look = Image.new("RGB", (40, 20), (10, 20, 30))
+    mask = np.zeros((4, 4), dtype=np.float32)
+    mask[:, 2:] = 1.0  # the right half is the person
+    out = np.asarray(blank_background(look, mask))
+    assert (out[:, :8] == 255).all() and (out[:, 32:] == (10, 20, 30)).all()

@@ -72,6 +72,7 @@ class PoseRegionFinder:
         *,
         min_visibility: float = 0.5,
         person_mask: bool = True,
+        blank_background: bool = False,
     ):
         if estimator is None:
             raise ValueError("PoseRegionFinder needs a BlazePose estimator; use PoseRegionFinder.from_settings")
@@ -80,6 +81,7 @@ class PoseRegionFinder:
         self.estimator = estimator
         self.min_visibility = min_visibility
         self.person_mask = person_mask
+        self.blank_background = blank_background
         self.fallback = ClipBoxRegionFinder(encoder, embed_texts)
         unknown = sorted({name for layer in self.taxonomy.layers.values() for extent in layer.pose
                           for name in (*extent.points, *(n for group in extent.seen for n in group))
@@ -107,12 +109,20 @@ class PoseRegionFinder:
         )  # fmt: skip
         estimator = load_blazepose(paths, settings.pose_threads, settings.pose_min_detection)
         return cls(encoder, embed_texts, estimator=estimator, min_visibility=settings.pose_min_visibility,
-                   person_mask=settings.pose_person_mask)  # fmt: skip
+                   person_mask=settings.pose_person_mask, blank_background=settings.pose_blank_background)  # fmt: skip
 
     # ---- placement ----------------------------------------------------------------------------
 
     def place(self, look: Image, layers: list[str]) -> Placement:
         look = look.convert("RGB")
+        placement = self._place(look, layers)
+        if self.blank_background and placement.boxes:
+            start = time.perf_counter()
+            placement.image = blank_background(look, self.estimator.person_mask(look))
+            placement.timings_ms["region_blank"] = (time.perf_counter() - start) * 1000
+        return placement
+
+    def _place(self, look: Image, layers: list[str]) -> Placement:
         timings: dict[str, float] = {}
         start = time.perf_counter()
         detections = self.estimator.detect(look)
@@ -144,6 +154,16 @@ class PoseRegionFinder:
 
     def find(self, look: Image, queries: dict[str, str]) -> dict[str, Region]:
         return find_placed(self, self.encoder, self.fallback, look.convert("RGB"), queries)
+
+
+def blank_background(look: Image, mask: np.ndarray, fill: tuple[int, int, int] = (255, 255, 255)) -> Image:
+    """The look over a plain ``fill`` where the person mask (probabilities on any grid, stretched to the look)
+    says background, blended by the mask's probability so edges stay soft."""
+    from PIL import Image as PILImage
+
+    alpha = PILImage.fromarray(np.clip(np.asarray(mask, dtype=np.float32) * 255.0, 0, 255).astype(np.uint8), "L")
+    alpha = alpha.resize(look.size, PILImage.Resampling.BILINEAR)
+    return PILImage.composite(look, PILImage.new("RGB", look.size, fill), alpha)
 
 
 def _clip(box: tuple[float, float, float, float], size: tuple[int, int]) -> Box | None:

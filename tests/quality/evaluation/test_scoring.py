@@ -156,6 +156,12 @@ def test_config_spec_overrides_regions_and_crop_weight():
     assert (c.regions, c.crop_weight, c.gender_conf) == ("clip_boxes", 0.25, 0.9)
 
 
+def test_config_spec_switches_background_blanking():
+    assert EvalConfig.parse("t=LookSync-Tiny:random:0").blank is None  # the settings' value
+    assert EvalConfig.parse("t=LookSync-Tiny:random:0,regions=pose,blank=1").blank is True
+    assert EvalConfig.parse("t=LookSync-Tiny:random:0,regions=pose,blank=0").blank is False
+
+
 def test_config_spec_names_the_clip_runtime():
     assert EvalConfig.parse("t=LookSync-Tiny:random:0").runtime == "torch"
     c = EvalConfig.parse("q=LookSync-Tiny:random:0,runtime=onnx-int8")
@@ -174,6 +180,7 @@ def test_config_spec_names_the_clip_runtime():
         ("a=LookSync-Tiny:random:0,crop_weight=1.5", "crop_weight must be a number in"),
         ("a=LookSync-Tiny:random:0,crop_weight=half", "crop_weight must be a number in"),
         ("a=LookSync-Tiny:random:0,gender_conf=0.3", r"gender_conf must be a number in \[0.5, 1\]"),
+        ("a=LookSync-Tiny:random:0,blank=yes", "blank must be 0 or 1"),
         ("a=LookSync-Tiny:random:0,runtime=tensorrt", "runtime 'tensorrt' is not one of torch, onnx, onnx-int8"),
     ],
 )
