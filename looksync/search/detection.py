@@ -131,6 +131,11 @@ class DetectionHeads:
     gender: LogisticHead
     threshold: float = 0.5
     meta: dict[str, Any] = field(default_factory=dict)  # training figures
+    # layer -> its presence threshold, chosen on calibration looks (best F1); a layer not here uses ``threshold``
+    layer_thresholds: dict[str, float] = field(default_factory=dict)
+
+    def threshold_of(self, layer: str) -> float:
+        return self.layer_thresholds.get(layer, self.threshold)
 
     def detect(self, crops: dict[str, np.ndarray], whole: np.ndarray, max_layers: int = 6) -> Detected:
         """Layers whose presence probability reaches the threshold (at least the most likely one) and
@@ -141,7 +146,7 @@ class DetectionHeads:
             if layer in self.presence
         }
         ranked = sorted(probs, key=lambda layer: probs[layer], reverse=True)
-        layers = [layer for layer in ranked if probs[layer] >= self.threshold][:max_layers] or ranked[:1]
+        layers = [layer for layer in ranked if probs[layer] >= self.threshold_of(layer)][:max_layers] or ranked[:1]
         gender_prob = float(self.gender.prob(gender_features(whole, crops.values())))
         return Detected(layers, GENDERS[int(gender_prob >= 0.5)], probs, gender_prob)
 
@@ -155,6 +160,7 @@ class DetectionHeads:
             "model_id": self.model_id,
             "region_finder": self.region_finder,
             "threshold": self.threshold,
+            "layer_thresholds": self.layer_thresholds,
             "bias": {**{f"presence/{layer}": h.bias for layer, h in self.presence.items()}, "gender": self.gender.bias},
             "meta": self.meta,
         }
@@ -180,7 +186,8 @@ class DetectionHeads:
             k.split("/", 1)[1]: LogisticHead(v, float(bias[k])) for k, v in arrays.items() if k.startswith("presence/")
         }
         return cls(meta["model_id"], meta["region_finder"], presence, LogisticHead(arrays["gender"], float(bias["gender"])),
-                   float(meta["threshold"]), meta.get("meta", {}))  # fmt: skip
+                   float(meta["threshold"]), meta.get("meta", {}),
+                   {k: float(v) for k, v in meta.get("layer_thresholds", {}).items()})  # fmt: skip
 
     def check(self, model_id: str, region_finder: str) -> None:
         if self.model_id != model_id:
@@ -277,8 +284,30 @@ def train_heads(
     return DetectionHeads(encoder.model_id, region_finder, presence, gender, meta=meta)
 
 
+def best_f1_threshold(probs: np.ndarray, labels: np.ndarray, default: float, min_each: int = 3) -> float | None:
+    """The presence threshold with the best F1 on these looks (ties: the one nearest ``default``), halfway
+    between the two probabilities it separates; None with under ``min_each`` looks of either class. A calibrated
+    head of a rare layer seldom says more than its base rate, so one threshold of 0.5 for every layer finds
+    rare layers never; each layer's own threshold trades that precision for recall where F1 says it pays."""
+    probs, labels = np.asarray(probs, dtype=np.float64), np.asarray(labels) > 0.5
+    if min(labels.sum(), (~labels).sum()) < min_each:
+        return None
+    values = np.unique(probs)
+    cuts = np.concatenate([[values[0] - 1e-6], (values[:-1] + values[1:]) / 2, [values[-1] + 1e-6]])
+    best, best_key = None, None
+    for cut in cuts:
+        chosen = probs >= cut
+        tp = int((chosen & labels).sum())
+        f1 = 2 * tp / max(1, chosen.sum() + labels.sum())
+        key = (round(f1, 9), -abs(cut - default))
+        if best_key is None or key > best_key:
+            best, best_key = float(np.clip(cut, 0.0, 1.0)), key
+    return best
+
+
 def calibrate_heads(heads: DetectionHeads, examples: Sequence[LookExample], encoder: Any, place: Callable) -> None:
-    """Platt-scale every head (presence per layer, gender) on ``examples``, looks kept out of the fit."""
+    """Platt-scale every head (presence per layer, gender) on ``examples``, looks kept out of the fit, and
+    choose each layer's presence threshold on them (``best_f1_threshold``)."""
     x_presence: dict[str, list[np.ndarray]] = {layer: [] for layer in heads.presence}
     y_presence: dict[str, list[int]] = {layer: [] for layer in heads.presence}
     x_gender, y_gender = [], []
@@ -294,6 +323,10 @@ def calibrate_heads(heads: DetectionHeads, examples: Sequence[LookExample], enco
     for layer, xs in x_presence.items():
         if xs:
             heads.presence[layer] = calibrate(heads.presence[layer], np.array(xs), np.array(y_presence[layer]))
+            probs = np.array([heads.presence[layer].prob(x) for x in xs])
+            best = best_f1_threshold(probs, np.array(y_presence[layer]), heads.threshold)
+            if best is not None:
+                heads.layer_thresholds[layer] = best
     if x_gender:
         heads.gender = calibrate(heads.gender, np.array(x_gender), np.array(y_gender))
 

@@ -13,6 +13,7 @@ from looksync.search.detection import (
     DetectionHeads,
     DetectionHeadsError,
     LogisticHead,
+    best_f1_threshold,
     calibrate,
     fit_logistic,
     look_examples,
@@ -74,16 +75,42 @@ def test_detect_thresholds_keeps_the_best_layer_and_reads_gender():
     assert heads.detect({"bag": np.ones(dim)}, np.ones(dim)).layers == ["bag"]
 
 
+def test_a_layer_threshold_finds_a_rare_layer_the_shared_one_misses():
+    dim = 4
+    heads = DetectionHeads("M@1", "pose", presence={"topwear": _const(3.0, 2 * dim), "bag": _const(-1.0, 2 * dim)},
+                           gender=_const(0.0, 2 * dim))  # fmt: skip
+    crops = {"topwear": np.ones(dim), "bag": np.ones(dim)}  # the bag head says 0.27
+    assert heads.detect(crops, np.ones(dim)).layers == ["topwear"]
+    heads.layer_thresholds["bag"] = 0.2
+    assert heads.detect(crops, np.ones(dim)).layers == ["topwear", "bag"]
+
+
+def test_best_f1_threshold_separates_what_the_probabilities_can():
+    # a calibrated rare-layer head: its positives sit at 0.3-0.4, under 0.5, above the negatives
+    probs = np.array([0.05, 0.1, 0.12, 0.2, 0.22, 0.31, 0.35, 0.4, 0.15, 0.18])
+    labels = np.array([0, 0, 0, 0, 0, 1, 1, 1, 0, 0])
+    cut = best_f1_threshold(probs, labels, 0.5)
+    assert 0.22 < cut < 0.31  # every positive found, no negative
+    # noisy: the best F1 is still found (not 0.5, which finds nothing)
+    noisy = best_f1_threshold(probs, np.array([0, 0, 0, 1, 0, 1, 1, 0, 0, 0]), 0.5)
+    chosen = probs >= noisy
+    assert chosen[[3, 5, 6]].all()
+    # too few of a class: no threshold of its own
+    assert best_f1_threshold(probs, np.array([0, 0, 0, 0, 0, 0, 0, 1, 1, 0]), 0.5) is None
+
+
 def test_heads_file_round_trip_and_checks(tmp_path):
     rng = np.random.default_rng(1)
     heads = DetectionHeads("M@1", "pose", {"topwear": LogisticHead(rng.normal(size=6), 0.3)},
-                           LogisticHead(rng.normal(size=6), -0.2), threshold=0.4, meta={"looks": 3})  # fmt: skip
+                           LogisticHead(rng.normal(size=6), -0.2), threshold=0.4, meta={"looks": 3},
+                           layer_thresholds={"topwear": 0.25})  # fmt: skip
     path = heads.save(tmp_path / "h" / "heads.npz")
     back = DetectionHeads.load(path)
     x = rng.normal(size=(5, 6))
     assert np.allclose(back.presence["topwear"].prob(x), heads.presence["topwear"].prob(x))
     assert np.allclose(back.gender.prob(x), heads.gender.prob(x))
     assert (back.model_id, back.region_finder, back.threshold, back.meta) == ("M@1", "pose", 0.4, {"looks": 3})
+    assert back.layer_thresholds == {"topwear": 0.25} and back.threshold_of("bag") == 0.4
     back.check("M@1", "pose")
     with pytest.raises(DetectionHeadsError, match="trained on M@1, the encoder is N@2"):
         back.check("N@2", "pose")
