@@ -182,3 +182,38 @@ def test_blank_background_blends_by_the_mask():
     mask[:, 2:] = 1.0  # the right half is the person
     out = np.asarray(blank_background(look, mask))
     assert (out[:, :8] == 255).all() and (out[:, 32:] == (10, 20, 30)).all()
+
+
+def test_the_landmark_model_is_cut_to_the_outputs_read_and_computes_the_same(pose_models_dir, blazepose, sample_look):
+    """The landmark model runs without its mask and heatmap branches: fewer operators, two outputs, and on
+    a real crop the same landmarks and pose flag, bit for bit, as the full model from the file."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from looksync.search.pose.blazepose import LANDMARK_SIZE, roi_from_detection, warp_roi
+
+    full = Interpreter(model_path=str(resolve_pose_models("pypi", pose_models_dir, fetch=False).landmarks), num_threads=1)
+    full.allocate_tensors()
+    cut = blazepose.landmarker
+    assert len(cut._get_ops_details()) < 0.8 * len(full._get_ops_details())
+    assert sorted(tuple(d["shape"][1:]) for d in cut.get_output_details()) == [(1,), (195,)]
+    assert len(full.get_output_details()) == 5
+
+    image, _ = sample_look
+    crop = warp_roi(image, roi_from_detection(blazepose.detect(image)[0]), LANDMARK_SIZE)[None].astype(np.float32) / 255.0
+    results = []
+    for interpreter in (full, cut):
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], crop)
+        interpreter.invoke()
+        by_shape = {tuple(d["shape"][1:]): interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details()}
+        results.append((by_shape[(195,)], by_shape[(1,)]))
+    assert np.array_equal(results[0][0], results[1][0]) and np.array_equal(results[0][1], results[1][1])
+    assert results[1][1][0, 0] >= 0.5  # a pose found on the drawn figure (the flag is a probability)
+
+
+def test_pruning_that_keeps_no_output_is_refused(pose_models_dir):
+    from looksync.search.pose.prune import prune_outputs
+
+    model = resolve_pose_models("pypi", pose_models_dir, fetch=False).landmarks.read_bytes()
+    with pytest.raises(ValueError, match=r"no output of the model is kept; its output shapes: \[\(1, 195\)"):
+        prune_outputs(model, keep=lambda shape: False)
+    assert prune_outputs(model, keep=lambda shape: True) is model  # every output kept: the model as it is

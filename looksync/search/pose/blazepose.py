@@ -13,7 +13,7 @@ Two stages, as MediaPipe's pose graphs run them (``pose_detection_cpu.pbtxt``,
    replicated) for ``pose_landmark_full.tflite`` (values in [0, 1]), whose 195 outputs are 39 points x
    (x, y, z, visibility logit, presence logit): the 33 body landmarks, then auxiliary points. They are
    mapped back through the same rotation into the look's pixels. (MediaPipe refines them with the
-   heatmap output; not done here.)
+   heatmap output; not done here, so the model is loaded cut to the two outputs read: ``prune``.)
 
 ``selfie_segmentation.tflite`` (256 x 256, [0, 1], stretched) gives a person mask: the person's box
 when no pose is found.
@@ -25,9 +25,12 @@ import math
 import os
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from looksync.search.pose.prune import prune_outputs
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -42,6 +45,7 @@ LANDMARKS = (
     "left_heel", "right_heel", "left_foot_index", "right_foot_index",
 )  # fmt: skip
 LANDMARK_INDEX = {name: i for i, name in enumerate(LANDMARKS)}
+LANDMARK_OUTPUTS = ((195,), (1,))  # of the landmark model's outputs, those read: 39 points x 5, the pose flag
 
 DETECTOR_SIZE = 224
 LANDMARK_SIZE = 256
@@ -155,17 +159,6 @@ def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, i
     return kept
 
 
-_GRID: dict[int, np.ndarray] = {}
-
-
-def _unit_grid(out: int) -> np.ndarray:
-    """Output pixel centres as fractions of the output, out x out x 2 (cached per size)."""
-    if out not in _GRID:
-        grid = (np.arange(out, dtype=np.float32) + 0.5) / out
-        _GRID[out] = np.stack(np.meshgrid(grid, grid), axis=-1)
-    return _GRID[out]
-
-
 def warp_roi(look: Image, roi: Roi, out: int) -> np.ndarray:
     """The ROI of the look as an out x out x 3 uint8 array, upright. Inside the look: bilinear (PIL's
     affine warp); outside it: the nearest edge pixel (MediaPipe's default replicated border; a black
@@ -180,19 +173,18 @@ def warp_roi(look: Image, roi: Roi, out: int) -> np.ndarray:
     # output pixel (u, v) -> source pixel: the ROI's rotation and scale
     data = (side * c / out, -side * s / out, cx - 0.5 * side * (c - s),
             side * s / out, side * c / out, cy - 0.5 * side * (s + c))  # fmt: skip
-    inside = np.asarray(source.transform((out, out), PILImage.Transform.AFFINE, data, PILImage.Resampling.BILINEAR))
-    u, v = _unit_grid(out)[..., 0] * out, _unit_grid(out)[..., 1] * out
-    x = np.float32(data[0]) * u + np.float32(data[1]) * v + np.float32(data[2])
-    y = np.float32(data[3]) * u + np.float32(data[4]) * v + np.float32(data[5])
+    inside = np.array(source.transform((out, out), PILImage.Transform.AFFINE, data, PILImage.Resampling.BILINEAR))
     width, height = source.size
+    # where each output pixel centre falls in the source: x[v, u], y[v, u], one broadcast sum each
+    centres = np.arange(out, dtype=np.float32) + np.float32(0.5)
+    x = (np.float32(data[0]) * centres)[None, :] + (np.float32(data[1]) * centres + np.float32(data[2]))[:, None]
+    y = (np.float32(data[3]) * centres)[None, :] + (np.float32(data[4]) * centres + np.float32(data[5]))[:, None]
     outside = (x < 0.5) | (y < 0.5) | (x > width - 0.5) | (y > height - 0.5)
     if not outside.any():
         return inside
     pixels = np.asarray(source)
-    edge = pixels[np.clip(y[outside], 0, height - 1).astype(np.int32), np.clip(x[outside], 0, width - 1).astype(np.int32)]
-    result = inside.copy()
-    result[outside] = edge
-    return result
+    inside[outside] = pixels[np.clip(y[outside], 0, height - 1).astype(np.int32), np.clip(x[outside], 0, width - 1).astype(np.int32)]
+    return inside
 
 
 class BlazePose:
@@ -205,7 +197,9 @@ class BlazePose:
         threads = threads or min(4, os.cpu_count() or 1)
         self.threads = threads
         self.detector = Interpreter(model_path=str(paths.detector), num_threads=threads)
-        self.landmarker = Interpreter(model_path=str(paths.landmarks), num_threads=threads)
+        # only the landmarks and the pose flag are read: the mask and heatmap branches are cut (~40% of a call)
+        landmarks = prune_outputs(Path(paths.landmarks).read_bytes(), keep=lambda shape: shape in LANDMARK_OUTPUTS)
+        self.landmarker = Interpreter(model_content=landmarks, num_threads=threads)
         self.segmenter = Interpreter(model_path=str(paths.segmentation), num_threads=threads)
         for interpreter in (self.detector, self.landmarker, self.segmenter):
             interpreter.allocate_tensors()
@@ -218,6 +212,7 @@ class BlazePose:
             id(it): {tuple(d["shape"][1:]): d["index"] for d in it.get_output_details()}
             for it in (self.detector, self.landmarker, self.segmenter)
         }
+        self._input = {id(it): it.get_input_details()[0]["index"] for it in (self.detector, self.landmarker, self.segmenter)}
         self._lock = threading.Lock()
 
     @staticmethod
@@ -228,7 +223,7 @@ class BlazePose:
 
     def _run(self, interpreter, tensor: np.ndarray) -> dict[tuple, np.ndarray]:
         with self._lock:
-            interpreter.set_tensor(interpreter.get_input_details()[0]["index"], tensor[None].astype(np.float32))
+            interpreter.set_tensor(self._input[id(interpreter)], np.asarray(tensor[None], dtype=np.float32))
             interpreter.invoke()
             return {shape: interpreter.get_tensor(index)[0] for shape, index in self._outputs[id(interpreter)].items()}
 
