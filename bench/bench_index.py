@@ -17,12 +17,19 @@ cosine top-k (numpy, blocked). Measured, single-threaded per query:
 Prints recall@k, p50/p95 latency, the p95 ratio to FAISS, build times, the views' memory and peak RSS.
 
     python bench/bench_index.py --n 1000000      # the issue's size; --n 100000 fits ~10 minutes on 2 cores
+
+``--reuse DIR`` keeps what is slow to make in ``DIR`` and reads it back on the next run with the same
+``--n/--dim/--queries/--k/--seed``: the queries, their keys and exact ground truth, the anchor graph
+(read back into private memory, as built) and the embedded index version (``--rebuild-graphs`` rebuilds
+only its FAISS graphs, after a change to how they are built). The 1M build takes ~40 minutes on 2 cores;
+a reused run measures the query paths in minutes.
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import resource
 import shutil
@@ -30,6 +37,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -158,6 +166,99 @@ def row(name: str, rec: float, ms: np.ndarray) -> dict:
     return {"name": name, "recall": rec, "p50": p50, "p95": p95}
 
 
+def _reuse_key(args: argparse.Namespace) -> dict:
+    return {"n": args.n, "dim": args.dim, "queries": args.queries, "k": args.k, "seed": args.seed}
+
+
+def prepared_queries(args: argparse.Namespace, reuse: Path | None) -> tuple[dict | None, np.ndarray, list, list, list]:
+    """(data or None, queries, plain truth, filtered truth, keys); from ``reuse`` when it holds them
+    for the same arguments (then the catalog itself is not generated: data is None)."""
+    saved = reuse / "queries.npz" if reuse else None
+    if saved is not None and saved.exists() and json.loads((reuse / "key.json").read_text()) == _reuse_key(args):
+        z = np.load(saved)
+        keys = [tuple(k) for k in z["keys"].tolist()]
+        print(f"queries, keys and exact ground truth read from {saved}", flush=True)
+        return None, z["queries"], [set(r) for r in z["truth"].tolist()], [set(r) for r in z["truth_f"].tolist()], keys
+    t0 = time.perf_counter()
+    data = make_data(args.n, args.dim, args.queries, args.seed)
+    print(f"data generated in {time.perf_counter() - t0:.1f} s", flush=True)
+    t0 = time.perf_counter()
+    truth, truth_f, keys = ground_truth(data, args.k)
+    print(f"exact ground truth in {time.perf_counter() - t0:.1f} s", flush=True)
+    if reuse is not None:
+        reuse.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(reuse / "index", ignore_errors=True)  # made from other data: not reusable any more
+        (reuse / "anchor.faiss").unlink(missing_ok=True)
+        np.savez(
+            saved, queries=data["queries"], keys=np.array(keys, dtype=str),
+            truth=np.array([sorted(t) for t in truth]), truth_f=np.array([sorted(t) for t in truth_f]),
+        )  # fmt: skip
+        (reuse / "key.json").write_text(json.dumps(_reuse_key(args)))
+    return data, data["queries"], truth, truth_f, keys
+
+
+def data_for_build(data: dict | None, args: argparse.Namespace) -> dict:
+    if data is None:  # reused queries, but a part of the build is missing: regenerate the same catalog
+        t0 = time.perf_counter()
+        data = make_data(args.n, args.dim, args.queries, args.seed)
+        print(f"data generated again for the build in {time.perf_counter() - t0:.1f} s", flush=True)
+    return data
+
+
+def anchor_graph(args: argparse.Namespace, data: dict | None, reuse: Path | None) -> tuple[Any, float | None, dict | None]:
+    """The FAISS anchor (M=32, efC=64); read back from ``reuse`` when saved there (build time None)."""
+    import faiss
+
+    saved = reuse / "anchor.faiss" if reuse else None
+    if saved is not None and saved.exists():
+        t0 = time.perf_counter()
+        hnsw = faiss.read_index(str(saved))  # private memory, as a freshly built one
+        print(f"\nFAISS IndexHNSWFlat(M=32, efC=64) read from {saved} in {time.perf_counter() - t0:.1f} s", flush=True)
+        return hnsw, None, data
+    data = data_for_build(data, args)
+    faiss.omp_set_num_threads(2)
+    t0 = time.perf_counter()
+    hnsw = faiss.IndexHNSWFlat(args.dim, 32, faiss.METRIC_INNER_PRODUCT)
+    hnsw.hnsw.efConstruction = 64
+    hnsw.add(data["matrix"])
+    build_s = time.perf_counter() - t0
+    faiss.omp_set_num_threads(1)
+    print(f"\nFAISS IndexHNSWFlat(M=32, efC=64) built in {build_s:.1f} s", flush=True)
+    if saved is not None:
+        faiss.write_index(hnsw, str(saved) + ".tmp")
+        os.replace(str(saved) + ".tmp", saved)
+    return hnsw, build_s, data
+
+
+def embedded_index(args: argparse.Namespace, data: dict | None, work: Path, reuse: bool) -> tuple[Any, str, dict, dict | None]:
+    """The embedded index under ``work / 'index'`` (its live version reused when ``reuse`` and built
+    completely before); returns (index, version, build timings, data)."""
+    import faiss
+
+    from looksync.index.embedded import EmbeddedIndex
+
+    done = work / "index" / "bench-built.json"
+    if reuse and done.exists():
+        index = EmbeddedIndex(work / "index", ann_min_rows=1)
+        version = index.live_version()
+        builds: dict[str, float] = {}
+        if args.rebuild_graphs:
+            faiss.omp_set_num_threads(2)
+            t0 = time.perf_counter()
+            index.end_bulk_load(version)
+            builds["faiss graphs"] = time.perf_counter() - t0
+            faiss.omp_set_num_threads(1)
+        print(f"\nembedded index version {version} reused from {work / 'index'}", flush=True)
+        return index, version, builds, data
+    shutil.rmtree(work / "index", ignore_errors=True)
+    data = data_for_build(data, args)
+    faiss.omp_set_num_threads(2)
+    index, version, load_s, graphs_s = build_embedded(work / "index", data, np.arange(args.n))
+    faiss.omp_set_num_threads(1)
+    done.write_text(json.dumps({"version": version, **_reuse_key(args)}))
+    return index, version, {"lance store load": load_s, "faiss graphs": graphs_s}, data
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=1_000_000)
@@ -172,6 +273,11 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--no-lance", action="store_true", help="skip the LanceDB-search comparison")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--reuse", type=Path, default=None, help="keep (and on later runs read back) the data, anchor and index here")
+    ap.add_argument("--rebuild-graphs", action="store_true", help="with --reuse: rebuild the reused version's FAISS graphs")
+    ap.add_argument(
+        "--graph-memory", default="mmap", help="how the views hold their graphs' vectors: mmap, private, or both (mmap,private)"
+    )
     args = ap.parse_args()
 
     import faiss
@@ -182,29 +288,17 @@ def main() -> None:
     k = args.k
     print(f"size: n={args.n:,} vectors x {args.dim}-d, {args.queries} queries, k={k}", flush=True)
     print(f"load average at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
-    t0 = time.perf_counter()
-    data = make_data(args.n, args.dim, args.queries, args.seed)
-    print(f"data generated in {time.perf_counter() - t0:.1f} s", flush=True)
-    t0 = time.perf_counter()
-    truth, truth_f, keys = ground_truth(data, k)
-    print(f"exact ground truth in {time.perf_counter() - t0:.1f} s", flush=True)
+    reuse = args.reuse.resolve() if args.reuse else None
+    data, queries, truth, truth_f, keys = prepared_queries(args, reuse)
     results: dict = {}
     builds: dict[str, float] = {}
     memory: dict[str, int] = {}
-    work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-index-"))
+    work = reuse or Path(args.workdir or tempfile.mkdtemp(prefix="bench-index-"))
     work.mkdir(parents=True, exist_ok=True)
-    queries = data["queries"]
     ids = lambda hits: {int(h.product_id[1:]) for h in hits}  # noqa: E731
     try:
         # ---- FAISS anchor
-        faiss.omp_set_num_threads(2)
-        t0 = time.perf_counter()
-        hnsw = faiss.IndexHNSWFlat(args.dim, 32, faiss.METRIC_INNER_PRODUCT)
-        hnsw.hnsw.efConstruction = 64
-        hnsw.add(data["matrix"])
-        faiss_build = time.perf_counter() - t0
-        faiss.omp_set_num_threads(1)
-        print(f"\nFAISS IndexHNSWFlat(M=32, efC=64) built in {faiss_build:.1f} s", flush=True)
+        hnsw, faiss_build, data = anchor_graph(args, data, reuse)
         anchor = None
         curve = []  # the anchor at every efSearch: embedded figures are also compared at equal recall
         for ef in (16, 32, 64, 128, 256):
@@ -223,9 +317,12 @@ def main() -> None:
         # ---- embedded backend: LanceDB store, FAISS views
         from looksync.index.embedded import EmbeddedIndex
 
-        faiss.omp_set_num_threads(2)
-        index, version, load_s, graphs_s = build_embedded(work / "index", data, np.arange(args.n))
-        faiss.omp_set_num_threads(1)
+        index, version, built, data = embedded_index(args, data, work, reuse is not None)
+        memory_modes = args.graph_memory.split(",")
+        index.graph_memory = memory_modes[0]  # before any view loads
+        builds.update(built)
+        data = None  # the catalog's own copy is not needed to search  # noqa: F841
+        gc.collect()
         disk = sum(p.stat().st_size for p in (work / "index").rglob("*") if p.is_file()) / 1024**3
         nparts = len(index.stats()["versions"][0]["partitions"])
         t0 = time.perf_counter()
@@ -234,10 +331,11 @@ def main() -> None:
         parts = index.stats()["versions"][0]["partitions"]
         own = sum(p["view"]["bytes"] for p in parts)
         mapped = sum(p["view"]["mapped_bytes"] for p in parts)
-        builds["lance store load"], builds["faiss graphs"], builds["views load"] = load_s, graphs_s, views_s
+        builds["views load"] = views_s
         print(
-            f"\nembedded: {nparts} partitions; LanceDB load {load_s:.1f} s, FAISS graphs {graphs_s:.1f} s, "
-            f"views loaded in {views_s:.1f} s; {disk:.2f} GB on disk\n"
+            f"\nembedded: {nparts} partitions; "
+            + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in builds.items())
+            + f"; {disk:.2f} GB on disk\n"
             f"  views in memory: {own / 1024**2:.0f} MiB own + {mapped / 1024**2:.0f} MiB graph vectors mapped "
             f"= {(own + mapped) / args.n * 1e6 / 1024**3:.2f} GiB per million rows ({own / args.n:.0f} + "
             f"{mapped / args.n:.0f} B/row); peak RSS {rss_gb():.2f} GB",
@@ -255,6 +353,10 @@ def main() -> None:
 
         def measure(handle, label, candidates, unfiltered_threads):
             best = {}
+            # one untimed pass first, as the anchor's graph is in memory when measured: the views'
+            # first touches of their graph pages are reported here, not in the figures
+            _, ms = timed(look(handle, candidates[0]), queries)
+            print(f"  {label} warm-up pass (not in the summary): p50 {np.percentile(ms, 50):.2f} ms  p95 {np.percentile(ms, 95):.2f} ms")
             for c in candidates:
                 found, ms = timed(look(handle, c), queries)
                 assert len(handle.last_search_partitions) == 1, handle.last_search_partitions
@@ -272,7 +374,13 @@ def main() -> None:
                 results[f"{label} {kind}"] = min(ok, key=lambda r: r["p95"])
 
         candidates = [int(x) for x in args.candidates.split(",")]
-        measure(index, "faiss-view", candidates, [1])
+        measure(index, "faiss-view" + (f" {memory_modes[0]}" if len(memory_modes) > 1 else ""), candidates, [1])
+        for mode in memory_modes[1:]:  # the look query again, its graphs' vectors held another way
+            other = EmbeddedIndex(work / "index", ann_min_rows=1, graph_memory=mode)
+            other.search(queries[0], k)
+            measure(other, f"faiss-view {mode}", candidates, [])
+            other = None
+            gc.collect()
 
         if not args.no_lance:
             # ---- the same version searched through LanceDB (its own HNSW-SQ + scalar indexes)
@@ -283,7 +391,8 @@ def main() -> None:
             print(f"\nLanceDB HNSW-SQ + scalar indexes built in {builds['lance indexes']:.1f} s", flush=True)
             measure(lance, "lance", [max(candidates)], [1, lance.search_threads])
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if reuse is None:
+            shutil.rmtree(work, ignore_errors=True)
 
     f = results["faiss"]
 
@@ -292,7 +401,7 @@ def main() -> None:
         return next((a for a in curve if a["recall"] >= r["recall"] - 1e-9), curve[-1])
     print(f"\nsummary (n={args.n:,}, dim={args.dim}, {args.queries} queries, k={k})")
     print(
-        f"  build: faiss anchor {faiss_build:.1f} s; embedded "
+        f"  build: faiss anchor {'reused' if faiss_build is None else f'{faiss_build:.1f} s'}; embedded "
         + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in builds.items())
         + f"; on disk {disk:.2f} GB"
     )

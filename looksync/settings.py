@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     index_hnsw_ef_construction: int = Field(default=64, ge=8)
     index_hnsw_ef_search: int = Field(default=64, ge=1)  # the HNSW beam when a search names no num_candidates
     index_exact_max_rows: int = Field(default=2048, ge=0)  # at most this many graph rows pass a filter: score them exactly
+    # embedded FAISS graphs' vectors: "mmap" = mapped from the version directory, shared by worker processes through the
+    # page cache and read ahead when a view loads; "private" = read into each process (no page faults, memory per worker)
+    index_graph_memory: Literal["mmap", "private"] = "mmap"
     es_vector_index_type: Literal["int8_hnsw", "hnsw", "int4_hnsw", "bbq_hnsw"] = "int8_hnsw"
     es_similarity: Literal["cosine", "dot_product"] = "cosine"
     es_hnsw_m: int = Field(default=16, ge=2)

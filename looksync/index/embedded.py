@@ -133,9 +133,13 @@ class EmbeddedIndex(CatalogIndex):
         hnsw_ef_construction: int = 64,
         hnsw_ef_search: int = 64,
         exact_max_rows: int = 2048,
+        graph_memory: str = "mmap",
     ):
         if search not in ("faiss", "lance"):
             raise IndexBackendError(f"embedded index search {search!r}: known: faiss, lance")
+        if graph_memory not in faiss_graph.MEMORY_MODES:
+            raise IndexBackendError(f"embedded index graph_memory {graph_memory!r}: known: {', '.join(faiss_graph.MEMORY_MODES)}")
+        self.graph_memory = graph_memory
         self.path = Path(path)
         self.search_mode = search
         self.hnsw_m = hnsw_m
@@ -516,7 +520,7 @@ class EmbeddedIndex(CatalogIndex):
             with self._backend_errors(f"load the search view of {record.name} partition {key}"):
                 pinned = self._db(record.name).open_table(lance_partitions.table_name(*key))
                 pinned.checkout(stamp[0])
-                view = faiss_view.load_view(pinned, stamp[0], record.dim, search_dir)
+                view = faiss_view.load_view(pinned, stamp[0], record.dim, search_dir, memory=self.graph_memory)
             stats = view.stats()
             # one per (layer, market) partition: dozens per search process start, so DEBUG
             log.debug(

@@ -24,6 +24,7 @@ def open_index(settings: Settings) -> CatalogIndex:
             hnsw_ef_construction=settings.index_hnsw_ef_construction,
             hnsw_ef_search=settings.index_hnsw_ef_search,
             exact_max_rows=settings.index_exact_max_rows,
+            graph_memory=settings.index_graph_memory,
             # made on first use: an S3 client is only built when a snapshot is taken or restored
             snapshot_store=lambda: default_store(settings, "snapshots"),
         )

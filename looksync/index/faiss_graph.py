@@ -36,6 +36,7 @@ SEARCH_DIR = "_search"
 META_FILE = "meta.json"
 BUILD_LOCK = ".build.lock"
 FORMAT = 1
+MEMORY_MODES = ("mmap", "private")
 
 
 @dataclass(frozen=True)
@@ -137,17 +138,25 @@ def save(directory: Path, graph: Any, product_ids: list[str], meta: GraphMeta) -
     return published
 
 
-def load(directory: Path, meta: GraphMeta) -> tuple[Any, np.ndarray]:
-    """The graph (its flat vector storage memory-mapped, so worker processes share the page cache) and
-    its product ids in label order. FileNotFoundError when a newer build removed the files meanwhile."""
+def load(directory: Path, meta: GraphMeta, memory: str = "mmap") -> tuple[Any, np.ndarray]:
+    """The graph and its product ids in label order. FileNotFoundError when a newer build removed the
+    files meanwhile. ``memory``: ``"mmap"`` maps the flat vector storage from the file, so worker
+    processes share it through the page cache, and asks the kernel to read the file ahead (a search
+    then does not wait on disk for the pages it touches first); ``"private"`` reads it into this process."""
     import faiss
 
     directory = Path(directory)
     graph_path = directory / meta.graph_file
     if not graph_path.exists():
         raise FileNotFoundError(graph_path)
+    if memory not in MEMORY_MODES:
+        raise IndexBackendError(f"graph memory {memory!r}: known: {', '.join(MEMORY_MODES)}")
     try:
-        graph = faiss.read_index(str(graph_path), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
+        if memory == "mmap":
+            _read_ahead(graph_path)
+            graph = faiss.read_index(str(graph_path), faiss.IO_FLAG_MMAP_IFC | faiss.IO_FLAG_READ_ONLY)
+        else:
+            graph = faiss.read_index(str(graph_path))
         ids = feather.read_table(str(directory / meta.ids_file), memory_map=True).column("product_id")
     except FileNotFoundError:
         raise
@@ -159,6 +168,17 @@ def load(directory: Path, meta: GraphMeta) -> tuple[Any, np.ndarray]:
             f"meta says {meta.rows} x {meta.dim}"
         )
     return graph, np.asarray(ids.to_pylist(), dtype=object)
+
+
+def _read_ahead(path: Path) -> None:
+    """Start reading ``path`` into the page cache (asynchronous; a no-op where the OS lacks it)."""
+    if not hasattr(os, "posix_fadvise"):
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
+    finally:
+        os.close(fd)
 
 
 def flat_storage(graph: Any) -> Any:

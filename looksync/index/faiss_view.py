@@ -3,17 +3,18 @@
 LanceDB stays the store of record; a search reads this view instead, so it costs no LanceDB call:
 
 * every row's product columns (no vectors) as an Arrow table, with the filter columns as numpy arrays
-  (category, gender, brand as integer codes; price; in stock; sizes as codes per row);
+  (``view_filters``: category, gender, brand as integer codes; price; in stock; sizes as codes per row);
 * the partition's saved FAISS graph (``faiss_graph``), if it has one, with the row now holding each of
   its labels; a label is *clean* when its product is still in the table and was not rewritten since the
   build (not in the write journal from the graph's offset on);
 * the current vectors of every other row (journalled, new, or all rows when there is no graph), scored
-  exactly in numpy.
+  exactly in FAISS's flat kernels.
 
-A query: a filter mask over the rows; the graph searched with that mask as an ``IDSelectorBitmap`` over
-its clean labels (or, when few labels pass, the passing ones scored exactly from the graph's own flat
-storage); the exact rows scored; the two merged by score. A view is immutable once built: a newer table
-version gets a new view, swapped in by reference (``EmbeddedIndex``).
+A query: the rows its filter lets through (cached per view for filters that repeat, ``view_filters``);
+the graph searched with them as an ``IDSelectorBitmap`` over its clean labels (or, when few labels pass,
+the passing ones scored exactly from the graph's own flat storage); the exact rows scored; the two merged
+by score. A view is immutable once built: a newer table version gets a new view, swapped in by
+reference (``EmbeddedIndex``).
 """
 
 from __future__ import annotations
@@ -28,16 +29,15 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from looksync.index import faiss_graph
 from looksync.index.base import IndexBackendError, SearchFilters
 from looksync.index.lance_filters import sql_in
 from looksync.index.lance_schema import PRODUCT_COLUMNS, VECTOR_COLUMN
+from looksync.index.view_filters import Allowed, AllowedSets, FilterColumns
 from looksync.index.write_journal import WriteJournal
 
 _ID_CHUNK = 1000
-_CODED = ("category", "gender", "brand")
 
 
 @dataclass(frozen=True)
@@ -60,12 +60,6 @@ def _vectors_of(column: pa.ChunkedArray | pa.Array, dim: int) -> np.ndarray:
     return np.asarray(values, dtype=np.float32).reshape(len(array), dim)
 
 
-def _codes(column: pa.ChunkedArray) -> tuple[np.ndarray, dict[str, int]]:
-    encoded = pc.dictionary_encode(column.combine_chunks())
-    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int32)
-    return codes, {v: i for i, v in enumerate(encoded.dictionary.to_pylist())}
-
-
 class PartitionView:
     """Immutable; safe to search from many threads at once."""
 
@@ -78,6 +72,7 @@ class PartitionView:
         graph: Any = None,
         graph_meta: faiss_graph.GraphMeta | None = None,
         label_rows: np.ndarray | None = None,
+        graph_memory: str = "mmap",
     ):
         columns = columns.combine_chunks()  # one chunk per column: takes and masks stay cheap
         self.columns = columns
@@ -89,79 +84,36 @@ class PartitionView:
         self._row_of_id: dict[str, int] | None = None
         self._exact_pos: dict[int, int] | None = None  # row -> position among the exact rows
         self._label_of_row: dict[int, int] | None = None  # row -> graph label, for clean rows
-        self.codes: dict[str, np.ndarray] = {}
-        self.vocab: dict[str, dict[str, int]] = {}
-        for name in _CODED:
-            self.codes[name], self.vocab[name] = _codes(columns.column(name))
-        self.price = columns.column("price").combine_chunks().fill_null(np.nan).to_numpy(zero_copy_only=False)
-        self.in_stock = columns.column("in_stock").combine_chunks().fill_null(False).to_numpy(zero_copy_only=False)
-        sizes = columns.column("sizes").combine_chunks().fill_null([])
-        self.size_rows = np.repeat(np.arange(self.n, dtype=np.int64), pc.list_value_length(sizes).to_numpy(zero_copy_only=False))
-        size_codes, self.vocab["sizes"] = _codes(pa.chunked_array([pc.list_flatten(sizes)]))
-        self.size_codes = size_codes
+        self.filters = FilterColumns(columns)
         self.exact_rows = exact_rows.astype(np.int64)
         # exact scoring runs in FAISS's flat kernels (single-threaded per query, only the rows a
         # selector lets through), not a numpy matrix product: no gather copy, no BLAS thread pool
         self.exact_index = _flat_index(exact_vectors)
         self.graph = graph
         self.graph_meta = graph_meta
+        self.graph_memory = graph_memory  # how the graph's vectors are held (faiss_graph.load)
         if graph is not None:
             assert label_rows is not None
             self.label_rows = label_rows.astype(np.int64)  # row of each label, -1 when not clean
             self.clean = self.label_rows >= 0
             self.clean_count = int(self.clean.sum())
-            self._safe_rows = np.where(self.clean, self.label_rows, 0)
             self.graph_storage = faiss_graph.flat_storage(graph)
         else:
             self.label_rows = np.zeros(0, dtype=np.int64)
             self.clean = np.zeros(0, dtype=bool)
             self.clean_count = 0
+        self.allowed = AllowedSets(self.filters, self.clean, self.label_rows, self.exact_rows, self._rows_by_id)
 
     # ---- filters --------------------------------------------------------------------------------
 
-    def _in(self, name: str, values: list[str]) -> np.ndarray:
-        return _lookup(self.codes[name], self.vocab[name], values)
+    def _rows_by_id(self) -> dict[str, int]:
+        if self._row_of_id is None:  # made on first use; two threads racing build the same dict
+            self._row_of_id = {pid: i for i, pid in enumerate(self.id_list)}
+        return self._row_of_id
 
     def mask(self, filters: SearchFilters | None) -> np.ndarray | None:
         """Rows passing ``filters`` (None: every row). Same semantics as ``SearchFilters.matches``."""
-        if filters is None:
-            return None
-        mask: np.ndarray | None = None
-
-        def both(part: np.ndarray) -> None:
-            nonlocal mask
-            mask = part if mask is None else mask & part
-
-        if filters.layers:
-            both(pc.is_in(self.columns.column("layer"), pa.array(filters.layers, pa.string())).to_numpy(zero_copy_only=False))
-        if filters.market:
-            both(pc.equal(self.columns.column("market"), filters.market).fill_null(False).to_numpy(zero_copy_only=False))
-        if filters.categories:
-            both(self._in("category", filters.categories))
-        if filters.genders:
-            both(self._in("gender", filters.genders))
-        if filters.brands_include:
-            both(self._in("brand", filters.brands_include))
-        if filters.brands_exclude:
-            both(~self._in("brand", filters.brands_exclude))
-        if filters.price_min is not None:
-            both(self.price >= float(filters.price_min))
-        if filters.price_max is not None:
-            both(self.price <= float(filters.price_max))
-        if filters.sizes:
-            has = np.zeros(self.n, dtype=bool)
-            has[self.size_rows[_lookup(self.size_codes, self.vocab["sizes"], filters.sizes)]] = True
-            both(has)
-        if filters.in_stock is not None:
-            both(self.in_stock == bool(filters.in_stock))
-        if filters.exclude_ids:
-            if self._row_of_id is None:
-                self._row_of_id = {pid: i for i, pid in enumerate(self.id_list)}
-            keep = np.ones(self.n, dtype=bool)
-            rows = [self._row_of_id[pid] for pid in filters.exclude_ids if pid in self._row_of_id]
-            keep[rows] = False
-            both(keep)
-        return mask
+        return self.filters.mask(filters, self._rows_by_id() if filters and filters.exclude_ids else None)
 
     # ---- search ---------------------------------------------------------------------------------
 
@@ -174,22 +126,21 @@ class PartitionView:
         exact_max_rows: int,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(scores, rows) of the best ``k`` rows passing ``filters``, best first."""
-        mask = self.mask(filters)
+        allowed = self.allowed(filters)
         scores: list[np.ndarray] = []
         rows: list[np.ndarray] = []
-        if len(self.exact_rows):
-            allowed = None if mask is None else mask[self.exact_rows]
-            if allowed is None or allowed.any():
-                exact_s, positions = _flat_search(self.exact_index, query, k, allowed)
-                scores.append(exact_s)
-                rows.append(self.exact_rows[positions])
-        if self.graph is not None and self.clean_count:
-            allowed = self.clean if mask is None else self.clean & mask[self._safe_rows]
+        if allowed.exact_count:
+            exact_s, positions = _flat_search(self.exact_index, query, k, allowed.exact)
+            scores.append(exact_s)
+            rows.append(self.exact_rows[positions])
+        if allowed.graph_count:
             labels_s, labels = self._graph_search(query, k, allowed, ef_search, exact_max_rows)
             scores.append(labels_s)
             rows.append(self.label_rows[labels])
         if not scores:
             return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
+        if len(scores) == 1:  # both come out of FAISS best first
+            return scores[0], rows[0]
         all_scores = np.concatenate(scores)
         all_rows = np.concatenate(rows)
         if len(all_scores) > k:
@@ -199,36 +150,29 @@ class PartitionView:
         return all_scores[order], all_rows[order]
 
     def _graph_search(
-        self, query: np.ndarray, k: int, allowed: np.ndarray, ef_search: int, exact_max_rows: int
+        self, query: np.ndarray, k: int, allowed: Allowed, ef_search: int, exact_max_rows: int
     ) -> tuple[np.ndarray, np.ndarray]:
         import faiss
 
-        count = self.clean_count if allowed is self.clean else int(allowed.sum())
-        if count == 0:
-            return np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
+        count, labels_n = allowed.graph_count, len(self.label_rows)
         if count > exact_max_rows:
             params = faiss.SearchParametersHNSW()
             # a selective filter leaves fewer passing nodes among those HNSW visits: widen the beam
-            params.efSearch = max(ef_search, k, min(4 * ef_search, math.ceil(k * len(allowed) / count)))
-            bitmap = None
-            if count < len(allowed):
-                bitmap = np.packbits(allowed, bitorder="little")
-                selector = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))
-                params.sel = selector
+            params.efSearch = max(ef_search, k, min(4 * ef_search, math.ceil(k * labels_n / count)))
+            if allowed.graph_bits is not None:
+                params.sel = faiss.IDSelectorBitmap(len(allowed.graph_bits), faiss.swig_ptr(allowed.graph_bits))
             distances, labels = self.graph.search(query[None], k, params=params)
             found = labels[0] >= 0
             if found.sum() >= min(k, count):
                 return distances[0][found], labels[0][found]
             # the graph ran dry under the filter while more rows match: score them exactly
-        return _flat_search(self.graph_storage, query, k, None if count == len(allowed) else allowed)
+        return _flat_search(self.graph_storage, query, k, allowed.graph_bits, packed=True)
 
     # ---- lookups by id ---------------------------------------------------------------------------
 
     def row_of(self, product_id: str) -> int | None:
         """The row of ``product_id`` in this view, or None."""
-        if self._row_of_id is None:  # made on first use; two threads racing build the same dict
-            self._row_of_id = {pid: i for i, pid in enumerate(self.id_list)}
-        return self._row_of_id.get(product_id)
+        return self._rows_by_id().get(product_id)
 
     def vector_of_row(self, row: int) -> np.ndarray | None:
         """The stored vector of a row: from the exact rows (journalled or new, their current vector) or
@@ -257,16 +201,19 @@ class PartitionView:
         return [self.id_list[r] for r in rows.tolist()]
 
     def stats(self) -> ViewStats:
-        own = self.columns.nbytes + sum(c.nbytes for c in self.codes.values()) + self.price.nbytes
+        own = self.columns.nbytes + self.filters.nbytes + self.allowed.nbytes
         own += sum(sys.getsizeof(pid) for pid in self.id_list) + 8 * len(self.id_list)
-        own += self.in_stock.nbytes + self.size_rows.nbytes + self.size_codes.nbytes
         own += self.exact_rows.nbytes + self.exact_index.ntotal * self.exact_index.d * 4
         mapped = 0
         if self.graph is not None:
-            mapped = self.graph.ntotal * self.graph.d * 4
+            vectors = self.graph.ntotal * self.graph.d * 4
+            if self.graph_memory == "mmap":
+                mapped = vectors
+            else:
+                own += vectors
             hnsw = self.graph.hnsw
             own += hnsw.neighbors.size() * 4 + hnsw.offsets.size() * 8 + hnsw.levels.size() * 4
-            own += self.label_rows.nbytes * 2 + self.clean.nbytes
+            own += self.label_rows.nbytes + self.clean.nbytes
         return ViewStats(
             rows=self.n,
             graph_rows=0 if self.graph is None else int(self.graph.ntotal),
@@ -279,16 +226,6 @@ class PartitionView:
         )
 
 
-def _lookup(codes: np.ndarray, vocab: dict[str, int], values: list[str]) -> np.ndarray:
-    """Rows whose code is one of ``values`` (a lookup table indexed by code + 1; -1 is null)."""
-    table = np.zeros(len(vocab) + 1, dtype=bool)
-    for value in values:
-        code = vocab.get(value)
-        if code is not None:
-            table[code + 1] = True
-    return table[codes + 1]
-
-
 def _flat_index(vectors: np.ndarray) -> Any:
     import faiss
 
@@ -298,13 +235,16 @@ def _flat_index(vectors: np.ndarray) -> Any:
     return index
 
 
-def _flat_search(index: Any, query: np.ndarray, k: int, allowed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """Exact top-``k`` inner products over a flat index's rows (only the ``allowed`` ones)."""
+def _flat_search(
+    index: Any, query: np.ndarray, k: int, allowed: np.ndarray | None, packed: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-``k`` inner products over a flat index's rows (only the ``allowed`` ones: a bool per
+    row, or with ``packed`` a little-endian bitmap of them; None: every row)."""
     import faiss
 
     params = None
     if allowed is not None:
-        bitmap = np.packbits(allowed, bitorder="little")
+        bitmap = allowed if packed else np.packbits(allowed, bitorder="little")
         params = faiss.SearchParameters()
         params.sel = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))
     distances, labels = index.search(query[None], min(k, index.ntotal), params=params)
@@ -312,9 +252,12 @@ def _flat_search(index: Any, query: np.ndarray, k: int, allowed: np.ndarray | No
     return distances[0][found], labels[0][found]
 
 
-def load_view(table: Any, table_version: int, dim: int, search_dir: Path, use_graph: bool = True) -> PartitionView:
+def load_view(
+    table: Any, table_version: int, dim: int, search_dir: Path, use_graph: bool = True, memory: str = "mmap"
+) -> PartitionView:
     """The view of ``table`` (a LanceDB table handle checked out at ``table_version``) with the graph and
-    journal under ``search_dir``. One column scan; vectors are read only for rows the graph lacks."""
+    journal under ``search_dir`` (its vectors held as ``memory`` says, see ``faiss_graph.load``). One
+    column scan; vectors are read only for rows the graph lacks."""
     meta = faiss_graph.read_meta(search_dir) if use_graph else None
     if meta is not None and (meta.table_version > table_version or meta.dim != dim):
         meta = None  # built from a version this reader does not see (or another model's): exact search
@@ -323,7 +266,7 @@ def load_view(table: Any, table_version: int, dim: int, search_dir: Path, use_gr
         if meta is None:
             break
         try:
-            graph, graph_ids = faiss_graph.load(search_dir, meta)
+            graph, graph_ids = faiss_graph.load(search_dir, meta, memory)
             break
         except FileNotFoundError:
             meta = faiss_graph.read_meta(search_dir)  # a newer build replaced the files meanwhile
@@ -370,7 +313,7 @@ def load_view(table: Any, table_version: int, dim: int, search_dir: Path, use_gr
         if missing:
             raise IndexBackendError(f"{search_dir}: rows vanished from table version {table_version} while read: {sorted(missing)[:5]}")
         exact_vectors = np.stack([found[pid] for pid in wanted])
-    return PartitionView(columns, table_version, exact_rows, exact_vectors, graph, meta, label_rows)
+    return PartitionView(columns, table_version, exact_rows, exact_vectors, graph, meta, label_rows, memory)
 
 
 @dataclass(frozen=True)
