@@ -4,10 +4,12 @@ concurrency 16).
 Builds a small embedded index (a hit never reads it), starts the service under gunicorn as deployed
 (1 worker, GUNICORN_THREADS threads; LookSync-Tiny random weights by default: a hit never runs the model),
 fills the look cache with one 5-layer look and sends that same look again at concurrency 1, 4 and 16,
-with two clients: a lean one (one kept-alive ``http.client`` connection per thread, the multipart body
-encoded with a fresh boundary per request as browsers and ``requests`` do) and ``requests`` (what
-``bench_service.py`` uses; its own CPU cost is part of what it measures). The anchor, measured in the
-same run with the lean client: ``GET /healthz``, the service's HTTP stack with no work behind it.
+with two clients: a lean one (``bench/http_load.py``: one thread driving kept-alive raw sockets from an
+event loop, each request a multipart body with a fresh boundary as browsers and ``requests`` send, made by
+joining bytes, so the client's own CPU stays small next to the server's on two shared cores) and
+``requests`` in a thread pool (what ``bench_service.py`` uses; its own CPU cost is part of what it
+measures). The anchor, measured in the same run with the lean client: ``GET /healthz``, the service's
+HTTP stack with no work behind it.
 
 Prints the load average, client p50/p95/p99 per phase, throughput, errors, the hit's p95 over the
 anchor's, and the hit's p95 against the 20 ms target.
@@ -40,12 +42,14 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_service import LAYERS, build_index, pct  # noqa: E402
+from bench.http_load import LoopClient, request_bytes  # noqa: E402
 from looksync.demo import free_port, start_service, stop_service, wait_ready  # noqa: E402
 
 PARAMS = {"market": "US", "gender": "women", "layers": LAYERS, "k": 10, "rerank": "off"}
 
 
 def multipart(look: bytes) -> tuple[bytes, str]:
+    """A multipart look search body with a fresh boundary, and its Content-Type."""
     boundary = uuid.uuid4().hex
     head = (f'--{boundary}\r\nContent-Disposition: form-data; name="params"\r\n\r\n{json.dumps(PARAMS)}\r\n'
             f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="look.png"\r\n'
@@ -53,21 +57,17 @@ def multipart(look: bytes) -> tuple[bytes, str]:
     return head + look + f"\r\n--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
-class LeanClient:
-    """One kept-alive connection per thread; returns (ok, ms, body) like ``requests`` would."""
+class ThreadClient:
+    """One kept-alive ``http.client`` connection per pool thread (the lean client of the first runs)."""
 
     def __init__(self, port: int):
         self.port = port
         self.local = threading.local()
 
-    def _conn(self) -> http.client.HTTPConnection:
+    def call(self, method: str, path: str, body: bytes | None = None, content_type: str | None = None):
         conn = getattr(self.local, "conn", None)
         if conn is None:
             conn = self.local.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        return conn
-
-    def call(self, method: str, path: str, body: bytes | None = None, content_type: str | None = None):
-        conn = self._conn()
         headers = {"Content-Type": content_type} if content_type else {}
         t0 = time.perf_counter()
         try:
@@ -78,11 +78,11 @@ class LeanClient:
             conn.close()
             self.local.conn = None
             return False, (time.perf_counter() - t0) * 1000, None
-        ms = (time.perf_counter() - t0) * 1000
-        return resp.status == 200, ms, data
+        return resp.status == 200, (time.perf_counter() - t0) * 1000, data
 
 
-def phase(name: str, send, count: int, concurrency: int, check=None) -> dict:
+def pooled(send, count: int, concurrency: int, check=None) -> tuple[list[float], int, float]:
+    """``send()`` -> (ok, ms, body), ``count`` times from ``concurrency`` threads."""
     latencies, errors = [], 0
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
@@ -91,7 +91,12 @@ def phase(name: str, send, count: int, concurrency: int, check=None) -> dict:
                 latencies.append(ms)
             else:
                 errors += 1
-    wall = time.perf_counter() - start
+    return latencies, errors, time.perf_counter() - start
+
+
+def phase(name: str, run, count: int, concurrency: int) -> dict:
+    """``run(count, concurrency)`` -> (latencies, errors, wall seconds), printed as one row."""
+    latencies, errors, wall = run(count, concurrency)
     row = {"phase": name, "c": concurrency, "requests": count, "errors": errors, "rps": round(count / wall, 1),
            "client_ms": [round(pct(latencies, q), 2) for q in (50, 95, 99)],
            "load": [round(x, 2) for x in os.getloadavg()]}  # fmt: skip
@@ -109,6 +114,8 @@ def main() -> None:
     parser.add_argument("--threads", default=os.environ.get("GUNICORN_THREADS", "4"), help="gunicorn threads")
     parser.add_argument("--workers", type=int, default=1, help="gunicorn workers (each holds a model; use --redis-url)")
     parser.add_argument("--baseline-root", type=Path, default=None, help="a checkout to compare with (its service too)")
+    parser.add_argument("--clients", default="lean,requests",
+                        help="hit phases' clients: lean (one-thread event loop), requests, threads (http.client per thread)")  # fmt: skip
     args = parser.parse_args()
 
     from embeddings import load_encoder, save_random_checkpoint
@@ -138,16 +145,17 @@ def main() -> None:
         clients = {name: Clients(proc, look) for name, proc in services.items()}
         for name, client in clients.items():
             print(f"{name}: ready {wait_ready(client.base, timeout_s=300, proc=services[name])}", flush=True)
-            ok, ms, data = client.lean_hit()
-            print(f"{name}: first (miss) {ms:.0f} ms: cache {json.loads(data).get('cache') if ok else data}", flush=True)
-            for _ in range(20):  # warm the threads and connections
-                client.lean_hit()
+            ok, ms, data = client.threads.call("POST", "/v1/looks/search", *multipart(look))
+            print(f"{name}: first (miss) {ms:.0f} ms: cache {json.loads(data).get('cache') if ok else data}", flush=True)  # fmt: skip
+            client.lean_hits(20, 4)  # warm the threads and connections
+        kinds = [k.strip() for k in args.clients.split(",")]
         for c in [int(x) for x in args.concurrency.split(",")]:
             for name, client in clients.items():
-                rows.append({"service": name, **phase("healthz (anchor)", client.healthz, args.requests, c)})
-            for label, send in (("cache hit", "lean_hit"), ("cache hit (requests)", "requests_hit")):
+                rows.append({"service": name, **phase("healthz (anchor)", client.lean_healthz, args.requests, c)})
+            for kind in kinds:
                 for name, client in clients.items():
-                    rows.append({"service": name, **phase(label, getattr(client, send), args.requests, c, is_hit)})
+                    label, run = client.hit_phase(kind)
+                    rows.append({"service": name, **phase(label, run, args.requests, c)})
     finally:
         for proc in services.values():
             stop_service(proc)
@@ -164,12 +172,12 @@ def main() -> None:
         if r["service"] != "baseline" and (r["phase"], r["c"]) in baseline:
             extra += f"  p95 / baseline p95 = {p95 / baseline[r['phase'], r['c']]['client_ms'][1]:.2f}"
         print(f"{r['service']:<10} {r['phase']:<22} c={r['c']:<3} client p50/p95/p99 {r['client_ms']} ms  "
-              f"{r['rps']} req/s  errors {r['errors']}  load {r['load'][0]}{extra}")
+              f"{r['rps']} req/s  errors {r['errors']}  load {r['load'][0]}{extra}")  # fmt: skip
     print(f"total errors: {sum(r['errors'] for r in rows)}")
 
 
 def is_hit(data: bytes) -> bool:
-    return json.loads(data).get("cache") == "hit"
+    return b'"cache":"hit"' in data  # the service's compact JSON; a full parse would be the client's largest cost
 
 
 def start_from(root: Path, env: dict[str, str], port: int, log_path: Path) -> subprocess.Popen:
@@ -181,21 +189,37 @@ def start_from(root: Path, env: dict[str, str], port: int, log_path: Path) -> su
 
 
 class Clients:
-    """The lean and ``requests`` clients of one service."""
+    """The clients of one service: lean (``bench/http_load.py``), ``requests`` and ``http.client`` per thread."""
 
     def __init__(self, proc: subprocess.Popen, look: bytes):
         self.port = int(proc.args[proc.args.index("--port") + 1])
         self.base = f"http://127.0.0.1:{self.port}"
         self.look = look
-        self.lean = LeanClient(self.port)
+        self.loop = LoopClient(self.port)
+        self.threads = ThreadClient(self.port)
         self.session = requests.Session()
         self.session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=32))
 
-    def healthz(self):
-        return self.lean.call("GET", "/healthz")
+    def lean_healthz(self, count: int, concurrency: int):
+        request = request_bytes("GET", "/healthz")
+        return self.loop.run(lambda i: request, count, concurrency)
 
-    def lean_hit(self):
-        return self.lean.call("POST", "/v1/looks/search", *multipart(self.look))
+    def lean_hits(self, count: int, concurrency: int):
+        def make(i: int) -> bytes:
+            return request_bytes("POST", "/v1/looks/search", *multipart(self.look))
+
+        return self.loop.run(make, count, concurrency, is_hit)
+
+    def hit_phase(self, kind: str):
+        """(phase label, run(count, concurrency)) of the cache hit sent by ``kind`` of client."""
+        if kind == "lean":
+            return "cache hit", self.lean_hits
+        if kind == "requests":
+            return "cache hit (requests)", lambda n, c: pooled(self.requests_hit, n, c, is_hit)
+        if kind == "threads":
+            send = lambda: self.threads.call("POST", "/v1/looks/search", *multipart(self.look))  # noqa: E731
+            return "cache hit (http.client threads)", lambda n, c: pooled(send, n, c, is_hit)
+        raise SystemExit(f"unknown client {kind!r}: lean, requests or threads")
 
     def requests_hit(self):
         t0 = time.perf_counter()

@@ -18,6 +18,7 @@ from looksync.search.engine import SearchEngine
 from looksync.search.shadow import open_shadow_mirror
 from looksync.settings import Settings, get_settings
 from serving import context
+from serving.cached_looks import RenderedAnswers
 from serving.errors import ApiError, register_error_handlers
 from serving.metrics import ServiceMetrics
 from serving.validation import read_chunked_body
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None, engine: SearchEngine | None = N
     app.extensions[context.ENGINE] = search_engine
     app.extensions[context.METRICS] = metrics
     app.extensions[context.THUMBNAILS] = ThumbnailStore.from_settings(settings)
+    app.extensions[context.RENDERED_ANSWERS] = RenderedAnswers()
     keys = [k.get_secret_value().encode() for k in settings.api_keys]
 
     @app.before_request

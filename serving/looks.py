@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
-from serving.context import engine
+from looksync.search.engine import CachedLookAnswer
+from serving.cached_looks import cached_answer_response
+from serving.context import engine, rendered_answers
 from serving.inputs import load_image, request_body
 from serving.models import LookSearchParams
 from serving.thumbnails import with_thumbnail_urls
@@ -26,5 +28,9 @@ def search_look():
     eng = engine()
     params, look_request, look = look_search_input()
     # the pixels are decoded only when the response cache misses
-    response = eng.search_look(lambda: look.image, look_request, look_sha256=look.sha256)
-    return jsonify(with_thumbnail_urls(eng.apply_preferences(response, params.shopper_id)))
+    answer = eng.look_answer(lambda: look.image, look_request, look_sha256=look.sha256)
+    if isinstance(answer, CachedLookAnswer):
+        if params.shopper_id is None:
+            return cached_answer_response(answer, rendered_answers())
+        answer = answer.response()  # parsed per request: personalised for this shopper only
+    return jsonify(with_thumbnail_urls(eng.apply_preferences(answer, params.shopper_id)))

@@ -208,6 +208,22 @@ class SearchRequest:
             raise InvalidRequest(f"unknown categor(y/ies) {unknown}; known: {', '.join(taxonomy.categories)}", field="categories")
 
 
+@dataclass(frozen=True)
+class CachedLookAnswer:
+    """A look answer found in the response cache, not parsed yet: ``data`` is the answer as it was stored
+    (``cache: "miss"``, empty ``timings_ms``, no ``degraded`` note: degraded answers are never stored),
+    ``timings_ms`` this request's. ``response()`` is the answer a hit returns."""
+
+    key: str
+    data: bytes
+    timings_ms: dict[str, float]
+
+    def response(self) -> dict[str, Any]:
+        response = msgspec.json.decode(self.data)  # 2x json.loads on a 45 kB answer
+        response.update(cache="hit", timings_ms=dict(self.timings_ms))
+        return response
+
+
 class SearchEvents:
     """Hooks the service uses for metrics; the defaults do nothing."""
 
@@ -445,13 +461,23 @@ class SearchEngine:
         ``look``: the image, or a function that decodes it, called only when the cache cannot answer
         (a hit never decodes the pixels). With a shadow mirror, the answer may be offered to it (a
         non-blocking put; the shadow decodes a deferred look in its own thread)."""
-        response = self._search_look(look, request, look_sha256)
+        answer = self.look_answer(look, request, look_sha256)
+        return answer.response() if isinstance(answer, CachedLookAnswer) else answer
+
+    def look_answer(self, look: Image | Callable[[], Image], request: LookSearchRequest,
+                    look_sha256: str | None = None) -> dict[str, Any] | CachedLookAnswer:  # fmt: skip
+        """``search_look``, with a cache hit left as the stored bytes (``CachedLookAnswer``) for a caller
+        that can send them on without parsing them (the service). With a shadow mirror every answer is
+        parsed, since the mirror compares rankings."""
+        answer = self._search_look(look, request, look_sha256)
         if self.mirror is not None:
+            response = answer.response() if isinstance(answer, CachedLookAnswer) else answer
             self.mirror.offer_look(look, request, response)
-        return response
+            return response
+        return answer
 
     def _search_look(self, look: Image | Callable[[], Image], request: LookSearchRequest,
-                     look_sha256: str | None) -> dict[str, Any]:  # fmt: skip
+                     look_sha256: str | None) -> dict[str, Any] | CachedLookAnswer:  # fmt: skip
         request.validate(self.taxonomy)
         version = self.check_ready()
         timer = Timer()
@@ -466,9 +492,7 @@ class SearchEngine:
         with timer.stage("cache"):
             cached = self._cache_get("look", key, degraded)
         if cached is not None:
-            response = msgspec.json.decode(cached)  # 2x json.loads on a 45 kB answer: most of a hit's engine time
-            response.update(cache="hit", timings_ms={k: round(v, 2) for k, v in timer.timings_ms.items()})
-            return response
+            return CachedLookAnswer(key, cached, {k: round(v, 2) for k, v in timer.timings_ms.items()})
         # identical looks asked at the same time: one computes, the others wait for its answer (in this
         # process; across workers through a Redis lock, unless the cache was just found down)
         started = time.perf_counter()
