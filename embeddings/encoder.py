@@ -156,6 +156,21 @@ class ClipEncoder:
         image is reported and the rest of its batch embedded."""
         return self._embed_batches(items, batch_size, strict=False)
 
+    def prepare_image(self, image: ImageInput, index: int = 0) -> np.ndarray:
+        """One image as the model takes it (C x H x W float32), prepared exactly as the batched pipeline
+        prepares it; ImageError naming ``index`` when it cannot be. With ``encode_prepared`` this lets a
+        caller that already holds the decoded image (ingestion's fetch) prepare it in its own threads."""
+        return self._plan(image, index)
+
+    def encode_prepared(self, pixels: Sequence[np.ndarray]) -> np.ndarray:
+        """n x dim float32, unit norm, of images from ``prepare_image``: the forward pass alone."""
+        import numpy as np
+        import torch
+
+        if not len(pixels):
+            return self._empty()
+        return self._run(self.towers.encode_image, torch.from_numpy(np.stack(pixels)))
+
     def encode_texts(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         """n x dim float32, unit norm."""
         if isinstance(texts, str):

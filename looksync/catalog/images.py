@@ -17,6 +17,8 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin
 
 import certifi
@@ -26,6 +28,9 @@ from looksync.catalog.quarantine import Reason
 from looksync.catalog.schema import image_digest
 from looksync.catalog.url_guard import Pinned, UrlRefused, parse_url, pin
 from looksync.settings import Settings
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
 
 _TRANSIENT_STATUS = {429, 500, 502, 503, 504}
 _MAX_REDIRECTS = 3
@@ -48,7 +53,7 @@ class FetchedImage:
     width: int
     height: int
 
-    @property
+    @cached_property  # computed once (a frozen dataclass still has a __dict__ for it)
     def sha256(self) -> str:
         return image_digest(self.data)
 
@@ -119,14 +124,28 @@ def check_image_bytes(data: bytes, policy: FetchPolicy, source: str) -> tuple[in
 
 
 def _refuse_blank(data: bytes, source: str) -> None:
+    # JPEG: a 1/8 decode is enough to see whether anything shows (is_blank looks at 64 px)
+    decode_visible(data, source, draft=(64, 64))
+
+
+def decode_visible(data: bytes, source: str, draft: tuple[int, int] | None = None) -> Image:
+    """The RGB image a viewer sees (``looksync.catalog.pixels.to_rgb``), refused when nothing shows in it
+    (``image_blank``) or it does not decode (``image_not_image``). ``draft``: let JPEG decode at a reduced
+    scale still at least this size. Call it on bytes that passed ``check_image_bytes`` (its caps bound
+    the decode); ingestion calls it once per image and makes the thumbnail and the model's pixels from
+    what it returns."""
     from PIL import Image
 
     from looksync.catalog.pixels import is_blank, to_rgb
 
     try:
         with Image.open(io.BytesIO(data)) as img:
-            img.draft("RGB", (64, 64))  # JPEG: a 1/8 decode is enough to see whether anything shows (is_blank looks at 64 px)
+            if draft is not None:
+                img.draft("RGB", draft)
             rgb = to_rgb(img)
+            rgb.load()  # to_rgb may hand back the opened image itself: decode it before the file closes
+            if img.mode in ("RGB", "RGBA") and "icc_profile" in img.info:  # what a thumbnail keeps
+                rgb.info.setdefault("icc_profile", img.info["icc_profile"])
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
         raise FetchError(Reason.IMAGE_NOT_IMAGE, source, f"not a decodable image: {_plain(exc)}") from exc
     if is_blank(rgb):
@@ -134,6 +153,7 @@ def _refuse_blank(data: bytes, source: str) -> None:
         raise FetchError(
             Reason.IMAGE_BLANK, source, f"nothing visible: the whole image is one colour {colour} (or fully transparent)"
         )
+    return rgb
 
 
 def looks_like_svg(data: bytes) -> bool:

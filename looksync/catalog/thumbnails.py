@@ -17,9 +17,13 @@ import re
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from looksync.catalog.object_store import ObjectStore, default_store
 from looksync.settings import Settings
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
 
 THUMBNAIL_MAX_SIDE = 256  # px, longest side; smaller images are kept at their size
 THUMBNAIL_QUALITY = 85
@@ -52,11 +56,31 @@ def make_thumbnail(data: bytes, max_side: int = THUMBNAIL_MAX_SIDE) -> bytes:
             source.draft("RGB", (max_side, max_side))  # JPEG: decode at the smallest scale still >= max_side
             icc_profile = source.info.get("icc_profile") if source.mode in ("RGB", "RGBA") else None
             image = to_rgb(source)  # the one decode helper: EXIF, alpha on white, 16-bit, CMYK, first frame
-            image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
-            out = io.BytesIO()
-            image.save(out, format="JPEG", quality=THUMBNAIL_QUALITY, optimize=True, icc_profile=icc_profile)
+            return _encode(image, icc_profile, max_side)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise ThumbnailError(f"not a decodable image: {exc}") from exc
+
+
+def thumbnail_of_decoded(rgb: Image, max_side: int = THUMBNAIL_MAX_SIDE) -> bytes:
+    """``make_thumbnail`` of an image already decoded to RGB by ``looksync.catalog.images.decode_visible``
+    (which keeps an RGB source's colour profile in ``info``), so ingestion decodes each image once; the
+    caller's image is not changed."""
+    from PIL import Image
+
+    try:
+        return _encode(rgb, rgb.info.get("icc_profile"), max_side)
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise ThumbnailError(f"cannot make a thumbnail: {exc}") from exc
+
+
+def _encode(image: Image, icc_profile: bytes | None, max_side: int) -> bytes:
+    from PIL import Image as PILImage
+
+    if max(image.size) > max_side:
+        image = image.copy()  # thumbnail() resizes in place: never the caller's image
+        image.thumbnail((max_side, max_side), PILImage.Resampling.LANCZOS)
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=THUMBNAIL_QUALITY, optimize=True, icc_profile=icc_profile)
     return out.getvalue()
 
 
@@ -109,6 +133,14 @@ class ThumbnailStore:
         if self.objects.exists(key):
             return False
         self.objects.put_bytes(key, make_thumbnail(image))
+        return True
+
+    def ensure_decoded(self, image_hash: str, rgb: Image) -> bool:
+        """``ensure`` from the image already decoded (``thumbnail_of_decoded``); True when written."""
+        key = self.key(image_hash)
+        if self.objects.exists(key):
+            return False
+        self.objects.put_bytes(key, thumbnail_of_decoded(rgb))
         return True
 
     def ensure_many(self, images: Mapping[str, bytes], concurrency: int = 4) -> ThumbnailRun:

@@ -378,11 +378,7 @@ def fetch_stage(settings: Settings, ws: Workspace) -> Workspace:
     ws.write_json("fetched", fetched)
     fetch_done = time.perf_counter()
     thumbnails = ThumbnailStore.from_settings(settings).ensure_many(images, settings.fetch_concurrency)
-    if thumbnails.failed:  # the cards of these products show the vendor's image URL instead
-        ids = {"run_id": ws.run_id, "vendor": ws.ref.vendor}
-        for image_hash, reason in thumbnails.failed.items():
-            product_ids = sorted(pid for pid, h in fetched.items() if h == image_hash)
-            log.warning("no thumbnail for image %s: %s", image_hash[:12], reason, extra={**ids, "product_ids": product_ids})
+    _log_thumbnail_failures(ws, thumbnails.failed, fetched)
     report = ws.report()
     report.quarantined = _merge_counts(report.quarantined, quarantine.counts)
     report.thumbnails = _merge_counts(report.thumbnails, thumbnails.counts())
@@ -390,6 +386,14 @@ def fetch_stage(settings: Settings, ws: Workspace) -> Workspace:
     _timed(ws, "fetch", t0, fetch_done)
     _timed(ws, "thumbnails", fetch_done)
     return ws
+
+
+def _log_thumbnail_failures(ws: Workspace, failed: dict[str, str], fetched: dict[str, str]) -> None:
+    """The cards of these products show the vendor's image URL instead: say which, and why."""
+    ids = {"run_id": ws.run_id, "vendor": ws.ref.vendor} if failed else {}
+    for image_hash, reason in failed.items():
+        product_ids = sorted(pid for pid, h in fetched.items() if h == image_hash)
+        log.warning("no thumbnail for image %s: %s", image_hash[:12], reason, extra={**ids, "product_ids": product_ids})
 
 
 def embed_stage(settings: Settings, ws: Workspace, encoder: ClipEncoder, force: bool = False) -> Workspace:
@@ -409,6 +413,53 @@ def embed_stage(settings: Settings, ws: Workspace, encoder: ClipEncoder, force: 
     ws.save_report(report)
     _timed(ws, "embed", t0)
     log.info("embedded %d images, reused %d", len(ids), len(known), extra={"run_id": ws.run_id, "vendor": ws.ref.vendor})
+    return ws
+
+
+def fetch_embed_stage(settings: Settings, ws: Workspace, encoder: ClipEncoder, force: bool = False) -> Workspace:
+    """``fetch_stage`` and ``embed_stage`` as one overlapped pass, each image decoded once
+    (``looksync.pipelines.fetch_embed``): the workspace and the report end as the two stages leave them.
+    Seconds: ``embed`` is the forward passes, ``fetch`` the rest of the pass (thumbnails made in it)."""
+    from looksync.pipelines.fetch_embed import fetch_and_embed
+
+    t0 = time.perf_counter()
+    classes = ws.read_json("classes")
+    wanted = set(classes["new"]) | set(classes["image_check"])
+    todo = [p for p in ws.read_products("incoming") if p.product_id in wanted]
+    quarantine = ws.quarantine(settings)
+    row_refs = ws.read_json("row_refs", {})
+    images_dir = ws.path / "images"
+    images_dir.mkdir(exist_ok=True)
+    store = EmbeddingStore.from_settings(settings)
+    known = set() if force else set(store.load(encoder.model_id))
+
+    def keep(image_hash: str, data: bytes) -> None:
+        if not (images_dir / image_hash).exists():
+            (images_dir / image_hash).write_bytes(data)
+
+    result = fetch_and_embed([p.image_urls[0] for p in todo], FetchPolicy.from_settings(settings), encoder,
+                             ThumbnailStore.from_settings(settings), known=known, keep=keep,
+                             concurrency=settings.fetch_concurrency)  # fmt: skip
+    fetched: dict[str, str] = {}
+    for product, outcome in zip(todo, result.outcomes, strict=True):
+        if isinstance(outcome, FetchError):
+            _quarantine_product(row_refs, quarantine, product, outcome.reason, outcome.message)
+        else:
+            fetched[product.product_id] = outcome
+    store.add(encoder.model_id, result.ids, result.vectors)
+    ws.write_json("fetched", fetched)
+    ws.write_json("embed_failures", dict(result.failures))
+    ws.write_json("embedded_hashes", sorted(set(result.ids) | set(ws.read_json("embedded_hashes", []))))
+    _log_thumbnail_failures(ws, result.thumbnails.failed, fetched)
+    report = ws.report()
+    report.quarantined = _merge_counts(report.quarantined, quarantine.counts)
+    report.thumbnails = _merge_counts(report.thumbnails, result.thumbnails.counts())
+    report.embedded += len(result.ids)
+    ws.save_report(report)
+    ended = time.perf_counter()
+    _timed(ws, "fetch", t0, ended - result.model_s)
+    _timed(ws, "embed", ended - result.model_s, ended)
+    log.info("fetched %d images, embedded %d", len(fetched), len(result.ids), extra={"run_id": ws.run_id, "vendor": ws.ref.vendor})
     return ws
 
 
@@ -582,9 +633,8 @@ def ingest_feed(
     done("parse")
     detect_stage(settings, ws, encoder.model_id, refetch=refetch or force_embed, confirm_deletions=confirm_deletions)
     done("detect")
-    fetch_stage(settings, ws)
+    fetch_embed_stage(settings, ws, encoder, force=force_embed)  # the DAG runs them as two tasks
     done("fetch")
-    embed_stage(settings, ws, encoder, force=force_embed)
     done("embed")
     if callable(zeroshot) and not hasattr(zeroshot, "scores"):
         zeroshot = zeroshot()

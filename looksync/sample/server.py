@@ -3,6 +3,11 @@
 Files are read from disk per request, so the server can start before the sample is generated:
 start it on port 0, then generate with ``image_base_url=server.url``. Or start it on a fixed port
 that matches the URL the sample was generated with.
+
+It speaks HTTP/1.1 with keep-alive, as a vendor's image host or CDN does, so a fetcher that reuses its
+connections is measured doing so (an HTTP/1.0 server would cost a TCP handshake and a server thread per
+image). ``serve_sample_process`` runs it in a process of its own (benchmarks: the image host's CPU is
+then not the fetcher's interpreter lock, as it is not in production).
 """
 
 from __future__ import annotations
@@ -15,6 +20,11 @@ from types import TracebackType
 
 
 class _SampleHandler(SimpleHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: every reply has a Content-Length (errors close the connection)
+    # headers and body go out in two writes: with Nagle's algorithm the body waits for the client's
+    # delayed ACK of the headers (40 ms a reply on a kept-alive connection)
+    disable_nagle_algorithm = True
+    timeout = 60  # an idle kept-alive connection's thread ends after this many seconds
     extensions_map = {
         **SimpleHTTPRequestHandler.extensions_map,
         ".png": "image/png",
@@ -62,3 +72,70 @@ class SampleServer:
 def serve_sample(root: str | Path, host: str = "127.0.0.1", port: int = 0) -> SampleServer:
     """Start serving the files under ``root`` (port 0 picks a free port; see ``SampleServer.url``)."""
     return SampleServer(root, host, port)
+
+
+class SampleServerProcess:
+    """A ``SampleServer`` in a child process (this module's ``_main``); ``url`` as for
+    ``SampleServer``. Close it (or use it as a context manager) to stop the process."""
+
+    def __init__(self, root: str | Path, host: str = "127.0.0.1", port: int = 0):
+        import subprocess
+        import sys
+
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", "from looksync.sample.server import _main; _main()", str(root), "--host", host,
+             "--port", str(port)],
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        line = self._process.stdout.readline().strip()  # the child prints its port once it listens
+        if not line.isdigit():
+            self._process.kill()
+            raise RuntimeError(f"the sample server process did not start (it said {line!r})")
+        self.host = host
+        self.port = int(line)
+        self.url = f"http://{host}:{self.port}"
+
+    def close(self) -> None:
+        import subprocess
+
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._process.stdout.close()
+
+    def __enter__(self) -> SampleServerProcess:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def serve_sample_process(root: str | Path, host: str = "127.0.0.1", port: int = 0) -> SampleServerProcess:
+    """``serve_sample`` in a process of its own (see the module docstring)."""
+    return SampleServerProcess(root, host, port)
+
+
+def _main() -> None:
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(description="Serve a generated sample's files on loopback until terminated.")
+    parser.add_argument("root")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    server = SampleServer(args.root, args.host, args.port)
+    print(server.port, flush=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    server.close()

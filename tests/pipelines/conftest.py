@@ -36,6 +36,10 @@ class CountingEncoder:
         self.images_embedded += len(items)
         return self._encoder.encode_images_safe(items, batch_size)
 
+    def encode_prepared(self, pixels):
+        self.images_embedded += len(pixels)
+        return self._encoder.encode_prepared(pixels)
+
 
 @pytest.fixture(scope="session")
 def tiny_encoder(tiny_checkpoint):
