@@ -52,89 +52,200 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+# Columns of the product store besides the record: what change detection and grouping read without
+# decoding a record. ``row_key``: the key of the feed row the record was made from
+# (``looksync.catalog.vendors.fingerprint``), None when it was written any other way.
+_KEY_COLUMNS = ("vendor", "vendor_sku", "category_source", "image_hash", "model_id", "row_key")
+_STORE_COLUMNS = ("product_id", "record", "group_id", *_KEY_COLUMNS)
+
+
 class ProductStore:
+    """One Parquet file: ``product_id``, ``record`` (the product's JSON), ``group_id`` and the key columns
+    (``_KEY_COLUMNS``). Every write replaces the file (atomically, under a lock); reads take only the
+    columns and rows they need, so change detection decodes no record it does not compare."""
+
     def __init__(self, root: Path):
         self.path = Path(root) / "catalog" / "products.parquet"
 
-    def _read_all(self) -> tuple[dict[str, str], dict[str, str | None]]:
+    def _table(self, columns: Sequence[str] | None = None):
+        """The store as a pyarrow table (None when there is none yet). A file written before the key
+        columns existed gets them from its records, once, here (the next write keeps them)."""
         import pyarrow.parquet as pq
 
         if not self.path.exists():
-            return {}, {}
-        table = pq.read_table(self.path)
-        ids = table.column("product_id").to_pylist()
-        records = dict(zip(ids, table.column("record").to_pylist(), strict=True))
-        groups = table.column("group_id").to_pylist() if "group_id" in table.column_names else [None] * len(ids)
-        return records, dict(zip(ids, groups, strict=True))
+            return None
+        present = set(pq.read_schema(self.path).names)
+        if present.issuperset(_STORE_COLUMNS):
+            wanted = list(columns) if columns else list(_STORE_COLUMNS)
+            return pq.read_table(self.path, columns=wanted).select(wanted)
+        table = _upgraded(pq.read_table(self.path), present)
+        return table.select(list(columns)) if columns else table
 
-    def _read(self) -> dict[str, str]:
-        return self._read_all()[0]
+    def _write(self, table) -> None:
+        _write_table_atomically(table.select(list(_STORE_COLUMNS)).sort_by("product_id"), self.path)
 
-    def _write(self, records: dict[str, str], groups: dict[str, str | None]) -> None:
+    def upsert(self, products: Iterable[Product], row_keys: dict[str, str] | None = None) -> int:
+        """Write ``products`` (their group ids stay). ``row_keys``: product id -> the key of the feed row
+        it was made from, for written products and for stored ones a feed confirmed unchanged; a
+        written product without one has none from now on."""
         import pyarrow as pa
+        import pyarrow.compute as pc
 
-        ids = sorted(records)
-        table = pa.table(
-            {
-                "product_id": ids,
-                "record": [records[i] for i in ids],
-                "group_id": pa.array([groups.get(i) for i in ids], type=pa.string()),
-            }
-        )
-        _write_table_atomically(table, self.path)
-
-    def upsert(self, products: Iterable[Product]) -> int:
+        latest = {p.product_id: p for p in products}  # the last of one product wins
+        keys = row_keys or {}
         with _locked(self.path):
-            records, groups = self._read_all()
-            n = 0
-            for product in products:
-                records[product.product_id] = product.model_dump_json()
-                n += 1
-            self._write(records, groups)
-        return n
+            table = self._table()
+            if table is None:
+                table = _empty_table()
+            ids = pa.array(list(latest), type=pa.string())
+            stored_groups: dict[str, str | None] = {}
+            if len(ids) and table.num_rows:
+                mine = pc.is_in(table.column("product_id"), value_set=ids)
+                kept = table.filter(mine).select(["product_id", "group_id"])
+                stored_groups = dict(zip(kept.column(0).to_pylist(), kept.column(1).to_pylist(), strict=True))
+                table = table.filter(pc.invert(mine))
+            confirmed = {pid: key for pid, key in keys.items() if pid not in latest}
+            changed_keys = _with_row_keys(table, confirmed) if confirmed and table.num_rows else None
+            if changed_keys is not None:
+                table = changed_keys
+            elif not latest:
+                return 0  # nothing to write and no row key to record
+            written = list(latest.values())
+            new = pa.table(
+                {
+                    "product_id": [p.product_id for p in written],
+                    "record": [p.model_dump_json() for p in written],
+                    "group_id": pa.array([stored_groups.get(p.product_id) for p in written], type=pa.string()),
+                    "vendor": pa.array([p.vendor for p in written], type=pa.string()),
+                    "vendor_sku": pa.array([p.vendor_sku for p in written], type=pa.string()),
+                    "category_source": pa.array([p.category_source for p in written], type=pa.string()),
+                    "image_hash": pa.array([p.image_hash for p in written], type=pa.string()),
+                    "model_id": pa.array([p.model_id for p in written], type=pa.string()),
+                    "row_key": pa.array([keys.get(p.product_id) for p in written], type=pa.string()),
+                },
+                schema=_store_schema(),
+            )
+            self._write(pa.concat_tables([table.cast(_store_schema()), new]))
+        return len(written)
 
     def delete(self, product_ids: Iterable[str]) -> int:
         """Remove products (and their group ids); returns how many existed."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        ids = pa.array(list(set(product_ids)), type=pa.string())
+        if not len(ids):
+            return 0
         with _locked(self.path):
-            records, groups = self._read_all()
-            gone = [pid for pid in set(product_ids) if pid in records]
-            for pid in gone:
-                del records[pid]
-                groups.pop(pid, None)
-            if gone:
-                self._write(records, groups)
-        return len(gone)
+            table = self._table()
+            if table is None:
+                return 0
+            gone = pc.is_in(table.column("product_id"), value_set=ids)
+            n = pc.sum(gone).as_py() or 0
+            if n:
+                self._write(table.filter(pc.invert(gone)))
+        return n
 
     def set_groups(self, groups: dict[str, str | None]) -> int:
         """Record near-duplicate group ids (product id -> group id, None to clear); returns rows changed."""
+        import pyarrow as pa
+
         with _locked(self.path):
-            records, current = self._read_all()
+            table = self._table()
+            if table is None:
+                return 0
+            current = table.column("group_id").to_pylist()
             changed = 0
-            for pid, gid in groups.items():
-                if pid in records and current.get(pid) != gid:
-                    current[pid] = gid
+            for i, pid in enumerate(table.column("product_id").to_pylist()):
+                if pid in groups and current[i] != groups[pid]:
+                    current[i] = groups[pid]
                     changed += 1
             if changed:
-                self._write(records, current)
+                column = table.schema.get_field_index("group_id")
+                self._write(table.set_column(column, "group_id", pa.array(current, type=pa.string())))
         return changed
 
     def groups(self) -> dict[str, str | None]:
         """Product id -> near-duplicate group id (None when the product has no duplicate)."""
-        return self._read_all()[1]
+        table = self._table(["product_id", "group_id"])
+        if table is None:
+            return {}
+        return dict(zip(table.column(0).to_pylist(), table.column(1).to_pylist(), strict=True))
+
+    def _decode(self, table) -> list[Product]:
+        return [Product.model_validate_json(rec) for rec in table.column("record").to_pylist()] if table is not None else []
 
     def all(self) -> list[Product]:
-        return [Product.model_validate_json(rec) for rec in self._read().values()]
+        return self._decode(self._table(["product_id", "record"]))
 
     def by_vendor(self, vendor: str) -> dict[str, Product]:
-        products = (Product.model_validate_json(rec) for rec in self._read().values())
-        return {p.product_id: p for p in products if p.vendor == vendor}
+        table = self.vendor_rows(vendor, ["product_id", "record"])
+        return {p.product_id: p for p in self._decode(table)}
+
+    def vendor_rows(self, vendor: str, columns: Sequence[str]):
+        """The vendor's rows of the store, ``columns`` only, as a pyarrow table (None: no store yet)."""
+        import pyarrow.compute as pc
+
+        table = self._table(list(dict.fromkeys(["vendor", *columns])))
+        if table is None:
+            return None
+        return table.filter(pc.equal(table.column("vendor"), vendor)).select(list(columns))
 
     def get_many(self, product_ids: Sequence[str]) -> dict[str, Product]:
-        records = self._read()
-        return {pid: Product.model_validate_json(records[pid]) for pid in product_ids if pid in records}
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        table = self._table(["product_id", "record"])
+        if table is None or not len(product_ids):
+            return {}
+        table = table.filter(pc.is_in(table.column("product_id"), value_set=pa.array(list(product_ids), type=pa.string())))
+        return {p.product_id: p for p in self._decode(table)}
 
     def count(self) -> int:
-        return len(self._read())
+        import pyarrow.parquet as pq
+
+        return pq.read_metadata(self.path).num_rows if self.path.exists() else 0
+
+
+def _store_schema():
+    import pyarrow as pa
+
+    return pa.schema([(name, pa.string()) for name in _STORE_COLUMNS])
+
+
+def _empty_table():
+    return _store_schema().empty_table()
+
+
+def _upgraded(table, present: set[str]):
+    """A store table of an older layout with every column of this one (key columns from the records)."""
+    import pyarrow as pa
+
+    records = table.column("record").to_pylist()
+    decoded = [json.loads(r) for r in records]
+    columns = {
+        "product_id": table.column("product_id").to_pylist(),
+        "record": records,
+        "group_id": table.column("group_id").to_pylist() if "group_id" in present else [None] * len(records),
+    }
+    for name in _KEY_COLUMNS:
+        columns[name] = [d.get(name) for d in decoded] if name != "row_key" else [None] * len(records)
+    return pa.table({k: pa.array(v, type=pa.string()) for k, v in columns.items()}, schema=_store_schema())
+
+
+def _with_row_keys(table, keys: dict[str, str]):
+    """``table`` with these row keys recorded, or None when it holds them already."""
+    import pyarrow as pa
+
+    current = table.column("row_key").to_pylist()
+    changed = False
+    for i, pid in enumerate(table.column("product_id").to_pylist()):
+        key = keys.get(pid)
+        if key is not None and current[i] != key:
+            current[i], changed = key, True
+    if not changed:
+        return None
+    return table.set_column(table.schema.get_field_index("row_key"), "row_key", pa.array(current, type=pa.string()))
 
 
 class EmbeddingStore:
@@ -228,25 +339,49 @@ class EmbeddingStore:
                 os.replace(tmp, cached)
             yield cached
 
-    def load(self, model_id: str) -> dict[str, np.ndarray]:
-        """All vectors of a model, keyed by image hash (later parts win)."""
+    def _parts(self, model_id: str) -> list:
+        """The model's part files in write order (paths, or buffers of object-store parts)."""
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         if self.objects is not None:
-            parts = [pa.BufferReader(p) if isinstance(p, bytes) else p for p in self._object_parts(model_id)]
-        else:
-            directory = self._dir(model_id)
-            parts = sorted(directory.glob("part-*.parquet"), key=lambda p: p.stat().st_mtime_ns)
+            return [pa.BufferReader(p) if isinstance(p, bytes) else p for p in self._object_parts(model_id)]
+        directory = self._dir(model_id)
+        return sorted(directory.glob("part-*.parquet"), key=lambda p: p.stat().st_mtime_ns)
+
+    def load(self, model_id: str) -> dict[str, np.ndarray]:
+        """All vectors of a model, keyed by image hash (later parts win)."""
+        return self._vectors(model_id, None)
+
+    def lookup(self, model_id: str, image_hashes: Iterable[str]) -> dict[str, np.ndarray]:
+        """The vectors of these image hashes (those the store has). Each part is filtered in Arrow first,
+        so only the wanted rows become Python objects."""
+        wanted = {h for h in image_hashes if h is not None}
+        return self._vectors(model_id, wanted) if wanted else {}
+
+    def hashes(self, model_id: str) -> set[str]:
+        """The image hashes that have a vector of ``model_id`` (reads no vector)."""
+        import pyarrow.parquet as pq
+
+        out: set[str] = set()
+        for part in self._parts(model_id):
+            out.update(pq.read_table(part, columns=["image_hash"]).column(0).to_pylist())
+        return out
+
+    def _vectors(self, model_id: str, wanted: set[str] | None) -> dict[str, np.ndarray]:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        value_set = pa.array(sorted(wanted), type=pa.string()) if wanted is not None else None
         out: dict[str, np.ndarray] = {}
-        for part in parts:
-            table = pq.read_table(part)
+        for part in self._parts(model_id):
+            table = pq.read_table(part, columns=["image_hash", "vector"])
+            if value_set is not None:
+                table = table.filter(pc.is_in(table.column("image_hash"), value_set=value_set))
+                if not table.num_rows:
+                    continue
             hashes = table.column("image_hash").to_pylist()
             flat = table.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False)
             vectors = flat.astype(np.float32).reshape(len(hashes), -1)
             out.update(zip(hashes, vectors, strict=True))
         return out
-
-    def lookup(self, model_id: str, image_hashes: Iterable[str]) -> dict[str, np.ndarray]:
-        wanted = set(image_hashes)
-        return {h: v for h, v in self.load(model_id).items() if h in wanted}

@@ -44,6 +44,8 @@ from typing import Any
 
 import lancedb
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 from lancedb.index import Bitmap, BTree, HnswSq, LabelList
 
 from looksync.catalog.object_store import LocalStore, ObjectStore
@@ -69,7 +71,7 @@ from looksync.index.lance_schema import (
     row_to_product,
     table_schema,
 )
-from looksync.index.vectors import NORM_TOLERANCE, query_vector, vector_problem
+from looksync.index.vectors import NORM_TOLERANCE, query_vector, vector_problems
 from looksync.index.write_journal import WriteJournal
 
 log = logging.getLogger(__name__)
@@ -277,9 +279,10 @@ class EmbeddedIndex(CatalogIndex):
         if len(vectors) != len(products):
             raise IndexBackendError(f"{version}: {len(products)} products but {len(vectors)} vectors")
         result = BulkResult()
-        rows: dict[str, tuple[Product, np.ndarray]] = {}
-        for product, vector in zip(products, vectors, strict=True):
-            reason = vector_problem(vector, record.dim, self.norm_tolerance)
+        problems = vector_problems(vectors, record.dim, self.norm_tolerance)  # one pass over the matrix
+        rows: dict[str, tuple[Product, int]] = {}  # product id -> (product, its row in ``vectors``)
+        for i, product in enumerate(products):
+            reason = problems[i]
             if reason is None and product.model_id and product.model_id != record.model_id:
                 reason = f"vector of model {product.model_id!r}; version {version} holds {record.model_id!r}"
             if reason is None and not (product.layer and product.market):
@@ -288,19 +291,20 @@ class EmbeddedIndex(CatalogIndex):
                 result.failures.append((product.product_id, reason))
                 continue
             rows.pop(product.product_id, None)  # a product twice in one batch: the last row wins
-            rows[product.product_id] = (product, np.asarray(vector, dtype=np.float32))
+            rows[product.product_id] = (product, i)
         if not rows:
             return result
-        where_now = self._locate(record.name, list(rows), ["product_id"])
-        groups: dict[Key, list[tuple[Product, np.ndarray]]] = {}
-        for product, vector in rows.values():
-            groups.setdefault((product.layer, product.market), []).append((product, vector))
+        where_now = self._stored_in(record, list(rows))
+        groups: dict[Key, list[tuple[Product, int]]] = {}
+        for product, i in rows.values():
+            groups.setdefault((product.layer, product.market), []).append((product, i))
         try:
             for key, items in sorted(groups.items()):
-                data = products_table([p for p, _ in items], np.stack([v for _, v in items]), record.model_id, record.dim)
+                matrix = _rows_of(vectors, [i for _, i in items])
+                data = products_table([p for p, _ in items], matrix, record.model_id, record.dim)
                 result.written += self._write_vectors(record, key, data, f"upsert {len(items)} products into")
             # products whose layer or market changed: the new row is in; drop the old one
-            moved = [(pid, old) for pid, (old, _) in where_now.items() if old != (rows[pid][0].layer, rows[pid][0].market)]
+            moved = [(pid, old) for pid, old in where_now if old != (rows[pid][0].layer, rows[pid][0].market)]
             self._delete_from(record, moved)
         finally:
             self.views.touch(record.name)
@@ -855,6 +859,24 @@ class EmbeddedIndex(CatalogIndex):
                 total += self._partition(record, key).count_rows()
         return total
 
+    def _stored_in(self, record: VersionRecord, product_ids: list[str]) -> list[tuple[str, Key]]:
+        """(product id, partition) of every stored row of these products: one scan of each partition's
+        id column (a product moving partition may briefly be in two)."""
+        wanted = pa.array(product_ids, type=pa.string())
+        found: list[tuple[str, Key]] = []
+        for key in self._partition_keys(record.name):
+            ids = self._ids_of(self._partition(record, key), wanted)
+            found.extend((pid, key) for pid in ids)
+        return found
+
+    def _ids_of(self, table: Any, wanted: pa.Array) -> list[str]:
+        """Which of ``wanted`` are rows of ``table``."""
+        with self._backend_errors(f"read the product ids of {table.name}"):
+            if not table.count_rows():
+                return []
+            ids = table.search().select(["product_id"]).limit(None).to_arrow().column("product_id")
+        return ids.filter(pc.is_in(ids, value_set=wanted)).to_pylist()
+
     def _locate(self, name: str, product_ids: list[str], columns: list[str]) -> dict[str, tuple[Key, dict[str, Any]]]:
         """Where each of ``product_ids`` is stored (partition, and the ``columns`` of its row)."""
         record = self._record(name)
@@ -884,8 +906,15 @@ class EmbeddedIndex(CatalogIndex):
         table = self._partition(record, key, create=True)
         journal = WriteJournal(self._search_dir(record.name, key))
         with journal.locked():
-            journal.record(data.column("product_id").to_pylist())
+            ids = data.column("product_id")
+            journal.record(ids.to_pylist())
+            # every vector write to the partition holds this lock, so what is not stored now is not
+            # stored by anyone before the commit: rows all new are appended (no join), else merged
+            stored = self._ids_of(table, ids.combine_chunks())
             with self._backend_errors(f"{what} {record.name} partition {key}"):
+                if not stored:
+                    table.add(data)
+                    return data.num_rows
                 merged = (
                     table.merge_insert("product_id").when_matched_update_all().when_not_matched_insert_all().execute(data)
                 )
@@ -893,6 +922,11 @@ class EmbeddedIndex(CatalogIndex):
 
     def _fetch(self, table: Any, product_ids: list[str], columns: list[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
+        if len(product_ids) > _ID_CHUNK:  # many ids: one scan of the columns beats a query per chunk of ids
+            with self._backend_errors(f"read {len(product_ids)} products from {table.name}"):
+                data = table.search().select(list(dict.fromkeys(["product_id", *columns]))).limit(None).to_arrow()
+            data = data.filter(pc.is_in(data.column("product_id"), value_set=pa.array(product_ids, type=pa.string())))
+            return {row["product_id"]: row for row in data.to_pylist()}
         with self._backend_errors(f"read {len(product_ids)} products from {table.name}"):
             for start in range(0, len(product_ids), _ID_CHUNK):
                 chunk = product_ids[start : start + _ID_CHUNK]
@@ -931,6 +965,13 @@ class EmbeddedIndex(CatalogIndex):
             raise
         except Exception as exc:
             raise IndexBackendError(f"{self.path}: cannot {what}: {exc}") from exc
+
+
+def _rows_of(vectors: Any, rows: list[int]) -> np.ndarray:
+    """These rows of ``vectors`` (a matrix, or a sequence of vectors) as one float32 matrix."""
+    if isinstance(vectors, np.ndarray) and vectors.ndim == 2:
+        return np.ascontiguousarray(vectors[rows], dtype=np.float32)
+    return np.stack([np.asarray(vectors[i], dtype=np.float32) for i in rows])
 
 
 def _has_manifest(table_dir: Path) -> bool:

@@ -32,6 +32,21 @@ def vector_problem(vector: object, dim: int, norm_tolerance: float = NORM_TOLERA
     return None
 
 
+def vector_problems(vectors: object, dim: int, norm_tolerance: float = NORM_TOLERANCE) -> list[str | None]:
+    """``vector_problem`` of each row of ``vectors``: a float matrix of ``dim`` columns is checked in one
+    vectorised pass (only the rows that fail get their message from ``vector_problem``); anything else
+    row by row."""
+    if isinstance(vectors, np.ndarray) and vectors.ndim == 2 and vectors.dtype.kind == "f" and vectors.shape[1] == dim:
+        with np.errstate(over="ignore", invalid="ignore"):
+            norms = np.linalg.norm(vectors.astype(np.float64, copy=False), axis=1)
+        ok = np.isfinite(vectors).all(axis=1) & (np.abs(norms - 1.0) <= norm_tolerance)
+        problems: list[str | None] = [None] * len(vectors)
+        for i in np.flatnonzero(~ok):
+            problems[i] = vector_problem(vectors[i], dim, norm_tolerance)
+        return problems
+    return [vector_problem(v, dim, norm_tolerance) for v in vectors]
+
+
 def query_vector(vector: object, dim: int) -> np.ndarray:
     """A query as a unit float32 vector of ``dim`` values; raises ``IndexBackendError`` naming the problem."""
     try:

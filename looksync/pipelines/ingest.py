@@ -45,7 +45,9 @@ from looksync.catalog.schema import Product
 from looksync.catalog.stores import EmbeddingStore, ProductStore
 from looksync.catalog.thumbnails import ThumbnailStore
 from looksync.catalog.vendors import load_vendor_config, read_feed
+from looksync.catalog.vendors.fingerprint import mapping_fingerprint
 from looksync.pipelines.feed_ref import FeedRef
+from looksync.pipelines.row_keys import confirm_unchanged, known_rows, settings_salt
 from looksync.settings import Settings
 
 if TYPE_CHECKING:
@@ -146,7 +148,10 @@ class Workspace:
         return [Product.model_validate_json(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
     def write_json(self, name: str, data: Any) -> None:
-        (self.path / f"{name}.json").write_text(json.dumps(data, indent=1))
+        # indented for reading by eye, but not the large lists and maps of a big feed (the indenting
+        # encoder is the slow pure-Python one)
+        indent = 1 if not isinstance(data, (list, dict)) or len(data) < 1000 else None
+        (self.path / f"{name}.json").write_text(json.dumps(data, indent=indent))
 
     def read_json(self, name: str, default: Any = None) -> Any:
         path = self.path / f"{name}.json"
@@ -214,10 +219,18 @@ def category_fallback(
 
 
 def parse_stage(
-    settings: Settings, ref: FeedRef, run_id: str, fallback: ClipCategoryFallback | None | bool = True
+    settings: Settings,
+    ref: FeedRef,
+    run_id: str,
+    fallback: ClipCategoryFallback | None | bool = True,
+    reuse_unchanged: bool = True,
 ) -> Workspace:
     """Read and validate the feed; rows that cannot become products go to quarantine. ``fallback``: the
-    CLIP fallback for unknown category terms (True: ``category_fallback(settings)``; None: none)."""
+    CLIP fallback for unknown category terms (True: ``category_fallback(settings)``; None: none).
+
+    A row that is exactly the one a stored product was made from (same bytes, same mapping: its row key,
+    ``looksync.catalog.vendors.fingerprint``) is not mapped again (``reuse_unchanged``): it is listed in
+    ``unchanged.json`` (product id -> row key) and ``detect_stage`` confirms it against the stores."""
     t0 = time.perf_counter()
     ws = Workspace.create(settings, ref, run_id)
     config = load_vendor_config(ref.vendor)
@@ -231,8 +244,20 @@ def parse_stage(
     row_refs: dict[str, list] = {}  # product id -> [row ref, line] in the feed, for quarantines of later stages
     doubtful: list[tuple[str, str | None]] = []  # (row ref, recovered SKU) of unreadable or SKU-less rows
     cleaned: dict[str, list[str]] = {}  # "title truncated" -> row refs: display text changed on the way in
-    for row in read_feed(config, resolve_feed(settings, ref.feed, ws.path), fallback):
+    fingerprint = mapping_fingerprint(config, settings_salt(settings))
+    known, known_sources = known_rows(settings, ref.vendor) if reuse_unchanged else ({}, {})
+    unchanged: dict[str, str] = {}  # product id -> row key: rows a stored product was made from
+    row_keys: dict[str, str] = {}  # product id -> row key of the products mapped now (recorded if they are kept)
+    sources = report.category_sources
+    feed = read_feed(config, resolve_feed(settings, ref.feed, ws.path), fallback, fingerprint=fingerprint, known=known)
+    for row in feed:
         report.rows_read += 1
+        if row.unchanged is not None:
+            unchanged[row.unchanged] = row.row_key
+            seen_skus.add(known[row.row_key][1])
+            source = known_sources.get(row.unchanged) or "rule"
+            sources[source] = sources.get(source, 0) + 1
+            continue
         seen_skus.update(row.swallowed_skus)
         if row.rejection is not None:
             quarantine.add(row.rejection)
@@ -243,13 +268,19 @@ def parse_stage(
         else:
             products.append(row.product)
             source = row.product.category_source or "rule"
-            report.category_sources[source] = report.category_sources.get(source, 0) + 1
+            sources[source] = sources.get(source, 0) + 1
             row_refs[row.product.product_id] = [row.row_ref, row.line]
             seen_skus.add(row.product.vendor_sku)
             for key, changes in row.cleaned.items():
                 for change in changes:
                     cleaned.setdefault(f"{key} {change}", []).append(row.row_ref)
+            # a row whose text was cleaned or whose category CLIP guessed is mapped again each time, so
+            # its note and the fallback's counts stay in every run's report
+            if row.row_key is not None and not row.cleaned and source != "clip":
+                row_keys[row.product.product_id] = row.row_key
     ws.write_products("incoming", products)
+    ws.write_json("unchanged", unchanged)
+    ws.write_json("row_keys", row_keys)
     ws.write_json("seen_skus", sorted(seen_skus))
     ws.write_json("doubtful_rows", doubtful)
     ws.write_json("row_refs", row_refs)
@@ -263,7 +294,8 @@ def parse_stage(
         log.warning("display text cleaned: %s in %d row(s)", what, len(refs), extra={"run_id": run_id, "vendor": ref.vendor, "rows": refs[:50]})
     ws.save_report(report)
     _timed(ws, "parse", t0)
-    log.info("parsed %d rows, %d products", report.rows_read, len(products), extra={"run_id": run_id, "vendor": ref.vendor})
+    log.info("parsed %d rows: %d products, %d rows as stored", report.rows_read, len(products), len(unchanged),
+             extra={"run_id": run_id, "vendor": ref.vendor})  # fmt: skip
     return ws
 
 
@@ -303,8 +335,11 @@ def detect_stage(
     t0 = time.perf_counter()
     ref = ws.ref
     incoming = ws.read_products("incoming")
-    stored = ProductStore(settings.data_dir).by_vendor(ref.vendor)
-    have_vector = set(EmbeddingStore.from_settings(settings).lookup(model_id, {p.image_hash for p in stored.values()}))
+    products = ProductStore(settings.data_dir)
+    have_vector = EmbeddingStore.from_settings(settings).hashes(model_id)
+    confirmed = confirm_unchanged(products, ref.vendor, ws.read_json("unchanged", {}), have_vector, refetch)
+    incoming += confirmed["recheck"]
+    stored = products.get_many([p.product_id for p in incoming])
     classes: dict[str, list[str]] = {"new": [], "image_check": [], "same_image": [], "vanished": [], "held": []}
     for p in incoming:
         old = stored.get(p.product_id)
@@ -315,15 +350,23 @@ def detect_stage(
         else:
             p.image_hash = old.image_hash
             classes["same_image"].append(p.product_id)
+    classes["unchanged"] = confirmed["ids"]
+    ws.write_json("unchanged_images", confirmed["images"])
+    if confirmed["recheck"]:  # mapped from their rows as before: their row keys still hold
+        unchanged, row_keys = ws.read_json("unchanged", {}), ws.read_json("row_keys", {})
+        ws.write_json("row_keys", row_keys | {p.product_id: unchanged[p.product_id] for p in confirmed["recheck"]})
     if ref.mode == "full" and settings.ingest_delete_vanished:
         seen = set(ws.read_json("seen_skus", []))
-        present = {p.product_id for p in incoming}
+        present = {p.product_id for p in incoming} | set(classes["unchanged"])
         config = load_vendor_config(ref.vendor)  # stored SKUs keyed as this run keyed the feed's
-        keys = {pid: config.sku_key(p.vendor_sku) for pid, p in stored.items()}
-        vanished = sorted(pid for pid in stored if pid not in present and keys[pid] not in seen)
-        live_skus = set(keys.values())
-        unattributed = [ref for ref, sku in ws.read_json("doubtful_rows", []) if not sku or sku not in live_skus]
-        reasons = deletion_hold(settings, len(vanished), len(stored), unattributed)
+        live = products.vendor_rows(ref.vendor, ["product_id", "vendor_sku"])
+        live_ids, live_skus = (live.column(0).to_pylist(), live.column(1).to_pylist()) if live is not None else ([], [])
+        absent = [(pid, sku) for pid, sku in zip(live_ids, live_skus, strict=True) if pid not in present]
+        vanished = sorted(pid for pid, sku in absent if config.sku_key(sku) not in seen)
+        doubtful_rows = ws.read_json("doubtful_rows", [])
+        live_keys = {config.sku_key(sku) for sku in live_skus} if doubtful_rows else set()
+        unattributed = [ref for ref, sku in doubtful_rows if not sku or sku not in live_keys]
+        reasons = deletion_hold(settings, len(vanished), len(live_ids), unattributed)
         if reasons and not confirm_deletions:
             classes["held"] = vanished
             report = ws.report()
@@ -505,6 +548,7 @@ def standardise_stage(settings: Settings, ws: Workspace, model_id: str, zeroshot
         final[outcome].append(p.product_id)
         if outcome != "unchanged":
             write.append(p)
+    final["unchanged"] += classes.get("unchanged", [])  # confirmed from their rows' keys, never parsed
     final["vanished"] = classes["vanished"]
     final["held"] = classes.get("held", [])
     ws.write_products("write", write)
@@ -513,7 +557,8 @@ def standardise_stage(settings: Settings, ws: Workspace, model_id: str, zeroshot
     report = ws.report()
     report.quarantined = _merge_counts(report.quarantined, quarantine.counts)
     # every distinct image of a product kept in this run whose vector was not computed now was reused
-    report.embeddings_reused = len({p.image_hash for p in ready} - set(ws.read_json("embedded_hashes", [])))
+    kept_images = {p.image_hash for p in ready} | set(ws.read_json("unchanged_images", []))
+    report.embeddings_reused = len(kept_images - set(ws.read_json("embedded_hashes", [])))
     report.outcomes = {k: len(v) for k, v in final.items()}
     report.outcomes["quarantined"] = sum(report.quarantined.values())
     report.standardised = {"rules": result.count("rules"), "zeroshot": result.count("zeroshot"),
@@ -547,7 +592,9 @@ def apply_stage(
         return report
     by_outcome = {k: [p for p in write if p.product_id in set(final[k])] for k in ("new", "image_changed", "metadata_only")}
     products = ProductStore(settings.data_dir)
-    report.products_stored = products.upsert(write)
+    row_keys = ws.read_json("row_keys", {})  # of the products kept, written or confirmed: recorded with them
+    kept = (pid for k in ("new", "image_changed", "metadata_only", "unchanged") for pid in final[k])
+    report.products_stored = products.upsert(write, {pid: row_keys[pid] for pid in kept if pid in row_keys})
     products.delete(final["vanished"])
     if index is not None:
         model_id = write[0].model_id if write else None
@@ -576,7 +623,7 @@ def apply_stage(
     else:
         report.notes.append("no index given: stores written, index not updated (run `looksync index build`)")
     if mirror is not None:
-        groups = products.groups()
+        groups = products.groups() if write else {}
         mirror.upsert(write, {p.product_id: groups.get(p.product_id) for p in write}, ws.read_json("sources", {}))
         mirror.delete(final["vanished"])
     else:
@@ -629,7 +676,8 @@ def ingest_feed(
     run_id = run_id or new_run_id()
     ref = FeedRef(vendor, str(feed_path), mode=mode, message_id=message_id)
     log.info("ingest start", extra={"run_id": run_id, "vendor": vendor, "feed": str(feed_path)})
-    ws = parse_stage(settings, ref, run_id, category_fallback(settings, lambda: _zeroshot_of(encoder)))
+    fallback = category_fallback(settings, lambda: _zeroshot_of(encoder))
+    ws = parse_stage(settings, ref, run_id, fallback, reuse_unchanged=not (refetch or force_embed))
     done("parse")
     detect_stage(settings, ws, encoder.model_id, refetch=refetch or force_embed, confirm_deletions=confirm_deletions)
     done("detect")

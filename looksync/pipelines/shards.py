@@ -98,6 +98,7 @@ def split_stage(settings: Settings, ws: Workspace, shard_size: int | None = None
         raise ValueError(f"shard size must be at least 1, got {size}")
     classes = ws.read_json("classes")
     incoming = ws.read_products("incoming")
+    row_keys = ws.read_json("row_keys", {})
     groups: dict[str, list] = {}  # product id -> its rows, in order of first appearance
     for p in incoming:
         groups.setdefault(p.product_id, []).append(p)
@@ -120,6 +121,7 @@ def split_stage(settings: Settings, ws: Workspace, shard_size: int | None = None
         shard.save_state({"run_id": state["run_id"], "ref": state["ref"], "report": asdict(report),
                           "shard": {"index": n, "of": len(chunks), "first_row": first, "rows": len(products)}})  # fmt: skip
         shard.write_products("incoming", products)
+        shard.write_json("row_keys", {pid: key for pid, key in row_keys.items() if pid in ids})
         shard.write_json("classes", {k: [pid for pid in classes.get(k, []) if pid in ids] for k in ("new", "image_check", "same_image")}
                          | {"vanished": [], "held": []})  # fmt: skip
         first += len(products)
@@ -196,7 +198,9 @@ def finish_feed(
     report = ws.report()
     classes = ws.read_json("classes")
     vanished, held = list(classes.get("vanished", [])), list(classes.get("held", []))
-    outcomes = {k: 0 for k in ("new", "image_changed", "metadata_only", "unchanged")}
+    # rows confirmed unchanged by their row keys at detection never reach a shard
+    outcomes = {k: 0 for k in ("new", "image_changed", "metadata_only")} | {"unchanged": len(classes.get("unchanged", []))}
+    report.embeddings_reused += len(ws.read_json("unchanged_images", []))
     seconds = dict(report.seconds)
     quarantined = dict(report.quarantined)
     notes = list(report.notes)

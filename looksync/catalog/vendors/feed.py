@@ -8,7 +8,7 @@ the configured columns) raises ``FeedError``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from looksync.catalog.quarantine import QuarantineRecord, Reason
 from looksync.catalog.schema import Product
 from looksync.catalog.vendors.config import VendorConfig
+from looksync.catalog.vendors.fingerprint import row_key
 from looksync.catalog.vendors.mapping import RowRejected, get_path, record_sku, record_to_product
 from looksync.catalog.vendors.readers import FeedError, RawRecord, read_records
 
@@ -27,7 +28,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class ParsedRow:
-    """One feed row: exactly one of ``product`` / ``rejection`` is set."""
+    """One feed row: exactly one of ``product`` / ``rejection`` / ``unchanged`` is set (``unchanged`` only
+    when ``read_feed`` was given ``known`` rows)."""
 
     row_ref: str
     raw: Any
@@ -38,6 +40,10 @@ class ParsedRow:
     line: int | None = None  # the physical line the row starts on
     unreadable: bool = False  # the row itself could not be read (cut off, not JSON/XML, bad bytes, too deep)
     cleaned: dict[str, list[str]] = field(default_factory=dict)  # display field -> what cleaning removed
+    # with a fingerprint: the row's key (``fingerprint.row_key``), on products and unchanged rows
+    row_key: str | None = None
+    # the product id of a stored product made from this very row (its key is in ``known``): not mapped again
+    unchanged: str | None = None
 
     @property
     def unattributed(self) -> bool:
@@ -53,21 +59,44 @@ class ParsedRow:
 
 
 def read_feed(
-    config: VendorConfig, path: str | Path, category_fallback: ClipCategoryFallback | None = None
+    config: VendorConfig,
+    path: str | Path,
+    category_fallback: ClipCategoryFallback | None = None,
+    *,
+    fingerprint: bytes | None = None,
+    known: Mapping[str, tuple[str, str]] | None = None,
 ) -> Iterator[ParsedRow]:
     """Parse a feed file row by row. The first occurrence of a SKU is kept; later ones are quarantined
     as duplicates. Category terms the maps do not know go to ``category_fallback`` when given. Raises
-    ``FeedError`` (at call time) only when the file itself is unusable."""
+    ``FeedError`` (at call time) only when the file itself is unusable.
+
+    With ``fingerprint`` (``fingerprint.mapping_fingerprint``) each row read cleanly gets its
+    ``row_key``; a row whose key is in ``known`` (row key -> (product id, SKU key) of the stored product
+    made from that row) comes back as ``unchanged`` without being mapped, unless its SKU was already kept
+    from an earlier row (then it is parsed, and quarantined as the duplicate it is)."""
     records = read_records(config, Path(path))  # raises now for a missing file or unknown format
-    return _parse_rows(config, records, category_fallback)
+    return _parse_rows(config, records, category_fallback, fingerprint, known or {})
 
 
 def _parse_rows(
-    config: VendorConfig, records: Iterator[RawRecord], category_fallback: ClipCategoryFallback | None
+    config: VendorConfig,
+    records: Iterator[RawRecord],
+    category_fallback: ClipCategoryFallback | None,
+    fingerprint: bytes | None = None,
+    known: Mapping[str, tuple[str, str]] | None = None,
 ) -> Iterator[ParsedRow]:
     kept_skus: dict[str, tuple[str, str]] = {}  # SKU key -> (row ref, SKU as written) of the row kept
     for record in records:
-        yield _parse_row(config, record, kept_skus, category_fallback)
+        key = row_key(fingerprint, record.digest) if fingerprint is not None and record.digest is not None else None
+        hit = known.get(key) if known and key is not None else None
+        if hit is not None and hit[1] not in kept_skus:
+            kept_skus[hit[1]] = (record.row_ref, _written_sku(config, record))
+            yield ParsedRow(row_ref=record.row_ref, raw=record.raw, line=record.line, row_key=key, unchanged=hit[0])
+            continue
+        row = _parse_row(config, record, kept_skus, category_fallback)
+        if row.product is not None:
+            row.row_key = key
+        yield row
 
 
 def _written_sku(config: VendorConfig, record: RawRecord) -> str:

@@ -8,6 +8,7 @@ whole-file problems (missing file, CSV header without the configured columns) ra
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -36,6 +37,16 @@ class RawRecord:
     # SKUs seen inside a damaged row that swallowed other rows (a CSV quote never closed): those
     # products were not read, so they must not count as vanished
     swallowed_skus: tuple[str, ...] = ()
+    # digest of the row exactly as read (a CSV row's cells under its header, a JSON line, an XML record's
+    # bytes); set on rows read without a problem. Change detection uses it to skip mapping a row that is
+    # byte for byte the one a stored product was made from (``looksync.catalog.vendors.feed``).
+    digest: bytes | None = None
+
+
+def _digester(seed: bytes = b""):
+    h = hashlib.blake2b(digest_size=16)
+    h.update(seed)
+    return h
 
 
 def read_records(config: VendorConfig, path: Path) -> Iterator[RawRecord]:
@@ -73,6 +84,7 @@ def read_csv(config: VendorConfig, path: Path) -> Iterator[RawRecord]:
             raise FeedError(f"{path}: no readable CSV header row (vendor {config.name})")
         header = [h.strip() for h in header]
         _check_header(config, path, header)
+        base = _digester(repr(header).encode("utf-8", "surrogateescape"))  # one cell means one field only under one header
         line = reader.line_num
         while True:
             row_ref, first_line = f"line {line + 1}", line + 1
@@ -89,6 +101,10 @@ def read_csv(config: VendorConfig, path: Path) -> Iterator[RawRecord]:
             if row:
                 record = _csv_record(config, header, row, row_ref)
                 record.line = first_line
+                if record.problem is None:
+                    digest = base.copy()
+                    digest.update(repr(row).encode("utf-8", "surrogateescape"))  # repr: the cell boundaries count
+                    record.digest = digest.digest()
                 yield record
 
 
@@ -128,7 +144,7 @@ def _csv_swallowed_skus(config: VendorConfig, header: list[str], row: list[str])
 def _csv_checked(config: VendorConfig, header: list[str], row: list[str], row_ref: str) -> RawRecord:
     values = dict(zip(header, row, strict=False))  # short rows are reported below
     sku_hint = values.get(config.fields["sku"].path) or None
-    if any(has_bad_bytes(cell) for cell in row):
+    if has_bad_bytes("".join(row)):  # one check of the whole row (only escaped bytes fail to encode)
         text = printable(",".join(row), config.encoding)
         sku_hint = sku_hint if sku_hint and not has_bad_bytes(sku_hint) else None
         return RawRecord(
@@ -152,8 +168,11 @@ def read_jsonl(config: VendorConfig, path: Path) -> Iterator[RawRecord]:
         for number, line in enumerate(fh, start=1):
             if not line.strip():
                 continue
-            record = _jsonl_record(config, line.rstrip("\r\n"), f"line {number}", sku_path)
+            text = line.rstrip("\r\n")
+            record = _jsonl_record(config, text, f"line {number}", sku_path)
             record.line = number
+            if record.problem is None:
+                record.digest = _digester(text.encode("utf-8", "surrogateescape")).digest()
             yield record
 
 
@@ -265,6 +284,8 @@ def read_xml(config: VendorConfig, path: Path) -> Iterator[RawRecord]:
         for number, (line, chunk) in enumerate(split_xml_records(fh, tag), start=1):
             record = _xml_record(config, chunk, f"record {number}", sku_tag)
             record.line = line
+            if record.problem is None:
+                record.digest = _digester(chunk).digest()
             yield record
 
 
