@@ -196,20 +196,6 @@ def product_image(
     return canvas
 
 
-def draw_figure(canvas: Image.Image, skin_rgb: Sequence[int], hair_rgb: Sequence[int]) -> None:
-    """The plain front-facing figure that looks are dressed on."""
-    draw = ImageDraw.Draw(canvas)
-    colours = {"skin": tuple(skin_rgb), "hair": tuple(hair_rgb)}
-    for item in drawing_data()["look_image"]["figure"]:
-        fill = colours[item["colour"]]
-        if "poly" in item:
-            draw.polygon([tuple(p) for p in item["poly"]], fill=fill)
-        elif "ellipse" in item:
-            draw.ellipse(item["ellipse"], fill=fill)
-        else:
-            draw.rectangle(item["rect"], fill=fill)
-
-
 def look_box(category: str) -> Box:
     boxes = drawing_data()["look_image"]["boxes"]
     if category not in boxes:

@@ -1,8 +1,8 @@
 """Varied looks: the sample's dressed figure posed, cropped, rotated, mirrored, scaled and placed on
 canvases of every aspect, with ground truth per garment (box, visible share, in-frame flag).
 
-The figure is first drawn dressed on the fixed 384x640 frame of ``compose_look`` (without the bag), then
-posed piecewise: each arm (upper arm and forearm, sleeves included) and each leg is a segment turned
+The figure (a woman's or a man's, ``looksync.sample.figure``) is first drawn dressed on the fixed 384x640
+frame of ``compose_look`` (without the bag), body shaped, then posed piecewise: each arm (upper arm and forearm, sleeves included) and each leg is a segment turned
 about its joint (shoulder, elbow, hip), so sleeves follow the arm. The bag is drawn last, at the hip or
 in the hand. Every pixel keeps a label (which layer, or the figure, is on top there) and a bit set of
 the layers whose garment covers it, and both travel through the same geometry as the colours; the ground
@@ -26,14 +26,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageOps
+from PIL import Image, ImageOps
 
-from looksync.sample.drawing import draw_garment, drawing_data, garment_mask, look_box
+from looksync.sample.drawing import drawing_data
+from looksync.sample.figure import FIGURE_STYLES, bag_box, draw_traits, dress_figure, shape_body, warp_point
 
 POSE_FAMILIES = ("standing", "raised", "bent", "hand_on_hip", "holding_bag", "walking")
 ASPECTS = {"9:16": (360, 640), "3:4": (480, 640), "1:1": (576, 576), "4:3": (640, 480), "16:9": (640, 360)}
 CROPS = ("full", "three_quarter", "half")
-FIGURE_STYLES = ("flat", "outlined")
 BACKGROUNDS = ("plain", "gradient", "textured")
 VARIATION = {
     "heldout": {"pose": "hand_on_hip", "aspect": "4:3", "style": "outlined"},  # never drawn for training looks
@@ -51,7 +51,7 @@ _HIP = {"l": (165.0, 322.0), "r": (219.0, 322.0)}
 # crop lines (y of the fixed frame): half-body just under the waist, three-quarter above the knees-to-shins
 _CROP_Y = {"half": 330, "three_quarter": 470}
 _PAD = (128, 120)  # room around the fixed frame for raised arms and turned legs
-_FIGURE, _SEGMENTS = 1, ("leg_l", "leg_r", "torso", "upper_l", "fore_l", "upper_r", "fore_r")
+_SEGMENTS = ("leg_l", "leg_r", "torso", "upper_l", "fore_l", "upper_r", "fore_r")
 
 
 @dataclass(frozen=True)
@@ -111,34 +111,6 @@ def draw_framing(rng: random.Random, split: str) -> Framing:
 # ---- the figure in the fixed frame ------------------------------------------------------------------
 
 
-def draw_styled_figure(canvas: Image.Image, skin: tuple[int, ...], hair: tuple[int, ...], style: str) -> None:
-    """The fixed frame's figure: ``flat`` is ``compose_look``'s mannequin; ``outlined`` has long hair,
-    a face and dark outlines."""
-    from looksync.sample.drawing import draw_figure, mix
-
-    if style == "flat":
-        draw_figure(canvas, skin, hair)
-        return
-    if style != "outlined":
-        raise ValueError(f"figure style {style!r} is not one of {', '.join(FIGURE_STYLES)}")
-    draw = ImageDraw.Draw(canvas)
-    draw.polygon([(150, 56), (234, 56), (248, 196), (136, 196)], fill=tuple(hair))  # long hair behind
-    line = mix(skin, (0, 0, 0), 0.45)
-    for item in drawing_data()["look_image"]["figure"]:
-        fill = tuple(skin) if item["colour"] == "skin" else tuple(hair)
-        if "poly" in item:
-            draw.polygon([tuple(p) for p in item["poly"]], fill=fill, outline=line, width=2)
-        elif "ellipse" in item:
-            draw.ellipse(item["ellipse"], fill=fill, outline=line, width=2)
-        else:
-            draw.rectangle(item["rect"], fill=fill, outline=line, width=2)
-    for x in (178, 206):  # eyes, brows, mouth
-        draw.ellipse([x - 4, 74, x + 4, 82], fill=(250, 250, 250), outline=line)
-        draw.ellipse([x - 2, 76, x + 2, 80], fill=(40, 30, 30))
-        draw.line([(x - 6, 68), (x + 6, 67)], fill=tuple(hair), width=2)
-    draw.line([(184, 102), (200, 102)], fill=(170, 70, 70), width=2)
-
-
 def _segment_map(height: int, width: int) -> np.ndarray:
     """Which segment each pixel of the fixed frame belongs to (index into ``_SEGMENTS``)."""
     y, x = np.mgrid[0:height, 0:width]
@@ -191,15 +163,15 @@ def pose_angles(pose: str, rng: random.Random) -> dict[str, float]:
     return a
 
 
-def _segment_matrices(angles: dict[str, float]) -> dict[str, np.ndarray]:
-    """Forward maps of every segment in the padded frame."""
+def _segment_matrices(angles: dict[str, float], joints: dict[str, dict[str, tuple[float, float]]]) -> dict[str, np.ndarray]:
+    """Forward maps of every segment in the padded frame, turning about ``joints`` (name -> side -> point)."""
     shift = np.array([[1.0, 0.0, _PAD[0]], [0.0, 1.0, _PAD[1]], [0.0, 0.0, 1.0]])
     out = {"torso": shift}
     for side, sign in (("l", 1.0), ("r", -1.0)):  # outward is +angle on the image's left, -angle on its right
-        upper = _rotation(_SHOULDER[side], sign * angles[f"upper_{side}"])
-        fore = upper @ _rotation(_ELBOW[side], -sign * angles[f"fore_{side}"])
+        upper = _rotation(joints["shoulder"][side], sign * angles[f"upper_{side}"])
+        fore = upper @ _rotation(joints["elbow"][side], -sign * angles[f"fore_{side}"])
         out[f"upper_{side}"], out[f"fore_{side}"] = shift @ upper, shift @ fore
-        out[f"leg_{side}"] = shift @ _rotation(_HIP[side], sign * angles[f"leg_{side}"])
+        out[f"leg_{side}"] = shift @ _rotation(joints["hip"][side], sign * angles[f"leg_{side}"])
     return out
 
 
@@ -225,69 +197,46 @@ class PosedFigure:
     cover: np.ndarray  # H x W bit set: bit i when the i-th layer's garment covers the pixel
     layers: list[str]
     hand: dict[str, tuple[float, float]]
+    figure: dict[str, Any]  # the figure's traits (FigureTraits.to_json())
 
 
-def pose_figure(products: dict[str, Any], framing: Framing, rng: random.Random) -> PosedFigure:
-    """The dressed figure in the fixed frame, posed per ``framing.pose``, in the padded frame."""
-    spec = drawing_data()["look_image"]
-    width, height = spec["size"]
-    canvas = Image.new("RGB", (width, height), (0, 0, 0))
-    draw_styled_figure(canvas, tuple(rng.choice(spec["skin_tones"])), tuple(rng.choice(spec["hair_colours"])),
-                       framing.style)  # fmt: skip
-    figure = Image.new("RGB", (width, height), (0, 0, 0))
-    draw_styled_figure(figure, (255, 255, 255), (255, 255, 255), "flat")
-    if framing.style == "outlined":
-        draw_styled_figure(figure, (255, 255, 255), (255, 255, 255), "outlined")
-    label = np.where(np.asarray(figure.convert("L")) > 0, _FIGURE, 0).astype(np.uint8)
-    layers = [layer for layer in spec["draw_order"] if layer in products]
-    cover = np.zeros((height, width), dtype=np.uint16)
-    for i, layer in enumerate(layers):
-        if layer == "bag":
-            continue  # drawn after posing, where the hand or hip puts it
-        product = products[layer]
-        box = look_box(product.category)
-        draw_garment(canvas, product.category, product.draw_rgb, product.pattern, box,
-                     pattern_period=product.pattern_period)  # fmt: skip
-        mask = np.asarray(garment_mask(product.category, box, canvas.size)) > 0
-        label[mask] = 2 + i
-        cover[mask] |= np.uint16(1 << i)
-    rgb = np.asarray(canvas).copy()
+def pose_figure(products: dict[str, Any], framing: Framing, rng: random.Random, gender: str) -> PosedFigure:
+    """The dressed figure of ``gender`` in the fixed frame, body shaped, posed per ``framing.pose``, in
+    the padded frame."""
+    traits = draw_traits(rng, gender)
+    dressed = dress_figure(products, traits, framing.style, bag=False)
+    height, width = dressed.label.shape
+    joints = {name: {side: warp_point(traits, point, width) for side, point in sides.items()}
+              for name, sides in (("shoulder", _SHOULDER), ("elbow", _ELBOW), ("hand", _HAND), ("hip", _HIP))}  # fmt: skip
+    (seg,) = shape_body([_segment_map(height, width)], traits)  # so arms stay arms
 
     angles = pose_angles(framing.pose, rng)
-    matrices = _segment_matrices(angles)
-    seg = _segment_map(height, width)
+    matrices = _segment_matrices(angles, joints)
     out_shape = (height + 2 * _PAD[1], width + 2 * _PAD[0])
     out_rgb = np.zeros((*out_shape, 3), dtype=np.uint8)
     out_label = np.zeros(out_shape, dtype=np.uint8)
     out_cover = np.zeros(out_shape, dtype=np.uint16)
     for name in _SEGMENTS:  # legs, torso, then arms over them
         (s_rgb, s_label, s_cover, s_seg), inside = _warp_nearest(
-            [rgb, label, cover, seg], np.linalg.inv(matrices[name]), out_shape
+            [dressed.rgb, dressed.label, dressed.cover, seg], np.linalg.inv(matrices[name]), out_shape
         )
         mine = inside & (s_seg == _SEGMENTS.index(name))
         drawn = mine & (s_label > 0)
         out_rgb[drawn], out_label[drawn] = s_rgb[drawn], s_label[drawn]
         out_cover[mine] |= s_cover[mine]
-    hand = {side: _apply(matrices[f"fore_{side}"], _HAND[side]) for side in ("l", "r")}
+    hand = {side: _apply(matrices[f"fore_{side}"], joints["hand"][side]) for side in ("l", "r")}
 
+    dressed.rgb, dressed.label, dressed.cover = out_rgb, out_label, out_cover
     if "bag" in products:
-        i = layers.index("bag")
         product = products["bag"]
-        x0, y0, x1, y1 = look_box(product.category)
+        x0, y0, x1, y1 = bag_box(traits, product.category, width)
         if framing.pose == "holding_bag":  # hangs from the right hand: its top edge at the hand
             hx, hy = hand["r"]
             dx, dy = hx - (x0 + x1) / 2, hy - 8 - y0
         else:  # at the hip, as on the fixed frame
             dx, dy = _PAD
-        box = (round(x0 + dx), round(y0 + dy), round(x1 + dx), round(y1 + dy))
-        image = Image.fromarray(out_rgb)
-        draw_garment(image, product.category, product.draw_rgb, product.pattern, box,
-                     pattern_period=product.pattern_period)  # fmt: skip
-        mask = np.asarray(garment_mask(product.category, box, image.size)) > 0
-        out_rgb = np.asarray(image).copy()
-        out_label[mask] = 2 + i
-        out_cover[mask] |= np.uint16(1 << i)
-    return PosedFigure(out_rgb, out_label, out_cover, layers, hand)
+        dressed.wear("bag", product, (round(x0 + dx), round(y0 + dy), round(x1 + dx), round(y1 + dy)))
+    return PosedFigure(dressed.rgb, dressed.label, dressed.cover, dressed.layers, hand, traits.to_json())
 
 
 # ---- framing on a canvas ----------------------------------------------------------------------------
@@ -333,11 +282,12 @@ class FramedLook:
     frame_share: dict[str, float]
     in_frame: dict[str, bool]
     framing: dict[str, Any]
+    figure: dict[str, Any]  # the figure's traits: gender, hair, body shape
 
 
-def frame_look(products: dict[str, Any], framing: Framing, rng: random.Random) -> FramedLook:
-    """Pose, crop, rotate, mirror, scale and place the dressed figure; count the ground truth."""
-    posed = pose_figure(products, framing, rng)
+def frame_look(products: dict[str, Any], framing: Framing, rng: random.Random, gender: str) -> FramedLook:
+    """Pose, crop, rotate, mirror, scale and place the dressed figure of ``gender``; count the ground truth."""
+    posed = pose_figure(products, framing, rng, gender)
     rows, cols = np.nonzero(posed.label)
     top, bottom = int(rows.min()), int(rows.max()) + 1
     if framing.crop != "full":
@@ -399,4 +349,5 @@ def frame_look(products: dict[str, Any], framing: Framing, rng: random.Random) -
         frame_share=frame_share,
         in_frame={layer: share >= IN_FRAME_MIN for layer, share in frame_share.items()},
         framing=info,
+        figure=posed.figure,
     )

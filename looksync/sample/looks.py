@@ -1,10 +1,12 @@
 """Sample looks: catalog products worn as layers on a drawn figure, with ground truth.
 
 Each look takes valid (never faulty) products of one market whose gender is the look's or unisex,
-and draws each with the same ``draw_garment`` call that drew its product image, in its body region,
-outer layers over inner ones. The ground truth records, per layer, the share of the garment's pixels
-left visible by the layers drawn over it (a shirt under a closed coat can be nearly hidden), so an
-evaluation can tell a miss from a garment nobody could see.
+and dresses a figure of the look's gender (``looksync.sample.figure``: a woman's or a man's body shape
+and hair) in them, each drawn with the same ``draw_garment`` call that drew its product image, in its
+body region, outer layers over inner ones. The ground truth records the figure's traits and, per layer,
+the share of the garment's pixels left visible by what is drawn over it (a shirt under a closed coat
+can be nearly hidden, long hair falls over a top's shoulders), so an evaluation can tell a miss from a
+garment nobody could see.
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from PIL import Image
 from looksync.catalog.schema import make_product_id
 from looksync.catalog.taxonomy import get_taxonomy
 from looksync.sample.catalog import ProductSpec, catalog_data
-from looksync.sample.drawing import draw_figure, draw_garment, drawing_data, garment_mask, look_box
+from looksync.sample.drawing import drawing_data
+from looksync.sample.figure import GENDERS, FigureTraits, draw_traits, dress_figure
 
-LOOK_GENDERS = ("women", "men")
+LOOK_GENDERS = GENDERS
 
 
 @dataclass
@@ -55,6 +58,7 @@ class Look:
     in_frame: dict[str, bool] = field(default_factory=dict)  # layer -> at least IN_FRAME_MIN of it in frame
     frame_share: dict[str, float] = field(default_factory=dict)  # layer -> share of its pixels in frame
     framing: dict[str, Any] = field(default_factory=lambda: {"variant": "fixed"})
+    figure: dict[str, Any] = field(default_factory=dict)  # FigureTraits.to_json(): gender, hair, body shape
 
     def ground_truth(self) -> dict[str, Any]:
         return {
@@ -66,6 +70,7 @@ class Look:
             "in_frame": {layer: self.in_frame.get(layer, True) for layer in self.products},
             "frame_share": {layer: self.frame_share.get(layer, 1.0) for layer in self.products},
             "framing": dict(self.framing),
+            "figure": dict(self.figure),
         }
 
 
@@ -93,25 +98,12 @@ def choose_layers(rng: random.Random, pools: LookPools, market: str, gender: str
 
 def compose_look(look_id: str, market: str, gender: str, products: dict[str, ProductSpec], rng: random.Random) -> Look:
     spec = drawing_data()["look_image"]
-    canvas = Image.new("RGB", tuple(spec["size"]), tuple(rng.choice(spec["backgrounds"])))
-    draw_figure(canvas, rng.choice(spec["skin_tones"]), rng.choice(spec["hair_colours"]))
-    drawn: list[tuple[str, np.ndarray]] = []  # (layer, pixels it covers), in drawing order
-    for layer in spec["draw_order"]:
-        product = products.get(layer)
-        if product is not None:
-            draw_garment(canvas, product.category, product.draw_rgb, product.pattern, look_box(product.category),
-                         pattern_period=product.pattern_period)  # fmt: skip
-            drawn.append((layer, np.asarray(garment_mask(product.category, look_box(product.category), canvas.size)) > 0))
-    visible, boxes = {}, {}
-    for i, (layer, mask) in enumerate(drawn):
-        covered = np.zeros_like(mask)
-        for _, later in drawn[i + 1 :]:
-            covered |= later
-        visible[layer] = float((mask & ~covered).sum() / max(1, mask.sum()))
-        ys, xs = np.nonzero(mask & ~covered)
-        if len(xs):
-            boxes[layer] = [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1]
-    return Look(look_id, market, gender, products, canvas, visible, boxes)
+    backdrop = np.array(rng.choice(spec["backgrounds"]), dtype=np.uint8)
+    traits: FigureTraits = draw_traits(rng, gender)
+    dressed = dress_figure(products, traits, "flat")
+    pixels = np.where(dressed.label[..., None] > 0, dressed.rgb, backdrop)
+    return Look(look_id, market, gender, products, Image.fromarray(pixels), dressed.visible(), dressed.boxes(),
+                figure=traits.to_json())  # fmt: skip
 
 
 def compose_varied_look(
@@ -120,9 +112,9 @@ def compose_varied_look(
     """A look in a framing drawn for ``split`` (see ``looksync.sample.framing``)."""
     from looksync.sample.framing import draw_framing, frame_look
 
-    framed = frame_look(products, draw_framing(rng, split), rng)
+    framed = frame_look(products, draw_framing(rng, split), rng, gender)
     return Look(look_id, market, gender, products, framed.image, framed.visible, framed.boxes,
-                framed.in_frame, framed.frame_share, framed.framing)  # fmt: skip
+                framed.in_frame, framed.frame_share, framed.framing, framed.figure)  # fmt: skip
 
 
 def make_looks(pools: LookPools, n_looks: int, seed: int) -> list[Look]:

@@ -21,6 +21,7 @@ from looksync.sample.framing import (
     draw_framing,
     frame_look,
 )
+from tests.sample.outfits import full_outfit
 
 
 @pytest.fixture(scope="module")
@@ -29,30 +30,6 @@ def varied(tmp_path_factory):
     manifest = generate_sample(root, size=150, seed=5, n_looks=2, n_varied_looks=16)
     truth = json.loads(manifest.ground_truth_path.read_text(encoding="utf-8"))
     return manifest, truth
-
-
-def _products(seed: int = 5):
-    """A full outfit's product specs, from the same pools the generator draws looks from."""
-    import tempfile
-    from pathlib import Path
-
-    from looksync.sample.catalog import catalog_data, sample_vendors
-    from looksync.sample.generate import _write_feeds
-    from looksync.sample.looks import LookPools, choose_layers
-
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        vendors = sample_vendors()
-        for folder in ("feeds", *(f"images/{v}" for v in vendors)):
-            (root / folder).mkdir(parents=True, exist_ok=True)
-        pools = LookPools(cap=catalog_data()["looks"]["pool_cap"])
-        counts = {v: len(range(i, 150, len(vendors))) for i, v in enumerate(vendors)}
-        _write_feeds(root, vendors, counts, pools, seed=seed, fault_rate=0.0, image_base_url="http://127.0.0.1:1")
-    rng = random.Random(0)
-    while True:
-        chosen = choose_layers(rng, pools, "US", "men")
-        if {"topwear", "bottomwear", "footwear"} <= set(chosen):
-            return chosen
 
 
 def test_varied_looks_sit_on_their_canvas_with_boxes_inside_it(varied):
@@ -108,15 +85,15 @@ def test_same_seed_same_bytes(tmp_path):
 
 
 def test_cropped_looks_report_what_is_out_of_frame():
-    products = _products()
+    products = full_outfit()
     base = Framing(pose="standing", aspect="3:4", crop="full", style="flat", background="plain", mirrored=False,
                    scale=0.9, rotation=0.0, position=(0.5, 0.5))  # fmt: skip
-    full = frame_look(products, base, random.Random(1))
+    full = frame_look(products, base, random.Random(1), "men")
     assert all(full.in_frame.values()) and full.frame_share["footwear"] == 1.0
-    half = frame_look(products, replace(base, crop="half"), random.Random(1))
+    half = frame_look(products, replace(base, crop="half"), random.Random(1), "men")
     assert half.in_frame["topwear"] and not half.in_frame["footwear"] and not half.in_frame["bottomwear"]
     assert half.frame_share["footwear"] == half.visible["footwear"] == 0.0 and "footwear" not in half.boxes
-    three = frame_look(products, replace(base, crop="three_quarter"), random.Random(1))
+    three = frame_look(products, replace(base, crop="three_quarter"), random.Random(1), "men")
     assert three.in_frame["topwear"] and three.in_frame["bottomwear"] and not three.in_frame["footwear"]
     assert 0.5 <= three.frame_share["bottomwear"] < 1.0
     # a cropped figure is cut by the canvas's bottom edge
@@ -124,11 +101,11 @@ def test_cropped_looks_report_what_is_out_of_frame():
 
 
 def test_mirroring_flips_the_boxes():
-    products = _products()
+    products = full_outfit()
     base = Framing(pose="holding_bag", aspect="16:9", crop="full", style="outlined", background="textured",
                    mirrored=False, scale=0.8, rotation=0.0, position=(0.5, 0.5))  # fmt: skip
-    plain = frame_look(products, base, random.Random(2))
-    flipped = frame_look(products, replace(base, mirrored=True), random.Random(2))
+    plain = frame_look(products, base, random.Random(2), "men")
+    flipped = frame_look(products, replace(base, mirrored=True), random.Random(2), "men")
     width = ASPECTS["16:9"][0]
     for layer, (x0, y0, x1, y1) in plain.boxes.items():
         fx0, fy0, fx1, fy1 = flipped.boxes[layer]
@@ -152,8 +129,8 @@ def test_heldout_values_are_never_drawn_for_training():
 
 @pytest.mark.parametrize("pose", POSE_FAMILIES)
 def test_every_pose_family_draws(pose):
-    products = _products()
+    products = full_outfit()
     framing = Framing(pose=pose, aspect="9:16", crop="full", style="flat", background="gradient", mirrored=False,
                       scale=1.0, rotation=5.0, position=(0.0, 1.0))  # fmt: skip
-    look = frame_look(products, framing, random.Random(3))
+    look = frame_look(products, framing, random.Random(3), "men")
     assert look.image.size == ASPECTS["9:16"] and look.in_frame["footwear"]

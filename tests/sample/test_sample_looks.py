@@ -55,10 +55,13 @@ def test_a_worn_garment_shows_its_product_colour(served_sample):
 
 
 def test_ground_truth_records_how_much_of_each_garment_is_in_view(served_sample):
-    """``visible``: per layer, the share of the garment's pixels that no later-drawn layer covers."""
+    """``visible``: per layer, the share of the garment's pixels that nothing drawn after it covers (later
+    layers, long hair falling over the shoulders), on the figure's body shape as recorded."""
     import numpy as np
+    from PIL import Image as PILImage
 
     from looksync.sample.drawing import drawing_data, garment_mask, look_box
+    from looksync.sample.figure import OVER_HAIR, FigureTraits, bag_box, draw_hair_over, shape_body
 
     manifest = served_sample.manifest
     truth = json.loads(manifest.ground_truth_path.read_text(encoding="utf-8"))
@@ -66,15 +69,29 @@ def test_ground_truth_records_how_much_of_each_garment_is_in_view(served_sample)
     order = drawing_data()["look_image"]["draw_order"]
     size = tuple(drawing_data()["look_image"]["size"])
     for look_id, look in truth.items():
+        figure = look["figure"]
+        assert figure["gender"] == look["gender"], look_id
+        traits = FigureTraits(figure["gender"], (0, 0, 0), (0, 0, 0), figure["hair"], figure["beard"],
+                              {row: figure[row] for row in ("shoulders", "waist", "hips")})  # fmt: skip
         assert set(look["visible"]) == set(look["products"]), look_id
         assert all(0.0 <= share <= 1.0 for share in look["visible"].values())
-        assert look["visible"][max(look["products"], key=order.index)] == 1.0  # drawn last: nothing over it
-        masks = {
-            layer: np.asarray(garment_mask(products[pid].category, look_box(products[pid].category), size)) > 0
-            for layer, pid in look["products"].items()
-        }
-        for layer, mask in masks.items():  # recomputed independently: covered by any layer drawn after it
+        last = max(look["products"], key=order.index)
+        if last in (*OVER_HAIR, "bag") or figure["hair"] in ("short", "crew", "side_part"):
+            assert look["visible"][last] == 1.0, look_id  # drawn last, no long hair over it
+        masks = {}
+        for layer, pid in look["products"].items():
+            category = products[pid].category
+            if layer == "bag":  # drawn at the hip after the body is shaped
+                masks[layer] = np.asarray(garment_mask(category, bag_box(traits, category, size[0]), size)) > 0
+            else:
+                (masks[layer],) = shape_body([np.asarray(garment_mask(category, look_box(category), size)) > 0], traits)
+        locks = PILImage.new("L", size, 0)
+        draw_hair_over(locks, traits, "flat", paint=255)
+        (hair,) = shape_body([np.asarray(locks) > 0], traits)
+        for layer, mask in masks.items():  # recomputed independently: covered by what is drawn after it
             later = [m for other, m in masks.items() if order.index(other) > order.index(layer)]
+            if layer not in OVER_HAIR:
+                later.append(hair)
             covered = np.any(later, axis=0) if later else np.zeros_like(mask)
             assert look["visible"][layer] == round(float((mask & ~covered).sum() / mask.sum()), 3), (look_id, layer)
     # a top under outer topwear is mostly hidden: the sample has such looks
