@@ -305,23 +305,6 @@ def best_f1_threshold(probs: np.ndarray, labels: np.ndarray, default: float, min
     return best
 
 
-def calibrate_presence(
-    head: LogisticHead, x: np.ndarray, y: np.ndarray, base_rate: float | None, default: float
-) -> tuple[LogisticHead, float | None]:
-    """One layer's presence head calibrated on looks kept out of its fit, and its own threshold there.
-    Too few looks of a class to calibrate (a layer in nearly every look, like bottomwear beside the rarer
-    one-piece): the head, fitted with balanced class weights (as if half the looks had the layer), is shifted
-    to the layer's base rate in its training looks instead, so a layer that is nearly always there is not
-    called absent at 0.5."""
-    calibrated = calibrate(head, x, y)
-    if calibrated is head and base_rate is not None:
-        p = float(np.clip(base_rate, 0.01, 0.99))
-        calibrated = LogisticHead(head.weights, head.bias + float(np.log(p / (1 - p))))
-    if not len(x):
-        return calibrated, None
-    return calibrated, best_f1_threshold(calibrated.prob(x), np.asarray(y), default)
-
-
 def calibrate_heads(heads: DetectionHeads, examples: Sequence[LookExample], encoder: Any, place: Callable) -> None:
     """Platt-scale every head (presence per layer, gender) on ``examples``, looks kept out of the fit, and
     choose each layer's presence threshold on them (``best_f1_threshold``)."""
@@ -339,13 +322,11 @@ def calibrate_heads(heads: DetectionHeads, examples: Sequence[LookExample], enco
             y_gender.append(GENDERS.index(example.gender))
     for layer, xs in x_presence.items():
         if xs:
-            examples_seen, positives = heads.meta.get("examples", {}).get(layer), heads.meta.get("positives", {}).get(layer)
-            base_rate = positives / examples_seen if examples_seen else None
-            head, threshold = calibrate_presence(heads.presence[layer], np.array(xs), np.array(y_presence[layer]),
-                                                 base_rate, heads.threshold)  # fmt: skip
-            heads.presence[layer] = head
-            if threshold is not None:
-                heads.layer_thresholds[layer] = threshold
+            heads.presence[layer] = calibrate(heads.presence[layer], np.array(xs), np.array(y_presence[layer]))
+            probs = np.array([heads.presence[layer].prob(x) for x in xs])
+            best = best_f1_threshold(probs, np.array(y_presence[layer]), heads.threshold)
+            if best is not None:
+                heads.layer_thresholds[layer] = best
     if x_gender:
         heads.gender = calibrate(heads.gender, np.array(x_gender), np.array(y_gender))
 

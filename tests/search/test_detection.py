@@ -15,7 +15,6 @@ from looksync.search.detection import (
     LogisticHead,
     best_f1_threshold,
     calibrate,
-    calibrate_presence,
     fit_logistic,
     look_examples,
     train_heads,
@@ -98,22 +97,6 @@ def test_best_f1_threshold_separates_what_the_probabilities_can():
     assert chosen[[3, 5, 6]].all()
     # too few of a class: no threshold of its own
     assert best_f1_threshold(probs, np.array([0, 0, 0, 0, 0, 0, 0, 1, 1, 0]), 0.5) is None
-
-
-def test_a_layer_in_nearly_every_look_is_shifted_to_its_base_rate_when_it_cannot_be_calibrated():
-    rng = np.random.default_rng(5)
-    x = rng.normal(size=(40, 4))
-    balanced = LogisticHead(np.array([0.3, 0, 0, 0]), -0.2)  # fitted as if half the looks had the layer
-    y = np.ones(40, dtype=int)
-    y[:2] = 0  # 2 looks without it: too few to calibrate
-    head, threshold = calibrate_presence(balanced, x, y, base_rate=0.95, default=0.5)
-    assert (balanced.prob(x) >= 0.5).mean() < 0.6  # called absent on about half the looks
-    assert (head.prob(x) >= 0.5).mean() > 0.9 and threshold is None  # now present as often as it is there
-    # enough of each class: Platt scaling decides, not the base rate; and a threshold of its own
-    y = (x[:, 0] > 0.8).astype(int)
-    scaled, threshold = calibrate_presence(balanced, x, y, base_rate=0.95, default=0.5)
-    assert scaled.bias != balanced.bias + np.log(0.95 / 0.05) and threshold is not None
-    assert ((scaled.prob(x) >= threshold) == y).mean() > 0.9
 
 
 def test_heads_file_round_trip_and_checks(tmp_path):
