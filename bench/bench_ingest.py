@@ -58,6 +58,8 @@ def main() -> None:
     parser.add_argument("--model", default="LookSync-Tiny")
     parser.add_argument("--weights", default=None, help="default: a random-weight checkpoint of --model")
     parser.add_argument("--runtime", default="torch", choices=("torch", "onnx", "onnx-int8"))
+    parser.add_argument("--threads", type=int, default=None,
+                        help="the model's CPU threads (torch or ONNX Runtime; LOOKSYNC_TORCH_THREADS); default: torch's own")
     parser.add_argument("--paths", default="overlapped", help="comma-separated: overlapped, staged")
     parser.add_argument("--server", choices=("process", "thread"), default="process")
     parser.add_argument("--no-rerun", action="store_true", help="skip the nothing-changed rerun")
@@ -78,7 +80,8 @@ def main() -> None:
     t0 = time.perf_counter()
     manifest = generate_sample(root / "sample", size=args.size, seed=3, image_base_url=server.url, n_looks=0)
     print(f"sample: {args.size} products generated in {time.perf_counter() - t0:.1f}s under {root}")
-    encoder = load_encoder(args.model, weights, device="cpu", runtime=args.runtime, cache_dir=root / "models")
+    encoder = load_encoder(args.model, weights, device="cpu", runtime=args.runtime, threads=args.threads,
+                           cache_dir=root / "models")  # fmt: skip
     print(f"encoder: {encoder!r}, torch threads {__import__('torch').get_num_threads()}")
 
     images = sorted((root / "sample" / "images").rglob("*.png"))
