@@ -96,19 +96,20 @@ def main() -> None:
     encoder.encode_images(data)
     decode_and_model = len(data) / (time.perf_counter() - t1)
     prepared = [encoder.prepare_image(d) for d in data]
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     for start in range(0, len(prepared), encoder.batch_size):
         encoder.encode_prepared(prepared[start : start + encoder.batch_size])
     model_alone = len(prepared) / (time.perf_counter() - t1)
+    model_cpu = (time.process_time() - c1) / len(prepared) * 1000
     print(f"anchors (load {load()}): plain-client fetch {fetch_anchor:.1f} images/s; model alone {model_alone:.1f} "
-          f"images/s; decode + prepare + model (encode_images) {decode_and_model:.1f} images/s")  # fmt: skip
+          f"images/s ({model_cpu:.2f} ms CPU/image); decode + prepare + model (encode_images) {decode_and_model:.1f} images/s")  # fmt: skip
 
     for path in args.paths.split(","):
         settings = load_settings(data_dir=root / f"data-{path}", fetch_allow_private=True, index_backend="embedded")
         index = open_index(settings)
         totals: dict[str, float] = {}
         print(f"[{path}] load average before: {load()}")
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for vendor, feed in manifest.feeds.items():
             if path == "staged":
                 report = staged_ingest(settings, vendor, feed, encoder, "bench", index)
@@ -116,11 +117,12 @@ def main() -> None:
                 report = ingest_feed(settings, vendor, feed, encoder, "bench", index=index)
             for stage, seconds in report.seconds.items():
                 totals[stage] = totals.get(stage, 0.0) + seconds
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         indexed = index.count()
         rate = indexed / wall
         print(f"[{path}] ingest: {indexed} products in {wall:.1f}s = {rate:.1f} products/s "
-              f"({rate / model_alone:.2f}x the model alone; load average after: {load()})")  # fmt: skip
+              f"({rate / model_alone:.2f}x the model alone); {cpu / indexed * 1000:.2f} ms CPU/product "
+              f"(this process; load average after: {load()})")  # fmt: skip
         for stage in STAGES:
             if stage in totals:
                 print(f"  {stage:<12} {totals[stage]:8.1f}s  ({totals[stage] / wall:5.1%})  "
