@@ -58,6 +58,8 @@ def main() -> None:
     parser.add_argument("--model", default="LookSync-Tiny")
     parser.add_argument("--weights", default=None, help="default: a random-weight checkpoint of --model")
     parser.add_argument("--runtime", default="torch", choices=("torch", "onnx", "onnx-int8"))
+    parser.add_argument("--threads", type=int, default=None,
+                        help="the model's CPU threads (torch or ONNX Runtime; LOOKSYNC_TORCH_THREADS); default: torch's own")
     parser.add_argument("--paths", default="overlapped", help="comma-separated: overlapped, staged")
     parser.add_argument("--server", choices=("process", "thread"), default="process")
     parser.add_argument("--no-rerun", action="store_true", help="skip the nothing-changed rerun")
@@ -78,7 +80,8 @@ def main() -> None:
     t0 = time.perf_counter()
     manifest = generate_sample(root / "sample", size=args.size, seed=3, image_base_url=server.url, n_looks=0)
     print(f"sample: {args.size} products generated in {time.perf_counter() - t0:.1f}s under {root}")
-    encoder = load_encoder(args.model, weights, device="cpu", runtime=args.runtime, cache_dir=root / "models")
+    encoder = load_encoder(args.model, weights, device="cpu", runtime=args.runtime, threads=args.threads,
+                           cache_dir=root / "models")  # fmt: skip
     print(f"encoder: {encoder!r}, torch threads {__import__('torch').get_num_threads()}")
 
     images = sorted((root / "sample" / "images").rglob("*.png"))
@@ -93,19 +96,20 @@ def main() -> None:
     encoder.encode_images(data)
     decode_and_model = len(data) / (time.perf_counter() - t1)
     prepared = [encoder.prepare_image(d) for d in data]
-    t1 = time.perf_counter()
+    t1, c1 = time.perf_counter(), time.process_time()
     for start in range(0, len(prepared), encoder.batch_size):
         encoder.encode_prepared(prepared[start : start + encoder.batch_size])
     model_alone = len(prepared) / (time.perf_counter() - t1)
+    model_cpu = (time.process_time() - c1) / len(prepared) * 1000
     print(f"anchors (load {load()}): plain-client fetch {fetch_anchor:.1f} images/s; model alone {model_alone:.1f} "
-          f"images/s; decode + prepare + model (encode_images) {decode_and_model:.1f} images/s")  # fmt: skip
+          f"images/s ({model_cpu:.2f} ms CPU/image); decode + prepare + model (encode_images) {decode_and_model:.1f} images/s")  # fmt: skip
 
     for path in args.paths.split(","):
         settings = load_settings(data_dir=root / f"data-{path}", fetch_allow_private=True, index_backend="embedded")
         index = open_index(settings)
         totals: dict[str, float] = {}
         print(f"[{path}] load average before: {load()}")
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for vendor, feed in manifest.feeds.items():
             if path == "staged":
                 report = staged_ingest(settings, vendor, feed, encoder, "bench", index)
@@ -113,11 +117,12 @@ def main() -> None:
                 report = ingest_feed(settings, vendor, feed, encoder, "bench", index=index)
             for stage, seconds in report.seconds.items():
                 totals[stage] = totals.get(stage, 0.0) + seconds
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         indexed = index.count()
         rate = indexed / wall
         print(f"[{path}] ingest: {indexed} products in {wall:.1f}s = {rate:.1f} products/s "
-              f"({rate / model_alone:.2f}x the model alone; load average after: {load()})")  # fmt: skip
+              f"({rate / model_alone:.2f}x the model alone); {cpu / indexed * 1000:.2f} ms CPU/product "
+              f"(this process; load average after: {load()})")  # fmt: skip
         for stage in STAGES:
             if stage in totals:
                 print(f"  {stage:<12} {totals[stage]:8.1f}s  ({totals[stage] / wall:5.1%})  "

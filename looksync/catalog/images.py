@@ -31,6 +31,7 @@ from looksync.settings import Settings
 
 if TYPE_CHECKING:
     from PIL.Image import Image
+    from PIL.ImageFile import ImageFile
 
 _TRANSIENT_STATUS = {429, 500, 502, 503, 504}
 _MAX_REDIRECTS = 3
@@ -99,25 +100,25 @@ def check_image_bytes(data: bytes, policy: FetchPolicy, source: str) -> tuple[in
         raise FetchError(
             Reason.IMAGE_SVG, source, "an SVG (vector) image: only raster images (JPEG, PNG, WebP, ...) are embedded"
         )
-    declared = header_size(data)
-    if declared is None:
+    opened = _open_header(data)
+    if opened is None:
         raise FetchError(
             Reason.IMAGE_NOT_IMAGE, source, f"not in an image format that can be read (starts with {data[:16]!r})"
         )
-    width, height = declared
-    if width * height > policy.max_pixels:
-        raise FetchError(
-            Reason.IMAGE_TOO_LARGE,
-            source,
-            f"{width}x{height} = {width * height} pixels exceeds the cap of {policy.max_pixels}",
-        )
-    try:
-        with Image.open(io.BytesIO(data)) as img:
+    with opened as img:  # the format plugin that read the header verifies the rest (one open, not two)
+        width, height = int(img.size[0]), int(img.size[1])
+        if width * height > policy.max_pixels:
+            raise FetchError(
+                Reason.IMAGE_TOO_LARGE,
+                source,
+                f"{width}x{height} = {width * height} pixels exceeds the cap of {policy.max_pixels}",
+            )
+        try:
             img.verify()
-    except Image.DecompressionBombError as exc:  # the header check above should make this unreachable
-        raise FetchError(Reason.IMAGE_TOO_LARGE, source, f"over the decoder's pixel limit: {exc}") from exc
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise FetchError(Reason.IMAGE_NOT_IMAGE, source, f"not a decodable image: {_plain(exc)}") from exc
+        except Image.DecompressionBombError as exc:  # the header check above should make this unreachable
+            raise FetchError(Reason.IMAGE_TOO_LARGE, source, f"over the decoder's pixel limit: {exc}") from exc
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise FetchError(Reason.IMAGE_NOT_IMAGE, source, f"not a decodable image: {_plain(exc)}") from exc
     if policy.refuse_blank:
         _refuse_blank(data, source)
     return width, height
@@ -166,6 +167,16 @@ def looks_like_svg(data: bytes) -> bool:
 def header_size(data: bytes) -> tuple[int, int] | None:
     """(width, height) as the image's header declares it, read by Pillow's format plugins without the
     decompression-bomb check of ``Image.open`` (nothing is decoded); None when no format reads it."""
+    opened = _open_header(data)
+    if opened is None:
+        return None
+    with opened as image:
+        return int(image.size[0]), int(image.size[1])
+
+
+def _open_header(data: bytes) -> ImageFile | None:
+    """The image as the first format plugin that reads a positive size from its header opens it (what
+    ``Image.open`` does, less its decompression-bomb check; nothing is decoded); None when none does."""
     from PIL import Image
 
     prefix = data[:16]
@@ -180,11 +191,11 @@ def header_size(data: bytes) -> tuple[int, int] | None:
                     continue
                 image = factory(io.BytesIO(data), "")
                 size = image.size
-                image.close()
             except Exception:  # noqa: BLE001 - see above
                 continue
             if size[0] > 0 and size[1] > 0:
-                return int(size[0]), int(size[1])
+                return image
+            image.close()
     return None
 
 
