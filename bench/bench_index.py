@@ -325,6 +325,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--reuse", type=Path, default=None, help="keep (and on later runs read back) the data, anchor and index here")
     ap.add_argument("--rebuild-graphs", action="store_true", help="with --reuse: rebuild the reused version's FAISS graphs")
+    ap.add_argument("--no-anchor", action="store_true", help="skip the FAISS anchor (figures without ratios)")
     ap.add_argument("--direct-load", action="store_true", help="append each partition's rows directly, not via upsert")
     ap.add_argument(
         "--graph-memory", default="mmap", help="how the views hold their graphs' vectors: mmap, private, or both (mmap,private)"
@@ -349,21 +350,23 @@ def main() -> None:
     ids = lambda hits: {int(h.product_id[1:]) for h in hits}  # noqa: E731
     try:
         # ---- FAISS anchor
-        hnsw, faiss_build, data = anchor_graph(args, data, reuse)
-        anchor = None
         curve = []  # the anchor at every efSearch: embedded figures are also compared at equal recall
-        for ef in (16, 32, 64, 128, 256):
-            hnsw.hnsw.efSearch = ef
-            found, ms = timed(lambda i, q: set(hnsw.search(q[None], k)[1][0].tolist()), queries)
-            r = row(f"faiss hnsw efSearch={ef} (unfiltered)", recall(found, truth, k), ms)
-            curve.append(r)
-            if anchor is None and r["recall"] >= args.target_recall:
-                anchor = r
-            if r["recall"] >= 0.999:
-                break
-        results["faiss"] = anchor or curve[-1]
-        hnsw = None  # noqa: F841 - free the graph before the embedded builds
-        gc.collect()
+        faiss_build = None
+        if not args.no_anchor:
+            hnsw, faiss_build, data = anchor_graph(args, data, reuse)
+            anchor = None
+            for ef in (16, 32, 64, 128, 256):
+                hnsw.hnsw.efSearch = ef
+                found, ms = timed(lambda i, q: set(hnsw.search(q[None], k)[1][0].tolist()), queries)
+                r = row(f"faiss hnsw efSearch={ef} (unfiltered)", recall(found, truth, k), ms)
+                curve.append(r)
+                if anchor is None and r["recall"] >= args.target_recall:
+                    anchor = r
+                if r["recall"] >= 0.999:
+                    break
+            results["faiss"] = anchor or curve[-1]
+            hnsw = None  # noqa: F841 - free the graph before the embedded builds
+            gc.collect()
 
         # ---- embedded backend: LanceDB store, FAISS views
         from looksync.index.embedded import EmbeddedIndex
@@ -445,14 +448,14 @@ def main() -> None:
         if reuse is None:
             shutil.rmtree(work, ignore_errors=True)
 
-    f = results["faiss"]
+    f = results.get("faiss")
 
     def at_equal_recall(r: dict) -> dict:
         """The cheapest anchor setting whose recall reaches ``r``'s (the best one if none does)."""
         return next((a for a in curve if a["recall"] >= r["recall"] - 1e-9), curve[-1])
     print(f"\nsummary (n={args.n:,}, dim={args.dim}, {args.queries} queries, k={k})")
     print(
-        f"  build: faiss anchor {'reused' if faiss_build is None else f'{faiss_build:.1f} s'}; embedded "
+        f"  build: faiss anchor {'none' if args.no_anchor else 'reused' if faiss_build is None else f'{faiss_build:.1f} s'}; embedded "
         + ", ".join(f"{name} {seconds:.1f} s" for name, seconds in builds.items())
         + f"; on disk {disk:.2f} GB"
     )
@@ -463,7 +466,12 @@ def main() -> None:
     )
     print(f"  load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     for name, r in results.items():
-        if isinstance(r, dict):
+        if f is None:  # --no-anchor: figures only
+            print(
+                f"  {name:<24} recall@{k} {r['recall']:.3f}  p50 {r['p50']:.2f} ms  p95 {r['p95']:.2f} ms  "
+                f"CPU p50 {r['cpu_p50']:.2f} ms  p95 {r['cpu_p95']:.2f} ms"
+            )
+        elif isinstance(r, dict):
             e = at_equal_recall(r)
             print(
                 f"  {name:<24} recall@{k} {r['recall']:.3f}  p50 {r['p50']:.2f} ms  p95 {r['p95']:.2f} ms  "
