@@ -78,6 +78,7 @@ log = logging.getLogger(__name__)
 
 _VERSION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _ID_CHUNK = 1000  # product ids per IN (...) predicate
+_SETTLED_NS = 1_000_000_000  # a directory unchanged for this long has a stamp every later change moves
 
 # Scalar indexes on the filter columns inside a partition (layer and market are the partition's, so
 # constant there): bitmaps for few distinct values, btrees for many, a label list for the sizes list
@@ -150,6 +151,8 @@ class EmbeddedIndex(CatalogIndex):
         self.exact_max_rows = exact_max_rows
         self.views = faiss_view.ViewCache(refresh_s)
         self._listed: dict[str, tuple[list[Key], float]] = {}  # version -> (partitions, when listed)
+        # (version, partition) -> (stamp of its _versions directory, table version read, stamp settled)
+        self._table_versions: dict[tuple[str, Key], tuple[Any, int, bool]] = {}
         self.ann_min_rows = ann_min_rows
         self.candidates_per_k = candidates_per_k
         self.rows_per_ann_partition = rows_per_ann_partition
@@ -515,8 +518,7 @@ class EmbeddedIndex(CatalogIndex):
         """The partition's search view, re-checked at most every ``refresh_s`` (see ``ViewCache``)."""
 
         def probe() -> tuple[int, Any]:
-            with self._backend_errors(f"check partition {key} of {record.name} for new commits"):
-                return self._partition(record, key).version, faiss_graph.meta_stamp(self._search_dir(record.name, key))
+            return self._table_version(record, key), faiss_graph.meta_stamp(self._search_dir(record.name, key))
 
         def load(stamp: tuple[int, Any]) -> faiss_view.PartitionView:
             started = time.perf_counter()
@@ -538,6 +540,28 @@ class EmbeddedIndex(CatalogIndex):
             return view
 
         return self.views.get((record.name, key), probe, load)
+
+    def _table_version(self, record: VersionRecord, key: Key) -> int:
+        """The partition's latest LanceDB table version. A commit adds a manifest to the table's
+        ``_versions`` directory, so the version is read from LanceDB (a call through its event loop,
+        ~0.2 ms and a thread hand-off) only when that directory changed since the last read, or when its
+        last change is too recent to trust the file system's coarse timestamps (as git treats "racily
+        clean" files): a change then may not have moved the stamp yet."""
+        ident = (record.name, key)
+        directory = self._version_dir(record.name) / f"{lance_partitions.table_name(*key)}.lance" / "_versions"
+        now = time.time_ns()
+        try:
+            st = os.stat(directory)
+            stamp: Any = (st.st_mtime_ns, st.st_ino, st.st_size)
+        except OSError:
+            stamp = None
+        known = self._table_versions.get(ident)
+        if stamp is not None and known is not None and known[2] and known[0] == stamp:
+            return known[1]
+        with self._backend_errors(f"check partition {key} of {record.name} for new commits"):
+            version = self._partition(record, key).version
+        self._table_versions[ident] = (stamp, version, stamp is not None and stamp[0] < now - _SETTLED_NS)
+        return version
 
     def stats(self) -> dict[str, Any]:
         state = self._registry.read()
@@ -816,6 +840,8 @@ class EmbeddedIndex(CatalogIndex):
     def _forget(self, name: str) -> None:
         self._dbs.pop(name, None)
         self._listed.pop(name, None)
+        for ident in [i for i in self._table_versions if i[0] == name]:
+            del self._table_versions[ident]
         self.views.forget(name)
         for cached in [c for c in self._tables if c[0] == name]:
             del self._tables[cached]

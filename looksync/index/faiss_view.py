@@ -2,8 +2,9 @@
 
 LanceDB stays the store of record; a search reads this view instead, so it costs no LanceDB call:
 
-* every row's product columns (no vectors) as an Arrow table, with the filter columns as numpy arrays
-  (``view_filters``: category, gender, brand as integer codes; price; in stock; sizes as codes per row);
+* every row's product fields (no vectors; ``view_rows``: strings with few distinct values as integer
+  codes, the rest in Arrow), with the filter columns as numpy arrays (``view_filters``: layer, market,
+  category, gender, brand as integer codes; price; in stock; sizes as codes per row);
 * the partition's saved FAISS graph (``faiss_graph``), if it has one, with the row now holding each of
   its labels; a label is *clean* when its product is still in the table and was not rewritten since the
   build (not in the write journal from the graph's offset on);
@@ -35,6 +36,7 @@ from looksync.index.base import IndexBackendError, SearchFilters
 from looksync.index.lance_filters import sql_in
 from looksync.index.lance_schema import PRODUCT_COLUMNS, VECTOR_COLUMN
 from looksync.index.view_filters import Allowed, AllowedSets, FilterColumns
+from looksync.index.view_rows import ProductRows
 from looksync.index.write_journal import WriteJournal
 
 _ID_CHUNK = 1000
@@ -75,12 +77,10 @@ class PartitionView:
         graph_memory: str = "mmap",
     ):
         columns = columns.combine_chunks()  # one chunk per column: takes and masks stay cheap
-        self.columns = columns
-        self._batch = columns.to_batches()[0] if columns.num_rows else None  # a batch's take is the cheapest
         self.table_version = table_version
         self.n = columns.num_rows
-        self.product_ids = columns.column("product_id")
-        self.id_list: list[str] = self.product_ids.to_pylist()  # ids of hits without an Arrow call per search
+        self.id_list: list[str] = columns.column("product_id").to_pylist()  # ids of hits without an Arrow call
+        self.rows = ProductRows(columns, self.id_list)
         self._row_of_id: dict[str, int] | None = None
         self._exact_pos: dict[int, int] | None = None  # row -> position among the exact rows
         self._label_of_row: dict[int, int] | None = None  # row -> graph label, for clean rows
@@ -193,15 +193,13 @@ class PartitionView:
     # ---- results --------------------------------------------------------------------------------
 
     def products(self, rows: list[int]) -> list[dict[str, Any]]:
-        if self._batch is None:
-            return []
-        return self._batch.take(pa.array(rows, pa.int64())).to_pylist()
+        return self.rows.dicts(rows)
 
     def ids(self, rows: np.ndarray) -> list[str]:
         return [self.id_list[r] for r in rows.tolist()]
 
     def stats(self) -> ViewStats:
-        own = self.columns.nbytes + self.filters.nbytes + self.allowed.nbytes
+        own = self.rows.nbytes + self.filters.nbytes + self.allowed.nbytes
         own += sum(sys.getsizeof(pid) for pid in self.id_list) + 8 * len(self.id_list)
         own += self.exact_rows.nbytes + self.exact_index.ntotal * self.exact_index.d * 4
         mapped = 0

@@ -1,7 +1,7 @@
 """The filter side of a partition's search view: its filter columns, and the rows a filter lets through.
 
-The filter columns are kept as numpy arrays (category, gender, brand and each row's sizes as integer
-codes; price; in stock). ``FilterColumns.mask`` is the rows passing a ``SearchFilters``, with the
+The filter columns are kept as numpy arrays (layer, market, category, gender, brand and each row's sizes
+as integer codes; price; in stock). ``FilterColumns.mask`` is the rows passing a ``SearchFilters``, with the
 semantics of ``SearchFilters.matches``.
 
 Look queries repeat their filters: every look in a market asks for the same few categories and genders.
@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 
 from looksync.index.base import SearchFilters
 
-CODED = ("category", "gender", "brand")
+CODED = ("layer", "market", "category", "gender", "brand")
 _PER_REQUEST = {"price_min": None, "price_max": None, "exclude_ids": None}  # not part of a cache key
 
 
@@ -51,7 +51,6 @@ class FilterColumns:
     """The filter columns of one view's rows (``columns``: the view's product columns, one chunk each)."""
 
     def __init__(self, columns: pa.Table):
-        self.columns = columns
         self.n = columns.num_rows
         self.codes: dict[str, np.ndarray] = {}
         self.vocab: dict[str, dict[str, int]] = {}

@@ -7,6 +7,7 @@ process" is a second ``EmbeddedIndex`` on the same directory.
 from __future__ import annotations
 
 import json
+import os
 import threading
 
 import numpy as np
@@ -257,6 +258,38 @@ def test_refresh_s_bounds_how_stale_another_handles_reader_may_be(built):
     mine = _product(N + 21)
     own.upsert(version, [mine], (-query)[None])
     assert _ids(own.search(-query, k=1)) == [mine.product_id]
+
+
+def test_an_unchanged_table_is_not_asked_for_its_version_and_a_commit_is_still_seen(built, monkeypatch):
+    writer, version, _, _ = built
+    reader = EmbeddedIndex(writer.path, refresh_s=0)
+    query = vectors(1, seed=95)[0]
+    versions_dir = writer.path / version / f"{lance_partitions.table_name(*KEY)}.lance" / "_versions"
+    asked = []
+    opened = reader._partition
+
+    def counting(record, key, create=False):
+        asked.append(key)
+        return opened(record, key, create)
+
+    monkeypatch.setattr(reader, "_partition", counting)
+    reader.search(query, k=3)
+    asked.clear()
+    reader.search(query, k=3)
+    assert asked == [KEY]  # its directory changed moments ago: a stamp that recent is not trusted
+
+    settled = versions_dir.stat().st_mtime_ns - 10_000_000_000
+    os.utime(versions_dir, ns=(settled, settled))  # as if the last commit were 10 s old
+    reader.search(query, k=3)
+    asked.clear()
+    for _ in range(3):
+        reader.search(query, k=3)
+    assert asked == []  # the stamp held still: no LanceDB call
+
+    late = _product(N + 30)
+    writer.upsert(version, [late], query[None])  # a commit moves the directory's stamp
+    assert _ids(reader.search(query, k=1)) == [late.product_id]
+    assert asked == [KEY]
 
 
 def test_a_journalled_write_that_never_committed_is_harmless(built):
