@@ -11,8 +11,9 @@ joining bytes, so the client's own CPU stays small next to the server's on two s
 measures). The anchor, measured in the same run with the lean client: ``GET /healthz``, the service's
 HTTP stack with no work behind it.
 
-Prints the load average, client p50/p95/p99 per phase, throughput, errors, the hit's p95 over the
-anchor's, and the hit's p95 against the 20 ms target.
+Prints the load average, client p50/p95/p99 per phase, throughput, the CPU milliseconds per request of
+the service (gunicorn master and workers, from ``/proc``) and of the client process, errors, the hit's
+p95 over the anchor's, and the hit's p95 against the 20 ms target.
 
     python bench/bench_cache_hit.py
     python bench/bench_cache_hit.py --redis-url redis://127.0.0.1:6379/14   # Redis behind the local LRU
@@ -94,11 +95,32 @@ def pooled(send, count: int, concurrency: int, check=None) -> tuple[list[float],
     return latencies, errors, time.perf_counter() - start
 
 
-def phase(name: str, run, count: int, concurrency: int) -> dict:
-    """``run(count, concurrency)`` -> (latencies, errors, wall seconds), printed as one row."""
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of ``pid`` and its children so far (Linux ``/proc``): the service's
+    gunicorn master and workers."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # a process that ended meanwhile
+            continue
+        if stat.parent.name == str(pid) or fields[1] == str(pid):  # fields[1]: the parent's pid
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def phase(name: str, run, count: int, concurrency: int, server_pid: int) -> dict:
+    """``run(count, concurrency)`` -> (latencies, errors, wall seconds), printed as one row with the CPU
+    milliseconds per request of the service (all its processes) and of this client process, which on a
+    machine shared with other work say where the time goes better than the wall clock does."""
+    server_before, client_before = process_cpu_s(server_pid), time.process_time()
     latencies, errors, wall = run(count, concurrency)
+    server_cpu, client_cpu = process_cpu_s(server_pid) - server_before, time.process_time() - client_before
     row = {"phase": name, "c": concurrency, "requests": count, "errors": errors, "rps": round(count / wall, 1),
            "client_ms": [round(pct(latencies, q), 2) for q in (50, 95, 99)],
+           "cpu_ms_per_request": {"server": round(server_cpu * 1000 / count, 3),
+                                  "client": round(client_cpu * 1000 / count, 3)},
            "load": [round(x, 2) for x in os.getloadavg()]}  # fmt: skip
     print(json.dumps(row), flush=True)
     return row
@@ -151,11 +173,12 @@ def main() -> None:
         kinds = [k.strip() for k in args.clients.split(",")]
         for c in [int(x) for x in args.concurrency.split(",")]:
             for name, client in clients.items():
-                rows.append({"service": name, **phase("healthz (anchor)", client.lean_healthz, args.requests, c)})
+                anchor = phase("healthz (anchor)", client.lean_healthz, args.requests, c, services[name].pid)
+                rows.append({"service": name, **anchor})
             for kind in kinds:
                 for name, client in clients.items():
                     label, run = client.hit_phase(kind)
-                    rows.append({"service": name, **phase(label, run, args.requests, c)})
+                    rows.append({"service": name, **phase(label, run, args.requests, c, services[name].pid)})
     finally:
         for proc in services.values():
             stop_service(proc)
@@ -171,8 +194,10 @@ def main() -> None:
                      f"  p95 / 20 ms target = {p95 / 20:.2f}")  # fmt: skip
         if r["service"] != "baseline" and (r["phase"], r["c"]) in baseline:
             extra += f"  p95 / baseline p95 = {p95 / baseline[r['phase'], r['c']]['client_ms'][1]:.2f}"
+        cpu = r["cpu_ms_per_request"]
         print(f"{r['service']:<10} {r['phase']:<22} c={r['c']:<3} client p50/p95/p99 {r['client_ms']} ms  "
-              f"{r['rps']} req/s  errors {r['errors']}  load {r['load'][0]}{extra}")  # fmt: skip
+              f"{r['rps']} req/s  CPU ms/request server {cpu['server']} client {cpu['client']}  errors {r['errors']}  "
+              f"load {r['load'][0]}{extra}")  # fmt: skip
     print(f"total errors: {sum(r['errors'] for r in rows)}")
 
 

@@ -21,6 +21,7 @@ from serving import context
 from serving.cached_looks import RenderedAnswers
 from serving.errors import ApiError, register_error_handlers
 from serving.metrics import ServiceMetrics
+from serving.multipart import ServiceRequest
 from serving.validation import read_chunked_body
 
 log = logging.getLogger("looksync.service")
@@ -61,6 +62,7 @@ class ServiceJSONProvider(DefaultJSONProvider):
 def create_app(settings: Settings | None = None, engine: SearchEngine | None = None) -> Flask:
     settings = settings or get_settings()
     app = Flask(__name__)
+    app.request_class = ServiceRequest  # multipart uploads without a regex compiled per boundary
     app.json = ServiceJSONProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
     metrics = ServiceMetrics()

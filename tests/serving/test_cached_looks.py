@@ -116,3 +116,13 @@ def test_personalised_answers_never_reach_other_shoppers_through_the_cache(make_
                                          for layer in other["layers"]}  # fmt: skip
         again = _post(client, {**body, "shopper_id": "shopper-c1"}).get_json()
         assert again["layers"] == personal["layers"]
+
+
+def test_every_filter_is_in_the_cache_key(make_client, look):
+    client = make_client(None, cache=MemoryCache())
+    body = _body(look)
+    assert _post(client, body).get_json()["cache"] == "miss"
+    for filters in ({"price_max": 1e6}, {"price_max": 1e6, "in_stock": True}, {"sizes": ["M"]}, {"brands_exclude": ["x"]}):
+        assert _post(client, {**body, "filters": filters}).get_json()["cache"] == "miss", filters
+        assert _post(client, {**body, "filters": filters}).get_json()["cache"] == "hit", filters
+    assert _post(client, body).get_json()["cache"] == "hit"
