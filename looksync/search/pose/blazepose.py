@@ -235,7 +235,9 @@ class BlazePose:
 
         width, height = look.size
         scale = DETECTOR_SIZE / max(width, height)
-        fitted = look.resize((max(1, round(width * scale)), max(1, round(height * scale))), PILImage.Resampling.BILINEAR)
+        # reducing_gap: box-reduced by an integer factor first, then bilinear (0.7 ms instead of 1.2-2.8)
+        fitted = look.resize((max(1, round(width * scale)), max(1, round(height * scale))), PILImage.Resampling.BILINEAR,
+                             reducing_gap=1.0)  # fmt: skip
         pad_x, pad_y = (DETECTOR_SIZE - fitted.width) // 2, (DETECTOR_SIZE - fitted.height) // 2
         canvas = np.zeros((DETECTOR_SIZE, DETECTOR_SIZE, 3), dtype=np.float32)  # letterbox: black
         canvas[pad_y : pad_y + fitted.height, pad_x : pad_x + fitted.width] = np.asarray(fitted, dtype=np.float32)
@@ -276,7 +278,7 @@ class BlazePose:
         """Person probability per pixel of a 256 x 256 stretch of the look."""
         from PIL import Image as PILImage
 
-        resized = look.resize((SEGMENTATION_SIZE, SEGMENTATION_SIZE), PILImage.Resampling.BILINEAR)
+        resized = look.resize((SEGMENTATION_SIZE, SEGMENTATION_SIZE), PILImage.Resampling.BILINEAR, reducing_gap=1.0)
         out = self._run(self.segmenter, np.asarray(resized, dtype=np.float32) / 255.0)
         return out[(SEGMENTATION_SIZE, SEGMENTATION_SIZE, 1)][..., 0]
 
