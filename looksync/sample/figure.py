@@ -153,7 +153,7 @@ def _hair(traits: FigureTraits, part: str, width: int) -> list[dict[str, Any]]:
 
 
 def draw_figure(canvas: Image.Image, traits: FigureTraits, style: str, paint: Any = None) -> None:
-    """The undressed figure: body, hair behind the head, head, hair over it; ``outlined`` adds dark
+    """The undressed figure: hair behind it, body and head, hair over the head; ``outlined`` adds dark
     outlines and a face. ``paint``: draw every part in that one colour (a mask of the figure)."""
     if style not in FIGURE_STYLES:
         raise DrawingError(f"figure style {style!r} is not one of {', '.join(FIGURE_STYLES)}")
@@ -161,9 +161,8 @@ def draw_figure(canvas: Image.Image, traits: FigureTraits, style: str, paint: An
     width = canvas.size[0]
     skin, hair = (paint, paint) if paint is not None else (tuple(traits.skin), tuple(traits.hair_colour))
     outline = None if style == "flat" else (paint if paint is not None else mix(traits.skin, (0, 0, 0), 0.45))
+    _paint(draw, _hair(traits, "back", width), hair, outline)  # behind the body: the neck is in front of it
     for item in drawing_data()["look_image"]["figure"]:
-        if item.get("head"):
-            _paint(draw, _hair(traits, "back", width), hair, outline)
         _paint(draw, [item], skin if item["colour"] == "skin" else hair, outline)
     _paint(draw, _hair(traits, "front", width), hair, outline)
     if style == "outlined" and paint is None:

@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps
 
-from looksync.sample.drawing import drawing_data
 from looksync.sample.figure import FIGURE_STYLES, bag_box, draw_traits, dress_figure, shape_body, warp_point
 
 POSE_FAMILIES = ("standing", "raised", "bent", "hand_on_hip", "holding_bag", "walking")
