@@ -61,6 +61,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="the model's CPU threads (torch or ONNX Runtime; LOOKSYNC_TORCH_THREADS); default: torch's own")
     parser.add_argument("--paths", default="overlapped", help="comma-separated: overlapped, staged")
+    parser.add_argument("--fetch-concurrency", type=int, default=8, help="LOOKSYNC_FETCH_CONCURRENCY")
     parser.add_argument("--server", choices=("process", "thread"), default="process")
     parser.add_argument("--no-rerun", action="store_true", help="skip the nothing-changed rerun")
     args = parser.parse_args()
@@ -105,7 +106,8 @@ def main() -> None:
           f"images/s ({model_cpu:.2f} ms CPU/image); decode + prepare + model (encode_images) {decode_and_model:.1f} images/s")  # fmt: skip
 
     for path in args.paths.split(","):
-        settings = load_settings(data_dir=root / f"data-{path}", fetch_allow_private=True, index_backend="embedded")
+        settings = load_settings(data_dir=root / f"data-{path}", fetch_allow_private=True, index_backend="embedded",
+                                 fetch_concurrency=args.fetch_concurrency)  # fmt: skip
         index = open_index(settings)
         totals: dict[str, float] = {}
         print(f"[{path}] load average before: {load()}")

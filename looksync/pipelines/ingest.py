@@ -24,6 +24,9 @@ Change detection compares each incoming product with the stored one of the same 
 Every image fetched also gets its thumbnail (``looksync.catalog.thumbnails``, keyed by image hash like
 the vectors: an image already stored writes nothing), so result cards keep a picture when the vendor's
 host goes away. A thumbnail that cannot be made is logged and counted; the product goes on without it.
+
+``ingest_feed`` (one process) runs fetch and embed as one overlapped pass, each image decoded once
+(``fetch_embed_stage``, ``looksync.pipelines.fetch_embed``); the DAG runs them as two tasks.
 """
 
 from __future__ import annotations
