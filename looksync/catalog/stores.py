@@ -93,6 +93,8 @@ class ProductStore:
 
         latest = {p.product_id: p for p in products}  # the last of one product wins
         keys = row_keys or {}
+        if not latest and not keys:
+            return 0
         with _locked(self.path):
             table = self._table()
             if table is None:
@@ -195,8 +197,10 @@ class ProductStore:
         import pyarrow as pa
         import pyarrow.compute as pc
 
+        if not len(product_ids):
+            return {}
         table = self._table(["product_id", "record"])
-        if table is None or not len(product_ids):
+        if table is None:
             return {}
         table = table.filter(pc.is_in(table.column("product_id"), value_set=pa.array(list(product_ids), type=pa.string())))
         return {p.product_id: p for p in self._decode(table)}

@@ -283,31 +283,32 @@ class EmbeddedIndex(CatalogIndex):
             raise IndexBackendError(f"{version}: {len(products)} products but {len(vectors)} vectors")
         result = BulkResult()
         problems = vector_problems(vectors, record.dim, self.norm_tolerance)  # one pass over the matrix
-        rows: dict[str, tuple[Product, int]] = {}  # product id -> (product, its row in ``vectors``)
-        for i, product in enumerate(products):
-            reason = problems[i]
-            if reason is None and product.model_id and product.model_id != record.model_id:
-                reason = f"vector of model {product.model_id!r}; version {version} holds {record.model_id!r}"
-            if reason is None and not (product.layer and product.market):
-                reason = f"no layer/market to partition by (layer {product.layer!r}, market {product.market!r})"
+        rows: dict[str, tuple[Product, int, Key]] = {}  # product id -> (product, its row in ``vectors``, partition)
+        for i, (product, reason) in enumerate(zip(products, problems, strict=True)):
+            fields = product.__dict__  # the field values, without an attribute lookup each (100k products a batch)
+            model_id, key = fields["model_id"], (fields["layer"], fields["market"])
+            if reason is None and model_id and model_id != record.model_id:
+                reason = f"vector of model {model_id!r}; version {version} holds {record.model_id!r}"
+            if reason is None and not (key[0] and key[1]):
+                reason = f"no layer/market to partition by (layer {key[0]!r}, market {key[1]!r})"
             if reason is not None:
                 result.failures.append((product.product_id, reason))
                 continue
             rows.pop(product.product_id, None)  # a product twice in one batch: the last row wins
-            rows[product.product_id] = (product, i)
+            rows[product.product_id] = (product, i, key)
         if not rows:
             return result
         where_now = self._stored_in(record, list(rows))
         groups: dict[Key, list[tuple[Product, int]]] = {}
-        for product, i in rows.values():
-            groups.setdefault((product.layer, product.market), []).append((product, i))
+        for product, i, key in rows.values():
+            groups.setdefault(key, []).append((product, i))
         try:
             for key, items in sorted(groups.items()):
                 matrix = _rows_of(vectors, [i for _, i in items])
                 data = products_table([p for p, _ in items], matrix, record.model_id, record.dim)
                 result.written += self._write_vectors(record, key, data, f"upsert {len(items)} products into")
             # products whose layer or market changed: the new row is in; drop the old one
-            moved = [(pid, old) for pid, old in where_now if old != (rows[pid][0].layer, rows[pid][0].market)]
+            moved = [(pid, old) for pid, old in where_now if old != rows[pid][2]]
             self._delete_from(record, moved)
         finally:
             self.views.touch(record.name)

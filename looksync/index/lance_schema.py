@@ -69,10 +69,12 @@ def _json_values(name: str, values: list[Any]) -> list[Any]:
 
 
 def _columns(products: Sequence[Product], fields: Sequence[tuple[str, pa.DataType]], **fixed: Any) -> dict:
-    # column by column from the attributes: a model_dump per product cost more than the whole write
+    # column by column from the field values (a pydantic model keeps them in its __dict__): a model_dump,
+    # or even a getattr, per product and field cost more than the whole LanceDB write
     columns = {}
+    values_of = [p.__dict__ for p in products]
     for name, dtype in fields:
-        values = [fixed[name]] * len(products) if name in fixed else [getattr(p, name) for p in products]
+        values = [fixed[name]] * len(products) if name in fixed else [d[name] for d in values_of]
         columns[name] = pa.array(_json_values(name, values), type=dtype)
     return columns
 

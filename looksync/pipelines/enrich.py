@@ -66,12 +66,15 @@ def _words(text: str) -> list[str]:
 def categories_named(text: str) -> set[str]:
     """Standard categories the text names by their label (longest phrases first)."""
     words = _words(text)
-    found = set()
-    for phrase, cid in _category_terms().items():
-        n = len(phrase)
-        if any(tuple(words[i : i + n]) == phrase for i in range(len(words) - n + 1)):
-            found.add(cid)
-    return found
+    terms = _category_terms()
+    # every run of words of each phrase length, once: then one set lookup per phrase
+    grams = {tuple(words[i : i + n]) for n in _phrase_lengths() for i in range(len(words) - n + 1)}
+    return {cid for phrase, cid in terms.items() if phrase in grams}
+
+
+@lru_cache(maxsize=1)
+def _phrase_lengths() -> frozenset[int]:
+    return frozenset(len(phrase) for phrase in _category_terms())
 
 
 def rule_colours(text: str) -> list[str]:

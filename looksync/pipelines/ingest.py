@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 
 # fields whose difference is not a change of the product (bookkeeping of the pipeline itself)
 _NOT_COMPARED = {"updated_at", "image_hash", "model_id"}
+_COMPARED = tuple(name for name in Product.model_fields if name not in _NOT_COMPARED)
 OUTCOMES = ("new", "image_changed", "metadata_only", "unchanged", "vanished", "held", "quarantined")
 STAGES = ("parse", "detect", "fetch", "embed", "standardise", "apply")  # in order; ingest_feed reports each
 
@@ -151,10 +152,8 @@ class Workspace:
         return [Product.model_validate_json(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
     def write_json(self, name: str, data: Any) -> None:
-        # indented for reading by eye, but not the large lists and maps of a big feed (the indenting
-        # encoder is the slow pure-Python one)
-        indent = 1 if not isinstance(data, (list, dict)) or len(data) < 1000 else None
-        (self.path / f"{name}.json").write_text(json.dumps(data, indent=indent))
+        # not indented: json's indenting encoder is pure Python, seconds for the id lists of a 100k feed
+        (self.path / f"{name}.json").write_text(json.dumps(data))
 
     def read_json(self, name: str, default: Any = None) -> Any:
         path = self.path / f"{name}.json"
@@ -248,7 +247,7 @@ def parse_stage(
     doubtful: list[tuple[str, str | None]] = []  # (row ref, recovered SKU) of unreadable or SKU-less rows
     cleaned: dict[str, list[str]] = {}  # "title truncated" -> row refs: display text changed on the way in
     fingerprint = mapping_fingerprint(config, settings_salt(settings))
-    known, known_sources = known_rows(settings, ref.vendor) if reuse_unchanged else ({}, {})
+    known = known_rows(settings, ref.vendor) if reuse_unchanged else {}
     unchanged: dict[str, str] = {}  # product id -> row key: rows a stored product was made from
     row_keys: dict[str, str] = {}  # product id -> row key of the products mapped now (recorded if they are kept)
     sources = report.category_sources
@@ -256,9 +255,10 @@ def parse_stage(
     for row in feed:
         report.rows_read += 1
         if row.unchanged is not None:
-            unchanged[row.unchanged] = row.row_key
-            seen_skus.add(known[row.row_key][1])
-            source = known_sources.get(row.unchanged) or "rule"
+            pid, sku, source = known[row.row_key]
+            unchanged[pid] = row.row_key
+            seen_skus.add(sku)
+            source = source or "rule"
             sources[source] = sources.get(source, 0) + 1
             continue
         seen_skus.update(row.swallowed_skus)
@@ -303,8 +303,9 @@ def parse_stage(
 
 
 def metadata_differs(a: Product, b: Product) -> bool:
-    da, db = a.model_dump(mode="json"), b.model_dump(mode="json")
-    return any(da[k] != db[k] for k in da if k not in _NOT_COMPARED)
+    # field by field on the attributes (str, float, bool, lists of str: equal exactly when their JSON is);
+    # two model_dumps per product cost more than the rest of the comparison
+    return any(getattr(a, k) != getattr(b, k) for k in _COMPARED)
 
 
 def deletion_hold(settings: Settings, vanished: int, live: int, unattributed: list[str]) -> list[str]:
@@ -340,7 +341,10 @@ def detect_stage(
     incoming = ws.read_products("incoming")
     products = ProductStore(settings.data_dir)
     have_vector = EmbeddingStore.from_settings(settings).hashes(model_id)
-    confirmed = confirm_unchanged(products, ref.vendor, ws.read_json("unchanged", {}), have_vector, refetch)
+    live = products.vendor_rows(ref.vendor, ["product_id", "vendor_sku", "image_hash"])  # the vendor's stored rows
+    live_ids, live_skus, live_images = (live.column(i).to_pylist() for i in range(3)) if live is not None else ([], [], [])
+    stored_images = dict(zip(live_ids, live_images, strict=True))
+    confirmed = confirm_unchanged(products, stored_images, ws.read_json("unchanged", {}), have_vector, refetch)
     incoming += confirmed["recheck"]
     stored = products.get_many([p.product_id for p in incoming])
     classes: dict[str, list[str]] = {"new": [], "image_check": [], "same_image": [], "vanished": [], "held": []}
@@ -362,8 +366,6 @@ def detect_stage(
         seen = set(ws.read_json("seen_skus", []))
         present = {p.product_id for p in incoming} | set(classes["unchanged"])
         config = load_vendor_config(ref.vendor)  # stored SKUs keyed as this run keyed the feed's
-        live = products.vendor_rows(ref.vendor, ["product_id", "vendor_sku"])
-        live_ids, live_skus = (live.column(0).to_pylist(), live.column(1).to_pylist()) if live is not None else ([], [])
         absent = [(pid, sku) for pid, sku in zip(live_ids, live_skus, strict=True) if pid not in present]
         vanished = sorted(pid for pid, sku in absent if config.sku_key(sku) not in seen)
         doubtful_rows = ws.read_json("doubtful_rows", [])
@@ -402,8 +404,7 @@ def fetch_stage(settings: Settings, ws: Workspace) -> Workspace:
     t0 = time.perf_counter()
     classes = ws.read_json("classes")
     wanted = set(classes["new"]) | set(classes["image_check"])
-    incoming = ws.read_products("incoming")
-    todo = [p for p in incoming if p.product_id in wanted]
+    todo = [p for p in ws.read_products("incoming") if p.product_id in wanted] if wanted else []
     quarantine = ws.quarantine(settings)
     row_refs = ws.read_json("row_refs", {})
     images_dir = ws.path / "images"
@@ -593,7 +594,11 @@ def apply_stage(
         report.notes.append("dry run: nothing written")
         ws.save_report(report)
         return report
-    by_outcome = {k: [p for p in write if p.product_id in set(final[k])] for k in ("new", "image_changed", "metadata_only")}
+    outcome_of = {pid: k for k in ("new", "image_changed", "metadata_only") for pid in final[k]}
+    by_outcome: dict[str, list[Product]] = {k: [] for k in ("new", "image_changed", "metadata_only")}
+    for p in write:
+        if p.product_id in outcome_of:
+            by_outcome[outcome_of[p.product_id]].append(p)
     products = ProductStore(settings.data_dir)
     row_keys = ws.read_json("row_keys", {})  # of the products kept, written or confirmed: recorded with them
     kept = (pid for k in ("new", "image_changed", "metadata_only", "unchanged") for pid in final[k])

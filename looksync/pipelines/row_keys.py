@@ -26,21 +26,21 @@ def settings_salt(settings: Settings) -> bytes:
     return repr(parts).encode()
 
 
-def known_rows(settings: Settings, vendor: str) -> tuple[dict[str, tuple[str, str]], dict[str, str | None]]:
-    """Row key -> (product id, SKU key) of the vendor's stored products that carry the key of the feed
-    row they were made from, and product id -> its category source."""
-    table = ProductStore(settings.data_dir).vendor_rows(vendor, ["product_id", "vendor_sku", "row_key", "category_source"])
+def known_rows(settings: Settings, vendor: str) -> dict[str, tuple[str, str, str | None]]:
+    """Row key -> (product id, SKU key, category source) of the vendor's stored products that carry the
+    key of the feed row they were made from."""
+    table = ProductStore(settings.data_dir).vendor_rows(vendor, ["row_key", "product_id", "vendor_sku", "category_source"])
     if table is None:
-        return {}, {}
-    ids, skus, keys, sources = (table.column(i).to_pylist() for i in range(4))
-    known = {key: (pid, sku) for pid, sku, key in zip(ids, skus, keys, strict=True) if key is not None}
-    return known, dict(zip(ids, sources, strict=True))
+        return {}
+    keys, ids, skus, sources = (table.column(i).to_pylist() for i in range(4))
+    return {key: (pid, sku, source) for key, pid, sku, source in zip(keys, ids, skus, sources, strict=True) if key is not None}
 
 
 def confirm_unchanged(
-    products: ProductStore, vendor: str, unchanged: dict[str, str], have_vector: set[str], refetch: bool
+    products: ProductStore, stored: dict[str, str | None], unchanged: dict[str, str], have_vector: set[str], refetch: bool
 ) -> dict[str, list]:
-    """Of the rows the parse found as stored (product id -> row key), those whose stored image has a
+    """Of the rows the parse found as stored (product id -> row key; ``stored``: the vendor's product ids ->
+    their image hashes), those whose stored image has a
     vector of the run's model (``have_vector``) stay unchanged (``ids``; ``images``: their distinct image
     hashes), as a parsed product with the same image would. The others (no vector of this model,
     ``refetch``) come back as their stored products (``recheck``), which are what their rows map to, to
@@ -48,8 +48,6 @@ def confirm_unchanged(
     out: dict[str, list] = {"ids": [], "images": [], "recheck": []}
     if not unchanged:
         return out
-    table = products.vendor_rows(vendor, ["product_id", "image_hash"])
-    stored = dict(zip(table.column(0).to_pylist(), table.column(1).to_pylist(), strict=True)) if table is not None else {}
     recheck = []
     images: set[str] = set()
     for pid in unchanged:

@@ -102,3 +102,20 @@ def test_another_model_or_other_settings_check_every_row_again(settings, clean_s
     stricter = settings.model_copy(update={"zeroshot_min_confidence": settings.zeroshot_min_confidence + 0.01})
     report = ingest_feed(stricter, VENDOR, feed, counting_encoder, "run-3")
     assert mapped["rows"] == 2 * n and report.embedded == 0  # the settings are part of every row key
+
+
+def test_metadata_differs_on_every_compared_field_and_only_those():
+    from datetime import UTC, datetime
+
+    from looksync.pipelines.ingest import metadata_differs
+    from tests.factories import make_product
+
+    base = make_product(image_hash="h", model_id="m")
+    changes = {"title": "Other", "description": "x", "brand": "Acme", "category": "jeans", "gender": "men",
+               "colours": ["navy", "red"], "pattern": None, "material": "Wool", "sizes": ["S"], "price": 20.0,
+               "in_stock": False, "image_urls": ["http://images.example/2.png"], "product_url": "", "category_source": "rule"}  # fmt: skip
+    for field, value in changes.items():
+        assert metadata_differs(base, base.model_copy(update={field: value})), field
+    same = base.model_copy(update={"updated_at": datetime(2020, 1, 1, tzinfo=UTC), "image_hash": "other", "model_id": "x",
+                                   "colours": list(base.colours)})  # fmt: skip
+    assert not metadata_differs(base, same)
