@@ -2,9 +2,9 @@
 concurrency 16).
 
 Builds a small embedded index (a hit never reads it), starts the service under gunicorn as deployed
-(1 worker, GUNICORN_THREADS threads; LookSync-Tiny random weights by default: a hit never runs the model),
-fills the look cache with one 5-layer look and sends that same look again at concurrency 1, 4 and 16,
-with two clients: a lean one (``bench/http_load.py``: one thread driving kept-alive raw sockets from an
+(1 worker, GUNICORN_THREADS threads, the request log at INFO; LookSync-Tiny random weights by default: a
+hit never runs the model), fills the look cache with one 5-layer look and sends that same look again at
+concurrency 1, 4 and 16, with two clients: a lean one (``bench/http_load.py``: one thread driving kept-alive raw sockets from an
 event loop, each request a multipart body with a fresh boundary as browsers and ``requests`` send, made by
 joining bytes, so the client's own CPU stays small next to the server's on two shared cores) and
 ``requests`` in a thread pool (what ``bench_service.py`` uses; its own CPU cost is part of what it
@@ -136,6 +136,8 @@ def main() -> None:
     parser.add_argument("--threads", default=os.environ.get("GUNICORN_THREADS", "4"), help="gunicorn threads")
     parser.add_argument("--workers", type=int, default=1, help="gunicorn workers (each holds a model; use --redis-url)")
     parser.add_argument("--baseline-root", type=Path, default=None, help="a checkout to compare with (its service too)")
+    parser.add_argument("--log-level", default="INFO",
+                        help="the service's LOOKSYNC_LOG_LEVEL: INFO (the default, as deployed) writes a JSON line per request")  # fmt: skip
     parser.add_argument("--clients", default="lean,requests",
                         help="hit phases' clients: lean (one-thread event loop), requests, threads (http.client per thread)")  # fmt: skip
     args = parser.parse_args()
@@ -154,7 +156,7 @@ def main() -> None:
     look = sorted(Path(manifest.looks_dir).glob("*.png"))[0].read_bytes()
     env = {
         "LOOKSYNC_DATA_DIR": str(workdir / "data"), "LOOKSYNC_CLIP_MODEL": args.model,
-        "LOOKSYNC_CLIP_WEIGHTS": str(checkpoint), "LOOKSYNC_DEVICE": "cpu", "LOOKSYNC_LOG_LEVEL": "WARNING",
+        "LOOKSYNC_CLIP_WEIGHTS": str(checkpoint), "LOOKSYNC_DEVICE": "cpu", "LOOKSYNC_LOG_LEVEL": args.log_level,
         "LOOKSYNC_TEXT_VOCAB_PRECOMPUTE": "off", "GUNICORN_WORKERS": str(args.workers), "GUNICORN_THREADS": str(args.threads),
     }  # fmt: skip
     if args.redis_url:

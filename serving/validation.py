@@ -63,7 +63,8 @@ def parse_json(data: bytes | str, where: str = "body") -> Any:
                                  field=None if where == "body" else where) from None  # fmt: skip
     else:
         text = data
-    depth = json_depth(text)
+    # the depth is at most the number of opening brackets: a short document needs no scan
+    depth = json_depth(text) if text.count("[") + text.count("{") > MAX_JSON_DEPTH else 0
     if depth > MAX_JSON_DEPTH:
         raise RequestProblem(400, "json_too_deep", f"{where} nests {depth} levels deep; at most {MAX_JSON_DEPTH}",
                              field=None if where == "body" else where)  # fmt: skip

@@ -71,6 +71,14 @@ def test_deep_documents_never_reach_the_recursive_parser():
     assert nested == json.loads("[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH)
 
 
+def test_the_depth_limit_is_exact_and_short_documents_skip_the_scan():
+    assert parse_json("[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH) is not None
+    with pytest.raises(RequestProblem) as caught:
+        parse_json("[" * (MAX_JSON_DEPTH + 1) + "]" * (MAX_JSON_DEPTH + 1))
+    assert caught.value.code == "json_too_deep"
+    assert parse_json(json.dumps([[1]] * (MAX_JSON_DEPTH + 1))) == [[1]] * (MAX_JSON_DEPTH + 1)  # many brackets, shallow
+
+
 def test_strings_are_nfc_and_numbers_finite():
     assert parse_json('{"t": "e\\u0301"}') == {"t": "\u00e9"}
     for bad, field in (('{"a": [1, NaN]}', "a[1]"), ('{"a": {"b": Infinity}}', "a.b"), ('{"x": -1e999}', "x"),
