@@ -60,7 +60,7 @@ from looksync.index.base import (
     SnapshotInfo,
     VersionInfo,
 )
-from looksync.index.lance_filters import filter_sql, sql_in, sql_string
+from looksync.index.lance_filters import check_filters, filter_sql, sql_in, sql_string
 from looksync.index.lance_partitions import Key
 from looksync.index.lance_registry import VersionRecord, VersionRegistry
 from looksync.index.lance_schema import (
@@ -448,7 +448,7 @@ class EmbeddedIndex(CatalogIndex):
             raise IndexBackendError(f"search: k must be >= 1, got {k}")
         record = self._record(version)
         query = query_vector(vector, record.dim)
-        filter_sql(filters)  # checks every value, the routed-away ones too
+        check_filters(filters)  # every value, the routed-away ones too
         if self.search_mode == "faiss":
             keys = lance_partitions.routed(self._search_keys(record.name), filters)
             # the HNSW beam: num_candidates when the caller names it, else the configured efSearch
@@ -488,6 +488,14 @@ class EmbeddedIndex(CatalogIndex):
     def _search_views(
         self, record: VersionRecord, keys: list[Key], query: np.ndarray, k: int, filters: SearchFilters | None, ef: int
     ) -> list[Hit]:
+        if len(keys) == 1:  # a look query: one partition, no merge
+            view = self._view(record, keys[0])
+            scores, rows = view.search(query, k, filters, ef, self.exact_max_rows)
+            self.partition_searches[(record.name, *keys[0])] += 1
+            self.last_search_partitions = keys
+            top = sorted(zip(scores.tolist(), view.ids(rows), rows.tolist(), strict=True), key=lambda b: (-b[0], b[1]))
+            products = view.products([b[2] for b in top])
+            return [Hit(product_id=pid, score=score, product=p) for (score, pid, _), p in zip(top, products, strict=True)]
         best: dict[str, tuple[float, str, faiss_view.PartitionView, int]] = {}
         for key in keys:
             view = self._view(record, key)

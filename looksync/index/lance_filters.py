@@ -27,6 +27,26 @@ def sql_in(column: str, values: Sequence[str], negate: bool = False) -> str:
     return f"{column} {'NOT IN' if negate else 'IN'} ({listed})"
 
 
+def check_filters(filters: SearchFilters | None) -> None:
+    """The checks ``filter_sql`` makes on every value (strings are strings, prices finite numbers),
+    without building the SQL: for searches that filter in memory."""
+    if filters is None:
+        return
+    for values in (
+        filters.layers, filters.categories, filters.genders, filters.brands_include, filters.brands_exclude,
+        filters.sizes, filters.exclude_ids,
+    ):  # fmt: skip
+        for value in values or ():
+            if not isinstance(value, str):
+                raise IndexBackendError(f"filter value {value!r} must be a string")
+    if filters.market and not isinstance(filters.market, str):
+        raise IndexBackendError(f"filter value {filters.market!r} must be a string")
+    if filters.price_min is not None:
+        filter_number(filters.price_min, "price_min")
+    if filters.price_max is not None:
+        filter_number(filters.price_max, "price_max")
+
+
 def filter_sql(filters: SearchFilters | None) -> str | None:
     """The WHERE clause for ``filters`` (None when nothing is constrained). Empty lists constrain nothing,
     as in ``SearchFilters.matches``."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -130,6 +130,8 @@ class Allowed:
     graph_count: int
     exact: np.ndarray | None  # bool per exactly scored row
     exact_count: int
+    # FAISS search parameters (selector and beam) made for it, by beam: read-only in a search, so shared
+    params: dict[int, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def nbytes(self) -> int:

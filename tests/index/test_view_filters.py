@@ -162,3 +162,19 @@ def test_private_graph_memory_gives_the_same_results_and_counts_the_vectors_as_i
     assert own.bytes >= mapped.bytes + N * DIM * 4 - 1024  # (the caches differ by a few entries)
     with pytest.raises(IndexBackendError, match="graph_memory 'swap'"):
         EmbeddedIndex(index.path, graph_memory="swap")
+
+
+@pytest.mark.parametrize(
+    "flt, message",
+    [
+        (SearchFilters(categories=[3]), "filter value 3 must be a string"),
+        (SearchFilters(market=5), "filter value 5 must be a string"),
+        (SearchFilters(price_max=float("nan")), "price_max=nan must be finite"),
+        (SearchFilters(price_min="cheap"), "price_min='cheap' is not a number"),
+        (SearchFilters(layers=["bottomwear"], genders=[None]), "filter value None must be a string"),  # routed away
+    ],
+)
+def test_a_bad_filter_value_is_refused_naming_it(built, flt, message):
+    index = built[0]
+    with pytest.raises(IndexBackendError, match=message):
+        index.search(vectors(1, seed=18)[0], k=3, filters=flt)
