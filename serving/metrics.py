@@ -8,6 +8,7 @@ per container (threads inside it) so that a scrape sees the whole process; see d
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -50,16 +51,26 @@ class ServiceMetrics(SearchEvents, ShadowEvents):
                                       buckets=_SIGNED_BUCKETS, registry=r)  # fmt: skip
         self._lock = threading.Lock()
         self._cache_counts: dict[str, list[int]] = {}
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, kept: the per-request metrics ask for the same few children on every
+        request, and ``labels()`` (a lock and the label checks) cost several times the increment itself."""
+        key = (id(metric), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)  # labels() returns the same child for the same values
+        return child
 
     # SearchEvents
     def cache(self, cache: str, result: str) -> None:
-        self.cache_requests.labels(cache, result).inc()
+        self._child(self.cache_requests, cache, result).inc()
         if result not in ("hit", "miss"):
             return
         with self._lock:
             counts = self._cache_counts.setdefault(cache, [0, 0])
             counts[0 if result == "hit" else 1] += 1
-            self.cache_hit_ratio.labels(cache).set(counts[0] / (counts[0] + counts[1]))
+            self._child(self.cache_hit_ratio, cache).set(counts[0] / (counts[0] + counts[1]))
 
     # ShadowEvents
     def shadow_offered(self, kind: str, accepted: bool) -> None:
@@ -78,14 +89,14 @@ class ServiceMetrics(SearchEvents, ShadowEvents):
                 self.shadow_shift.labels(layer).observe(figures["score_shift"])
 
     def observe_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(endpoint, method, str(status)).inc()
-        self.latency.labels(endpoint).observe(seconds)
+        self._child(self.requests, endpoint, method, str(status)).inc()
+        self._child(self.latency, endpoint).observe(seconds)
 
     def observe_response(self, endpoint: str, body: object) -> None:
         if not isinstance(body, dict):
             return
         for stage, ms in (body.get("timings_ms") or {}).items():
-            self.stage.labels(endpoint, stage).observe(float(ms) / 1000.0)
+            self._child(self.stage, endpoint, stage).observe(float(ms) / 1000.0)
         for note in body.get("degraded") or []:
             self.degraded.labels(endpoint, str(note).split(":", 1)[0]).inc()
 
