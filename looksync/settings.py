@@ -140,6 +140,9 @@ class Settings(BaseSettings):
     ingest_delete_free_count: int = Field(default=3, ge=0)
     # sharded ingest (docs/airflow.md): products per shard; the DAGs' `shard_size` Param overrides it
     ingest_shard_size: int = Field(default=50_000, ge=1)
+    # a feed row that is the one a stored product was made from is not mapped again (its row key,
+    # docs/airflow.md); false: every row of every feed is mapped and compared
+    ingest_row_keys: bool = True
     zeroshot_min_confidence: float = Field(default=0.35, ge=0, le=1)  # below: leave the attribute missing
     # category terms that neither the vendor's map nor the shared synonyms know: CLIP's nearest standard
     # category is taken at this softmax probability or above (docs/vendors.md), if the model passes its

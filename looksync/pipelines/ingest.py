@@ -247,7 +247,7 @@ def parse_stage(
     doubtful: list[tuple[str, str | None]] = []  # (row ref, recovered SKU) of unreadable or SKU-less rows
     cleaned: dict[str, list[str]] = {}  # "title truncated" -> row refs: display text changed on the way in
     fingerprint = mapping_fingerprint(config, settings_salt(settings))
-    known = known_rows(settings, ref.vendor) if reuse_unchanged else {}
+    known = known_rows(settings, ref.vendor) if reuse_unchanged and settings.ingest_row_keys else {}
     unchanged: dict[str, str] = {}  # product id -> row key: rows a stored product was made from
     row_keys: dict[str, str] = {}  # product id -> row key of the products mapped now (recorded if they are kept)
     sources = report.category_sources
