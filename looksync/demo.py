@@ -2,7 +2,8 @@
 
 sample catalog (with a few planted faults) -> fine-tune CLIP on the sample's (image, caption) pairs ->
 image server on loopback -> ingest each vendor feed -> build and swap in an index version -> start the
-service under gunicorn -> send a sample look -> print per-layer results next to the look's ground truth.
+service under gunicorn -> send a sample look as the app sends it (only the market) -> print per-layer
+results next to the look's ground truth.
 
 No weights can be downloaded on a fresh machine, so the demo starts from a random-weight LookSync-Tiny
 and fine-tunes it on the sample catalog (``looksync.quality.finetune``: contrastive, about a minute on 2 CPU
@@ -11,6 +12,10 @@ checkpoint path, so the first look search returns garments of the right layer, c
 A tuned checkpoint already in the workdir for the same sample and settings is reused. ``epochs=0``
 skips fine-tuning and runs on random weights (plumbing only). With real weights, set
 LOOKSYNC_CLIP_MODEL/LOOKSYNC_CLIP_WEIGHTS and run the step-by-step commands instead.
+
+The look is searched without gender or layers: the service reads them from the look's regions with
+detection heads (``looksync.search.detection``) that the demo trains on the tuned checkpoint's crops of the
+sample's other looks (the searched one is not among them), calibrated and measured on held-out ones.
 
 The terminal shows the six steps, progress bars for fine-tuning, ingestion and indexing, and the results;
 every library's log and the detailed lines (paths, ids, full responses) go to ``<workdir>/demo.log``
@@ -36,6 +41,9 @@ from looksync.console import Console, log_to_file, shown
 DEMO_MODEL = "LookSync-Tiny"
 DEMO_EPOCHS = 30
 DEMO_CROSS_LISTING_RATE = 0.1  # items also sold by other vendors: the demo's cards show their offers
+DEMO_LOOKS = 160  # sample looks: the first is searched, the others train the detection heads
+DEMO_TOP = 3  # the demo's check: each planted product within the top 3 of its layer
+HEADS_VALIDATION_SHARE = 0.3  # of the heads' looks: half calibrates them, half measures them
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -132,6 +140,56 @@ def tuned_checkpoint(
     return checkpoint
 
 
+def demo_heads(
+    settings, encoder, manifest, checkpoint: Path, searched: str, seed: int, console: Console
+) -> Path:
+    """Detection heads for the no-hint look search, trained (``train_on_looks``) on the configured region
+    finder's crops of every sample look but ``searched``; reused when the checkpoint (the sample's digest is
+    in its name), the finder and the looks (a digest of their ground truth is in the heads' file name) are
+    the same."""
+    import hashlib
+
+    from looksync.search.detection import DetectionHeads, look_examples, train_on_looks
+
+    text = Path(manifest.ground_truth_path).read_text(encoding="utf-8")
+    training = {look_id: looked for look_id, looked in json.loads(text).items() if look_id != searched}
+    looks_digest = hashlib.sha256(f"{text}{searched}{seed}".encode()).hexdigest()[:12]
+    path = checkpoint.with_name(f"{checkpoint.stem}-heads-{settings.region_finder}-{looks_digest}.npz")
+    if path.is_file():
+        heads = DetectionHeads.load(path)
+        console.say(f"    reusing detection heads {path.name}")
+    else:
+        console.say(f"    detection heads (layers and gender read from the look's regions): {len(training)} sample "
+                    f"looks, not the one searched")  # fmt: skip
+        heads = train_on_looks(settings, encoder, look_examples(training, manifest.looks_dir), seed=seed,
+                               validation_share=HEADS_VALIDATION_SHARE, echo=console.detail)  # fmt: skip
+        heads.save(path)
+    held = heads.meta.get("validation")
+    if held:
+        console.say(f"    heads on {held['looks']} held-out looks: layer presence precision {held['presence_precision']:.2f}"
+                    f" / recall {held['presence_recall']:.2f}, gender {held['gender_accuracy']:.2f}")  # fmt: skip
+    console.detail(f"detection heads {path}: {json.dumps(heads.meta)}")
+    return path
+
+
+def detected_line(response: dict) -> str:
+    """What the service read from a look sent without hints: its layers, the layers out of the look, and the
+    gender with how sure it was and whether it filtered the search."""
+    layers = ", ".join(layer["layer"] for layer in response["layers"]) or "none"
+    line = f"read from the look: layers {layers}"
+    guess = response.get("gender_detected")
+    if guess:
+        used = "filtered on it" if guess["used"] else "too unsure to filter: searched across genders"
+        line += f"; gender {guess['gender']} (confidence {guess['confidence']:.2f}, {used})"
+    return line
+
+
+def planted_in_top(planted: dict[str, str], response: dict, top: int = DEMO_TOP) -> list[str]:
+    """The planted layers whose product is within the first ``top`` results of its layer."""
+    found = {layer["layer"]: [p["product_id"] for p in layer["products"][:top]] for layer in response["layers"]}
+    return [layer for layer, product_id in sorted(planted.items()) if product_id in found.get(layer, [])]
+
+
 def _attributes(p: dict) -> str:
     colour = (p.get("colours") or ["?"])[0]
     return f"{colour} {p.get('pattern') or '?'} {p.get('category')}"
@@ -179,18 +237,21 @@ def run_demo(
     epochs: int = DEMO_EPOCHS,
     echo: Console | Callable[[str], object] = print,
     bars: bool = False,
+    looks: int = DEMO_LOOKS,
 ) -> dict:
     """Every step of the main job; ``echo`` gets the short terminal view (``bars``: progress bars drawn in
     place, for a TTY), ``<workdir>/demo.log`` the full log. Returns the look search's response."""
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")
+    if looks < 2:
+        raise ValueError(f"looks must be >= 2 (one searched, the others train the detection heads), got {looks}")
     workdir = workdir.resolve()
     console = echo if isinstance(echo, Console) else Console(echo, bars=bars)
     log_path = workdir / "demo.log"
     console.echo(f"LookSync demo in {shown(workdir)}; full log: {shown(log_path)}")
     with log_to_file(console, log_path, terminal_filter=_expected_on_terminal):
         try:
-            response = _run_steps(workdir, size, seed, fault_rate, epochs, console)
+            response = _run_steps(workdir, size, seed, fault_rate, epochs, looks, console)
         except Exception as exc:
             logging.getLogger(__name__).error("demo failed: %s", exc, exc_info=True)
             raise
@@ -199,7 +260,7 @@ def run_demo(
     return response
 
 
-def _run_steps(workdir: Path, size: int, seed: int, fault_rate: float, epochs: int, console: Console) -> dict:
+def _run_steps(workdir: Path, size: int, seed: int, fault_rate: float, epochs: int, looks: int, console: Console) -> dict:
     from embeddings import load_encoder, save_random_checkpoint
     from looksync.client import format_look_response, search_look
     from looksync.index.factory import open_index
@@ -217,33 +278,40 @@ def _run_steps(workdir: Path, size: int, seed: int, fault_rate: float, epochs: i
     try:
         manifest = generate_sample(
             sample_dir, size=size, seed=seed, fault_rate=fault_rate, image_base_url=image_server.url,
-            cross_listing_rate=DEMO_CROSS_LISTING_RATE,
+            cross_listing_rate=DEMO_CROSS_LISTING_RATE, n_looks=looks,
         )
         console.say(
             f"    {sum(manifest.product_counts.values())} products from {len(manifest.feeds)} vendor feeds, "
             f"{sum(manifest.fault_counts.values())} planted faults, {manifest.look_count} looks"
         )
         console.detail(f"sample in {sample_dir}: products {manifest.product_counts}, faults {manifest.fault_counts}")
+        truth = json.loads(Path(manifest.ground_truth_path).read_text())
+        look_id, expected = next(iter(sorted(truth.items())))  # the look searched in step 6
         if epochs:
-            console.say(f"2/6 fine-tune {DEMO_MODEL} on the sample catalog")
+            console.say(f"2/6 fine-tune {DEMO_MODEL} on the sample catalog, then its look detection heads")
             checkpoint = tuned_checkpoint(sample_dir, workdir / "models", seed, epochs, console)
         else:
-            console.say(f"2/6 no fine-tuning (--epochs 0): {DEMO_MODEL} with random weights, plumbing only")
+            console.say(f"2/6 no fine-tuning (--epochs 0): {DEMO_MODEL} with random weights, plumbing only; "
+                        "look detection heads on them")
             checkpoint = save_random_checkpoint(
                 DEMO_MODEL, workdir / "models" / f"{DEMO_MODEL}-random-{seed}.pt", seed=seed
             )
+        settings = load_settings(
+            data_dir=workdir / "data", clip_model=DEMO_MODEL, clip_weights=str(checkpoint), fetch_allow_private=True,
+            device="cpu",
+        )  # fmt: skip
+        encoder = load_encoder(DEMO_MODEL, str(checkpoint), device="cpu")
+        heads = demo_heads(settings, encoder, manifest, checkpoint, look_id, seed, console)
         env = {
             "LOOKSYNC_DATA_DIR": str(workdir / "data"),
             "LOOKSYNC_CLIP_MODEL": DEMO_MODEL,
             "LOOKSYNC_CLIP_WEIGHTS": str(checkpoint),
             "LOOKSYNC_FETCH_ALLOW_PRIVATE": "true",  # the sample's images are served on loopback
             "LOOKSYNC_DEVICE": "cpu",
+            # the service reads a look's layers and gender with the heads trained for its finder and checkpoint
+            "LOOKSYNC_REGION_FINDER": settings.region_finder,
+            "LOOKSYNC_DETECTION_HEADS": str(heads),
         }
-        settings = load_settings(
-            data_dir=workdir / "data", clip_model=DEMO_MODEL, clip_weights=str(checkpoint), fetch_allow_private=True,
-            device="cpu",
-        )  # fmt: skip
-        encoder = load_encoder(DEMO_MODEL, str(checkpoint), device="cpu")
         feeds = list(manifest.feeds.items())
         console.say(
             f"3/6 ingest {len(feeds)} vendor feeds: parse, validate, fetch images, embed with {encoder.model_id}"
@@ -281,23 +349,20 @@ def _run_steps(workdir: Path, size: int, seed: int, fault_rate: float, epochs: i
         ready = wait_ready(base_url, proc=proc)
         console.say(f"    ready: {ready.get('products')} products, model {ready.get('model_id')}")
         console.detail(f"readyz: {ready}")
-        truth = json.loads(Path(manifest.ground_truth_path).read_text())
-        look_id, expected = next(iter(sorted(truth.items())))
         look_path = Path(manifest.looks_dir) / f"{look_id}.png"
-        # the shopper's market and gender, and the layers the look was generated with (its outfit), as the
-        # app sends them: LookSync-Tiny's zero-shot gender and layer detection on a whole look is weak
-        # (docs/evaluation.md), so the demo does not lean on it
-        layers = sorted(expected["products"])
-        console.say(f"6/6 search look {look_path.name} (market {expected['market']}, gender {expected['gender']}, "
-                    f"layers {', '.join(layers)})")  # fmt: skip
-        console.detail(f"look {look_path}; planted: {expected['products']}")
-        response = search_look(base_url, look_path, market=expected["market"], gender=expected["gender"],
-                               layers=layers, k=5)  # fmt: skip
+        # as the app sends it: the shopper's market only; the service reads the layers and gender from the look
+        console.say(f"6/6 search look {look_path.name} with market {expected['market']} only (no gender, no layers)")
+        console.detail(f"look {look_path}; planted: {expected['products']} (gender {expected['gender']})")
+        response = search_look(base_url, look_path, market=expected["market"], k=5)
         console.detail(f"response: {json.dumps(response, ensure_ascii=False)}")
         console.echo("")
         console.say(format_look_response(response))
         console.echo("")
+        console.say(f"{detected_line(response)} (planted: {', '.join(sorted(expected['products']))}; "
+                    f"gender {expected['gender']})")  # fmt: skip
         console.say("\n".join(compare_with_planted(base_url, expected["products"], response)))
+        within = planted_in_top(expected["products"], response)
+        console.say(f"planted products within the top {DEMO_TOP}: {len(within)} of {len(expected['products'])}")
         return response
     finally:
         stop_service(proc)

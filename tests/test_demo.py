@@ -11,7 +11,8 @@ import sys
 
 import pytest
 
-from looksync.demo import run_demo, tuned_checkpoint
+from looksync.console import Console
+from looksync.demo import planted_in_top, run_demo, tuned_checkpoint
 from tests.conftest import REPO
 
 LOG_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (DEBUG|INFO|WARNING|ERROR) ")
@@ -20,7 +21,7 @@ LOG_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (DEBUG|INFO|WARNIN
 @pytest.mark.slow
 def test_demo_fine_tunes_then_serves_the_tuned_model(tmp_path):
     lines: list[str] = []
-    response = run_demo(tmp_path / "demo", size=60, seed=3, fault_rate=0.05, epochs=2, echo=lines.append)
+    response = run_demo(tmp_path / "demo", size=60, seed=3, fault_rate=0.05, epochs=2, echo=lines.append, looks=30)
     text = "\n".join(lines)
     for step in range(1, 7):
         assert f"{step}/6 " in text
@@ -31,6 +32,24 @@ def test_demo_fine_tunes_then_serves_the_tuned_model(tmp_path):
     assert response["model_id"] == report["model_id"] != "LookSync-Tiny@random:3"
     assert response["layers"] and all(layer["products"] for layer in response["layers"])
     assert "planted products vs results:" in text
+    # the look went as the app sends it: only the market; the service read the layers and gender with the
+    # detection heads the demo trained on its other looks for this checkpoint
+    assert "with market " in text and "only (no gender, no layers)" in text
+    assert response["gender_detected"] is not None and "detection" in response["timings_ms"]
+    heads_files = sorted((tmp_path / "demo" / "models").glob(f"{checkpoints[0].stem}-heads-layout-*.npz"))
+    assert len(heads_files) == 1
+    from looksync.sample import SampleManifest
+    from looksync.search.detection import DetectionHeads
+
+    heads = DetectionHeads.load(heads_files[0])
+    assert heads.model_id == report["model_id"] and heads.region_finder == "layout"
+    manifest = SampleManifest.load(tmp_path / "demo" / "sample")
+    searched = sorted(json.loads(manifest.ground_truth_path.read_text()))[0]
+    assert f"6/6 search look {searched}.png" in text
+    # every sample look but the one searched: fitted on, calibrated on, or measured on
+    assert heads.meta["looks"] + heads.meta["calibration_looks"] + heads.meta["validation"]["looks"] == manifest.look_count - 1
+    assert re.search(r"read from the look: layers \w+.*; gender (women|men) \(confidence", text)
+    assert re.search(r"planted products within the top 3: \d+ of \d+", text)
     # the cards' pictures outlive the sample's image server (stopped once ingested): each product's thumbnail
     from looksync.catalog.thumbnails import ThumbnailStore
     from looksync.settings import load_settings
@@ -52,6 +71,26 @@ def test_demo_fine_tunes_then_serves_the_tuned_model(tmp_path):
     again: list[str] = []
     assert tuned_checkpoint(tmp_path / "demo" / "sample", tmp_path / "demo" / "models", 3, 2, again.append) == checkpoints[0]
     assert "reusing" in again[0]
+    # and so are the heads
+    from embeddings import load_encoder
+    from looksync.demo import demo_heads
+
+    settings = load_settings(data_dir=tmp_path / "demo" / "data", clip_model="LookSync-Tiny", clip_weights=str(checkpoints[0]))
+    encoder = load_encoder("LookSync-Tiny", str(checkpoints[0]), device="cpu")
+    again.clear()
+    assert demo_heads(settings, encoder, manifest, checkpoints[0], searched, 3, Console(again.append)) == heads_files[0]
+    assert f"    reusing detection heads {heads_files[0].name}" in again
+
+
+def test_planted_in_top_counts_a_planted_product_only_within_the_top_of_its_own_layer():
+    response = {"layers": [
+        {"layer": "topwear", "products": [{"product_id": p} for p in ("a", "b", "top")]},
+        {"layer": "bottomwear", "products": [{"product_id": p} for p in ("a", "b", "c", "trousers")]},
+        {"layer": "bag", "products": [{"product_id": "shoe"}]},
+    ]}  # fmt: skip
+    planted = {"topwear": "top", "bottomwear": "trousers", "footwear": "shoe", "bag": "bag"}
+    assert planted_in_top(planted, response) == ["topwear"]
+    assert planted_in_top(planted, response, top=4) == ["bottomwear", "topwear"]
 
 
 @pytest.mark.slow
@@ -61,7 +100,7 @@ def test_the_terminal_gets_a_short_view_and_the_log_file_the_rest(tmp_path):
     workdir = tmp_path / "demo"
     done = subprocess.run(
         [sys.executable, "-m", "looksync", "demo", "--workdir", str(workdir), "--size", "60", "--seed", "3",
-         "--epochs", "0"],
+         "--epochs", "0", "--looks", "12"],
         cwd=REPO, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -89,3 +128,8 @@ def test_the_terminal_gets_a_short_view_and_the_log_file_the_rest(tmp_path):
 def test_negative_epochs_are_refused(tmp_path):
     with pytest.raises(ValueError, match="epochs must be >= 0"):
         run_demo(tmp_path, epochs=-1, echo=lambda _: None)
+
+
+def test_a_demo_without_looks_to_train_the_heads_on_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="looks must be >= 2"):
+        run_demo(tmp_path, looks=1, echo=lambda _: None)

@@ -368,16 +368,33 @@ def train_from_sample(
     echo: Callable[[str], None] = log.info,
 ) -> DetectionHeads:
     """Generate training looks under ``train_root`` (their own catalog, the ``train`` framing split: no
-    held-out pose family, aspect or figure style), fit the heads on the settings' region finder's crops,
-    and measure them on the last ``validation_share`` of the looks (kept out of the fit)."""
-    from looksync.catalog.taxonomy import get_taxonomy
+    held-out pose family, aspect or figure style) and fit the heads on them (``train_on_looks``)."""
     from looksync.sample import generate_sample
-    from looksync.search.region_finders import make_region_finder
 
     manifest = generate_sample(train_root, size=size, seed=seed, n_looks=fixed_looks, n_varied_looks=varied_looks,
                                varied_split="train")  # fmt: skip
     truth = json.loads(manifest.ground_truth_path.read_text(encoding="utf-8"))
-    examples = look_examples(truth, manifest.looks_dir)
+    heads = train_on_looks(settings, encoder, look_examples(truth, manifest.looks_dir), seed=seed,
+                           validation_share=validation_share, echo=echo)  # fmt: skip
+    heads.meta["sample"] = {"size": size, "seed": seed, "fixed_looks": fixed_looks, "varied_looks": varied_looks}
+    return heads
+
+
+def train_on_looks(
+    settings: Any,
+    encoder: Any,
+    examples: Sequence[LookExample],
+    *,
+    seed: int = 101,
+    validation_share: float = 0.2,
+    echo: Callable[[str], None] = log.info,
+) -> DetectionHeads:
+    """Fit the heads on the settings' region finder's crops of ``examples`` (shuffled with ``seed``), except
+    the last ``validation_share`` of them: half of those calibrate the heads, the other half measure them
+    (before and after calibration, in ``meta``)."""
+    from looksync.catalog.taxonomy import get_taxonomy
+    from looksync.search.region_finders import make_region_finder
+
     order = np.random.default_rng(seed).permutation(len(examples))
     cut = int(len(examples) * (1 - validation_share))
     fit_set, held = [examples[i] for i in order[:cut]], [examples[i] for i in order[cut:]]
@@ -395,5 +412,4 @@ def train_from_sample(
         calibrate_heads(heads, calibration, encoder, place)
         heads.meta["calibration_looks"] = len(calibration)
         heads.meta["validation"] = validate_heads(heads, validation, encoder, place)
-    heads.meta["sample"] = {"size": size, "seed": seed, "fixed_looks": fixed_looks, "varied_looks": varied_looks}
     return heads
