@@ -124,6 +124,14 @@ def mirror(settings):
     m.clear()
 
 
+def reprice_two(row: dict) -> dict:
+    """A ``rewrite_csv`` change: DT100001 and DT100004 get a new price and stock (metadata only)."""
+    if row["Item Code"] in ("DT100001", "DT100004"):
+        row["Selling Price (INR)"] = "9,999.00"
+        row["Stock Qty"] = "0" if row["Stock Qty"] != "0" else "5"
+    return row
+
+
 def rewrite_csv(src: Path, dst: Path, change) -> None:
     """Copy a CSV feed, passing each row (a dict) through ``change``; a row it returns None for is dropped."""
     with src.open(newline="", encoding="utf-8") as fh:

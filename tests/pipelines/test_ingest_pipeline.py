@@ -13,7 +13,7 @@ from looksync.catalog.quarantine import read_quarantine
 from looksync.catalog.stores import EmbeddingStore, ProductStore
 from looksync.index.factory import open_index
 from looksync.pipelines.ingest import STAGES, ingest_feed
-from tests.pipelines.conftest import rewrite_csv
+from tests.pipelines.conftest import reprice_two, rewrite_csv
 
 VENDOR = "desi_threads"
 
@@ -56,14 +56,8 @@ def test_rerun_changes_only_what_changed(settings, clean_sample, counting_encode
     assert again.outcomes["unchanged"] == n and again.embedded == 0 and again.products_stored == 0
 
     # price and stock changes only: 0 embeddings, fields updated in the store, the index and Redis
-    def reprice(row):
-        if row["Item Code"] in ("DT100001", "DT100004"):
-            row["Selling Price (INR)"] = "9,999.00"
-            row["Stock Qty"] = "0" if row["Stock Qty"] != "0" else "5"
-        return row
-
     priced = tmp_path / "priced.csv"
-    rewrite_csv(feed, priced, reprice)
+    rewrite_csv(feed, priced, reprice_two)
     before = {p.vendor_sku: p for p in ProductStore(settings.data_dir).by_vendor(VENDOR).values()}
     report = ingest_feed(settings, VENDOR, priced, counting_encoder, "run-3", index=index, mirror=mirror)
     assert counting_encoder.images_embedded == n, "a metadata-only rerun computed embeddings"

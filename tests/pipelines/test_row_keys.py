@@ -9,7 +9,7 @@ from looksync.catalog.stores import ProductStore
 from looksync.catalog.vendors import feed as feed_module
 from looksync.index.factory import open_index
 from looksync.pipelines.ingest import ingest_feed
-from tests.pipelines.conftest import CountingEncoder, rewrite_csv
+from tests.pipelines.conftest import CountingEncoder, reprice_two, rewrite_csv
 
 VENDOR = "desi_threads"
 
@@ -40,14 +40,8 @@ def test_rows_as_stored_are_not_mapped_and_changes_still_apply(settings, clean_s
     assert again.outcomes["unchanged"] == n and again.embedded == 0 and again.products_stored == 0
     assert again.category_sources == first.category_sources and again.embeddings_reused == n
 
-    def reprice(row):
-        if row["Item Code"] in ("DT100001", "DT100004"):
-            row["Selling Price (INR)"] = "9,999.00"
-            row["Stock Qty"] = "0" if row["Stock Qty"] != "0" else "5"
-        return row
-
     priced = tmp_path / "priced.csv"
-    rewrite_csv(feed, priced, reprice)
+    rewrite_csv(feed, priced, reprice_two)
     before = {p.vendor_sku: p for p in ProductStore(settings.data_dir).by_vendor(VENDOR).values()}
     report = ingest_feed(settings, VENDOR, priced, counting_encoder, "run-3", index=index)
     assert mapped["rows"] == n + 2  # only the two changed rows
