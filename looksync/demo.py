@@ -149,12 +149,14 @@ def demo_heads(
     the same."""
     import hashlib
 
-    from looksync.search.detection import DetectionHeads, look_examples, train_on_looks
+    from looksync.search.detection import HEADS_FORMAT, DetectionHeads, look_examples, train_on_looks
+    from looksync.search.region_finders import make_region_finder
 
     text = Path(manifest.ground_truth_path).read_text(encoding="utf-8")
     training = {look_id: looked for look_id, looked in json.loads(text).items() if look_id != searched}
     looks_digest = hashlib.sha256(f"{text}{searched}{seed}".encode()).hexdigest()[:12]
-    path = checkpoint.with_name(f"{checkpoint.stem}-heads-{settings.region_finder}-{looks_digest}.npz")
+    finder = make_region_finder(settings.region_finder, encoder, settings=settings).name  # auto: pose or layout
+    path = checkpoint.with_name(f"{checkpoint.stem}-heads{HEADS_FORMAT}-{finder}-{looks_digest}.npz")
     if path.is_file():
         heads = DetectionHeads.load(path)
         console.say(f"    reusing detection heads {path.name}")

@@ -36,11 +36,11 @@ def test_demo_fine_tunes_then_serves_the_tuned_model(tmp_path):
     # detection heads the demo trained on its other looks for this checkpoint
     assert "with market " in text and "only (no gender, no layers)" in text
     assert response["gender_detected"] is not None and "detection" in response["timings_ms"]
-    heads_files = sorted((tmp_path / "demo" / "models").glob(f"{checkpoints[0].stem}-heads-layout-*.npz"))
-    assert len(heads_files) == 1
     from looksync.sample import SampleManifest
-    from looksync.search.detection import DetectionHeads
+    from looksync.search.detection import HEADS_FORMAT, DetectionHeads
 
+    heads_files = sorted((tmp_path / "demo" / "models").glob(f"{checkpoints[0].stem}-heads{HEADS_FORMAT}-layout-*.npz"))
+    assert len(heads_files) == 1
     heads = DetectionHeads.load(heads_files[0])
     assert heads.model_id == report["model_id"] and heads.region_finder == "layout"
     manifest = SampleManifest.load(tmp_path / "demo" / "sample")

@@ -5,9 +5,14 @@ Zero-shot on the whole look does poorly with a small CLIP model (issue 8's note:
 looks, layers found with precision 0.39 / recall 0.16), so small logistic heads are trained on the
 region finder's own crops of generated training looks (``looksync heads train``):
 
-- presence, one head per layer: the layer's main region crop vector next to the whole look's vector ->
-  "this layer's garment is in the look"; a layer the finder reports out of frame is not asked;
-- gender: the whole look's vector next to the mean of the region crops' vectors -> women or men.
+- presence, one head per layer: the layer's main region crop vector next to the whole look's vector and
+  the look's *context*, the cosine between every two layers' crops (a dress shows the same fabric in the
+  top and bottom regions, a jacket differs from what is under it) -> "this layer's garment is in the
+  look"; a layer the finder reports out of frame is not asked;
+- gender: the whole look's vector next to the mean of the region crops' vectors and the head-and-shoulders
+  crop's (hair, face, neckline) -> women or men.
+
+Heads files of format 1 (no context, no head-and-shoulders crop) still load and are read as they were trained.
 
 Heads belong to one CLIP model (its ``model_id``) and one region finder; ``LocalQueryGenerator`` uses
 them only when both match, so vectors from another model are never fed to them.
@@ -27,7 +32,8 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-HEADS_FORMAT = 1
+HEADS_FORMAT = 2
+READABLE_FORMATS = (1, 2)
 GENDERS = ("women", "men")  # the gender head's two classes; the second is the positive one
 
 
@@ -46,7 +52,9 @@ class LogisticHead:
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, *, l2: float = 1e-3, steps: int = 400, lr: float = 0.5) -> LogisticHead:
-    """L2-regularised logistic regression by full-batch gradient descent, classes weighted to balance."""
+    """L2-regularised logistic regression by full-batch gradient descent, classes weighted to balance. Each
+    feature is standardised for the fit (and the scaling folded back into the weights), so features of
+    different scales (embedding components, cosines) are regularised alike."""
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     if x.ndim != 2 or len(x) != len(y) or not len(y):
@@ -56,15 +64,17 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, *, l2: float = 1e-3, steps: int =
         p = float(np.clip(positives / len(y), 1e-3, 1 - 1e-3))
         return LogisticHead(np.zeros(x.shape[1]), float(np.log(p / (1 - p))))
     sample_w = np.where(y > 0.5, len(y) / (2 * positives), len(y) / (2 * (len(y) - positives)))
-    scale = float(np.abs(x).std() or 1.0)
-    xs = x / scale
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale = np.where(scale > 1e-9, scale, 1.0)  # a constant feature: left as it is (its weight stays 0)
+    xs = (x - mean) / scale
     w, b = np.zeros(x.shape[1]), 0.0
     for _ in range(steps):
         p = 1.0 / (1.0 + np.exp(-np.clip(xs @ w + b, -40, 40)))
         g = sample_w * (p - y) / len(y)
         w -= lr * (xs.T @ g + l2 * w)
         b -= lr * float(g.sum())
-    return LogisticHead(w / scale, b)
+    return LogisticHead(w / scale, b - float((w / scale) @ mean))
 
 
 def calibrate(head: LogisticHead, x: np.ndarray, y: np.ndarray, *, l2: float = 1e-2, steps: int = 50) -> LogisticHead:
@@ -100,14 +110,60 @@ def calibrate(head: LogisticHead, x: np.ndarray, y: np.ndarray, *, l2: float = 1
     return LogisticHead(head.weights * a, head.bias * a + c)
 
 
-def presence_features(crop: np.ndarray, whole: np.ndarray) -> np.ndarray:
-    return np.concatenate([np.asarray(crop, dtype=np.float64), np.asarray(whole, dtype=np.float64)])
+def context_features(crops: dict[str, np.ndarray], layers: Sequence[str]) -> np.ndarray:
+    """The cosine between the crops of every two of ``layers`` (in that order; 0 where either is not placed)."""
+    units = {}
+    for layer in layers:
+        if layer in crops:
+            vector = np.asarray(crops[layer], dtype=np.float64)
+            norm = np.linalg.norm(vector)
+            units[layer] = vector / norm if norm else vector
+    return np.array([
+        float(units[a] @ units[b]) if a in units and b in units else 0.0
+        for i, a in enumerate(layers) for b in layers[i + 1 :]
+    ])  # fmt: skip
 
 
-def gender_features(whole: np.ndarray, crops: Iterable[np.ndarray]) -> np.ndarray:
+def presence_features(crop: np.ndarray, whole: np.ndarray, context: np.ndarray | None = None) -> np.ndarray:
+    parts = [np.asarray(crop, dtype=np.float64), np.asarray(whole, dtype=np.float64)]
+    return np.concatenate(parts if context is None else [*parts, np.asarray(context, dtype=np.float64)])
+
+
+def gender_features(whole: np.ndarray, crops: Iterable[np.ndarray], cue: np.ndarray | None = None,
+                    with_cue: bool = False) -> np.ndarray:  # fmt: skip
+    """The whole look's vector, the mean of the region crops' vectors and, ``with_cue``, the head-and-shoulders
+    crop's vector (zeros when the look shows no head and shoulders)."""
+    whole = np.asarray(whole, dtype=np.float64)
     crops = [np.asarray(c, dtype=np.float64) for c in crops]
-    mean = np.mean(crops, axis=0) if crops else np.zeros_like(whole, dtype=np.float64)
-    return np.concatenate([np.asarray(whole, dtype=np.float64), mean])
+    mean = np.mean(crops, axis=0) if crops else np.zeros_like(whole)
+    if not with_cue:
+        return np.concatenate([whole, mean])
+    return np.concatenate([whole, mean, np.zeros_like(whole) if cue is None else np.asarray(cue, dtype=np.float64)])
+
+
+def head_and_shoulders_box(boxes: dict[str, list[tuple[int, int, int, int]]]) -> tuple[int, int, int, int] | None:
+    """The gender cue's region: from the top of the head (the headwear region, above the eyes) to the upper
+    third of the topwear region (shoulders, neckline, hair that falls on them), as wide as both. None when the
+    look shows no head or no shoulders (a finder placed no headwear or topwear region)."""
+    if "headwear" not in boxes or "topwear" not in boxes:
+        return None
+    hx0, hy0, hx1, hy1 = boxes["headwear"][0]
+    tx0, ty0, tx1, ty1 = boxes["topwear"][0]
+    x0, x1 = min(hx0, tx0), max(hx1, tx1)
+    y0 = min(hy0, ty0)
+    y1 = max(y0 + 2, int(ty0 + 0.35 * (ty1 - ty0)))
+    return (x0, y0, max(x1, x0 + 2), y1)
+
+
+@dataclass
+class LookVectors:
+    """What the heads read from one look: each placed layer's main-region crop vector, the whole look's
+    vector, the head-and-shoulders crop's vector (None where not placed) and the placement."""
+
+    crops: dict[str, np.ndarray]
+    whole: np.ndarray
+    head: np.ndarray | None
+    placement: Any
 
 
 @dataclass
@@ -133,21 +189,32 @@ class DetectionHeads:
     meta: dict[str, Any] = field(default_factory=dict)  # training figures
     # layer -> its presence threshold, chosen on calibration looks (best F1); a layer not here uses ``threshold``
     layer_thresholds: dict[str, float] = field(default_factory=dict)
+    # the layers whose crops' pairwise cosines the presence heads read (empty: format-1 heads, no context)
+    context_layers: list[str] = field(default_factory=list)
+    gender_cue: bool = False  # the gender head reads the head-and-shoulders crop too (format 2)
+
+    def presence_input(self, layer: str, look: LookVectors) -> np.ndarray:
+        context = context_features(look.crops, self.context_layers) if self.context_layers else None
+        return presence_features(look.crops[layer], look.whole, context)
+
+    def gender_input(self, look: LookVectors) -> np.ndarray:
+        return gender_features(look.whole, look.crops.values(), look.head, with_cue=self.gender_cue)
+
+    def placed_layers(self) -> list[str]:
+        """The layers to place on a look for these heads: those with a head and those of the context."""
+        return [*self.context_layers, *(layer for layer in self.presence if layer not in self.context_layers)]
 
     def threshold_of(self, layer: str) -> float:
         return self.layer_thresholds.get(layer, self.threshold)
 
-    def detect(self, crops: dict[str, np.ndarray], whole: np.ndarray, max_layers: int = 6) -> Detected:
+    def detect(self, look: LookVectors, max_layers: int = 6) -> Detected:
         """Layers whose presence probability reaches the threshold (at least the most likely one) and
-        the more likely gender, from each placed layer's crop vector and the whole look's vector."""
-        probs = {
-            layer: float(self.presence[layer].prob(presence_features(vector, whole)))
-            for layer, vector in crops.items()
-            if layer in self.presence
-        }
+        the more likely gender, from the look's region vectors."""
+        probs = {layer: float(self.presence[layer].prob(self.presence_input(layer, look)))
+                 for layer in look.crops if layer in self.presence}  # fmt: skip
         ranked = sorted(probs, key=lambda layer: probs[layer], reverse=True)
         layers = [layer for layer in ranked if probs[layer] >= self.threshold_of(layer)][:max_layers] or ranked[:1]
-        gender_prob = float(self.gender.prob(gender_features(whole, crops.values())))
+        gender_prob = float(self.gender.prob(self.gender_input(look)))
         return Detected(layers, GENDERS[int(gender_prob >= 0.5)], probs, gender_prob)
 
     def save(self, path: Path) -> Path:
@@ -161,6 +228,8 @@ class DetectionHeads:
             "region_finder": self.region_finder,
             "threshold": self.threshold,
             "layer_thresholds": self.layer_thresholds,
+            "context_layers": self.context_layers,
+            "gender_cue": self.gender_cue,
             "bias": {**{f"presence/{layer}": h.bias for layer, h in self.presence.items()}, "gender": self.gender.bias},
             "meta": self.meta,
         }
@@ -179,15 +248,17 @@ class DetectionHeads:
                 arrays = {k: np.array(data[k]) for k in data.files if k != "__meta__"}
         except (OSError, ValueError, KeyError) as exc:
             raise DetectionHeadsError(f"{path}: not a detection heads file ({exc})") from None
-        if meta.get("format") != HEADS_FORMAT:
-            raise DetectionHeadsError(f"{path}: heads format {meta.get('format')!r}, expected {HEADS_FORMAT}")
+        if meta.get("format") not in READABLE_FORMATS:
+            raise DetectionHeadsError(f"{path}: heads format {meta.get('format')!r}, readable: "
+                                      f"{', '.join(map(str, READABLE_FORMATS))}; retrain with `looksync heads train`")
         bias = meta["bias"]
         presence = {
             k.split("/", 1)[1]: LogisticHead(v, float(bias[k])) for k, v in arrays.items() if k.startswith("presence/")
         }
         return cls(meta["model_id"], meta["region_finder"], presence, LogisticHead(arrays["gender"], float(bias["gender"])),
                    float(meta["threshold"]), meta.get("meta", {}),
-                   {k: float(v) for k, v in meta.get("layer_thresholds", {}).items()})  # fmt: skip
+                   {k: float(v) for k, v in meta.get("layer_thresholds", {}).items()},
+                   list(meta.get("context_layers", [])), bool(meta.get("gender_cue", False)))  # fmt: skip
 
     def check(self, model_id: str, region_finder: str) -> None:
         if self.model_id != model_id:
@@ -229,16 +300,18 @@ def look_examples(ground_truth: dict[str, dict[str, Any]], looks_dir: Path) -> l
 
 def region_vectors(
     place: Callable[[Any, list[str]], Any], encoder: Any, look: Any, layers: Sequence[str]
-) -> tuple[dict[str, np.ndarray], np.ndarray, Any]:
-    """Each placed layer's main-region crop vector and the whole look's vector, in one batch; also the
-    placement (its ``absent`` layers have no vector)."""
+) -> LookVectors:
+    """Each placed layer's main-region crop vector, the head-and-shoulders crop's and the whole look's, in one
+    batch; also the placement (its ``absent`` layers have no vector)."""
     from looksync.search.regions import box_crops
 
     placement = place(look, list(layers))
     placed = [layer for layer in layers if layer in placement.boxes]
-    boxes = [placement.boxes[layer][0] for layer in placed] + [(0, 0, look.size[0], look.size[1])]
-    vectors = box_crops(placement.pixels(look), encoder, boxes).vectors
-    return dict(zip(placed, vectors[:-1], strict=True)), vectors[-1], placement
+    head_box = head_and_shoulders_box(placement.boxes)
+    boxes = [placement.boxes[layer][0] for layer in placed] + ([head_box] if head_box else [])
+    vectors = box_crops(placement.pixels(look), encoder, [*boxes, (0, 0, look.size[0], look.size[1])]).vectors
+    return LookVectors(dict(zip(placed, vectors[: len(placed)], strict=True)), vectors[-1],
+                       vectors[len(placed)] if head_box else None, placement)  # fmt: skip
 
 
 def train_heads(
@@ -252,18 +325,20 @@ def train_heads(
 ) -> DetectionHeads:
     """Fit the presence and gender heads on the region finder's crops of ``examples``."""
     started = time.perf_counter()
+    shape = DetectionHeads(encoder.model_id, region_finder, {}, LogisticHead(np.zeros(1), 0.0),
+                           context_layers=list(layers), gender_cue=True)  # fmt: skip
     x_presence: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}
     y_presence: dict[str, list[int]] = {layer: [] for layer in layers}
     x_gender, y_gender = [], []
     for i, example in enumerate(examples):
-        crops, whole, _ = region_vectors(place, encoder, example.image, layers)
-        for layer, vector in crops.items():
+        look = region_vectors(place, encoder, example.image, layers)
+        for layer in look.crops:
             if layer in example.unsure:
                 continue
-            x_presence[layer].append(presence_features(vector, whole))
+            x_presence[layer].append(shape.presence_input(layer, look))
             y_presence[layer].append(int(layer in example.present))
         if example.gender in GENDERS:
-            x_gender.append(gender_features(whole, crops.values()))
+            x_gender.append(shape.gender_input(look))
             y_gender.append(GENDERS.index(example.gender))
         if (i + 1) % 100 == 0:
             echo(f"heads: {i + 1}/{len(examples)} looks embedded")
@@ -281,7 +356,8 @@ def train_heads(
         "positives": {layer: int(sum(v)) for layer, v in y_presence.items()},
         "seconds": round(time.perf_counter() - started, 1),
     }
-    return DetectionHeads(encoder.model_id, region_finder, presence, gender, meta=meta)
+    shape.presence, shape.gender, shape.meta = presence, gender, meta
+    return shape
 
 
 def best_f1_threshold(probs: np.ndarray, labels: np.ndarray, default: float, min_each: int = 3) -> float | None:
@@ -312,13 +388,13 @@ def calibrate_heads(heads: DetectionHeads, examples: Sequence[LookExample], enco
     y_presence: dict[str, list[int]] = {layer: [] for layer in heads.presence}
     x_gender, y_gender = [], []
     for example in examples:
-        crops, whole, _ = region_vectors(place, encoder, example.image, list(heads.presence))
-        for layer, vector in crops.items():
+        look = region_vectors(place, encoder, example.image, heads.placed_layers())
+        for layer in look.crops:
             if layer in heads.presence and layer not in example.unsure:
-                x_presence[layer].append(presence_features(vector, whole))
+                x_presence[layer].append(heads.presence_input(layer, look))
                 y_presence[layer].append(int(layer in example.present))
         if example.gender in GENDERS:
-            x_gender.append(gender_features(whole, crops.values()))
+            x_gender.append(heads.gender_input(look))
             y_gender.append(GENDERS.index(example.gender))
     for layer, xs in x_presence.items():
         if xs:
@@ -338,8 +414,7 @@ def validate_heads(
     tp = fp = fn = right = 0
     confidences = []
     for example in examples:
-        crops, whole, _ = region_vectors(place, encoder, example.image, list(heads.presence))
-        found = heads.detect(crops, whole)
+        found = heads.detect(region_vectors(place, encoder, example.image, heads.placed_layers()))
         chosen = set(found.layers) - example.unsure
         tp += len(chosen & example.present)
         fp += len(chosen - example.present)

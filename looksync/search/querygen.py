@@ -150,8 +150,8 @@ class LocalQueryGenerator:
         from looksync.search.detection import region_vectors
 
         start = time.perf_counter()
-        crops, whole, full = region_vectors(self.placer, self.encoder, look, list(self.taxonomy.layers))
-        found = self.heads.detect(crops, whole, self.max_layers)
+        vectors = region_vectors(self.placer, self.encoder, look, list(self.taxonomy.layers))
+        found, full = self.heads.detect(vectors, self.max_layers), vectors.placement
         chosen = layers if layers is not None else found.layers
         absent = dict(full.absent) if layers is None else {k: v for k, v in full.absent.items() if k in layers}
         placement = Placement(

@@ -13,9 +13,12 @@ from looksync.search.detection import (
     DetectionHeads,
     DetectionHeadsError,
     LogisticHead,
+    LookVectors,
     best_f1_threshold,
     calibrate,
+    context_features,
     fit_logistic,
+    head_and_shoulders_box,
     look_examples,
     train_heads,
     validate_heads,
@@ -24,6 +27,10 @@ from looksync.search.detection import (
 
 def _const(bias: float, dim: int) -> LogisticHead:
     return LogisticHead(np.zeros(dim), bias)
+
+
+def _look(crops: dict[str, np.ndarray], whole: np.ndarray, head: np.ndarray | None = None) -> LookVectors:
+    return LookVectors(crops, whole, head, placement=None)
 
 
 def test_fit_logistic_separates_separable_data_and_balances_classes():
@@ -38,6 +45,17 @@ def test_fit_logistic_separates_separable_data_and_balances_classes():
     assert np.all(constant.prob(x) < 0.01) and not constant.weights.any()
     with pytest.raises(ValueError, match="do not match"):
         fit_logistic(x, y[:10])
+
+
+def test_fit_logistic_learns_from_a_feature_on_a_small_scale():
+    """Cosines next to embedding components: a feature a thousand times smaller than the others is
+    standardised for the fit, not drowned by the regularisation."""
+    rng = np.random.default_rng(5)
+    signal = rng.normal(size=400)
+    x = np.column_stack([1e-3 * signal, rng.normal(size=(400, 6))])
+    y = (signal > 0).astype(int)
+    head = fit_logistic(x, y)
+    assert ((head.prob(x) >= 0.5) == y).mean() > 0.95
 
 
 def test_calibration_brings_an_overconfident_head_back_to_what_it_knows():
@@ -67,12 +85,12 @@ def test_detect_thresholds_keeps_the_best_layer_and_reads_gender():
         gender=_const(-3.0, 2 * dim),
     )  # fmt: skip
     crops = {layer: np.ones(dim) for layer in ("topwear", "footwear", "bag", "eyewear")}  # eyewear: no head
-    found = heads.detect(crops, np.ones(dim))
+    found = heads.detect(_look(crops, np.ones(dim)))
     assert found.layers == ["topwear", "footwear"] and found.gender == "women"
     assert set(found.probs) == {"topwear", "footwear", "bag"} and found.probs["bag"] < 0.5
-    assert heads.detect(crops, np.ones(dim), max_layers=1).layers == ["topwear"]
+    assert heads.detect(_look(crops, np.ones(dim)), max_layers=1).layers == ["topwear"]
     # nothing above the threshold: still the most likely layer
-    assert heads.detect({"bag": np.ones(dim)}, np.ones(dim)).layers == ["bag"]
+    assert heads.detect(_look({"bag": np.ones(dim)}, np.ones(dim))).layers == ["bag"]
 
 
 def test_a_layer_threshold_finds_a_rare_layer_the_shared_one_misses():
@@ -80,9 +98,51 @@ def test_a_layer_threshold_finds_a_rare_layer_the_shared_one_misses():
     heads = DetectionHeads("M@1", "pose", presence={"topwear": _const(3.0, 2 * dim), "bag": _const(-1.0, 2 * dim)},
                            gender=_const(0.0, 2 * dim))  # fmt: skip
     crops = {"topwear": np.ones(dim), "bag": np.ones(dim)}  # the bag head says 0.27
-    assert heads.detect(crops, np.ones(dim)).layers == ["topwear"]
+    assert heads.detect(_look(crops, np.ones(dim))).layers == ["topwear"]
     heads.layer_thresholds["bag"] = 0.2
-    assert heads.detect(crops, np.ones(dim)).layers == ["topwear", "bag"]
+    assert heads.detect(_look(crops, np.ones(dim))).layers == ["topwear", "bag"]
+
+
+def test_context_features_are_the_cosines_of_every_two_placed_crops():
+    crops = {"topwear": np.array([1.0, 0.0]), "bottomwear": np.array([2.0, 2.0]), "bag": np.array([0.0, -3.0])}
+    context = context_features(crops, ["topwear", "bottomwear", "one_piece", "bag"])
+    # pairs in order: top-bottom, top-one_piece, top-bag, bottom-one_piece, bottom-bag, one_piece-bag
+    assert context == pytest.approx([np.sqrt(0.5), 0.0, 0.0, 0.0, -np.sqrt(0.5), 0.0])
+
+
+def test_presence_heads_read_the_context_a_crop_alone_does_not_show():
+    """A one-piece garment shows the same fabric in the top and bottom regions: a label that depends only on
+    whether two other crops match is learnt from the context, and not from the crop and the whole look."""
+    rng = np.random.default_rng(11)
+    dim, layers = 8, ["topwear", "bottomwear", "one_piece"]
+
+    def looks(n):
+        out, labels = [], []
+        for _ in range(n):
+            top = rng.normal(size=dim)
+            same = rng.random() < 0.5
+            bottom = top + 0.1 * rng.normal(size=dim) if same else rng.normal(size=dim)
+            crops = {"topwear": top, "bottomwear": bottom, "one_piece": rng.normal(size=dim)}
+            out.append(_look(crops, rng.normal(size=dim)))
+            labels.append(int(same))
+        return out, np.array(labels)
+
+    train, y = looks(300)
+    test, y_test = looks(200)
+    accuracy = {}
+    for name, context in (("with", layers), ("without", [])):
+        shape = DetectionHeads("M@1", "test", {}, _const(0.0, 2 * dim), context_layers=context)
+        head = fit_logistic(np.array([shape.presence_input("one_piece", look) for look in train]), y)
+        shape.presence["one_piece"] = head
+        accuracy[name] = np.mean([(shape.detect(look).probs["one_piece"] >= 0.5) == label
+                                  for look, label in zip(test, y_test, strict=True)])  # fmt: skip
+    assert accuracy["with"] > 0.95 and accuracy["without"] < 0.7
+
+
+def test_the_head_and_shoulders_region_spans_head_and_upper_torso():
+    boxes = {"headwear": [(40, 10, 60, 30)], "topwear": [(30, 50, 70, 110)], "bag": [(0, 0, 5, 5)]}
+    assert head_and_shoulders_box(boxes) == (30, 10, 70, 71)
+    assert head_and_shoulders_box({"topwear": boxes["topwear"]}) is None  # no head in the look
 
 
 def test_best_f1_threshold_separates_what_the_probabilities_can():
@@ -118,6 +178,24 @@ def test_heads_file_round_trip_and_checks(tmp_path):
         back.check("M@1", "layout")
     with pytest.raises(DetectionHeadsError, match="not found"):
         DetectionHeads.load(tmp_path / "nope.npz")
+    # a format-1 file (no context, no head-and-shoulders crop) still loads and reads as it was trained
+    old = DetectionHeads("M@1", "pose", {"topwear": LogisticHead(rng.normal(size=4), 0.1)},
+                         LogisticHead(rng.normal(size=4), 0.0))  # fmt: skip
+    with np.load(old.save(tmp_path / "old.npz")) as data:
+        arrays = {k: np.array(data[k]) for k in data.files}
+    meta = json.loads(bytes(arrays.pop("__meta__")).decode())
+    meta["format"] = 1
+    for key in ("context_layers", "gender_cue"):
+        meta.pop(key)
+    np.savez(tmp_path / "v1.npz", __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
+    v1 = DetectionHeads.load(tmp_path / "v1.npz")
+    assert v1.context_layers == [] and v1.gender_cue is False
+    found = v1.detect(_look({"topwear": np.ones(2)}, np.ones(2), head=np.ones(2)))
+    assert found.probs["topwear"] == pytest.approx(float(old.presence["topwear"].prob(np.ones(4))))
+    meta["format"] = 99
+    np.savez(tmp_path / "v99.npz", __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
+    with pytest.raises(DetectionHeadsError, match="heads format 99"):
+        DetectionHeads.load(tmp_path / "v99.npz")
     (tmp_path / "bad.npz").write_bytes(b"not an npz")
     with pytest.raises(DetectionHeadsError, match="not a detection heads file"):
         DetectionHeads.load(tmp_path / "bad.npz")
@@ -219,6 +297,10 @@ def test_heads_train_on_generated_looks(tiny_encoder, tmp_path):
 
     heads = train_heads(examples, tiny_encoder, place, "layout", list(taxonomy.layers))
     assert heads.model_id == tiny_encoder.model_id and heads.region_finder == "layout"
+    assert heads.context_layers == list(taxonomy.layers) and heads.gender_cue
+    pairs = len(taxonomy.layers) * (len(taxonomy.layers) - 1) // 2
+    assert heads.presence["footwear"].weights.shape == (2 * tiny_encoder.dim + pairs,)
+    assert heads.gender.weights.shape == (3 * tiny_encoder.dim,)
     footwear = sum("footwear" in e.present for e in examples)
     assert heads.meta["positives"]["footwear"] == footwear
     assert heads.meta["examples"]["footwear"] == sum("footwear" not in e.unsure for e in examples)
