@@ -195,6 +195,9 @@ class Settings(BaseSettings):
     pose_threads: int | None = Field(default=None, ge=1)  # LiteRT CPU threads; default: cores, at most 4
     pose_min_detection: float = Field(default=0.5, ge=0, le=1)  # person detector score
     pose_min_visibility: float = Field(default=0.5, ge=0, le=1)  # a keypoint below it is not seen
+    # a pose whose body axis (hips -> shoulders) is further than this from upright is not used: on looks the
+    # detector reads upside down, the landmarks are confident and wrong (the person's box is placed instead)
+    pose_max_tilt: float = Field(default=60.0, ge=0, le=180)  # degrees
     pose_person_mask: bool = True  # no pose: the person box from the selfie-segmentation mask
     # cut each layer's crop from the look with its background blanked to white by the person mask (packshots are on
     # white); off: it lowered look Recall@10 0.80 -> 0.65 (docs/service.md, "Blanking the background")

@@ -217,3 +217,19 @@ def test_pruning_that_keeps_no_output_is_refused(pose_models_dir):
     with pytest.raises(ValueError, match=r"no output of the model is kept; its output shapes: \[\(1, 195\)"):
         prune_outputs(model, keep=lambda shape: False)
     assert prune_outputs(model, keep=lambda shape: True) is model  # every output kept: the model as it is
+
+
+def test_a_pose_read_upside_down_is_not_used(blazepose, sample_look):
+    """Fashion looks show people upright (give or take a lean): a pose the detector reads turned over is
+    confident and wrong, so the person's box is placed instead, with the reason."""
+    image, truth = sample_look
+    turned = image.rotate(180)
+    pose = blazepose.landmarks(turned, blazepose.detect(turned)[0])
+    assert pose.score >= 0.5 and abs(np.degrees(pose.roi.rotation)) > 120  # sure of itself, and upside down
+    placement = _finder(blazepose).place(turned, sorted(truth["products"]))
+    assert placement.source == "person_box"
+    assert placement.degraded[0].startswith("regions_person_box: pose tilted ")
+    assert "degrees from upright (over 60)" in placement.degraded[0]
+    # allowed any tilt, the same look is placed from the pose; an upright look is placed from the pose
+    assert _finder(blazepose, max_tilt=180).place(turned, ["topwear"]).source == "pose"
+    assert _finder(blazepose).place(image, ["topwear"]).source == "pose"

@@ -81,6 +81,7 @@ class EvalConfig:
     gender_conf: float | None = None  # LOOKSYNC_LOOK_GENDER_MIN_CONFIDENCE for this config
     runtime: str = "torch"  # what runs the CLIP towers (embeddings.runtime); the index is built by the first config of a model
     blank: bool | None = None  # LOOKSYNC_POSE_BLANK_BACKGROUND for this config (pose finder: crops on a blanked background)
+    max_tilt: float | None = None  # LOOKSYNC_POSE_MAX_TILT for this config (pose finder: degrees from upright)
 
     @classmethod
     def parse(cls, spec: str) -> EvalConfig:
@@ -94,17 +95,17 @@ class EvalConfig:
         values: dict[str, Any] = {}
         for option in options:
             key, sep, value = option.partition("=")
-            if not sep or key not in ("rerank", "generator", "regions", "crop_weight", "heads", "gender_conf", "runtime", "blank"):
+            if not sep or key not in ("rerank", "generator", "regions", "crop_weight", "heads", "gender_conf", "runtime", "blank", "max_tilt"):
                 raise EvalError(
                     f"config {spec!r}: unknown option {option!r}; known: rerank=MODE, generator=local|llm, "
-                    "regions=FINDER, crop_weight=W, heads=PATH, gender_conf=C, runtime=torch|onnx|onnx-int8, blank=0|1"
+                    "regions=FINDER, crop_weight=W, heads=PATH, gender_conf=C, runtime=torch|onnx|onnx-int8, blank=0|1, max_tilt=DEGREES"
                 )
             values[key] = value
         if "blank" in values:
             if values["blank"] not in ("0", "1"):
                 raise EvalError(f"config {spec!r}: blank must be 0 or 1")
             values["blank"] = values["blank"] == "1"
-        for key, low, high in (("crop_weight", 0.0, 1.0), ("gender_conf", 0.5, 1.0)):
+        for key, low, high in (("crop_weight", 0.0, 1.0), ("gender_conf", 0.5, 1.0), ("max_tilt", 0.0, 180.0)):
             if key in values:
                 try:
                     values[key] = float(values[key])
@@ -277,7 +278,8 @@ def make_engine(settings: Settings, encoder: Any, config: EvalConfig) -> Any:
             raise EvalError(f"config {config.name}: needs an LLM but LOOKSYNC_LLM_BASE_URL is not set")
     overrides = {"region_finder": config.regions, "look_crop_weight": config.crop_weight,
                  "detection_heads": Path(config.heads) if config.heads else None,
-                 "look_gender_min_confidence": config.gender_conf, "pose_blank_background": config.blank}  # fmt: skip
+                 "look_gender_min_confidence": config.gender_conf, "pose_blank_background": config.blank,
+                 "pose_max_tilt": config.max_tilt}  # fmt: skip
     settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
     try:
         engine = SearchEngine(settings, encoder, open_index(settings), MemoryCache(ttl_s=0), llm=llm)

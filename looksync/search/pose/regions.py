@@ -4,8 +4,10 @@ framing, and which layers are not in the look.
 The anchors are data: each layer's ``pose`` extents in the taxonomy (``looksync/catalog/data/taxonomy.yaml``).
 Fallbacks, in order, each recorded in the placement's ``degraded`` notes and ``timings_ms``:
 
-1. ``pose``: BlazePose finds a person and its landmarks (pose-presence flag >= 0.5); every layer with
-   pose extents is placed from them or reported not in the look, with the reason;
+1. ``pose``: BlazePose finds a person and its landmarks (pose-presence flag >= 0.5), the body no further
+   from upright than ``max_tilt`` (the detector reads some figures upside down, and the landmark model is
+   then sure of landmarks that are all wrong); every layer with pose extents is placed from them or
+   reported not in the look, with the reason;
 2. ``person_box``: no pose, but a person box (the selfie-segmentation mask's box, else the detector's
    full-body circle): the taxonomy slots, which describe a full figure on a 3:5 portrait canvas, are
    placed in a frame fitted to that box (by its height, or by its width when the box runs off the
@@ -16,6 +18,7 @@ Fallbacks, in order, each recorded in the placement's ``degraded`` notes and ``t
 from __future__ import annotations
 
 import logging
+import math
 import time
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -73,6 +76,7 @@ class PoseRegionFinder:
         min_visibility: float = 0.5,
         person_mask: bool = True,
         blank_background: bool = False,
+        max_tilt: float = 60.0,
     ):
         if estimator is None:
             raise ValueError("PoseRegionFinder needs a BlazePose estimator; use PoseRegionFinder.from_settings")
@@ -82,6 +86,7 @@ class PoseRegionFinder:
         self.min_visibility = min_visibility
         self.person_mask = person_mask
         self.blank_background = blank_background
+        self.max_tilt = max_tilt  # degrees from upright beyond which a pose is not used
         self.fallback = ClipBoxRegionFinder(encoder, embed_texts)
         unknown = sorted({name for layer in self.taxonomy.layers.values() for extent in layer.pose
                           for name in (*extent.points, *(n for group in extent.seen for n in group))
@@ -109,7 +114,8 @@ class PoseRegionFinder:
         )  # fmt: skip
         estimator = load_blazepose(paths, settings.pose_threads, settings.pose_min_detection)
         return cls(encoder, embed_texts, estimator=estimator, min_visibility=settings.pose_min_visibility,
-                   person_mask=settings.pose_person_mask, blank_background=settings.pose_blank_background)  # fmt: skip
+                   person_mask=settings.pose_person_mask, blank_background=settings.pose_blank_background,
+                   max_tilt=settings.pose_max_tilt)  # fmt: skip
 
     # ---- placement ----------------------------------------------------------------------------
 
@@ -128,12 +134,18 @@ class PoseRegionFinder:
         detections = self.estimator.detect(look)
         pose = self.estimator.landmarks(look, detections[0]) if detections else None
         timings["region_pose"] = (time.perf_counter() - start) * 1000
-        if pose is not None and pose.score >= MIN_POSE_SCORE:
+        tilt = None if pose is None else abs(math.degrees(pose.roi.rotation))
+        if pose is not None and pose.score >= MIN_POSE_SCORE and tilt <= self.max_tilt:
             placement = pose_placement(self.taxonomy, pose, look.size, layers, self.min_visibility)
             placement.timings_ms = timings
             return placement
 
-        why = "no person detected" if pose is None else f"no pose landmarks (presence {pose.score:.2f})"
+        if pose is None:
+            why = "no person detected"
+        elif pose.score < MIN_POSE_SCORE:
+            why = f"no pose landmarks (presence {pose.score:.2f})"
+        else:
+            why = f"pose tilted {tilt:.0f} degrees from upright (over {self.max_tilt:.0f})"
         box, box_source = None, None
         if self.person_mask:
             start = time.perf_counter()

@@ -162,6 +162,13 @@ def test_config_spec_switches_background_blanking():
     assert EvalConfig.parse("t=LookSync-Tiny:random:0,regions=pose,blank=0").blank is False
 
 
+def test_config_spec_sets_the_pose_tilt_limit():
+    assert EvalConfig.parse("t=LookSync-Tiny:random:0").max_tilt is None  # the settings' value
+    assert EvalConfig.parse("t=LookSync-Tiny:random:0,regions=pose,max_tilt=180").max_tilt == 180.0
+    with pytest.raises(EvalError, match="max_tilt must be a number in"):
+        EvalConfig.parse("t=LookSync-Tiny:random:0,max_tilt=270")
+
+
 def test_config_spec_names_the_clip_runtime():
     assert EvalConfig.parse("t=LookSync-Tiny:random:0").runtime == "torch"
     c = EvalConfig.parse("q=LookSync-Tiny:random:0,runtime=onnx-int8")
