@@ -96,6 +96,20 @@ def _embedded_factory(tmp_path: Path, search: str) -> IndexFactory:
     return lambda: EmbeddedIndex(tmp_path / "index", search="lance", refresh_s=0)
 
 
+def built_view_index(
+    tmp_path: Path, products: list[Product], matrix: np.ndarray
+) -> tuple[CatalogIndex, str, list[Product], np.ndarray]:
+    """A live version of ``products`` on the contract's FAISS handle (``_embedded_factory``: refresh 0,
+    a graph for every partition, walked whatever the filter), its graphs built: the set-up of the search
+    view tests. Returns (index, version, products, matrix)."""
+    index = _embedded_factory(tmp_path, "faiss")()
+    version = index.create_version(MODEL_ID, DIM)
+    assert index.upsert(version, products, matrix).failures == []
+    assert index.build_ann_index(version) is True
+    index.set_live(version)
+    return index, version, products, matrix
+
+
 def drop_test_indices(client, prefix: str) -> list[str]:
     """Delete every index of ``prefix`` by name: a cluster refuses wildcard deletes by default
     (``action.destructive_requires_name``, elasticsearch-specification

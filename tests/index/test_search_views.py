@@ -18,7 +18,7 @@ from looksync.index import faiss_graph, lance_partitions
 from looksync.index.base import IndexBackendError, SearchFilters
 from looksync.index.embedded import EmbeddedIndex
 from looksync.index.write_journal import WriteJournal
-from tests.index.conftest import DIM, MODEL_ID, catalog, catalog_product, exact_top_k, vectors
+from tests.index.conftest import DIM, MODEL_ID, built_view_index, catalog, catalog_product, exact_top_k, vectors
 
 N = 600  # one partition (topwear, US): large enough for a real graph walk
 KEY = ("topwear", "US")
@@ -35,14 +35,7 @@ def _ids(hits) -> list[str]:
 @pytest.fixture
 def built(tmp_path):
     """One partition of N products with its graph built; handles walk the graph whatever the filter."""
-    products = [_product(i) for i in range(N)]
-    matrix = vectors(N, seed=3)
-    index = EmbeddedIndex(tmp_path / "index", refresh_s=0, ann_min_rows=1, exact_max_rows=0)
-    version = index.create_version(MODEL_ID, DIM)
-    assert index.upsert(version, products, matrix).failures == []
-    assert index.build_ann_index(version) is True
-    index.set_live(version)
-    return index, version, products, matrix
+    return built_view_index(tmp_path, [_product(i) for i in range(N)], vectors(N, seed=3))
 
 
 def _graph_meta(index: EmbeddedIndex, version: str) -> faiss_graph.GraphMeta:

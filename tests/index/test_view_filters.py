@@ -11,7 +11,7 @@ import pytest
 
 from looksync.index.base import IndexBackendError, SearchFilters
 from looksync.index.embedded import EmbeddedIndex
-from tests.index.conftest import BRANDS, DIM, MODEL_ID, SIZES, catalog_product, exact_top_k, vectors
+from tests.index.conftest import BRANDS, DIM, SIZES, built_view_index, catalog_product, exact_top_k, vectors
 
 N = 600
 KEY = ("topwear", "US")
@@ -27,14 +27,8 @@ def _ids(hits) -> list[str]:
 
 @pytest.fixture
 def built(tmp_path):
-    products = [_product(i) for i in range(N)]
-    matrix = vectors(N, seed=11)
-    index = EmbeddedIndex(tmp_path / "index", refresh_s=0, ann_min_rows=1, exact_max_rows=0)
-    version = index.create_version(MODEL_ID, DIM)
-    assert index.upsert(version, products, matrix).failures == []
-    index.build_ann_index(version)
-    index.set_live(version)
-    return index, version, products, matrix
+    """One partition of N shirts and t-shirts with its graph built; handles walk the graph whatever the filter."""
+    return built_view_index(tmp_path, [_product(i) for i in range(N)], vectors(N, seed=11))
 
 
 # Pairs that differ in exactly one field, one after the other, so a cache keyed on too little would
