@@ -42,6 +42,9 @@ DEMO_MODEL = "LookSync-Tiny"
 DEMO_EPOCHS = 30
 DEMO_CROSS_LISTING_RATE = 0.1  # items also sold by other vendors: the demo's cards show their offers
 DEMO_LOOKS = 160  # sample looks: the first is searched, the others train the detection heads
+# the modules that place a look's regions and read them for the detection heads (their code keys the heads' cache)
+HEADS_CODE = ("looksync.search.detection", "looksync.search.regions", "looksync.search.pose.regions",
+              "looksync.search.pose.blazepose")  # fmt: skip
 DEMO_TOP = 3  # the demo's check: each planted product within the top 3 of its layer
 HEADS_VALIDATION_SHARE = 0.3  # of the heads' looks: half calibrates them, half measures them
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -146,16 +149,21 @@ def demo_heads(
     """Detection heads for the no-hint look search, trained (``train_on_looks``) on the configured region
     finder's crops of every sample look but ``searched``; reused when the checkpoint (the sample's digest is
     in its name), the finder and the looks (a digest of their ground truth is in the heads' file name) are
-    the same."""
+    the same, and so are the code, taxonomy and pose settings that place the regions (in that digest too)."""
     import hashlib
 
+    from looksync.catalog.taxonomy import get_taxonomy
+    from looksync.code_digest import modules_digest
     from looksync.search.detection import HEADS_FORMAT, DetectionHeads, look_examples, train_on_looks
     from looksync.search.region_finders import make_region_finder
 
     text = Path(manifest.ground_truth_path).read_text(encoding="utf-8")
     training = {look_id: looked for look_id, looked in json.loads(text).items() if look_id != searched}
-    looks_digest = hashlib.sha256(f"{text}{searched}{seed}".encode()).hexdigest()[:12]
     finder = make_region_finder(settings.region_finder, encoder, settings=settings).name  # auto: pose or layout
+    # the heads are made again when anything that places or reads the regions changes: code, taxonomy, settings
+    placement = [modules_digest(HEADS_CODE).hex(), repr(get_taxonomy()),
+                 *(f"{name}={getattr(settings, name)}" for name in sorted(type(settings).model_fields) if name.startswith("pose_"))]  # fmt: skip
+    looks_digest = hashlib.sha256("\x00".join([text, searched, str(seed), *placement]).encode()).hexdigest()[:12]
     path = checkpoint.with_name(f"{checkpoint.stem}-heads{HEADS_FORMAT}-{finder}-{looks_digest}.npz")
     if path.is_file():
         heads = DetectionHeads.load(path)

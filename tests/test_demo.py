@@ -80,6 +80,11 @@ def test_demo_fine_tunes_then_serves_the_tuned_model(tmp_path):
     again.clear()
     assert demo_heads(settings, encoder, manifest, checkpoints[0], searched, 3, Console(again.append)) == heads_files[0]
     assert f"    reusing detection heads {heads_files[0].name}" in again
+    # but not when what places the regions changes (here a pose setting): they are trained again
+    again.clear()
+    other = demo_heads(settings.model_copy(update={"pose_max_tilt": 45.0}), encoder, manifest, checkpoints[0], searched, 3,
+                       Console(again.append))  # fmt: skip
+    assert other != heads_files[0] and other.is_file() and not any("reusing detection heads" in line for line in again)
 
 
 def test_planted_in_top_counts_a_planted_product_only_within_the_top_of_its_own_layer():

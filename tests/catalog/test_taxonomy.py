@@ -71,6 +71,11 @@ def test_layer_slots_are_fractions_of_the_look(tmp_path):
 def test_alt_slots_are_validated_boxes(tmp_path):
     assert get_taxonomy().layers["bottomwear"].alt_slots  # shorts and skirts end above trousers
     assert get_taxonomy().layers["topwear"].alt_slots == ()
+    # a bag hangs from either hand: its slots are a mirror pair about the figure's midline, so a mirrored
+    # look placed by slots (the layout finder, the person's box fallback) still has its bag cropped
+    bag = get_taxonomy().layers["bag"]
+    mirrored = [(round(1 - x1, 6), y0, round(1 - x0, 6), y1) for x0, y0, x1, y1 in bag.alt_slots]
+    assert tuple(bag.slot) in mirrored and max(bag.slot[2], *(a[2] for a in bag.alt_slots)) > 0.5 > bag.alt_slots[0][2]
     base = "categories: {{}}\ngenders: []\nmarkets: {{}}\ncolours: {{}}\npatterns: []\nlayers: [{{id: b, label: b, prompt: p{}}}]\n"
     (tmp_path / "ok.yaml").write_text(base.format(", slot: [0.3, 0.5, 0.7, 0.9], alt_slots: [[0.3, 0.5, 0.7, 0.7]]"))
     assert load_taxonomy(tmp_path / "ok.yaml").layers["b"].alt_slots == ((0.3, 0.5, 0.7, 0.7),)
