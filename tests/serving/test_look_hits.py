@@ -16,8 +16,8 @@ from werkzeug.test import Client
 from looksync.index.factory import open_index
 from looksync.pipelines.reindex import build_version, swap
 from looksync.search.cache import MemoryCache
-from serving.look_hits import LookHitShortcut
 from serving.logs import JsonFormatter
+from serving.look_hits import LookHitShortcut
 from tests.serving.conftest import b64
 
 
@@ -219,7 +219,6 @@ def test_refused_requests_reach_flask_and_get_its_answer(counted, look):
         assert c.last.status_code == 401
     assert not c.sent_by_shortcut(lambda: _multipart(c.client, look, {**params, "k": 0}, headers=key))
     assert c.last.status_code == 400 and c.last.get_json()["error"]["field"] == "k"
-    _, data, _ = look
     url = {"image_url": "http://127.0.0.1:9/look.png", **params}  # an URL is fetched by Flask's path only
     assert not c.sent_by_shortcut(lambda: c.client.post("/v1/looks/search", json=url, headers=key))
     assert c.last.status_code != 200
