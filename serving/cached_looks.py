@@ -86,9 +86,9 @@ def cached_answer_response(answer: CachedLookAnswer, rendered: RenderedAnswers) 
     return response
 
 
-def hit_body(json: JSONProvider, head: bytes, timings_ms: dict[str, float]) -> bytes:
+def hit_body(provider: JSONProvider, head: bytes, timings_ms: dict[str, float]) -> bytes:
     """A hit's JSON from its rendered head and this request's timings, as ``jsonify`` writes it."""
-    return head + b'"timings_ms":' + json.dumps(timings_ms).encode() + _LINE_END
+    return head + b'"timings_ms":' + provider.dumps(timings_ms).encode() + _LINE_END
 
 
 def hit_summary(timings_ms: dict[str, float]) -> dict:
