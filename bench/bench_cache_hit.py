@@ -17,6 +17,7 @@ p95 over the anchor's, and the hit's p95 against the 20 ms target.
 
     python bench/bench_cache_hit.py
     python bench/bench_cache_hit.py --redis-url redis://127.0.0.1:6379/14   # Redis behind the local LRU
+    python bench/bench_cache_hit.py --look-scale 3                          # a ~3 MB look, not the 5 kB sample
     git worktree add --detach /tmp/base <commit> && python bench/bench_cache_hit.py --baseline-root /tmp/base
 
 ``--baseline-root`` also starts the service of another checkout (same index, same settings) and runs
@@ -138,6 +139,9 @@ def main() -> None:
     parser.add_argument("--baseline-root", type=Path, default=None, help="a checkout to compare with (its service too)")
     parser.add_argument("--log-level", default="INFO",
                         help="the service's LOOKSYNC_LOG_LEVEL: INFO (the default, as deployed) writes a JSON line per request")  # fmt: skip
+    parser.add_argument("--look-scale", type=int, default=1,
+                        help="upscale the sample look this many times (seeded noise of +-3 keeps the PNG large): 3 gives a "
+                             "~3 MB look, the size of a generated one, instead of the sample's 5 kB")  # fmt: skip
     parser.add_argument("--clients", default="lean,requests",
                         help="hit phases' clients: lean (one-thread event loop), requests, threads (http.client per thread)")  # fmt: skip
     args = parser.parse_args()
@@ -153,7 +157,8 @@ def main() -> None:
     del encoder
     manifest = generate_sample(workdir / "sample", size=60, seed=5, fault_rate=0.0,
                                image_base_url="http://127.0.0.1:9", n_looks=1)  # fmt: skip
-    look = sorted(Path(manifest.looks_dir).glob("*.png"))[0].read_bytes()
+    look = scaled_look(sorted(Path(manifest.looks_dir).glob("*.png"))[0].read_bytes(), args.look_scale)
+    print(f"look: {len(look):,} bytes (scale {args.look_scale})", flush=True)
     env = {
         "LOOKSYNC_DATA_DIR": str(workdir / "data"), "LOOKSYNC_CLIP_MODEL": args.model,
         "LOOKSYNC_CLIP_WEIGHTS": str(checkpoint), "LOOKSYNC_DEVICE": "cpu", "LOOKSYNC_LOG_LEVEL": args.log_level,
@@ -201,6 +206,24 @@ def main() -> None:
               f"{r['rps']} req/s  CPU ms/request server {cpu['server']} client {cpu['client']}  errors {r['errors']}  "
               f"load {r['load'][0]}{extra}")  # fmt: skip
     print(f"total errors: {sum(r['errors'] for r in rows)}")
+
+
+def scaled_look(png: bytes, scale: int) -> bytes:
+    """The look upscaled ``scale`` times with seeded noise of +-3 per channel (PNG keeps it large, as a
+    photographic look is); the look itself when ``scale`` is 1."""
+    if scale == 1:
+        return png
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    pixels = np.asarray(image.resize((image.width * scale, image.height * scale), Image.BICUBIC), dtype=np.int16)
+    pixels = pixels + np.random.default_rng(0).integers(-3, 4, pixels.shape)
+    out = io.BytesIO()
+    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(out, format="PNG")
+    return out.getvalue()
 
 
 def is_hit(data: bytes) -> bool:

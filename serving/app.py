@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import hmac
-import logging
-import re
 import time
-import uuid
 from typing import Any
 
 import msgspec
@@ -20,11 +16,12 @@ from looksync.settings import Settings, get_settings
 from serving import context
 from serving.cached_looks import RenderedAnswers
 from serving.errors import ApiError, register_error_handlers
+from serving.look_hits import LookHitShortcut
 from serving.metrics import ServiceMetrics
 from serving.multipart import ServiceRequest
+from serving.request_log import key_accepted, record_request, request_id
 from serving.validation import read_chunked_body
 
-log = logging.getLogger("looksync.service")
 _msgspec_json = msgspec.json.Encoder(enc_hook=lambda obj: DefaultJSONProvider.default(obj))
 
 OPEN_PATHS = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/demo", "/judge", "/judge/report"}
@@ -34,7 +31,6 @@ OPEN_PATHS = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/dem
 # addressed by that image's sha256 (found through an API answer). /v1/products/<id>/thumbnail, which
 # looks a product up in the index, keeps the key like every other data call.
 OPEN_PREFIXES = ("/static/", "/v1/thumbnails/")
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 class ServiceJSONProvider(DefaultJSONProvider):
@@ -81,13 +77,10 @@ def create_app(settings: Settings | None = None, engine: SearchEngine | None = N
 
     @app.before_request
     def _request_context():
-        given_id = request.headers.get("X-Request-Id", "")
-        g.request_id = given_id if _REQUEST_ID.match(given_id) else uuid.uuid4().hex[:16]
+        g.request_id = request_id(request.headers.get("X-Request-Id"))
         g.started = time.perf_counter()
         if keys and request.path not in OPEN_PATHS and not request.path.startswith(OPEN_PREFIXES):
-            given = (request.headers.get("X-API-Key") or "").encode()
-            # compare against every key without short-circuiting, in constant time per key
-            if not any([hmac.compare_digest(given, key) for key in keys]):  # noqa: C419
+            if not key_accepted(keys, request.headers.get("X-API-Key")):
                 raise ApiError(401, "unauthorized", "missing or invalid X-API-Key header")
 
     # after the key check: an unauthenticated chunked body is not read
@@ -96,28 +89,16 @@ def create_app(settings: Settings | None = None, engine: SearchEngine | None = N
     @app.after_request
     def _finish(response):
         response.headers["X-Request-Id"] = g.get("request_id", "")
-        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-        seconds = time.perf_counter() - g.get("started", time.perf_counter())
         # the object jsonify serialised (kept by ServiceJSONProvider), else the body parsed once
         body = getattr(response, "json_body", None)
         if body is None and response.is_json:
             body = response.get_json(silent=True)
-        if endpoint != "/metrics":
-            metrics.observe_request(endpoint, request.method, response.status_code, seconds)
-            if response.is_json and response.status_code == 200:
-                metrics.observe_response(endpoint, body)
-        log.info(
-            "request",
-            extra={
-                "method": request.method,
-                "path": request.path,
-                "endpoint": endpoint,
-                "status": response.status_code,
-                "duration_ms": round(seconds * 1000, 2),
-                "degraded": (body or {}).get("degraded") if isinstance(body, dict) else None,
-                "error": (body or {}).get("error", {}).get("code") if isinstance(body, dict) and "error" in body else None,
-            },
-        )
+        record_request(
+            metrics, method=request.method, path=request.path,
+            endpoint=request.url_rule.rule if request.url_rule else "unmatched", status=response.status_code,
+            seconds=time.perf_counter() - g.get("started", time.perf_counter()), body=body, is_json=response.is_json,
+            request_id=g.get("request_id", ""),
+        )  # fmt: skip
         return response
 
     from serving.demo_page import bp as demo_page_bp
@@ -134,5 +115,7 @@ def create_app(settings: Settings | None = None, engine: SearchEngine | None = N
     for blueprint in blueprints:
         app.register_blueprint(blueprint)
     register_error_handlers(app)
+    # a look answered from the response cache and already rendered here is sent before Flask's dispatch
+    app.wsgi_app = LookHitShortcut(app, app.wsgi_app, keys)
     return app
 

@@ -18,6 +18,7 @@ import threading
 from collections import OrderedDict
 
 from flask import Response, current_app, request
+from flask.json.provider import JSONProvider
 
 from looksync.search.engine import CachedLookAnswer
 from serving.thumbnails import with_thumbnail_urls
@@ -34,6 +35,16 @@ class RenderedAnswers:
         self.max_items = max_items
         self._items: OrderedDict[tuple[str, str], tuple[bytes, bytes]] = OrderedDict()
         self._lock = threading.Lock()
+
+    def rendered(self, key: str, script_root: str) -> tuple[bytes, bytes] | None:
+        """(the stored bytes, the head rendered from them) of ``key`` under ``script_root``, when this worker
+        rendered them (``serving.look_hits`` answers only those before Flask's dispatch)."""
+        slot = (key, script_root)
+        with self._lock:
+            item = self._items.get(slot)
+            if item is not None:
+                self._items.move_to_end(slot)
+            return item
 
     def head(self, answer: CachedLookAnswer) -> bytes | None:
         """The answer's JSON before its ``timings_ms`` value; None when it does not end as a stored
@@ -68,8 +79,18 @@ def cached_answer_response(answer: CachedLookAnswer, rendered: RenderedAnswers) 
     if head is None:
         body = f"{current_app.json.dumps(with_thumbnail_urls(answer.response()))}\n".encode()
     else:
-        body = head + b'"timings_ms":' + current_app.json.dumps(answer.timings_ms).encode() + _LINE_END
+        body = hit_body(current_app.json, head, answer.timings_ms)
     response = current_app.response_class(body, mimetype="application/json")
     # what the request log and the metrics read of an answer (serving.app), without parsing this one
-    response.json_body = {"cache": "hit", "timings_ms": answer.timings_ms, "degraded": []}
+    response.json_body = hit_summary(answer.timings_ms)
     return response
+
+
+def hit_body(provider: JSONProvider, head: bytes, timings_ms: dict[str, float]) -> bytes:
+    """A hit's JSON from its rendered head and this request's timings, as ``jsonify`` writes it."""
+    return head + b'"timings_ms":' + provider.dumps(timings_ms).encode() + _LINE_END
+
+
+def hit_summary(timings_ms: dict[str, float]) -> dict:
+    """What the request log and the metrics read of a hit's answer (``serving.request_log``)."""
+    return {"cache": "hit", "timings_ms": timings_ms, "degraded": []}

@@ -9,7 +9,7 @@ import binascii
 import io
 from typing import TYPE_CHECKING, TypeVar
 
-from flask import request
+from flask import Request, request
 from pydantic import BaseModel
 
 from looksync.catalog.images import FetchPolicy, check_image_bytes, fetch_image
@@ -52,11 +52,12 @@ class ImageInput:
         return self._image
 
 
-def request_body(model: type[M], image_field_required: bool) -> tuple[M, bytes | None, str | None]:
-    """(parameters, image bytes or None, image URL or None) from multipart/form-data or a JSON body;
-    any other Content-Type is a 415."""
-    if require_media_type("application/json", "multipart/form-data") == "multipart/form-data":
-        form = request.form  # werkzeug's form parser: byte caps of the request and of each field (413)
+def request_body(model: type[M], image_field_required: bool, req: Request | None = None) -> tuple[M, bytes | None, str | None]:
+    """(parameters, image bytes or None, image URL or None) from the multipart/form-data or JSON body of
+    ``req`` (default: Flask's current request); any other Content-Type is a 415."""
+    req = request if req is None else req
+    if require_media_type("application/json", "multipart/form-data", req=req) == "multipart/form-data":
+        form = req.form  # werkzeug's form parser: byte caps of the request and of each field (413)
         raw = form.get("params")
         params = parse_json(raw, where="params") if raw is not None else {}
         if not isinstance(params, dict):
@@ -68,10 +69,10 @@ def request_body(model: type[M], image_field_required: bool) -> tuple[M, bytes |
             raise RequestProblem(400, "invalid_request", "send the image as the 'image' file in a multipart form",
                                  field="image_base64")  # fmt: skip
         parsed = validate(model, params)
-        upload = request.files.get("image")
+        upload = req.files.get("image")
         data = upload.read() if upload is not None else None
     else:
-        body = json_body()
+        body = json_body(req)
         if not isinstance(body, dict):
             raise RequestProblem(400, "invalid_json", "send multipart/form-data with an 'image' file, or a JSON object")
         parsed = validate(model, body)

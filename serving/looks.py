@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, Request, jsonify, request
 
-from looksync.search.engine import CachedLookAnswer
+from looksync.search.engine import CachedLookAnswer, LookSearchRequest, SearchEngine
 from serving.cached_looks import cached_answer_response
 from serving.context import engine, rendered_answers
 from serving.inputs import load_image, request_body
@@ -14,12 +14,19 @@ from serving.thumbnails import with_thumbnail_urls
 bp = Blueprint("looks", __name__, url_prefix="/v1/looks")
 
 
+def read_look_search(eng: SearchEngine, req: Request) -> tuple[LookSearchParams, LookSearchRequest, bytes | None, str | None]:
+    """(params, the look request, the image bytes or None, the image URL or None) of a look search body,
+    validated; nothing fetched, checked or decoded yet. Flask's path and ``serving.look_hits`` read it so."""
+    params, data, url = request_body(LookSearchParams, image_field_required=True, req=req)
+    look_request = params.to_request(eng.settings.default_k, eng.settings.rerank_mode)
+    look_request.validate(eng.taxonomy)  # before fetching or decoding anything
+    return params, look_request, data, url
+
+
 def look_search_input():
     """(params, the look request, the loaded look) of a look search body, validated before any fetch or decode."""
     eng = engine()
-    params, data, url = request_body(LookSearchParams, image_field_required=True)
-    look_request = params.to_request(eng.settings.default_k, eng.settings.rerank_mode)
-    look_request.validate(eng.taxonomy)  # before fetching or decoding anything
+    params, look_request, data, url = read_look_search(eng, request._get_current_object())
     return params, look_request, load_image(data, url, eng.settings)
 
 

@@ -21,7 +21,7 @@ import unicodedata
 from typing import Any, TypeVar
 
 import numpy as np
-from flask import request
+from flask import Request, request
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -135,10 +135,10 @@ def validate(model: type[M], data: Any) -> M:
         raise RequestProblem(400, "invalid_request", problems + more, field=first) from None
 
 
-def require_media_type(*accepted: str) -> str:
-    """The request's media type when it is one of ``accepted`` (``application/*+json`` counts as JSON);
-    otherwise 415 naming what is accepted."""
-    mimetype = request.mimetype
+def require_media_type(*accepted: str, req: Request | None = None) -> str:
+    """The media type of ``req`` (default: Flask's current request) when it is one of ``accepted``
+    (``application/*+json`` counts as JSON); otherwise 415 naming what is accepted."""
+    mimetype = (request if req is None else req).mimetype
     if mimetype in accepted or ("application/json" in accepted and mimetype.startswith("application/") and mimetype.endswith("+json")):
         return mimetype
     raise RequestProblem(
@@ -160,10 +160,11 @@ def read_chunked_body() -> None:
         raise RequestEntityTooLarge(f"the chunked request body reached the {cap}-byte cap")
 
 
-def json_body() -> Any:
-    """The request body as cleaned JSON. The byte cap applies while reading (a declared length over the cap
-    or a chunked body that passes it is a 413 from werkzeug, answered as JSON by ``serving.errors``)."""
-    return parse_json(request.get_data(cache=True))
+def json_body(req: Request | None = None) -> Any:
+    """The body of ``req`` (default: Flask's current request) as cleaned JSON. The byte cap applies while
+    reading (a declared length over the cap or a chunked body that passes it is a 413 from werkzeug,
+    answered as JSON by ``serving.errors``)."""
+    return parse_json((request if req is None else req).get_data(cache=True))
 
 
 def query_args() -> dict[str, str]:

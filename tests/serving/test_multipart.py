@@ -13,7 +13,13 @@ from hypothesis import strategies as st
 from werkzeug.formparser import MultiPartParser
 from werkzeug.sansio.multipart import MultipartDecoder
 
-from serving.multipart import FAST_BOUNDARY_SEARCH, BoundarySearch, BoundarySearchParser, ServiceFormDataParser
+from serving.multipart import (
+    FAST_BOUNDARY_SEARCH,
+    BoundarySearch,
+    BoundarySearchParser,
+    ServiceFormDataParser,
+    ServiceRequest,
+)
 
 # bytes that matter around a boundary: line breaks, horizontal space, dashes, and boundary letters
 _PIECES = [b"\r\n", b"\r", b"\n", b" ", b"\t", b"\x0b", b"\x0c", b"-", b"--", b"a", b"b", b"ab", b"x", b"\x00"]
@@ -108,3 +114,19 @@ def test_malformed_bodies_are_refused_as_werkzeug_refuses_them(body):
 
     ours, theirs = parse(BoundarySearchParser), parse(MultiPartParser)
     assert str(ours) == str(theirs)
+
+
+def test_file_parts_past_werkzeugs_500_kb_stay_in_memory(monkeypatch):
+    """An upload is read whole anyway (serving.inputs.request_body): a 2 MB look never goes to a temporary file."""
+    import werkzeug.formparser
+    from werkzeug.test import EnvironBuilder
+
+    def no_disk(*args, **kwargs):
+        raise AssertionError("a file part was written to a temporary file")
+
+    monkeypatch.setattr(werkzeug.formparser, "SpooledTemporaryFile", no_disk)
+    monkeypatch.setattr(werkzeug.formparser, "TemporaryFile", no_disk, raising=False)  # where no SpooledTemporaryFile
+    data = bytes(range(256)) * 8000
+    form = {"params": "{}", "image": (io.BytesIO(data), "look.png", "image/png")}
+    request = ServiceRequest(EnvironBuilder(method="POST", data=form).get_environ())
+    assert request.files["image"].read() == data and request.form["params"] == "{}"
