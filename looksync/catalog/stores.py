@@ -54,8 +54,10 @@ def _locked(path: Path) -> Iterator[None]:
 
 # Columns of the product store besides the record: what change detection and grouping read without
 # decoding a record. ``row_key``: the key of the feed row the record was made from
-# (``looksync.catalog.vendors.fingerprint``), None when it was written any other way.
-_KEY_COLUMNS = ("vendor", "vendor_sku", "category_source", "image_hash", "model_id", "row_key")
+# (``looksync.catalog.vendors.fingerprint``), None when it was written any other way; ``offer_key``: that
+# row's offer key, likewise.
+_ROW_KEY_COLUMNS = ("row_key", "offer_key")
+_KEY_COLUMNS = ("vendor", "vendor_sku", "category_source", "image_hash", "model_id", *_ROW_KEY_COLUMNS)
 _STORE_COLUMNS = ("product_id", "record", "group_id", *_KEY_COLUMNS)
 
 
@@ -84,16 +86,18 @@ class ProductStore:
     def _write(self, table) -> None:
         _write_table_atomically(table.select(list(_STORE_COLUMNS)).sort_by("product_id"), self.path)
 
-    def upsert(self, products: Iterable[Product], row_keys: dict[str, str] | None = None) -> int:
+    def upsert(
+        self, products: Iterable[Product], row_keys: dict[str, str] | None = None, offer_keys: dict[str, str] | None = None
+    ) -> int:
         """Write ``products`` (their group ids stay). ``row_keys``: product id -> the key of the feed row
         it was made from, for written products and for stored ones a feed confirmed unchanged; a
-        written product without one has none from now on."""
+        written product without one has none from now on. ``offer_keys``: that row's offer key, likewise."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
         latest = {p.product_id: p for p in products}  # the last of one product wins
-        keys = row_keys or {}
-        if not latest and not keys:
+        keys = {"row_key": row_keys or {}, "offer_key": offer_keys or {}}
+        if not latest and not any(keys.values()):
             return 0
         with _locked(self.path):
             table = self._table()
@@ -106,8 +110,8 @@ class ProductStore:
                 kept = table.filter(mine).select(["product_id", "group_id"])
                 stored_groups = dict(zip(kept.column(0).to_pylist(), kept.column(1).to_pylist(), strict=True))
                 table = table.filter(pc.invert(mine))
-            confirmed = {pid: key for pid, key in keys.items() if pid not in latest}
-            changed_keys = _with_row_keys(table, confirmed) if confirmed and table.num_rows else None
+            confirmed = {column: {pid: k for pid, k in given.items() if pid not in latest} for column, given in keys.items()}
+            changed_keys = _with_row_keys(table, confirmed) if table.num_rows else None
             if changed_keys is not None:
                 table = changed_keys
             elif not latest:
@@ -123,7 +127,8 @@ class ProductStore:
                     "category_source": pa.array([p.category_source for p in written], type=pa.string()),
                     "image_hash": pa.array([p.image_hash for p in written], type=pa.string()),
                     "model_id": pa.array([p.model_id for p in written], type=pa.string()),
-                    "row_key": pa.array([keys.get(p.product_id) for p in written], type=pa.string()),
+                    **{column: pa.array([given.get(p.product_id) for p in written], type=pa.string())
+                       for column, given in keys.items()},
                 },
                 schema=_store_schema(),
             )
@@ -226,30 +231,41 @@ def _upgraded(table, present: set[str]):
     import pyarrow as pa
 
     records = table.column("record").to_pylist()
-    decoded = [json.loads(r) for r in records]
+    derived = [name for name in _KEY_COLUMNS if name not in present and name not in _ROW_KEY_COLUMNS]
+    decoded = [json.loads(r) for r in records] if derived else []
     columns = {
         "product_id": table.column("product_id").to_pylist(),
         "record": records,
         "group_id": table.column("group_id").to_pylist() if "group_id" in present else [None] * len(records),
     }
     for name in _KEY_COLUMNS:
-        columns[name] = [d.get(name) for d in decoded] if name != "row_key" else [None] * len(records)
+        if name in present:
+            columns[name] = table.column(name).to_pylist()
+        else:
+            columns[name] = [d.get(name) for d in decoded] if name not in _ROW_KEY_COLUMNS else [None] * len(records)
     return pa.table({k: pa.array(v, type=pa.string()) for k, v in columns.items()}, schema=_store_schema())
 
 
-def _with_row_keys(table, keys: dict[str, str]):
-    """``table`` with these row keys recorded, or None when it holds them already."""
+def _with_row_keys(table, keys: dict[str, dict[str, str]]):
+    """``table`` with these keys recorded (column -> product id -> key), or None when it holds them already."""
     import pyarrow as pa
 
-    current = table.column("row_key").to_pylist()
+    ids: list[str] | None = None
     changed = False
-    for i, pid in enumerate(table.column("product_id").to_pylist()):
-        key = keys.get(pid)
-        if key is not None and current[i] != key:
-            current[i], changed = key, True
-    if not changed:
-        return None
-    return table.set_column(table.schema.get_field_index("row_key"), "row_key", pa.array(current, type=pa.string()))
+    for column, given in keys.items():
+        if not given:
+            continue
+        ids = ids if ids is not None else table.column("product_id").to_pylist()
+        current = table.column(column).to_pylist()
+        touched = False
+        for i, pid in enumerate(ids):
+            key = given.get(pid)
+            if key is not None and current[i] != key:
+                current[i], touched = key, True
+        if touched:
+            table = table.set_column(table.schema.get_field_index(column), column, pa.array(current, type=pa.string()))
+            changed = True
+    return table if changed else None
 
 
 class EmbeddingStore:
