@@ -723,9 +723,12 @@ def ingest_feed(
     message_id: str | None = None,
     dry_run: bool = False,
     progress: Callable[[str], None] | None = None,
+    overlapped: bool = True,
 ) -> IngestReport:
     """Every stage for one feed, in this process (the CLI path; the DAG runs the stages as tasks).
 
+    ``overlapped``: fetch and embed as one overlapped pass (``fetch_embed_stage``); False: ``fetch_stage``
+    then ``embed_stage``, as the DAG's tasks run them (what benchmarks and tests compare the pass with).
     ``progress``, when given, is called with each stage's name (``STAGES``) as the stage finishes."""
     done = progress or (lambda stage: None)
     run_id = run_id or new_run_id()
@@ -736,8 +739,13 @@ def ingest_feed(
     done("parse")
     detect_stage(settings, ws, encoder.model_id, refetch=refetch or force_embed, confirm_deletions=confirm_deletions)
     done("detect")
-    fetch_embed_stage(settings, ws, encoder, force=force_embed)  # the DAG runs them as two tasks
-    done("fetch")
+    if overlapped:
+        fetch_embed_stage(settings, ws, encoder, force=force_embed)
+        done("fetch")
+    else:
+        fetch_stage(settings, ws)
+        done("fetch")
+        embed_stage(settings, ws, encoder, force=force_embed)
     done("embed")
     if callable(zeroshot) and not hasattr(zeroshot, "scores"):
         zeroshot = zeroshot()

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from looksync.catalog.stores import ProductStore
-from looksync.catalog.vendors import load_vendor_config, read_feed
 from looksync.catalog.vendors import feed as feed_module
+from looksync.catalog.vendors import load_vendor_config, read_feed
 from looksync.index.factory import open_index
 from looksync.pipelines.ingest import ingest_feed
 from tests.pipelines.conftest import CountingEncoder, reprice_two, rewrite_csv

@@ -17,7 +17,14 @@ from looksync.catalog.quarantine import QuarantineRecord, Reason
 from looksync.catalog.schema import Product
 from looksync.catalog.vendors.config import VendorConfig
 from looksync.catalog.vendors.fingerprint import offer_key, offer_roots, row_key
-from looksync.catalog.vendors.mapping import RowRejected, get_path, offer_values, record_sku, record_to_product, with_offer
+from looksync.catalog.vendors.mapping import (
+    RowRejected,
+    get_path,
+    offer_values,
+    record_sku,
+    record_to_product,
+    with_offer,
+)
 from looksync.catalog.vendors.readers import FeedError, RawRecord, read_records
 
 if TYPE_CHECKING:
