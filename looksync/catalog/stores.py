@@ -199,16 +199,26 @@ class ProductStore:
         return table.filter(pc.equal(table.column("vendor"), vendor)).select(list(columns))
 
     def get_many(self, product_ids: Sequence[str]) -> dict[str, Product]:
+        table = self._rows_of(product_ids)
+        return {p.product_id: p for p in self._decode(table)} if table is not None else {}
+
+    def records(self, product_ids: Sequence[str]) -> dict[str, dict]:
+        """The stored records of these products as JSON objects (product id -> record), not validated: for
+        a caller that validates what it makes of them (``looksync.catalog.vendors.mapping.with_offer``)."""
+        table = self._rows_of(product_ids)
+        if table is None:
+            return {}
+        return dict(zip(table.column(0).to_pylist(), map(json.loads, table.column(1).to_pylist()), strict=True))
+
+    def _rows_of(self, product_ids: Sequence[str]):
+        """Product id and record of these products (those stored) as a pyarrow table, or None."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        if not len(product_ids):
-            return {}
-        table = self._table(["product_id", "record"])
+        table = self._table(["product_id", "record"]) if len(product_ids) else None
         if table is None:
-            return {}
-        table = table.filter(pc.is_in(table.column("product_id"), value_set=pa.array(list(product_ids), type=pa.string())))
-        return {p.product_id: p for p in self._decode(table)}
+            return None
+        return table.filter(pc.is_in(table.column("product_id"), value_set=pa.array(list(product_ids), type=pa.string())))
 
     def count(self) -> int:
         import pyarrow.parquet as pq

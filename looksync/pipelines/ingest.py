@@ -299,14 +299,14 @@ def parse_stage(
             offer_rows.append(row)
         else:
             take(row)
-    stored = ProductStore(settings.data_dir).get_many([row.offer_of for row in offer_rows])
+    stored = ProductStore(settings.data_dir).records([row.offer_of for row in offer_rows]) if offer_rows else {}
     for row in offer_rows:
         take(apply_offer(config, row, stored.get(row.offer_of), fallback))
     ws.write_products("incoming", products)
     ws.write_products("offers", offers)
     offered: dict[str, list[str]] = {"changed": [], "same": []}  # as the stored products: differ or not
     for p in offers:
-        offered["changed" if metadata_differs(stored[p.product_id], p) else "same"].append(p.product_id)
+        offered["changed" if metadata_differs(p, stored[p.product_id]) else "same"].append(p.product_id)
     ws.write_json("offered", offered)
     ws.write_json("unchanged", unchanged)
     ws.write_json("row_keys", row_keys)
@@ -329,9 +329,14 @@ def parse_stage(
     return ws
 
 
-def metadata_differs(a: Product, b: Product) -> bool:
-    # field by field on the attributes (str, float, bool, lists of str: equal exactly when their JSON is);
-    # two model_dumps per product cost more than the rest of the comparison
+def metadata_differs(a: Product, b: Product | dict[str, Any]) -> bool:
+    """Whether two products differ in anything but bookkeeping; ``b`` may be a stored record as a JSON
+    object (``ProductStore.records``)."""
+    # field by field on the attributes (str, float, bool, lists of str: equal exactly when their JSON is,
+    # so a record's JSON values compare as the product's); two model_dumps per product cost more than
+    # the rest of the comparison
+    if isinstance(b, dict):
+        return any(getattr(a, k) != b.get(k) for k in _COMPARED)
     return any(getattr(a, k) != getattr(b, k) for k in _COMPARED)
 
 

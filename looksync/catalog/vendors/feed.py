@@ -137,9 +137,10 @@ def _offer_row(
 
 
 def apply_offer(
-    config: VendorConfig, row: ParsedRow, stored: Product | None, category_fallback: ClipCategoryFallback | None = None
+    config: VendorConfig, row: ParsedRow, stored: dict[str, Any] | None, category_fallback: ClipCategoryFallback | None = None
 ) -> ParsedRow:
-    """An ``offer_of`` row as a product: ``stored`` (the product it names) with the row's offer, validated
+    """An ``offer_of`` row as a product: ``stored`` (the record of the product it names, as a JSON object:
+    ``ProductStore.records``) with the row's offer, validated
     as a mapped row is (``offer_of`` stays set), or rejected as a mapped row would be; with no such
     product stored any more, the row mapped in full. Keys carry over to the product."""
     record = RawRecord(row.row_ref, row.raw, line=row.line)
@@ -149,7 +150,7 @@ def apply_offer(
         try:
             product = with_offer(stored, row.offer or {})
         except RowRejected as exc:
-            return _rejected(config, record, exc.reason, exc.message, stored.vendor_sku)
+            return _rejected(config, record, exc.reason, exc.message, stored.get("vendor_sku"))
         out = ParsedRow(row_ref=row.row_ref, raw=row.raw, line=row.line, product=product, offer_of=row.offer_of)
     if out.product is not None:
         out.row_key, out.offer_key = row.row_key, row.offer_key

@@ -148,11 +148,11 @@ def offer_values(config: VendorConfig, record: dict) -> dict[str, Any]:
     return offer
 
 
-def with_offer(product: Product, offer: dict[str, Any]) -> Product:
-    """``product`` (stored, made from a row whose other cells the feed repeats) with a row's new offer
-    (``offer_values``), validated as a mapped row is. Without an update time in the feed the product's
-    is now, as for a mapped row. Raises ``RowRejected``."""
-    return _validated(product.model_dump(exclude={"updated_at"}) | offer)
+def with_offer(stored: dict[str, Any], offer: dict[str, Any]) -> Product:
+    """A stored product (its record as a JSON object: ``ProductStore.records``), made from a row whose
+    other cells the feed repeats, with a row's new offer (``offer_values``), validated as a mapped row is.
+    Without an update time in the feed the product's is now, as for a mapped row. Raises ``RowRejected``."""
+    return _validated({k: v for k, v in stored.items() if k != "updated_at"} | offer)
 
 
 def _validated(values: dict[str, Any]) -> Product:

@@ -81,7 +81,7 @@ def test_a_row_known_by_its_offer_key_is_read_for_its_offer_only(feed, tmp_path,
     assert rows[0].offer_of == stored.product.product_id and rows[0].product is None and rows[0].rejection is None
     assert rows[0].offer_key == stored.offer_key and rows[0].row_key == mapped.row_key
     assert rows[1].rejection is not None and rows[1].rejection.reason == "duplicate_sku"  # its SKU was kept
-    made = feed_module.apply_offer(feed.config, rows[0], stored.product).product
+    made = feed_module.apply_offer(feed.config, rows[0], stored.product.model_dump(mode="json")).product
     assert made.model_dump() == full.model_dump()  # the stored product with the new offer is the row's product
     assert (made.price, made.in_stock) == (full.price, False)
 
@@ -102,6 +102,6 @@ def test_an_offer_row_is_checked_as_a_mapped_row_is(feeds, tmp_path):
     stored = keyed(northwind, northwind.write(tmp_path, [northwind.record()]))[0]
     path = northwind.write(tmp_path, [northwind.record(currency="EUR")])
     row = offered(northwind, path, stored)[0]
-    made = apply_offer(northwind.config, row, stored.product)
+    made = apply_offer(northwind.config, row, stored.product.model_dump(mode="json"))
     expected = keyed(northwind, path)[0].rejection
     assert made.rejection is not None and (made.rejection.reason, made.rejection.message) == (expected.reason, expected.message)
