@@ -104,13 +104,19 @@ class ProductStore:
             if table is None:
                 table = _empty_table()
             ids = pa.array(list(latest), type=pa.string())
+            confirmed = {column: {pid: k for pid, k in given.items() if pid not in latest} for column, given in keys.items()}
+            if len(ids) and table.num_rows and pc.index_in(ids, value_set=table.column("product_id")).null_count == 0:
+                # every product is stored already (a reprice, a restock): its row is replaced where it is, so
+                # nothing moves and the file needs no sorting
+                table = _replaced(_with_row_keys(table, confirmed) or table, latest, keys)
+                _write_table_atomically(table.select(list(_STORE_COLUMNS)), self.path)
+                return len(latest)
             stored_groups: dict[str, str | None] = {}
             if len(ids) and table.num_rows:
                 mine = pc.is_in(table.column("product_id"), value_set=ids)
                 kept = table.filter(mine).select(["product_id", "group_id"])
                 stored_groups = dict(zip(kept.column(0).to_pylist(), kept.column(1).to_pylist(), strict=True))
                 table = table.filter(pc.invert(mine))
-            confirmed = {column: {pid: k for pid, k in given.items() if pid not in latest} for column, given in keys.items()}
             changed_keys = _with_row_keys(table, confirmed) if table.num_rows else None
             if changed_keys is not None:
                 table = changed_keys
@@ -120,15 +126,8 @@ class ProductStore:
             new = pa.table(
                 {
                     "product_id": [p.product_id for p in written],
-                    "record": [p.model_dump_json() for p in written],
                     "group_id": pa.array([stored_groups.get(p.product_id) for p in written], type=pa.string()),
-                    "vendor": pa.array([p.vendor for p in written], type=pa.string()),
-                    "vendor_sku": pa.array([p.vendor_sku for p in written], type=pa.string()),
-                    "category_source": pa.array([p.category_source for p in written], type=pa.string()),
-                    "image_hash": pa.array([p.image_hash for p in written], type=pa.string()),
-                    "model_id": pa.array([p.model_id for p in written], type=pa.string()),
-                    **{column: pa.array([given.get(p.product_id) for p in written], type=pa.string())
-                       for column, given in keys.items()},
+                    **_product_columns(written, keys),
                 },
                 schema=_store_schema(),
             )
@@ -254,6 +253,34 @@ def _upgraded(table, present: set[str]):
         else:
             columns[name] = [d.get(name) for d in decoded] if name not in _ROW_KEY_COLUMNS else [None] * len(records)
     return pa.table({k: pa.array(v, type=pa.string()) for k, v in columns.items()}, schema=_store_schema())
+
+
+def _product_columns(products: list[Product], keys: dict[str, dict[str, str]]) -> dict:
+    """The store's columns of these products but their id and group id (``keys``: column -> product id ->
+    row or offer key; a product without one gets none)."""
+    import pyarrow as pa
+
+    columns = {"record": [p.model_dump_json() for p in products]}
+    for name in ("vendor", "vendor_sku", "category_source", "image_hash", "model_id"):
+        columns[name] = [getattr(p, name) for p in products]
+    for column, given in keys.items():
+        columns[column] = [given.get(p.product_id) for p in products]
+    return {name: pa.array(values, type=pa.string()) for name, values in columns.items()}
+
+
+def _replaced(table, latest: dict[str, Product], keys: dict[str, dict[str, str]]):
+    """``table`` with the rows of ``latest`` (product id -> product, every one stored) replaced in place:
+    the same rows in the same order, their group ids kept."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ids = table.column("product_id").combine_chunks()
+    mask = pc.is_in(ids, value_set=pa.array(list(latest), type=pa.string()))
+    in_order = [latest[pid] for pid in ids.filter(mask).to_pylist()]
+    for name, values in _product_columns(in_order, keys).items():
+        column = pc.replace_with_mask(table.column(name).combine_chunks(), mask, values)
+        table = table.set_column(table.schema.get_field_index(name), name, column)
+    return table
 
 
 def _with_row_keys(table, keys: dict[str, dict[str, str]]):
