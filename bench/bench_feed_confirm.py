@@ -19,7 +19,9 @@ row keys existed), so each timed run starts from a fresh copy of that state and 
 4. with ``--all-changed``: ``metadata, back`` (the base feed again: the same rows change back), then
    ``metadata, all rows``: every row repriced.
 
-Each run is the real ``ingest_feed`` (CLI path) with the embedded index; rows/s is rows read / wall time.
+Each run is the real ``ingest_feed`` (CLI path) with the embedded index; rows/s is rows read / wall time,
+rows/CPU s is rows read / the process's CPU time (all its threads): the figure to compare across loads on
+a shared machine (a quiet one runs this mostly single-threaded pipeline at about that rate).
 The anchors, measured in the same run: reading the feed with ``read_feed`` (parse + validate, what the
 first run pays per row at least) and with the bare format reader (``read_records``).
 """
@@ -137,15 +139,15 @@ def main() -> None:
         print(f"first state: {args.size} products written directly in {seconds:.1f}s under {state}")
 
     config = load_vendor_config(args.vendor)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     rows = sum(1 for _ in read_records(config, feeds["base"]))
-    read_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    read_s, read_cpu = time.perf_counter() - t0, time.process_time() - c0
+    t0, c0 = time.perf_counter(), time.process_time()
     parsed = sum(1 for row in read_feed(config, feeds["base"]) if row.product is not None)
-    parse_s = time.perf_counter() - t0
+    parse_s, parse_cpu = time.perf_counter() - t0, time.process_time() - c0
     print(f"load average {os.getloadavg()[0]:.2f} at the start; {rows} rows, {parsed} valid")
-    print(f"anchor: format reader {rows / read_s:,.0f} rows/s ({read_s:.2f}s); read_feed (parse + validate) "
-          f"{rows / parse_s:,.0f} rows/s ({parse_s:.2f}s)")  # fmt: skip
+    print(f"anchor: format reader {rows / read_s:,.0f} rows/s ({read_s:.2f}s), {rows / read_cpu:,.0f} rows/CPU s; "
+          f"read_feed (parse + validate) {rows / parse_s:,.0f} rows/s ({parse_s:.2f}s), {rows / parse_cpu:,.0f} rows/CPU s")  # fmt: skip
 
     data = work / "run"
     shutil.rmtree(data, ignore_errors=True)
@@ -155,15 +157,16 @@ def main() -> None:
     runs = [("unchanged, first", "base"), ("unchanged", "base"), ("metadata", "metadata")]
     if args.all_changed:
         runs += [("metadata, back", "base"), ("metadata, all rows", "metadata_all")]
-    print(f"{'run':<20} {'seconds':>8} {'rows/s':>9} {'x parse':>8}  embedded  outcomes / stage seconds")
+    print(f"{'run':<20} {'seconds':>8} {'rows/s':>9} {'x parse':>8} {'CPU s':>6} {'rows/CPU s':>10}  embedded  outcomes / stage seconds")
     for name, kind in runs:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         report = ingest_feed(settings, args.vendor, feeds[kind], encoder, f"bench-{kind}", index=index)
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         rate = report.rows_read / wall
         outcomes = {k: v for k, v in report.outcomes.items() if v}
         stages = " ".join(f"{k} {v:.2f}" for k, v in report.seconds.items())
-        print(f"{name:<20} {wall:8.2f} {rate:9,.0f} {rate / (rows / parse_s):7.1f}x  {report.embedded:8d}  {outcomes}  [{stages}]")
+        print(f"{name:<20} {wall:8.2f} {rate:9,.0f} {rate / (rows / parse_s):7.1f}x {cpu:6.2f} {report.rows_read / cpu:10,.0f}  "
+              f"{report.embedded:8d}  {outcomes}  [{stages}]")  # fmt: skip
     print(f"load average {os.getloadavg()[0]:.2f} at the end")
 
 

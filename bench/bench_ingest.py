@@ -37,21 +37,6 @@ def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def staged_ingest(settings, vendor, feed, encoder, run_id, index):  # noqa: ANN001, ANN201
-    """The stages one after the other, as the DAG's tasks run them."""
-    from embeddings import ZeroShot
-    from looksync.pipelines import ingest
-    from looksync.pipelines.feed_ref import FeedRef
-
-    fallback = ingest.category_fallback(settings, lambda: ZeroShot(encoder))
-    ws = ingest.parse_stage(settings, FeedRef(vendor, str(feed)), run_id, fallback)
-    ingest.detect_stage(settings, ws, encoder.model_id)
-    ingest.fetch_stage(settings, ws)
-    ingest.embed_stage(settings, ws, encoder)
-    ingest.standardise_stage(settings, ws, encoder.model_id)
-    return ingest.apply_stage(settings, ws, index)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", type=int, default=10_000)
@@ -113,10 +98,7 @@ def main() -> None:
         print(f"[{path}] load average before: {load()}")
         t0, c0 = time.perf_counter(), time.process_time()
         for vendor, feed in manifest.feeds.items():
-            if path == "staged":
-                report = staged_ingest(settings, vendor, feed, encoder, "bench", index)
-            else:
-                report = ingest_feed(settings, vendor, feed, encoder, "bench", index=index)
+            report = ingest_feed(settings, vendor, feed, encoder, "bench", index=index, overlapped=path != "staged")
             for stage, seconds in report.seconds.items():
                 totals[stage] = totals.get(stage, 0.0) + seconds
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0

@@ -54,8 +54,10 @@ def _locked(path: Path) -> Iterator[None]:
 
 # Columns of the product store besides the record: what change detection and grouping read without
 # decoding a record. ``row_key``: the key of the feed row the record was made from
-# (``looksync.catalog.vendors.fingerprint``), None when it was written any other way.
-_KEY_COLUMNS = ("vendor", "vendor_sku", "category_source", "image_hash", "model_id", "row_key")
+# (``looksync.catalog.vendors.fingerprint``), None when it was written any other way; ``offer_key``: that
+# row's offer key, likewise.
+_ROW_KEY_COLUMNS = ("row_key", "offer_key")
+_KEY_COLUMNS = ("vendor", "vendor_sku", "category_source", "image_hash", "model_id", *_ROW_KEY_COLUMNS)
 _STORE_COLUMNS = ("product_id", "record", "group_id", *_KEY_COLUMNS)
 
 
@@ -84,30 +86,38 @@ class ProductStore:
     def _write(self, table) -> None:
         _write_table_atomically(table.select(list(_STORE_COLUMNS)).sort_by("product_id"), self.path)
 
-    def upsert(self, products: Iterable[Product], row_keys: dict[str, str] | None = None) -> int:
+    def upsert(
+        self, products: Iterable[Product], row_keys: dict[str, str] | None = None, offer_keys: dict[str, str] | None = None
+    ) -> int:
         """Write ``products`` (their group ids stay). ``row_keys``: product id -> the key of the feed row
         it was made from, for written products and for stored ones a feed confirmed unchanged; a
-        written product without one has none from now on."""
+        written product without one has none from now on. ``offer_keys``: that row's offer key, likewise."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
         latest = {p.product_id: p for p in products}  # the last of one product wins
-        keys = row_keys or {}
-        if not latest and not keys:
+        keys = {"row_key": row_keys or {}, "offer_key": offer_keys or {}}
+        if not latest and not any(keys.values()):
             return 0
         with _locked(self.path):
             table = self._table()
             if table is None:
                 table = _empty_table()
             ids = pa.array(list(latest), type=pa.string())
+            confirmed = {column: {pid: k for pid, k in given.items() if pid not in latest} for column, given in keys.items()}
+            if len(ids) and table.num_rows and pc.index_in(ids, value_set=table.column("product_id")).null_count == 0:
+                # every product is stored already (a reprice, a restock): its row is replaced where it is, so
+                # nothing moves and the file needs no sorting
+                table = _replaced(_with_row_keys(table, confirmed) or table, latest, keys)
+                _write_table_atomically(table.select(list(_STORE_COLUMNS)), self.path)
+                return len(latest)
             stored_groups: dict[str, str | None] = {}
             if len(ids) and table.num_rows:
                 mine = pc.is_in(table.column("product_id"), value_set=ids)
                 kept = table.filter(mine).select(["product_id", "group_id"])
                 stored_groups = dict(zip(kept.column(0).to_pylist(), kept.column(1).to_pylist(), strict=True))
                 table = table.filter(pc.invert(mine))
-            confirmed = {pid: key for pid, key in keys.items() if pid not in latest}
-            changed_keys = _with_row_keys(table, confirmed) if confirmed and table.num_rows else None
+            changed_keys = _with_row_keys(table, confirmed) if table.num_rows else None
             if changed_keys is not None:
                 table = changed_keys
             elif not latest:
@@ -116,14 +126,8 @@ class ProductStore:
             new = pa.table(
                 {
                     "product_id": [p.product_id for p in written],
-                    "record": [p.model_dump_json() for p in written],
                     "group_id": pa.array([stored_groups.get(p.product_id) for p in written], type=pa.string()),
-                    "vendor": pa.array([p.vendor for p in written], type=pa.string()),
-                    "vendor_sku": pa.array([p.vendor_sku for p in written], type=pa.string()),
-                    "category_source": pa.array([p.category_source for p in written], type=pa.string()),
-                    "image_hash": pa.array([p.image_hash for p in written], type=pa.string()),
-                    "model_id": pa.array([p.model_id for p in written], type=pa.string()),
-                    "row_key": pa.array([keys.get(p.product_id) for p in written], type=pa.string()),
+                    **_product_columns(written, keys),
                 },
                 schema=_store_schema(),
             )
@@ -194,16 +198,26 @@ class ProductStore:
         return table.filter(pc.equal(table.column("vendor"), vendor)).select(list(columns))
 
     def get_many(self, product_ids: Sequence[str]) -> dict[str, Product]:
+        table = self._rows_of(product_ids)
+        return {p.product_id: p for p in self._decode(table)} if table is not None else {}
+
+    def records(self, product_ids: Sequence[str]) -> dict[str, dict]:
+        """The stored records of these products as JSON objects (product id -> record), not validated: for
+        a caller that validates what it makes of them (``looksync.catalog.vendors.mapping.with_offer``)."""
+        table = self._rows_of(product_ids)
+        if table is None:
+            return {}
+        return dict(zip(table.column(0).to_pylist(), map(json.loads, table.column(1).to_pylist()), strict=True))
+
+    def _rows_of(self, product_ids: Sequence[str]):
+        """Product id and record of these products (those stored) as a pyarrow table, or None."""
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        if not len(product_ids):
-            return {}
-        table = self._table(["product_id", "record"])
+        table = self._table(["product_id", "record"]) if len(product_ids) else None
         if table is None:
-            return {}
-        table = table.filter(pc.is_in(table.column("product_id"), value_set=pa.array(list(product_ids), type=pa.string())))
-        return {p.product_id: p for p in self._decode(table)}
+            return None
+        return table.filter(pc.is_in(table.column("product_id"), value_set=pa.array(list(product_ids), type=pa.string())))
 
     def count(self) -> int:
         import pyarrow.parquet as pq
@@ -226,30 +240,69 @@ def _upgraded(table, present: set[str]):
     import pyarrow as pa
 
     records = table.column("record").to_pylist()
-    decoded = [json.loads(r) for r in records]
+    derived = [name for name in _KEY_COLUMNS if name not in present and name not in _ROW_KEY_COLUMNS]
+    decoded = [json.loads(r) for r in records] if derived else []
     columns = {
         "product_id": table.column("product_id").to_pylist(),
         "record": records,
         "group_id": table.column("group_id").to_pylist() if "group_id" in present else [None] * len(records),
     }
     for name in _KEY_COLUMNS:
-        columns[name] = [d.get(name) for d in decoded] if name != "row_key" else [None] * len(records)
+        if name in present:
+            columns[name] = table.column(name).to_pylist()
+        else:
+            columns[name] = [d.get(name) for d in decoded] if name not in _ROW_KEY_COLUMNS else [None] * len(records)
     return pa.table({k: pa.array(v, type=pa.string()) for k, v in columns.items()}, schema=_store_schema())
 
 
-def _with_row_keys(table, keys: dict[str, str]):
-    """``table`` with these row keys recorded, or None when it holds them already."""
+def _product_columns(products: list[Product], keys: dict[str, dict[str, str]]) -> dict:
+    """The store's columns of these products but their id and group id (``keys``: column -> product id ->
+    row or offer key; a product without one gets none)."""
     import pyarrow as pa
 
-    current = table.column("row_key").to_pylist()
+    columns = {"record": [p.model_dump_json() for p in products]}
+    for name in ("vendor", "vendor_sku", "category_source", "image_hash", "model_id"):
+        columns[name] = [getattr(p, name) for p in products]
+    for column, given in keys.items():
+        columns[column] = [given.get(p.product_id) for p in products]
+    return {name: pa.array(values, type=pa.string()) for name, values in columns.items()}
+
+
+def _replaced(table, latest: dict[str, Product], keys: dict[str, dict[str, str]]):
+    """``table`` with the rows of ``latest`` (product id -> product, every one stored) replaced in place:
+    the same rows in the same order, their group ids kept."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ids = table.column("product_id").combine_chunks()
+    mask = pc.is_in(ids, value_set=pa.array(list(latest), type=pa.string()))
+    in_order = [latest[pid] for pid in ids.filter(mask).to_pylist()]
+    for name, values in _product_columns(in_order, keys).items():
+        column = pc.replace_with_mask(table.column(name).combine_chunks(), mask, values)
+        table = table.set_column(table.schema.get_field_index(name), name, column)
+    return table
+
+
+def _with_row_keys(table, keys: dict[str, dict[str, str]]):
+    """``table`` with these keys recorded (column -> product id -> key), or None when it holds them already."""
+    import pyarrow as pa
+
+    ids: list[str] | None = None
     changed = False
-    for i, pid in enumerate(table.column("product_id").to_pylist()):
-        key = keys.get(pid)
-        if key is not None and current[i] != key:
-            current[i], changed = key, True
-    if not changed:
-        return None
-    return table.set_column(table.schema.get_field_index("row_key"), "row_key", pa.array(current, type=pa.string()))
+    for column, given in keys.items():
+        if not given:
+            continue
+        ids = ids if ids is not None else table.column("product_id").to_pylist()
+        current = table.column(column).to_pylist()
+        touched = False
+        for i, pid in enumerate(ids):
+            key = given.get(pid)
+            if key is not None and current[i] != key:
+                current[i], touched = key, True
+        if touched:
+            table = table.set_column(table.schema.get_field_index(column), column, pa.array(current, type=pa.string()))
+            changed = True
+    return table if changed else None
 
 
 class EmbeddingStore:

@@ -48,9 +48,11 @@ from looksync.catalog.schema import Product
 from looksync.catalog.stores import EmbeddingStore, ProductStore
 from looksync.catalog.thumbnails import ThumbnailStore
 from looksync.catalog.vendors import load_vendor_config, read_feed
+from looksync.catalog.vendors.feed import ParsedRow, apply_offer
 from looksync.catalog.vendors.fingerprint import mapping_fingerprint
 from looksync.pipelines.feed_ref import FeedRef
-from looksync.pipelines.row_keys import confirm_unchanged, known_rows, settings_salt
+from looksync.pipelines.gc_pause import gc_paused
+from looksync.pipelines.row_keys import confirm_offers, confirm_unchanged, known_rows, settings_salt
 from looksync.settings import Settings
 
 if TYPE_CHECKING:
@@ -220,6 +222,7 @@ def category_fallback(
                                 settings.category_clip_max_wrong)  # fmt: skip
 
 
+@gc_paused()
 def parse_stage(
     settings: Settings,
     ref: FeedRef,
@@ -232,7 +235,10 @@ def parse_stage(
 
     A row that is exactly the one a stored product was made from (same bytes, same mapping: its row key,
     ``looksync.catalog.vendors.fingerprint``) is not mapped again (``reuse_unchanged``): it is listed in
-    ``unchanged.json`` (product id -> row key) and ``detect_stage`` confirms it against the stores."""
+    ``unchanged.json`` (product id -> row key) and ``detect_stage`` confirms it against the stores. A row
+    that is a stored product's row but for its offer cells (its offer key) is read for its offer only: the
+    stored product with that offer goes to ``offers`` (``offered.json``: ``changed`` / ``same`` as the
+    stored one), not ``incoming`` (``looksync.pipelines.row_keys``)."""
     t0 = time.perf_counter()
     ws = Workspace.create(settings, ref, run_id)
     config = load_vendor_config(ref.vendor)
@@ -247,11 +253,40 @@ def parse_stage(
     doubtful: list[tuple[str, str | None]] = []  # (row ref, recovered SKU) of unreadable or SKU-less rows
     cleaned: dict[str, list[str]] = {}  # "title truncated" -> row refs: display text changed on the way in
     fingerprint = mapping_fingerprint(config, settings_salt(settings))
-    known = known_rows(settings, ref.vendor) if reuse_unchanged and settings.ingest_row_keys else {}
+    known, known_offers = known_rows(settings, ref.vendor) if reuse_unchanged and settings.ingest_row_keys else ({}, {})
     unchanged: dict[str, str] = {}  # product id -> row key: rows a stored product was made from
     row_keys: dict[str, str] = {}  # product id -> row key of the products mapped now (recorded if they are kept)
+    offer_keys: dict[str, str] = {}  # product id -> offer key, likewise
+    offer_rows: list[ParsedRow] = []  # rows read for their offer only, made products once the feed is read
     sources = report.category_sources
-    feed = read_feed(config, resolve_feed(settings, ref.feed, ws.path), fallback, fingerprint=fingerprint, known=known)
+
+    def take(row: ParsedRow) -> None:
+        seen_skus.update(row.swallowed_skus)
+        if row.rejection is not None:
+            quarantine.add(row.rejection)
+            if row.rejection.vendor_sku:
+                seen_skus.add(row.rejection.vendor_sku)
+            if row.doubtful:
+                doubtful.append((row.row_ref, row.rejection.vendor_sku))
+            return
+        (offers if row.offer_of is not None else products).append(row.product)
+        source = row.product.category_source or "rule"
+        sources[source] = sources.get(source, 0) + 1
+        row_refs[row.product.product_id] = [row.row_ref, row.line]
+        seen_skus.add(row.product.vendor_sku)
+        for key, changes in row.cleaned.items():
+            for change in changes:
+                cleaned.setdefault(f"{key} {change}", []).append(row.row_ref)
+        # a row whose text was cleaned or whose category CLIP guessed is mapped again each time, so
+        # its note and the fallback's counts stay in every run's report
+        if row.row_key is not None and not row.cleaned and source != "clip":
+            row_keys[row.product.product_id] = row.row_key
+            if row.offer_key is not None:
+                offer_keys[row.product.product_id] = row.offer_key
+
+    feed = read_feed(config, resolve_feed(settings, ref.feed, ws.path), fallback, fingerprint=fingerprint, known=known,
+                     offers=known_offers)  # fmt: skip
+    offers: list[Product] = []
     for row in feed:
         report.rows_read += 1
         if row.unchanged is not None:
@@ -260,30 +295,22 @@ def parse_stage(
             seen_skus.add(sku)
             source = source or "rule"
             sources[source] = sources.get(source, 0) + 1
-            continue
-        seen_skus.update(row.swallowed_skus)
-        if row.rejection is not None:
-            quarantine.add(row.rejection)
-            if row.rejection.vendor_sku:
-                seen_skus.add(row.rejection.vendor_sku)
-            if row.doubtful:
-                doubtful.append((row.row_ref, row.rejection.vendor_sku))
+        elif row.offer_of is not None:
+            offer_rows.append(row)
         else:
-            products.append(row.product)
-            source = row.product.category_source or "rule"
-            sources[source] = sources.get(source, 0) + 1
-            row_refs[row.product.product_id] = [row.row_ref, row.line]
-            seen_skus.add(row.product.vendor_sku)
-            for key, changes in row.cleaned.items():
-                for change in changes:
-                    cleaned.setdefault(f"{key} {change}", []).append(row.row_ref)
-            # a row whose text was cleaned or whose category CLIP guessed is mapped again each time, so
-            # its note and the fallback's counts stay in every run's report
-            if row.row_key is not None and not row.cleaned and source != "clip":
-                row_keys[row.product.product_id] = row.row_key
+            take(row)
+    stored = ProductStore(settings.data_dir).records([row.offer_of for row in offer_rows]) if offer_rows else {}
+    for row in offer_rows:
+        take(apply_offer(config, row, stored.get(row.offer_of), fallback))
     ws.write_products("incoming", products)
+    ws.write_products("offers", offers)
+    offered: dict[str, list[str]] = {"changed": [], "same": []}  # as the stored products: differ or not
+    for p in offers:
+        offered["changed" if metadata_differs(p, stored[p.product_id]) else "same"].append(p.product_id)
+    ws.write_json("offered", offered)
     ws.write_json("unchanged", unchanged)
     ws.write_json("row_keys", row_keys)
+    ws.write_json("offer_keys", offer_keys)
     ws.write_json("seen_skus", sorted(seen_skus))
     ws.write_json("doubtful_rows", doubtful)
     ws.write_json("row_refs", row_refs)
@@ -297,14 +324,19 @@ def parse_stage(
         log.warning("display text cleaned: %s in %d row(s)", what, len(refs), extra={"run_id": run_id, "vendor": ref.vendor, "rows": refs[:50]})
     ws.save_report(report)
     _timed(ws, "parse", t0)
-    log.info("parsed %d rows: %d products, %d rows as stored", report.rows_read, len(products), len(unchanged),
-             extra={"run_id": run_id, "vendor": ref.vendor})  # fmt: skip
+    log.info("parsed %d rows: %d products, %d rows as stored, %d read for their offer", report.rows_read,
+             len(products), len(unchanged), len(offers), extra={"run_id": run_id, "vendor": ref.vendor})  # fmt: skip
     return ws
 
 
-def metadata_differs(a: Product, b: Product) -> bool:
-    # field by field on the attributes (str, float, bool, lists of str: equal exactly when their JSON is);
-    # two model_dumps per product cost more than the rest of the comparison
+def metadata_differs(a: Product, b: Product | dict[str, Any]) -> bool:
+    """Whether two products differ in anything but bookkeeping; ``b`` may be a stored record as a JSON
+    object (``ProductStore.records``)."""
+    # field by field on the attributes (str, float, bool, lists of str: equal exactly when their JSON is,
+    # so a record's JSON values compare as the product's); two model_dumps per product cost more than
+    # the rest of the comparison
+    if isinstance(b, dict):
+        return any(getattr(a, k) != b.get(k) for k in _COMPARED)
     return any(getattr(a, k) != getattr(b, k) for k in _COMPARED)
 
 
@@ -330,6 +362,7 @@ def deletion_hold(settings: Settings, vanished: int, live: int, unattributed: li
     return reasons
 
 
+@gc_paused()
 def detect_stage(
     settings: Settings, ws: Workspace, model_id: str, refetch: bool = False, confirm_deletions: bool = False
 ) -> Workspace:
@@ -346,6 +379,10 @@ def detect_stage(
     stored_images = dict(zip(live_ids, live_images, strict=True))
     confirmed = confirm_unchanged(products, stored_images, ws.read_json("unchanged", {}), have_vector, refetch)
     incoming += confirmed["recheck"]
+    offers = confirm_offers(stored_images, ws.read_json("offered", {}), have_vector, refetch)
+    if offers["recheck"]:  # read for their offer, but their stored image needs fetching: classified below
+        recheck = set(offers["recheck"])
+        incoming += [p for p in ws.read_products("offers") if p.product_id in recheck]
     stored = products.get_many([p.product_id for p in incoming])
     classes: dict[str, list[str]] = {"new": [], "image_check": [], "same_image": [], "vanished": [], "held": []}
     for p in incoming:
@@ -357,14 +394,15 @@ def detect_stage(
         else:
             p.image_hash = old.image_hash
             classes["same_image"].append(p.product_id)
-    classes["unchanged"] = confirmed["ids"]
-    ws.write_json("unchanged_images", confirmed["images"])
+    classes["unchanged"] = confirmed["ids"] + offers["same"]
+    classes["offer"] = offers["changed"]  # keep their stored image and vector: written at apply, nothing else
+    ws.write_json("unchanged_images", sorted(set(confirmed["images"]) | set(offers["images"])))
     if confirmed["recheck"]:  # mapped from their rows as before: their row keys still hold
         unchanged, row_keys = ws.read_json("unchanged", {}), ws.read_json("row_keys", {})
         ws.write_json("row_keys", row_keys | {p.product_id: unchanged[p.product_id] for p in confirmed["recheck"]})
     if ref.mode == "full" and settings.ingest_delete_vanished:
         seen = set(ws.read_json("seen_skus", []))
-        present = {p.product_id for p in incoming} | set(classes["unchanged"])
+        present = {p.product_id for p in incoming} | set(classes["unchanged"]) | set(classes["offer"])
         config = load_vendor_config(ref.vendor)  # stored SKUs keyed as this run keyed the feed's
         absent = [(pid, sku) for pid, sku in zip(live_ids, live_skus, strict=True) if pid not in present]
         vanished = sorted(pid for pid, sku in absent if config.sku_key(sku) not in seen)
@@ -472,13 +510,13 @@ def fetch_embed_stage(settings: Settings, ws: Workspace, encoder: ClipEncoder, f
     t0 = time.perf_counter()
     classes = ws.read_json("classes")
     wanted = set(classes["new"]) | set(classes["image_check"])
-    todo = [p for p in ws.read_products("incoming") if p.product_id in wanted]
+    todo = [p for p in ws.read_products("incoming") if p.product_id in wanted] if wanted else []
     quarantine = ws.quarantine(settings)
     row_refs = ws.read_json("row_refs", {})
     images_dir = ws.path / "images"
     images_dir.mkdir(exist_ok=True)
     store = EmbeddingStore.from_settings(settings)
-    known = set() if force else set(store.load(encoder.model_id))
+    known = set() if force or not todo else store.hashes(encoder.model_id)
 
     def keep(image_hash: str, data: bytes) -> None:
         if not (images_dir / image_hash).exists():
@@ -510,6 +548,7 @@ def fetch_embed_stage(settings: Settings, ws: Workspace, encoder: ClipEncoder, f
     return ws
 
 
+@gc_paused()
 def standardise_stage(settings: Settings, ws: Workspace, model_id: str, zeroshot: ZeroShot | None = None) -> Workspace:
     """Settle each product's image hash, standardise attributes, and classify the final outcome."""
     from looksync.pipelines.enrich import standardise
@@ -553,6 +592,10 @@ def standardise_stage(settings: Settings, ws: Workspace, model_id: str, zeroshot
         if outcome != "unchanged":
             write.append(p)
     final["unchanged"] += classes.get("unchanged", [])  # confirmed from their rows' keys, never parsed
+    # read for their offer only (row_keys.confirm_offers): the stored product with a new offer, written at apply
+    final["offer"] = classes.get("offer", [])
+    final["metadata_only"] += final["offer"]
+    final["model_id"] = model_id
     final["vanished"] = classes["vanished"]
     final["held"] = classes.get("held", [])
     ws.write_products("write", write)
@@ -563,7 +606,7 @@ def standardise_stage(settings: Settings, ws: Workspace, model_id: str, zeroshot
     # every distinct image of a product kept in this run whose vector was not computed now was reused
     kept_images = {p.image_hash for p in ready} | set(ws.read_json("unchanged_images", []))
     report.embeddings_reused = len(kept_images - set(ws.read_json("embedded_hashes", [])))
-    report.outcomes = {k: len(v) for k, v in final.items()}
+    report.outcomes = {k: len(final[k]) for k in OUTCOMES if k in final}
     report.outcomes["quarantined"] = sum(report.quarantined.values())
     report.standardised = {"rules": result.count("rules"), "zeroshot": result.count("zeroshot"),
                            "contradictions": len(result.contradictions), "still_missing": len(result.still_missing)}  # fmt: skip
@@ -572,6 +615,7 @@ def standardise_stage(settings: Settings, ws: Workspace, model_id: str, zeroshot
     return ws
 
 
+@gc_paused()
 def apply_stage(
     settings: Settings,
     ws: Workspace,
@@ -594,15 +638,23 @@ def apply_stage(
         report.notes.append("dry run: nothing written")
         ws.save_report(report)
         return report
+    if final.get("offer"):  # the stored products with a new offer: their vectors are of the run's model
+        offered = set(final["offer"])
+        for p in ws.read_products("offers"):
+            if p.product_id in offered:
+                p.model_id = final["model_id"]
+                write.append(p)
     outcome_of = {pid: k for k in ("new", "image_changed", "metadata_only") for pid in final[k]}
     by_outcome: dict[str, list[Product]] = {k: [] for k in ("new", "image_changed", "metadata_only")}
     for p in write:
         if p.product_id in outcome_of:
             by_outcome[outcome_of[p.product_id]].append(p)
     products = ProductStore(settings.data_dir)
-    row_keys = ws.read_json("row_keys", {})  # of the products kept, written or confirmed: recorded with them
-    kept = (pid for k in ("new", "image_changed", "metadata_only", "unchanged") for pid in final[k])
-    report.products_stored = products.upsert(write, {pid: row_keys[pid] for pid in kept if pid in row_keys})
+    # the keys of the products kept, written or confirmed: recorded with them
+    row_keys, offer_keys = ws.read_json("row_keys", {}), ws.read_json("offer_keys", {})
+    kept = [pid for k in ("new", "image_changed", "metadata_only", "unchanged") for pid in final[k]]
+    report.products_stored = products.upsert(write, {pid: row_keys[pid] for pid in kept if pid in row_keys},
+                                             {pid: offer_keys[pid] for pid in kept if pid in offer_keys})  # fmt: skip
     products.delete(final["vanished"])
     if index is not None:
         model_id = write[0].model_id if write else None
@@ -676,9 +728,12 @@ def ingest_feed(
     message_id: str | None = None,
     dry_run: bool = False,
     progress: Callable[[str], None] | None = None,
+    overlapped: bool = True,
 ) -> IngestReport:
     """Every stage for one feed, in this process (the CLI path; the DAG runs the stages as tasks).
 
+    ``overlapped``: fetch and embed as one overlapped pass (``fetch_embed_stage``); False: ``fetch_stage``
+    then ``embed_stage``, as the DAG's tasks run them (what benchmarks and tests compare the pass with).
     ``progress``, when given, is called with each stage's name (``STAGES``) as the stage finishes."""
     done = progress or (lambda stage: None)
     run_id = run_id or new_run_id()
@@ -689,8 +744,13 @@ def ingest_feed(
     done("parse")
     detect_stage(settings, ws, encoder.model_id, refetch=refetch or force_embed, confirm_deletions=confirm_deletions)
     done("detect")
-    fetch_embed_stage(settings, ws, encoder, force=force_embed)  # the DAG runs them as two tasks
-    done("fetch")
+    if overlapped:
+        fetch_embed_stage(settings, ws, encoder, force=force_embed)
+        done("fetch")
+    else:
+        fetch_stage(settings, ws)
+        done("fetch")
+        embed_stage(settings, ws, encoder, force=force_embed)
     done("embed")
     if callable(zeroshot) and not hasattr(zeroshot, "scores"):
         zeroshot = zeroshot()

@@ -6,6 +6,13 @@ compared or written again.
 ``settings_salt``) a stored product carries comes back unchanged, unmapped. ``detect_stage`` confirms those
 against the stores (``confirm_unchanged``): the stored image must have a vector of the run's model, else
 the stored product is classified like any parsed product. ``apply_stage`` records the keys of the products a run keeps.
+
+Offer keys (``fingerprint.offer_key``) do the same for a reprice or a restock: a row whose offer key a
+stored product carries is read for its offer only (``feed.apply_offer``: the stored product with the
+row's offer, validated as a mapped row is). ``parse_stage`` keeps those products apart (``offers``, with
+``offered``: which of them differ from the stored product); ``detect_stage`` confirms them like the rows
+as stored (``confirm_offers``), so they skip fetch, embedding and standardisation (none of which reads the
+offer), and ``apply_stage`` writes the changed ones.
 """
 
 from __future__ import annotations
@@ -26,14 +33,20 @@ def settings_salt(settings: Settings) -> bytes:
     return repr(parts).encode()
 
 
-def known_rows(settings: Settings, vendor: str) -> dict[str, tuple[str, str, str | None]]:
-    """Row key -> (product id, SKU key, category source) of the vendor's stored products that carry the
-    key of the feed row they were made from."""
-    table = ProductStore(settings.data_dir).vendor_rows(vendor, ["row_key", "product_id", "vendor_sku", "category_source"])
+Known = dict[str, tuple[str, str, str | None]]  # key -> (product id, SKU key, category source)
+
+
+def known_rows(settings: Settings, vendor: str) -> tuple[Known, Known]:
+    """The vendor's stored products by the key of the feed row they were made from, and by its offer key
+    (each: key -> (product id, SKU key, category source)), for those that carry one."""
+    columns = ["row_key", "offer_key", "product_id", "vendor_sku", "category_source"]
+    table = ProductStore(settings.data_dir).vendor_rows(vendor, columns)
     if table is None:
-        return {}
-    keys, ids, skus, sources = (table.column(i).to_pylist() for i in range(4))
-    return {key: (pid, sku, source) for key, pid, sku, source in zip(keys, ids, skus, sources, strict=True) if key is not None}
+        return {}, {}
+    keys, offer_keys, ids, skus, sources = (table.column(i).to_pylist() for i in range(len(columns)))
+    found = list(zip(ids, skus, sources, strict=True))
+    by_row = {key: hit for key, hit in zip(keys, found, strict=True) if key is not None}
+    return by_row, {key: hit for key, hit in zip(offer_keys, found, strict=True) if key is not None}
 
 
 def confirm_unchanged(
@@ -45,18 +58,32 @@ def confirm_unchanged(
     hashes), as a parsed product with the same image would. The others (no vector of this model,
     ``refetch``) come back as their stored products (``recheck``), which are what their rows map to, to
     be classified like any parsed product."""
-    out: dict[str, list] = {"ids": [], "images": [], "recheck": []}
-    if not unchanged:
-        return out
-    recheck = []
-    images: set[str] = set()
-    for pid in unchanged:
+    ids, recheck, images = _keeping_image(list(unchanged), stored, have_vector, refetch)
+    return {"ids": ids, "images": sorted(images), "recheck": list(products.get_many(recheck).values()) if recheck else []}
+
+
+def confirm_offers(
+    stored: dict[str, str | None], offered: dict[str, list[str]], have_vector: set[str], refetch: bool
+) -> dict[str, list[str]]:
+    """Of the products read for their offer only (``offered``: ``changed`` / ``same`` product ids, as the
+    parse compared them with the stored ones), those whose stored image has a vector of the run's model
+    keep it (``changed``, ``same``; ``images``: their distinct image hashes), as ``confirm_unchanged``
+    decides; the others (``recheck``) are classified like any parsed product."""
+    changed, recheck, images = _keeping_image(offered.get("changed", []), stored, have_vector, refetch)
+    same, recheck_same, same_images = _keeping_image(offered.get("same", []), stored, have_vector, refetch)
+    return {"changed": changed, "same": same, "recheck": recheck + recheck_same, "images": sorted(images | same_images)}
+
+
+def _keeping_image(
+    ids: list[str], stored: dict[str, str | None], have_vector: set[str], refetch: bool
+) -> tuple[list[str], list[str], set[str]]:
+    """(the products whose stored image has a vector of the run's model, the others, those images)."""
+    kept, rest, images = [], [], set()
+    for pid in ids:
         image_hash = stored.get(pid)
         if not refetch and image_hash in have_vector:
-            out["ids"].append(pid)
+            kept.append(pid)
             images.add(image_hash)
         else:
-            recheck.append(pid)
-    out["images"] = sorted(images)
-    out["recheck"] = list(products.get_many(recheck).values())
-    return out
+            rest.append(pid)
+    return kept, rest, images

@@ -98,9 +98,11 @@ def split_stage(settings: Settings, ws: Workspace, shard_size: int | None = None
         raise ValueError(f"shard size must be at least 1, got {size}")
     classes = ws.read_json("classes")
     incoming = ws.read_products("incoming")
-    row_keys = ws.read_json("row_keys", {})
+    offered = set(classes.get("offer", []))  # read for their offer only: shards write them at apply
+    offers = [p for p in ws.read_products("offers") if p.product_id in offered] if offered else []
+    row_keys, offer_keys = ws.read_json("row_keys", {}), ws.read_json("offer_keys", {})
     groups: dict[str, list] = {}  # product id -> its rows, in order of first appearance
-    for p in incoming:
+    for p in incoming + offers:
         groups.setdefault(p.product_id, []).append(p)
     chunks: list[list] = [[]]
     for rows in groups.values():
@@ -120,9 +122,11 @@ def split_stage(settings: Settings, ws: Workspace, shard_size: int | None = None
         report = IngestReport(state["run_id"], ws.ref.vendor, ws.ref.feed, quarantine_path=ws.report().quarantine_path)
         shard.save_state({"run_id": state["run_id"], "ref": state["ref"], "report": asdict(report),
                           "shard": {"index": n, "of": len(chunks), "first_row": first, "rows": len(products)}})  # fmt: skip
-        shard.write_products("incoming", products)
+        shard.write_products("incoming", [p for p in products if p.product_id not in offered])
+        shard.write_products("offers", [p for p in products if p.product_id in offered])
         shard.write_json("row_keys", {pid: key for pid, key in row_keys.items() if pid in ids})
-        shard.write_json("classes", {k: [pid for pid in classes.get(k, []) if pid in ids] for k in ("new", "image_check", "same_image")}
+        shard.write_json("offer_keys", {pid: key for pid, key in offer_keys.items() if pid in ids})
+        shard.write_json("classes", {k: [pid for pid in classes.get(k, []) if pid in ids] for k in ("new", "image_check", "same_image", "offer")}
                          | {"vanished": [], "held": []})  # fmt: skip
         first += len(products)
         shards.append(shard)

@@ -45,6 +45,22 @@ def test_row_keys_are_recorded_confirmed_and_cleared_by_a_plain_write(tmp_path):
     assert store.delete([b.product_id, "nope"]) == 1 and keys() == {a.product_id: None}
 
 
+def test_offer_keys_are_recorded_beside_row_keys_and_cleared_alike(tmp_path):
+    a, b = make_product(vendor_sku="NW-A"), make_product(vendor_sku="NW-B")
+    store = ProductStore(tmp_path)
+    store.upsert([a, b], {a.product_id: "ka"}, {a.product_id: "oa"})
+
+    def keys():
+        table = store.vendor_rows("northwind_apparel", ["product_id", "row_key", "offer_key"])
+        return {pid: (row, offer) for pid, row, offer in zip(*(table.column(i).to_pylist() for i in range(3)), strict=True)}
+
+    assert keys() == {a.product_id: ("ka", "oa"), b.product_id: (None, None)}
+    store.upsert([], {b.product_id: "kb"}, {b.product_id: "ob"})  # confirmed from its row: both recorded
+    assert keys()[b.product_id] == ("kb", "ob")
+    store.upsert([a.model_copy(update={"price": 1.0})])  # written any other way: neither key any more
+    assert keys()[a.product_id] == (None, None)
+
+
 def test_embedding_lookup_and_hashes_read_later_parts_first(tmp_path):
     store = EmbeddingStore(tmp_path)
     v = unit_vectors(3, 4)

@@ -200,32 +200,21 @@ def test_a_workspace_that_cannot_be_written_fails_the_pass(host, tiny_encoder, t
 # -- through ingest_feed ------------------------------------------------------------------------------
 
 
-def _staged(settings, vendor, feed, encoder, run_id, index):
-    """The fetch and embed stages one after the other, as the DAG's tasks run them."""
-    from embeddings import ZeroShot
-    from looksync.pipelines import ingest
-    from looksync.pipelines.feed_ref import FeedRef
-
-    fallback = ingest.category_fallback(settings, lambda: ZeroShot(encoder))
-    ws = ingest.parse_stage(settings, FeedRef(vendor, str(feed)), run_id, fallback)
-    ingest.detect_stage(settings, ws, encoder.model_id)
-    ingest.fetch_stage(settings, ws)
-    ingest.embed_stage(settings, ws, encoder)
-    ingest.standardise_stage(settings, ws, encoder.model_id)
-    return ws, ingest.apply_stage(settings, ws, index)
-
-
 def test_ingest_feed_leaves_what_the_staged_stages_leave(settings, faulty_sample, tiny_encoder):
     from looksync.index.factory import open_index
+    from looksync.pipelines.feed_ref import FeedRef
     from looksync.pipelines.ingest import Workspace, ingest_feed, run_dir
 
     staged_settings = settings.model_copy(update={"data_dir": settings.data_dir.parent / "staged"})
     for vendor, feed in faulty_sample.manifest.feeds.items():
         overlapped = ingest_feed(settings, vendor, feed, tiny_encoder, "run-o", index=open_index(settings))
-        ws, staged = _staged(staged_settings, vendor, feed, tiny_encoder, "run-s", open_index(staged_settings))
+        staged = ingest_feed(staged_settings, vendor, feed, tiny_encoder, "run-s", index=open_index(staged_settings),
+                             overlapped=False)  # fmt: skip
+        ws = Workspace(run_dir(staged_settings, "run-s") / FeedRef(vendor, str(feed)).key)
         assert overlapped.outcomes == staged.outcomes and overlapped.quarantined == staged.quarantined
         assert overlapped.embedded == staged.embedded and overlapped.thumbnails == staged.thumbnails
         assert {"fetch", "embed"} <= set(overlapped.seconds)
+        assert "thumbnails" in staged.seconds and "thumbnails" not in overlapped.seconds  # fetch_stage ran, not the pass
         mine = Workspace(run_dir(settings, "run-o") / ws.path.name)
         for name in ("fetched", "embed_failures", "embedded_hashes"):
             assert mine.read_json(name) == ws.read_json(name), name

@@ -7,6 +7,7 @@ import pytest
 
 from looksync.catalog.stores import ProductStore
 from looksync.catalog.vendors import feed as feed_module
+from looksync.catalog.vendors import load_vendor_config, read_feed
 from looksync.index.factory import open_index
 from looksync.pipelines.ingest import ingest_feed
 from tests.pipelines.conftest import CountingEncoder, reprice_two, rewrite_csv
@@ -44,7 +45,7 @@ def test_rows_as_stored_are_not_mapped_and_changes_still_apply(settings, clean_s
     rewrite_csv(feed, priced, reprice_two)
     before = {p.vendor_sku: p for p in ProductStore(settings.data_dir).by_vendor(VENDOR).values()}
     report = ingest_feed(settings, VENDOR, priced, counting_encoder, "run-3", index=index)
-    assert mapped["rows"] == n + 2  # only the two changed rows
+    assert mapped["rows"] == n  # the two changed rows are read for their offer only (their offer keys)
     assert report.embedded == 0 and counting_encoder.images_embedded == n
     assert report.outcomes["metadata_only"] == 2 and report.outcomes["unchanged"] == n - 2
     changed = before["DT100001"]
@@ -52,9 +53,9 @@ def test_rows_as_stored_are_not_mapped_and_changes_still_apply(settings, clean_s
     assert stored.price == 9999.0 and stored.in_stock != changed.in_stock
     assert index.get(changed.product_id)["price"] == 9999.0
 
-    # the original feed again: the two rows change back (their old keys are gone with their old records)
+    # the original feed again: the two rows change back (their old row keys are gone with their old records)
     back = ingest_feed(settings, VENDOR, feed, counting_encoder, "run-4", index=index)
-    assert back.outcomes["metadata_only"] == 2 and back.outcomes["unchanged"] == n - 2 and mapped["rows"] == n + 4
+    assert back.outcomes["metadata_only"] == 2 and back.outcomes["unchanged"] == n - 2 and mapped["rows"] == n
     assert index.get(changed.product_id)["price"] == changed.price
 
 
@@ -113,3 +114,53 @@ def test_metadata_differs_on_every_compared_field_and_only_those():
     same = base.model_copy(update={"updated_at": datetime(2020, 1, 1, tzinfo=UTC), "image_hash": "other", "model_id": "x",
                                    "colours": list(base.colours)})  # fmt: skip
     assert not metadata_differs(base, same)
+
+
+def _stored(settings, sku: str):
+    return next(p for p in ProductStore(settings.data_dir).by_vendor(VENDOR).values() if p.vendor_sku == sku)
+
+
+def test_a_reprice_is_read_for_its_offer_and_stores_what_mapping_the_row_would(settings, clean_sample, counting_encoder, mapped, tmp_path):
+    feed = clean_sample.manifest.feeds[VENDOR]
+    priced = tmp_path / "priced.csv"
+    rewrite_csv(feed, priced, reprice_two)
+    full = settings.model_copy(update={"data_dir": tmp_path / "full", "ingest_row_keys": False})  # every row mapped
+    for s in (settings, full):
+        n = ingest_feed(s, VENDOR, feed, counting_encoder, "run-1", index=open_index(s)).outcomes["new"]
+        report = ingest_feed(s, VENDOR, priced, counting_encoder, "run-2", index=open_index(s))
+        assert report.outcomes["metadata_only"] == 2 and report.embedded == 0 and report.products_stored == 2
+    assert mapped["rows"] == n + n + n  # the offer path mapped nothing on its second run; the full path all
+    for sku in ("DT100001", "DT100004"):
+        assert _stored(settings, sku) == _stored(full, sku)
+        assert _stored(settings, sku).price == 9999.0
+        assert open_index(settings).get(_stored(settings, sku).product_id)["in_stock"] == _stored(full, sku).in_stock
+    again = ingest_feed(settings, VENDOR, priced, counting_encoder, "run-3", index=open_index(settings))
+    assert again.outcomes["unchanged"] == n and again.products_stored == 0  # the new rows' keys were recorded
+
+
+def test_a_bad_offer_is_quarantined_and_a_row_changed_elsewhere_is_mapped(settings, clean_sample, counting_encoder, mapped, tmp_path):
+    from looksync.catalog.quarantine import read_quarantine
+
+    index = open_index(settings)
+    feed = clean_sample.manifest.feeds[VENDOR]
+    n = ingest_feed(settings, VENDOR, feed, counting_encoder, "run-1", index=index).outcomes["new"]
+    before = _stored(settings, "DT100001")
+
+    def damage(row: dict) -> dict:
+        if row["Item Code"] == "DT100001":
+            row["Selling Price (INR)"] = "12,99.0.0"  # unreadable: the row is quarantined, the product kept
+        if row["Item Code"] == "DT100004":
+            row["Product Name"] = row["Product Name"] + " Edition"  # a change outside the offer: mapped again
+        return row
+
+    damaged = tmp_path / "damaged.csv"
+    rewrite_csv(feed, damaged, damage)
+    report = ingest_feed(settings, VENDOR, damaged, counting_encoder, "run-2", index=index)
+    assert report.quarantined == {"bad_price": 1} and report.outcomes["vanished"] == 0 and report.embedded == 0
+    assert report.outcomes["metadata_only"] == 1 and report.outcomes["unchanged"] == n - 2
+    assert mapped["rows"] == n + 1  # only the retitled row
+    (record,) = read_quarantine(report.quarantine_path)
+    expected = next(r.rejection for r in read_feed(load_vendor_config(VENDOR), damaged) if r.rejection is not None)
+    assert (record["reason"], record["message"], record["row_ref"]) == ("bad_price", expected.message, expected.row_ref)
+    assert _stored(settings, "DT100001") == before and index.get(before.product_id)["price"] == before.price
+    assert _stored(settings, "DT100004").title.endswith(" Edition")

@@ -55,3 +55,19 @@ def test_sharded_index_build_loads_each_product_once(built_catalog, tmp_path):
         assert {k: v for k, v in sharded_doc.items() if k != "updated_at"} == {
             k: v for k, v in serial_doc.items() if k != "updated_at"
         }
+
+
+def test_a_reprice_read_for_its_offer_is_written_by_its_shard(settings, clean_sample, tiny_encoder, tmp_path):
+    from looksync.pipelines.ingest import ingest_feed
+    from looksync.pipelines.shards import ingest_sharded
+    from tests.pipelines.conftest import reprice_two, rewrite_csv
+
+    feed = clean_sample.manifest.feeds[VENDOR]
+    n = ingest_feed(settings, VENDOR, feed, tiny_encoder, "run-1", index=open_index(settings)).outcomes["new"]
+    priced = tmp_path / "priced.csv"
+    rewrite_csv(feed, priced, reprice_two)
+    (report,) = ingest_sharded(settings, [FeedRef(VENDOR, str(priced))], "run-2", tiny_encoder.model_id,
+                               lambda: tiny_encoder, shard_size=1, zeroshot=False)  # fmt: skip
+    assert report.outcomes["metadata_only"] == 2 and report.outcomes["unchanged"] == n - 2 and report.embedded == 0
+    stored = {p.vendor_sku: p for p in ProductStore(settings.data_dir).by_vendor(VENDOR).values()}
+    assert stored["DT100001"].price == stored["DT100004"].price == 9999.0

@@ -6,14 +6,23 @@ them; ``row_key`` joins it with a row's digest (``RawRecord.digest``). Two rows 
 product, so a row whose key a stored product carries needs no mapping again; a change to any of those
 inputs (an edited config, a new synonym, a code change) changes every key, and every row is mapped again
 once.
+
+A row also has an *offer key* (``offer_key``): the same digest over the row without the cells its offer
+is read from (``OFFER_FIELDS``: price, currency, stock, update time). A row whose offer key a stored
+product carries differs from that product's row in its offer cells at most, so the product it maps to is
+the stored one with the row's offer (``mapping.offer_values``, ``mapping.with_offer``): a reprice or a
+restock is read without mapping the row. A vendor whose offer cells also feed another field (one cell
+read by two fields) has no offer keys.
 """
 
 from __future__ import annotations
 
 import hashlib
 import sys
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from looksync.catalog.vendors.config import VendorConfig
 
@@ -62,3 +71,26 @@ def mapping_fingerprint(config: VendorConfig, extra: bytes = b"") -> bytes:
 def row_key(fingerprint: bytes, digest: bytes) -> str:
     """The key a stored product carries for the row it was made from (hex, 32 characters)."""
     return hashlib.blake2b(fingerprint + digest, digest_size=16).hexdigest()
+
+
+# the fields ``mapping.offer_values`` reads: what a reprice or a restock changes
+OFFER_FIELDS = ("price", "currency", "stock", "updated_at")
+
+
+def offer_roots(config: VendorConfig) -> frozenset[str] | None:
+    """The record keys a row's offer is read from (a field's path, and the first key of a dotted path),
+    or None when one of them is also read by another field: then no cell is the offer's alone."""
+
+    def roots(wanted: bool) -> set[str]:
+        specs = [spec for name, spec in config.fields.items() if (name in OFFER_FIELDS) == wanted]
+        return {root for spec in specs for root in (spec.path, spec.path.split(".")[0])}
+
+    offer = roots(True)
+    return None if offer & roots(False) else frozenset(offer)
+
+
+def offer_key(fingerprint: bytes, roots: frozenset[str], record: Mapping[str, Any]) -> str:
+    """The key of a row read as ``record`` (a dict) without its offer cells (``offer_roots``)."""
+    rest = repr([(k, v) for k, v in record.items() if k not in roots])
+    digest = hashlib.blake2b(b"offer\x00" + rest.encode("utf-8", "surrogateescape"), digest_size=16).digest()
+    return row_key(fingerprint, digest)

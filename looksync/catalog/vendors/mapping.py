@@ -106,20 +106,17 @@ def record_to_product(
         return text
 
     category, category_source = _category(config, record, category_fallback)
-    price = _price(config, record)
+    offer = offer_values(config, record)
     values: dict[str, Any] = {
         "vendor": config.name,
         "vendor_sku": sku,
         "market": config.market,
-        "currency": _text(config, record, "currency") or config.currency,
         "category": category,
         "category_source": category_source,
         "gender": _standard(config, record, "gender", Reason.INVALID_FIELD),
         "title": display("title"),
         "brand": display("brand"),
         "description": display("description"),
-        "price": price,
-        "in_stock": _field(config, record, "stock", lambda v: parse_stock(v, config)),
         "colours": [
             _to_standard(config, "colour", term) for term in _list(config, record, "colour", config.colour_separator)
         ],
@@ -134,8 +131,31 @@ def record_to_product(
     pattern = _text(config, record, "pattern")
     values["pattern"] = _to_standard(config, "pattern", pattern) if pattern else None
     values["material"] = display("material") or None
+    return _validated(values | offer)
+
+
+def offer_values(config: VendorConfig, record: dict) -> dict[str, Any]:
+    """The offer of a record: price (``parse_price``), currency, in stock and, when the vendor sends it,
+    the update time: the fields a reprice or a restock changes (``fingerprint.OFFER_FIELDS``). Raises
+    ``RowRejected`` as ``record_to_product`` does for these fields."""
+    offer: dict[str, Any] = {
+        "price": _price(config, record),
+        "currency": _text(config, record, "currency") or config.currency,
+        "in_stock": _field(config, record, "stock", lambda v: parse_stock(v, config)),
+    }
     if "updated_at" in config.fields:
-        values["updated_at"] = _field(config, record, "updated_at", lambda v: parse_timestamp(v, config.updated_at))
+        offer["updated_at"] = _field(config, record, "updated_at", lambda v: parse_timestamp(v, config.updated_at))
+    return offer
+
+
+def with_offer(stored: dict[str, Any], offer: dict[str, Any]) -> Product:
+    """A stored product (its record as a JSON object: ``ProductStore.records``), made from a row whose
+    other cells the feed repeats, with a row's new offer (``offer_values``), validated as a mapped row is.
+    Without an update time in the feed the product's is now, as for a mapped row. Raises ``RowRejected``."""
+    return _validated({k: v for k, v in stored.items() if k != "updated_at"} | offer)
+
+
+def _validated(values: dict[str, Any]) -> Product:
     try:
         return Product(**values)
     except ValidationError as exc:

@@ -11,6 +11,7 @@ import re
 import unicodedata
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from typing import Any
 
 from looksync.catalog.quarantine import Reason
@@ -102,8 +103,7 @@ def _text_price(raw: str, fmt: PriceFormat, currency: str | None) -> tuple[Decim
     text = " ".join(unicodedata.normalize("NFKC", raw[:200]).split()) if len(raw) <= 200 else "\x00"
     if not text:
         raise PriceProblem(Reason.BAD_PRICE, "price is empty")
-    marks = sorted({*fmt.strip, *(CURRENCY_MARKS.get(currency or "", ()))}, key=len, reverse=True)
-    marks = [unicodedata.normalize("NFKC", m) for m in marks]
+    marks = _marks(fmt, currency)
     text = _strip_marks(text, marks)
     negative = False
     if text.startswith("(") and text.endswith(")"):  # accounting style: (499.00)
@@ -125,7 +125,14 @@ def _text_price(raw: str, fmt: PriceFormat, currency: str | None) -> tuple[Decim
     return number, negative
 
 
-def _strip_marks(text: str, marks: list[str]) -> str:
+@lru_cache(maxsize=64)
+def _marks(fmt: PriceFormat, currency: str | None) -> tuple[str, ...]:
+    """The marks a price of this vendor may carry, longest first, as text is compared after NFKC."""
+    marks = sorted({*fmt.strip, *(CURRENCY_MARKS.get(currency or "", ()))}, key=len, reverse=True)
+    return tuple(unicodedata.normalize("NFKC", m) for m in marks)
+
+
+def _strip_marks(text: str, marks: tuple[str, ...]) -> str:
     for mark in marks:
         if text.startswith(mark):
             return text[len(mark) :].strip()
@@ -161,6 +168,7 @@ def format_price(price: float, fmt: PriceFormat, *, grouped: bool = True) -> str
     return ("-" if price < 0 else "") + text
 
 
+@lru_cache(maxsize=64)
 def _price_pattern(fmt: PriceFormat) -> re.Pattern[str]:
     # Grouping marks may sit between any digits here (Indian lakh grouping writes 1,29,999.00); the
     # group sizes are checked after the match. A space groups digits for every vendor (1 299,00).
