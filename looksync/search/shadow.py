@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     from PIL.Image import Image
 
     from looksync.index import CatalogIndex
-    from looksync.search.engine import LookSearchRequest, SearchEngine, SearchRequest
+    from looksync.search.engine import SearchEngine
+    from looksync.search.requests import LookSearchRequest, SearchRequest
     from looksync.settings import Settings
 
 log = logging.getLogger(__name__)
