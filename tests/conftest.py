@@ -102,7 +102,7 @@ def built_catalog(tmp_path_factory) -> Iterator[BuiltCatalog]:
         for vendor, feed in manifest.feeds.items():
             result = runner.invoke(main, ["ingest", "--vendor", vendor, "--feed", str(feed)], env=env)
             assert result.exit_code == 0, result.output
-            reports[vendor] = json.loads(result.output[result.output.index("{") :])
+            reports[vendor] = json.loads(result.stdout[result.stdout.index("{") :])  # stderr: log lines
         result = CliRunner().invoke(main, ["index", "build"], env=env)
         assert result.exit_code == 0, result.output
         settings = load_settings(**{k.removeprefix("LOOKSYNC_").lower(): v for k, v in env.items()})

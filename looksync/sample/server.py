@@ -13,6 +13,7 @@ then not the fetcher's interpreter lock, as it is not in production).
 from __future__ import annotations
 
 import functools
+import sys
 import threading
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -39,13 +40,23 @@ class _SampleHandler(SimpleHTTPRequestHandler):
         pass
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that closes its kept-alive connection (a fetcher's pool at exit) is not an error worth a
+    traceback on stderr, where it lands in the output of whatever runs beside the server."""
+
+    def handle_error(self, request, client_address) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
+
 class SampleServer:
     """Serves ``root`` over HTTP in a background thread; ``url`` is the base URL with the real port."""
 
     def __init__(self, root: str | Path, host: str = "127.0.0.1", port: int = 0):
         self.root = Path(root)
         handler = functools.partial(_SampleHandler, directory=str(self.root))
-        self._server = ThreadingHTTPServer((host, port), handler)
+        self._server = _QuietServer((host, port), handler)
         self._server.daemon_threads = True
         self.host = host
         self.port = int(self._server.server_address[1])

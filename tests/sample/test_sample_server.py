@@ -39,3 +39,22 @@ def test_close_stops_serving(tmp_path):
     server.close()
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(url, timeout=2)
+
+
+def test_a_client_that_drops_its_kept_alive_connection_leaves_no_traceback(tmp_path, capfd):
+    """A fetcher's pool resets its idle connections at exit: not an error to print where it would land
+    in the output of the command running beside the server (a CLI's JSON report, in the tests)."""
+    import http.client
+    import struct
+    import time
+
+    (tmp_path / "a.txt").write_text("x")
+    with serve_sample(tmp_path) as server:
+        connection = http.client.HTTPConnection("127.0.0.1", server.port)
+        connection.request("GET", "/a.txt")
+        assert connection.getresponse().read() == b"x"  # kept alive: the server waits for the next request
+        connection.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        connection.close()  # a reset, not a clean close
+        time.sleep(0.3)
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "ConnectionResetError" not in err

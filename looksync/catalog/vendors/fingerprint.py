@@ -18,13 +18,13 @@ read by two fields) has no offer keys.
 from __future__ import annotations
 
 import hashlib
-import sys
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from looksync.catalog.vendors.config import VendorConfig
+from looksync.code_digest import modules_digest
 
 # the modules a row passes through on its way to a product; their source is part of the fingerprint
 _MAPPING_MODULES = (
@@ -43,12 +43,7 @@ _MAPPING_MODULES = (
 
 @lru_cache(maxsize=1)
 def _code_digest() -> bytes:
-    h = hashlib.blake2b(digest_size=16)
-    for name in _MAPPING_MODULES:
-        __import__(name)
-        h.update(name.encode())
-        h.update(Path(sys.modules[name].__file__).read_bytes())
-    return h.digest()
+    return modules_digest(_MAPPING_MODULES)
 
 
 def mapping_fingerprint(config: VendorConfig, extra: bytes = b"") -> bytes:
