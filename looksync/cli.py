@@ -312,7 +312,8 @@ def heads() -> None:
 def heads_train(out: Path, train_dir: Path, size: int, seed: int, fixed_looks: int, varied_looks: int):
     """Train detection heads for the configured CLIP model and region finder (LOOKSYNC_REGION_FINDER)."""
     from embeddings import EmbeddingsError, load_encoder
-    from looksync.search.detection import DetectionHeadsError, train_from_sample
+    from looksync.search.detection import DetectionHeadsError
+    from looksync.search.detection_training import train_from_sample
     from looksync.search.pose.models import PoseModelError
 
     settings = _settings()

@@ -154,7 +154,8 @@ def demo_heads(
 
     from looksync.catalog.taxonomy import get_taxonomy
     from looksync.code_digest import modules_digest
-    from looksync.search.detection import HEADS_FORMAT, DetectionHeads, look_examples, train_on_looks
+    from looksync.search.detection import HEADS_FORMAT, DetectionHeads
+    from looksync.search.detection_training import look_examples, train_on_looks
     from looksync.search.region_finders import make_region_finder
 
     text = Path(manifest.ground_truth_path).read_text(encoding="utf-8")

@@ -14,15 +14,12 @@ from looksync.search.detection import (
     DetectionHeadsError,
     LogisticHead,
     LookVectors,
-    best_f1_threshold,
     calibrate,
     context_features,
     fit_logistic,
     head_and_shoulders_box,
-    look_examples,
-    train_heads,
-    validate_heads,
 )
+from looksync.search.detection_training import best_f1_threshold, look_examples, train_heads, validate_heads
 
 
 def _const(bias: float, dim: int) -> LogisticHead:
