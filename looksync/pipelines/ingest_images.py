@@ -21,17 +21,22 @@ if TYPE_CHECKING:
     from embeddings import ClipEncoder
 
 
+def _images_to_fetch(settings: Settings, ws: Workspace):
+    """What both fetch paths start from: the incoming products that are new or may have a new image, the
+    run's quarantine, the row references of its rows and the directory the fetched images go to."""
+    classes = ws.read_json("classes")
+    wanted = set(classes["new"]) | set(classes["image_check"])
+    todo = [p for p in ws.read_products("incoming") if p.product_id in wanted] if wanted else []
+    images_dir = ws.path / "images"
+    images_dir.mkdir(exist_ok=True)
+    return todo, ws.quarantine(settings), ws.read_json("row_refs", {}), images_dir
+
+
 def fetch_stage(settings: Settings, ws: Workspace) -> Workspace:
     """Fetch the images of new and possibly changed products (guarded: see ``looksync.catalog.images``)
     and store the thumbnail of each image not stored yet (``looksync.catalog.thumbnails``)."""
     t0 = time.perf_counter()
-    classes = ws.read_json("classes")
-    wanted = set(classes["new"]) | set(classes["image_check"])
-    todo = [p for p in ws.read_products("incoming") if p.product_id in wanted] if wanted else []
-    quarantine = ws.quarantine(settings)
-    row_refs = ws.read_json("row_refs", {})
-    images_dir = ws.path / "images"
-    images_dir.mkdir(exist_ok=True)
+    todo, quarantine, row_refs, images_dir = _images_to_fetch(settings, ws)
     fetched: dict[str, str] = {}  # product id -> image hash
     images: dict[str, bytes] = {}  # image hash -> bytes, each distinct image once
     policy = replace(FetchPolicy.from_settings(settings), refuse_blank=True)  # a product image must show something
@@ -93,13 +98,7 @@ def fetch_embed_stage(settings: Settings, ws: Workspace, encoder: ClipEncoder, f
     from looksync.pipelines.fetch_embed import fetch_and_embed
 
     t0 = time.perf_counter()
-    classes = ws.read_json("classes")
-    wanted = set(classes["new"]) | set(classes["image_check"])
-    todo = [p for p in ws.read_products("incoming") if p.product_id in wanted] if wanted else []
-    quarantine = ws.quarantine(settings)
-    row_refs = ws.read_json("row_refs", {})
-    images_dir = ws.path / "images"
-    images_dir.mkdir(exist_ok=True)
+    todo, quarantine, row_refs, images_dir = _images_to_fetch(settings, ws)
     store = EmbeddingStore.from_settings(settings)
     known = set() if force or not todo else store.hashes(encoder.model_id)
 
