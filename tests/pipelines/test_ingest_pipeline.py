@@ -230,6 +230,8 @@ def test_a_thumbnail_failure_keeps_the_product(settings, clean_sample, tiny_enco
     assert report.thumbnails == {"written": 0, "existing": 0, "failed": 15}
     warnings = [r for r in caplog.records if r.getMessage().startswith("no thumbnail for image")]
     assert len(warnings) == 15 and all(r.run_id == "run-tf" and r.vendor == VENDOR and r.product_ids for r in warnings)
+    # every stage module logs under the one name operators filter on, whichever module the stage lives in
+    assert {r.name for r in warnings} == {"looksync.pipelines.ingest"}
 
 
 def test_cli_refetch_stores_missing_thumbnails(settings, clean_sample, tiny_encoder):
