@@ -194,9 +194,10 @@ class DetectionHeads:
     context_layers: list[str] = field(default_factory=list)
     gender_cue: bool = False  # the gender head reads the head-and-shoulders crop too (format 2)
 
-    def presence_input(self, layer: str, look: LookVectors) -> np.ndarray:
+    def presence_inputs(self, look: LookVectors) -> dict[str, np.ndarray]:
+        """Each placed layer's presence features, the look's context computed once for all of them."""
         context = context_features(look.crops, self.context_layers) if self.context_layers else None
-        return presence_features(look.crops[layer], look.whole, context)
+        return {layer: presence_features(vector, look.whole, context) for layer, vector in look.crops.items()}
 
     def gender_input(self, look: LookVectors) -> np.ndarray:
         return gender_features(look.whole, look.crops.values(), look.head, with_cue=self.gender_cue)
@@ -211,8 +212,8 @@ class DetectionHeads:
     def detect(self, look: LookVectors, max_layers: int = 6) -> Detected:
         """Layers whose presence probability reaches the threshold (at least the most likely one) and
         the more likely gender, from the look's region vectors."""
-        probs = {layer: float(self.presence[layer].prob(self.presence_input(layer, look)))
-                 for layer in look.crops if layer in self.presence}  # fmt: skip
+        probs = {layer: float(self.presence[layer].prob(x))
+                 for layer, x in self.presence_inputs(look).items() if layer in self.presence}  # fmt: skip
         ranked = sorted(probs, key=lambda layer: probs[layer], reverse=True)
         layers = [layer for layer in ranked if probs[layer] >= self.threshold_of(layer)][:max_layers] or ranked[:1]
         gender_prob = float(self.gender.prob(self.gender_input(look)))

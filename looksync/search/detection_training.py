@@ -70,10 +70,10 @@ def train_heads(
     x_gender, y_gender = [], []
     for i, example in enumerate(examples):
         look = region_vectors(place, encoder, example.image, layers)
-        for layer in look.crops:
+        for layer, x in shape.presence_inputs(look).items():
             if layer in example.unsure:
                 continue
-            x_presence[layer].append(shape.presence_input(layer, look))
+            x_presence[layer].append(x)
             y_presence[layer].append(int(layer in example.present))
         if example.gender in GENDERS:
             x_gender.append(shape.gender_input(look))
@@ -127,9 +127,9 @@ def calibrate_heads(heads: DetectionHeads, examples: Sequence[LookExample], enco
     x_gender, y_gender = [], []
     for example in examples:
         look = region_vectors(place, encoder, example.image, heads.placed_layers())
-        for layer in look.crops:
+        for layer, x in heads.presence_inputs(look).items():
             if layer in heads.presence and layer not in example.unsure:
-                x_presence[layer].append(heads.presence_input(layer, look))
+                x_presence[layer].append(x)
                 y_presence[layer].append(int(layer in example.present))
         if example.gender in GENDERS:
             x_gender.append(heads.gender_input(look))

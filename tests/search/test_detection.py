@@ -129,7 +129,7 @@ def test_presence_heads_read_the_context_a_crop_alone_does_not_show():
     accuracy = {}
     for name, context in (("with", layers), ("without", [])):
         shape = DetectionHeads("M@1", "test", {}, _const(0.0, 2 * dim), context_layers=context)
-        head = fit_logistic(np.array([shape.presence_input("one_piece", look) for look in train]), y)
+        head = fit_logistic(np.array([shape.presence_inputs(look)["one_piece"] for look in train]), y)
         shape.presence["one_piece"] = head
         accuracy[name] = np.mean([(shape.detect(look).probs["one_piece"] >= 0.5) == label
                                   for look, label in zip(test, y_test, strict=True)])  # fmt: skip
