@@ -7,12 +7,15 @@ region finder's own crops of generated training looks (``looksync heads train``)
 
 - presence, one head per layer: the layer's main region crop vector next to the whole look's vector and
   the look's *context*, the cosine between every two layers' crops (a dress shows the same fabric in the
-  top and bottom regions, a jacket differs from what is under it) -> "this layer's garment is in the
-  look"; a layer the finder reports out of frame is not asked;
+  top and bottom regions, a jacket differs from what is under it) and each layer region's colour grid
+  (``colour_grid``: where in the region which colours are; an open jacket shows one colour at the sides and
+  another down the middle, which a small CLIP model's crop vector hardly tells) -> "this layer's garment is
+  in the look"; a layer the finder reports out of frame is not asked;
 - gender: the whole look's vector next to the mean of the region crops' vectors and the head-and-shoulders
-  crop's (hair, face, neckline) -> women or men.
+  crop's (hair, face, neckline), and that crop's colour grid -> women or men.
 
-Heads files of format 1 (no context, no head-and-shoulders crop) still load and are read as they were trained.
+Heads files of format 1 (no context, no head-and-shoulders crop) and 2 (no colour grids) still load and are
+read as they were trained.
 
 Training them (``looksync heads train``, the demo) is ``looksync/search/detection_training.py``.
 
@@ -33,8 +36,10 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-HEADS_FORMAT = 2
-READABLE_FORMATS = (1, 2)
+HEADS_FORMAT = 3
+READABLE_FORMATS = (1, 2, 3)
+GRID_CELLS = 3  # colour_grid: cells per side
+GRID_SIZE = GRID_CELLS * GRID_CELLS * 6
 GENDERS = ("women", "men")  # the gender head's two classes; the second is the positive one
 
 
@@ -125,21 +130,39 @@ def context_features(crops: dict[str, np.ndarray], layers: Sequence[str]) -> np.
     ])  # fmt: skip
 
 
-def presence_features(crop: np.ndarray, whole: np.ndarray, context: np.ndarray | None = None) -> np.ndarray:
+def presence_features(crop: np.ndarray, whole: np.ndarray, *context: np.ndarray) -> np.ndarray:
     parts = [np.asarray(crop, dtype=np.float64), np.asarray(whole, dtype=np.float64)]
-    return np.concatenate(parts if context is None else [*parts, np.asarray(context, dtype=np.float64)])
+    return np.concatenate([*parts, *(np.asarray(c, dtype=np.float64) for c in context)])
+
+
+def colour_grid(image: Any, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The mean and spread of R, G and B (0-1) in each cell of a ``GRID_CELLS`` x ``GRID_CELLS`` grid over
+    ``box`` of ``image``: ``GRID_SIZE`` values, cells row by row."""
+    side = 10 * GRID_CELLS
+    pixels = np.asarray(image.crop(box).convert("RGB").resize((side, side)), dtype=np.float64) / 255.0
+    cells = pixels.reshape(GRID_CELLS, 10, GRID_CELLS, 10, 3).transpose(0, 2, 1, 3, 4).reshape(-1, 100, 3)
+    return np.concatenate([cells.mean(axis=1), cells.std(axis=1)], axis=1).ravel()
+
+
+def grid_context(grids: dict[str, np.ndarray], layers: Sequence[str]) -> np.ndarray:
+    """The colour grids of ``layers``' regions in that order (zeros where a layer is not placed)."""
+    return np.concatenate([grids[layer] if layer in grids else np.zeros(GRID_SIZE) for layer in layers])
 
 
 def gender_features(whole: np.ndarray, crops: Iterable[np.ndarray], cue: np.ndarray | None = None,
-                    with_cue: bool = False) -> np.ndarray:  # fmt: skip
+                    with_cue: bool = False, cue_grid: np.ndarray | None = None,
+                    with_grid: bool = False) -> np.ndarray:  # fmt: skip
     """The whole look's vector, the mean of the region crops' vectors and, ``with_cue``, the head-and-shoulders
-    crop's vector (zeros when the look shows no head and shoulders)."""
+    crop's vector and, ``with_grid``, its colour grid (zeros when the look shows no head and shoulders)."""
     whole = np.asarray(whole, dtype=np.float64)
     crops = [np.asarray(c, dtype=np.float64) for c in crops]
     mean = np.mean(crops, axis=0) if crops else np.zeros_like(whole)
-    if not with_cue:
-        return np.concatenate([whole, mean])
-    return np.concatenate([whole, mean, np.zeros_like(whole) if cue is None else np.asarray(cue, dtype=np.float64)])
+    parts = [whole, mean]
+    if with_cue:
+        parts.append(np.zeros_like(whole) if cue is None else np.asarray(cue, dtype=np.float64))
+    if with_grid:
+        parts.append(np.zeros(GRID_SIZE) if cue_grid is None else np.asarray(cue_grid, dtype=np.float64))
+    return np.concatenate(parts)
 
 
 def head_and_shoulders_box(boxes: dict[str, list[tuple[int, int, int, int]]]) -> tuple[int, int, int, int] | None:
@@ -159,12 +182,15 @@ def head_and_shoulders_box(boxes: dict[str, list[tuple[int, int, int, int]]]) ->
 @dataclass
 class LookVectors:
     """What the heads read from one look: each placed layer's main-region crop vector, the whole look's
-    vector, the head-and-shoulders crop's vector (None where not placed) and the placement."""
+    vector, the head-and-shoulders crop's vector (None where not placed), the placement, and the colour
+    grids of the same regions."""
 
     crops: dict[str, np.ndarray]
     whole: np.ndarray
     head: np.ndarray | None
     placement: Any
+    grids: dict[str, np.ndarray] = field(default_factory=dict)
+    head_grid: np.ndarray | None = None
 
 
 @dataclass
@@ -193,14 +219,18 @@ class DetectionHeads:
     # the layers whose crops' pairwise cosines the presence heads read (empty: format-1 heads, no context)
     context_layers: list[str] = field(default_factory=list)
     gender_cue: bool = False  # the gender head reads the head-and-shoulders crop too (format 2)
+    colour_grids: bool = False  # the heads read the regions' colour grids too (format 3)
 
     def presence_inputs(self, look: LookVectors) -> dict[str, np.ndarray]:
         """Each placed layer's presence features, the look's context computed once for all of them."""
-        context = context_features(look.crops, self.context_layers) if self.context_layers else None
-        return {layer: presence_features(vector, look.whole, context) for layer, vector in look.crops.items()}
+        context = [context_features(look.crops, self.context_layers)] if self.context_layers else []
+        if self.colour_grids:
+            context.append(grid_context(look.grids, self.context_layers))
+        return {layer: presence_features(vector, look.whole, *context) for layer, vector in look.crops.items()}
 
     def gender_input(self, look: LookVectors) -> np.ndarray:
-        return gender_features(look.whole, look.crops.values(), look.head, with_cue=self.gender_cue)
+        return gender_features(look.whole, look.crops.values(), look.head, with_cue=self.gender_cue,
+                               cue_grid=look.head_grid, with_grid=self.colour_grids)  # fmt: skip
 
     def placed_layers(self) -> list[str]:
         """The layers to place on a look for these heads: those with a head and those of the context."""
@@ -232,6 +262,7 @@ class DetectionHeads:
             "layer_thresholds": self.layer_thresholds,
             "context_layers": self.context_layers,
             "gender_cue": self.gender_cue,
+            "colour_grids": self.colour_grids,
             "bias": {**{f"presence/{layer}": h.bias for layer, h in self.presence.items()}, "gender": self.gender.bias},
             "meta": self.meta,
         }
@@ -260,7 +291,8 @@ class DetectionHeads:
         return cls(meta["model_id"], meta["region_finder"], presence, LogisticHead(arrays["gender"], float(bias["gender"])),
                    float(meta["threshold"]), meta.get("meta", {}),
                    {k: float(v) for k, v in meta.get("layer_thresholds", {}).items()},
-                   list(meta.get("context_layers", [])), bool(meta.get("gender_cue", False)))  # fmt: skip
+                   list(meta.get("context_layers", [])), bool(meta.get("gender_cue", False)),
+                   bool(meta.get("colour_grids", False)))  # fmt: skip
 
     def check(self, model_id: str, region_finder: str) -> None:
         if self.model_id != model_id:
@@ -276,13 +308,16 @@ def region_vectors(
     place: Callable[[Any, list[str]], Any], encoder: Any, look: Any, layers: Sequence[str]
 ) -> LookVectors:
     """Each placed layer's main-region crop vector, the head-and-shoulders crop's and the whole look's, in one
-    batch; also the placement (its ``absent`` layers have no vector)."""
+    batch, and the colour grids of the same regions; also the placement (its ``absent`` layers have no vector)."""
     from looksync.search.regions import box_crops
 
     placement = place(look, list(layers))
+    pixels = placement.pixels(look)
     placed = [layer for layer in layers if layer in placement.boxes]
     head_box = head_and_shoulders_box(placement.boxes)
     boxes = [placement.boxes[layer][0] for layer in placed] + ([head_box] if head_box else [])
-    vectors = box_crops(placement.pixels(look), encoder, [*boxes, (0, 0, look.size[0], look.size[1])]).vectors
+    vectors = box_crops(pixels, encoder, [*boxes, (0, 0, look.size[0], look.size[1])]).vectors
     return LookVectors(dict(zip(placed, vectors[: len(placed)], strict=True)), vectors[-1],
-                       vectors[len(placed)] if head_box else None, placement)  # fmt: skip
+                       vectors[len(placed)] if head_box else None, placement,
+                       {layer: colour_grid(pixels, placement.boxes[layer][0]) for layer in placed},
+                       colour_grid(pixels, head_box) if head_box else None)  # fmt: skip

@@ -64,7 +64,7 @@ def train_heads(
     """Fit the presence and gender heads on the region finder's crops of ``examples``."""
     started = time.perf_counter()
     shape = DetectionHeads(encoder.model_id, region_finder, {}, LogisticHead(np.zeros(1), 0.0),
-                           context_layers=list(layers), gender_cue=True)  # fmt: skip
+                           context_layers=list(layers), gender_cue=True, colour_grids=True)  # fmt: skip
     x_presence: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}
     y_presence: dict[str, list[int]] = {layer: [] for layer in layers}
     x_gender, y_gender = [], []

@@ -10,11 +10,13 @@ import pytest
 from PIL import Image
 
 from looksync.search.detection import (
+    GRID_SIZE,
     DetectionHeads,
     DetectionHeadsError,
     LogisticHead,
     LookVectors,
     calibrate,
+    colour_grid,
     context_features,
     fit_logistic,
     head_and_shoulders_box,
@@ -136,6 +138,57 @@ def test_presence_heads_read_the_context_a_crop_alone_does_not_show():
     assert accuracy["with"] > 0.95 and accuracy["without"] < 0.7
 
 
+def test_colour_grid_says_which_colours_are_where_in_the_box():
+    image = Image.new("RGB", (200, 100), (255, 255, 255))
+    image.paste((255, 0, 0), (30, 10, 90, 70))  # the box's left half red
+    image.paste((0, 0, 255), (90, 10, 150, 70))  # its right half blue
+    grid = colour_grid(image, (30, 10, 150, 70)).reshape(3, 3, 6)  # rows, columns, (mean RGB, spread RGB)
+    assert grid.shape[0] * grid.shape[1] * grid.shape[2] == GRID_SIZE
+    assert grid[:, 0, :3] == pytest.approx(np.tile([1.0, 0.0, 0.0], (3, 1)), abs=0.02)  # left column: red
+    assert grid[:, 2, :3] == pytest.approx(np.tile([0.0, 0.0, 1.0], (3, 1)), abs=0.02)  # right column: blue
+    assert grid[:, 0, 3:] == pytest.approx(np.zeros((3, 3)), abs=0.02)  # one colour: no spread
+    assert (grid[:, 1, 3:] > 0.3).any()  # the middle column holds both
+
+
+def test_presence_heads_read_a_colour_layout_the_crop_vectors_do_not_show():
+    """An open jacket shows one colour at the sides of the torso and another down the middle. When the crop
+    vectors carry nothing of it (here: noise), heads with the regions' colour grids still learn the layer;
+    heads without them cannot."""
+    rng = np.random.default_rng(5)
+    dim, layers = 8, ["topwear", "outer_topwear"]
+
+    def torso(jacket: bool) -> Image.Image:
+        shirt = tuple(int(c) for c in rng.integers(0, 256, 3))
+        image = Image.new("RGB", (60, 60), shirt)
+        if jacket:
+            coat = tuple(int(c) for c in rng.integers(0, 256, 3))
+            image.paste(coat, (0, 0, 20, 60))
+            image.paste(coat, (40, 0, 60, 60))
+        return image
+
+    def looks(n):
+        out, labels = [], []
+        for _ in range(n):
+            jacket = bool(rng.random() < 0.5)
+            grid = colour_grid(torso(jacket), (0, 0, 60, 60))
+            crops = {layer: rng.normal(size=dim) for layer in layers}
+            out.append(LookVectors(crops, rng.normal(size=dim), None, None, {layer: grid for layer in layers}))
+            labels.append(int(jacket))
+        return out, np.array(labels)
+
+    train, y = looks(300)
+    test, y_test = looks(200)
+    accuracy = {}
+    for name, grids in (("with", True), ("without", False)):
+        gender = _const(0.0, 2 * dim + (GRID_SIZE if grids else 0))  # whole, mean crop (and the cue's grid)
+        shape = DetectionHeads("M@1", "test", {}, gender, context_layers=layers, colour_grids=grids)
+        x = np.array([shape.presence_inputs(look)["outer_topwear"] for look in train])
+        shape.presence["outer_topwear"] = fit_logistic(x, y)
+        accuracy[name] = np.mean([(shape.detect(look).probs["outer_topwear"] >= 0.5) == label
+                                  for look, label in zip(test, y_test, strict=True)])  # fmt: skip
+    assert accuracy["with"] > 0.9 and accuracy["without"] < 0.7
+
+
 def test_the_head_and_shoulders_region_spans_head_and_upper_torso():
     boxes = {"headwear": [(40, 10, 60, 30)], "topwear": [(30, 50, 70, 110)], "bag": [(0, 0, 5, 5)]}
     assert head_and_shoulders_box(boxes) == (30, 10, 70, 71)
@@ -160,14 +213,14 @@ def test_heads_file_round_trip_and_checks(tmp_path):
     rng = np.random.default_rng(1)
     heads = DetectionHeads("M@1", "pose", {"topwear": LogisticHead(rng.normal(size=6), 0.3)},
                            LogisticHead(rng.normal(size=6), -0.2), threshold=0.4, meta={"looks": 3},
-                           layer_thresholds={"topwear": 0.25})  # fmt: skip
+                           layer_thresholds={"topwear": 0.25}, colour_grids=True)  # fmt: skip
     path = heads.save(tmp_path / "h" / "heads.npz")
     back = DetectionHeads.load(path)
     x = rng.normal(size=(5, 6))
     assert np.allclose(back.presence["topwear"].prob(x), heads.presence["topwear"].prob(x))
     assert np.allclose(back.gender.prob(x), heads.gender.prob(x))
     assert (back.model_id, back.region_finder, back.threshold, back.meta) == ("M@1", "pose", 0.4, {"looks": 3})
-    assert back.layer_thresholds == {"topwear": 0.25} and back.threshold_of("bag") == 0.4
+    assert back.layer_thresholds == {"topwear": 0.25} and back.threshold_of("bag") == 0.4 and back.colour_grids
     back.check("M@1", "pose")
     with pytest.raises(DetectionHeadsError, match="trained on M@1, the encoder is N@2"):
         back.check("N@2", "pose")
@@ -181,12 +234,16 @@ def test_heads_file_round_trip_and_checks(tmp_path):
     with np.load(old.save(tmp_path / "old.npz")) as data:
         arrays = {k: np.array(data[k]) for k in data.files}
     meta = json.loads(bytes(arrays.pop("__meta__")).decode())
+    meta["format"] = 2
+    meta.pop("colour_grids")  # a format-2 file: no colour grids
+    np.savez(tmp_path / "v2.npz", __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
+    assert DetectionHeads.load(tmp_path / "v2.npz").colour_grids is False
     meta["format"] = 1
     for key in ("context_layers", "gender_cue"):
         meta.pop(key)
     np.savez(tmp_path / "v1.npz", __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
     v1 = DetectionHeads.load(tmp_path / "v1.npz")
-    assert v1.context_layers == [] and v1.gender_cue is False
+    assert v1.context_layers == [] and v1.gender_cue is False and v1.colour_grids is False
     found = v1.detect(_look({"topwear": np.ones(2)}, np.ones(2), head=np.ones(2)))
     assert found.probs["topwear"] == pytest.approx(float(old.presence["topwear"].prob(np.ones(4))))
     meta["format"] = 99
@@ -294,10 +351,11 @@ def test_heads_train_on_generated_looks(tiny_encoder, tmp_path):
 
     heads = train_heads(examples, tiny_encoder, place, "layout", list(taxonomy.layers))
     assert heads.model_id == tiny_encoder.model_id and heads.region_finder == "layout"
-    assert heads.context_layers == list(taxonomy.layers) and heads.gender_cue
+    assert heads.context_layers == list(taxonomy.layers) and heads.gender_cue and heads.colour_grids
     pairs = len(taxonomy.layers) * (len(taxonomy.layers) - 1) // 2
-    assert heads.presence["footwear"].weights.shape == (2 * tiny_encoder.dim + pairs,)
-    assert heads.gender.weights.shape == (3 * tiny_encoder.dim,)
+    grids = len(taxonomy.layers) * GRID_SIZE
+    assert heads.presence["footwear"].weights.shape == (2 * tiny_encoder.dim + pairs + grids,)
+    assert heads.gender.weights.shape == (3 * tiny_encoder.dim + GRID_SIZE,)
     footwear = sum("footwear" in e.present for e in examples)
     assert heads.meta["positives"]["footwear"] == footwear
     assert heads.meta["examples"]["footwear"] == sum("footwear" not in e.unsure for e in examples)
