@@ -104,6 +104,7 @@ def test_eval_with_truth_regions_runs_the_hinted_look_tasks_only(varied_sample, 
     assert "regions=truth" in truth["skipped"]["look_nohint"]
     assert set(truth["framing"]["look"]["variant"]) == {"fixed", "varied"}
     assert "truth: look_nohint skipped" in result.output
+    assert "<b>look_nohint</b> (truth): regions=truth" in (data_dir / "eval" / "tr" / "report.html").read_text()
     # the truth config's engine reads each planted layer at its ground-truth box
     from embeddings import load_encoder
     from looksync.quality.evaluation.harness import config_settings, load_truth, make_engine
