@@ -356,8 +356,8 @@ def replay_preferences(shoppers: int, train_sessions: int, test_sessions: int, m
 @main.command("eval")
 @click.option("--sample", "sample_root", required=True, type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--config", "config_specs", multiple=True, required=True,
-              help="NAME=MODEL:WEIGHTS[,rerank=MODE][,generator=local|llm][,regions=FINDER][,crop_weight=W][,runtime=torch|onnx|onnx-int8]; "
-                   "repeat (the first is the baseline).")
+              help="NAME=MODEL:WEIGHTS[,rerank=MODE][,generator=local|llm][,regions=FINDER|truth][,crop_weight=W][,runtime=torch|onnx|onnx-int8]; "
+                   "repeat (the first is the baseline). regions=truth: layers at their ground-truth boxes (hinted tasks only).")
 @click.option("--run-id", default=None)
 @click.option("-k", "k", type=int, default=10, show_default=True)
 @click.option("--max-text-products", type=int, default=300, show_default=True)
@@ -396,6 +396,8 @@ def eval_command(sample_root: Path, config_specs: tuple[str, ...], run_id: str |
             for key in ("variant", "aspect", "crop", "mirrored", "pose"):
                 figures = ", ".join(f"{value} {v['recall@10']:.2f} ({v['queries']})" for value, v in keys.get(key, {}).items())
                 click.echo(f"{name}: {task} Recall@10 by {key}: {figures}")
+        for task, why in c.get("skipped", {}).items():
+            click.echo(f"{name}: {task} skipped ({why})")
         if "detection" in c:
             d = c["detection"]["all"]
             click.echo(f"{name}: no-hint detection over {d['looks']} looks: gender accuracy {d['gender_accuracy']} "

@@ -178,8 +178,9 @@ class Settings(BaseSettings):
     # generator reads its attributes there too), "pose" (from the body's keypoints, any framing; layers out of
     # frame are skipped), "clip_boxes" (CLIP search over candidate bands) or "auto" (pose when its model files
     # are at hand, from the pypi source only when already cached: nothing is downloaded at startup; else
-    # layout, each response saying why in `degraded`)
-    region_finder: str = "auto"
+    # layout, each response saying why in `degraded`). The evaluation's `regions=truth` (ground-truth
+    # boxes) is no service finder: it knows the answer, so the setting refuses it with the others unknown
+    region_finder: Literal["auto", "layout", "pose", "clip_boxes"] = "auto"
     # detection heads (`looksync heads train`) for look searches without gender or layers: presence and gender
     # read from the region finder's crops; trained for one CLIP model and one region finder (checked at startup)
     detection_heads: Path | None = None

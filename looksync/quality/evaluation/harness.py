@@ -56,6 +56,9 @@ from looksync.settings import Settings, load_settings
 log = logging.getLogger(__name__)
 
 GENERATORS = ("local", "llm")
+# region finders a config may name: the service's, plus the ground-truth oracle (eval only; truth_regions)
+TRUTH_REGIONS = "truth"
+EVAL_REGION_FINDERS = (*REGION_FINDERS, TRUTH_REGIONS)
 _CONFIG_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
 
 
@@ -68,7 +71,8 @@ class EvalConfig:
     """One side of the comparison: ``NAME=MODEL:WEIGHTS[,rerank=MODE][,generator=local|llm][,regions=FINDER][,crop_weight=W][,heads=PATH][,gender_conf=C]``.
     ``regions`` (a region finder), ``crop_weight``, ``heads`` (detection heads) and ``gender_conf`` (the least
     confidence at which a gender read from a no-hint look filters its search) override the settings for this
-    config only."""
+    config only. ``regions=truth`` places each look's layers at their ground-truth boxes (``truth_regions``):
+    only the hinted look tasks run for it (``look_nohint`` is skipped, and ``heads`` refused)."""
 
     name: str
     model: str
@@ -113,10 +117,13 @@ class EvalConfig:
                     values[key] = None
                 if values[key] is None or not low <= values[key] <= high:
                     raise EvalError(f"config {spec!r}: {key} must be a number in [{low:g}, {high:g}]")
-        if values.get("regions", "layout") not in REGION_FINDERS:
+        if values.get("regions", "layout") not in EVAL_REGION_FINDERS:
             raise EvalError(
-                f"config {spec!r}: regions {values['regions']!r} is not one of {', '.join(REGION_FINDERS)}"
+                f"config {spec!r}: regions {values['regions']!r} is not one of {', '.join(EVAL_REGION_FINDERS)}"
             )
+        if values.get("regions") == TRUTH_REGIONS and "heads" in values:
+            raise EvalError(f"config {spec!r}: heads serve look_nohint, which regions=truth skips (the oracle "
+                            "would tell the detection which layers the look wears)")  # fmt: skip
         config = cls(name, model, weights, **values)
         if config.rerank not in RERANK_MODES:
             raise EvalError(f"config {spec!r}: rerank {config.rerank!r} is not one of {', '.join(RERANK_MODES)}")
@@ -265,7 +272,8 @@ def build_config_index(truth: SampleTruth, settings: Settings, encoder: Any) -> 
             "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
 
 
-def make_engine(settings: Settings, encoder: Any, config: EvalConfig) -> Any:
+def make_engine(settings: Settings, encoder: Any, config: EvalConfig, truth: SampleTruth | None = None) -> Any:
+    """The config's search engine; ``truth``: the sample, for ``regions=truth``."""
     from looksync.index.factory import open_index
     from looksync.search.cache import MemoryCache
     from looksync.search.engine import SearchEngine
@@ -280,14 +288,32 @@ def make_engine(settings: Settings, encoder: Any, config: EvalConfig) -> Any:
                  "detection_heads": Path(config.heads) if config.heads else None,
                  "look_gender_min_confidence": config.gender_conf, "pose_blank_background": config.blank,
                  "pose_max_tilt": config.max_tilt}  # fmt: skip
+    if config.regions == TRUTH_REGIONS:
+        overrides["region_finder"] = "pose"  # the oracle's fallback for layers the look does not wear
     settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    finder = truth_finder(settings, encoder, truth) if config.regions == TRUTH_REGIONS else None
     try:
-        engine = SearchEngine(settings, encoder, open_index(settings), MemoryCache(ttl_s=0), llm=llm)
+        engine = SearchEngine(settings, encoder, open_index(settings), MemoryCache(ttl_s=0), llm=llm, region_finder=finder)
     except ValueError as exc:  # detection heads for another model or finder, or no such file
         raise EvalError(f"config {config.name}: {exc}") from exc
     if config.generator == "local":
         engine.query_generator = engine.local_query_generator
     return engine
+
+
+def truth_finder(settings: Settings, encoder: Any, truth: SampleTruth | None) -> Any:
+    """``regions=truth``: the sample's ground-truth boxes, ``pose`` for the layers the look does not wear."""
+    from embeddings import EmbeddingsError
+    from looksync.quality.evaluation.truth_regions import TruthRegionFinder
+    from looksync.search.region_finders import make_region_finder
+
+    if truth is None:
+        raise EvalError("regions=truth needs the sample's ground truth")
+    try:
+        fallback = make_region_finder("pose", encoder, settings=settings)
+    except (EmbeddingsError, ImportError) as exc:  # the pose model files missing or mismatched
+        raise EvalError(f"regions=truth falls back to the pose finder, which is unavailable: {exc}") from exc
+    return TruthRegionFinder.from_sample(encoder, Path(truth.manifest.looks_dir), truth.looks, fallback)
 
 
 # ---- tasks ---------------------------------------------------------------------------------------
@@ -554,14 +580,15 @@ def run_eval(
     for config in configs:
         slug = config.index_slug
         settings = config_settings(run_dir / "indexes" / slug, config, base_settings)
-        engine = make_engine(settings, encoders[slug, config.runtime], config)
+        engine = make_engine(settings, encoders[slug, config.runtime], config, truth)
         t0 = time.perf_counter()
         echo(f"config {config.name}: {len(truth.looks)} looks, {2 * len(text_ids)} text queries, "
              f"{min(len(relevance), options.max_similar_queries)} similar queries")  # fmt: skip
         scored, _ = look_task(engine, truth, config, options.k)
         nohint: list[ScoredQuery] = []
         detections: list[Detection] = []
-        if options.nohint:
+        nohint_runs = options.nohint and config.regions != TRUTH_REGIONS
+        if nohint_runs:
             nohint, detections = look_task(engine, truth, config, options.k, hints=False)
         scored += nohint
         scored += text_task(engine, truth, text_ids, options.k)
@@ -576,8 +603,11 @@ def run_eval(
             "metrics": summarise(scored, options.n_resamples),
             "framing": framing_breakdown(scored, framings, LOOK_TASKS),
         }
-        if options.nohint:
+        if nohint_runs:
             per_config[config.name]["detection"] = detection_breakdown(detections)
+        elif options.nohint:
+            per_config[config.name]["skipped"] = {"look_nohint": "regions=truth: the oracle's regions would tell the "
+                                                  "detection which layers the look wears"}  # fmt: skip
 
     look_queries = sum(len(in_frame_layers(v)) for v in truth.looks.values())
     visible_queries = sum(

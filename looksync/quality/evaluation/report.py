@@ -207,12 +207,16 @@ def write_report(run: Any, truth: Any) -> Path:
         if not layers:
             continue
         groups = [*layers, ALL_LAYERS]
+        # the configs that ran the task (regions=truth skips look_nohint)
         series = {n: [summary["configs"][n]["metrics"][task].get(g, {}).get("recall@10", {}).get("mean", 0.0)
-                      for g in groups] for n in names}  # fmt: skip
+                      for g in groups] for n in names if task in summary["configs"][n]["metrics"]}  # fmt: skip
         charts.append(bars_svg(f"{task}: Recall@10 per layer", groups, series, f"chart-{task}-recall10"))
     notes = "".join(
         f"<li><b>{escape(task)}</b>: {escape(info['skipped'])}</li>"
         for task, info in summary["tasks"].items() if "skipped" in info
+    ) + "".join(
+        f"<li><b>{escape(task)}</b> ({escape(name)}): {escape(why)}</li>"
+        for name, c in summary["configs"].items() for task, why in c.get("skipped", {}).items()
     )  # fmt: skip
     tables = "".join(
         f"<h3>{escape(task)}</h3>{_metrics_table(summary, task)}"
