@@ -40,13 +40,16 @@ class PoseExtent:
     """One box of a layer on the body: the box around ``points`` (pose landmark names, at their
     estimated positions), grown by ``pad`` (left, top, right, bottom) in units of the body's torso
     length, then clipped to the look. It is placed only when, from each group of ``seen``, at least
-    one point is visible and inside the look. ``outward``: ``pad``'s left and right mean towards and
+    one point is visible and inside the look, and from each group of ``framed``, at least one point is
+    inside the look (visible or not: the pose model's visibility of knees at a crop's edge runs low while
+    they are plainly there). ``outward``: ``pad``'s left and right mean towards and
     away from the body's midline (a bag or a watch on either side), not the image's left and right."""
 
     points: tuple[str, ...]
     seen: tuple[tuple[str, ...], ...]
     pad: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
     outward: bool = False
+    framed: tuple[tuple[str, ...], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -135,13 +138,15 @@ def _pose(item: dict, path: Path) -> tuple[PoseExtent, ...]:
         raise TaxonomyError(f"{path}: layer {item.get('id')!r}: pose must be a list of extents, got {extents!r}")
     parsed = []
     for extent in extents:
-        if not isinstance(extent, dict) or not {"points", "seen"} <= set(extent) or set(extent) - {"points", "seen", "pad", "outward"}:
+        if not isinstance(extent, dict) or not {"points", "seen"} <= set(extent) or set(extent) - {"points", "seen", "pad", "outward", "framed"}:
             raise TaxonomyError(
-                f"{path}: layer {item.get('id')!r}: each pose extent needs points and seen (and optionally pad, outward), got {extent!r}"
+                f"{path}: layer {item.get('id')!r}: each pose extent needs points and seen (and optionally pad, outward, framed), got {extent!r}"
             )
-        seen = extent["seen"]
+        seen, framed = extent["seen"], extent.get("framed", [])
         if not isinstance(seen, list) or not seen:
             raise TaxonomyError(f"{path}: layer {item.get('id')!r}: pose seen must be a list of groups, got {seen!r}")
+        if not isinstance(framed, list):
+            raise TaxonomyError(f"{path}: layer {item.get('id')!r}: pose framed must be a list of groups, got {framed!r}")
         pad = extent.get("pad", [0, 0, 0, 0])
         if not (isinstance(pad, list) and len(pad) == 4 and all(isinstance(v, (int, float)) and -1 <= v <= 3 for v in pad)):
             raise TaxonomyError(f"{path}: layer {item.get('id')!r}: pose pad must be 4 numbers in [-1, 3], got {pad!r}")
@@ -150,6 +155,7 @@ def _pose(item: dict, path: Path) -> tuple[PoseExtent, ...]:
             seen=tuple(_names(group, "seen group", item, path) for group in seen),
             pad=tuple(float(v) for v in pad),  # type: ignore[arg-type]
             outward=bool(extent.get("outward", False)),
+            framed=tuple(_names(group, "framed group", item, path) for group in framed),
         ))  # fmt: skip
     return tuple(parsed)
 

@@ -88,3 +88,19 @@ def test_alt_slots_are_validated_boxes(tmp_path):
         (tmp_path / "bad.yaml").write_text(base.format(extra))
         with pytest.raises(TaxonomyError, match=f"layer 'b': {message}"):
             load_taxonomy(tmp_path / "bad.yaml")
+
+
+def test_pose_extents_may_ask_points_only_to_be_in_the_look(tmp_path):
+    # bottomwear's hips-to-knees extent needs the hips seen and the knees only in the look
+    short = get_taxonomy().layers["bottomwear"].pose[1]
+    assert short.seen == (("left_hip", "right_hip"),) and short.framed == (("left_knee", "right_knee"),)
+    assert get_taxonomy().layers["topwear"].pose[0].framed == ()  # optional
+    base = ("categories: {{}}\ngenders: []\nmarkets: {{}}\ncolours: {{}}\npatterns: []\n"
+            "layers: [{{id: b, label: b, prompt: p, pose: [{{points: [left_hip], seen: [[left_hip]]{}}}]}}]\n")  # fmt: skip
+    (tmp_path / "ok.yaml").write_text(base.format(", framed: [[left_knee, right_knee]]"))
+    assert load_taxonomy(tmp_path / "ok.yaml").layers["b"].pose[0].framed == (("left_knee", "right_knee"),)
+    for extra, message in ((", framed: left_knee", "pose framed must be a list of groups"),
+                           (", framed: [[]]", "framed group")):  # fmt: skip
+        (tmp_path / "bad.yaml").write_text(base.format(extra))
+        with pytest.raises(TaxonomyError, match=message):
+            load_taxonomy(tmp_path / "bad.yaml")

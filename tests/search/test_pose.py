@@ -79,6 +79,23 @@ def test_a_layer_whose_anchors_are_hidden_is_not_in_the_look(blazepose, sample_l
     assert placement.boxes["bottomwear"][0][3] < pose.point("left_ankle")[1]
 
 
+def test_knees_in_the_look_but_not_sure_still_place_the_short_extent(blazepose, sample_look):
+    """A three-quarter look cut below the knees: the pose model's visibility of the knees at the edge runs low
+    (0.2-0.45 on such looks) though they are there. The hips seen and the knees in the look place the hips-to-knees
+    extent; knees out of the look leave the layer out, saying so."""
+    image, _ = sample_look
+    pose = blazepose.landmarks(image, blazepose.detect(image)[0])
+    legs = [LANDMARKS.index(n) for n in ("left_knee", "right_knee", "left_ankle", "right_ankle")]
+    pose.visibility[legs] = 0.2
+    placement = pose_placement(get_taxonomy(), pose, image.size, ["bottomwear"])
+    assert len(placement.boxes["bottomwear"]) == 1 and "bottomwear" not in placement.absent
+    assert placement.boxes["bottomwear"][0][3] >= pose.point("left_knee")[1]
+    pose.points[legs, 1] = image.height + 50  # below the look
+    placement = pose_placement(get_taxonomy(), pose, image.size, ["bottomwear"])
+    assert "bottomwear" not in placement.boxes
+    assert "out of frame: left_knee, right_knee" in placement.absent["bottomwear"]
+
+
 def test_the_cropped_top_of_a_look_has_no_feet(blazepose, sample_look):
     image, truth = sample_look
     top = image.crop((0, 0, image.width, int(image.height * 0.6)))

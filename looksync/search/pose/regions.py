@@ -89,7 +89,7 @@ class PoseRegionFinder:
         self.max_tilt = max_tilt  # degrees from upright beyond which a pose is not used
         self.fallback = ClipBoxRegionFinder(encoder, embed_texts)
         unknown = sorted({name for layer in self.taxonomy.layers.values() for extent in layer.pose
-                          for name in (*extent.points, *(n for group in extent.seen for n in group))
+                          for name in (*extent.points, *(n for group in (*extent.seen, *extent.framed) for n in group))
                           if name not in LANDMARK_INDEX})  # fmt: skip
         if unknown:
             raise ValueError(f"taxonomy pose extents name unknown landmarks {unknown}; known: {', '.join(LANDMARK_INDEX)}")
@@ -187,11 +187,12 @@ def _clip(box: tuple[float, float, float, float], size: tuple[int, int]) -> Box 
     return x0, y0, x1, y1
 
 
-def _missing(group: tuple[str, ...], pose: Pose, size: tuple[int, int]) -> str:
-    """Why no point of ``group`` counts as seen: out of frame, or in it but not visible enough."""
+def _missing(group: tuple[str, ...], pose: Pose, size: tuple[int, int], framed: bool = False) -> str:
+    """Why no point of ``group`` counts as seen (``framed``: as in the look): out of frame, or in it but
+    not visible enough."""
     width, height = size
     outside = [n for n in group if not (0 <= pose.point(n)[0] < width and 0 <= pose.point(n)[1] < height)]
-    hidden = [f"{n} ({pose.visibility[LANDMARK_INDEX[n]]:.2f})" for n in group if n not in outside]
+    hidden = [] if framed else [f"{n} ({pose.visibility[LANDMARK_INDEX[n]]:.2f})" for n in group if n not in outside]
     parts = ([f"out of frame: {', '.join(outside)}"] if outside else []) + ([f"not visible: {', '.join(hidden)}"] if hidden else [])
     return " and ".join(parts)
 
@@ -206,8 +207,9 @@ def extent_box(extent: PoseExtent, pose: Pose, torso: float, midline: float, siz
 
 
 def pose_placement(taxonomy: Taxonomy, pose: Pose, size: tuple[int, int], layers: list[str], min_visibility: float = 0.5) -> Placement:
-    """Each layer's extents whose ``seen`` groups hold; a layer with none is absent, with the reasons.
-    Layers without pose extents are left out (the CLIP box search takes them)."""
+    """Each layer's extents whose ``seen`` and ``framed`` groups hold (an extent giving the same box as one
+    before it is not repeated); a layer with none is absent, with the reasons. Layers without pose extents
+    are left out (the CLIP box search takes them)."""
     width, height = size
     inside = (pose.points[:, 0] >= 0) & (pose.points[:, 0] < width) & (pose.points[:, 1] >= 0) & (pose.points[:, 1] < height)
     seen = inside & (pose.visibility >= min_visibility)
@@ -223,14 +225,17 @@ def pose_placement(taxonomy: Taxonomy, pose: Pose, size: tuple[int, int], layers
         boxes, reasons = [], []
         for extent in extents:
             missing = [g for g in extent.seen if not any(seen[LANDMARK_INDEX[n]] for n in g)]
-            if missing:
+            unframed = [g for g in extent.framed if not any(inside[LANDMARK_INDEX[n]] for n in g)]
+            if missing or unframed:
                 reasons.extend(_missing(g, pose, size) for g in missing)
+                reasons.extend(_missing(g, pose, size, framed=True) for g in unframed)
                 continue
             box = extent_box(extent, pose, torso, midline, size)
             if box is None:
                 reasons.append("its box falls outside the look")
                 continue
-            boxes.append(box)
+            if box not in boxes:
+                boxes.append(box)
         if boxes:
             placement.boxes[layer] = boxes
         else:
