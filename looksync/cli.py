@@ -425,9 +425,11 @@ def eval_command(sample_root: Path, config_specs: tuple[str, ...], run_id: str |
 @click.option("--fault-rate", type=float, default=0.03, show_default=True)
 @click.option("--epochs", type=click.IntRange(min=0), default=30, show_default=True,
               help="Fine-tuning epochs on the sample before indexing; 0 serves random weights (plumbing only).")
-@click.option("--looks", type=click.IntRange(min=2), default=160, show_default=True,
-              help="Sample looks: the first is searched without hints, the others train the detection heads.")
-def demo(workdir: Path, size: int, seed: int, fault_rate: float, epochs: int, looks: int):
+@click.option("--looks", type=click.IntRange(min=1), default=160, show_default=True,
+              help="Sample looks: the first is searched without hints.")
+@click.option("--heads-looks", type=click.IntRange(min=10), default=360, show_default=True,
+              help="Looks the detection heads are trained on, generated with their own catalog as `looksync heads train` does.")
+def demo(workdir: Path, size: int, seed: int, fault_rate: float, epochs: int, looks: int, heads_looks: int):
     """The main job end to end on embedded defaults: sample -> fine-tune -> ingest -> index -> serve -> search a look.
 
     The terminal shows the steps and the results; the full log goes to WORKDIR/demo.log."""
@@ -435,7 +437,7 @@ def demo(workdir: Path, size: int, seed: int, fault_rate: float, epochs: int, lo
 
     bars = click.get_text_stream("stdout").isatty()  # elsewhere (CI, pipes) a line per step instead
     run_demo(workdir, size=size, seed=seed, fault_rate=fault_rate, epochs=epochs, echo=click.echo, bars=bars,
-             looks=looks)
+             looks=looks, heads_looks=heads_looks)
 
 
 @main.command()

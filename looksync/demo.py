@@ -14,8 +14,9 @@ skips fine-tuning and runs on random weights (plumbing only). With real weights,
 LOOKSYNC_CLIP_MODEL/LOOKSYNC_CLIP_WEIGHTS and run the step-by-step commands instead.
 
 The look is searched without gender or layers: the service reads them from the look's regions with
-detection heads (``looksync.search.detection``) that the demo trains on the tuned checkpoint's crops of the
-sample's other looks (the searched one is not among them), calibrated and measured on held-out ones.
+detection heads (``looksync.search.detection``) that the demo trains as ``looksync heads train`` does: on the
+tuned checkpoint's crops of looks generated for them with a catalog of their own (fixed-frame and varied
+framings), calibrated and measured on held-out ones; the searched look is not among them.
 
 The terminal shows the six steps, progress bars for fine-tuning, ingestion and indexing, and the results;
 every library's log and the detailed lines (paths, ids, full responses) go to ``<workdir>/demo.log``
@@ -41,12 +42,15 @@ from looksync.console import Console, log_to_file, shown
 DEMO_MODEL = "LookSync-Tiny"
 DEMO_EPOCHS = 30
 DEMO_CROSS_LISTING_RATE = 0.1  # items also sold by other vendors: the demo's cards show their offers
-DEMO_LOOKS = 160  # sample looks: the first is searched, the others train the detection heads
+DEMO_LOOKS = 160  # sample looks: the first is searched in step 6, the others are there to try
+# the detection heads' training looks, as `looksync heads train` makes them by default: 1 in 6 fixed-frame, the rest
+# varied (the `train` framing split), on a catalog of their own (5 products per 3 looks, at least 60)
+HEADS_LOOKS = 360
+HEADS_SEED = 101
 # the modules that place a look's regions and read them for the detection heads (their code keys the heads' cache)
 HEADS_CODE = ("looksync.search.detection", "looksync.search.regions", "looksync.search.pose.regions",
               "looksync.search.pose.blazepose")  # fmt: skip
 DEMO_TOP = 3  # the demo's check: each planted product within the top 3 of its layer
-HEADS_VALIDATION_SHARE = 0.3  # of the heads' looks: half calibrates them, half measures them
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -143,37 +147,39 @@ def tuned_checkpoint(
     return checkpoint
 
 
-def demo_heads(
-    settings, encoder, manifest, checkpoint: Path, searched: str, seed: int, console: Console
-) -> Path:
-    """Detection heads for the no-hint look search, trained (``train_on_looks``) on the configured region
-    finder's crops of every sample look but ``searched``; reused when the checkpoint (the sample's digest is
-    in its name), the finder and the looks (a digest of their ground truth is in the heads' file name) are
-    the same, and so are the code, taxonomy and pose settings that place the regions (in that digest too)."""
+def heads_recipe(looks: int) -> dict[str, int]:
+    """The heads' training sample for ``looks`` looks: its catalog size and fixed-frame and varied looks."""
+    fixed = max(1, looks // 6)
+    return {"size": max(60, looks * 5 // 3), "fixed_looks": fixed, "varied_looks": max(1, looks - fixed)}
+
+
+def demo_heads(settings, encoder, checkpoint: Path, train_root: Path, looks: int, console: Console) -> Path:
+    """Detection heads for the no-hint look search, trained as ``looksync heads train`` trains them
+    (``train_from_sample``: ``looks`` looks generated under ``train_root`` with their own catalog, fitted on the
+    configured region finder's crops); reused when the checkpoint, the finder and the recipe (in the heads' file
+    name) are the same, and so are the code, taxonomy and pose settings that place the regions (in that digest too)."""
     import hashlib
 
     from looksync.catalog.taxonomy import get_taxonomy
     from looksync.code_digest import modules_digest
     from looksync.search.detection import HEADS_FORMAT, DetectionHeads
-    from looksync.search.detection_training import look_examples, train_on_looks
+    from looksync.search.detection_training import train_from_sample
     from looksync.search.region_finders import make_region_finder
 
-    text = Path(manifest.ground_truth_path).read_text(encoding="utf-8")
-    training = {look_id: looked for look_id, looked in json.loads(text).items() if look_id != searched}
+    recipe = heads_recipe(looks)
     finder = make_region_finder(settings.region_finder, encoder, settings=settings).name  # auto: pose or layout
     # the heads are made again when anything that places or reads the regions changes: code, taxonomy, settings
     placement = [modules_digest(HEADS_CODE).hex(), repr(get_taxonomy()),
                  *(f"{name}={getattr(settings, name)}" for name in sorted(type(settings).model_fields) if name.startswith("pose_"))]  # fmt: skip
-    looks_digest = hashlib.sha256("\x00".join([text, searched, str(seed), *placement]).encode()).hexdigest()[:12]
-    path = checkpoint.with_name(f"{checkpoint.stem}-heads{HEADS_FORMAT}-{finder}-{looks_digest}.npz")
+    digest = hashlib.sha256("\x00".join([json.dumps(recipe, sort_keys=True), str(HEADS_SEED), *placement]).encode()).hexdigest()[:12]
+    path = checkpoint.with_name(f"{checkpoint.stem}-heads{HEADS_FORMAT}-{finder}-{digest}.npz")
     if path.is_file():
         heads = DetectionHeads.load(path)
         console.say(f"    reusing detection heads {path.name}")
     else:
-        console.say(f"    detection heads (layers and gender read from the look's regions): {len(training)} sample "
-                    f"looks, not the one searched")  # fmt: skip
-        heads = train_on_looks(settings, encoder, look_examples(training, manifest.looks_dir), seed=seed,
-                               validation_share=HEADS_VALIDATION_SHARE, echo=console.detail)  # fmt: skip
+        console.say(f"    detection heads (layers and gender read from the look's regions): {looks} looks of their "
+                    f"own catalog, as `looksync heads train` makes them")  # fmt: skip
+        heads = train_from_sample(settings, encoder, train_root, seed=HEADS_SEED, echo=console.detail, **recipe)
         heads.save(path)
     held = heads.meta.get("validation")
     if held:
@@ -249,20 +255,23 @@ def run_demo(
     echo: Console | Callable[[str], object] = print,
     bars: bool = False,
     looks: int = DEMO_LOOKS,
+    heads_looks: int = HEADS_LOOKS,
 ) -> dict:
     """Every step of the main job; ``echo`` gets the short terminal view (``bars``: progress bars drawn in
     place, for a TTY), ``<workdir>/demo.log`` the full log. Returns the look search's response."""
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")
-    if looks < 2:
-        raise ValueError(f"looks must be >= 2 (one searched, the others train the detection heads), got {looks}")
+    if looks < 1:
+        raise ValueError(f"looks must be >= 1 (the first is searched), got {looks}")
+    if heads_looks < 10:
+        raise ValueError(f"heads_looks must be >= 10 (the detection heads are fitted, calibrated and measured on them), got {heads_looks}")
     workdir = workdir.resolve()
     console = echo if isinstance(echo, Console) else Console(echo, bars=bars)
     log_path = workdir / "demo.log"
     console.echo(f"LookSync demo in {shown(workdir)}; full log: {shown(log_path)}")
     with log_to_file(console, log_path, terminal_filter=_expected_on_terminal):
         try:
-            response = _run_steps(workdir, size, seed, fault_rate, epochs, looks, console)
+            response = _run_steps(workdir, size, seed, fault_rate, epochs, looks, heads_looks, console)
         except Exception as exc:
             logging.getLogger(__name__).error("demo failed: %s", exc, exc_info=True)
             raise
@@ -271,7 +280,8 @@ def run_demo(
     return response
 
 
-def _run_steps(workdir: Path, size: int, seed: int, fault_rate: float, epochs: int, looks: int, console: Console) -> dict:
+def _run_steps(workdir: Path, size: int, seed: int, fault_rate: float, epochs: int, looks: int, heads_looks: int,
+               console: Console) -> dict:  # fmt: skip
     from embeddings import load_encoder, save_random_checkpoint
     from looksync.client import format_look_response, search_look
     from looksync.index.factory import open_index
@@ -312,7 +322,7 @@ def _run_steps(workdir: Path, size: int, seed: int, fault_rate: float, epochs: i
             device="cpu",
         )  # fmt: skip
         encoder = load_encoder(DEMO_MODEL, str(checkpoint), device="cpu")
-        heads = demo_heads(settings, encoder, manifest, checkpoint, look_id, seed, console)
+        heads = demo_heads(settings, encoder, checkpoint, workdir / "heads-train", heads_looks, console)
         env = {
             "LOOKSYNC_DATA_DIR": str(workdir / "data"),
             "LOOKSYNC_CLIP_MODEL": DEMO_MODEL,

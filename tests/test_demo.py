@@ -21,7 +21,8 @@ LOG_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (DEBUG|INFO|WARNIN
 @pytest.mark.slow
 def test_demo_fine_tunes_then_serves_the_tuned_model(tmp_path):
     lines: list[str] = []
-    response = run_demo(tmp_path / "demo", size=60, seed=3, fault_rate=0.05, epochs=2, echo=lines.append, looks=30)
+    response = run_demo(tmp_path / "demo", size=60, seed=3, fault_rate=0.05, epochs=2, echo=lines.append, looks=4,
+                        heads_looks=30)  # fmt: skip
     text = "\n".join(lines)
     for step in range(1, 7):
         assert f"{step}/6 " in text
@@ -33,7 +34,7 @@ def test_demo_fine_tunes_then_serves_the_tuned_model(tmp_path):
     assert response["layers"] and all(layer["products"] for layer in response["layers"])
     assert "planted products vs results:" in text
     # the look went as the app sends it: only the market; the service read the layers and gender with the
-    # detection heads the demo trained on its other looks for this checkpoint
+    # detection heads the demo trained for this checkpoint on looks generated for them
     assert "with market " in text and "only (no gender, no layers)" in text
     assert response["gender_detected"] is not None and "detection" in response["timings_ms"]
     from looksync.sample import SampleManifest
@@ -46,8 +47,12 @@ def test_demo_fine_tunes_then_serves_the_tuned_model(tmp_path):
     manifest = SampleManifest.load(tmp_path / "demo" / "sample")
     searched = sorted(json.loads(manifest.ground_truth_path.read_text()))[0]
     assert f"6/6 search look {searched}.png" in text
-    # every sample look but the one searched: fitted on, calibrated on, or measured on
-    assert heads.meta["looks"] + heads.meta["calibration_looks"] + heads.meta["validation"]["looks"] == manifest.look_count - 1
+    # the heads' own looks (as `looksync heads train` makes them, 1 in 6 fixed-frame, generated with a catalog of
+    # their own under heads-train): fitted on, calibrated on, or measured on; the searched look is not among them
+    assert heads.meta["looks"] + heads.meta["calibration_looks"] + heads.meta["validation"]["looks"] == 30
+    assert heads.meta["sample"] == {"size": 60, "seed": 101, "fixed_looks": 5, "varied_looks": 25}
+    heads_truth = json.loads((tmp_path / "demo" / "heads-train" / "looks" / "ground_truth.json").read_text())
+    assert len(heads_truth) == 30 and sum(t.get("framing", {}).get("variant") == "varied" for t in heads_truth.values()) == 25
     assert re.search(r"read from the look: layers \w+.*; gender (women|men) \(confidence", text)
     assert re.search(r"planted products within the top 3: \d+ of \d+", text)
     # the cards' pictures outlive the sample's image server (stopped once ingested): each product's thumbnail
@@ -78,11 +83,12 @@ def test_demo_fine_tunes_then_serves_the_tuned_model(tmp_path):
     settings = load_settings(data_dir=tmp_path / "demo" / "data", clip_model="LookSync-Tiny", clip_weights=str(checkpoints[0]))
     encoder = load_encoder("LookSync-Tiny", str(checkpoints[0]), device="cpu")
     again.clear()
-    assert demo_heads(settings, encoder, manifest, checkpoints[0], searched, 3, Console(again.append)) == heads_files[0]
+    train_root = tmp_path / "demo" / "heads-train"
+    assert demo_heads(settings, encoder, checkpoints[0], train_root, 30, Console(again.append)) == heads_files[0]
     assert f"    reusing detection heads {heads_files[0].name}" in again
     # but not when what places the regions changes (here a pose setting): they are trained again
     again.clear()
-    other = demo_heads(settings.model_copy(update={"pose_max_tilt": 45.0}), encoder, manifest, checkpoints[0], searched, 3,
+    other = demo_heads(settings.model_copy(update={"pose_max_tilt": 45.0}), encoder, checkpoints[0], train_root, 30,
                        Console(again.append))  # fmt: skip
     assert other != heads_files[0] and other.is_file() and not any("reusing detection heads" in line for line in again)
 
@@ -105,7 +111,7 @@ def test_the_terminal_gets_a_short_view_and_the_log_file_the_rest(tmp_path):
     workdir = tmp_path / "demo"
     done = subprocess.run(
         [sys.executable, "-m", "looksync", "demo", "--workdir", str(workdir), "--size", "60", "--seed", "3",
-         "--epochs", "0", "--looks", "12"],
+         "--epochs", "0", "--looks", "12", "--heads-looks", "12"],
         cwd=REPO, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
@@ -135,6 +141,8 @@ def test_negative_epochs_are_refused(tmp_path):
         run_demo(tmp_path, epochs=-1, echo=lambda _: None)
 
 
-def test_a_demo_without_looks_to_train_the_heads_on_is_refused(tmp_path):
-    with pytest.raises(ValueError, match="looks must be >= 2"):
-        run_demo(tmp_path, looks=1, echo=lambda _: None)
+def test_a_demo_without_a_look_or_looks_to_train_the_heads_on_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="looks must be >= 1"):
+        run_demo(tmp_path, looks=0, echo=lambda _: None)
+    with pytest.raises(ValueError, match="heads_looks must be >= 10"):
+        run_demo(tmp_path, heads_looks=9, echo=lambda _: None)
