@@ -121,11 +121,20 @@ def test_ivf_views_report_their_memory_and_find_rows_by_label(tmp_path):
     index = EmbeddedIndex(tmp_path / "index", refresh_s=0, ann_min_rows=1, ann_structure="ivf")
     version, products, matrix = _loaded(index)
     index.search(matrix[0], k=1)
-    view = index.views.cached((version, KEY))
-    stats = view.stats()
+    ivf = index.views.cached((version, KEY))
     nlist = _meta(index, version).nlist
-    assert stats.mapped_bytes == N * DIM * 4  # the lists' vectors, memory-mapped
-    assert stats.bytes >= N * 16 + nlist * DIM * 4  # ids, direct map and centroids in the process
-    got = index.vectors([products[i].product_id for i in (0, 123, 399)])
+    index.ann_structure = "hnsw"  # the same rows with a graph instead: only the structure's share differs
+    index.build_ann_index(version)
+    index.search(matrix[0], k=1)
+    hnsw = index.views.cached((version, KEY))
+    links = hnsw.graph.hnsw.neighbors.size() * 4 + hnsw.graph.hnsw.offsets.size() * 8 + hnsw.graph.hnsw.levels.size() * 4
+    assert ivf.stats().mapped_bytes == hnsw.stats().mapped_bytes == N * DIM * 4  # the vectors, memory-mapped
+    # in the process: each list's ids and the direct map (8 bytes a row each) and the centroids
+    assert ivf.stats().bytes - hnsw.stats().bytes == N * 16 + nlist * DIM * 4 - links
+    reader = EmbeddedIndex(index.path, refresh_s=0)
+    index.ann_structure = "ivf"
+    index.build_ann_index(version)
+    got = reader.vectors([products[i].product_id for i in (0, 123, 399)])
+    assert reader.views.cached((version, KEY)).structure == "ivf"
     for i in (0, 123, 399):
         np.testing.assert_allclose(got[products[i].product_id], matrix[i], atol=1e-6)  # through the direct map
