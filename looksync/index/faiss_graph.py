@@ -43,10 +43,11 @@ FORMAT = 2  # 2: the structure and the IVF lists recorded (1: HNSW only)
 READABLE_FORMATS = (1, 2)
 MEMORY_MODES = ("mmap", "private")
 STRUCTURES = ("hnsw", "ivf")
-# IVF k-means: trained on at most this many sampled rows per list (FAISS's own floor is 39) for a few
-# iterations; enough for the lists to cover the data, and the build stays a small share of a bulk load
-IVF_TRAIN_ROWS_PER_LIST = 48
-IVF_TRAIN_ITERATIONS = 10
+# IVF k-means: trained on at most this many sampled rows per list (FAISS's own floor) for a few
+# iterations: on the benchmark's catalog, 10 iterations on 48 rows a list took 1.4x as long for no
+# better recall at any nprobe (bench/bench_bulk_index.py, bench/bench_index.py)
+IVF_TRAIN_ROWS_PER_LIST = 39
+IVF_TRAIN_ITERATIONS = 6
 
 
 @dataclass(frozen=True)
