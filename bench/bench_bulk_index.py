@@ -3,7 +3,7 @@ bulk load (the FAISS structures), against raw writes of the same rows measured i
 
     python bench/bench_bulk_index.py --n 100000                 # 128-d (LookSync-Tiny), default ann_min_rows
     python bench/bench_bulk_index.py --n 100000 --dim 512 --graphs   # every partition gets its graph
-    python bench/bench_bulk_index.py --n 100000 --graphs --structure ivf   # IVF lists instead of HNSW graphs
+    python bench/bench_bulk_index.py --n 100000 --graphs --structure hnsw  # HNSW graphs instead of IVF lists
 
 The products and vectors are ``bench_index.py``'s synthetic catalog (18 layer x market partitions).
 Timed, on the index: ``create_version`` + ``begin_bulk_load`` + ``upsert`` in batches of ``--batch``
@@ -39,7 +39,7 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--batch", type=int, default=50_000)
     parser.add_argument("--graphs", action="store_true", help="ann_min_rows=1: every partition gets a FAISS graph")
-    parser.add_argument("--structure", choices=["hnsw", "ivf"], default="hnsw", help="what end_bulk_load builds")
+    parser.add_argument("--structure", choices=["hnsw", "ivf"], default="ivf", help="what end_bulk_load builds (default: the index's)")
     parser.add_argument("--work", type=Path, default=None)
     args = parser.parse_args()
 

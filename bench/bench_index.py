@@ -7,8 +7,8 @@ and are filtered, as a look query is, by that row's category AND market. Ground 
 cosine top-k (numpy, blocked). Measured, single-threaded per query:
 
 * embedded backend (``EmbeddedIndex``: one LanceDB table per (layer, market) as the store), searching
-  through its default FAISS views (``search="faiss"``: per partition a saved ``IndexHNSWFlat``, or with
-  ``--structure ivf`` an ``IndexIVFFlat``, searched with an ``IDSelectorBitmap`` of the rows passing the
+  through its default FAISS views (``search="faiss"``: per partition a saved ``IndexIVFFlat`` (the
+  default structure), or with ``--structure hnsw`` an ``IndexHNSWFlat``, searched with an ``IDSelectorBitmap`` of the rows passing the
   filter; the HNSW beam swept by ``--candidates``, the IVF lists probed by ``--nprobes``): the look query
   (layer AND category AND market, routed to one partition, category filtered inside) and unfiltered
   (every partition, merged);
@@ -19,7 +19,7 @@ cosine top-k (numpy, blocked). Measured, single-threaded per query:
 Prints recall@k, p50/p95 latency, the p95 ratio to FAISS, build times, the views' memory and peak RSS.
 
     python bench/bench_index.py --n 1000000      # the issue's size; --n 100000 fits ~10 minutes on 2 cores
-    python bench/bench_index.py --n 100000 --no-lance --structure ivf --reuse DIR   # IVF lists per partition
+    python bench/bench_index.py --n 100000 --no-lance --structure hnsw --reuse DIR   # HNSW graphs per partition
 
 ``--reuse DIR`` keeps what is slow to make in ``DIR`` and reads it back on the next run with the same
 ``--n/--dim/--queries/--k/--seed``: the queries, their keys and exact ground truth, the anchor graph
@@ -333,7 +333,7 @@ def main() -> None:
     ap.add_argument(
         "--candidates", default="16,32,64,128", help="num_candidates (the HNSW beam) tried on the FAISS views; LanceDB gets the largest"
     )
-    ap.add_argument("--structure", choices=["hnsw", "ivf"], default="hnsw", help="the embedded index's ANN structure")
+    ap.add_argument("--structure", choices=["hnsw", "ivf"], default="ivf", help="the embedded index's ANN structure")
     ap.add_argument("--nprobes", default="4,8,16,32", help="IVF lists probed, tried on the FAISS views with --structure ivf")
     ap.add_argument("--unfiltered-queries", type=int, default=100, help="queries for the all-partitions path")
     ap.add_argument("--workdir", type=Path, default=None)

@@ -68,8 +68,8 @@ class EmbeddedIndex(VersionsMixin, WritesMixin, SearchMixin, SnapshotsMixin, Gra
     ``hnsw_m`` / ``hnsw_ef_construction``: the FAISS graphs' build parameters; ``hnsw_ef_search``: the
     search beam when a search names no ``num_candidates`` (which is the beam when given). ``exact_max_rows``: when at most this many graph
     rows pass a filter they are scored exactly instead of walking the graph.
-    ``ann_structure``: what ``build_ann_index`` builds per partition, ``"hnsw"`` or ``"ivf"`` (IVF lists,
-    ``ivf_nlist`` of them, 0 = 2 * sqrt(rows); far cheaper to build). A search uses whatever each
+    ``ann_structure``: what ``build_ann_index`` builds per partition, ``"ivf"`` (the default: IVF lists,
+    ``ivf_nlist`` of them, 0 = 2 * sqrt(rows); far cheaper to build) or ``"hnsw"``. A search uses whatever each
     partition's saved meta names, so switching it takes effect at the next build. ``ivf_nprobe``: the IVF
     lists a search probes (more for selective filters).
     ``search_threads``: a LanceDB search spanning several partitions queries up to this many at once.
@@ -95,7 +95,7 @@ class EmbeddedIndex(VersionsMixin, WritesMixin, SearchMixin, SnapshotsMixin, Gra
         hnsw_ef_search: int = 64,
         exact_max_rows: int = 2048,
         graph_memory: str = "mmap",
-        ann_structure: str = "hnsw",
+        ann_structure: str = "ivf",
         ivf_nlist: int = 0,
         ivf_nprobe: int = 16,
     ):

@@ -43,6 +43,9 @@ def _ids(hits) -> list[str]:
 
 
 def test_the_setting_switches_the_structure_and_any_handle_searches_what_was_built(tmp_path, monkeypatch):
+    assert load_settings(data_dir=tmp_path).index_ann_structure == "ivf"  # the default
+    monkeypatch.setenv("LOOKSYNC_INDEX_ANN_STRUCTURE", "hnsw")
+    assert open_index(load_settings(data_dir=tmp_path)).ann_structure == "hnsw"
     monkeypatch.setenv("LOOKSYNC_INDEX_ANN_STRUCTURE", "ivf")
     monkeypatch.setenv("LOOKSYNC_INDEX_IVF_NLIST", "6")
     ivf = open_index(load_settings(data_dir=tmp_path, index_ann_min_rows=1, index_refresh_s=0))
@@ -52,7 +55,7 @@ def test_the_setting_switches_the_structure_and_any_handle_searches_what_was_bui
     assert (meta.structure, meta.nlist, meta.m, meta.ef_construction) == ("ivf", 6, 0, 0)
 
     # a handle configured for HNSW reads the IVF partition as built (search follows the meta)...
-    hnsw = EmbeddedIndex(ivf.path, refresh_s=0, exact_max_rows=0, ivf_nprobe=6)
+    hnsw = EmbeddedIndex(ivf.path, refresh_s=0, exact_max_rows=0, ann_structure="hnsw", ivf_nprobe=6)
     filters = SearchFilters(genders=["men"])
     for query in vectors(5, seed=22):
         for flt in (None, filters):
@@ -82,7 +85,7 @@ def test_ivf_lists_follow_the_rows_unless_given():
 
 
 def test_a_format_1_meta_reads_as_the_hnsw_graph_it_describes(tmp_path):
-    index = EmbeddedIndex(tmp_path / "index", refresh_s=0, ann_min_rows=1, exact_max_rows=0)
+    index = EmbeddedIndex(tmp_path / "index", refresh_s=0, ann_min_rows=1, exact_max_rows=0, ann_structure="hnsw")
     version, products, matrix = _loaded(index)
     directory = index._search_dir(version, KEY)
     old = {k: v for k, v in asdict(_meta(index, version)).items() if k not in ("structure", "nlist")}
@@ -107,7 +110,7 @@ def test_a_format_1_meta_reads_as_the_hnsw_graph_it_describes(tmp_path):
     ids=["newer-format", "unknown-structure", "ivf-in-format-1", "file-not-what-meta-says", "unknown-field"],
 )
 def test_a_wrong_meta_fails_the_search_with_a_message_naming_it(tmp_path, change, message):
-    index = EmbeddedIndex(tmp_path / "index", refresh_s=0, ann_min_rows=1)
+    index = EmbeddedIndex(tmp_path / "index", refresh_s=0, ann_min_rows=1, ann_structure="hnsw")
     version, _, matrix = _loaded(index)
     path = index._search_dir(version, KEY) / faiss_graph.META_FILE
     path.write_text(json.dumps({**asdict(_meta(index, version)), **change}))
