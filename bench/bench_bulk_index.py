@@ -1,18 +1,20 @@
 """Bulk loading the embedded index: products/s of ``upsert`` batches into a new version, then the end of the
-bulk load (the FAISS graphs), against raw writes of the same rows measured in the same run.
+bulk load (the FAISS structures), against raw writes of the same rows measured in the same run.
 
     python bench/bench_bulk_index.py --n 100000                 # 128-d (LookSync-Tiny), default ann_min_rows
     python bench/bench_bulk_index.py --n 100000 --dim 512 --graphs   # every partition gets its graph
+    python bench/bench_bulk_index.py --n 100000 --graphs --structure hnsw  # HNSW graphs instead of IVF lists
 
 The products and vectors are ``bench_index.py``'s synthetic catalog (18 layer x market partitions).
 Timed, on the index: ``create_version`` + ``begin_bulk_load`` + ``upsert`` in batches of ``--batch``
 (Arrow columns from the products, vector checks, partition routing, the write journal, LanceDB commits)
-and ``end_bulk_load`` (a graph per partition holding at least ``ann_min_rows`` rows; ``--graphs``: 1).
+and ``end_bulk_load`` (a ``--structure`` per partition holding at least ``ann_min_rows`` rows; ``--graphs``: 1).
 Then the same load again into a second version (the rows exist now only in the first: still appends),
 and a reload of the same batches into the same version (every row exists: merges).
 Anchors: LanceDB ``create_table`` of the same rows as ready-made Arrow tables, one per partition (the
-bare write), and FAISS ``IndexHNSWFlat`` builds over each partition's vectors with the index's
-parameters (the bare graph build).
+bare write), and bare FAISS builds over each partition's vectors with the index's parameters:
+``IndexHNSWFlat`` (M=32, efConstruction=64, on every core) and ``IndexIVFFlat`` (the index's list count,
+k-means on the same sample size and iterations, on one thread as the index builds it).
 """
 
 from __future__ import annotations
@@ -37,13 +39,14 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--batch", type=int, default=50_000)
     parser.add_argument("--graphs", action="store_true", help="ann_min_rows=1: every partition gets a FAISS graph")
+    parser.add_argument("--structure", choices=["hnsw", "ivf"], default="ivf", help="what end_bulk_load builds (default: the index's)")
     parser.add_argument("--work", type=Path, default=None)
     args = parser.parse_args()
 
     import faiss
     import lancedb
 
-    from looksync.index import lance_partitions
+    from looksync.index import faiss_graph, lance_partitions
     from looksync.index.embedded import EmbeddedIndex
     from looksync.index.lance_schema import products_table
 
@@ -69,10 +72,24 @@ def main() -> None:
         graph.hnsw.efConstruction = 64
         graph.add(np.ascontiguousarray(matrix[idx]))
     faiss_s = time.perf_counter() - t0
+    faiss.omp_set_num_threads(1)
+    rng = np.random.default_rng(0)
+    t0 = time.perf_counter()
+    for idx in by_key.values():
+        nlist = faiss_graph.ivf_lists(len(idx))
+        quantizer = faiss.IndexFlatIP(args.dim)
+        ivf = faiss.IndexIVFFlat(quantizer, args.dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        ivf.cp.niter, ivf.cp.max_points_per_centroid = faiss_graph.IVF_TRAIN_ITERATIONS, faiss_graph.IVF_TRAIN_ROWS_PER_LIST
+        part = np.ascontiguousarray(matrix[idx])
+        ivf.train(part[rng.choice(len(idx), min(len(idx), faiss_graph.IVF_TRAIN_ROWS_PER_LIST * nlist), replace=False)])
+        ivf.add(part)
+    ivf_s = time.perf_counter() - t0
+    faiss.omp_set_num_threads(os.cpu_count() or 1)
     print(f"anchor: LanceDB create_table of ready Arrow rows ({len(tables)} partitions) {raw_s:.2f}s = "
-          f"{args.n / raw_s:,.0f}/s; FAISS HNSW builds {faiss_s:.2f}s = {args.n / faiss_s:,.0f}/s")  # fmt: skip
+          f"{args.n / raw_s:,.0f}/s; FAISS HNSW builds {faiss_s:.2f}s = {args.n / faiss_s:,.0f}/s; "
+          f"FAISS IVF builds {ivf_s:.2f}s = {args.n / ivf_s:,.0f}/s")  # fmt: skip
 
-    index = EmbeddedIndex(work / "index", ann_min_rows=1 if args.graphs else 50_000)
+    index = EmbeddedIndex(work / "index", ann_min_rows=1 if args.graphs else 50_000, ann_structure=args.structure)
 
     def load(version: str | None) -> tuple[str, float, float]:
         t0 = time.perf_counter()
@@ -86,6 +103,7 @@ def main() -> None:
         index.end_bulk_load(version)
         return version, write_s, time.perf_counter() - t0
 
+    print(f"end_bulk_load builds {args.structure} structures")
     print(f"{'load':<28} {'write s':>8} {'write/s':>9} {'x raw':>6} {'graphs s':>9} {'total/s':>9}")
 
     def report(name: str, version: str, write_s: float, graph_s: float) -> None:

@@ -7,9 +7,11 @@ and are filtered, as a look query is, by that row's category AND market. Ground 
 cosine top-k (numpy, blocked). Measured, single-threaded per query:
 
 * embedded backend (``EmbeddedIndex``: one LanceDB table per (layer, market) as the store), searching
-  through its default FAISS views (``search="faiss"``: per partition a saved ``IndexHNSWFlat`` walked
-  with an ``IDSelectorBitmap`` of the rows passing the filter): the look query (layer AND category AND
-  market, routed to one partition, category filtered inside) and unfiltered (every partition, merged);
+  through its default FAISS views (``search="faiss"``: per partition a saved ``IndexIVFFlat`` (the
+  default structure), or with ``--structure hnsw`` an ``IndexHNSWFlat``, searched with an ``IDSelectorBitmap`` of the rows passing the
+  filter; the HNSW beam swept by ``--candidates``, the IVF lists probed by ``--nprobes``): the look query
+  (layer AND category AND market, routed to one partition, category filtered inside) and unfiltered
+  (every partition, merged);
 * the same version searched through LanceDB (``search="lance"``: HNSW-SQ + scalar indexes per
   partition, prefiltered), for comparison (``--no-lance`` skips it);
 * FAISS ``IndexHNSWFlat`` unfiltered (the anchor), at the smallest efSearch reaching the target recall.
@@ -17,11 +19,13 @@ cosine top-k (numpy, blocked). Measured, single-threaded per query:
 Prints recall@k, p50/p95 latency, the p95 ratio to FAISS, build times, the views' memory and peak RSS.
 
     python bench/bench_index.py --n 1000000      # the issue's size; --n 100000 fits ~10 minutes on 2 cores
+    python bench/bench_index.py --n 100000 --no-lance --structure hnsw --reuse DIR   # HNSW graphs per partition
 
 ``--reuse DIR`` keeps what is slow to make in ``DIR`` and reads it back on the next run with the same
 ``--n/--dim/--queries/--k/--seed``: the queries, their keys and exact ground truth, the anchor graph
 (read back into private memory, as built) and the embedded index version (``--rebuild-graphs`` rebuilds
-only its FAISS graphs, after a change to how they are built). The 1M build takes ~40 minutes on 2 cores;
+only its FAISS graphs, after a change to how they are built; a reused version built with another
+``--structure`` is rebuilt with the one asked for). The 1M build takes ~40 minutes on 2 cores;
 a reused run measures the query paths in minutes.
 """
 
@@ -162,14 +166,16 @@ def direct_tables(data: dict, rows: np.ndarray, model_id: str) -> dict[tuple[str
     return tables
 
 
-def build_embedded(path: Path, data: dict, rows: np.ndarray, batch: int = 50_000, direct: bool = False):
+def build_embedded(
+    path: Path, data: dict, rows: np.ndarray, batch: int = 50_000, direct: bool = False, structure: str = "hnsw"
+):
     """Load the LanceDB store, then the FAISS graphs (``end_bulk_load``); returns the index and timings.
     ``direct``: each partition's rows written to its new table in one append instead of through
     ``upsert`` (which looks every id up and merges): the same tables, ~10x sooner, for the 1M query
     figures on a busy machine; the load time then measures that path, not ``upsert``."""
     from looksync.index.embedded import EmbeddedIndex
 
-    index = EmbeddedIndex(path, ann_min_rows=1)
+    index = EmbeddedIndex(path, ann_min_rows=1, ann_structure=structure)
     version = index.create_version("bench/synthetic", data["matrix"].shape[1])
     t0 = time.perf_counter()
     if direct:
@@ -184,7 +190,7 @@ def build_embedded(path: Path, data: dict, rows: np.ndarray, batch: int = 50_000
             assert not result.failures, result.failures[:3]
     load_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    index.end_bulk_load(version)  # one FAISS graph per partition, saved in the version directory
+    index.end_bulk_load(version)  # one FAISS structure per partition, saved in the version directory
     graphs_s = time.perf_counter() - t0
     index.set_live(version)
     return index, version, load_s, graphs_s
@@ -284,29 +290,37 @@ def embedded_index(args: argparse.Namespace, data: dict | None, work: Path, reus
     completely before); returns (index, version, build timings, data)."""
     import faiss
 
+    from looksync.index import faiss_graph
     from looksync.index.embedded import EmbeddedIndex
 
     done = work / "index" / "bench-built.json"
     if reuse and done.exists():
-        index = EmbeddedIndex(work / "index", ann_min_rows=1)
+        index = EmbeddedIndex(work / "index", ann_min_rows=1, ann_structure=args.structure)
         version = index.live_version()
         builds: dict[str, float] = {}
-        if args.rebuild_graphs:
+        built_as = {
+            meta.structure
+            for key in index._partition_keys(version)
+            if (meta := faiss_graph.read_meta(index._search_dir(version, key))) is not None
+        }
+        if args.rebuild_graphs or built_as != {args.structure}:
             faiss.omp_set_num_threads(2)
             t0 = time.perf_counter()
             index.end_bulk_load(version)
-            builds["faiss graphs"] = time.perf_counter() - t0
+            builds[f"faiss {args.structure} structures"] = time.perf_counter() - t0
             faiss.omp_set_num_threads(1)
         print(f"\nembedded index version {version} reused from {work / 'index'}", flush=True)
         return index, version, builds, data
     shutil.rmtree(work / "index", ignore_errors=True)
     data = data_for_build(data, args)
     faiss.omp_set_num_threads(2)
-    index, version, load_s, graphs_s = build_embedded(work / "index", data, np.arange(args.n), direct=args.direct_load)
+    index, version, load_s, graphs_s = build_embedded(
+        work / "index", data, np.arange(args.n), direct=args.direct_load, structure=args.structure
+    )
     faiss.omp_set_num_threads(1)
     done.write_text(json.dumps({"version": version, **_reuse_key(args)}))
     load = "lance store direct load" if args.direct_load else "lance store load"
-    return index, version, {load: load_s, "faiss graphs": graphs_s}, data
+    return index, version, {load: load_s, f"faiss {args.structure} structures": graphs_s}, data
 
 
 def main() -> None:
@@ -319,6 +333,8 @@ def main() -> None:
     ap.add_argument(
         "--candidates", default="16,32,64,128", help="num_candidates (the HNSW beam) tried on the FAISS views; LanceDB gets the largest"
     )
+    ap.add_argument("--structure", choices=["hnsw", "ivf"], default="ivf", help="the embedded index's ANN structure")
+    ap.add_argument("--nprobes", default="4,8,16,32", help="IVF lists probed, tried on the FAISS views with --structure ivf")
     ap.add_argument("--unfiltered-queries", type=int, default=100, help="queries for the all-partitions path")
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--no-lance", action="store_true", help="skip the LanceDB-search comparison")
@@ -406,33 +422,45 @@ def main() -> None:
             )  # fmt: skip
 
         def measure(handle, label, candidates, unfiltered_threads):
+            """``candidates``: the HNSW beams tried (num_candidates), or for IVF views the nprobes."""
             best = {}
+            ivf = handle.search_mode == "faiss" and handle.ann_structure == "ivf"
+            knob = "nprobe" if ivf else "nc"
+
+            def setting(c):  # the IVF views probe handle.ivf_nprobe lists; num_candidates is HNSW's beam
+                if ivf:
+                    handle.ivf_nprobe = c
+                return None if ivf else c
+
             # one untimed pass first, as the anchor's graph is in memory when measured: the views'
             # first touches of their graph pages are reported here, not in the figures
-            _, ms = timed(look(handle, candidates[0]), queries)
+            _, ms = timed(look(handle, setting(candidates[0])), queries)
             print(f"  {label} warm-up pass (not in the summary): p50 {np.percentile(ms[0], 50):.2f} ms  p95 {np.percentile(ms[0], 95):.2f} ms")
             for c in candidates:
-                found, ms = timed(look(handle, c), queries)
+                found, ms = timed(look(handle, setting(c)), queries)
                 assert len(handle.last_search_partitions) == 1, handle.last_search_partitions
-                best.setdefault("filtered", []).append(row(f"{label} layer+category+market, nc={c}", recall(found, truth_f, k), ms))
+                best.setdefault("filtered", []).append(row(f"{label} layer+category+market, {knob}={c}", recall(found, truth_f, k), ms))
             nu = min(args.unfiltered_queries, len(queries))
             for threads in unfiltered_threads:
                 handle.search_threads = threads
                 for c in candidates:
-                    found, ms = timed(lambda i, q, c=c: ids(handle.search(q, k, num_candidates=c)), queries[:nu])
+                    nc = setting(c)
+                    found, ms = timed(lambda i, q, nc=nc: ids(handle.search(q, k, num_candidates=nc)), queries[:nu])
                     assert len(handle.last_search_partitions) == nparts
                     name = f"{label} unfiltered, {nparts} parts merged" + (f", {threads} thr" if label == "lance" else "")
-                    best.setdefault("unfiltered", []).append(row(f"{name}, nc={c}", recall(found, truth[:nu], k), ms))
+                    best.setdefault("unfiltered", []).append(row(f"{name}, {knob}={c}", recall(found, truth[:nu], k), ms))
             for kind, rows in best.items():
                 ok = [r for r in rows if r["recall"] >= args.target_recall] or [max(rows, key=lambda r: r["recall"])]
                 results[f"{label} {kind}"] = min(ok, key=lambda r: r["p95"])
 
         candidates = [int(x) for x in args.candidates.split(",")]
-        measure(index, "faiss-view" + (f" {memory_modes[0]}" if len(memory_modes) > 1 else ""), candidates, [1])
+        tried = [int(x) for x in args.nprobes.split(",")] if args.structure == "ivf" else candidates
+        view = f"faiss-view {args.structure}"
+        measure(index, view + (f" {memory_modes[0]}" if len(memory_modes) > 1 else ""), tried, [1])
         for mode in memory_modes[1:]:  # the look query again, its graphs' vectors held another way
-            other = EmbeddedIndex(work / "index", ann_min_rows=1, graph_memory=mode)
+            other = EmbeddedIndex(work / "index", ann_min_rows=1, graph_memory=mode, ann_structure=args.structure)
             other.search(queries[0], k)
-            measure(other, f"faiss-view {mode}", candidates, [])
+            measure(other, f"{view} {mode}", tried, [])
             other = None
             gc.collect()
 

@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     # embedded FAISS graphs' vectors: "mmap" = mapped from the version directory, shared by worker processes through the
     # page cache and read ahead when a view loads; "private" = read into each process (no page faults, memory per worker)
     index_graph_memory: Literal["mmap", "private"] = "mmap"
+    # embedded FAISS structure per partition, built by build_ann_index / end_bulk_load: "ivf" = IndexIVFFlat (30x cheaper
+    # to build, docs/index.md); "hnsw" = IndexHNSWFlat (the index_hnsw_* settings). A search uses what each partition has
+    index_ann_structure: Literal["hnsw", "ivf"] = "ivf"
+    index_ivf_nlist: int = Field(default=0, ge=0)  # IVF lists per partition; 0 = 2 * sqrt(rows), at most rows / 39
+    index_ivf_nprobe: int = Field(default=16, ge=1)  # IVF lists a search probes (more for selective filters)
     es_vector_index_type: Literal["int8_hnsw", "hnsw", "int4_hnsw", "bbq_hnsw"] = "int8_hnsw"
     es_similarity: Literal["cosine", "dot_product"] = "cosine"
     es_hnsw_m: int = Field(default=16, ge=2)

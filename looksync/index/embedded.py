@@ -10,7 +10,7 @@ partitions are merged by score. A product whose layer or market changes moves pa
 
 LanceDB is the store of record (versions, writes, snapshots). Searches go, by default
 (``search="faiss"``), through an in-memory *search view* per partition (``faiss_view``): the product
-columns in memory, the partition's saved FAISS HNSW graph (``faiss_graph``, built by
+columns in memory, the partition's saved FAISS HNSW graph or IVF lists (``faiss_graph``, built by
 ``build_ann_index`` for partitions holding at least ``ann_min_rows`` rows and saved in the version
 directory), and exact scores for the rows whose vectors the graph lacks (the write journal,
 ``write_journal``, names them; a partition without a graph is scored exactly). A view is re-checked at
@@ -68,6 +68,10 @@ class EmbeddedIndex(VersionsMixin, WritesMixin, SearchMixin, SnapshotsMixin, Gra
     ``hnsw_m`` / ``hnsw_ef_construction``: the FAISS graphs' build parameters; ``hnsw_ef_search``: the
     search beam when a search names no ``num_candidates`` (which is the beam when given). ``exact_max_rows``: when at most this many graph
     rows pass a filter they are scored exactly instead of walking the graph.
+    ``ann_structure``: what ``build_ann_index`` builds per partition, ``"ivf"`` (the default: IVF lists,
+    ``ivf_nlist`` of them, 0 = 2 * sqrt(rows); far cheaper to build) or ``"hnsw"``. A search uses whatever each
+    partition's saved meta names, so switching it takes effect at the next build. ``ivf_nprobe``: the IVF
+    lists a search probes (more for selective filters).
     ``search_threads``: a LanceDB search spanning several partitions queries up to this many at once.
     ``partition_searches`` counts, for this handle, the partitions each search opened
     (``(version, layer, market)`` -> searches); ``last_search_partitions`` lists the last search's.
@@ -91,12 +95,20 @@ class EmbeddedIndex(VersionsMixin, WritesMixin, SearchMixin, SnapshotsMixin, Gra
         hnsw_ef_search: int = 64,
         exact_max_rows: int = 2048,
         graph_memory: str = "mmap",
+        ann_structure: str = "ivf",
+        ivf_nlist: int = 0,
+        ivf_nprobe: int = 16,
     ):
         if search not in ("faiss", "lance"):
             raise IndexBackendError(f"embedded index search {search!r}: known: faiss, lance")
         if graph_memory not in faiss_graph.MEMORY_MODES:
             raise IndexBackendError(f"embedded index graph_memory {graph_memory!r}: known: {', '.join(faiss_graph.MEMORY_MODES)}")
+        if ann_structure not in faiss_graph.STRUCTURES:
+            raise IndexBackendError(f"embedded index ann_structure {ann_structure!r}: known: {', '.join(faiss_graph.STRUCTURES)}")
         self.graph_memory = graph_memory
+        self.ann_structure = ann_structure
+        self.ivf_nlist = ivf_nlist
+        self.ivf_nprobe = ivf_nprobe
         self.path = Path(path)
         self.search_mode = search
         self.hnsw_m = hnsw_m

@@ -1,5 +1,5 @@
 """The embedded index's ANN structures: ``build_ann_index`` gives each partition large enough either a
-FAISS HNSW graph saved in the version directory (``faiss`` search; built from one pinned table version
+FAISS structure saved in the version directory (an HNSW graph or IVF lists, as ``ann_structure`` says) (``faiss`` search; built from one pinned table version
 plus the write-journal offset at that pin) or LanceDB's HNSW-SQ and scalar filter indexes (``lance``).
 The graph format and files are ``faiss_graph``'s; the views that search them are ``faiss_view``'s.
 """
@@ -7,7 +7,9 @@ The graph format and files are ``faiss_graph``'s; the views that search them are
 from __future__ import annotations
 
 import math
+import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,31 +44,49 @@ class GraphsMixin(PartitionStore):
     rows_per_ann_partition: int
     hnsw_m: int
     hnsw_ef_construction: int
+    ann_structure: str
+    ivf_nlist: int
 
     def build_ann_index(self, version: str | None = None, min_rows: int | None = None) -> bool:
         """Give each partition of a version holding at least ``min_rows`` (default ``ann_min_rows``)
-        products its own ANN structure for this handle's search mode: a FAISS HNSW graph saved in the
-        version directory (``faiss``, plus a btree on product_id for lookups), or LanceDB's cosine
-        HNSW-SQ index and scalar filter indexes (``lance``). Smaller partitions stay on exact search.
-        Returns whether any partition has one now. Rows written afterwards are still found (scored
-        exactly) until the next build."""
+        products its own ANN structure for this handle's search mode: a FAISS structure saved in the
+        version directory (``faiss``: an HNSW graph or IVF lists, ``ann_structure``; plus a btree on
+        product_id for lookups), or LanceDB's cosine HNSW-SQ index and scalar filter indexes
+        (``lance``). Smaller partitions stay on exact search. Returns whether any partition has one
+        now. Rows written afterwards are still found (scored exactly) until the next build."""
         record = self._record(version)
         threshold = max(self.ann_min_rows if min_rows is None else min_rows, 1)
-        built = []
+        built: list[Key] = []
         try:
+            large = []
             for key in self._partition_keys(record.name):
                 table = self._partition(record, key)
                 with self._backend_errors(f"count partition {key} of {record.name}"):
                     rows = table.count_rows()
-                if rows < threshold:
-                    continue
-                if self.search_mode == "faiss":
+                if rows >= threshold:
+                    large.append((key, table, rows))
+            if self.search_mode == "faiss":
+
+                def graph(item: tuple[Key, Any, int]) -> Key:
+                    key, table, _ = item
                     self._build_graph(record, key)
                     with self._backend_errors(f"index product ids of {record.name} partition {key}"):
                         table.create_index("product_id", config=BTree(), replace=True)
+                    return key
+
+                # an IVF build runs on one thread (faiss_graph.build_ivf), so partitions are built side by
+                # side, one per core; an HNSW build already uses every core, so those go one at a time
+                workers = min(os.cpu_count() or 1, len(large)) if self.ann_structure == "ivf" else 1
+                if workers > 1:
+                    with ThreadPoolExecutor(workers, thread_name_prefix="looksync-ann-build") as pool:
+                        for key in pool.map(graph, large):
+                            built.append(key)
                 else:
+                    built.extend(graph(item) for item in large)
+            else:
+                for key, table, rows in large:
                     self._build_lance_index(record, key, table, rows)
-                built.append(key)
+                    built.append(key)
         finally:
             self.views.touch(record.name)
         log.info(
@@ -95,21 +115,28 @@ class GraphsMixin(PartitionStore):
                 pinned.checkout(table_version)
                 data = pinned.search().select(["product_id", VECTOR_COLUMN]).limit(None).to_arrow()
             matrix = faiss_view._vectors_of(data.column(VECTOR_COLUMN), record.dim)
-            graph = faiss_graph.build(matrix, self.hnsw_m, self.hnsw_ef_construction)
+            if self.ann_structure == "ivf":
+                nlist = faiss_graph.ivf_lists(len(matrix), self.ivf_nlist)
+                graph = faiss_graph.build_ivf(matrix, nlist)
+                params = {"m": 0, "ef_construction": 0, "nlist": nlist}
+            else:
+                graph = faiss_graph.build(matrix, self.hnsw_m, self.hnsw_ef_construction)
+                params = {"m": self.hnsw_m, "ef_construction": self.hnsw_ef_construction, "nlist": 0}
             meta = faiss_graph.save(
                 search_dir,
                 graph,
                 data.column("product_id").to_pylist(),
                 faiss_graph.GraphMeta(
                     table_version=table_version, journal_offset=offset, rows=len(matrix), dim=record.dim,
-                    m=self.hnsw_m, ef_construction=self.hnsw_ef_construction, graph_file="", ids_file="",
-                    built_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                    graph_file="", ids_file="", built_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                    structure=self.ann_structure, **params,
                 ),
             )  # fmt: skip
         log.info(
             "search graph built",
             extra={
                 "version": record.name, "partition": list(key), "rows": meta.rows, "table_version": table_version,
+                "structure": meta.structure,
                 "seconds": round(time.perf_counter() - started, 2),
             },
         )  # fmt: skip

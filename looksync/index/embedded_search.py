@@ -34,6 +34,7 @@ class SearchMixin(PartitionStore):
     search_mode: str
     candidates_per_k: int
     hnsw_ef_search: int
+    ivf_nprobe: int
     exact_max_rows: int
     graph_memory: str
     search_threads: int
@@ -139,7 +140,7 @@ class SearchMixin(PartitionStore):
     ) -> list[Hit]:
         if len(keys) == 1:  # a look query: one partition, no merge
             view = self._view(record, keys[0])
-            scores, rows = view.search(query, k, filters, ef, self.exact_max_rows)
+            scores, rows = view.search(query, k, filters, ef, self.exact_max_rows, self.ivf_nprobe)
             self.partition_searches[(record.name, *keys[0])] += 1
             self.last_search_partitions = keys
             top = sorted(zip(scores.tolist(), view.ids(rows), rows.tolist(), strict=True), key=lambda b: (-b[0], b[1]))
@@ -148,7 +149,7 @@ class SearchMixin(PartitionStore):
         best: dict[str, tuple[float, str, faiss_view.PartitionView, int]] = {}
         for key in keys:
             view = self._view(record, key)
-            scores, rows = view.search(query, k, filters, ef, self.exact_max_rows)
+            scores, rows = view.search(query, k, filters, ef, self.exact_max_rows, self.ivf_nprobe)
             self.partition_searches[(record.name, *key)] += 1
             for score, pid, row in zip(scores.tolist(), view.ids(rows), rows.tolist(), strict=True):
                 seen = best.get(pid)  # a product moving partition may briefly be in two

@@ -25,6 +25,9 @@ def open_index(settings: Settings) -> CatalogIndex:
             hnsw_ef_search=settings.index_hnsw_ef_search,
             exact_max_rows=settings.index_exact_max_rows,
             graph_memory=settings.index_graph_memory,
+            ann_structure=settings.index_ann_structure,
+            ivf_nlist=settings.index_ivf_nlist,
+            ivf_nprobe=settings.index_ivf_nprobe,
             # made on first use: an S3 client is only built when a snapshot is taken or restored
             snapshot_store=lambda: default_store(settings, "snapshots"),
         )

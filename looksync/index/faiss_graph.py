@@ -2,21 +2,25 @@
 
 ``<version>/_search/<table>/`` holds, besides the write journal (``write_journal``):
 
-* ``graph-<table version>-<token>.faiss``: a FAISS ``IndexHNSWFlat`` (inner product on unit vectors,
-  so scores are cosines) over the partition's vectors at that LanceDB table version;
+* ``graph-<table version>-<token>.faiss``: the partition's ANN structure over its vectors at that LanceDB
+  table version, inner product on unit vectors (so scores are cosines): a FAISS ``IndexHNSWFlat``
+  (``hnsw``) or an ``IndexIVFFlat`` with a flat quantizer and a direct map (``ivf``: far cheaper to
+  build, k-means on a sample then one assignment pass);
 * ``ids-<table version>-<token>.arrow``: the product ids in label order (label i = row i added);
 * ``meta.json``: which two files are current, the table version and the journal offset they were built
-  at, the HNSW parameters. Written last, by an atomic rename: a reader sees the old graph or the new one.
+  at, the structure and its parameters. Written last, by an atomic rename: a reader sees the old graph or the new one.
 
 Graph and id files are immutable once written (a new build writes new names), so a snapshot can copy
 the pair ``meta.json`` names. Files of older builds are removed after the new meta is in place; a
-reader that raced with that removal re-reads the meta.
+reader that raced with that removal re-reads the meta. Meta format 1 (before ``structure``) reads as
+``hnsw``, which was then the only structure.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
+import math
 import os
 import tempfile
 import uuid
@@ -35,8 +39,15 @@ from looksync.index.base import IndexBackendError
 SEARCH_DIR = "_search"
 META_FILE = "meta.json"
 BUILD_LOCK = ".build.lock"
-FORMAT = 1
+FORMAT = 2  # 2: the structure and the IVF lists recorded (1: HNSW only)
+READABLE_FORMATS = (1, 2)
 MEMORY_MODES = ("mmap", "private")
+STRUCTURES = ("hnsw", "ivf")
+# IVF k-means: trained on at most this many sampled rows per list (FAISS's own floor) for a few
+# iterations: on the benchmark's catalog, 10 iterations on 48 rows a list took 1.4x as long for no
+# better recall at any nprobe (bench/bench_bulk_index.py, bench/bench_index.py)
+IVF_TRAIN_ROWS_PER_LIST = 39
+IVF_TRAIN_ITERATIONS = 6
 
 
 @dataclass(frozen=True)
@@ -45,12 +56,14 @@ class GraphMeta:
     journal_offset: int  # write-journal bytes before the build; lines from here on may differ from the graph
     rows: int
     dim: int
-    m: int
-    ef_construction: int
+    m: int  # HNSW links per node (0 for ivf)
+    ef_construction: int  # HNSW build beam (0 for ivf)
     graph_file: str
     ids_file: str
     built_at: str
     format: int = FORMAT
+    structure: str = "hnsw"  # one of STRUCTURES
+    nlist: int = 0  # IVF lists (0 for hnsw)
 
 
 def partition_dir(version_dir: Path, table: str) -> Path:
@@ -69,8 +82,13 @@ def read_meta(directory: Path) -> GraphMeta | None:
         meta = GraphMeta(**raw)
     except TypeError as exc:
         raise IndexBackendError(f"{path}: unexpected search graph meta {sorted(raw)}: {exc}") from exc
-    if meta.format != FORMAT:
-        raise IndexBackendError(f"{path}: search graph format {meta.format}; this code reads {FORMAT}")
+    if meta.format not in READABLE_FORMATS:
+        raise IndexBackendError(
+            f"{path}: search graph format {meta.format}; this code reads {', '.join(map(str, READABLE_FORMATS))} "
+            "(rebuild it: looksync index build, or build_ann_index)"
+        )
+    if meta.structure not in STRUCTURES or (meta.format == 1 and meta.structure != "hnsw"):
+        raise IndexBackendError(f"{path}: search structure {meta.structure!r} (format {meta.format}); known: {', '.join(STRUCTURES)}")
     return meta
 
 
@@ -107,6 +125,46 @@ def build(vectors: np.ndarray, m: int, ef_construction: int) -> Any:
     if len(matrix):
         graph.add(matrix)
     return graph
+
+
+def ivf_lists(rows: int, nlist: int = 0) -> int:
+    """The IVF lists for a partition of ``rows``: ``nlist`` when given, else 2 * sqrt(rows); at most one
+    list per 39 rows (FAISS's floor for training k-means), at least 1."""
+    wanted = nlist or round(2 * math.sqrt(rows))
+    return max(1, min(wanted, rows // 39))
+
+
+def build_ivf(vectors: np.ndarray, nlist: int, seed: int = 0) -> Any:
+    """An ``IndexIVFFlat`` over ``vectors`` (unit rows; inner product, flat quantizer) with ``nlist``
+    lists, k-means trained on a sample of the rows, and a direct map (label -> vector, for lookups by
+    label): label i is row i. Built on one OpenMP thread: k-means and assignment over a partition are
+    short enough that a second thread's start-up and barriers cost more than it gains, on a busy
+    machine ten times more (measured)."""
+    import faiss
+
+    matrix = np.ascontiguousarray(vectors, dtype=np.float32)
+    dim = matrix.shape[1]
+    quantizer = faiss.IndexFlatIP(dim)
+    index = faiss.IndexIVFFlat(quantizer, dim, nlist, faiss.METRIC_INNER_PRODUCT)  # keeps a reference to it
+    if not len(matrix):
+        return index
+    threads = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        sample_size = min(len(matrix), IVF_TRAIN_ROWS_PER_LIST * nlist)
+        sample = matrix
+        if sample_size < len(matrix):
+            picked = np.random.default_rng(seed).choice(len(matrix), sample_size, replace=False)
+            sample = matrix[np.sort(picked)]
+        index.cp.niter = IVF_TRAIN_ITERATIONS
+        index.cp.max_points_per_centroid = IVF_TRAIN_ROWS_PER_LIST
+        index.cp.seed = seed
+        index.train(sample)
+        index.add(matrix)
+        index.make_direct_map()
+    finally:
+        faiss.omp_set_num_threads(threads)
+    return index
 
 
 def save(directory: Path, graph: Any, product_ids: list[str], meta: GraphMeta) -> GraphMeta:
@@ -162,6 +220,8 @@ def load(directory: Path, meta: GraphMeta, memory: str = "mmap") -> tuple[Any, n
         raise
     except (OSError, RuntimeError, pa.ArrowException) as exc:
         raise IndexBackendError(f"{directory}: cannot load the search graph {meta.graph_file}: {exc}") from exc
+    if _structure_of(graph) != meta.structure:
+        raise IndexBackendError(f"{directory}: search graph {meta.graph_file} is {type(graph).__name__}; meta says {meta.structure}")
     if graph.ntotal != meta.rows or len(ids) != meta.rows or graph.d != meta.dim:
         raise IndexBackendError(
             f"{directory}: search graph {meta.graph_file} holds {graph.ntotal} x {graph.d}, ids {len(ids)}; "
@@ -181,9 +241,19 @@ def _read_ahead(path: Path) -> None:
         os.close(fd)
 
 
+def _structure_of(graph: Any) -> str | None:
+    import faiss
+
+    if isinstance(graph, faiss.IndexHNSWFlat):
+        return "hnsw"
+    if isinstance(graph, faiss.IndexIVFFlat):
+        return "ivf"
+    return None
+
+
 def flat_storage(graph: Any) -> Any:
-    """The graph's own flat index of its vectors (inner product): exact scoring of a small allowed set
-    searches it directly, with no copy and no LanceDB call."""
+    """The HNSW graph's own flat index of its vectors (inner product): exact scoring of a small allowed
+    set searches it directly, with no copy and no LanceDB call."""
     import faiss
 
     return faiss.downcast_index(graph.storage)

@@ -5,16 +5,17 @@ LanceDB stays the store of record; a search reads this view instead, so it costs
 * every row's product fields (no vectors; ``view_rows``: strings with few distinct values as integer
   codes, the rest in Arrow), with the filter columns as numpy arrays (``view_filters``: layer, market,
   category, gender, brand as integer codes; price; in stock; sizes as codes per row);
-* the partition's saved FAISS graph (``faiss_graph``), if it has one, with the row now holding each of
-  its labels; a label is *clean* when its product is still in the table and was not rewritten since the
+* the partition's saved FAISS structure (``faiss_graph``: an HNSW graph or IVF lists; "graph" below
+  means either), if it has one, with the row now holding each of its labels; a label is *clean* when its product is still in the table and was not rewritten since the
   build (not in the write journal from the graph's offset on);
 * the current vectors of every other row (journalled, new, or all rows when there is no graph), scored
   exactly in FAISS's flat kernels.
 
 A query: the rows its filter lets through (cached per view for filters that repeat, ``view_filters``);
-the graph searched with them as an ``IDSelectorBitmap`` over its clean labels (or, when few labels pass,
-the passing ones scored exactly from the graph's own flat storage); the exact rows scored; the two merged
-by score. A view is immutable once built: a newer table version gets a new view, swapped in by
+the graph searched with them as an ``IDSelectorBitmap`` over its clean labels (HNSW: a beam of
+``ef_search``; IVF: ``nprobe`` lists), both widened for a selective filter; when few labels pass, or the
+search comes back short, the passing labels are scored exactly (HNSW: from the graph's own flat storage;
+IVF: every list probed, the selector skipping the rest); the exact rows scored; the two merged by score. A view is immutable once built: a newer table version gets a new view, swapped in by
 reference (``EmbeddedIndex``).
 """
 
@@ -50,7 +51,7 @@ class ViewStats:
     exact_rows: int  # rows scored exactly (journalled, new, or every row without a graph)
     table_version: int
     graph_table_version: int | None
-    bytes: int  # in-process memory (columns, codes, exact vectors, graph links; not the mmapped vectors)
+    bytes: int  # in-process memory (columns, codes, exact vectors, graph links or IVF ids; not the mmapped vectors)
     mapped_bytes: int  # the graph's vectors, memory-mapped from the version directory (shared by processes)
 
 
@@ -92,12 +93,15 @@ class PartitionView:
         self.graph = graph
         self.graph_meta = graph_meta
         self.graph_memory = graph_memory  # how the graph's vectors are held (faiss_graph.load)
+        self.structure = None if graph_meta is None else graph_meta.structure
+        self.graph_storage = None
         if graph is not None:
             assert label_rows is not None
             self.label_rows = label_rows.astype(np.int64)  # row of each label, -1 when not clean
             self.clean = self.label_rows >= 0
             self.clean_count = int(self.clean.sum())
-            self.graph_storage = faiss_graph.flat_storage(graph)
+            if self.structure == "hnsw":
+                self.graph_storage = faiss_graph.flat_storage(graph)
         else:
             self.label_rows = np.zeros(0, dtype=np.int64)
             self.clean = np.zeros(0, dtype=bool)
@@ -124,8 +128,10 @@ class PartitionView:
         filters: SearchFilters | None,
         ef_search: int,
         exact_max_rows: int,
+        nprobe: int,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, rows) of the best ``k`` rows passing ``filters``, best first."""
+        """(scores, rows) of the best ``k`` rows passing ``filters``, best first. ``ef_search`` is the
+        HNSW beam, ``nprobe`` the IVF lists probed; each applies to its structure only."""
         allowed = self.allowed(filters)
         scores: list[np.ndarray] = []
         rows: list[np.ndarray] = []
@@ -134,7 +140,10 @@ class PartitionView:
             scores.append(exact_s)
             rows.append(self.exact_rows[positions])
         if allowed.graph_count:
-            labels_s, labels = self._graph_search(query, k, allowed, ef_search, exact_max_rows)
+            if self.structure == "ivf":
+                labels_s, labels = self._ivf_search(query, k, allowed, nprobe, exact_max_rows)
+            else:
+                labels_s, labels = self._graph_search(query, k, allowed, ef_search, exact_max_rows)
             scores.append(labels_s)
             rows.append(self.label_rows[labels])
         if not scores:
@@ -172,6 +181,35 @@ class PartitionView:
             # the graph ran dry under the filter while more rows match: score them exactly
         return _flat_search(self.graph_storage, query, k, allowed.graph_bits, packed=True)
 
+    def _ivf_search(
+        self, query: np.ndarray, k: int, allowed: Allowed, nprobe: int, exact_max_rows: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        count, labels_n, nlist = allowed.graph_count, len(self.label_rows), self.graph.nlist
+        if count > exact_max_rows:
+            # a selective filter leaves fewer passing rows in each list: probe more of them
+            probes = min(nlist, max(nprobe, min(4 * nprobe, math.ceil(nprobe * labels_n / count))))
+            distances, labels = self.graph.search(query[None], k, params=self._ivf_params(allowed, probes))
+            found = labels[0] >= 0
+            if found.sum() >= min(k, count) or probes == nlist:
+                return distances[0][found], labels[0][found]
+        # few rows pass, or the probed lists ran dry under the filter: every list, so every passing
+        # label is scored (the selector skips the others before any distance is computed)
+        distances, labels = self.graph.search(query[None], min(k, count), params=self._ivf_params(allowed, nlist))
+        found = labels[0] >= 0
+        return distances[0][found], labels[0][found]
+
+    def _ivf_params(self, allowed: Allowed, probes: int) -> Any:
+        import faiss
+
+        params = allowed.params.get(probes)
+        if params is None:  # made once per allowed set and probe count, as the HNSW ones
+            params = faiss.SearchParametersIVF()
+            params.nprobe = probes
+            if allowed.graph_bits is not None:
+                params.sel = faiss.IDSelectorBitmap(len(allowed.graph_bits), faiss.swig_ptr(allowed.graph_bits))
+            allowed.params[probes] = params
+        return params
+
     # ---- lookups by id ---------------------------------------------------------------------------
 
     def row_of(self, product_id: str) -> int | None:
@@ -180,7 +218,8 @@ class PartitionView:
 
     def vector_of_row(self, row: int) -> np.ndarray | None:
         """The stored vector of a row: from the exact rows (journalled or new, their current vector) or
-        from the graph's own storage (rows the graph holds unchanged). None if neither has it."""
+        from the graph (rows it holds unchanged: HNSW's flat storage, IVF's direct map). None if neither
+        has it."""
         if self._exact_pos is None:
             self._exact_pos = {r: i for i, r in enumerate(self.exact_rows.tolist())}
         position = self._exact_pos.get(row)
@@ -192,7 +231,7 @@ class PartitionView:
             clean = np.flatnonzero(self.clean)
             self._label_of_row = dict(zip(self.label_rows[clean].tolist(), clean.tolist(), strict=True))
         label = self._label_of_row.get(row)
-        return None if label is None else self.graph_storage.reconstruct(label)
+        return None if label is None else self.graph.reconstruct(label)
 
     # ---- results --------------------------------------------------------------------------------
 
@@ -213,8 +252,11 @@ class PartitionView:
                 mapped = vectors
             else:
                 own += vectors
-            hnsw = self.graph.hnsw
-            own += hnsw.neighbors.size() * 4 + hnsw.offsets.size() * 8 + hnsw.levels.size() * 4
+            if self.structure == "ivf":  # each list's ids, the direct map, the centroids
+                own += self.graph.ntotal * 16 + self.graph.nlist * self.graph.d * 4
+            else:
+                hnsw = self.graph.hnsw
+                own += hnsw.neighbors.size() * 4 + hnsw.offsets.size() * 8 + hnsw.levels.size() * 4
             own += self.label_rows.nbytes + self.clean.nbytes
         return ViewStats(
             rows=self.n,

@@ -130,7 +130,8 @@ class Allowed:
     graph_count: int
     exact: np.ndarray | None  # bool per exactly scored row
     exact_count: int
-    # FAISS search parameters (selector and beam) made for it, by beam: read-only in a search, so shared
+    # FAISS search parameters (selector and HNSW beam or IVF probes) made for it, by that number: read-only
+    # in a search, so shared
     params: dict[int, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property

@@ -85,24 +85,27 @@ def exact_top_k(
     return sorted(scored, key=lambda t: -t[1])[:k]
 
 
-def _embedded_factory(tmp_path: Path, search: str) -> IndexFactory:
-    """Readers re-check on every search (refresh 0). The FAISS handle builds a graph for every partition
-    at ``end_bulk_load`` and walks it whatever the filter (no exact shortcut), so the contract runs
-    through the graph, the write journal and the exact rows together."""
+def _embedded_factory(tmp_path: Path, search: str, structure: str = "hnsw") -> IndexFactory:
+    """Readers re-check on every search (refresh 0). The FAISS handle builds a graph (HNSW, or IVF lists
+    probed 8 at a time) for every partition at ``end_bulk_load`` and walks it whatever the filter (no
+    exact shortcut), so the contract runs through the graph, the write journal and the exact rows together."""
     from looksync.index.embedded import EmbeddedIndex
 
     if search == "faiss":
-        return lambda: EmbeddedIndex(tmp_path / "index", search="faiss", refresh_s=0, ann_min_rows=1, exact_max_rows=0)
+        return lambda: EmbeddedIndex(
+            tmp_path / "index", search="faiss", refresh_s=0, ann_min_rows=1, exact_max_rows=0,
+            ann_structure=structure, ivf_nprobe=8,
+        )  # fmt: skip
     return lambda: EmbeddedIndex(tmp_path / "index", search="lance", refresh_s=0)
 
 
 def built_view_index(
-    tmp_path: Path, products: list[Product], matrix: np.ndarray
+    tmp_path: Path, products: list[Product], matrix: np.ndarray, structure: str = "hnsw"
 ) -> tuple[CatalogIndex, str, list[Product], np.ndarray]:
     """A live version of ``products`` on the contract's FAISS handle (``_embedded_factory``: refresh 0,
-    a graph for every partition, walked whatever the filter), its graphs built: the set-up of the search
-    view tests. Returns (index, version, products, matrix)."""
-    index = _embedded_factory(tmp_path, "faiss")()
+    a ``structure`` for every partition, walked whatever the filter), its graphs built: the set-up of the
+    search view tests. Returns (index, version, products, matrix)."""
+    index = _embedded_factory(tmp_path, "faiss", structure)()
     version = index.create_version(MODEL_ID, DIM)
     assert index.upsert(version, products, matrix).failures == []
     assert index.build_ann_index(version) is True
@@ -167,9 +170,11 @@ def _elasticsearch_factory(request: pytest.FixtureRequest) -> IndexFactory:
     return make
 
 
-@pytest.fixture(params=["embedded-faiss", "embedded-lance", "elasticsearch"])
+@pytest.fixture(params=["embedded-faiss", "embedded-faiss-ivf", "embedded-lance", "elasticsearch"])
 def index_factory(request: pytest.FixtureRequest, tmp_path: Path) -> IndexFactory:
     """Opens handles on one fresh index store; two calls give two handles (a writer and a reader)."""
+    if request.param == "embedded-faiss-ivf":
+        return _embedded_factory(tmp_path, "faiss", "ivf")
     if request.param.startswith("embedded-"):
         return _embedded_factory(tmp_path, request.param.removeprefix("embedded-"))
     return _elasticsearch_factory(request)

@@ -1,7 +1,9 @@
 """The embedded backend's FAISS search views: graphs saved per partition, the write journal, freshness.
 
-Every test reads through real LanceDB tables and real FAISS graphs in a temporary directory; a "second
-process" is a second ``EmbeddedIndex`` on the same directory.
+Every test reads through real LanceDB tables and real FAISS structures in a temporary directory; a
+"second process" is a second ``EmbeddedIndex`` on the same directory. The ``built`` tests run once per
+structure: an HNSW graph, and IVF lists (15 for N rows) that the building handle probes 8 at a time
+(uniform random vectors need about half the lists for recall 0.95; clustered embeddings far fewer).
 """
 
 from __future__ import annotations
@@ -32,10 +34,10 @@ def _ids(hits) -> list[str]:
     return [h.product_id for h in hits]
 
 
-@pytest.fixture
-def built(tmp_path):
+@pytest.fixture(params=faiss_graph.STRUCTURES)
+def built(tmp_path, request):
     """One partition of N products with its graph built; handles walk the graph whatever the filter."""
-    return built_view_index(tmp_path, [_product(i) for i in range(N)], vectors(N, seed=3))
+    return built_view_index(tmp_path, [_product(i) for i in range(N)], vectors(N, seed=3), request.param)
 
 
 def _graph_meta(index: EmbeddedIndex, version: str) -> faiss_graph.GraphMeta:
@@ -55,7 +57,9 @@ def test_the_graph_is_saved_in_the_version_directory_with_its_ids_and_table_vers
     meta = _graph_meta(index, version)
     directory = tmp_path / "index" / version / "_search" / lance_partitions.table_name(*KEY)
     assert (directory / meta.graph_file).is_file() and (directory / meta.ids_file).is_file()
-    assert (meta.rows, meta.dim, meta.m, meta.journal_offset) == (N, DIM, 32, WriteJournal(directory).size())
+    assert (meta.rows, meta.dim, meta.journal_offset) == (N, DIM, WriteJournal(directory).size())
+    assert meta.structure == index.ann_structure and meta.format == faiss_graph.FORMAT
+    assert (meta.m, meta.nlist) == ((32, 0) if meta.structure == "hnsw" else (0, 15))
     table = index._partition(index._record(version), KEY)
     assert meta.table_version <= table.version
     graph, ids = faiss_graph.load(directory, meta)
@@ -154,11 +158,14 @@ def test_a_deleted_row_never_comes_back(built, exact_max_rows):
     assert len(reader.search(matrix[7], k=N)) == N
 
 
-def test_a_restrictive_filter_still_returns_k_when_k_match(tmp_path):
+@pytest.mark.parametrize("structure", faiss_graph.STRUCTURES)
+def test_a_restrictive_filter_still_returns_k_when_k_match(tmp_path, structure):
     rare = set(range(5, N, 90))  # 7 products in 600
     products = [_product(i, brand="Rarebrand") if i in rare else _product(i) for i in range(N)]
     matrix = vectors(N, seed=6)
-    index = EmbeddedIndex(tmp_path / "index", refresh_s=0, ann_min_rows=1, exact_max_rows=0)
+    index = EmbeddedIndex(
+        tmp_path / "index", refresh_s=0, ann_min_rows=1, exact_max_rows=0, ann_structure=structure, ivf_nprobe=1
+    )
     version = index.create_version(MODEL_ID, DIM)
     index.upsert(version, products, matrix)
     index.build_ann_index(version)
@@ -199,7 +206,9 @@ def test_snapshot_and_restore_carry_the_graph_and_journal_and_give_the_same_resu
     prefix = f"_search/{lance_partitions.table_name(*KEY)}"
     assert search_files == {f"{prefix}/meta.json", f"{prefix}/{meta.graph_file}", f"{prefix}/{meta.ids_file}", f"{prefix}/journal.jsonl"}
 
-    restored = EmbeddedIndex(tmp_path / "elsewhere", snapshot_store=store, refresh_s=0, exact_max_rows=0)
+    restored = EmbeddedIndex(
+        tmp_path / "elsewhere", snapshot_store=store, refresh_s=0, exact_max_rows=0, ivf_nprobe=index.ivf_nprobe
+    )  # searched as the original is
     assert restored.restore(info.name, as_version="back") == "back"
     assert answers(restored, "back") == answers(index, version)
     stats = _view_stats(restored, "back")
