@@ -182,8 +182,9 @@ def head_and_shoulders_box(boxes: dict[str, list[tuple[int, int, int, int]]]) ->
 @dataclass
 class LookVectors:
     """What the heads read from one look: each placed layer's main-region crop vector, the whole look's
-    vector, the head-and-shoulders crop's vector (None where not placed), the placement, and the colour
-    grids of the same regions."""
+    vector, the head-and-shoulders crop's vector (None where not placed), the placement, the colour grids of
+    the same regions; ``embedded``: every box embedded for them -> its vector (cut from ``placement.pixels``),
+    which the query generator reuses for the layers it searches instead of embedding the same crops again."""
 
     crops: dict[str, np.ndarray]
     whole: np.ndarray
@@ -191,6 +192,7 @@ class LookVectors:
     placement: Any
     grids: dict[str, np.ndarray] = field(default_factory=dict)
     head_grid: np.ndarray | None = None
+    embedded: dict[tuple[int, int, int, int], np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -316,8 +318,10 @@ def region_vectors(
     placed = [layer for layer in layers if layer in placement.boxes]
     head_box = head_and_shoulders_box(placement.boxes)
     boxes = [placement.boxes[layer][0] for layer in placed] + ([head_box] if head_box else [])
-    vectors = box_crops(pixels, encoder, [*boxes, (0, 0, look.size[0], look.size[1])]).vectors
+    crops = box_crops(pixels, encoder, [*boxes, (0, 0, look.size[0], look.size[1])])
+    vectors = crops.vectors
     return LookVectors(dict(zip(placed, vectors[: len(placed)], strict=True)), vectors[-1],
                        vectors[len(placed)] if head_box else None, placement,
                        {layer: colour_grid(pixels, placement.boxes[layer][0]) for layer in placed},
-                       colour_grid(pixels, head_box) if head_box else None)  # fmt: skip
+                       colour_grid(pixels, head_box) if head_box else None,
+                       dict(zip(crops.boxes, vectors, strict=True)))  # fmt: skip
