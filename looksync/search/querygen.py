@@ -147,11 +147,11 @@ class LocalQueryGenerator:
     ) -> tuple[list[str], str, float | None, Placement, dict[Box, np.ndarray]]:
         """Layers (when not given) and gender (when not given) from the detection heads on every layer's
         region; the placement of the layers searched, with every layer the placer found out of the look;
-        the crops embedded for the heads, by box (the layers' main regions among them)."""
+        the crops embedded in that batch, by box: every placed layer's boxes, its other extents included."""
         from looksync.search.detection import region_vectors
 
         start = time.perf_counter()
-        vectors = region_vectors(self.placer, self.encoder, look, list(self.taxonomy.layers))
+        vectors = region_vectors(self.placer, self.encoder, look, list(self.taxonomy.layers), extents=True)
         found, full = self.heads.detect(vectors, self.max_layers), vectors.placement
         chosen = layers if layers is not None else found.layers
         absent = dict(full.absent) if layers is None else {k: v for k, v in full.absent.items() if k in layers}

@@ -16,16 +16,18 @@ PRESENT = ("topwear", "bottomwear", "bag")  # bottomwear and bag have other exte
 
 
 class CountingEncoder:
-    """An encoder that counts each distinct image it is asked to embed (by its pixels)."""
+    """An encoder that counts each distinct image it is asked to embed (by its pixels) and its batches."""
 
     def __init__(self, encoder):
         self._encoder = encoder
         self.embedded: Counter[str] = Counter()
+        self.batches = 0
 
     def __getattr__(self, name):
         return getattr(self._encoder, name)
 
     def encode_images(self, images, batch_size=None):
+        self.batches += 1
         self.embedded.update(hashlib.sha1(image.tobytes() + repr(image.size).encode()).hexdigest() for image in images)
         return self._encoder.encode_images(images, batch_size=batch_size)
 
@@ -71,16 +73,16 @@ def test_a_look_without_hints_embeds_each_crop_once_and_asks_the_same_queries(ge
     assert out.timings_ms["detection"] > 0
     embedded = generator.encoder.embedded
     assert set(embedded.values()) == {1}  # no crop twice
-    # the heads' batch (every placed layer's main box, the head and shoulders, the whole look), then only the
-    # searched layers' other extents
+    # one batch: every placed layer's main box and other extents, the head and shoulders, the whole look
     placement = layout_placement(generator.taxonomy, look.size, list(generator.taxonomy.layers))
-    alts = sum(len(placement.boxes[layer]) - 1 for layer in PRESENT)
-    assert alts == 2 and len(embedded) == len(placement.boxes) + 2 + alts
+    boxes = sum(len(layer_boxes) for layer_boxes in placement.boxes.values())
+    assert generator.encoder.batches == 1 and len(embedded) == boxes + 2
 
     # the same look with both hints given: no heads, every searched crop embedded by the generator itself
     generator.encoder.embedded.clear()
     hinted = generator.generate(look, layers=list(PRESENT), gender="men")
-    assert len(generator.encoder.embedded) == len(PRESENT) + alts
+    alts = sum(len(placement.boxes[layer]) - 1 for layer in PRESENT)
+    assert alts == 2 and len(generator.encoder.embedded) == len(PRESENT) + alts
     for query, expected in zip(out.layers, hinted.layers, strict=True):
         read = (query.layer, query.query, query.category, query.box, query.attributes)
         assert read == (expected.layer, expected.query, expected.category, expected.box, expected.attributes)
