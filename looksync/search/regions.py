@@ -102,7 +102,8 @@ def box_crops(
     todo = {box: crop for box, crop in zip(boxes, crops, strict=True) if box not in vectors}
     if todo:
         vectors.update(zip(todo, encoder.encode_images(list(todo.values()), batch_size=len(todo)), strict=True))
-    return CandidateCrops(boxes=boxes, crops=crops, vectors=np.array([vectors[box] for box in boxes], dtype=np.float32))
+    rows = np.array([vectors[box] for box in boxes], dtype=np.float32) if boxes else encoder.encode_images([])
+    return CandidateCrops(boxes=boxes, crops=crops, vectors=rows)
 
 
 # Coarse-to-fine: the full-width bands and the whole look first; then, for each layer, only the
