@@ -182,8 +182,10 @@ def head_and_shoulders_box(boxes: dict[str, list[tuple[int, int, int, int]]]) ->
 @dataclass
 class LookVectors:
     """What the heads read from one look: each placed layer's main-region crop vector, the whole look's
-    vector, the head-and-shoulders crop's vector (None where not placed), the placement, and the colour
-    grids of the same regions."""
+    vector, the head-and-shoulders crop's vector (None where not placed), the placement, the colour grids of
+    the same regions; ``embedded``: every box embedded for them (and the layers' other extents, when asked
+    for) -> its vector, cut from ``placement.pixels``; the query generator reads the layers it searches from
+    these instead of embedding the same crops again."""
 
     crops: dict[str, np.ndarray]
     whole: np.ndarray
@@ -191,6 +193,7 @@ class LookVectors:
     placement: Any
     grids: dict[str, np.ndarray] = field(default_factory=dict)
     head_grid: np.ndarray | None = None
+    embedded: dict[tuple[int, int, int, int], np.ndarray] = field(default_factory=dict)
 
 
 @dataclass
@@ -305,10 +308,13 @@ class DetectionHeads:
 
 
 def region_vectors(
-    place: Callable[[Any, list[str]], Any], encoder: Any, look: Any, layers: Sequence[str]
+    place: Callable[[Any, list[str]], Any], encoder: Any, look: Any, layers: Sequence[str], *, extents: bool = False
 ) -> LookVectors:
     """Each placed layer's main-region crop vector, the head-and-shoulders crop's and the whole look's, in one
-    batch, and the colour grids of the same regions; also the placement (its ``absent`` layers have no vector)."""
+    batch, and the colour grids of the same regions; also the placement (its ``absent`` layers have no vector).
+    ``extents``: every placed layer's other extents go into the batch too (in ``embedded`` only), so that the
+    query generator reads the layers it then searches without a second batch (one forward of a few more crops
+    measured cheaper than a second forward of the searched layers' extents alone: ``bench/bench_nohint.py``)."""
     from looksync.search.regions import box_crops
 
     placement = place(look, list(layers))
@@ -316,8 +322,11 @@ def region_vectors(
     placed = [layer for layer in layers if layer in placement.boxes]
     head_box = head_and_shoulders_box(placement.boxes)
     boxes = [placement.boxes[layer][0] for layer in placed] + ([head_box] if head_box else [])
-    vectors = box_crops(pixels, encoder, [*boxes, (0, 0, look.size[0], look.size[1])]).vectors
-    return LookVectors(dict(zip(placed, vectors[: len(placed)], strict=True)), vectors[-1],
+    others = [box for layer in placed for box in placement.boxes[layer][1:]] if extents else []
+    crops = box_crops(pixels, encoder, [*boxes, (0, 0, look.size[0], look.size[1]), *others])
+    vectors = crops.vectors
+    return LookVectors(dict(zip(placed, vectors[: len(placed)], strict=True)), vectors[len(boxes)],
                        vectors[len(placed)] if head_box else None, placement,
                        {layer: colour_grid(pixels, placement.boxes[layer][0]) for layer in placed},
-                       colour_grid(pixels, head_box) if head_box else None)  # fmt: skip
+                       colour_grid(pixels, head_box) if head_box else None,
+                       dict(zip(crops.boxes, vectors, strict=True)))  # fmt: skip

@@ -144,13 +144,14 @@ class LocalQueryGenerator:
 
     def _detect(
         self, look: Image, layers: list[str] | None, gender: str | None
-    ) -> tuple[list[str], str, float | None, Placement]:
+    ) -> tuple[list[str], str, float | None, Placement, dict[Box, np.ndarray]]:
         """Layers (when not given) and gender (when not given) from the detection heads on every layer's
-        region; the placement of the layers searched, with every layer the placer found out of the look."""
+        region; the placement of the layers searched, with every layer the placer found out of the look;
+        the crops embedded in that batch, by box: every placed layer's boxes, its other extents included."""
         from looksync.search.detection import region_vectors
 
         start = time.perf_counter()
-        vectors = region_vectors(self.placer, self.encoder, look, list(self.taxonomy.layers))
+        vectors = region_vectors(self.placer, self.encoder, look, list(self.taxonomy.layers), extents=True)
         found, full = self.heads.detect(vectors, self.max_layers), vectors.placement
         chosen = layers if layers is not None else found.layers
         absent = dict(full.absent) if layers is None else {k: v for k, v in full.absent.items() if k in layers}
@@ -164,15 +165,16 @@ class LocalQueryGenerator:
         )
         placement.timings_ms["detection"] = (time.perf_counter() - start) * 1000 - sum(full.timings_ms.values())
         if gender is not None:
-            return list(chosen), gender, None, placement
-        return list(chosen), found.gender, found.gender_confidence, placement
+            return list(chosen), gender, None, placement, vectors.embedded
+        return list(chosen), found.gender, found.gender_confidence, placement, vectors.embedded
 
     def generate(self, look: Image, layers: list[str] | None = None, gender: str | None = None) -> GeneratedQueries:
         look = look.convert("RGB")
         placement = None
         guess_confidence: float | None = None
+        embedded: dict[Box, np.ndarray] = {}  # crops of placement.pixels(look) already embedded, by box
         if self.heads is not None and self.placer is not None and (layers is None or gender is None):
-            layers, gender, guess_confidence, placement = self._detect(look, layers, gender)
+            layers, gender, guess_confidence, placement, embedded = self._detect(look, layers, gender)
         if placement is None and self.placer is not None and layers is not None:
             placement = self.placer(look, layers)
 
@@ -225,7 +227,7 @@ class LocalQueryGenerator:
                 for j, box in enumerate(placement.boxes[layer]):
                     boxes.append(box)
                     owners.append((layer, j == 0))  # the main box, then the other extents
-            slots = box_crops(placement.pixels(look), self.encoder, boxes)
+            slots = box_crops(placement.pixels(look), self.encoder, boxes, embedded)
             for j, (layer, main) in enumerate(owners):
                 if main:
                     best_crop[layer] = len(crops.boxes) + j

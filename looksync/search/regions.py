@@ -92,10 +92,18 @@ def candidate_crops(look: Image, encoder: ClipEncoder, fractions: list[tuple[flo
     return box_crops(look, encoder, pixel_boxes(look.size, fractions))
 
 
-def box_crops(look: Image, encoder: ClipEncoder, boxes: list[Box]) -> CandidateCrops:
-    """Crop and embed pixel boxes of the look in one batch."""
+def box_crops(
+    look: Image, encoder: ClipEncoder, boxes: list[Box], embedded: dict[Box, np.ndarray] | None = None
+) -> CandidateCrops:
+    """Crop and embed pixel boxes of the look in one batch, each distinct box once. ``embedded``: vectors
+    already computed from these same pixels, by box (the detection heads' crops); those are not embedded again."""
     crops = [look.crop(box) for box in boxes]
-    return CandidateCrops(boxes=boxes, crops=crops, vectors=encoder.encode_images(crops, batch_size=max(1, len(crops))))
+    vectors = dict(embedded or {})
+    todo = {box: crop for box, crop in zip(boxes, crops, strict=True) if box not in vectors}
+    if todo:
+        vectors.update(zip(todo, encoder.encode_images(list(todo.values()), batch_size=len(todo)), strict=True))
+    rows = np.array([vectors[box] for box in boxes], dtype=np.float32) if boxes else encoder.encode_images([])
+    return CandidateCrops(boxes=boxes, crops=crops, vectors=rows)
 
 
 # Coarse-to-fine: the full-width bands and the whole look first; then, for each layer, only the
