@@ -39,15 +39,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_regions import crop_forward_ms, load_average  # noqa: E402
 
 FOUND = "outer_topwear,topwear,bottomwear,footwear,bag"  # what the constant heads find, by default
-
-
-def load_average() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "unknown"
 
 
 class CountingEncoder:
@@ -171,14 +167,7 @@ def main() -> None:
     finally:
         detection.region_vectors = real
 
-    crop = looks[0].crop((80, 120, 304, 344))
-    clip.encode_images([crop])  # warm-up
-    anchor = []
-    for _ in range(max(5, args.repeats)):
-        start = time.perf_counter()
-        clip.encode_images([crop])
-        anchor.append((time.perf_counter() - start) * 1000)
-    crop_ms = statistics.median(anchor)
+    crop_ms = crop_forward_ms(clip, looks[0], args.repeats)
 
     print(f"machine: {os.cpu_count()} cores; load average {load_before} before, {load_average()} after")
     print(f"{args.clip_model} (random weights), {finder.name} regions, {len(looks)} sample looks x {args.repeats} "

@@ -58,6 +58,18 @@ def reframed(look):
     }
 
 
+def crop_forward_ms(encoder, look, repeats: int) -> float:
+    """The anchor: the median ms of one CLIP forward of one crop of ``look`` (after a warm-up)."""
+    crop = look.crop((80, 120, 304, 344))
+    encoder.encode_images([crop])  # warm-up
+    times = []
+    for _ in range(max(5, repeats)):
+        start = time.perf_counter()
+        encoder.encode_images([crop])
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
 def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
@@ -110,14 +122,7 @@ def main() -> None:
         sources.setdefault(name, Counter())[placement.source] += 1
 
     encoder = load_encoder(args.clip_model, "random:0", device="cpu")
-    crop = looks[0].crop((80, 120, 304, 344))
-    encoder.encode_images([crop])  # warm-up
-    clip_ms = []
-    for _ in range(max(5, args.repeats)):
-        start = time.perf_counter()
-        encoder.encode_images([crop])
-        clip_ms.append((time.perf_counter() - start) * 1000)
-    clip_p50 = statistics.median(clip_ms)
+    clip_p50 = crop_forward_ms(encoder, looks[0], args.repeats)
 
     print(f"machine: {os.cpu_count()} cores; load average {load_before} before, {load_average()} after")
     print(f"pose models loaded (files verified, 3 interpreters) in {load_s * 1000:.0f} ms; "
