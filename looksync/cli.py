@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from looksync.search.heads_recipe import RECIPE_FIXED_LOOKS, RECIPE_LOOKS, RECIPE_SEED, RECIPE_SIZE, RECIPE_VARIED_LOOKS
 from looksync.settings import SettingsError, load_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -305,10 +306,10 @@ def heads() -> None:
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Heads file to write (.npz).")
 @click.option("--train-dir", type=click.Path(path_type=Path), default=Path("var/heads-train"), show_default=True,
               help="Where the training looks are generated (their own catalog; replaced).")
-@click.option("--size", type=int, default=600, show_default=True, help="Products of the training catalog.")
-@click.option("--seed", type=int, default=101, show_default=True)
-@click.option("--fixed-looks", type=int, default=60, show_default=True)
-@click.option("--varied-looks", type=int, default=300, show_default=True, help="Looks of the train framing split.")
+@click.option("--size", type=int, default=RECIPE_SIZE, show_default=True, help="Products of the training catalog.")
+@click.option("--seed", type=int, default=RECIPE_SEED, show_default=True)
+@click.option("--fixed-looks", type=int, default=RECIPE_FIXED_LOOKS, show_default=True)
+@click.option("--varied-looks", type=int, default=RECIPE_VARIED_LOOKS, show_default=True, help="Looks of the train framing split.")
 def heads_train(out: Path, train_dir: Path, size: int, seed: int, fixed_looks: int, varied_looks: int):
     """Train detection heads for the configured CLIP model and region finder (LOOKSYNC_REGION_FINDER)."""
     from embeddings import EmbeddingsError, load_encoder
@@ -427,7 +428,7 @@ def eval_command(sample_root: Path, config_specs: tuple[str, ...], run_id: str |
               help="Fine-tuning epochs on the sample before indexing; 0 serves random weights (plumbing only).")
 @click.option("--looks", type=click.IntRange(min=1), default=160, show_default=True,
               help="Sample looks: the first is searched without hints.")
-@click.option("--heads-looks", type=click.IntRange(min=10), default=360, show_default=True,
+@click.option("--heads-looks", type=click.IntRange(min=10), default=RECIPE_LOOKS, show_default=True,
               help="Looks the detection heads are trained on, generated with their own catalog as `looksync heads train` does.")
 def demo(workdir: Path, size: int, seed: int, fault_rate: float, epochs: int, looks: int, heads_looks: int):
     """The main job end to end on embedded defaults: sample -> fine-tune -> ingest -> index -> serve -> search a look.

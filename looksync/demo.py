@@ -38,15 +38,14 @@ from pathlib import Path
 import requests
 
 from looksync.console import Console, log_to_file, shown
+from looksync.search.heads_recipe import RECIPE_LOOKS, RECIPE_SEED, sample_recipe
 
 DEMO_MODEL = "LookSync-Tiny"
 DEMO_EPOCHS = 30
 DEMO_CROSS_LISTING_RATE = 0.1  # items also sold by other vendors: the demo's cards show their offers
 DEMO_LOOKS = 160  # sample looks: the first is searched in step 6, the others are there to try
-# the detection heads' training looks, as `looksync heads train` makes them by default: 1 in 6 fixed-frame, the rest
-# varied (the `train` framing split), on a catalog of their own (5 products per 3 looks, at least 60)
-HEADS_LOOKS = 360
-HEADS_SEED = 101
+# the detection heads' training looks, as `looksync heads train` makes them by default (``sample_recipe``)
+HEADS_LOOKS, HEADS_SEED = RECIPE_LOOKS, RECIPE_SEED
 # the modules that place a look's regions and read them for the detection heads (their code keys the heads' cache)
 HEADS_CODE = ("looksync.search.detection", "looksync.search.regions", "looksync.search.pose.regions",
               "looksync.search.pose.blazepose")  # fmt: skip
@@ -147,12 +146,6 @@ def tuned_checkpoint(
     return checkpoint
 
 
-def heads_recipe(looks: int) -> dict[str, int]:
-    """The heads' training sample for ``looks`` looks: its catalog size and fixed-frame and varied looks."""
-    fixed = max(1, looks // 6)
-    return {"size": max(60, looks * 5 // 3), "fixed_looks": fixed, "varied_looks": max(1, looks - fixed)}
-
-
 def demo_heads(settings, encoder, checkpoint: Path, train_root: Path, looks: int, console: Console) -> Path:
     """Detection heads for the no-hint look search, trained as ``looksync heads train`` trains them
     (``train_from_sample``: ``looks`` looks generated under ``train_root`` with their own catalog, fitted on the
@@ -166,7 +159,7 @@ def demo_heads(settings, encoder, checkpoint: Path, train_root: Path, looks: int
     from looksync.search.detection_training import train_from_sample
     from looksync.search.region_finders import make_region_finder
 
-    recipe = heads_recipe(looks)
+    recipe = sample_recipe(looks)
     finder = make_region_finder(settings.region_finder, encoder, settings=settings).name  # auto: pose or layout
     # the heads are made again when anything that places or reads the regions changes: code, taxonomy, settings
     placement = [modules_digest(HEADS_CODE).hex(), repr(get_taxonomy()),

@@ -23,6 +23,7 @@ from looksync.search.detection import (
     fit_logistic,
     region_vectors,
 )
+from looksync.search.heads_recipe import RECIPE_FIXED_LOOKS, RECIPE_SEED, RECIPE_SIZE, RECIPE_VARIED_LOOKS
 
 log = logging.getLogger(__name__)
 
@@ -173,10 +174,10 @@ def train_from_sample(
     encoder: Any,
     train_root: Path,
     *,
-    size: int = 600,
-    seed: int = 101,
-    fixed_looks: int = 60,
-    varied_looks: int = 300,
+    size: int = RECIPE_SIZE,
+    seed: int = RECIPE_SEED,
+    fixed_looks: int = RECIPE_FIXED_LOOKS,
+    varied_looks: int = RECIPE_VARIED_LOOKS,
     validation_share: float = 0.2,
     echo: Callable[[str], None] = log.info,
 ) -> DetectionHeads:

@@ -362,3 +362,22 @@ def test_heads_train_on_generated_looks(tiny_encoder, tmp_path):
     figures = validate_heads(heads, examples, tiny_encoder, place)
     assert figures["looks"] == 24 and 0.0 <= figures["presence_precision"] <= 1.0
     assert figures["presence_recall"] > 0.5  # fitted on these very looks: it finds most of their layers
+
+
+def test_heads_recipe_is_one_default_for_the_cli_the_demo_and_training():
+    """`looksync heads train`, `looksync demo --heads-looks` and ``train_from_sample`` default to one recipe, and a
+    smaller demo keeps its proportions (1 look in 6 on the fixed frame, 5 products per 3 looks, at least 60)."""
+    import inspect
+
+    from looksync.cli import demo, heads_train
+    from looksync.search.detection_training import train_from_sample
+    from looksync.search.heads_recipe import RECIPE_LOOKS, RECIPE_SEED, sample_recipe
+
+    recipe = sample_recipe()
+    cli = {p.name: p.default for p in heads_train.params}
+    assert {k: cli[k] for k in recipe} == recipe and cli["seed"] == RECIPE_SEED
+    defaults = {k: p.default for k, p in inspect.signature(train_from_sample).parameters.items()}
+    assert {k: defaults[k] for k in recipe} == recipe and defaults["seed"] == RECIPE_SEED
+    assert {p.name: p.default for p in demo.params}["heads_looks"] == RECIPE_LOOKS == recipe["fixed_looks"] + recipe["varied_looks"]
+    assert sample_recipe(36) == {"size": 60, "fixed_looks": 6, "varied_looks": 30}
+    assert sample_recipe(720) == {"size": 1200, "fixed_looks": 120, "varied_looks": 600}
