@@ -14,14 +14,8 @@ region finder's own crops of generated training looks (``looksync heads train``)
 - gender: the whole look's vector next to the mean of the region crops' vectors and the head-and-shoulders
   crop's (hair, face, neckline), and that crop's colour grid -> women or men.
 
-Format 4 adds the presence heads' *text cues* (``text_cues``): the layer crop's cosine to the text vector of
-every taxonomy category (the zero-shot category prompts), the best of each layer's categories, one value per
-layer. The text vectors are embedded once, when the heads are trained, and saved in the heads file (they
-belong to its model id like the weights do): no text is embedded per request, and the heads read the very
-vectors they were fitted on.
-
-Heads files of format 1 (no context, no head-and-shoulders crop), 2 (no colour grids) and 3 (no text cues)
-still load and are read as they were trained.
+Heads files of format 1 (no context, no head-and-shoulders crop) and 2 (no colour grids) still load and are
+read as they were trained.
 
 Training them (``looksync heads train``, the demo) is ``looksync/search/detection_training.py``.
 
@@ -42,8 +36,8 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-HEADS_FORMAT = 4
-READABLE_FORMATS = (1, 2, 3, 4)
+HEADS_FORMAT = 3
+READABLE_FORMATS = (1, 2, 3)
 GRID_CELLS = 3  # colour_grid: cells per side
 GRID_SIZE = GRID_CELLS * GRID_CELLS * 6
 GENDERS = ("women", "men")  # the gender head's two classes; the second is the positive one
@@ -141,15 +135,6 @@ def presence_features(crop: np.ndarray, whole: np.ndarray, *context: np.ndarray)
     return np.concatenate([*parts, *(np.asarray(c, dtype=np.float64) for c in context)])
 
 
-def text_cues(crop: np.ndarray, layer_texts: dict[str, np.ndarray]) -> np.ndarray:
-    """The crop's cosine to its best-matching category text of each layer of ``layer_texts`` (layer -> its
-    categories' unit text vectors, rows), in that order."""
-    vector = np.asarray(crop, dtype=np.float64)
-    norm = np.linalg.norm(vector)
-    unit = vector / norm if norm else vector
-    return np.array([float(np.max(texts @ unit)) for texts in layer_texts.values()])
-
-
 def colour_grid(image: Any, box: tuple[int, int, int, int]) -> np.ndarray:
     """The mean and spread of R, G and B (0-1) in each cell of a ``GRID_CELLS`` x ``GRID_CELLS`` grid over
     ``box`` of ``image``: ``GRID_SIZE`` values, cells row by row."""
@@ -238,18 +223,13 @@ class DetectionHeads:
     context_layers: list[str] = field(default_factory=list)
     gender_cue: bool = False  # the gender head reads the head-and-shoulders crop too (format 2)
     colour_grids: bool = False  # the heads read the regions' colour grids too (format 3)
-    # layer -> its categories' unit text vectors (rows): the presence heads read the crop's text cues (format 4)
-    layer_texts: dict[str, np.ndarray] = field(default_factory=dict)
 
     def presence_inputs(self, look: LookVectors) -> dict[str, np.ndarray]:
         """Each placed layer's presence features, the look's context computed once for all of them."""
         context = [context_features(look.crops, self.context_layers)] if self.context_layers else []
         if self.colour_grids:
             context.append(grid_context(look.grids, self.context_layers))
-        if not self.layer_texts:
-            return {layer: presence_features(vector, look.whole, *context) for layer, vector in look.crops.items()}
-        return {layer: presence_features(vector, look.whole, *context, text_cues(vector, self.layer_texts))
-                for layer, vector in look.crops.items()}  # fmt: skip
+        return {layer: presence_features(vector, look.whole, *context) for layer, vector in look.crops.items()}
 
     def gender_input(self, look: LookVectors) -> np.ndarray:
         return gender_features(look.whole, look.crops.values(), look.head, with_cue=self.gender_cue,
@@ -277,7 +257,6 @@ class DetectionHeads:
         path.parent.mkdir(parents=True, exist_ok=True)
         arrays = {f"presence/{layer}": head.weights for layer, head in self.presence.items()}
         arrays["gender"] = self.gender.weights
-        arrays.update({f"text/{layer}": texts for layer, texts in self.layer_texts.items()})
         meta = {
             "format": HEADS_FORMAT,
             "model_id": self.model_id,
@@ -287,7 +266,6 @@ class DetectionHeads:
             "context_layers": self.context_layers,
             "gender_cue": self.gender_cue,
             "colour_grids": self.colour_grids,
-            "text_layers": list(self.layer_texts),
             "bias": {**{f"presence/{layer}": h.bias for layer, h in self.presence.items()}, "gender": self.gender.bias},
             "meta": self.meta,
         }
@@ -310,15 +288,6 @@ class DetectionHeads:
             raise DetectionHeadsError(f"{path}: heads format {meta.get('format')!r}, readable: "
                                       f"{', '.join(map(str, READABLE_FORMATS))}; retrain with `looksync heads train`")
         bias = meta["bias"]
-        layer_texts = {}
-        for layer in meta.get("text_layers", []):
-            texts = arrays.get(f"text/{layer}")
-            if texts is None or texts.ndim != 2 or not len(texts):
-                raise DetectionHeadsError(f"{path}: no text vectors for the {layer!r} text cues")
-            layer_texts[layer] = texts
-        if len({texts.shape[1] for texts in layer_texts.values()}) > 1:
-            widths = {layer: texts.shape[1] for layer, texts in layer_texts.items()}
-            raise DetectionHeadsError(f"{path}: text vectors of different widths {widths}")
         presence = {
             k.split("/", 1)[1]: LogisticHead(v, float(bias[k])) for k, v in arrays.items() if k.startswith("presence/")
         }
@@ -326,7 +295,7 @@ class DetectionHeads:
                    float(meta["threshold"]), meta.get("meta", {}),
                    {k: float(v) for k, v in meta.get("layer_thresholds", {}).items()},
                    list(meta.get("context_layers", [])), bool(meta.get("gender_cue", False)),
-                   bool(meta.get("colour_grids", False)), layer_texts)  # fmt: skip
+                   bool(meta.get("colour_grids", False)))  # fmt: skip
 
     def check(self, model_id: str, region_finder: str) -> None:
         if self.model_id != model_id:

@@ -53,17 +53,6 @@ def look_examples(ground_truth: dict[str, dict[str, Any]], looks_dir: Path) -> l
     return examples
 
 
-def category_texts(encoder: Any, taxonomy: Any) -> dict[str, np.ndarray]:
-    """Each layer's categories' text vectors (rows, unit norm) from the zero-shot category prompts
-    (``embeddings/prompts.yaml``): the presence heads' text cues, embedded once for the heads file."""
-    from embeddings.zeroshot import ZeroShot
-
-    zeroshot = ZeroShot(encoder, taxonomy)
-    vectors = dict(zip(zeroshot.candidates("category"), zeroshot.text_vectors("category"), strict=True))
-    return {layer: np.stack([vectors[c] for c in taxonomy.categories_of(layer)])
-            for layer in taxonomy.layers if taxonomy.categories_of(layer)}  # fmt: skip
-
-
 def train_heads(
     examples: Sequence[LookExample],
     encoder: Any,
@@ -71,15 +60,12 @@ def train_heads(
     region_finder: str,
     layers: Sequence[str],
     *,
-    layer_texts: dict[str, np.ndarray] | None = None,
     echo: Callable[[str], None] = log.info,
 ) -> DetectionHeads:
-    """Fit the presence and gender heads on the region finder's crops of ``examples``; with ``layer_texts``
-    (``category_texts``), the presence heads read the crops' text cues too."""
+    """Fit the presence and gender heads on the region finder's crops of ``examples``."""
     started = time.perf_counter()
     shape = DetectionHeads(encoder.model_id, region_finder, {}, LogisticHead(np.zeros(1), 0.0),
-                           context_layers=list(layers), gender_cue=True, colour_grids=True,
-                           layer_texts=dict(layer_texts or {}))  # fmt: skip
+                           context_layers=list(layers), gender_cue=True, colour_grids=True)  # fmt: skip
     x_presence: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}
     y_presence: dict[str, list[int]] = {layer: [] for layer in layers}
     x_gender, y_gender = [], []
@@ -231,9 +217,7 @@ def train_on_looks(
     if place is None:
         raise DetectionHeadsError(f"region finder {settings.region_finder!r} places no regions; use pose or layout")
     echo(f"heads: {len(fit_set)} training looks, {len(held)} validation looks, regions {finder.name}")
-    taxonomy = get_taxonomy()
-    heads = train_heads(fit_set, encoder, place, finder.name, list(taxonomy.layers),
-                        layer_texts=category_texts(encoder, taxonomy), echo=echo)  # fmt: skip
+    heads = train_heads(fit_set, encoder, place, finder.name, list(get_taxonomy().layers), echo=echo)
     if held:
         # calibrated on the first half of the held-out looks, measured on the second: a head that is sure
         # of itself on its training looks but not right on new ones is made to say so

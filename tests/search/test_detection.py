@@ -20,15 +20,8 @@ from looksync.search.detection import (
     context_features,
     fit_logistic,
     head_and_shoulders_box,
-    text_cues,
 )
-from looksync.search.detection_training import (
-    best_f1_threshold,
-    category_texts,
-    look_examples,
-    train_heads,
-    validate_heads,
-)
+from looksync.search.detection_training import best_f1_threshold, look_examples, train_heads, validate_heads
 
 
 def _const(bias: float, dim: int) -> LogisticHead:
@@ -196,43 +189,6 @@ def test_presence_heads_read_a_colour_layout_the_crop_vectors_do_not_show():
     assert accuracy["with"] > 0.9 and accuracy["without"] < 0.7
 
 
-def test_text_cues_are_each_layers_best_category_cosine():
-    texts = {"bag": np.eye(3)[:2], "topwear": -np.eye(3)[2:]}  # bag: two categories, topwear: one
-    assert np.allclose(text_cues(np.array([0.0, 6.0, 8.0]), texts), [0.6, -0.8])  # scale-free: cosines
-
-
-def test_presence_heads_read_text_cues_the_crop_vectors_do_not_show():
-    """A bag crop points at one of the bag's category texts, an empty region between them (its cosine to
-    either is 0.71); the crops' scale varies 25-fold. The crop's best cosine to a layer's category texts tells
-    them apart; a linear head on the raw vector cannot (no hyperplane holds every scale)."""
-    rng = np.random.default_rng(3)
-    dim = 16
-    texts = np.linalg.qr(rng.normal(size=(dim, 4)))[0].T  # four orthonormal category texts
-    layer_texts = {"bag": texts[:2], "topwear": texts[2:]}
-    between = (texts[0] + texts[1]) / np.sqrt(2)
-
-    def looks(n):
-        out, labels = [], []
-        for _ in range(n):
-            bag = bool(rng.random() < 0.5)
-            direction = texts[rng.integers(2)] if bag else between
-            crop = rng.uniform(0.2, 5.0) * (direction + 0.1 * rng.normal(size=dim))
-            out.append(_look({"bag": crop}, rng.normal(size=dim)))
-            labels.append(int(bag))
-        return out, np.array(labels)
-
-    train, y = looks(300)
-    test, y_test = looks(200)
-    accuracy = {}
-    for name, cues in (("with", layer_texts), ("without", {})):
-        shape = DetectionHeads("M@1", "test", {}, _const(0.0, 2 * dim), layer_texts=cues)
-        x = np.array([shape.presence_inputs(look)["bag"] for look in train])
-        shape.presence["bag"] = fit_logistic(x, y)
-        accuracy[name] = np.mean([(shape.detect(look).probs["bag"] >= 0.5) == label
-                                  for look, label in zip(test, y_test, strict=True)])  # fmt: skip
-    assert accuracy["with"] > 0.95 and accuracy["without"] < 0.7
-
-
 def test_the_head_and_shoulders_region_spans_head_and_upper_torso():
     boxes = {"headwear": [(40, 10, 60, 30)], "topwear": [(30, 50, 70, 110)], "bag": [(0, 0, 5, 5)]}
     assert head_and_shoulders_box(boxes) == (30, 10, 70, 71)
@@ -260,7 +216,6 @@ def test_heads_file_round_trip_and_checks(tmp_path):
                            layer_thresholds={"topwear": 0.25}, colour_grids=True)  # fmt: skip
     path = heads.save(tmp_path / "h" / "heads.npz")
     back = DetectionHeads.load(path)
-    assert back.layer_texts == {}
     x = rng.normal(size=(5, 6))
     assert np.allclose(back.presence["topwear"].prob(x), heads.presence["topwear"].prob(x))
     assert np.allclose(back.gender.prob(x), heads.gender.prob(x))
@@ -273,36 +228,6 @@ def test_heads_file_round_trip_and_checks(tmp_path):
         back.check("M@1", "layout")
     with pytest.raises(DetectionHeadsError, match="not found"):
         DetectionHeads.load(tmp_path / "nope.npz")
-    # format 4: the text vectors of the presence heads' text cues travel in the file
-    texts = {"topwear": rng.normal(size=(2, 2)), "bag": rng.normal(size=(1, 2))}
-    cued = DetectionHeads("M@1", "pose", {"topwear": LogisticHead(rng.normal(size=6), 0.1)},
-                          LogisticHead(rng.normal(size=4), 0.0), layer_texts=texts)  # fmt: skip
-    cued_back = DetectionHeads.load(cued.save(tmp_path / "cued.npz"))
-    assert list(cued_back.layer_texts) == ["topwear", "bag"]
-    assert all(np.array_equal(cued_back.layer_texts[k], v) for k, v in texts.items())
-    look = _look({"topwear": np.array([1.0, 2.0])}, np.ones(2))
-    assert cued_back.detect(look).probs == cued.detect(look).probs
-    with np.load(tmp_path / "cued.npz") as data:
-        arrays = {k: np.array(data[k]) for k in data.files}
-    meta = json.loads(bytes(arrays.pop("__meta__")).decode())
-    arrays["text/bag"] = np.ones((1, 3))
-    np.savez(tmp_path / "wide.npz", __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
-    with pytest.raises(DetectionHeadsError, match="text vectors of different widths"):
-        DetectionHeads.load(tmp_path / "wide.npz")
-    del arrays["text/bag"]
-    np.savez(tmp_path / "lost.npz", __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
-    with pytest.raises(DetectionHeadsError, match="no text vectors for the 'bag' text cues"):
-        DetectionHeads.load(tmp_path / "lost.npz")
-    # a format-3 file (colour grids, no text cues) still loads and reads as it was trained
-    with np.load(path) as data:
-        arrays = {k: np.array(data[k]) for k in data.files}
-    meta = json.loads(bytes(arrays.pop("__meta__")).decode())
-    meta["format"] = 3
-    meta.pop("text_layers")
-    np.savez(tmp_path / "v3.npz", __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
-    v3 = DetectionHeads.load(tmp_path / "v3.npz")
-    assert v3.layer_texts == {} and v3.colour_grids
-    assert np.allclose(v3.presence["topwear"].prob(x), heads.presence["topwear"].prob(x))
     # a format-1 file (no context, no head-and-shoulders crop) still loads and reads as it was trained
     old = DetectionHeads("M@1", "pose", {"topwear": LogisticHead(rng.normal(size=4), 0.1)},
                          LogisticHead(rng.normal(size=4), 0.0))  # fmt: skip
@@ -311,7 +236,6 @@ def test_heads_file_round_trip_and_checks(tmp_path):
     meta = json.loads(bytes(arrays.pop("__meta__")).decode())
     meta["format"] = 2
     meta.pop("colour_grids")  # a format-2 file: no colour grids
-    meta.pop("text_layers")
     np.savez(tmp_path / "v2.npz", __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
     assert DetectionHeads.load(tmp_path / "v2.npz").colour_grids is False
     meta["format"] = 1
@@ -425,16 +349,12 @@ def test_heads_train_on_generated_looks(tiny_encoder, tmp_path):
     def place(look, layers):
         return layout_placement(taxonomy, look.size, layers)
 
-    texts = category_texts(tiny_encoder, taxonomy)
-    assert list(texts) == list(taxonomy.layers)
-    assert texts["footwear"].shape == (len(taxonomy.categories_of("footwear")), tiny_encoder.dim)
-    heads = train_heads(examples, tiny_encoder, place, "layout", list(taxonomy.layers), layer_texts=texts)
+    heads = train_heads(examples, tiny_encoder, place, "layout", list(taxonomy.layers))
     assert heads.model_id == tiny_encoder.model_id and heads.region_finder == "layout"
     assert heads.context_layers == list(taxonomy.layers) and heads.gender_cue and heads.colour_grids
     pairs = len(taxonomy.layers) * (len(taxonomy.layers) - 1) // 2
     grids = len(taxonomy.layers) * GRID_SIZE
-    cues = len(taxonomy.layers)
-    assert heads.presence["footwear"].weights.shape == (2 * tiny_encoder.dim + pairs + grids + cues,)
+    assert heads.presence["footwear"].weights.shape == (2 * tiny_encoder.dim + pairs + grids,)
     assert heads.gender.weights.shape == (3 * tiny_encoder.dim + GRID_SIZE,)
     footwear = sum("footwear" in e.present for e in examples)
     assert heads.meta["positives"]["footwear"] == footwear
