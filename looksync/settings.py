@@ -204,6 +204,9 @@ class Settings(BaseSettings):
     # a pose whose body axis (hips -> shoulders) is further than this from upright is not used: on looks the
     # detector reads upside down, the landmarks are confident and wrong (the person's box is placed instead)
     pose_max_tilt: float = Field(default=60.0, ge=0, le=180)  # degrees
+    # a pose whose landmarks span less than this share of the person mask's height is not used either: the landmark
+    # model is sometimes sure of points crowded into the upper body of a drawn figure (the person's box is placed)
+    pose_min_span: float = Field(default=0.7, ge=0, le=1)
     pose_person_mask: bool = True  # no pose: the person box from the selfie-segmentation mask
     # cut each layer's crop from the look with its background blanked to white by the person mask (packshots are on
     # white); off: it lowered look Recall@10 0.80 -> 0.65 (docs/service.md, "Blanking the background")

@@ -27,3 +27,18 @@ def astronaut() -> Image.Image:
     from skimage import data
 
     return Image.fromarray(data.astronaut())
+
+
+@pytest.fixture(scope="session")
+def fixed_looks(tmp_path_factory) -> list[Image.Image]:
+    """Six fixed-frame looks of a small generated sample (seed 3): women with long hair and men in hats,
+    where a person mask cut from the stretched look missed the head or the legs."""
+    from looksync.sample import generate_sample
+
+    root = tmp_path_factory.mktemp("pose-fixed-looks")
+    manifest = generate_sample(root, size=30, seed=3, n_looks=6, image_base_url="http://127.0.0.1:1")
+    looks = []
+    for path in sorted(manifest.looks_dir.glob("look-*.png")):
+        with Image.open(path) as image:
+            looks.append(image.convert("RGB"))
+    return looks

@@ -3,13 +3,17 @@ drawn figure), a real photograph (waist-up), and looks with no person; the fallb
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from looksync.catalog.taxonomy import get_taxonomy
 from looksync.search.pose import LANDMARKS, BlazePose, PoseRegionFinder, pose_placement, resolve_pose_models
-from looksync.search.pose.blazepose import ssd_anchors
+from looksync.search.pose.blazepose import Detection, ssd_anchors
+from looksync.search.pose.regions import pose_span
+from looksync.search.regions import layer_slots, layout_placement
 
 ALL_LAYERS = list(get_taxonomy().layers)
 
@@ -250,3 +254,82 @@ def test_a_pose_read_upside_down_is_not_used(blazepose, sample_look):
     # allowed any tilt, the same look is placed from the pose; an upright look is placed from the pose
     assert _finder(blazepose, max_tilt=180).place(turned, ["topwear"]).source == "pose"
     assert _finder(blazepose).place(image, ["topwear"]).source == "pose"
+
+
+def test_the_person_mask_keeps_the_looks_aspect_and_finds_the_whole_figure(blazepose, fixed_looks):
+    """The segmenter sees the look fitted into its square and padded with the edge pixels: stretched, a
+    portrait figure is squashed and the mask lost the head or the legs (or the whole person) on 4 of these 6."""
+    assert len(fixed_looks) == 6
+    for look in fixed_looks:
+        mask = blazepose.person_mask(look)
+        assert mask.shape == (256, round(256 * look.width / look.height))  # the look's grid, long side 256
+        box = blazepose.person_box(look)
+        assert box is not None
+        assert box[1] < 0.1 * look.height and box[3] > 0.9 * look.height  # head to feet
+
+
+def test_a_loose_detector_circle_is_corrected_by_the_second_read(blazepose, sample_look):
+    """On drawn figures the detector places the body's circle high and small, so the first ROI ends above
+    the feet and the landmarks crowd upwards; the second read, in the ROI the landmarks' own hip-centre and
+    full-body points give (as MediaPipe tracks a video), finds the ankles at the shoes."""
+    image, truth = sample_look
+    detection = blazepose.detect(image)[0]
+    hips, body = detection.keypoints[0].copy(), detection.keypoints[1]
+    hips[1] -= 0.15 * image.height
+    loose = Detection(detection.score, detection.box, np.array([hips, hips + (body - detection.keypoints[0]) * 0.85,
+                                                                *detection.keypoints[2:]]))  # fmt: skip
+    shoes_top = truth["boxes"]["footwear"][1]
+    ankles = lambda pose: (pose.point("left_ankle")[1] + pose.point("right_ankle")[1]) / 2  # noqa: E731
+    assert ankles(blazepose.landmarks(image, loose, refine=0)) < shoes_top - 50  # one read: well above the shoes
+    refined = blazepose.landmarks(image, loose)
+    assert refined.score >= 0.5 and abs(ankles(refined) - shoes_top) < 25
+
+
+class _Crowded:
+    """The real estimator whose landmarks are squeezed into the upper 40% of where it reads them, as the
+    landmark model is sometimes sure of them on drawn figures."""
+
+    def __init__(self, estimator):
+        self.estimator = estimator
+
+    def __getattr__(self, name):
+        return getattr(self.estimator, name)
+
+    def landmarks(self, look, detection):
+        pose = self.estimator.landmarks(look, detection)
+        top = pose.points[:, 1].min()
+        pose.points[:, 1] = top + (pose.points[:, 1] - top) * 0.4
+        return pose
+
+
+def test_a_pose_that_spans_part_of_the_person_is_not_used(blazepose, sample_look):
+    image, truth = sample_look
+    pose = blazepose.landmarks(image, blazepose.detect(image)[0])
+    assert pose_span(pose, image.size, blazepose.person_box(image)) > 0.85  # a standing figure: eyes to heels
+
+    placement = _finder(_Crowded(blazepose)).place(image, sorted(truth["products"]))
+    assert placement.source == "person_box"
+    assert re.match(r"regions_person_box: the pose spans 0\.\d\d of the person mask's height \(under 0\.70\)", placement.degraded[0])
+    assert set(placement.timings_ms) == {"region_pose", "region_person_mask"}
+    # the check off (LOOKSYNC_POSE_MIN_SPAN=0), or no person mask to check against: the pose is used
+    assert _finder(_Crowded(blazepose), min_span=0).place(image, ["topwear"]).source == "pose"
+    assert _finder(_Crowded(blazepose), person_mask=False).place(image, ["topwear"]).source == "pose"
+
+
+def test_the_slots_in_a_fixed_looks_person_box_land_where_the_layout_puts_them(pose_models_dir, sample_look):
+    """The taxonomy slots describe the fixed-frame figure, so fitted to that figure's person-mask box they
+    must give back the layout's boxes: the frame is fitted to the mask's measured extent (0.039-0.934 of the
+    height), not the garments' (0.01-0.96, which shrank every slot)."""
+    image, _ = sample_look
+    strict = BlazePose(resolve_pose_models("pypi", pose_models_dir, fetch=False), threads=2, min_detection=0.999)
+    layers = [name for name in ALL_LAYERS if layer_slots(get_taxonomy(), name)]
+    placement = _finder(strict).place(image, layers)
+    assert placement.source == "person_box" and set(placement.boxes) == set(layers)
+    layout = layout_placement(get_taxonomy(), image.size, layers)
+    overlaps = [_iou(placement.boxes[name][0], layout.boxes[name][0]) for name in layers]
+    assert min(overlaps) > 0.8 and np.mean(overlaps) > 0.88
+
+
+def _iou(a, b) -> float:
+    inter = max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)

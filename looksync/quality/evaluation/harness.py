@@ -86,6 +86,7 @@ class EvalConfig:
     runtime: str = "torch"  # what runs the CLIP towers (embeddings.runtime); the index is built by the first config of a model
     blank: bool | None = None  # LOOKSYNC_POSE_BLANK_BACKGROUND for this config (pose finder: crops on a blanked background)
     max_tilt: float | None = None  # LOOKSYNC_POSE_MAX_TILT for this config (pose finder: degrees from upright)
+    min_span: float | None = None  # LOOKSYNC_POSE_MIN_SPAN for this config (pose finder: share of the person's height)
 
     @classmethod
     def parse(cls, spec: str) -> EvalConfig:
@@ -99,17 +100,17 @@ class EvalConfig:
         values: dict[str, Any] = {}
         for option in options:
             key, sep, value = option.partition("=")
-            if not sep or key not in ("rerank", "generator", "regions", "crop_weight", "heads", "gender_conf", "runtime", "blank", "max_tilt"):
+            if not sep or key not in ("rerank", "generator", "regions", "crop_weight", "heads", "gender_conf", "runtime", "blank", "max_tilt", "min_span"):
                 raise EvalError(
                     f"config {spec!r}: unknown option {option!r}; known: rerank=MODE, generator=local|llm, "
-                    "regions=FINDER, crop_weight=W, heads=PATH, gender_conf=C, runtime=torch|onnx|onnx-int8, blank=0|1, max_tilt=DEGREES"
+                    "regions=FINDER, crop_weight=W, heads=PATH, gender_conf=C, runtime=torch|onnx|onnx-int8, blank=0|1, max_tilt=DEGREES, min_span=S"
                 )
             values[key] = value
         if "blank" in values:
             if values["blank"] not in ("0", "1"):
                 raise EvalError(f"config {spec!r}: blank must be 0 or 1")
             values["blank"] = values["blank"] == "1"
-        for key, low, high in (("crop_weight", 0.0, 1.0), ("gender_conf", 0.5, 1.0), ("max_tilt", 0.0, 180.0)):
+        for key, low, high in (("crop_weight", 0.0, 1.0), ("gender_conf", 0.5, 1.0), ("max_tilt", 0.0, 180.0), ("min_span", 0.0, 1.0)):
             if key in values:
                 try:
                     values[key] = float(values[key])
@@ -287,7 +288,7 @@ def make_engine(settings: Settings, encoder: Any, config: EvalConfig, truth: Sam
     overrides = {"region_finder": config.regions, "look_crop_weight": config.crop_weight,
                  "detection_heads": Path(config.heads) if config.heads else None,
                  "look_gender_min_confidence": config.gender_conf, "pose_blank_background": config.blank,
-                 "pose_max_tilt": config.max_tilt}  # fmt: skip
+                 "pose_max_tilt": config.max_tilt, "pose_min_span": config.min_span}  # fmt: skip
     if config.regions == TRUTH_REGIONS:
         overrides["region_finder"] = "pose"  # the oracle's fallback for layers the look does not wear
     settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})

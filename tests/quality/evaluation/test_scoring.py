@@ -169,6 +169,13 @@ def test_config_spec_sets_the_pose_tilt_limit():
         EvalConfig.parse("t=LookSync-Tiny:random:0,max_tilt=270")
 
 
+def test_config_spec_sets_the_pose_span_limit():
+    assert EvalConfig.parse("t=LookSync-Tiny:random:0").min_span is None  # the settings' value
+    assert EvalConfig.parse("t=LookSync-Tiny:random:0,regions=pose,min_span=0").min_span == 0.0
+    with pytest.raises(EvalError, match="min_span must be a number in"):
+        EvalConfig.parse("t=LookSync-Tiny:random:0,min_span=1.5")
+
+
 def test_config_spec_names_the_clip_runtime():
     assert EvalConfig.parse("t=LookSync-Tiny:random:0").runtime == "torch"
     c = EvalConfig.parse("q=LookSync-Tiny:random:0,runtime=onnx-int8")
