@@ -81,9 +81,6 @@ class FinetuneConfig:
     # on-figure looks framed like the varied sample looks (mirrored, turned, small, on gradient or textured
     # backgrounds) and cropped loosely, as the pose finder's padded regions are
     figure_variety: bool = False
-    # the on-figure crops that are not loose boxes are cut the way the pose finder cuts its regions (the
-    # taxonomy's pose extents and pads, at the mannequin's landmarks) instead of as the layout candidate boxes
-    pose_crops: bool = False
 
 
 @dataclass
@@ -197,36 +194,6 @@ _MANNEQUIN = (  # (shape, fractions) of a plain front-facing figure; "hair" and 
     ("skin", "rect", (0.37, 0.49, 0.49, 0.92)),
     ("skin", "rect", (0.51, 0.49, 0.63, 0.92)),
 )
-# Where the pose model finds the mannequin's landmarks (fractions of its canvas; front-facing, so the
-# figure's left is the image's right): what the taxonomy's pose extents are measured from.
-_MANNEQUIN_LANDMARKS = {
-    "nose": (0.50, 0.13), "mouth_left": (0.53, 0.155), "mouth_right": (0.47, 0.155),
-    "left_eye_inner": (0.52, 0.115), "left_eye": (0.54, 0.115), "left_eye_outer": (0.56, 0.115), "left_ear": (0.59, 0.12),
-    "right_eye_inner": (0.48, 0.115), "right_eye": (0.46, 0.115), "right_eye_outer": (0.44, 0.115), "right_ear": (0.41, 0.12),
-    "left_shoulder": (0.67, 0.21), "left_elbow": (0.755, 0.38), "left_wrist": (0.755, 0.53),
-    "left_pinky": (0.77, 0.56), "left_index": (0.755, 0.57), "left_thumb": (0.74, 0.56),
-    "right_shoulder": (0.33, 0.21), "right_elbow": (0.245, 0.38), "right_wrist": (0.245, 0.53),
-    "right_pinky": (0.23, 0.56), "right_index": (0.245, 0.57), "right_thumb": (0.26, 0.56),
-    "left_hip": (0.60, 0.50), "left_knee": (0.57, 0.71), "left_ankle": (0.57, 0.89), "left_heel": (0.57, 0.91),
-    "left_foot_index": (0.60, 0.93),
-    "right_hip": (0.40, 0.50), "right_knee": (0.43, 0.71), "right_ankle": (0.43, 0.89), "right_heel": (0.43, 0.91),
-    "right_foot_index": (0.40, 0.93),
-}  # fmt: skip
-
-
-class _MannequinPose:
-    """The mannequin's landmarks in pixels, shifted with the figure: what ``extent_box`` reads of a pose."""
-
-    def __init__(self, canvas: tuple[int, int], shift: tuple[float, float] = (0.0, 0.0)):
-        w, h = canvas
-        self.points = {n: np.array([(x + shift[0]) * w, (y + shift[1]) * h]) for n, (x, y) in _MANNEQUIN_LANDMARKS.items()}
-        shoulders = (self.points["left_shoulder"] + self.points["right_shoulder"]) / 2
-        hips = (self.points["left_hip"] + self.points["right_hip"]) / 2
-        self.torso = float(np.linalg.norm(shoulders - hips))
-        self.midline = float((shoulders[0] + hips[0]) / 2)
-
-    def point(self, name: str) -> np.ndarray:
-        return self.points[name]
 
 
 def _cutout(image: Image) -> Image:
@@ -245,13 +212,10 @@ class OnFigure:
     """On-figure training crops: copy-paste of catalog garments onto a plain mannequin at their layer slots."""
 
     def __init__(self, pairs: list[Pair], images: dict[int, Image], taxonomy: Taxonomy | None = None,
-                 canvas: tuple[int, int] = (192, 320), variety: bool = False, pose_crops: bool = False):  # fmt: skip
+                 canvas: tuple[int, int] = (192, 320), variety: bool = False):  # fmt: skip
         from looksync.search.regions import pixel_boxes
 
-        if variety and pose_crops:  # the varied looks are turned and mirrored: the mannequin's landmarks no longer hold
-            raise ValueError("figure_variety and pose_crops cannot both be on (varied looks are cropped loosely)")
         self.variety = variety
-        self.pose_crops = pose_crops
         self.taxonomy = taxonomy or get_taxonomy()
         self.canvas = canvas
         self.candidates = pixel_boxes(canvas)  # the boxes the region finder chooses from
@@ -344,24 +308,12 @@ class OnFigure:
             look = look.resize((max(8, round(w * scale)), max(8, round(h * scale)))).resize((w, h))
         return look, box
 
-    def pose_box(self, layer: str, box: tuple[int, int, int, int], rng: random.Random) -> tuple[int, int, int, int] | None:
-        """The box the pose finder would crop for ``layer`` on the mannequin (its extent covering the
-        garment's ``box`` best, as a product scores its best crop), the figure found a little off; None
-        when the taxonomy gives the layer no pose extents."""
-        from looksync.search.pose.regions import extent_box
-
-        extents = self.taxonomy.layers[layer].pose if layer in self.taxonomy.layers else ()
-        pose = _MannequinPose(self.canvas, (rng.uniform(-0.02, 0.02), rng.uniform(-0.015, 0.015)))
-        boxes = [b for e in extents if (b := extent_box(e, pose, pose.torso, pose.midline, self.canvas)) is not None]  # type: ignore[arg-type]
-        return max(boxes, key=lambda b: _iou(b, box)) if boxes else None
-
     def crop(self, pair: Pair, rng: random.Random, size: int) -> Image:
         look, box = self.look(pair, rng)
         if self.variety:
             look, box = self._vary(look, box, rng)
-        if rng.random() < 0.5 and not self.variety:  # what the region finder would pick
-            pose_box = self.pose_box(pair.product.layer, box, rng) if self.pose_crops else None
-            crop_box = pose_box or max(self.candidates, key=lambda c: _iou(c, box))  # else the candidate covering it best
+        if rng.random() < 0.5 and not self.variety:  # what the region finder would pick: the candidate covering it best
+            crop_box = max(self.candidates, key=lambda c: _iou(c, box))
         else:  # a looser box around it
             bw, bh = box[2] - box[0], box[3] - box[1]
             gx, gy = bw * rng.uniform(0.0, 0.5), bh * rng.uniform(0.0, 0.5)
@@ -449,9 +401,9 @@ def finetune(
     images = {id(p): PILImage.open(p.image_path).convert("RGB") for p in train}
     on_figure = heldout_figure = None
     if config.on_figure:
-        on_figure = OnFigure(train, images, variety=config.figure_variety, pose_crops=config.pose_crops)
+        on_figure = OnFigure(train, images, variety=config.figure_variety)
         heldout_figure = OnFigure(heldout, {id(p): PILImage.open(p.image_path).convert("RGB") for p in heldout},
-                                  variety=config.figure_variety, pose_crops=config.pose_crops)  # fmt: skip
+                                  variety=config.figure_variety)  # fmt: skip
     crop_before = _crop_to_packshot_recall(encoder, heldout, heldout_figure, config.seed) if heldout_figure else {}
 
     loss_fn = open_clip.ClipLoss()

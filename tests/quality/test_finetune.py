@@ -122,55 +122,6 @@ def test_figure_variety_frames_the_look_and_its_box_follows_the_garment(tiny_cat
     assert 0 < mirrored < len(pairs)  # some mirrored, some not
 
 
-def test_pose_crops_are_cut_at_the_taxonomy_pose_pads(tiny_catalog):
-    """``pose_crops``: the crops that are not loose boxes are the pose finder's regions on the mannequin,
-    its landmarks grown by the taxonomy's pads (a wider pad gives a wider crop), and they hold the garment."""
-    import dataclasses
-    import random
-
-    import numpy as np
-    from PIL import Image
-
-    from looksync.catalog.taxonomy import get_taxonomy
-    from looksync.quality.finetune import _MannequinPose
-    from looksync.search.pose.blazepose import LANDMARKS
-
-    taxonomy = get_taxonomy()
-    named = {n for layer in taxonomy.layers.values() for e in layer.pose for n in e.points + sum(e.seen, ())}
-    pairs = sample_pairs(tiny_catalog)
-    images = {id(p): Image.open(p.image_path).convert("RGB") for p in pairs}
-    figure = OnFigure(pairs, images, canvas=(150, 250), pose_crops=True)
-    assert named <= set(LANDMARKS) and named <= set(_MannequinPose((150, 250)).points)
-    for i, pair in enumerate(pairs[:60]):
-        look, box = figure.look(pair, random.Random(i))
-        crop_box = figure.pose_box(pair.product.layer, box, random.Random(i))
-        inside = max(0, min(box[2], crop_box[2]) - max(box[0], crop_box[0])) * max(0, min(box[3], crop_box[3]) - max(box[1], crop_box[1]))
-        assert inside / ((box[2] - box[0]) * (box[3] - box[1])) > 0.6, (pair.product.layer, box, crop_box)
-    # the pads are read from the taxonomy: a fifth of a torso more on the left of the top's extent moves its left edge
-    topwear = taxonomy.layers["topwear"]
-    wider = dataclasses.replace(topwear, pose=(dataclasses.replace(topwear.pose[0], pad=(topwear.pose[0].pad[0] + 0.2,) + topwear.pose[0].pad[1:]),))
-    widened = OnFigure(pairs[:1], images, dataclasses.replace(taxonomy, layers={**taxonomy.layers, "topwear": wider}),
-                       canvas=(150, 250), pose_crops=True)  # fmt: skip
-    box = (40, 50, 110, 130)
-    before, after = figure.pose_box("topwear", box, random.Random(0)), widened.pose_box("topwear", box, random.Random(0))
-    torso = _MannequinPose((150, 250)).torso
-    assert abs((before[0] - after[0]) - 0.2 * torso) <= 1 and before[1:] == after[1:]
-    # crop() cuts about half its crops there (the rest loosely), never the layout candidates
-    looks: list = []
-    cut: list = []
-    look_of, pose_box_of = figure.look, figure.pose_box
-    figure.look = lambda pair, rng: looks.append(look_of(pair, rng)) or looks[-1]  # type: ignore[method-assign]
-    figure.pose_box = lambda layer, box, rng: cut.append(pose_box_of(layer, box, rng)) or cut[-1]  # type: ignore[method-assign]
-    for i, pair in enumerate(pairs[:30]):
-        before = len(cut)
-        crop = figure.crop(pair, random.Random(i), 64)
-        if len(cut) > before:
-            assert np.array_equal(np.asarray(crop), np.asarray(looks[-1][0].crop(cut[-1]).resize((64, 64))))
-    assert 8 <= len(cut) <= 22
-    with pytest.raises(ValueError, match="figure_variety and pose_crops"):
-        OnFigure(pairs[:1], images, variety=True, pose_crops=True)
-
-
 def test_too_few_pairs_is_a_clear_error(tiny_catalog, tmp_path):
     with pytest.raises(ValueError, match="at least 10 catalog pairs"):
         finetune(sample_pairs(tiny_catalog)[:3], FinetuneConfig(epochs=1), tmp_path / "x.pt")
