@@ -35,6 +35,7 @@ from looksync.catalog.images import FetchError, FetchPolicy, check_image_bytes
 from looksync.catalog.schema import Product
 from looksync.catalog.taxonomy import Taxonomy, get_taxonomy
 from looksync.search.querygen import compose_query
+from looksync.search.regions import box_iou
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -313,7 +314,7 @@ class OnFigure:
         if self.variety:
             look, box = self._vary(look, box, rng)
         if rng.random() < 0.5 and not self.variety:  # what the region finder would pick: the candidate covering it best
-            crop_box = max(self.candidates, key=lambda c: _iou(c, box))
+            crop_box = max(self.candidates, key=lambda c: box_iou(c, box))
         else:  # a looser box around it
             bw, bh = box[2] - box[0], box[3] - box[1]
             gx, gy = bw * rng.uniform(0.0, 0.5), bh * rng.uniform(0.0, 0.5)
@@ -321,13 +322,6 @@ class OnFigure:
             crop_box = (round(max(0, box[0] - gx / 2 + dx)), round(max(0, box[1] - gy / 2 + dy)),
                         round(min(look.width, box[2] + gx / 2 + dx)), round(min(look.height, box[3] + gy / 2 + dy)))  # fmt: skip
         return look.crop(crop_box).resize((size, size))
-
-
-def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
-    x0, y0, x1, y1 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
-    inter = max(0, x1 - x0) * max(0, y1 - y0)
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union else 0.0
 
 
 def _image_size(model) -> int:

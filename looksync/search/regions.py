@@ -92,6 +92,14 @@ def candidate_crops(look: Image, encoder: ClipEncoder, fractions: list[tuple[flo
     return box_crops(look, encoder, pixel_boxes(look.size, fractions))
 
 
+def box_iou(a: Box, b: Box) -> float:
+    """Intersection over union of two pixel boxes (0 when both are empty)."""
+    x0, y0, x1, y1 = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0, x1 - x0) * max(0, y1 - y0)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union else 0.0
+
+
 def box_crops(
     look: Image, encoder: ClipEncoder, boxes: list[Box], embedded: dict[Box, np.ndarray] | None = None
 ) -> CandidateCrops:
@@ -102,7 +110,7 @@ def box_crops(
     todo = {box: crop for box, crop in zip(boxes, crops, strict=True) if box not in vectors}
     if todo:
         vectors.update(zip(todo, encoder.encode_images(list(todo.values()), batch_size=len(todo)), strict=True))
-    rows = np.array([vectors[box] for box in boxes], dtype=np.float32) if boxes else encoder.encode_images([])
+    rows = np.array([vectors[box] for box in boxes], dtype=np.float32).reshape(len(boxes), encoder.dim)
     return CandidateCrops(boxes=boxes, crops=crops, vectors=rows)
 
 

@@ -13,7 +13,7 @@ from looksync.catalog.taxonomy import get_taxonomy
 from looksync.search.pose import LANDMARKS, BlazePose, PoseRegionFinder, pose_placement, resolve_pose_models
 from looksync.search.pose.blazepose import Detection, ssd_anchors
 from looksync.search.pose.regions import pose_span
-from looksync.search.regions import layer_slots, layout_placement
+from looksync.search.regions import box_iou, layer_slots, layout_placement
 
 ALL_LAYERS = list(get_taxonomy().layers)
 
@@ -326,10 +326,6 @@ def test_the_slots_in_a_fixed_looks_person_box_land_where_the_layout_puts_them(p
     placement = _finder(strict).place(image, layers)
     assert placement.source == "person_box" and set(placement.boxes) == set(layers)
     layout = layout_placement(get_taxonomy(), image.size, layers)
-    overlaps = [_iou(placement.boxes[name][0], layout.boxes[name][0]) for name in layers]
+    overlaps = [box_iou(placement.boxes[name][0], layout.boxes[name][0]) for name in layers]
     assert min(overlaps) > 0.8 and np.mean(overlaps) > 0.88
 
-
-def _iou(a, b) -> float:
-    inter = max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)

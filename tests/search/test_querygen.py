@@ -126,3 +126,7 @@ def test_box_crops_embeds_only_the_boxes_not_yet_embedded(tiny_encoder):
     fresh = box_crops(look, tiny_encoder, boxes)
     np.testing.assert_allclose(again.vectors, fresh.vectors, atol=1e-5)
     np.testing.assert_array_equal(again.vectors[0], again.vectors[2])
+    batches = encoder.batches
+    none = box_crops(look, encoder, [])
+    assert none.vectors.shape == (0, tiny_encoder.dim) and none.vectors.dtype == np.float32
+    assert encoder.batches == batches  # no boxes: no call to the model
