@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from looksync.catalog.taxonomy import Taxonomy, get_taxonomy
-from looksync.search.pose.blazepose import LANDMARK_INDEX, BlazePose, Pose
+from looksync.search.pose.blazepose import LANDMARK_INDEX, REFINE_READS, REFINE_TOLERANCE, BlazePose, Pose
 from looksync.search.pose.models import PoseModelPaths, resolve_pose_models
 from looksync.search.regions import (
     Box,
@@ -82,6 +82,8 @@ class PoseRegionFinder:
         blank_background: bool = False,
         max_tilt: float = 60.0,
         min_span: float = 0.7,
+        refine_reads: int = REFINE_READS,
+        refine_tolerance: float = REFINE_TOLERANCE,
     ):
         if estimator is None:
             raise ValueError("PoseRegionFinder needs a BlazePose estimator; use PoseRegionFinder.from_settings")
@@ -93,6 +95,7 @@ class PoseRegionFinder:
         self.blank_background = blank_background
         self.max_tilt = max_tilt  # degrees from upright beyond which a pose is not used
         self.min_span = min_span  # share of the person mask's height under which a pose is not used
+        self.refine_reads, self.refine_tolerance = refine_reads, refine_tolerance  # BlazePose.landmarks
         self.fallback = ClipBoxRegionFinder(encoder, embed_texts)
         unknown = sorted({name for layer in self.taxonomy.layers.values() for extent in layer.pose
                           for name in (*extent.points, *(n for group in (*extent.seen, *extent.framed) for n in group))
@@ -121,7 +124,8 @@ class PoseRegionFinder:
         estimator = load_blazepose(paths, settings.pose_threads, settings.pose_min_detection)
         return cls(encoder, embed_texts, estimator=estimator, min_visibility=settings.pose_min_visibility,
                    person_mask=settings.pose_person_mask, blank_background=settings.pose_blank_background,
-                   max_tilt=settings.pose_max_tilt, min_span=settings.pose_min_span)  # fmt: skip
+                   max_tilt=settings.pose_max_tilt, min_span=settings.pose_min_span,
+                   refine_reads=settings.pose_refine_reads, refine_tolerance=settings.pose_refine_tolerance)  # fmt: skip
 
     # ---- placement ----------------------------------------------------------------------------
 
@@ -138,7 +142,8 @@ class PoseRegionFinder:
         timings: dict[str, float] = {}
         start = time.perf_counter()
         detections = self.estimator.detect(look)
-        pose = self.estimator.landmarks(look, detections[0]) if detections else None
+        pose = (self.estimator.landmarks(look, detections[0], refine=self.refine_reads, tolerance=self.refine_tolerance)
+                if detections else None)  # fmt: skip
         timings["region_pose"] = (time.perf_counter() - start) * 1000
         tilt = None if pose is None else abs(math.degrees(pose.roi.rotation))
         if pose is None:

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from looksync.quality.evaluation import EvalConfig, EvalError, compare, score_query, summarise
-from looksync.quality.evaluation.harness import look_task, similar_relevance
+from looksync.quality.evaluation.harness import look_task, similar_relevance, with_config_options
 from looksync.quality.evaluation.scoring import (
     Detection,
     ScoredQuery,
@@ -18,6 +18,7 @@ from looksync.quality.evaluation.scoring import (
     framing_value,
     presence_scores,
 )
+from looksync.settings import Settings
 from tests.factories import make_product
 
 
@@ -174,6 +175,17 @@ def test_config_spec_sets_the_pose_span_limit():
     assert EvalConfig.parse("t=LookSync-Tiny:random:0,regions=pose,min_span=0").min_span == 0.0
     with pytest.raises(EvalError, match="min_span must be a number in"):
         EvalConfig.parse("t=LookSync-Tiny:random:0,min_span=1.5")
+
+
+def test_config_spec_sets_the_landmark_reads_tolerance():
+    base = Settings(pose_refine_tolerance=0.0, pose_min_span=0.7)
+    config = EvalConfig.parse("t=LookSync-Tiny:random:0,regions=pose,refine_tol=0.1")
+    assert config.refine_tol == 0.1
+    tuned = with_config_options(base, config)
+    assert (tuned.pose_refine_tolerance, tuned.pose_min_span, tuned.region_finder) == (0.1, 0.7, "pose")
+    assert with_config_options(base, EvalConfig.parse("t=LookSync-Tiny:random:0")).pose_refine_tolerance == 0.0  # the setting
+    with pytest.raises(EvalError, match="refine_tol must be a number in"):
+        EvalConfig.parse("t=LookSync-Tiny:random:0,refine_tol=-1")
 
 
 def test_config_spec_names_the_clip_runtime():
