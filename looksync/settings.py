@@ -208,9 +208,9 @@ class Settings(BaseSettings):
     # model is sometimes sure of points crowded into the upper body of a drawn figure (the person's box is placed)
     pose_min_span: float = Field(default=0.7, ge=0, le=1)
     # landmark reads after the first (each in the ROI the read before gives) at most, and the change of that ROI
-    # (a share of its side) under which a further read is skipped as adding nothing (0: every read is made)
+    # (a share of its side) up to which a further read is skipped as adding nothing (0: every read is made)
     pose_refine_reads: int = Field(default=1, ge=0, le=3)
-    pose_refine_tolerance: float = Field(default=0.0, ge=0, le=1)
+    pose_refine_tolerance: float = Field(default=0.1, ge=0, le=1)
     pose_person_mask: bool = True  # no pose: the person box from the selfie-segmentation mask
     # cut each layer's crop from the look with its background blanked to white by the person mask (packshots are on
     # white); off: it lowered look Recall@10 0.80 -> 0.65 (docs/service.md, "Blanking the background")
