@@ -207,6 +207,13 @@ class Settings(BaseSettings):
     # a pose whose landmarks span less than this share of the person mask's height is not used either: the landmark
     # model is sometimes sure of points crowded into the upper body of a drawn figure (the person's box is placed)
     pose_min_span: float = Field(default=0.7, ge=0, le=1)
+    # no usable pose in the whole look (no person, landmarks not sure, upside down, short span): detect again within
+    # the person mask's box, widened, where the figure fills more of the detector's square; one more detector call
+    # and landmark reads, only on those looks
+    pose_retry: bool = True
+    # the person-box fallback hangs the taxonomy slots from the mask's head top and midline, not its box's top and
+    # centre (raised hands and a held bag stretch the box)
+    pose_figure_axis: bool = True
     pose_person_mask: bool = True  # no pose: the person box from the selfie-segmentation mask
     # cut each layer's crop from the look with its background blanked to white by the person mask (packshots are on
     # white); off: it lowered look Recall@10 0.80 -> 0.65 (docs/service.md, "Blanking the background")

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from looksync.catalog.taxonomy import Taxonomy, get_taxonomy
-from looksync.search.pose.blazepose import LANDMARK_INDEX, BlazePose, Pose
+from looksync.search.pose.blazepose import LANDMARK_INDEX, BlazePose, PersonFigure, Pose
 from looksync.search.pose.models import PoseModelPaths, resolve_pose_models
 from looksync.search.regions import (
     Box,
@@ -59,6 +59,14 @@ MIN_POSE_SCORE = 0.5  # the landmark model's pose-presence flag, as MediaPipe th
 LAYOUT_FIGURE_TOP, LAYOUT_FIGURE_BOTTOM, LAYOUT_ASPECT, LAYOUT_FIGURE_WIDTH = 0.039, 0.934, 0.6, 0.586
 MIN_SHARE_IN_LOOK = 0.3  # a fallback slot with less of its area inside the look is out of frame
 MIN_BOX_PX = 4
+RETRY_MARGIN = 0.15  # the retry's crop: the person mask's box widened by this share of its height on each side
+
+
+def retry_box(box: Box, size: tuple[int, int], margin: float = RETRY_MARGIN) -> Box:
+    """The person mask's box widened by ``margin`` of its height on every side, within the look."""
+    pad = margin * (box[3] - box[1])
+    return (max(0, int(box[0] - pad)), max(0, int(box[1] - pad)), min(size[0], int(math.ceil(box[2] + pad))),
+            min(size[1], int(math.ceil(box[3] + pad))))  # fmt: skip
 
 
 @lru_cache(maxsize=4)
@@ -82,6 +90,9 @@ class PoseRegionFinder:
         blank_background: bool = False,
         max_tilt: float = 60.0,
         min_span: float = 0.7,
+        retry: bool = True,
+        figure_axis: bool = True,
+        retry_margin: float = RETRY_MARGIN,
     ):
         if estimator is None:
             raise ValueError("PoseRegionFinder needs a BlazePose estimator; use PoseRegionFinder.from_settings")
@@ -93,6 +104,9 @@ class PoseRegionFinder:
         self.blank_background = blank_background
         self.max_tilt = max_tilt  # degrees from upright beyond which a pose is not used
         self.min_span = min_span  # share of the person mask's height under which a pose is not used
+        self.retry = retry  # no usable pose in the whole look: detect again within the person mask's box
+        self.retry_margin = retry_margin
+        self.figure_axis = figure_axis  # the person-box slots hung from the mask's head top and midline
         self.fallback = ClipBoxRegionFinder(encoder, embed_texts)
         unknown = sorted({name for layer in self.taxonomy.layers.values() for extent in layer.pose
                           for name in (*extent.points, *(n for group in (*extent.seen, *extent.framed) for n in group))
@@ -121,7 +135,8 @@ class PoseRegionFinder:
         estimator = load_blazepose(paths, settings.pose_threads, settings.pose_min_detection)
         return cls(encoder, embed_texts, estimator=estimator, min_visibility=settings.pose_min_visibility,
                    person_mask=settings.pose_person_mask, blank_background=settings.pose_blank_background,
-                   max_tilt=settings.pose_max_tilt, min_span=settings.pose_min_span)  # fmt: skip
+                   max_tilt=settings.pose_max_tilt, min_span=settings.pose_min_span, retry=settings.pose_retry,
+                   figure_axis=settings.pose_figure_axis)  # fmt: skip
 
     # ---- placement ----------------------------------------------------------------------------
 
@@ -140,32 +155,33 @@ class PoseRegionFinder:
         detections = self.estimator.detect(look)
         pose = self.estimator.landmarks(look, detections[0]) if detections else None
         timings["region_pose"] = (time.perf_counter() - start) * 1000
-        tilt = None if pose is None else abs(math.degrees(pose.roi.rotation))
-        if pose is None:
-            why = "no person detected"
-        elif pose.score < MIN_POSE_SCORE:
-            why = f"no pose landmarks (presence {pose.score:.2f})"
-        elif tilt > self.max_tilt:
-            why = f"pose tilted {tilt:.0f} degrees from upright (over {self.max_tilt:.0f})"
-        else:
-            why = None
-        box, box_source = None, None
+        box, box_source, figure = None, None, None
         if self.person_mask:
             start = time.perf_counter()
-            box, box_source = self.estimator.person_box(look), "the person mask"
+            figure = self.estimator.person_figure(look)
+            box, box_source = (figure.box if figure else None), "the person mask"
             timings["region_person_mask"] = (time.perf_counter() - start) * 1000
+        why = self._unusable(pose, look.size, box)
+        if why is not None and self.retry and box is not None:
+            start = time.perf_counter()
+            within = retry_box(box, look.size, self.retry_margin)
+            retried = self.estimator.detect(look, within=within)
+            second = self.estimator.landmarks(look, retried[0]) if retried else None
+            timings["region_pose_retry"] = (time.perf_counter() - start) * 1000
+            again = self._unusable(second, look.size, box)
+            if again is None:
+                pose, why = second, None
+            else:
+                why = f"{why}; read again within the person mask's box {list(within)}: {again}"
         if why is None:
-            span = pose_span(pose, look.size, box) if box is not None else None
-            if span is None or span >= self.min_span:
-                placement = pose_placement(self.taxonomy, pose, look.size, layers, self.min_visibility)
-                placement.timings_ms = timings
-                return placement
-            why = f"the pose spans {span:.2f} of the person mask's height (under {self.min_span:.2f})"
+            placement = pose_placement(self.taxonomy, pose, look.size, layers, self.min_visibility)
+            placement.timings_ms = timings
+            return placement
 
         if box is None and detections:
             box, box_source = detections[0].person_box(look.size), "the pose detector"
         if box is not None:
-            placement = person_box_placement(self.taxonomy, box, look.size, layers)
+            placement = person_box_placement(self.taxonomy, box, look.size, layers, figure if self.figure_axis else None)
             placement.degraded.append(
                 f"regions_person_box: {why}; layers placed at the taxonomy slots within the person's box from {box_source} {list(box)}"
             )
@@ -174,6 +190,20 @@ class PoseRegionFinder:
             placement.degraded.append(f"regions_layout: {why} and no person box; layers placed at the taxonomy slots of the whole look")
         placement.timings_ms = timings
         return placement
+
+    def _unusable(self, pose: Pose | None, size: tuple[int, int], box: Box | None) -> str | None:
+        """Why ``pose`` is not used for regions (None: it is)."""
+        if pose is None:
+            return "no person detected"
+        if pose.score < MIN_POSE_SCORE:
+            return f"no pose landmarks (presence {pose.score:.2f})"
+        tilt = abs(math.degrees(pose.roi.rotation))
+        if tilt > self.max_tilt:
+            return f"pose tilted {tilt:.0f} degrees from upright (over {self.max_tilt:.0f})"
+        span = pose_span(pose, size, box) if box is not None else None
+        if span is not None and span < self.min_span:
+            return f"the pose spans {span:.2f} of the person mask's height (under {self.min_span:.2f})"
+        return None
 
     def find(self, look: Image, queries: dict[str, str]) -> dict[str, Region]:
         return find_placed(self, self.encoder, self.fallback, look.convert("RGB"), queries)
@@ -263,10 +293,12 @@ def pose_span(pose: Pose, size: tuple[int, int], box: Box) -> float:
     return float(ys.max() - ys.min()) / max(1, box[3] - box[1]) if len(ys) else 0.0
 
 
-def figure_frame(box: Box, size: tuple[int, int]) -> tuple[float, float, float, float]:
+def figure_frame(box: Box, size: tuple[int, int], figure: PersonFigure | None = None) -> tuple[float, float, float, float]:
     """The 3:5 canvas the taxonomy slots describe, fitted to a person's box: by its height, or, when
     the box runs off the bottom of the look (the figure is cut), by its width."""
     x0, y0, x1, y1 = box
+    if figure is not None:
+        y0 = figure.head_top
     if y1 >= size[1] - 1:
         frame_w = (x1 - x0) / LAYOUT_FIGURE_WIDTH
         frame_h = frame_w / LAYOUT_ASPECT
@@ -274,12 +306,14 @@ def figure_frame(box: Box, size: tuple[int, int]) -> tuple[float, float, float, 
         frame_h = (y1 - y0) / (LAYOUT_FIGURE_BOTTOM - LAYOUT_FIGURE_TOP)
         frame_w = frame_h * LAYOUT_ASPECT
     top = y0 - LAYOUT_FIGURE_TOP * frame_h
-    left = (x0 + x1) / 2 - frame_w / 2
+    left = (figure.midline if figure is not None else (x0 + x1) / 2) - frame_w / 2
     return left, top, frame_w, frame_h
 
 
-def person_box_placement(taxonomy: Taxonomy, box: Box, size: tuple[int, int], layers: list[str]) -> Placement:
-    left, top, frame_w, frame_h = figure_frame(box, size)
+def person_box_placement(
+    taxonomy: Taxonomy, box: Box, size: tuple[int, int], layers: list[str], figure: PersonFigure | None = None
+) -> Placement:
+    left, top, frame_w, frame_h = figure_frame(box, size, figure)
     placement = Placement(boxes={}, source="person_box")
     for layer in layers:
         boxes = []

@@ -176,6 +176,16 @@ def test_config_spec_sets_the_pose_span_limit():
         EvalConfig.parse("t=LookSync-Tiny:random:0,min_span=1.5")
 
 
+def test_config_spec_switches_the_pose_retry_and_the_figure_axis():
+    c = EvalConfig.parse("t=LookSync-Tiny:random:0")
+    assert (c.retry, c.figure) == (None, None)  # the settings' values
+    c = EvalConfig.parse("t=LookSync-Tiny:random:0,regions=pose,retry=0,figure=1")
+    assert (c.retry, c.figure) == (False, True)
+    for key in ("retry", "figure"):
+        with pytest.raises(EvalError, match=f"{key} must be 0 or 1"):
+            EvalConfig.parse(f"t=LookSync-Tiny:random:0,{key}=yes")
+
+
 def test_config_spec_names_the_clip_runtime():
     assert EvalConfig.parse("t=LookSync-Tiny:random:0").runtime == "torch"
     c = EvalConfig.parse("q=LookSync-Tiny:random:0,runtime=onnx-int8")
