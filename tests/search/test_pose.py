@@ -11,8 +11,8 @@ from PIL import Image
 
 from looksync.catalog.taxonomy import get_taxonomy
 from looksync.search.pose import LANDMARKS, BlazePose, PoseRegionFinder, pose_placement, resolve_pose_models
-from looksync.search.pose.blazepose import Detection, ssd_anchors
-from looksync.search.pose.regions import person_box_placement, pose_span, retry_box
+from looksync.search.pose.blazepose import Detection, PersonFigure, ssd_anchors
+from looksync.search.pose.regions import figure_frame, person_box_placement, pose_span, retry_box
 from looksync.search.regions import box_iou, layer_slots, layout_placement
 
 ALL_LAYERS = list(get_taxonomy().layers)
@@ -386,3 +386,14 @@ def test_the_person_box_slots_hang_from_the_head_not_from_raised_hands(blazepose
     from_box = person_box_placement(get_taxonomy(), figure.box, image.size, layers)  # the box's top and centre
     assert max(box_iou(b, bag) for b in from_box.boxes["bag"]) < 0.25
     assert _finder(blazepose, figure_axis=False).place(image, layers).boxes == from_box.boxes
+
+
+def test_the_figure_frame_is_fitted_from_the_head_top_and_the_midline():
+    """The frame's height runs from the head's top to the box's bottom and its centre is the mask's midline (a
+    bag held out to one side widens the box, not the body); without them, the box's top and centre."""
+    box, size = (100, 40, 300, 560), (600, 700)
+    height = (560 - 40) / (0.934 - 0.039)
+    assert np.allclose(figure_frame(box, size), (200 - 0.3 * height, 40 - 0.039 * height, 0.6 * height, height))
+    left, top, width, height = figure_frame(box, size, PersonFigure(box, head_top=120.0, midline=170.0))
+    assert np.isclose(height, (560 - 120) / (0.934 - 0.039)) and np.isclose(top, 120 - 0.039 * height)
+    assert np.isclose(left + width / 2, 170.0) and np.isclose(width, 0.6 * height)
