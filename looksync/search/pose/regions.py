@@ -10,11 +10,15 @@ Fallbacks, in order, each recorded in the placement's ``degraded`` notes and ``t
    person mask's height (on drawn figures the landmark model is sometimes sure of points crowded into
    the upper body: on 172 generated training looks with a pose and a mask, the 15 under 0.7 had regions covering
    0.28 less of each garment than the person's box gives); every layer with pose extents is placed from
-   them or reported not in the look, with the reason;
+   them or reported not in the look, with the reason. With ``retry`` (off by default: it rarely finds a
+   pose, see ``Settings.pose_retry``), a look without a usable pose is read again within the person
+   mask's box, widened, before falling back (``timings_ms["region_pose_retry"]``);
 2. ``person_box``: no pose, but a person box (the selfie-segmentation mask's box, else the detector's
    full-body circle): the taxonomy slots, which describe a full figure on a 3:5 portrait canvas, are
    placed in a frame fitted to that box (by its height, or by its width when the box runs off the
-   bottom of the look); slots that fall mostly outside the look are reported not in the look;
+   bottom of the look); with the mask (``figure_axis``), the frame's top is the head's top and its centre the
+   mask's midline, not the box's (raised hands and a held bag stretch the box, not the body); slots that
+   fall mostly outside the look are reported not in the look;
 3. ``layout``: no person at all: the taxonomy slots of the whole look (the ``layout`` finder).
 """
 
@@ -90,7 +94,7 @@ class PoseRegionFinder:
         blank_background: bool = False,
         max_tilt: float = 60.0,
         min_span: float = 0.7,
-        retry: bool = True,
+        retry: bool = False,
         figure_axis: bool = True,
         retry_margin: float = RETRY_MARGIN,
     ):
