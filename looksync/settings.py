@@ -211,11 +211,15 @@ class Settings(BaseSettings):
     # the person mask's box, widened, where the figure fills more of the detector's square. Off: on 460 generated
     # looks it gave a usable pose on 22 of the 199 it retried, looks Recall@10 on the eval sample did not move
     # (+0.000), and it costs a detector call and two landmark reads (~45 ms CPU) on every look without a pose
-    # (docs/evaluation.md, "A second detection within the person's box")
+    # (docs/evaluation.md, "why the pose finder falls back")
     pose_retry: bool = False
     # the person-box fallback hangs the taxonomy slots from the mask's head top and midline, not its box's top and
     # centre (raised hands and a held bag stretch the box)
     pose_figure_axis: bool = True
+    # landmark reads after the first (each in the ROI the read before gives) at most, and the change of that ROI
+    # (a share of its side) under which a further read is skipped as adding nothing (0: every read is made)
+    pose_refine_reads: int = Field(default=1, ge=0, le=3)
+    pose_refine_tolerance: float = Field(default=0.0, ge=0, le=1)
     pose_person_mask: bool = True  # no pose: the person box from the selfie-segmentation mask
     # cut each layer's crop from the look with its background blanked to white by the person mask (packshots are on
     # white); off: it lowered look Recall@10 0.80 -> 0.65 (docs/service.md, "Blanking the background")

@@ -3,6 +3,7 @@ drawn figure), a real photograph (waist-up), and looks with no person; the fallb
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -11,9 +12,10 @@ from PIL import Image
 
 from looksync.catalog.taxonomy import get_taxonomy
 from looksync.search.pose import LANDMARKS, BlazePose, PoseRegionFinder, pose_placement, resolve_pose_models
-from looksync.search.pose.blazepose import Detection, PersonFigure, ssd_anchors
+from looksync.search.pose.blazepose import Detection, PersonFigure, Roi, roi_change, ssd_anchors
 from looksync.search.pose.regions import figure_frame, person_box_placement, pose_span, retry_box
 from looksync.search.regions import box_iou, layer_slots, layout_placement
+from looksync.settings import Settings
 
 ALL_LAYERS = list(get_taxonomy().layers)
 
@@ -291,6 +293,60 @@ def test_a_loose_detector_circle_is_corrected_by_the_second_read(blazepose, samp
     assert refined.score >= 0.5 and abs(ankles(refined) - shoes_top) < 25
 
 
+def test_roi_change_is_how_far_the_crop_moves_as_a_share_of_its_side():
+    roi = Roi(cx=100.0, cy=200.0, side=50.0, rotation=0.0)
+    assert roi_change(roi, roi) == 0.0
+    assert roi_change(roi, Roi(105.0, 200.0, 50.0, 0.0)) == pytest.approx(0.1)  # the centre 5 px of 50
+    assert roi_change(roi, Roi(100.0, 200.0, 60.0, 0.0)) == pytest.approx(0.2)  # the side 1.2x
+    assert roi_change(roi, Roi(100.0, 200.0, 50.0, 0.1)) == pytest.approx(0.1 * 0.5**0.5)  # the corners' arc
+    # a turn across -pi / pi is a small turn, not nearly a full one
+    assert roi_change(Roi(0.0, 0.0, 10.0, math.pi - 0.01), Roi(0.0, 0.0, 10.0, -math.pi + 0.01)) == pytest.approx(0.02 * 0.5**0.5)
+
+
+class _Counting:
+    """The real estimator, counting its landmark model's calls."""
+
+    def __init__(self, estimator):
+        self.estimator, self.calls = estimator, 0
+
+    def __getattr__(self, name):
+        return getattr(self.estimator, name)
+
+    def _run(self, interpreter, tensor):
+        self.calls += interpreter is self.estimator.landmarker
+        return self.estimator._run(interpreter, tensor)
+
+
+def test_a_further_landmark_read_is_skipped_when_its_roi_would_hardly_move(blazepose, pose_models_dir, sample_look):
+    """LOOKSYNC_POSE_REFINE_TOLERANCE: the second read is made in the ROI the first read's own body points give;
+    when that ROI is within the tolerance of the first one, the read is skipped and the first read's landmarks kept."""
+    image, _ = sample_look
+    detection = blazepose.detect(image)[0]
+    counting = _Counting(blazepose)
+    landmarks = BlazePose.landmarks.__get__(counting)  # the real method, its model calls counted
+    first = landmarks(image, detection, refine=0)
+    reread = landmarks(image, detection, refine=1, tolerance=0.0)
+    assert counting.calls == 3
+    moved = roi_change(first.roi, reread.roi)
+    assert moved > 0.01  # the sample figure's detector circle is loose: the second ROI moves
+
+    counting.calls = 0
+    kept = landmarks(image, detection, refine=1, tolerance=moved + 1e-6)  # within the tolerance: one read
+    assert counting.calls == 1 and kept.roi == first.roi and np.allclose(kept.points, first.points)
+    counting.calls = 0
+    again = landmarks(image, detection, refine=1, tolerance=moved * 0.5)  # beyond it: read again, in the new ROI
+    assert counting.calls == 2 and again.roi == reread.roi and np.allclose(again.points, reread.points)
+    assert np.allclose(blazepose.landmarks(image, detection).points, reread.points)  # the default: always read again
+    counting.calls = 0
+    landmarks(image, detection, refine=3, tolerance=0.0)  # an ROI that never stands exactly still: every read made
+    assert counting.calls == 4
+
+    # the finder takes both from the settings
+    settings = Settings(pose_models_dir=pose_models_dir, pose_refine_reads=0, pose_refine_tolerance=0.25)
+    finder = PoseRegionFinder.from_settings(None, settings=settings, fetch=False)
+    assert (finder.refine_reads, finder.refine_tolerance) == (0, 0.25)
+
+
 class _Crowded:
     """The real estimator whose landmarks are squeezed into the upper 40% of where it reads them, as the
     landmark model is sometimes sure of them on drawn figures."""
@@ -301,8 +357,8 @@ class _Crowded:
     def __getattr__(self, name):
         return getattr(self.estimator, name)
 
-    def landmarks(self, look, detection):
-        pose = self.estimator.landmarks(look, detection)
+    def landmarks(self, look, detection, **reads):
+        pose = self.estimator.landmarks(look, detection, **reads)
         top = pose.points[:, 1].min()
         pose.points[:, 1] = top + (pose.points[:, 1] - top) * 0.4
         return pose

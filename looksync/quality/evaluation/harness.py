@@ -87,6 +87,7 @@ class EvalConfig:
     blank: bool | None = None  # LOOKSYNC_POSE_BLANK_BACKGROUND for this config (pose finder: crops on a blanked background)
     max_tilt: float | None = None  # LOOKSYNC_POSE_MAX_TILT for this config (pose finder: degrees from upright)
     min_span: float | None = None  # LOOKSYNC_POSE_MIN_SPAN for this config (pose finder: share of the person's height)
+    refine_tol: float | None = None  # LOOKSYNC_POSE_REFINE_TOLERANCE (pose finder: ROI change that skips a landmark read)
     retry: bool | None = None  # LOOKSYNC_POSE_RETRY for this config (pose finder: detect again in the person mask's box)
     figure: bool | None = None  # LOOKSYNC_POSE_FIGURE_AXIS for this config (person-box slots from the mask's head and midline)
 
@@ -103,11 +104,11 @@ class EvalConfig:
         for option in options:
             key, sep, value = option.partition("=")
             if not sep or key not in ("rerank", "generator", "regions", "crop_weight", "heads", "gender_conf", "runtime", "blank",
-                                      "max_tilt", "min_span", "retry", "figure"):
+                                      "max_tilt", "min_span", "refine_tol", "retry", "figure"):
                 raise EvalError(
                     f"config {spec!r}: unknown option {option!r}; known: rerank=MODE, generator=local|llm, "
                     "regions=FINDER, crop_weight=W, heads=PATH, gender_conf=C, runtime=torch|onnx|onnx-int8, blank=0|1, max_tilt=DEGREES, min_span=S, "
-                    "retry=0|1, figure=0|1"
+                    "refine_tol=T, retry=0|1, figure=0|1"
                 )
             values[key] = value
         for key in ("blank", "retry", "figure"):
@@ -115,7 +116,8 @@ class EvalConfig:
                 if values[key] not in ("0", "1"):
                     raise EvalError(f"config {spec!r}: {key} must be 0 or 1")
                 values[key] = values[key] == "1"
-        for key, low, high in (("crop_weight", 0.0, 1.0), ("gender_conf", 0.5, 1.0), ("max_tilt", 0.0, 180.0), ("min_span", 0.0, 1.0)):
+        for key, low, high in (("crop_weight", 0.0, 1.0), ("gender_conf", 0.5, 1.0), ("max_tilt", 0.0, 180.0), ("min_span", 0.0, 1.0),
+                                 ("refine_tol", 0.0, 1.0)):  # fmt: skip
             if key in values:
                 try:
                     values[key] = float(values[key])
@@ -278,6 +280,18 @@ def build_config_index(truth: SampleTruth, settings: Settings, encoder: Any) -> 
             "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
 
 
+def with_config_options(settings: Settings, config: EvalConfig) -> Settings:
+    """The settings with the config's options in place of theirs (an option not given keeps the setting)."""
+    overrides = {"region_finder": config.regions, "look_crop_weight": config.crop_weight,
+                 "detection_heads": Path(config.heads) if config.heads else None,
+                 "look_gender_min_confidence": config.gender_conf, "pose_blank_background": config.blank,
+                 "pose_max_tilt": config.max_tilt, "pose_min_span": config.min_span,
+                 "pose_refine_tolerance": config.refine_tol, "pose_retry": config.retry, "pose_figure_axis": config.figure}  # fmt: skip
+    if config.regions == TRUTH_REGIONS:
+        overrides["region_finder"] = "pose"  # the oracle's fallback for layers the look does not wear
+    return settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+
+
 def make_engine(settings: Settings, encoder: Any, config: EvalConfig, truth: SampleTruth | None = None) -> Any:
     """The config's search engine; ``truth``: the sample, for ``regions=truth``."""
     from looksync.index.factory import open_index
@@ -290,14 +304,7 @@ def make_engine(settings: Settings, encoder: Any, config: EvalConfig, truth: Sam
         llm = LLMClient.from_settings(settings)
         if llm is None:
             raise EvalError(f"config {config.name}: needs an LLM but LOOKSYNC_LLM_BASE_URL is not set")
-    overrides = {"region_finder": config.regions, "look_crop_weight": config.crop_weight,
-                 "detection_heads": Path(config.heads) if config.heads else None,
-                 "look_gender_min_confidence": config.gender_conf, "pose_blank_background": config.blank,
-                 "pose_max_tilt": config.max_tilt, "pose_min_span": config.min_span,
-                 "pose_retry": config.retry, "pose_figure_axis": config.figure}  # fmt: skip
-    if config.regions == TRUTH_REGIONS:
-        overrides["region_finder"] = "pose"  # the oracle's fallback for layers the look does not wear
-    settings = settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+    settings = with_config_options(settings, config)
     finder = truth_finder(settings, encoder, truth) if config.regions == TRUTH_REGIONS else None
     try:
         engine = SearchEngine(settings, encoder, open_index(settings), MemoryCache(ttl_s=0), llm=llm, region_finder=finder)

@@ -54,7 +54,10 @@ NMS_IOU = 0.3
 ROI_SCALE = 1.25
 BODY_POINTS = [33, 34]  # the landmark model's auxiliary points: hip centre and full-body point, as the detector's
 HEAD_BAND = 0.05  # the head is looked for within this share of the mask's height either side of its midline
-REFINE_READS = 1  # landmark reads after the first, each in the ROI of the read before
+REFINE_READS = 1  # landmark reads after the first at most, each in the ROI of the read before
+# a further read is skipped when the ROI it would be made in differs from the last read's by at most this share of
+# the ROI's side (``roi_change``): the crop would be nearly the same, and so would the landmarks
+REFINE_TOLERANCE = 0.0
 
 
 def ssd_anchors(size: int = DETECTOR_SIZE, strides: tuple[int, ...] = (8, 16, 32, 32, 32), per_layer: int = 2) -> np.ndarray:
@@ -141,6 +144,15 @@ def roi_from_body(hips: np.ndarray, body: np.ndarray) -> Roi:
     rotation = rotation - 2 * math.pi * math.floor((rotation + math.pi) / (2 * math.pi))  # to [-pi, pi)
     side = 2.0 * math.hypot(x1 - x0, y1 - y0) * ROI_SCALE
     return Roi(float(x0), float(y0), side, rotation)
+
+
+def roi_change(before: Roi, after: Roi) -> float:
+    """How far the crop of ``after`` is from that of ``before``, as a share of ``before``'s side: the largest
+    of the centre's shift, the side's change and the rotation's (its arc at the square's corners, ~0.71 x the
+    angle in radians)."""
+    turn = abs((after.rotation - before.rotation + math.pi) % (2 * math.pi) - math.pi)
+    return max(math.hypot(after.cx - before.cx, after.cy - before.cy) / before.side,
+               abs(after.side / before.side - 1.0), turn * math.sqrt(0.5))  # fmt: skip
 
 
 def _clip_box(box, size: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -287,20 +299,25 @@ class BlazePose:
 
     # ---- stage 2: the landmarks ---------------------------------------------------------------
 
-    def landmarks(self, look: Image, detection: Detection, refine: int = REFINE_READS) -> Pose:
-        """The landmarks in the detector's ROI, then read ``refine`` more times, each in the ROI that the
+    def landmarks(self, look: Image, detection: Detection, refine: int = REFINE_READS,
+                  tolerance: float = REFINE_TOLERANCE) -> Pose:  # fmt: skip
+        """The landmarks in the detector's ROI, then read up to ``refine`` more times, each in the ROI that the
         previous read's own hip-centre and full-body points give (MediaPipe's tracking ROI: its graphs crop
         each video frame from the landmarks of the one before). The detector places the body's circle
         loosely on drawn figures (the hip centre high, the ROI short of the feet); on 430 generated looks
         one more read gave a usable pose on 199 instead of 185, its regions covering more of each garment
-        (0.87 against 0.84 on the varied looks placed from a pose). It costs one more landmark call."""
+        (0.87 against 0.84 on the varied looks placed from a pose). Each read costs one landmark call, so a
+        read is skipped when its ROI would differ from the last one's by at most ``tolerance`` (``roi_change``)."""
         roi = roi_from_detection(detection)
         for read in range(refine + 1):
             crop = warp_roi(look, roi, LANDMARK_SIZE).astype(np.float32) / 255.0
             out = self._run(self.landmarker, crop)
             raw = out[(195,)].reshape(39, 5)
             if read < refine:
-                roi = roi_from_body(*roi.to_image(raw[BODY_POINTS, :2] / LANDMARK_SIZE))
+                following = roi_from_body(*roi.to_image(raw[BODY_POINTS, :2] / LANDMARK_SIZE))
+                if roi_change(roi, following) <= tolerance:
+                    break
+                roi = following
         raw = raw[: len(LANDMARKS)]
         flag = float(out[(1,)][0])
         points = roi.to_image(raw[:, :2] / LANDMARK_SIZE)

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from looksync.catalog.taxonomy import Taxonomy, get_taxonomy
-from looksync.search.pose.blazepose import LANDMARK_INDEX, BlazePose, PersonFigure, Pose
+from looksync.search.pose.blazepose import LANDMARK_INDEX, REFINE_READS, REFINE_TOLERANCE, BlazePose, PersonFigure, Pose
 from looksync.search.pose.models import PoseModelPaths, resolve_pose_models
 from looksync.search.regions import (
     Box,
@@ -94,6 +94,8 @@ class PoseRegionFinder:
         blank_background: bool = False,
         max_tilt: float = 60.0,
         min_span: float = 0.7,
+        refine_reads: int = REFINE_READS,
+        refine_tolerance: float = REFINE_TOLERANCE,
         retry: bool = False,
         figure_axis: bool = True,
         retry_margin: float = RETRY_MARGIN,
@@ -108,6 +110,7 @@ class PoseRegionFinder:
         self.blank_background = blank_background
         self.max_tilt = max_tilt  # degrees from upright beyond which a pose is not used
         self.min_span = min_span  # share of the person mask's height under which a pose is not used
+        self.refine_reads, self.refine_tolerance = refine_reads, refine_tolerance  # BlazePose.landmarks
         self.retry = retry  # no usable pose in the whole look: detect again within the person mask's box
         self.retry_margin = retry_margin
         self.figure_axis = figure_axis  # the person-box slots hung from the mask's head top and midline
@@ -139,8 +142,9 @@ class PoseRegionFinder:
         estimator = load_blazepose(paths, settings.pose_threads, settings.pose_min_detection)
         return cls(encoder, embed_texts, estimator=estimator, min_visibility=settings.pose_min_visibility,
                    person_mask=settings.pose_person_mask, blank_background=settings.pose_blank_background,
-                   max_tilt=settings.pose_max_tilt, min_span=settings.pose_min_span, retry=settings.pose_retry,
-                   figure_axis=settings.pose_figure_axis)  # fmt: skip
+                   max_tilt=settings.pose_max_tilt, min_span=settings.pose_min_span,
+                   refine_reads=settings.pose_refine_reads, refine_tolerance=settings.pose_refine_tolerance,
+                   retry=settings.pose_retry, figure_axis=settings.pose_figure_axis)  # fmt: skip
 
     # ---- placement ----------------------------------------------------------------------------
 
@@ -157,7 +161,8 @@ class PoseRegionFinder:
         timings: dict[str, float] = {}
         start = time.perf_counter()
         detections = self.estimator.detect(look)
-        pose = self.estimator.landmarks(look, detections[0]) if detections else None
+        pose = (self.estimator.landmarks(look, detections[0], refine=self.refine_reads, tolerance=self.refine_tolerance)
+                if detections else None)  # fmt: skip
         timings["region_pose"] = (time.perf_counter() - start) * 1000
         box, box_source, figure = None, None, None
         if self.person_mask:
@@ -170,7 +175,8 @@ class PoseRegionFinder:
             start = time.perf_counter()
             within = retry_box(box, look.size, self.retry_margin)
             retried = self.estimator.detect(look, within=within)
-            second = self.estimator.landmarks(look, retried[0]) if retried else None
+            second = (self.estimator.landmarks(look, retried[0], refine=self.refine_reads, tolerance=self.refine_tolerance)
+                      if retried else None)  # fmt: skip
             timings["region_pose_retry"] = (time.perf_counter() - start) * 1000
             again = self._unusable(second, look.size, box)
             if again is None:

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from looksync.quality.evaluation import EvalConfig, EvalError, compare, score_query, summarise
-from looksync.quality.evaluation.harness import look_task, similar_relevance
+from looksync.quality.evaluation.harness import look_task, similar_relevance, with_config_options
 from looksync.quality.evaluation.scoring import (
     Detection,
     ScoredQuery,
@@ -18,6 +18,7 @@ from looksync.quality.evaluation.scoring import (
     framing_value,
     presence_scores,
 )
+from looksync.settings import Settings
 from tests.factories import make_product
 
 
@@ -181,9 +182,22 @@ def test_config_spec_switches_the_pose_retry_and_the_figure_axis():
     assert (c.retry, c.figure) == (None, None)  # the settings' values
     c = EvalConfig.parse("t=LookSync-Tiny:random:0,regions=pose,retry=0,figure=1")
     assert (c.retry, c.figure) == (False, True)
+    tuned = with_config_options(Settings(pose_retry=True, pose_figure_axis=True), c)
+    assert (tuned.pose_retry, tuned.pose_figure_axis) == (False, True)
     for key in ("retry", "figure"):
         with pytest.raises(EvalError, match=f"{key} must be 0 or 1"):
             EvalConfig.parse(f"t=LookSync-Tiny:random:0,{key}=yes")
+
+
+def test_config_spec_sets_the_landmark_reads_tolerance():
+    base = Settings(pose_refine_tolerance=0.0, pose_min_span=0.7)
+    config = EvalConfig.parse("t=LookSync-Tiny:random:0,regions=pose,refine_tol=0.1")
+    assert config.refine_tol == 0.1
+    tuned = with_config_options(base, config)
+    assert (tuned.pose_refine_tolerance, tuned.pose_min_span, tuned.region_finder) == (0.1, 0.7, "pose")
+    assert with_config_options(base, EvalConfig.parse("t=LookSync-Tiny:random:0")).pose_refine_tolerance == 0.0  # the setting
+    with pytest.raises(EvalError, match="refine_tol must be a number in"):
+        EvalConfig.parse("t=LookSync-Tiny:random:0,refine_tol=-1")
 
 
 def test_config_spec_names_the_clip_runtime():
