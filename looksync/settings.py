@@ -207,6 +207,15 @@ class Settings(BaseSettings):
     # a pose whose landmarks span less than this share of the person mask's height is not used either: the landmark
     # model is sometimes sure of points crowded into the upper body of a drawn figure (the person's box is placed)
     pose_min_span: float = Field(default=0.7, ge=0, le=1)
+    # no usable pose in the whole look (no person, landmarks not sure, upside down, short span): detect again within
+    # the person mask's box, widened, where the figure fills more of the detector's square. Off: on 460 generated
+    # looks it gave a usable pose on 22 of the 199 it retried, looks Recall@10 on the eval sample did not move
+    # (+0.000), and it costs a detector call and two landmark reads (~45 ms CPU) on every look without a pose
+    # (docs/evaluation.md, "why the pose finder falls back")
+    pose_retry: bool = False
+    # the person-box fallback hangs the taxonomy slots from the mask's head top and midline, not its box's top and
+    # centre (raised hands and a held bag stretch the box)
+    pose_figure_axis: bool = True
     # landmark reads after the first (each in the ROI the read before gives) at most, and the change of that ROI
     # (a share of its side) up to which a further read is skipped as adding nothing (0: every read is made)
     pose_refine_reads: int = Field(default=1, ge=0, le=3)

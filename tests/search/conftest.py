@@ -42,3 +42,21 @@ def fixed_looks(tmp_path_factory) -> list[Image.Image]:
         with Image.open(path) as image:
             looks.append(image.convert("RGB"))
     return looks
+
+
+@pytest.fixture(scope="session")
+def varied_looks(tmp_path_factory) -> dict[str, tuple[Image.Image, dict]]:
+    """Six varied looks of a small generated sample (seed 5), by id, with their ground truth: vlook-005 (a
+    three-quarter look on which the whole look gives the landmark model nothing, the person's box gives a pose)
+    and vlook-006 (a half-body look with both arms raised, no usable pose)."""
+    from looksync.sample import generate_sample
+
+    root = tmp_path_factory.mktemp("pose-varied-looks")
+    manifest = generate_sample(root, size=30, seed=5, n_looks=1, n_varied_looks=6, image_base_url="http://127.0.0.1:1")
+    truth = json.loads(manifest.ground_truth_path.read_text(encoding="utf-8"))
+    looks = {}
+    for look_id in sorted(truth):
+        if look_id.startswith("vlook-"):
+            with Image.open(manifest.looks_dir / f"{look_id}.png") as image:
+                looks[look_id] = (image.convert("RGB"), truth[look_id])
+    return looks

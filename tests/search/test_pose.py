@@ -12,8 +12,8 @@ from PIL import Image
 
 from looksync.catalog.taxonomy import get_taxonomy
 from looksync.search.pose import LANDMARKS, BlazePose, PoseRegionFinder, pose_placement, resolve_pose_models
-from looksync.search.pose.blazepose import REFINE_TOLERANCE, Detection, Roi, roi_change, ssd_anchors
-from looksync.search.pose.regions import pose_span
+from looksync.search.pose.blazepose import REFINE_TOLERANCE, Detection, PersonFigure, Roi, roi_change, ssd_anchors
+from looksync.search.pose.regions import figure_frame, person_box_placement, pose_span, retry_box
 from looksync.search.regions import box_iou, layer_slots, layout_placement
 from looksync.settings import Settings
 
@@ -122,6 +122,12 @@ def test_fallbacks_in_order(pose_models_dir, blazepose, astronaut):
     assert all(_inside(box, astronaut.size) for boxes in placement.boxes.values() for box in boxes)
     # the mask's box runs off the bottom of the photo: the figure is fitted by width, the feet fall outside
     assert "topwear" in placement.boxes and placement.absent["footwear"].startswith("out of frame")
+    # with the retry on (LOOKSYNC_POSE_RETRY), the detector tries again within the person mask's box (here the
+    # whole photo) first, with no more luck, and says so
+    placement = _finder(strict, retry=True).place(astronaut, ["topwear", "footwear"])
+    assert re.match(r"regions_person_box: no person detected; read again within the person mask's box \[0, 0, 512, 512\]: "
+                    r"no person detected; layers placed at the taxonomy slots", placement.degraded[0])  # fmt: skip
+    assert set(placement.timings_ms) == {"region_pose", "region_person_mask", "region_pose_retry"}
 
     # 2. no person at all -> the taxonomy slots of the whole look
     blank = Image.new("RGB", (400, 300), (200, 220, 240))
@@ -386,3 +392,69 @@ def test_the_slots_in_a_fixed_looks_person_box_land_where_the_layout_puts_them(p
     overlaps = [box_iou(placement.boxes[name][0], layout.boxes[name][0]) for name in layers]
     assert min(overlaps) > 0.8 and np.mean(overlaps) > 0.88
 
+
+
+def test_detection_within_a_box_is_in_the_looks_pixels(blazepose, sample_look):
+    """The detector shown a box of a larger canvas finds what it finds in that box alone, moved by the box's corner."""
+    image, _ = sample_look
+    canvas = Image.new("RGB", (image.width * 2, image.height + 100), (90, 90, 90))
+    canvas.paste(image, (300, 60))
+    alone, within = blazepose.detect(image)[0], blazepose.detect(canvas, within=(300, 60, 300 + image.width, 60 + image.height))[0]
+    assert abs(alone.score - within.score) < 1e-6
+    assert np.allclose(within.keypoints, alone.keypoints + [300, 60], atol=0.01)
+    assert np.allclose(within.box, alone.box + [300, 60, 300, 60], atol=0.01)
+
+
+def test_a_look_without_a_usable_pose_is_read_again_within_the_person_mask_box(blazepose, varied_looks, sample_look):
+    """With the retry on: a three-quarter look: in the whole look the landmark model is sure of nothing; within the person mask's
+    box (widened by 0.15 of its height), where the figure fills more of the detector's square, the pose is found
+    and the layer is placed from it. A look whose first read is usable pays for no second one."""
+    image, truth = varied_looks["vlook-005"]
+    layers = sorted(truth["boxes"])
+    without = _finder(blazepose).place(image, layers)  # the retry is off by default (LOOKSYNC_POSE_RETRY)
+    assert without.source == "person_box" and without.degraded[0].startswith("regions_person_box: no pose landmarks")
+    placement = _finder(blazepose, retry=True).place(image, layers)
+    assert placement.source == "pose" and not placement.degraded
+    assert set(placement.timings_ms) == {"region_pose", "region_person_mask", "region_pose_retry"}
+    assert set(placement.boxes) == set(layers)
+    assert all(box_iou(placement.boxes[name][0], tuple(truth["boxes"][name])) > 0.7 for name in layers)
+
+    box = blazepose.person_box(image)
+    pad = 0.15 * (box[3] - box[1])
+    assert retry_box(box, image.size) == (max(0, int(box[0] - pad)), max(0, int(box[1] - pad)),
+                                          min(image.width, int(np.ceil(box[2] + pad))), min(image.height, int(np.ceil(box[3] + pad))))  # fmt: skip
+
+    image, truth = sample_look
+    assert "region_pose_retry" not in _finder(blazepose, retry=True).place(image, ["topwear"]).timings_ms
+
+
+def test_the_person_box_slots_hang_from_the_head_not_from_raised_hands(blazepose, varied_looks):
+    """Both arms raised: the person mask's box starts at the hands, so slots fitted to the box sit too high (the
+    bag above the hip). The mask's highest pixel near its midline is the head's top; hung from it, the bag's slot
+    lands on the bag."""
+    image, truth = varied_looks["vlook-006"]
+    assert truth["framing"]["pose"] == "raised"
+    figure = blazepose.person_figure(image)
+    x0, y0, x1, y1 = figure.box
+    assert figure.box == blazepose.person_box(image)
+    assert figure.head_top > y0 + 0.15 * (y1 - y0)  # the hands are well above the head
+    assert x0 < figure.midline < x1
+    layers = sorted(truth["boxes"])
+    placement = _finder(blazepose).place(image, layers)
+    assert placement.source == "person_box"
+    bag = tuple(truth["boxes"]["bag"])
+    assert max(box_iou(b, bag) for b in placement.boxes["bag"]) > 0.5
+    from_box = person_box_placement(get_taxonomy(), figure.box, image.size, layers)  # the box's top and centre
+    assert max(box_iou(b, bag) for b in from_box.boxes["bag"]) < 0.25
+    assert _finder(blazepose, figure_axis=False).place(image, layers).boxes == from_box.boxes
+
+
+def test_the_figure_frame_is_fitted_from_the_head_top_and_the_midline():
+    """The frame's height runs from the head's top to the box's bottom and its centre is the mask's midline (a
+    bag held out to one side widens the box, not the body); without them, the box's top and centre."""
+    box, size = (100, 40, 300, 560), (600, 700)
+    height = (560 - 40) / (0.934 - 0.039)
+    assert np.allclose(figure_frame(box, size), (200 - 0.3 * height, 40 - 0.039 * height, 0.6 * height, height))
+    left, top, width, height = figure_frame(box, size, PersonFigure(box, head_top=120.0, midline=170.0))
+    assert np.isclose(height, (560 - 120) / (0.934 - 0.039)) and np.isclose(top, 120 - 0.039 * height)
+    assert np.isclose(left + width / 2, 170.0) and np.isclose(width, 0.6 * height)

@@ -53,6 +53,7 @@ SEGMENTATION_SIZE = 256
 NMS_IOU = 0.3
 ROI_SCALE = 1.25
 BODY_POINTS = [33, 34]  # the landmark model's auxiliary points: hip centre and full-body point, as the detector's
+HEAD_BAND = 0.05  # the head is looked for within this share of the mask's height either side of its midline
 REFINE_READS = 1  # landmark reads after the first at most, each in the ROI of the read before
 # a further read is skipped when the ROI it would be made in differs from the last read's by at most this share of
 # the ROI's side (``roi_change``): the crop would be nearly the same, and so would the landmarks. At 0.1 the second
@@ -91,6 +92,17 @@ class Detection:
         """The full-body circle (centre: hips, radius: to the full-body point) as a box in the look."""
         centre, radius = self.keypoints[0], float(np.linalg.norm(self.keypoints[1] - self.keypoints[0]))
         return _clip_box((centre[0] - radius * 0.5, centre[1] - radius, centre[0] + radius * 0.5, centre[1] + radius), size)
+
+
+@dataclass
+class PersonFigure:
+    """The person mask read as a standing figure: its box, the top of the head (the mask's highest pixel
+    near the midline: raised hands or a held bag stretch the box, not this) and the midline (the median x of
+    the mask's pixels), in the look's pixels."""
+
+    box: tuple[int, int, int, int]
+    head_top: float
+    midline: float
 
 
 @dataclass
@@ -251,10 +263,15 @@ class BlazePose:
 
     # ---- stage 1: the person ------------------------------------------------------------------
 
-    def detect(self, look: Image) -> list[Detection]:
-        """People in the look, best first (weighted NMS), in the look's pixels."""
+    def detect(self, look: Image, within: tuple[int, int, int, int] | None = None) -> list[Detection]:
+        """People in the look, best first (weighted NMS), in the look's pixels. ``within``: a box of the
+        look (x0, y0, x1, y1) that the detector sees instead of the whole look (letterboxed the same way)."""
         from PIL import Image as PILImage
 
+        if within is not None:
+            x0, y0 = within[0], within[1]
+            return [Detection(d.score, d.box + np.array([x0, y0, x0, y0]), d.keypoints + np.array([x0, y0]))
+                    for d in self.detect(look.crop(tuple(within)))]  # fmt: skip
         width, height = look.size
         scale = DETECTOR_SIZE / max(width, height)
         # reducing_gap: box-reduced by an integer factor first, then bilinear (0.7 ms instead of 1.2-2.8)
@@ -332,9 +349,19 @@ class BlazePose:
 
     def person_box(self, look: Image, threshold: float = 0.5, min_share: float = 0.02) -> tuple[int, int, int, int] | None:
         """The box of the person mask in the look's pixels, or None when under ``min_share`` of it."""
+        figure = self.person_figure(look, threshold, min_share)
+        return None if figure is None else figure.box
+
+    def person_figure(self, look: Image, threshold: float = 0.5, min_share: float = 0.02) -> PersonFigure | None:
+        """The person mask's box, head top and midline in the look's pixels (``PersonFigure``), or None when
+        the mask covers under ``min_share`` of the look."""
         mask = self.person_mask(look) >= threshold
         if mask.mean() < min_share:
             return None
         ys, xs = np.nonzero(mask)
         sx, sy = look.width / mask.shape[1], look.height / mask.shape[0]
-        return _clip_box((xs.min() * sx, ys.min() * sy, (xs.max() + 1) * sx, (ys.max() + 1) * sy), look.size)
+        box = _clip_box((xs.min() * sx, ys.min() * sy, (xs.max() + 1) * sx, (ys.max() + 1) * sy), look.size)
+        midline = float(np.median(xs)) + 0.5
+        band = max(1.0, HEAD_BAND * (ys.max() + 1 - ys.min()))
+        head_top = float(ys[np.abs(xs + 0.5 - midline) <= band].min())
+        return PersonFigure(box, head_top * sy, midline * sx)

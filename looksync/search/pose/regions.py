@@ -10,11 +10,15 @@ Fallbacks, in order, each recorded in the placement's ``degraded`` notes and ``t
    person mask's height (on drawn figures the landmark model is sometimes sure of points crowded into
    the upper body: on 172 generated training looks with a pose and a mask, the 15 under 0.7 had regions covering
    0.28 less of each garment than the person's box gives); every layer with pose extents is placed from
-   them or reported not in the look, with the reason;
+   them or reported not in the look, with the reason. With ``retry`` (off by default: it rarely finds a
+   pose, see ``Settings.pose_retry``), a look without a usable pose is read again within the person
+   mask's box, widened, before falling back (``timings_ms["region_pose_retry"]``);
 2. ``person_box``: no pose, but a person box (the selfie-segmentation mask's box, else the detector's
    full-body circle): the taxonomy slots, which describe a full figure on a 3:5 portrait canvas, are
    placed in a frame fitted to that box (by its height, or by its width when the box runs off the
-   bottom of the look); slots that fall mostly outside the look are reported not in the look;
+   bottom of the look); with the mask (``figure_axis``), the frame's top is the head's top and its centre the
+   mask's midline, not the box's (raised hands and a held bag stretch the box, not the body); slots that
+   fall mostly outside the look are reported not in the look;
 3. ``layout``: no person at all: the taxonomy slots of the whole look (the ``layout`` finder).
 """
 
@@ -29,7 +33,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from looksync.catalog.taxonomy import Taxonomy, get_taxonomy
-from looksync.search.pose.blazepose import LANDMARK_INDEX, REFINE_READS, REFINE_TOLERANCE, BlazePose, Pose
+from looksync.search.pose.blazepose import LANDMARK_INDEX, REFINE_READS, REFINE_TOLERANCE, BlazePose, PersonFigure, Pose
 from looksync.search.pose.models import PoseModelPaths, resolve_pose_models
 from looksync.search.regions import (
     Box,
@@ -59,6 +63,14 @@ MIN_POSE_SCORE = 0.5  # the landmark model's pose-presence flag, as MediaPipe th
 LAYOUT_FIGURE_TOP, LAYOUT_FIGURE_BOTTOM, LAYOUT_ASPECT, LAYOUT_FIGURE_WIDTH = 0.039, 0.934, 0.6, 0.586
 MIN_SHARE_IN_LOOK = 0.3  # a fallback slot with less of its area inside the look is out of frame
 MIN_BOX_PX = 4
+RETRY_MARGIN = 0.15  # the retry's crop: the person mask's box widened by this share of its height on each side
+
+
+def retry_box(box: Box, size: tuple[int, int], margin: float = RETRY_MARGIN) -> Box:
+    """The person mask's box widened by ``margin`` of its height on every side, within the look."""
+    pad = margin * (box[3] - box[1])
+    return (max(0, int(box[0] - pad)), max(0, int(box[1] - pad)), min(size[0], int(math.ceil(box[2] + pad))),
+            min(size[1], int(math.ceil(box[3] + pad))))  # fmt: skip
 
 
 @lru_cache(maxsize=4)
@@ -84,6 +96,9 @@ class PoseRegionFinder:
         min_span: float = 0.7,
         refine_reads: int = REFINE_READS,
         refine_tolerance: float = REFINE_TOLERANCE,
+        retry: bool = False,
+        figure_axis: bool = True,
+        retry_margin: float = RETRY_MARGIN,
     ):
         if estimator is None:
             raise ValueError("PoseRegionFinder needs a BlazePose estimator; use PoseRegionFinder.from_settings")
@@ -96,6 +111,9 @@ class PoseRegionFinder:
         self.max_tilt = max_tilt  # degrees from upright beyond which a pose is not used
         self.min_span = min_span  # share of the person mask's height under which a pose is not used
         self.refine_reads, self.refine_tolerance = refine_reads, refine_tolerance  # BlazePose.landmarks
+        self.retry = retry  # no usable pose in the whole look: detect again within the person mask's box
+        self.retry_margin = retry_margin
+        self.figure_axis = figure_axis  # the person-box slots hung from the mask's head top and midline
         self.fallback = ClipBoxRegionFinder(encoder, embed_texts)
         unknown = sorted({name for layer in self.taxonomy.layers.values() for extent in layer.pose
                           for name in (*extent.points, *(n for group in (*extent.seen, *extent.framed) for n in group))
@@ -125,7 +143,8 @@ class PoseRegionFinder:
         return cls(encoder, embed_texts, estimator=estimator, min_visibility=settings.pose_min_visibility,
                    person_mask=settings.pose_person_mask, blank_background=settings.pose_blank_background,
                    max_tilt=settings.pose_max_tilt, min_span=settings.pose_min_span,
-                   refine_reads=settings.pose_refine_reads, refine_tolerance=settings.pose_refine_tolerance)  # fmt: skip
+                   refine_reads=settings.pose_refine_reads, refine_tolerance=settings.pose_refine_tolerance,
+                   retry=settings.pose_retry, figure_axis=settings.pose_figure_axis)  # fmt: skip
 
     # ---- placement ----------------------------------------------------------------------------
 
@@ -145,32 +164,34 @@ class PoseRegionFinder:
         pose = (self.estimator.landmarks(look, detections[0], refine=self.refine_reads, tolerance=self.refine_tolerance)
                 if detections else None)  # fmt: skip
         timings["region_pose"] = (time.perf_counter() - start) * 1000
-        tilt = None if pose is None else abs(math.degrees(pose.roi.rotation))
-        if pose is None:
-            why = "no person detected"
-        elif pose.score < MIN_POSE_SCORE:
-            why = f"no pose landmarks (presence {pose.score:.2f})"
-        elif tilt > self.max_tilt:
-            why = f"pose tilted {tilt:.0f} degrees from upright (over {self.max_tilt:.0f})"
-        else:
-            why = None
-        box, box_source = None, None
+        box, box_source, figure = None, None, None
         if self.person_mask:
             start = time.perf_counter()
-            box, box_source = self.estimator.person_box(look), "the person mask"
+            figure = self.estimator.person_figure(look)
+            box, box_source = (figure.box if figure else None), "the person mask"
             timings["region_person_mask"] = (time.perf_counter() - start) * 1000
+        why = self._unusable(pose, look.size, box)
+        if why is not None and self.retry and box is not None:
+            start = time.perf_counter()
+            within = retry_box(box, look.size, self.retry_margin)
+            retried = self.estimator.detect(look, within=within)
+            second = (self.estimator.landmarks(look, retried[0], refine=self.refine_reads, tolerance=self.refine_tolerance)
+                      if retried else None)  # fmt: skip
+            timings["region_pose_retry"] = (time.perf_counter() - start) * 1000
+            again = self._unusable(second, look.size, box)
+            if again is None:
+                pose, why = second, None
+            else:
+                why = f"{why}; read again within the person mask's box {list(within)}: {again}"
         if why is None:
-            span = pose_span(pose, look.size, box) if box is not None else None
-            if span is None or span >= self.min_span:
-                placement = pose_placement(self.taxonomy, pose, look.size, layers, self.min_visibility)
-                placement.timings_ms = timings
-                return placement
-            why = f"the pose spans {span:.2f} of the person mask's height (under {self.min_span:.2f})"
+            placement = pose_placement(self.taxonomy, pose, look.size, layers, self.min_visibility)
+            placement.timings_ms = timings
+            return placement
 
         if box is None and detections:
             box, box_source = detections[0].person_box(look.size), "the pose detector"
         if box is not None:
-            placement = person_box_placement(self.taxonomy, box, look.size, layers)
+            placement = person_box_placement(self.taxonomy, box, look.size, layers, figure if self.figure_axis else None)
             placement.degraded.append(
                 f"regions_person_box: {why}; layers placed at the taxonomy slots within the person's box from {box_source} {list(box)}"
             )
@@ -179,6 +200,20 @@ class PoseRegionFinder:
             placement.degraded.append(f"regions_layout: {why} and no person box; layers placed at the taxonomy slots of the whole look")
         placement.timings_ms = timings
         return placement
+
+    def _unusable(self, pose: Pose | None, size: tuple[int, int], box: Box | None) -> str | None:
+        """Why ``pose`` is not used for regions (None: it is)."""
+        if pose is None:
+            return "no person detected"
+        if pose.score < MIN_POSE_SCORE:
+            return f"no pose landmarks (presence {pose.score:.2f})"
+        tilt = abs(math.degrees(pose.roi.rotation))
+        if tilt > self.max_tilt:
+            return f"pose tilted {tilt:.0f} degrees from upright (over {self.max_tilt:.0f})"
+        span = pose_span(pose, size, box) if box is not None else None
+        if span is not None and span < self.min_span:
+            return f"the pose spans {span:.2f} of the person mask's height (under {self.min_span:.2f})"
+        return None
 
     def find(self, look: Image, queries: dict[str, str]) -> dict[str, Region]:
         return find_placed(self, self.encoder, self.fallback, look.convert("RGB"), queries)
@@ -268,10 +303,12 @@ def pose_span(pose: Pose, size: tuple[int, int], box: Box) -> float:
     return float(ys.max() - ys.min()) / max(1, box[3] - box[1]) if len(ys) else 0.0
 
 
-def figure_frame(box: Box, size: tuple[int, int]) -> tuple[float, float, float, float]:
+def figure_frame(box: Box, size: tuple[int, int], figure: PersonFigure | None = None) -> tuple[float, float, float, float]:
     """The 3:5 canvas the taxonomy slots describe, fitted to a person's box: by its height, or, when
     the box runs off the bottom of the look (the figure is cut), by its width."""
     x0, y0, x1, y1 = box
+    if figure is not None:
+        y0 = figure.head_top
     if y1 >= size[1] - 1:
         frame_w = (x1 - x0) / LAYOUT_FIGURE_WIDTH
         frame_h = frame_w / LAYOUT_ASPECT
@@ -279,12 +316,14 @@ def figure_frame(box: Box, size: tuple[int, int]) -> tuple[float, float, float, 
         frame_h = (y1 - y0) / (LAYOUT_FIGURE_BOTTOM - LAYOUT_FIGURE_TOP)
         frame_w = frame_h * LAYOUT_ASPECT
     top = y0 - LAYOUT_FIGURE_TOP * frame_h
-    left = (x0 + x1) / 2 - frame_w / 2
+    left = (figure.midline if figure is not None else (x0 + x1) / 2) - frame_w / 2
     return left, top, frame_w, frame_h
 
 
-def person_box_placement(taxonomy: Taxonomy, box: Box, size: tuple[int, int], layers: list[str]) -> Placement:
-    left, top, frame_w, frame_h = figure_frame(box, size)
+def person_box_placement(
+    taxonomy: Taxonomy, box: Box, size: tuple[int, int], layers: list[str], figure: PersonFigure | None = None
+) -> Placement:
+    left, top, frame_w, frame_h = figure_frame(box, size, figure)
     placement = Placement(boxes={}, source="person_box")
     for layer in layers:
         boxes = []

@@ -177,6 +177,18 @@ def test_config_spec_sets_the_pose_span_limit():
         EvalConfig.parse("t=LookSync-Tiny:random:0,min_span=1.5")
 
 
+def test_config_spec_switches_the_pose_retry_and_the_figure_axis():
+    c = EvalConfig.parse("t=LookSync-Tiny:random:0")
+    assert (c.retry, c.figure) == (None, None)  # the settings' values
+    c = EvalConfig.parse("t=LookSync-Tiny:random:0,regions=pose,retry=0,figure=1")
+    assert (c.retry, c.figure) == (False, True)
+    tuned = with_config_options(Settings(pose_retry=True, pose_figure_axis=True), c)
+    assert (tuned.pose_retry, tuned.pose_figure_axis) == (False, True)
+    for key in ("retry", "figure"):
+        with pytest.raises(EvalError, match=f"{key} must be 0 or 1"):
+            EvalConfig.parse(f"t=LookSync-Tiny:random:0,{key}=yes")
+
+
 def test_config_spec_sets_the_landmark_reads_tolerance():
     base = Settings(pose_refine_tolerance=0.0, pose_min_span=0.7)
     config = EvalConfig.parse("t=LookSync-Tiny:random:0,regions=pose,refine_tol=0.1")
