@@ -21,7 +21,13 @@ from looksync.search.detection import (
     fit_logistic,
     head_and_shoulders_box,
 )
-from looksync.search.detection_training import best_f1_threshold, look_examples, train_heads, validate_heads
+from looksync.search.detection_training import (
+    best_f1_threshold,
+    cross_fit_presence,
+    look_examples,
+    train_heads,
+    validate_heads,
+)
 
 
 def _const(bias: float, dim: int) -> LogisticHead:
@@ -207,6 +213,33 @@ def test_best_f1_threshold_separates_what_the_probabilities_can():
     assert chosen[[3, 5, 6]].all()
     # too few of a class: no threshold of its own
     assert best_f1_threshold(probs, np.array([0, 0, 0, 0, 0, 0, 0, 1, 1, 0]), 0.5) is None
+
+
+def test_cross_fitting_calibrates_and_thresholds_on_examples_each_head_did_not_see():
+    rng = np.random.default_rng(11)
+    folds = np.arange(120) % 5
+    # many features, few looks, labels it cannot learn: fitted on all of them, a head is sure of most;
+    # calibrated on out-of-fold logits, it says the base rate instead
+    x = rng.normal(size=(120, 80))
+    noise = (rng.random(120) < 0.3).astype(int)
+    overfitted = fit_logistic(x, noise)
+    assert np.maximum(overfitted.prob(x), 1 - overfitted.prob(x)).mean() > 0.85
+    head, _ = cross_fit_presence(x, noise, folds, 0.5)
+    fresh = rng.normal(size=(200, 80))
+    assert np.abs(head.prob(fresh) - noise.mean()).mean() < 0.12 < np.abs(overfitted.prob(fresh) - noise.mean()).mean()
+    # a rare layer with a real but weak signal: the out-of-fold threshold finds most of it on new looks,
+    # where the in-sample probabilities (all near 0 or 1) leave a threshold nothing to choose from
+    signal = rng.normal(size=(400, 30))
+    rare = (signal[:, 0] + 0.5 * rng.normal(size=400) > 1.2).astype(int)
+    head, threshold = cross_fit_presence(signal, rare, np.arange(400) % 5, 0.5)
+    assert threshold is not None and threshold < 0.5
+    new = rng.normal(size=(2000, 30))
+    truth = new[:, 0] + 0.5 * rng.normal(size=2000) > 1.2
+    found = head.prob(new) >= threshold
+    assert (found & truth).sum() / truth.sum() > 0.7 and (found & truth).sum() / found.sum() > 0.5
+    # one fold: the head as fitted, no threshold of its own
+    plain, none = cross_fit_presence(signal, rare, np.zeros(400), 0.5)
+    assert none is None and np.allclose(plain.weights, fit_logistic(signal, rare).weights)
 
 
 def test_heads_file_round_trip_and_checks(tmp_path):
