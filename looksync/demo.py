@@ -46,9 +46,10 @@ DEMO_CROSS_LISTING_RATE = 0.1  # items also sold by other vendors: the demo's ca
 DEMO_LOOKS = 160  # sample looks: the first is searched in step 6, the others are there to try
 # the detection heads' training looks, as `looksync heads train` makes them by default (``sample_recipe``)
 HEADS_LOOKS, HEADS_SEED = RECIPE_LOOKS, RECIPE_SEED
-# the modules that place a look's regions and read them for the detection heads (their code keys the heads' cache)
-HEADS_CODE = ("looksync.search.detection", "looksync.search.regions", "looksync.search.pose.regions",
-              "looksync.search.pose.blazepose")  # fmt: skip
+# the modules that place a look's regions, read them for the detection heads and fit the heads (their code keys
+# the heads' cache: a change to any of them trains the demo's heads again)
+HEADS_CODE = ("looksync.search.detection", "looksync.search.detection_training", "looksync.search.regions",
+              "looksync.search.pose.regions", "looksync.search.pose.blazepose")  # fmt: skip
 DEMO_TOP = 3  # the demo's check: each planted product within the top 3 of its layer
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
