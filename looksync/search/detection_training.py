@@ -54,6 +54,7 @@ def look_examples(ground_truth: dict[str, dict[str, Any]], looks_dir: Path) -> l
 
 
 PRESENCE_FOLDS = 5  # cross-fitting folds for the presence heads' calibration and thresholds
+MIN_CLASS_LOOKS = 5  # a layer's own calibration and threshold need this many looks with it and without it
 
 
 def train_heads(
@@ -129,11 +130,12 @@ def cross_fit_presence(
 ) -> tuple[LogisticHead, float | None]:
     """One layer's presence head fitted on all of ``x``, Platt-scaled (``calibrate``) on out-of-fold logits
     (each example scored by a head fitted without its fold), and the threshold with the best F1 on the same
-    out-of-fold probabilities (None: too few of either class, the shared threshold applies). Fewer than two
-    folds: no calibration and no threshold of its own."""
+    out-of-fold probabilities. Fewer than two folds, or fewer than ``MIN_CLASS_LOOKS`` examples of either class
+    (too few to calibrate on, and a threshold chosen on them is noise): the head as fitted, no threshold of its
+    own (the shared one applies)."""
     x, y, folds = np.asarray(x, dtype=np.float64), np.asarray(y), np.asarray(folds)
     head = fit_logistic(x, y)
-    if len(np.unique(folds)) < 2:
+    if len(np.unique(folds)) < 2 or min(int(y.sum()), len(y) - int(y.sum())) < MIN_CLASS_LOOKS:
         return head, None
     logits = np.zeros(len(y))
     for fold in np.unique(folds):
@@ -143,7 +145,7 @@ def cross_fit_presence(
     platt = calibrate(LogisticHead(np.ones(1), 0.0), logits[:, None], y)
     a, c = float(platt.weights[0]), platt.bias
     calibrated = LogisticHead(head.weights * a, head.bias * a + c)
-    return calibrated, best_f1_threshold(platt.prob(logits[:, None]), y, default)
+    return calibrated, best_f1_threshold(platt.prob(logits[:, None]), y, default, min_each=MIN_CLASS_LOOKS)
 
 
 def best_f1_threshold(probs: np.ndarray, labels: np.ndarray, default: float, min_each: int = 3) -> float | None:

@@ -237,6 +237,11 @@ def test_cross_fitting_calibrates_and_thresholds_on_examples_each_head_did_not_s
     truth = new[:, 0] + 0.5 * rng.normal(size=2000) > 1.2
     found = head.prob(new) >= threshold
     assert (found & truth).sum() / truth.sum() > 0.7 and (found & truth).sum() / found.sum() > 0.5
+    # under 5 looks with the layer: too few to calibrate or choose on, the head as fitted and the shared threshold
+    few = np.zeros(400, dtype=int)
+    few[np.argsort(-signal[:, 0])[:4]] = 1
+    fitted, unset = cross_fit_presence(signal, few, np.arange(400) % 5, 0.5)
+    assert unset is None and np.allclose(fitted.weights, fit_logistic(signal, few).weights)
     # one fold: the head as fitted, no threshold of its own
     plain, none = cross_fit_presence(signal, rare, np.zeros(400), 0.5)
     assert none is None and np.allclose(plain.weights, fit_logistic(signal, rare).weights)
