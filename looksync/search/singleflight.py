@@ -40,6 +40,7 @@ class _Flight(Generic[T]):
     done: threading.Event = field(default_factory=threading.Event)
     result: Any = None
     failed: bool = False
+    followers: int = 0  # callers of this process waiting on it (counted under SingleFlight._lock)
 
 
 class SingleFlight:
@@ -64,11 +65,17 @@ class SingleFlight:
             leader = flight is None
             if leader:
                 flight = self._flights[key] = _Flight()
+            else:
+                flight.followers += 1
         if not leader:
             return self._follow(flight, compute, lookup)
         try:
             result, role = self._lead(key, compute, lookup, across_workers and self.redis is not None)
-            flight.result = copy.deepcopy(result)  # a snapshot: the caller may change its own copy
+            with self._lock:  # from here on no caller joins this flight
+                self._flights.pop(key, None)
+                followed = flight.followers > 0
+            if followed:  # a snapshot for them: the caller may change its own answer (a look's: ~3-6 ms to copy)
+                flight.result = copy.deepcopy(result)
             return result, role
         except BaseException:
             flight.failed = True

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from types import SimpleNamespace
 
 import pytest
 import redis
@@ -81,6 +82,23 @@ def test_an_uncached_answer_is_shared_as_a_copy():
     assert sorted(role for _, role in results) == ["leader"] + ["shared"] * 5
     results[0][0]["items"].append(4)  # one caller changing its answer changes no other's
     assert sum(result["items"] == [1, 2, 3] for result, _ in results) == 5
+
+
+def test_a_leader_alone_does_not_copy_its_answer(monkeypatch):
+    """The snapshot for waiters is taken only when some caller waits: a look's answer costs milliseconds to copy."""
+    import looksync.search.singleflight as module
+
+    copies = []
+    real = module.copy.deepcopy
+    monkeypatch.setattr(module, "copy", SimpleNamespace(deepcopy=lambda value: copies.append(value) or real(value)))
+    flights = SingleFlight(timeout_s=10)
+    answer = {"items": [1, 2, 3]}
+    assert flights.run("alone", lambda: answer, lambda: None) == (answer, "leader")
+    assert copies == []
+    work = Work(None, "k", store=False)
+    work.lookup = lambda: None
+    together(3, lambda i: flights.run("k", work.compute, work.lookup))
+    assert work.runs == 1 and len(copies) == 1 + 2  # the snapshot, then one copy of it per waiter
 
 
 def test_workers_sharing_redis_compute_once(cache):
