@@ -15,8 +15,9 @@ region finder's own crops of generated training looks (``looksync heads train``)
   crop's (hair, face, neckline), and that crop's colour grid, and (format 4) the face crop's vector and colour
   grid: the head as the pose detector boxes it (``Placement.face``), found on the head even where the
   landmarks are not used and the head-and-shoulders region is placed from the person's box, often off the
-  head (on 360 generated training looks, cross-validated: gender right on 0.86 of the looks without it,
-  0.88 with it; on 200 looks of another sample with held-out framings, 0.85 and 0.87) -> women or men.
+  head (gender right without it / with it: 0.86 / 0.88 on the 360 default training looks, 5-fold
+  cross-validated; fitted on those, 0.83 / 0.89 on 360 looks of another training-split sample and 0.855 /
+  0.865 on 200 looks of a sample with held-out framings; docs/evaluation.md) -> women or men.
 
 Heads files of format 1 (no context, no head-and-shoulders crop), 2 (no colour grids) and 3 (no face crop)
 still load and are read as they were trained.
