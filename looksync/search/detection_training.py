@@ -78,14 +78,14 @@ def train_heads(
     docs/evaluation.md). Gender: fitted on ``examples``, Platt-scaled on ``calibration``."""
     started = time.perf_counter()
     shape = DetectionHeads(encoder.model_id, region_finder, {}, LogisticHead(np.zeros(1), 0.0),
-                           context_layers=list(layers), gender_cue=True, colour_grids=True)  # fmt: skip
+                           context_layers=list(layers), gender_cue=True, colour_grids=True, face_cue=True)  # fmt: skip
     x_presence: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}
     y_presence: dict[str, list[int]] = {layer: [] for layer in layers}
     look_of: dict[str, list[int]] = {layer: [] for layer in layers}  # which look each example is from (the folds)
     x_gender, y_gender, x_gender_cal, y_gender_cal = [], [], [], []
     looks = [*examples, *calibration]
     for i, example in enumerate(looks):
-        look = region_vectors(place, encoder, example.image, layers)
+        look = region_vectors(place, encoder, example.image, layers, face=shape.face_cue)
         for layer, x in shape.presence_inputs(look).items():
             if layer in example.unsure:
                 continue
@@ -176,7 +176,7 @@ def validate_heads(
     tp = fp = fn = right = 0
     confidences = []
     for example in examples:
-        found = heads.detect(region_vectors(place, encoder, example.image, heads.placed_layers()))
+        found = heads.detect(region_vectors(place, encoder, example.image, heads.placed_layers(), face=heads.face_cue))
         chosen = set(found.layers) - example.unsure
         tp += len(chosen & example.present)
         fp += len(chosen - example.present)

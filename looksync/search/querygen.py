@@ -151,7 +151,8 @@ class LocalQueryGenerator:
         from looksync.search.detection import region_vectors
 
         start = time.perf_counter()
-        vectors = region_vectors(self.placer, self.encoder, look, list(self.taxonomy.layers), extents=True)
+        vectors = region_vectors(self.placer, self.encoder, look, list(self.taxonomy.layers), extents=True,
+                                 face=self.heads.face_cue)  # fmt: skip
         found, full = self.heads.detect(vectors, self.max_layers), vectors.placement
         chosen = layers if layers is not None else found.layers
         absent = dict(full.absent) if layers is None else {k: v for k, v in full.absent.items() if k in layers}

@@ -64,6 +64,9 @@ class Placement:
     timings_ms: dict[str, float] = field(default_factory=dict)
     # the pixels the boxes are cut from when not the look itself (the look with its background blanked)
     image: Image | None = field(default=None, repr=False, compare=False)
+    # the person's head (face and hair) as the pose detector boxes it, whichever step placed the layers; None
+    # when no detector ran or found no one (the gender head's face crop: ``looksync.search.detection``)
+    face: Box | None = None
 
     def pixels(self, look: Image) -> Image:
         return self.image if self.image is not None else look

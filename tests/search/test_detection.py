@@ -11,6 +11,7 @@ from PIL import Image
 
 from looksync.search.detection import (
     GRID_SIZE,
+    HEADS_FORMAT,
     DetectionHeads,
     DetectionHeadsError,
     LogisticHead,
@@ -19,7 +20,9 @@ from looksync.search.detection import (
     colour_grid,
     context_features,
     fit_logistic,
+    gender_features,
     head_and_shoulders_box,
+    region_vectors,
 )
 from looksync.search.detection_training import (
     best_f1_threshold,
@@ -201,6 +204,46 @@ def test_the_head_and_shoulders_region_spans_head_and_upper_torso():
     assert head_and_shoulders_box({"topwear": boxes["topwear"]}) is None  # no head in the look
 
 
+def test_the_gender_head_reads_the_face_crop_or_else_the_head_and_shoulders():
+    whole, crop, cue, face = np.full(2, 1.0), np.full(2, 2.0), np.full(2, 3.0), np.full(2, 4.0)
+    cue_grid, face_grid = np.full(GRID_SIZE, 0.3), np.full(GRID_SIZE, 0.4)
+    read = gender_features(whole, [crop], cue, with_cue=True, cue_grid=cue_grid, with_grid=True, face=face,
+                           face_grid=face_grid, with_face=True)  # fmt: skip
+    assert np.array_equal(read, np.concatenate([whole, crop, cue, cue_grid, face, face_grid]))
+    no_face = gender_features(whole, [crop], cue, with_cue=True, cue_grid=cue_grid, with_grid=True, with_face=True)
+    assert np.array_equal(no_face, np.concatenate([whole, crop, cue, cue_grid, cue, cue_grid]))
+    # heads without the face crop (format 3) read what they were trained on, face or not
+    assert len(gender_features(whole, [crop], cue, with_cue=True, cue_grid=cue_grid, with_grid=True, face=face)) == 6 + GRID_SIZE
+
+
+def test_region_vectors_embed_the_face_box_in_the_same_batch(tiny_encoder):
+    from looksync.search.regions import Placement
+
+    look = Image.new("RGB", (60, 100), (200, 200, 200))
+    look.paste((20, 10, 10), (20, 5, 40, 25))  # a dark head
+    boxes = {"headwear": [(18, 2, 42, 20)], "topwear": [(10, 30, 50, 70)]}
+
+    def place(image, layers):
+        return Placement(boxes=dict(boxes), source="pose", face=(20, 5, 40, 25))
+
+    batches = []
+    encode = tiny_encoder.encode_images
+
+    class Counting:
+        model_id, dim = tiny_encoder.model_id, tiny_encoder.dim
+
+        def encode_images(self, images, batch_size=32):
+            batches.append(len(images))
+            return encode(images, batch_size=batch_size)
+
+    with_face = region_vectors(place, Counting(), look, ["headwear", "topwear"], face=True)
+    assert batches == [5]  # two layers, head and shoulders, the whole look, the face: one forward
+    assert np.allclose(with_face.face, tiny_encoder.encode_images([look.crop((20, 5, 40, 25))])[0], atol=1e-5)
+    assert with_face.face_grid[:3].max() < 0.2  # the dark head fills the face box's top-left cell
+    without = region_vectors(place, Counting(), look, ["headwear", "topwear"])
+    assert batches[-1] == 4 and without.face is None and without.face_grid is None
+
+
 def test_best_f1_threshold_separates_what_the_probabilities_can():
     # a calibrated rare-layer head: its positives sit at 0.3-0.4, under 0.5, above the negatives
     probs = np.array([0.05, 0.1, 0.12, 0.2, 0.22, 0.31, 0.35, 0.4, 0.15, 0.18])
@@ -251,7 +294,7 @@ def test_heads_file_round_trip_and_checks(tmp_path):
     rng = np.random.default_rng(1)
     heads = DetectionHeads("M@1", "pose", {"topwear": LogisticHead(rng.normal(size=6), 0.3)},
                            LogisticHead(rng.normal(size=6), -0.2), threshold=0.4, meta={"looks": 3},
-                           layer_thresholds={"topwear": 0.25}, colour_grids=True)  # fmt: skip
+                           layer_thresholds={"topwear": 0.25}, colour_grids=True, face_cue=True)  # fmt: skip
     path = heads.save(tmp_path / "h" / "heads.npz")
     back = DetectionHeads.load(path)
     x = rng.normal(size=(5, 6))
@@ -259,6 +302,7 @@ def test_heads_file_round_trip_and_checks(tmp_path):
     assert np.allclose(back.gender.prob(x), heads.gender.prob(x))
     assert (back.model_id, back.region_finder, back.threshold, back.meta) == ("M@1", "pose", 0.4, {"looks": 3})
     assert back.layer_thresholds == {"topwear": 0.25} and back.threshold_of("bag") == 0.4 and back.colour_grids
+    assert back.face_cue and json.loads(bytes(np.load(path)["__meta__"]).decode())["format"] == HEADS_FORMAT == 4
     back.check("M@1", "pose")
     with pytest.raises(DetectionHeadsError, match="trained on M@1, the encoder is N@2"):
         back.check("N@2", "pose")
@@ -272,6 +316,10 @@ def test_heads_file_round_trip_and_checks(tmp_path):
     with np.load(old.save(tmp_path / "old.npz")) as data:
         arrays = {k: np.array(data[k]) for k in data.files}
     meta = json.loads(bytes(arrays.pop("__meta__")).decode())
+    meta["format"] = 3
+    meta.pop("face_cue")  # a format-3 file: no face crop
+    np.savez(tmp_path / "v3.npz", __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
+    assert DetectionHeads.load(tmp_path / "v3.npz").face_cue is False
     meta["format"] = 2
     meta.pop("colour_grids")  # a format-2 file: no colour grids
     np.savez(tmp_path / "v2.npz", __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
@@ -393,7 +441,9 @@ def test_heads_train_on_generated_looks(tiny_encoder, tmp_path):
     pairs = len(taxonomy.layers) * (len(taxonomy.layers) - 1) // 2
     grids = len(taxonomy.layers) * GRID_SIZE
     assert heads.presence["footwear"].weights.shape == (2 * tiny_encoder.dim + pairs + grids,)
-    assert heads.gender.weights.shape == (3 * tiny_encoder.dim + GRID_SIZE,)
+    # whole, mean crop, head and shoulders (vector, grid), face (vector, grid: the head and shoulders' here,
+    # where no face box is found)
+    assert heads.face_cue and heads.gender.weights.shape == (4 * tiny_encoder.dim + 2 * GRID_SIZE,)
     footwear = sum("footwear" in e.present for e in examples)
     assert heads.meta["positives"]["footwear"] == footwear
     assert heads.meta["examples"]["footwear"] == sum("footwear" not in e.unsure for e in examples)

@@ -54,6 +54,10 @@ def test_pose_on_a_sample_look(blazepose, sample_look):
     assert set(placement.boxes) == set(truth["products"]) and not placement.absent
     assert all(_inside(box, image.size) for boxes in placement.boxes.values() for box in boxes)
     assert placement.boxes["footwear"][0][1] > 0.7 * height  # the feet, at the bottom of the figure
+    # the detector's face box: around the nose, centred above the shoulders (it reaches down to them)
+    x0, y0, x1, y1 = placement.face
+    assert _inside(placement.face, image.size) and (y0 + y1) / 2 < pose.point("left_shoulder")[1]
+    assert x0 < pose.point("nose")[0] < x1 and y0 < pose.point("nose")[1] < y1
 
 
 def test_pose_on_a_real_photograph(blazepose, astronaut):
@@ -122,6 +126,7 @@ def test_fallbacks_in_order(pose_models_dir, blazepose, astronaut):
     assert all(_inside(box, astronaut.size) for boxes in placement.boxes.values() for box in boxes)
     # the mask's box runs off the bottom of the photo: the figure is fitted by width, the feet fall outside
     assert "topwear" in placement.boxes and placement.absent["footwear"].startswith("out of frame")
+    assert placement.face is None  # no detection, no face box
     # with the retry on (LOOKSYNC_POSE_RETRY), the detector tries again within the person mask's box (here the
     # whole photo) first, with no more luck, and says so
     placement = _finder(strict, retry=True).place(astronaut, ["topwear", "footwear"])
@@ -374,6 +379,7 @@ def test_a_pose_that_spans_part_of_the_person_is_not_used(blazepose, sample_look
     assert placement.source == "person_box"
     assert re.match(r"regions_person_box: the pose spans 0\.\d\d of the person mask's height \(under 0\.70\)", placement.degraded[0])
     assert set(placement.timings_ms) == {"region_pose", "region_person_mask"}
+    assert placement.face == _finder(blazepose).place(image, ["topwear"]).face  # the head, though no landmarks
     # the check off (LOOKSYNC_POSE_MIN_SPAN=0), or no person mask to check against: the pose is used
     assert _finder(_Crowded(blazepose), min_span=0).place(image, ["topwear"]).source == "pose"
     assert _finder(_Crowded(blazepose), person_mask=False).place(image, ["topwear"]).source == "pose"

@@ -164,6 +164,8 @@ class PoseRegionFinder:
         pose = (self.estimator.landmarks(look, detections[0], refine=self.refine_reads, tolerance=self.refine_tolerance)
                 if detections else None)  # fmt: skip
         timings["region_pose"] = (time.perf_counter() - start) * 1000
+        # the detector boxes the head (face and hair) even where its landmarks are not used
+        face = _clip(tuple(detections[0].box), look.size) if detections else None
         box, box_source, figure = None, None, None
         if self.person_mask:
             start = time.perf_counter()
@@ -178,6 +180,8 @@ class PoseRegionFinder:
             second = (self.estimator.landmarks(look, retried[0], refine=self.refine_reads, tolerance=self.refine_tolerance)
                       if retried else None)  # fmt: skip
             timings["region_pose_retry"] = (time.perf_counter() - start) * 1000
+            if face is None and retried:
+                face = _clip(tuple(retried[0].box), look.size)
             again = self._unusable(second, look.size, box)
             if again is None:
                 pose, why = second, None
@@ -185,7 +189,7 @@ class PoseRegionFinder:
                 why = f"{why}; read again within the person mask's box {list(within)}: {again}"
         if why is None:
             placement = pose_placement(self.taxonomy, pose, look.size, layers, self.min_visibility)
-            placement.timings_ms = timings
+            placement.timings_ms, placement.face = timings, face
             return placement
 
         if box is None and detections:
@@ -198,7 +202,7 @@ class PoseRegionFinder:
         else:
             placement = layout_placement(self.taxonomy, look.size, layers)
             placement.degraded.append(f"regions_layout: {why} and no person box; layers placed at the taxonomy slots of the whole look")
-        placement.timings_ms = timings
+        placement.timings_ms, placement.face = timings, face
         return placement
 
     def _unusable(self, pose: Pose | None, size: tuple[int, int], box: Box | None) -> str | None:
