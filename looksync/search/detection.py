@@ -9,11 +9,8 @@ region finder's own crops of generated training looks (``looksync heads train``)
   the look's *context*, the cosine between every two layers' crops (a dress shows the same fabric in the
   top and bottom regions, a jacket differs from what is under it) and each layer region's colour grid
   (``colour_grid``: where in the region which colours are; an open jacket shows one colour at the sides and
-  another down the middle, which a small CLIP model's crop vector hardly tells) and (format 5) the grids'
-  *colour structure* (``colour_structure``: how far apart the mean colours of every two layers' regions are,
-  and within each region top row vs bottom row, middle vs sides; a dress runs one colour across the hip line
-  where a top and a skirt change), distances a logistic head cannot compute from the grids themselves
-  -> "this layer's garment is in the look"; a layer the finder reports out of frame is not asked;
+  another down the middle, which a small CLIP model's crop vector hardly tells) -> "this layer's garment is
+  in the look"; a layer the finder reports out of frame is not asked;
 - gender: the whole look's vector next to the mean of the region crops' vectors and the head-and-shoulders
   crop's (hair, face, neckline), and that crop's colour grid, and (format 4) the face crop's vector and colour
   grid: the head as the pose detector boxes it (``Placement.face``), found on the head even where the
@@ -22,8 +19,8 @@ region finder's own crops of generated training looks (``looksync heads train``)
   cross-validated; fitted on those, 0.83 / 0.89 on 360 looks of another training-split sample and 0.855 /
   0.865 on 200 looks of a sample with held-out framings; docs/evaluation.md) -> women or men.
 
-Heads files of format 1 (no context, no head-and-shoulders crop), 2 (no colour grids), 3 (no face crop) and
-4 (no colour structure) still load and are read as they were trained.
+Heads files of format 1 (no context, no head-and-shoulders crop), 2 (no colour grids) and 3 (no face crop)
+still load and are read as they were trained.
 
 Training them (``looksync heads train``, the demo) is ``looksync/search/detection_training.py``.
 
@@ -44,8 +41,8 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-HEADS_FORMAT = 5
-READABLE_FORMATS = (1, 2, 3, 4, 5)
+HEADS_FORMAT = 4
+READABLE_FORMATS = (1, 2, 3, 4)
 GRID_CELLS = 3  # colour_grid: cells per side
 GRID_SIZE = GRID_CELLS * GRID_CELLS * 6
 GENDERS = ("women", "men")  # the gender head's two classes; the second is the positive one
@@ -157,39 +154,6 @@ def grid_context(grids: dict[str, np.ndarray], layers: Sequence[str]) -> np.ndar
     return np.concatenate([grids[layer] if layer in grids else np.zeros(GRID_SIZE) for layer in layers])
 
 
-# colour_structure: the region pairs whose seam it reads (the first's bottom row against the second's top row)
-SEAMS = (("topwear", "bottomwear"), ("topwear", "one_piece"), ("outer_topwear", "topwear"))
-
-
-def colour_structure(grids: dict[str, np.ndarray], layers: Sequence[str]) -> np.ndarray:
-    """Distances (L1 over mean R, G, B) read from the colour grids of ``layers``' regions: between the mean
-    colours of every two regions (in ``context_features``' order); within each region, top row vs bottom row
-    (a dress keeps its colour across the hip line), middle column vs the sides (an open jacket), top vs middle
-    row and middle vs bottom row; and across each of ``SEAMS``. Zeros where a region is not placed. Offline,
-    on 360 + 360 training looks of two samples, each fitted on one and measured on the other: presence F1
-    0.777 -> 0.791 and 0.790 -> 0.797 (mean of 3 fold seeds; docs/evaluation.md)."""
-    rows = {layer: grids[layer].reshape(GRID_CELLS, GRID_CELLS, 6)[..., :3] for layer in layers if layer in grids}
-    means = {layer: grid.mean(axis=(0, 1)) for layer, grid in rows.items()}
-
-    def apart(a: np.ndarray, b: np.ndarray) -> float:
-        return float(np.abs(a - b).sum())
-
-    pairs = [apart(means[a], means[b]) if a in means and b in means else 0.0
-             for i, a in enumerate(layers) for b in layers[i + 1 :]]  # fmt: skip
-    within = []
-    for layer in layers:
-        if layer not in rows:
-            within += [0.0] * 4
-            continue
-        top, middle, bottom = (row.mean(axis=0) for row in rows[layer])
-        sides = (rows[layer][:, 0].mean(axis=0) + rows[layer][:, -1].mean(axis=0)) / 2
-        within += [apart(top, bottom), apart(rows[layer][:, 1].mean(axis=0), sides), apart(top, middle),
-                   apart(middle, bottom)]  # fmt: skip
-    seams = [apart(rows[a][-1].mean(axis=0), rows[b][0].mean(axis=0)) if a in rows and b in rows else 0.0
-             for a, b in SEAMS]  # fmt: skip
-    return np.array([*pairs, *within, *seams])
-
-
 def gender_features(whole: np.ndarray, crops: Iterable[np.ndarray], cue: np.ndarray | None = None,
                     with_cue: bool = False, cue_grid: np.ndarray | None = None,
                     with_grid: bool = False, face: np.ndarray | None = None,
@@ -274,15 +238,12 @@ class DetectionHeads:
     gender_cue: bool = False  # the gender head reads the head-and-shoulders crop too (format 2)
     colour_grids: bool = False  # the heads read the regions' colour grids too (format 3)
     face_cue: bool = False  # the gender head reads the face crop too (format 4)
-    colour_structure: bool = False  # the presence heads read the grids' colour structure too (format 5)
 
     def presence_inputs(self, look: LookVectors) -> dict[str, np.ndarray]:
         """Each placed layer's presence features, the look's context computed once for all of them."""
         context = [context_features(look.crops, self.context_layers)] if self.context_layers else []
         if self.colour_grids:
             context.append(grid_context(look.grids, self.context_layers))
-        if self.colour_structure:
-            context.append(colour_structure(look.grids, self.context_layers))
         return {layer: presence_features(vector, look.whole, *context) for layer, vector in look.crops.items()}
 
     def gender_input(self, look: LookVectors) -> np.ndarray:
@@ -322,7 +283,6 @@ class DetectionHeads:
             "gender_cue": self.gender_cue,
             "colour_grids": self.colour_grids,
             "face_cue": self.face_cue,
-            "colour_structure": self.colour_structure,
             "bias": {**{f"presence/{layer}": h.bias for layer, h in self.presence.items()}, "gender": self.gender.bias},
             "meta": self.meta,
         }
@@ -352,8 +312,7 @@ class DetectionHeads:
                    float(meta["threshold"]), meta.get("meta", {}),
                    {k: float(v) for k, v in meta.get("layer_thresholds", {}).items()},
                    list(meta.get("context_layers", [])), bool(meta.get("gender_cue", False)),
-                   bool(meta.get("colour_grids", False)), bool(meta.get("face_cue", False)),
-                   bool(meta.get("colour_structure", False)))  # fmt: skip
+                   bool(meta.get("colour_grids", False)), bool(meta.get("face_cue", False)))  # fmt: skip
 
     def check(self, model_id: str, region_finder: str) -> None:
         if self.model_id != model_id:

@@ -78,8 +78,7 @@ def train_heads(
     docs/evaluation.md). Gender: fitted on ``examples``, Platt-scaled on ``calibration``."""
     started = time.perf_counter()
     shape = DetectionHeads(encoder.model_id, region_finder, {}, LogisticHead(np.zeros(1), 0.0),
-                           context_layers=list(layers), gender_cue=True, colour_grids=True, face_cue=True,
-                           colour_structure=True)  # fmt: skip
+                           context_layers=list(layers), gender_cue=True, colour_grids=True, face_cue=True)  # fmt: skip
     x_presence: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}
     y_presence: dict[str, list[int]] = {layer: [] for layer in layers}
     look_of: dict[str, list[int]] = {layer: [] for layer in layers}  # which look each example is from (the folds)

@@ -12,14 +12,12 @@ from PIL import Image
 from looksync.search.detection import (
     GRID_SIZE,
     HEADS_FORMAT,
-    SEAMS,
     DetectionHeads,
     DetectionHeadsError,
     LogisticHead,
     LookVectors,
     calibrate,
     colour_grid,
-    colour_structure,
     context_features,
     fit_logistic,
     gender_features,
@@ -292,69 +290,11 @@ def test_cross_fitting_calibrates_and_thresholds_on_examples_each_head_did_not_s
     assert none is None and np.allclose(plain.weights, fit_logistic(signal, rare).weights)
 
 
-def test_colour_structure_reads_distances_between_and_within_regions():
-    def grid(top, bottom):  # a region whose upper two rows are one colour and lower row another
-        image = Image.new("RGB", (60, 60), top)
-        image.paste(bottom, (0, 40, 60, 60))
-        return colour_grid(image, (0, 0, 60, 60))
-
-    layers = ["topwear", "bottomwear", "bag"]
-    red, blue = (255, 0, 0), (0, 0, 255)
-    features = colour_structure({"topwear": grid(red, red), "bottomwear": grid(red, blue)}, layers)
-    assert features.shape == (3 + 4 * len(layers) + len(SEAMS),)
-    pairs, within, seams = features[:3], features[3:15].reshape(3, 4), features[15:]
-    assert pairs == pytest.approx([2 / 3, 0.0, 0.0], abs=0.02)  # bottomwear's mean: 2/3 red, 1/3 blue
-    assert within[0] == pytest.approx([0.0] * 4, abs=0.02)  # one colour all over
-    assert within[1][0] == pytest.approx(2.0, abs=0.02) and within[1][1] == pytest.approx(0.0, abs=0.02)
-    assert within[2] == pytest.approx([0.0] * 4)  # the bag is not placed
-    assert seams[0] == pytest.approx(0.0, abs=0.02)  # the top's bottom row, red, meets the bottom's top row, red
-
-
-def test_presence_heads_tell_a_dress_from_a_top_and_skirt_by_the_colour_across_the_hip_line():
-    """A dress runs one colour across the hip line, a top and a skirt change there; which colours they are
-    says nothing. When the crop vectors carry nothing of it (here: noise), heads with the colour structure
-    learn the one-piece; heads with the colour grids alone cannot (equal colours is no linear function of
-    them)."""
-    rng = np.random.default_rng(7)
-    dim, layers = 8, ["one_piece", "bottomwear"]
-
-    def body(dress: bool) -> Image.Image:
-        top = tuple(int(c) for c in rng.integers(0, 256, 3))
-        image = Image.new("RGB", (60, 90), top)
-        image.paste(top if dress else tuple(int(c) for c in rng.integers(0, 256, 3)), (0, 60, 60, 90))
-        # woven texture, so that the colour's spread where the grid's cells meet the hip line says little
-        texture = rng.integers(-80, 81, (90, 60, 3))
-        return Image.fromarray(np.clip(np.asarray(image, dtype=int) + texture, 0, 255).astype(np.uint8))
-
-    def looks(n):
-        out, labels = [], []
-        for _ in range(n):
-            dress = bool(rng.random() < 0.5)
-            grid = colour_grid(body(dress), (0, 0, 60, 90))
-            crops = {layer: rng.normal(size=dim) for layer in layers}
-            out.append(LookVectors(crops, rng.normal(size=dim), None, None, {layer: grid for layer in layers}))
-            labels.append(int(dress))
-        return out, np.array(labels)
-
-    train, y = looks(300)
-    test, y_test = looks(200)
-    accuracy = {}
-    for name, structure in (("with", True), ("without", False)):
-        shape = DetectionHeads("M@1", "test", {}, _const(0.0, 1), context_layers=layers, colour_grids=True,
-                               colour_structure=structure)  # fmt: skip
-        x = np.array([shape.presence_inputs(look)["one_piece"] for look in train])
-        shape.presence["one_piece"] = fit_logistic(x, y)
-        accuracy[name] = np.mean([(float(shape.presence["one_piece"].prob(shape.presence_inputs(look)["one_piece"]))
-                                   >= 0.5) == label for look, label in zip(test, y_test, strict=True)])  # fmt: skip
-    assert accuracy["with"] > 0.9 and accuracy["without"] < 0.7
-
-
 def test_heads_file_round_trip_and_checks(tmp_path):
     rng = np.random.default_rng(1)
     heads = DetectionHeads("M@1", "pose", {"topwear": LogisticHead(rng.normal(size=6), 0.3)},
                            LogisticHead(rng.normal(size=6), -0.2), threshold=0.4, meta={"looks": 3},
-                           layer_thresholds={"topwear": 0.25}, colour_grids=True, face_cue=True,
-                           colour_structure=True)  # fmt: skip
+                           layer_thresholds={"topwear": 0.25}, colour_grids=True, face_cue=True)  # fmt: skip
     path = heads.save(tmp_path / "h" / "heads.npz")
     back = DetectionHeads.load(path)
     x = rng.normal(size=(5, 6))
@@ -362,8 +302,7 @@ def test_heads_file_round_trip_and_checks(tmp_path):
     assert np.allclose(back.gender.prob(x), heads.gender.prob(x))
     assert (back.model_id, back.region_finder, back.threshold, back.meta) == ("M@1", "pose", 0.4, {"looks": 3})
     assert back.layer_thresholds == {"topwear": 0.25} and back.threshold_of("bag") == 0.4 and back.colour_grids
-    assert back.face_cue and back.colour_structure
-    assert json.loads(bytes(np.load(path)["__meta__"]).decode())["format"] == HEADS_FORMAT == 5
+    assert back.face_cue and json.loads(bytes(np.load(path)["__meta__"]).decode())["format"] == HEADS_FORMAT == 4
     back.check("M@1", "pose")
     with pytest.raises(DetectionHeadsError, match="trained on M@1, the encoder is N@2"):
         back.check("N@2", "pose")
@@ -377,10 +316,6 @@ def test_heads_file_round_trip_and_checks(tmp_path):
     with np.load(old.save(tmp_path / "old.npz")) as data:
         arrays = {k: np.array(data[k]) for k in data.files}
     meta = json.loads(bytes(arrays.pop("__meta__")).decode())
-    meta["format"] = 4
-    meta.pop("colour_structure")  # a format-4 file: no colour structure
-    np.savez(tmp_path / "v4.npz", __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
-    assert DetectionHeads.load(tmp_path / "v4.npz").colour_structure is False
     meta["format"] = 3
     meta.pop("face_cue")  # a format-3 file: no face crop
     np.savez(tmp_path / "v3.npz", __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
@@ -503,11 +438,9 @@ def test_heads_train_on_generated_looks(tiny_encoder, tmp_path):
     heads = train_heads(examples, tiny_encoder, place, "layout", list(taxonomy.layers))
     assert heads.model_id == tiny_encoder.model_id and heads.region_finder == "layout"
     assert heads.context_layers == list(taxonomy.layers) and heads.gender_cue and heads.colour_grids
-    assert heads.colour_structure
     pairs = len(taxonomy.layers) * (len(taxonomy.layers) - 1) // 2
     grids = len(taxonomy.layers) * GRID_SIZE
-    structure = pairs + 4 * len(taxonomy.layers) + len(SEAMS)
-    assert heads.presence["footwear"].weights.shape == (2 * tiny_encoder.dim + pairs + grids + structure,)
+    assert heads.presence["footwear"].weights.shape == (2 * tiny_encoder.dim + pairs + grids,)
     # whole, mean crop, head and shoulders (vector, grid), face (vector, grid: the head and shoulders' here,
     # where no face box is found)
     assert heads.face_cue and heads.gender.weights.shape == (4 * tiny_encoder.dim + 2 * GRID_SIZE,)
