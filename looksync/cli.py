@@ -11,7 +11,14 @@ from pathlib import Path
 
 import click
 
-from looksync.search.heads_recipe import RECIPE_FIXED_LOOKS, RECIPE_LOOKS, RECIPE_SEED, RECIPE_SIZE, RECIPE_VARIED_LOOKS
+from looksync.search.heads_recipe import (
+    RECIPE_FIXED_LOOKS,
+    RECIPE_GENDER_LOOKS,
+    RECIPE_LOOKS,
+    RECIPE_SEED,
+    RECIPE_SIZE,
+    RECIPE_VARIED_LOOKS,
+)
 from looksync.settings import SettingsError, load_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -310,7 +317,9 @@ def heads() -> None:
 @click.option("--seed", type=int, default=RECIPE_SEED, show_default=True)
 @click.option("--fixed-looks", type=int, default=RECIPE_FIXED_LOOKS, show_default=True)
 @click.option("--varied-looks", type=int, default=RECIPE_VARIED_LOOKS, show_default=True, help="Looks of the train framing split.")
-def heads_train(out: Path, train_dir: Path, size: int, seed: int, fixed_looks: int, varied_looks: int):
+@click.option("--gender-looks", type=int, default=RECIPE_GENDER_LOOKS, show_default=True,
+              help="Looks of a second sample (seed + 101) that train the gender head alone (0: none).")  # fmt: skip
+def heads_train(out: Path, train_dir: Path, size: int, seed: int, fixed_looks: int, varied_looks: int, gender_looks: int):
     """Train detection heads for the configured CLIP model and region finder (LOOKSYNC_REGION_FINDER)."""
     from embeddings import EmbeddingsError, load_encoder
     from looksync.search.detection import DetectionHeadsError
@@ -321,7 +330,7 @@ def heads_train(out: Path, train_dir: Path, size: int, seed: int, fixed_looks: i
     try:
         encoder = load_encoder(settings.clip_model, settings.clip_weights, device=settings.device)
         trained = train_from_sample(settings, encoder, train_dir, size=size, seed=seed, fixed_looks=fixed_looks,
-                                    varied_looks=varied_looks, echo=click.echo)  # fmt: skip
+                                    varied_looks=varied_looks, gender_looks=gender_looks, echo=click.echo)  # fmt: skip
     except (EmbeddingsError, DetectionHeadsError, PoseModelError) as exc:
         raise click.ClickException(str(exc)) from None
     trained.save(out)

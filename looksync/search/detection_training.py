@@ -23,7 +23,14 @@ from looksync.search.detection import (
     fit_logistic,
     region_vectors,
 )
-from looksync.search.heads_recipe import RECIPE_FIXED_LOOKS, RECIPE_SEED, RECIPE_SIZE, RECIPE_VARIED_LOOKS
+from looksync.search.heads_recipe import (
+    RECIPE_FIXED_LOOKS,
+    RECIPE_GENDER_LOOKS,
+    RECIPE_GENDER_SEED_OFFSET,
+    RECIPE_SEED,
+    RECIPE_SIZE,
+    RECIPE_VARIED_LOOKS,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +72,8 @@ def train_heads(
     layers: Sequence[str],
     *,
     calibration: Sequence[LookExample] = (),
+    gender_only: Sequence[LookExample] = (),
+    gender_calibration: Sequence[LookExample] = (),
     folds: int = PRESENCE_FOLDS,
     seed: int = 101,
     echo: Callable[[str], None] = log.info,
@@ -75,7 +84,8 @@ def train_heads(
     (``best_f1_threshold``) on out-of-fold probabilities, ``folds`` folds of looks (``cross_fit_presence``),
     so that both are chosen on hundreds of looks instead of the calibration share alone (on 360 generated
     training looks, thresholds chosen on the 36 calibration looks missed layers the heads could find: see
-    docs/evaluation.md). Gender: fitted on ``examples``, Platt-scaled on ``calibration``."""
+    docs/evaluation.md). Gender: fitted on ``examples`` and ``gender_only``, Platt-scaled on ``calibration`` and
+    ``gender_calibration`` (looks that train the gender head alone, leaving the presence heads as they were)."""
     started = time.perf_counter()
     shape = DetectionHeads(encoder.model_id, region_finder, {}, LogisticHead(np.zeros(1), 0.0),
                            context_layers=list(layers), gender_cue=True, colour_grids=True, face_cue=True)  # fmt: skip
@@ -98,6 +108,11 @@ def train_heads(
             ys.append(GENDERS.index(example.gender))
         if (i + 1) % 100 == 0:
             echo(f"heads: {i + 1}/{len(looks)} looks embedded")
+    for i, example in enumerate([*gender_only, *gender_calibration]):
+        if example.gender in GENDERS:
+            xs, ys = (x_gender, y_gender) if i < len(gender_only) else (x_gender_cal, y_gender_cal)
+            xs.append(shape.gender_input(region_vectors(place, encoder, example.image, layers, face=shape.face_cue)))
+            ys.append(GENDERS.index(example.gender))
     fold_of = np.empty(len(looks), dtype=int)
     fold_of[np.random.default_rng(seed).permutation(len(looks))] = np.arange(len(looks)) % max(1, folds)
     for layer in layers:
@@ -117,6 +132,8 @@ def train_heads(
     shape.meta = {
         "looks": len(examples),
         "calibration_looks": len(calibration),
+        "gender_only_looks": len(gender_only),
+        "gender_calibration_looks": len(gender_calibration),
         "presence_folds": folds,
         "examples": {layer: len(v) for layer, v in y_presence.items()},
         "positives": {layer: int(sum(v)) for layer, v in y_presence.items()},
@@ -201,19 +218,36 @@ def train_from_sample(
     seed: int = RECIPE_SEED,
     fixed_looks: int = RECIPE_FIXED_LOOKS,
     varied_looks: int = RECIPE_VARIED_LOOKS,
+    gender_looks: int = RECIPE_GENDER_LOOKS,
     validation_share: float = 0.2,
     echo: Callable[[str], None] = log.info,
 ) -> DetectionHeads:
     """Generate training looks under ``train_root`` (their own catalog, the ``train`` framing split: no
-    held-out pose family, aspect or figure style) and fit the heads on them (``train_on_looks``)."""
+    held-out pose family, aspect or figure style) and fit the heads on them (``train_on_looks``); and, for the
+    gender head alone, ``gender_looks`` more looks of a second sample in the same proportions under
+    ``train_root / "gender-looks"`` (seed ``seed + RECIPE_GENDER_SEED_OFFSET``, half the catalog; 0: none)."""
     from looksync.sample import generate_sample
 
     manifest = generate_sample(train_root, size=size, seed=seed, n_looks=fixed_looks, n_varied_looks=varied_looks,
                                varied_split="train")  # fmt: skip
     truth = json.loads(manifest.ground_truth_path.read_text(encoding="utf-8"))
+    gender_examples: list[LookExample] = []
+    gender_sample: dict[str, int] = {}
+    if gender_looks > 0:
+        total = max(1, fixed_looks + varied_looks)
+        gender_fixed = min(gender_looks, max(1, gender_looks * fixed_looks // total)) if fixed_looks else 0
+        gender_sample = {"size": max(60, size // 2), "seed": seed + RECIPE_GENDER_SEED_OFFSET,
+                         "fixed_looks": gender_fixed, "varied_looks": gender_looks - gender_fixed}  # fmt: skip
+        gender_manifest = generate_sample(train_root / "gender-looks", size=gender_sample["size"], seed=gender_sample["seed"],
+                                          n_looks=gender_fixed, n_varied_looks=gender_looks - gender_fixed,
+                                          varied_split="train")  # fmt: skip
+        gender_truth = json.loads(gender_manifest.ground_truth_path.read_text(encoding="utf-8"))
+        gender_examples = look_examples(gender_truth, gender_manifest.looks_dir)
     heads = train_on_looks(settings, encoder, look_examples(truth, manifest.looks_dir), seed=seed,
-                           validation_share=validation_share, echo=echo)  # fmt: skip
+                           validation_share=validation_share, gender_examples=gender_examples, echo=echo)  # fmt: skip
     heads.meta["sample"] = {"size": size, "seed": seed, "fixed_looks": fixed_looks, "varied_looks": varied_looks}
+    if gender_sample:
+        heads.meta["sample"]["gender_sample"] = gender_sample
     return heads
 
 
@@ -224,11 +258,14 @@ def train_on_looks(
     *,
     seed: int = 101,
     validation_share: float = 0.2,
+    gender_examples: Sequence[LookExample] = (),
     echo: Callable[[str], None] = log.info,
 ) -> DetectionHeads:
     """Fit the heads on the settings' region finder's crops of ``examples`` (shuffled with ``seed``), except
     the last ``validation_share`` of them: half of those calibrate the gender head and join the presence
-    heads' cross-fitting (``train_heads``), the other half measure them (``meta["validation"]``)."""
+    heads' cross-fitting (``train_heads``), the other half measure them (``meta["validation"]``).
+    ``gender_examples`` train the gender head alone, split the same way (their validation half: the gender
+    accuracy ``meta["validation"]["gender_only"]``)."""
     from looksync.catalog.taxonomy import get_taxonomy
     from looksync.search.region_finders import make_region_finder
 
@@ -243,8 +280,22 @@ def train_on_looks(
     # calibrated on looks the heads were not fitted on (out of fold, for presence): a head that is sure of
     # itself on its training looks but not right on new ones is made to say so
     calibration, validation = held[: len(held) // 2], held[len(held) // 2 :]
+    order = np.random.default_rng(seed).permutation(len(gender_examples))
+    cut = int(len(gender_examples) * (1 - validation_share))
+    gender_fit, gender_held = [gender_examples[i] for i in order[:cut]], [gender_examples[i] for i in order[cut:]]
+    if gender_examples:
+        echo(
+            f"heads: the gender head also on {len(gender_fit)} training looks, {len(gender_held)} validation looks of its own"
+        )
     heads = train_heads(fit_set, encoder, place, finder.name, list(get_taxonomy().layers), calibration=calibration,
+                        gender_only=gender_fit, gender_calibration=gender_held[: len(gender_held) // 2],
                         seed=seed, echo=echo)  # fmt: skip
     if validation:
         heads.meta["validation"] = validate_heads(heads, validation, encoder, place)
+    if gender_held[len(gender_held) // 2 :]:
+        own = validate_heads(heads, gender_held[len(gender_held) // 2 :], encoder, place)
+        heads.meta.setdefault("validation", {})["gender_only"] = {
+            "looks": own["looks"],
+            "gender_accuracy": own["gender_accuracy"],
+        }
     return heads

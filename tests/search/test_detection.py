@@ -452,6 +452,30 @@ def test_heads_train_on_generated_looks(tiny_encoder, tmp_path):
     assert figures["presence_recall"] > 0.5  # fitted on these very looks: it finds most of their layers
 
 
+def test_gender_only_looks_train_the_gender_head_and_leave_presence_as_it_was(tiny_encoder, tmp_path):
+    from looksync.catalog.taxonomy import get_taxonomy
+    from looksync.sample import generate_sample
+    from looksync.search.regions import layout_placement
+
+    taxonomy = get_taxonomy()
+
+    def place(look, layers):
+        return layout_placement(taxonomy, look.size, layers)
+
+    def looks(seed):
+        manifest = generate_sample(tmp_path / str(seed), size=60, seed=seed, n_looks=4, n_varied_looks=8, varied_split="train")
+        return look_examples(json.loads(manifest.ground_truth_path.read_text()), manifest.looks_dir)
+
+    examples, more = looks(4), looks(5)
+    alone = train_heads(examples[:10], tiny_encoder, place, "layout", list(taxonomy.layers), calibration=examples[10:])
+    both = train_heads(examples[:10], tiny_encoder, place, "layout", list(taxonomy.layers), calibration=examples[10:],
+                       gender_only=more[:9], gender_calibration=more[9:])  # fmt: skip
+    for layer, head in alone.presence.items():
+        assert np.allclose(both.presence[layer].weights, head.weights) and both.presence[layer].bias == pytest.approx(head.bias)
+    assert not np.allclose(both.gender.weights, alone.gender.weights)
+    assert both.meta["gender_only_looks"] == 9 and both.meta["gender_calibration_looks"] == 3 and both.meta["looks"] == 10
+
+
 def test_heads_recipe_is_one_default_for_the_cli_the_demo_and_training():
     """`looksync heads train`, `looksync demo --heads-looks` and ``train_from_sample`` default to one recipe, and a
     smaller demo keeps its proportions (1 look in 6 on the fixed frame, 5 products per 3 looks, at least 60)."""
@@ -459,13 +483,14 @@ def test_heads_recipe_is_one_default_for_the_cli_the_demo_and_training():
 
     from looksync.cli import demo, heads_train
     from looksync.search.detection_training import train_from_sample
-    from looksync.search.heads_recipe import RECIPE_LOOKS, RECIPE_SEED, sample_recipe
+    from looksync.search.heads_recipe import RECIPE_GENDER_LOOKS, RECIPE_LOOKS, RECIPE_SEED, sample_recipe
 
     recipe = sample_recipe()
     cli = {p.name: p.default for p in heads_train.params}
     assert {k: cli[k] for k in recipe} == recipe and cli["seed"] == RECIPE_SEED
     defaults = {k: p.default for k, p in inspect.signature(train_from_sample).parameters.items()}
     assert {k: defaults[k] for k in recipe} == recipe and defaults["seed"] == RECIPE_SEED
+    assert defaults["gender_looks"] == cli["gender_looks"] == RECIPE_GENDER_LOOKS
     assert {p.name: p.default for p in demo.params}["heads_looks"] == RECIPE_LOOKS == recipe["fixed_looks"] + recipe["varied_looks"]
     assert sample_recipe(36) == {"size": 60, "fixed_looks": 6, "varied_looks": 30}
     assert sample_recipe(720) == {"size": 1200, "fixed_looks": 120, "varied_looks": 600}
