@@ -341,7 +341,7 @@ def region_vectors(
     pixels = placement.pixels(look)
     placed = [layer for layer in layers if layer in placement.boxes]
     head_box = head_and_shoulders_box(placement.boxes)
-    face_box = getattr(placement, "face", None) if face else None
+    face_box = placement.face if face else None
     boxes = [placement.boxes[layer][0] for layer in placed] + ([head_box] if head_box else [])
     others = [box for layer in placed for box in placement.boxes[layer][1:]] if extents else []
     crops = box_crops(pixels, encoder, [*boxes, (0, 0, look.size[0], look.size[1]), *others,

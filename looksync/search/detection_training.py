@@ -94,6 +94,13 @@ def train_heads(
     look_of: dict[str, list[int]] = {layer: [] for layer in layers}  # which look each example is from (the folds)
     x_gender, y_gender, x_gender_cal, y_gender_cal = [], [], [], []
     looks = [*examples, *calibration]
+
+    def add_gender(example: LookExample, look: Any, calibrating: bool) -> None:
+        if example.gender in GENDERS:
+            xs, ys = (x_gender_cal, y_gender_cal) if calibrating else (x_gender, y_gender)
+            xs.append(shape.gender_input(look))
+            ys.append(GENDERS.index(example.gender))
+
     for i, example in enumerate(looks):
         look = region_vectors(place, encoder, example.image, layers, face=shape.face_cue)
         for layer, x in shape.presence_inputs(look).items():
@@ -102,17 +109,13 @@ def train_heads(
             x_presence[layer].append(x)
             y_presence[layer].append(int(layer in example.present))
             look_of[layer].append(i)
-        if example.gender in GENDERS:
-            xs, ys = (x_gender, y_gender) if i < len(examples) else (x_gender_cal, y_gender_cal)
-            xs.append(shape.gender_input(look))
-            ys.append(GENDERS.index(example.gender))
+        add_gender(example, look, calibrating=i >= len(examples))
         if (i + 1) % 100 == 0:
             echo(f"heads: {i + 1}/{len(looks)} looks embedded")
     for i, example in enumerate([*gender_only, *gender_calibration]):
-        if example.gender in GENDERS:
-            xs, ys = (x_gender, y_gender) if i < len(gender_only) else (x_gender_cal, y_gender_cal)
-            xs.append(shape.gender_input(region_vectors(place, encoder, example.image, layers, face=shape.face_cue)))
-            ys.append(GENDERS.index(example.gender))
+        if example.gender in GENDERS:  # the gender head's own looks: embedded only for it
+            look = region_vectors(place, encoder, example.image, layers, face=shape.face_cue)
+            add_gender(example, look, calibrating=i >= len(gender_only))
     fold_of = np.empty(len(looks), dtype=int)
     fold_of[np.random.default_rng(seed).permutation(len(looks))] = np.arange(len(looks)) % max(1, folds)
     for layer in layers:
