@@ -168,7 +168,7 @@ def main() -> None:
         env["LOOKSYNC_REDIS_URL"] = args.redis_url
     services = {"this tree": start_service(env, free_port(), workdir / "service.log")}
     if args.baseline_root:
-        services["baseline"] = start_from(args.baseline_root, env, free_port(), workdir / "baseline.log")
+        services["baseline"] = start_service(env, free_port(), workdir / "baseline.log", root=args.baseline_root)
     rows = []
     try:
         clients = {name: Clients(proc, look) for name, proc in services.items()}
@@ -228,14 +228,6 @@ def scaled_look(png: bytes, scale: int) -> bytes:
 
 def is_hit(data: bytes) -> bool:
     return b'"cache":"hit"' in data  # the service's compact JSON; a full parse would be the client's largest cost
-
-
-def start_from(root: Path, env: dict[str, str], port: int, log_path: Path) -> subprocess.Popen:
-    """``looksync serve`` of another checkout (its own code, this run's index and settings)."""
-    log = log_path.open("ab")
-    return subprocess.Popen([sys.executable, "-m", "looksync.cli", "serve", "--port", str(port)],
-                            env={**os.environ, **env, "PYTHONPATH": str(root)}, cwd=root, stdout=log,
-                            stderr=subprocess.STDOUT)  # fmt: skip
 
 
 class Clients:

@@ -20,7 +20,17 @@ the service starts, as ``looksync serve`` does) and sends only the 5-layer look 
 rerank off), printing each runtime's server p50/p95 with its ratio to torch's in the same run and to the
 250 ms target. ``--text-table random`` writes the local query vocabulary's text table with random unit
 vectors instead of waiting for the service to embed 4,200 texts (a lookup costs the same whatever the
-vectors; the index holds random vectors too).
+vectors; the index holds random vectors too). The looks sent are fixed-frame sample looks that wear all five
+layers asked for (``--looks``, 4).
+
+Two versions against each other: ``--baseline-root DIR`` (a checkout, e.g. ``git worktree add --detach /tmp/base
+<commit>``) starts that checkout's service beside this tree's, on the same index and settings, and sends the 5-layer
+look to each in turn, ``--rounds`` rounds of ``--requests`` (the order alternating), so that both meet the same host
+noise; it prints each round, then the server latencies pooled per version (p50, p95, p95 / 250 ms) and the p95
+difference with a 95% bootstrap interval. One run of 96 requests decides little on this 2-core box (identical runs'
+p95 spanned 100 ms): pool six rounds or more.
+
+    python bench/bench_service.py --runtimes onnx-int8 --text-table random --baseline-root /tmp/base --rounds 6 --requests 96
 """
 
 from __future__ import annotations
@@ -44,6 +54,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from looksync.demo import free_port, start_service, stop_service, wait_ready  # noqa: E402
 
 LAYERS = ["outer_topwear", "topwear", "bottomwear", "footwear", "bag"]  # a 5-layer look
+
+
+def five_layer_looks(root: Path, count: int, seed: int = 5) -> list[bytes]:
+    """``count`` fixed-frame sample looks that wear every layer of ``LAYERS`` (the layers the requests give), as PNG
+    bytes: a look asked for a bag it does not carry is not the 5-layer look the target is about."""
+    from looksync.sample import generate_sample
+
+    manifest = generate_sample(root, size=300, seed=seed, fault_rate=0.0, image_base_url="http://127.0.0.1:9", n_looks=12 * count)
+    truth = json.loads(manifest.ground_truth_path.read_text(encoding="utf-8"))
+    wearing = [look for look, t in sorted(truth.items()) if set(LAYERS) <= set(t["products"])][:count]
+    if len(wearing) < count:
+        raise SystemExit(f"only {len(wearing)} of {12 * count} sample looks wear {LAYERS}")
+    return [(Path(manifest.looks_dir) / f"{look}.png").read_bytes() for look in wearing]
 
 
 def pct(values: list[float], q: float) -> float:
@@ -123,7 +146,87 @@ def run_phase(name, send, count, concurrency, runtime="torch"):
         "stages_ms": {s: [round(pct(v, 50), 1), round(pct(v, 95), 1)] for s, v in sorted(stages.items())},
     }
     print(json.dumps(row), flush=True)
+    row["server_all"] = server_ms  # every request's, for pooling rounds (not printed)
     return row
+
+
+def service_env(args, runtime: str, data_dir: Path, checkpoint: Path, workdir: Path) -> dict[str, str]:
+    return {
+        "LOOKSYNC_DATA_DIR": str(data_dir),
+        "LOOKSYNC_CLIP_MODEL": args.model,
+        "LOOKSYNC_CLIP_WEIGHTS": str(checkpoint),
+        "LOOKSYNC_DEVICE": "cpu",
+        "LOOKSYNC_LOG_LEVEL": "WARNING",
+        "GUNICORN_WORKERS": "1",
+        "GUNICORN_THREADS": os.environ.get("GUNICORN_THREADS", "4"),
+        "LOOKSYNC_CLIP_RUNTIME": runtime,
+        "LOOKSYNC_CLIP_CACHE_DIR": str(workdir / "models"),
+    }
+
+
+def look_sender(session, base: str, look_bytes: list[bytes], rerank: str = "off", unique: bool = True):
+    """A request of the 5-layer look (gender and layers given); ``unique``: a distinct, never-binding price cap per
+    request defeats the response cache."""
+    unique_ids = itertools.count()
+
+    def send(i):
+        params = {"market": "US", "gender": "women", "layers": LAYERS, "k": 10, "rerank": rerank}
+        if unique:
+            params["filters"] = {"price_max": 1e9 + next(unique_ids) + random.random()}
+        files = {"image": ("look.png", look_bytes[i % len(look_bytes)], "image/png")}
+        return session.post(f"{base}/v1/looks/search", files=files, data={"params": json.dumps(params)}, timeout=120)
+
+    return send
+
+
+def wait_vocabulary(session, base: str) -> None:
+    """The worker embeds the local query vocabulary in the background at start (once per model id; saved under the
+    data dir): measure the steady state, after it is done."""
+    t0 = time.perf_counter()
+    while session.get(f"{base}/readyz", timeout=10).json().get("text_vocabulary") == "building":
+        if time.perf_counter() - t0 > 1800:
+            raise SystemExit("text vocabulary precompute still running after 30 min")
+        time.sleep(2)
+
+
+def pooled_p95_difference(a: list[float], b: list[float], resamples: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """p95(b) - p95(a) with a 95% bootstrap interval (each pool resampled on its own)."""
+    rng = np.random.default_rng(seed)
+    a_, b_ = np.asarray(a), np.asarray(b)
+    diffs = [np.percentile(rng.choice(b_, len(b_)), 95) - np.percentile(rng.choice(a_, len(a_)), 95) for _ in range(resamples)]
+    return float(np.percentile(b_, 95) - np.percentile(a_, 95)), float(np.percentile(diffs, 2.5)), float(np.percentile(diffs, 97.5))
+
+
+def run_paired(args, runtime: str, data_dir: Path, checkpoint: Path, workdir: Path, look_bytes: list[bytes]) -> dict:
+    """This tree's service and the baseline checkout's, both up on the same index and settings; the 5-layer look
+    (rerank off, concurrency 1) sent to each in turn for ``rounds`` rounds of ``requests`` (the order alternating),
+    so that both meet the same host noise; the server latencies pooled per service."""
+    env = service_env(args, runtime, data_dir, checkpoint, workdir)
+    procs = {"this tree": start_service(env, free_port(), workdir / "service.log"),
+             "baseline": start_service(env, free_port(), workdir / "baseline.log", root=args.baseline_root)}  # fmt: skip
+    session = requests.Session()
+    pooled: dict[str, list[float]] = {name: [] for name in procs}
+    try:
+        senders = {}
+        for name, proc in procs.items():
+            base = f"http://127.0.0.1:{proc.args[proc.args.index('--port') + 1]}"
+            print(f"{name}: ready {wait_ready(base, timeout_s=600, proc=proc)}", flush=True)
+            wait_vocabulary(session, base)
+            senders[name] = look_sender(session, base, look_bytes)
+            senders[name](0)  # warm the worker (first inference, prompt vectors)
+        names = list(procs)
+        for r in range(args.rounds):
+            for name in names if r % 2 == 0 else names[::-1]:
+                row = run_phase(f"look rerank=off [{name}, round {r + 1}]", senders[name], args.requests, 1, runtime)
+                pooled[name] += row["server_all"]
+    finally:
+        for proc in procs.values():
+            stop_service(proc)
+    diff, low, high = pooled_p95_difference(pooled["baseline"], pooled["this tree"])
+    summary = {name: {"requests": len(v), "server_p50": round(pct(v, 50), 1), "server_p95": round(pct(v, 95), 1),
+                      "p95_over_target": round(pct(v, 95) / 250.0, 3)} for name, v in pooled.items()}  # fmt: skip
+    summary["p95_difference_this_minus_baseline"] = [round(diff, 1), round(low, 1), round(high, 1)]
+    return summary
 
 
 def write_random_text_table(data_dir: Path, model_id: str, dim: int, seed: int = 0) -> int:
@@ -140,17 +243,7 @@ def write_random_text_table(data_dir: Path, model_id: str, dim: int, seed: int =
 
 def run_service(args, runtime: str, data_dir: Path, checkpoint: Path, workdir: Path, look_bytes: list[bytes]) -> list[dict]:
     """Start the service with ``runtime`` and run the phases against it; the rows of each phase."""
-    env = {
-        "LOOKSYNC_DATA_DIR": str(data_dir),
-        "LOOKSYNC_CLIP_MODEL": args.model,
-        "LOOKSYNC_CLIP_WEIGHTS": str(checkpoint),
-        "LOOKSYNC_DEVICE": "cpu",
-        "LOOKSYNC_LOG_LEVEL": "WARNING",
-        "GUNICORN_WORKERS": "1",
-        "GUNICORN_THREADS": os.environ.get("GUNICORN_THREADS", "4"),
-        "LOOKSYNC_CLIP_RUNTIME": runtime,
-        "LOOKSYNC_CLIP_CACHE_DIR": str(workdir / "models"),
-    }
+    env = service_env(args, runtime, data_dir, checkpoint, workdir)
     port = free_port()
     proc = start_service(env, port, workdir / "service.log")
     base = f"http://127.0.0.1:{port}"
@@ -159,26 +252,14 @@ def run_service(args, runtime: str, data_dir: Path, checkpoint: Path, workdir: P
     try:
         ready = wait_ready(base, timeout_s=300, proc=proc)
         print(f"service ready: {ready}", flush=True)
-        # the worker embeds the local query vocabulary in the background at start (once per model id;
-        # saved under the data dir): measure the steady state, after it is done
         t0 = time.perf_counter()
-        while session.get(f"{base}/readyz", timeout=10).json().get("text_vocabulary") == "building":
-            if time.perf_counter() - t0 > 1800:
-                raise SystemExit("text vocabulary precompute still running after 30 min")
-            time.sleep(2)
+        wait_vocabulary(session, base)
         print(f"text vocabulary: {session.get(f'{base}/readyz', timeout=10).json().get('text_vocabulary')} "
               f"after {time.perf_counter() - t0:.0f}s more", flush=True)
         unique_ids = itertools.count()
 
         def look_request(rerank, unique=True):
-            def send(i):
-                params = {"market": "US", "gender": "women", "layers": LAYERS, "k": 10, "rerank": rerank}
-                if unique:  # a distinct, never-binding price cap per request defeats the response cache
-                    params["filters"] = {"price_max": 1e9 + next(unique_ids) + random.random()}
-                files = {"image": ("look.png", look_bytes[i % len(look_bytes)], "image/png")}
-                return session.post(f"{base}/v1/looks/search", files=files, data={"params": json.dumps(params)}, timeout=120)
-
-            return send
+            return look_sender(session, base, look_bytes, rerank, unique)
 
         rows = []
         concurrencies = [int(c) for c in args.concurrency.split(",")]
@@ -215,12 +296,15 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--runtimes", default="torch", help="LOOKSYNC_CLIP_RUNTIME values, one service each")
     parser.add_argument("--look-only", action="store_true", help="only the look search with rerank off")
+    parser.add_argument("--baseline-root", type=Path, default=None,
+                        help="a checkout to compare with: both services up, the 5-layer look sent to each in turn")
+    parser.add_argument("--rounds", type=int, default=6, help="with --baseline-root: rounds of --requests per service")
+    parser.add_argument("--looks", type=int, default=4, help="distinct sample looks wearing the 5 layers, sent in turn")
     parser.add_argument("--text-table", choices=("embed", "random"), default="embed",
                         help="the vocabulary's text vectors: embedded by the service, or random (same lookup cost)")
     args = parser.parse_args()
 
     from embeddings import load_encoder, save_random_checkpoint
-    from looksync.sample import generate_sample
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="bench-service-"))
     data_dir = workdir / "data"
@@ -239,10 +323,14 @@ def main() -> None:
             print(f"runtime {runtime}: {ready.runtime} {ready.runtime_notes or ''} ({time.perf_counter() - t0:.0f}s)", flush=True)
             del ready
 
-    manifest = generate_sample(workdir / "sample", size=60, seed=5, fault_rate=0.0, image_base_url="http://127.0.0.1:9", n_looks=4)
-    looks = sorted(Path(manifest.looks_dir).glob("*.png"))
-    look_bytes = [p.read_bytes() for p in looks]
+    look_bytes = five_layer_looks(workdir / "sample", args.looks)
 
+    if args.baseline_root:
+        for runtime in runtimes:
+            summary = run_paired(args, runtime, data_dir, checkpoint, workdir, look_bytes)
+            print(f"\npooled over {args.rounds} rounds, runtime {runtime} (target: server p95 < 250 ms): {json.dumps(summary)}")
+        print(f"load average now {os.getloadavg()}")
+        return
     rows = []
     for runtime in runtimes:
         rows += run_service(args, runtime, data_dir, checkpoint, workdir, look_bytes)

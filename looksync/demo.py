@@ -77,14 +77,15 @@ def wait_ready(base_url: str, timeout_s: float = 120.0, proc: subprocess.Popen |
     raise RuntimeError(f"service at {base_url} not ready after {timeout_s}s: {last}")
 
 
-def start_service(env: dict[str, str], port: int, log_path: Path) -> subprocess.Popen:
-    """Start ``looksync serve`` (gunicorn) as a child process with the given LOOKSYNC_* environment."""
+def start_service(env: dict[str, str], port: int, log_path: Path, root: Path | None = None) -> subprocess.Popen:
+    """Start ``looksync serve`` (gunicorn) as a child process with the given LOOKSYNC_* environment; ``root``: the
+    code of another checkout (benchmarks comparing two versions on one index)."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = log_path.open("ab")
     return subprocess.Popen(
         [sys.executable, "-m", "looksync.cli", "serve", "--port", str(port)],
-        env={**os.environ, **env},
-        cwd=REPO_ROOT,
+        env={**os.environ, **env, **({"PYTHONPATH": str(root)} if root else {})},
+        cwd=root or REPO_ROOT,
         stdout=log,
         stderr=subprocess.STDOUT,
     )

@@ -216,6 +216,9 @@ class Settings(BaseSettings):
     # the person-box fallback hangs the taxonomy slots from the mask's head top and midline, not its box's top and
     # centre (raised hands and a held bag stretch the box)
     pose_figure_axis: bool = True
+    # a layer worn on either side (the bag, on either arm) is cropped on the one side that shows something beside the
+    # body, where one clearly does (one crop fewer), else on both (docs/service.md, "One side of the bag")
+    pose_pick_side: bool = True
     # landmark reads after the first (each in the ROI the read before gives) at most, and the change of that ROI
     # (a share of its side) up to which a further read is skipped as adding nothing (0: every read is made)
     pose_refine_reads: int = Field(default=1, ge=0, le=3)

@@ -13,8 +13,8 @@ from PIL import Image
 from looksync.catalog.taxonomy import get_taxonomy
 from looksync.search.pose import LANDMARKS, BlazePose, PoseRegionFinder, pose_placement, resolve_pose_models
 from looksync.search.pose.blazepose import REFINE_TOLERANCE, Detection, PersonFigure, Roi, roi_change, ssd_anchors
-from looksync.search.pose.regions import figure_frame, person_box_placement, pose_span, retry_box
-from looksync.search.regions import box_iou, layer_slots, layout_placement
+from looksync.search.pose.regions import figure_frame, person_box_placement, pick_sides, pose_span, retry_box, side_evidence
+from looksync.search.regions import Placement, box_iou, layer_slots, layout_placement
 from looksync.settings import Settings
 
 ALL_LAYERS = list(get_taxonomy().layers)
@@ -464,3 +464,61 @@ def test_the_figure_frame_is_fitted_from_the_head_top_and_the_midline():
     left, top, width, height = figure_frame(box, size, PersonFigure(box, head_top=120.0, midline=170.0))
     assert np.isclose(height, (560 - 120) / (0.934 - 0.039)) and np.isclose(top, 120 - 0.039 * height)
     assert np.isclose(left + width / 2, 170.0) and np.isclose(width, 0.6 * height)
+
+
+def _figure_on_white(size=(300, 400), person=(120, 180)):
+    """A white look with a grey person column between ``person``'s x bounds, and its mask on a coarser grid."""
+    pixels = np.full((size[1], size[0], 3), 255, np.uint8)
+    pixels[40:380, person[0]:person[1]] = 128
+    mask = np.zeros((size[1] // 2, size[0] // 2), np.float32)
+    mask[20:190, person[0] // 2 : person[1] // 2] = 0.9
+    return pixels, mask
+
+
+def test_side_evidence_counts_what_lies_beside_the_body_and_not_the_person():
+    pixels, mask = _figure_on_white()
+    background = np.array([255, 255, 255], np.int16)
+    left, right = (20, 150, 150, 300), (150, 150, 280, 300)
+    assert side_evidence(pixels, mask, left, background) == side_evidence(pixels, mask, right, background) == 0.0
+    pixels[200:260, 200:250] = (150, 40, 30)  # a bag beside the right hip, outside the person mask
+    share = side_evidence(pixels, mask, right, background)
+    assert np.isclose(share, 60 * 50 / (150 * 130 - 150 * 30), rtol=0.05)  # its share of the box's non-person pixels
+    assert side_evidence(pixels, mask, left, background) == 0.0
+    mask[100:130, 100:125] = 0.9  # the mask takes the bag in: the person's own pixels are not evidence
+    assert side_evidence(pixels, mask, right, background) == 0.0
+
+
+def test_a_bag_is_cropped_on_the_side_that_shows_one_else_on_both():
+    taxonomy = get_taxonomy()
+    pixels, mask = _figure_on_white()
+    left, right = (20, 150, 150, 300), (150, 150, 280, 300)
+
+    def placed():
+        return Placement(boxes={"bag": [left, right], "bottomwear": [(100, 200, 200, 380), (100, 200, 200, 300)]}, source="pose")
+
+    nothing = placed()
+    pick_sides(taxonomy, nothing, Image.fromarray(pixels), mask)
+    assert nothing.boxes == placed().boxes  # nothing beside the body: both sides stay
+    pixels[200:260, 200:250] = (150, 40, 30)
+    one = placed()
+    pick_sides(taxonomy, one, Image.fromarray(pixels), mask)
+    assert one.boxes["bag"] == [right]
+    assert one.boxes["bottomwear"] == placed().boxes["bottomwear"]  # a layer not worn on either side keeps its extents
+    pixels[200:245, 30:80] = (40, 40, 150)  # something on the other side too, nearly as much: no clear side, both stay
+    both = placed()
+    pick_sides(taxonomy, both, Image.fromarray(pixels), mask)
+    assert both.boxes["bag"] == [left, right]
+
+
+def test_the_pose_finder_crops_a_carried_bag_on_its_side(blazepose, pose_models_dir, bag_look):
+    image, truth = bag_look
+    layers = sorted(truth["products"])
+    bag = tuple(truth["boxes"]["bag"])
+    both = _finder(blazepose, pick_side=False).place(image, layers)
+    assert both.source == "pose" and len(both.boxes["bag"]) == 2
+    one = _finder(blazepose).place(image, layers)
+    assert one.source == "pose" and len(one.boxes["bag"]) == 1 and "region_sides" in one.timings_ms
+    assert box_iou(one.boxes["bag"][0], bag) == max(box_iou(b, bag) for b in both.boxes["bag"]) > 0.3
+    assert {k: v for k, v in one.boxes.items() if k != "bag"} == {k: v for k, v in both.boxes.items() if k != "bag"}
+    settings = Settings(pose_models_dir=pose_models_dir, pose_pick_side=False)
+    assert PoseRegionFinder.from_settings(None, settings=settings, fetch=False).pick_side is False

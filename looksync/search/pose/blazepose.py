@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -98,11 +98,13 @@ class Detection:
 class PersonFigure:
     """The person mask read as a standing figure: its box, the top of the head (the mask's highest pixel
     near the midline: raised hands or a held bag stretch the box, not this) and the midline (the median x of
-    the mask's pixels), in the look's pixels."""
+    the mask's pixels), in the look's pixels; ``mask``: the person probability it was read from (``person_mask``'s
+    grid), where kept."""
 
     box: tuple[int, int, int, int]
     head_top: float
     midline: float
+    mask: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -355,7 +357,8 @@ class BlazePose:
     def person_figure(self, look: Image, threshold: float = 0.5, min_share: float = 0.02) -> PersonFigure | None:
         """The person mask's box, head top and midline in the look's pixels (``PersonFigure``), or None when
         the mask covers under ``min_share`` of the look."""
-        mask = self.person_mask(look) >= threshold
+        probability = self.person_mask(look)
+        mask = probability >= threshold
         if mask.mean() < min_share:
             return None
         ys, xs = np.nonzero(mask)
@@ -364,4 +367,4 @@ class BlazePose:
         midline = float(np.median(xs)) + 0.5
         band = max(1.0, HEAD_BAND * (ys.max() + 1 - ys.min()))
         head_top = float(ys[np.abs(xs + 0.5 - midline) <= band].min())
-        return PersonFigure(box, head_top * sy, midline * sx)
+        return PersonFigure(box, head_top * sy, midline * sx, probability)

@@ -177,14 +177,14 @@ def test_config_spec_sets_the_pose_span_limit():
         EvalConfig.parse("t=LookSync-Tiny:random:0,min_span=1.5")
 
 
-def test_config_spec_switches_the_pose_retry_and_the_figure_axis():
+def test_config_spec_switches_the_pose_retry_the_figure_axis_and_the_bag_side():
     c = EvalConfig.parse("t=LookSync-Tiny:random:0")
-    assert (c.retry, c.figure) == (None, None)  # the settings' values
-    c = EvalConfig.parse("t=LookSync-Tiny:random:0,regions=pose,retry=0,figure=1")
-    assert (c.retry, c.figure) == (False, True)
-    tuned = with_config_options(Settings(pose_retry=True, pose_figure_axis=True), c)
-    assert (tuned.pose_retry, tuned.pose_figure_axis) == (False, True)
-    for key in ("retry", "figure"):
+    assert (c.retry, c.figure, c.side) == (None, None, None)  # the settings' values
+    c = EvalConfig.parse("t=LookSync-Tiny:random:0,regions=pose,retry=0,figure=1,side=0")
+    assert (c.retry, c.figure, c.side) == (False, True, False)
+    tuned = with_config_options(Settings(pose_retry=True, pose_figure_axis=True, pose_pick_side=True), c)
+    assert (tuned.pose_retry, tuned.pose_figure_axis, tuned.pose_pick_side) == (False, True, False)
+    for key in ("retry", "figure", "side"):
         with pytest.raises(EvalError, match=f"{key} must be 0 or 1"):
             EvalConfig.parse(f"t=LookSync-Tiny:random:0,{key}=yes")
 
