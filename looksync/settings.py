@@ -219,6 +219,9 @@ class Settings(BaseSettings):
     # a layer worn on either side (the bag, on either arm) is cropped on the one side that shows something beside the
     # body, where one clearly does (one crop fewer), else on both (docs/service.md, "One side of the bag")
     pose_pick_side: bool = True
+    # a pose extent the taxonomy marks ``unless_continuous`` is not cropped where the garment runs on past it (the
+    # knee-length crop of trousers whose colour runs from the thighs down the shins; docs/service.md, same section)
+    pose_pick_length: bool = True
     # landmark reads after the first (each in the ROI the read before gives) at most, and the change of that ROI
     # (a share of its side) up to which a further read is skipped as adding nothing (0: every read is made)
     pose_refine_reads: int = Field(default=1, ge=0, le=3)

@@ -43,13 +43,17 @@ class PoseExtent:
     one point is visible and inside the look, and from each group of ``framed``, at least one point is
     inside the look (visible or not: the pose model's visibility of knees at a crop's edge runs low while
     they are plainly there). ``outward``: ``pad``'s left and right mean towards and
-    away from the body's midline (a bag or a watch on either side), not the image's left and right."""
+    away from the body's midline (a bag or a watch on either side), not the image's left and right.
+    ``unless_continuous``: chains of three points (a, b, c); the extent is left out when an extent before it
+    was placed and, along every chain, the look's colour from a to b runs on from b to c (trousers past the
+    knees: the longer extent holds the garment, the shorter one is a crop that adds nothing)."""
 
     points: tuple[str, ...]
     seen: tuple[tuple[str, ...], ...]
     pad: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
     outward: bool = False
     framed: tuple[tuple[str, ...], ...] = ()
+    unless_continuous: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -138,10 +142,14 @@ def _pose(item: dict, path: Path) -> tuple[PoseExtent, ...]:
         raise TaxonomyError(f"{path}: layer {item.get('id')!r}: pose must be a list of extents, got {extents!r}")
     parsed = []
     for extent in extents:
-        if not isinstance(extent, dict) or not {"points", "seen"} <= set(extent) or set(extent) - {"points", "seen", "pad", "outward", "framed"}:
+        if not isinstance(extent, dict) or not {"points", "seen"} <= set(extent) or set(extent) - {"points", "seen", "pad", "outward", "framed", "unless_continuous"}:
             raise TaxonomyError(
-                f"{path}: layer {item.get('id')!r}: each pose extent needs points and seen (and optionally pad, outward, framed), got {extent!r}"
+                f"{path}: layer {item.get('id')!r}: each pose extent needs points and seen "
+                f"(and optionally pad, outward, framed, unless_continuous), got {extent!r}"
             )
+        chains = extent.get("unless_continuous", [])
+        if not isinstance(chains, list) or not all(isinstance(c, list) and len(c) == 3 for c in chains):
+            raise TaxonomyError(f"{path}: layer {item.get('id')!r}: pose unless_continuous must be a list of 3-point chains, got {chains!r}")
         seen, framed = extent["seen"], extent.get("framed", [])
         if not isinstance(seen, list) or not seen:
             raise TaxonomyError(f"{path}: layer {item.get('id')!r}: pose seen must be a list of groups, got {seen!r}")
@@ -156,6 +164,7 @@ def _pose(item: dict, path: Path) -> tuple[PoseExtent, ...]:
             pad=tuple(float(v) for v in pad),  # type: ignore[arg-type]
             outward=bool(extent.get("outward", False)),
             framed=tuple(_names(group, "framed group", item, path) for group in framed),
+            unless_continuous=tuple(_names(chain, "unless_continuous chain", item, path) for chain in chains),  # type: ignore[misc]
         ))  # fmt: skip
     return tuple(parsed)
 

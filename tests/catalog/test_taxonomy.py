@@ -104,3 +104,18 @@ def test_pose_extents_may_ask_points_only_to_be_in_the_look(tmp_path):
         (tmp_path / "bad.yaml").write_text(base.format(extra))
         with pytest.raises(TaxonomyError, match=message):
             load_taxonomy(tmp_path / "bad.yaml")
+
+
+def test_a_pose_extent_may_be_left_out_where_the_garment_runs_on(tmp_path):
+    # bottomwear's hips-to-knees extent is not cropped where the colour runs from the thighs down the shins
+    short = get_taxonomy().layers["bottomwear"].pose[1]
+    assert short.unless_continuous == (("left_hip", "left_knee", "left_ankle"), ("right_hip", "right_knee", "right_ankle"))
+    assert get_taxonomy().layers["bottomwear"].pose[0].unless_continuous == ()  # optional
+    base = ("categories: {{}}\ngenders: []\nmarkets: {{}}\ncolours: {{}}\npatterns: []\n"
+            "layers: [{{id: b, label: b, prompt: p, pose: [{{points: [left_hip], seen: [[left_hip]]{}}}]}}]\n")  # fmt: skip
+    (tmp_path / "ok.yaml").write_text(base.format(", unless_continuous: [[left_hip, left_knee, left_ankle]]"))
+    assert load_taxonomy(tmp_path / "ok.yaml").layers["b"].pose[0].unless_continuous == (("left_hip", "left_knee", "left_ankle"),)
+    for extra in (", unless_continuous: [[left_hip, left_knee]]", ", unless_continuous: left_hip", ", unless_continuous: [[a, '', c]]"):
+        (tmp_path / "bad.yaml").write_text(base.format(extra))
+        with pytest.raises(TaxonomyError, match="unless_continuous"):
+            load_taxonomy(tmp_path / "bad.yaml")

@@ -63,13 +63,16 @@ def varied_looks(tmp_path_factory) -> dict[str, tuple[Image.Image, dict]]:
 
 
 @pytest.fixture(scope="session")
-def bag_look(tmp_path_factory) -> tuple[Image.Image, dict]:
-    """A fixed-frame look that carries a bag on one side (seed 5's third look, as bench/bench_service.py draws
-    its 5-layer looks), with its ground truth."""
+def bench_looks(tmp_path_factory) -> dict[str, tuple[Image.Image, dict]]:
+    """The four fixed-frame looks of seed 5 that bench/bench_service.py's samples start from, by id, with their
+    ground truth: look-002 wears long trousers, look-003 carries a bag on one side."""
     from looksync.sample import generate_sample
 
-    root = tmp_path_factory.mktemp("pose-bag-look")
+    root = tmp_path_factory.mktemp("pose-bench-looks")
     manifest = generate_sample(root, size=60, seed=5, n_looks=4, image_base_url="http://127.0.0.1:1")
     truth = json.loads(manifest.ground_truth_path.read_text(encoding="utf-8"))
-    with Image.open(manifest.looks_dir / "look-003.png") as image:
-        return image.convert("RGB"), truth["look-003"]
+    looks = {}
+    for look_id in sorted(truth):
+        with Image.open(manifest.looks_dir / f"{look_id}.png") as image:
+            looks[look_id] = (image.convert("RGB"), truth[look_id])
+    return looks

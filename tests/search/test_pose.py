@@ -13,7 +13,15 @@ from PIL import Image
 from looksync.catalog.taxonomy import get_taxonomy
 from looksync.search.pose import LANDMARKS, BlazePose, PoseRegionFinder, pose_placement, resolve_pose_models
 from looksync.search.pose.blazepose import REFINE_TOLERANCE, Detection, PersonFigure, Roi, roi_change, ssd_anchors
-from looksync.search.pose.regions import figure_frame, person_box_placement, pick_sides, pose_span, retry_box, side_evidence
+from looksync.search.pose.regions import (
+    continuous,
+    figure_frame,
+    person_box_placement,
+    pick_sides,
+    pose_span,
+    retry_box,
+    side_evidence,
+)
 from looksync.search.regions import Placement, box_iou, layer_slots, layout_placement
 from looksync.settings import Settings
 
@@ -497,21 +505,21 @@ def test_a_bag_is_cropped_on_the_side_that_shows_one_else_on_both():
         return Placement(boxes={"bag": [left, right], "bottomwear": [(100, 200, 200, 380), (100, 200, 200, 300)]}, source="pose")
 
     nothing = placed()
-    pick_sides(taxonomy, nothing, Image.fromarray(pixels), mask)
+    pick_sides(taxonomy, nothing, pixels, mask)
     assert nothing.boxes == placed().boxes  # nothing beside the body: both sides stay
     pixels[200:260, 200:250] = (150, 40, 30)
     one = placed()
-    pick_sides(taxonomy, one, Image.fromarray(pixels), mask)
+    pick_sides(taxonomy, one, pixels, mask)
     assert one.boxes["bag"] == [right]
     assert one.boxes["bottomwear"] == placed().boxes["bottomwear"]  # a layer not worn on either side keeps its extents
     pixels[200:245, 30:80] = (40, 40, 150)  # something on the other side too, nearly as much: no clear side, both stay
     both = placed()
-    pick_sides(taxonomy, both, Image.fromarray(pixels), mask)
+    pick_sides(taxonomy, both, pixels, mask)
     assert both.boxes["bag"] == [left, right]
 
 
-def test_the_pose_finder_crops_a_carried_bag_on_its_side(blazepose, pose_models_dir, bag_look):
-    image, truth = bag_look
+def test_the_pose_finder_crops_a_carried_bag_on_its_side(blazepose, pose_models_dir, bench_looks):
+    image, truth = bench_looks["look-003"]
     layers = sorted(truth["products"])
     bag = tuple(truth["boxes"]["bag"])
     both = _finder(blazepose, pick_side=False).place(image, layers)
@@ -522,3 +530,41 @@ def test_the_pose_finder_crops_a_carried_bag_on_its_side(blazepose, pose_models_
     assert {k: v for k, v in one.boxes.items() if k != "bag"} == {k: v for k, v in both.boxes.items() if k != "bag"}
     settings = Settings(pose_models_dir=pose_models_dir, pose_pick_side=False)
     assert PoseRegionFinder.from_settings(None, settings=settings, fetch=False).pick_side is False
+
+
+class _Legs:
+    """A pose of named points only (what ``continuous`` reads)."""
+
+    def __init__(self, **points):
+        self.points = {name: np.array(xy, dtype=np.float32) for name, xy in points.items()}
+
+    def point(self, name):
+        return self.points[name]
+
+
+def test_a_garment_runs_on_where_its_colour_does_along_every_chain():
+    pixels = np.full((400, 200, 3), 255, np.uint8)
+    pixels[100:380, 40:160] = (30, 40, 120)  # trousers from the hips to the ankles
+    legs = _Legs(left_hip=(70, 100), left_knee=(70, 240), left_ankle=(70, 370),
+                 right_hip=(130, 100), right_knee=(130, 240), right_ankle=(130, 370))  # fmt: skip
+    chains = (("left_hip", "left_knee", "left_ankle"), ("right_hip", "right_knee", "right_ankle"))
+    assert continuous(pixels, legs, chains)
+    pixels[250:380, 100:160] = (200, 160, 130)  # one bare shin: not the same garment all the way down
+    assert not continuous(pixels, legs, chains)
+    assert continuous(pixels, legs, chains[:1])  # the other leg alone still runs on
+    legs.points["left_ankle"] = np.array([70.0, 420.0])  # a point out of the look: nothing to tell
+    assert not continuous(pixels, legs, chains[:1])
+    assert not continuous(pixels, legs, ())
+
+
+def test_the_knee_crop_of_long_trousers_is_left_out(blazepose, pose_models_dir, bench_looks):
+    image, truth = bench_looks["look-002"]
+    layers = sorted(truth["products"])
+    trousers = tuple(truth["boxes"]["bottomwear"])
+    both = _finder(blazepose, pick_length=False).place(image, layers)
+    one = _finder(blazepose).place(image, layers)
+    assert both.source == one.source == "pose" and len(both.boxes["bottomwear"]) == 2
+    assert one.boxes["bottomwear"] == both.boxes["bottomwear"][:1]  # hips to ankles, the crop that holds them
+    assert box_iou(one.boxes["bottomwear"][0], trousers) > box_iou(both.boxes["bottomwear"][1], trousers)
+    settings = Settings(pose_models_dir=pose_models_dir, pose_pick_length=False)
+    assert PoseRegionFinder.from_settings(None, settings=settings, fetch=False).pick_length is False
