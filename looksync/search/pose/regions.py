@@ -209,10 +209,7 @@ class PoseRegionFinder:
             pixels = np.asarray(look) if self.pick_side or self.pick_length else None
             placement = pose_placement(self.taxonomy, pose, look.size, layers, self.min_visibility,
                                        pixels if self.pick_length else None)  # fmt: skip
-            if self.pick_side and figure is not None and figure.mask is not None:
-                start = time.perf_counter()
-                pick_sides(self.taxonomy, placement, pixels, figure.mask)
-                timings["region_sides"] = (time.perf_counter() - start) * 1000
+            self._pick_sides(placement, look, pixels, figure, timings)
             placement.timings_ms, placement.face = timings, face
             return placement
 
@@ -220,6 +217,7 @@ class PoseRegionFinder:
             box, box_source = detections[0].person_box(look.size), "the pose detector"
         if box is not None:
             placement = person_box_placement(self.taxonomy, box, look.size, layers, figure if self.figure_axis else None)
+            self._pick_sides(placement, look, None, figure, timings)
             placement.degraded.append(
                 f"regions_person_box: {why}; layers placed at the taxonomy slots within the person's box from {box_source} {list(box)}"
             )
@@ -228,6 +226,14 @@ class PoseRegionFinder:
             placement.degraded.append(f"regions_layout: {why} and no person box; layers placed at the taxonomy slots of the whole look")
         placement.timings_ms, placement.face = timings, face
         return placement
+
+    def _pick_sides(self, placement: Placement, look: Image, pixels: np.ndarray | None, figure: PersonFigure | None,
+                    timings: dict[str, float]) -> None:
+        """``pick_sides`` where it is on and the person mask is there (timed as ``region_sides``)."""
+        if self.pick_side and figure is not None and figure.mask is not None:
+            start = time.perf_counter()
+            pick_sides(self.taxonomy, placement, np.asarray(look) if pixels is None else pixels, figure.mask)
+            timings["region_sides"] = (time.perf_counter() - start) * 1000
 
     def _unusable(self, pose: Pose | None, size: tuple[int, int], box: Box | None) -> str | None:
         """Why ``pose`` is not used for regions (None: it is)."""
