@@ -454,13 +454,15 @@ def test_the_person_box_slots_hang_from_the_head_not_from_raised_hands(blazepose
     assert figure.head_top > y0 + 0.15 * (y1 - y0)  # the hands are well above the head
     assert x0 < figure.midline < x1
     layers = sorted(truth["boxes"])
-    placement = _finder(blazepose).place(image, layers)
+    placement = _finder(blazepose, pick_side=False).place(image, layers)
     assert placement.source == "person_box"
     bag = tuple(truth["boxes"]["bag"])
     assert max(box_iou(b, bag) for b in placement.boxes["bag"]) > 0.5
     from_box = person_box_placement(get_taxonomy(), figure.box, image.size, layers)  # the box's top and centre
     assert max(box_iou(b, bag) for b in from_box.boxes["bag"]) < 0.25
-    assert _finder(blazepose, figure_axis=False).place(image, layers).boxes == from_box.boxes
+    assert _finder(blazepose, figure_axis=False, pick_side=False).place(image, layers).boxes == from_box.boxes
+    picked = _finder(blazepose).place(image, layers)  # the bag's side picked in the person's box too
+    assert picked.boxes["bag"] == [max(placement.boxes["bag"], key=lambda b: box_iou(b, bag))] and "region_sides" in picked.timings_ms
 
 
 def test_the_figure_frame_is_fitted_from_the_head_top_and_the_midline():

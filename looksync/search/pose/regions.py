@@ -232,8 +232,8 @@ class PoseRegionFinder:
         """``pick_sides`` where it is on and the person mask is there (timed as ``region_sides``)."""
         if self.pick_side and figure is not None and figure.mask is not None:
             start = time.perf_counter()
-            pick_sides(self.taxonomy, placement, np.asarray(look) if pixels is None else pixels, figure.mask)
-            timings["region_sides"] = (time.perf_counter() - start) * 1000
+            if pick_sides(self.taxonomy, placement, np.asarray(look) if pixels is None else pixels, figure.mask):
+                timings["region_sides"] = (time.perf_counter() - start) * 1000
 
     def _unusable(self, pose: Pose | None, size: tuple[int, int], box: Box | None) -> str | None:
         """Why ``pose`` is not used for regions (None: it is)."""
@@ -373,14 +373,15 @@ def side_evidence(pixels: np.ndarray, mask: np.ndarray, box: Box, background: np
     return float((distance > SIDE_COLOUR_DISTANCE).mean())
 
 
-def pick_sides(taxonomy: Taxonomy, placement: Placement, pixels: np.ndarray, mask: np.ndarray) -> None:
+def pick_sides(taxonomy: Taxonomy, placement: Placement, pixels: np.ndarray, mask: np.ndarray) -> int:
     """Each placed layer worn on either side (every pose extent ``outward``, more than one box) keeps only the side
     whose box shows clearly more beside the body than the other (``side_evidence``); otherwise both stay. The
-    background colour is the median of the look's (RGB ``pixels``) border pixels."""
+    background colour is the median of the look's (RGB ``pixels``) border pixels. Returns how many layers were
+    looked at."""
     sided = [layer for layer, boxes in placement.boxes.items()
              if len(boxes) > 1 and all(extent.outward for extent in taxonomy.layers[layer].pose)]  # fmt: skip
     if not sided:
-        return
+        return 0
     background = np.median(np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]]), axis=0).astype(np.int16)
     for layer in sided:
         boxes = placement.boxes[layer]
@@ -389,6 +390,7 @@ def pick_sides(taxonomy: Taxonomy, placement: Placement, pixels: np.ndarray, mas
         best, second = evidence[order[0]], evidence[order[1]]
         if best - second >= SIDE_MIN_GAP and best >= SIDE_MIN_RATIO * second:
             placement.boxes[layer] = [boxes[order[0]]]
+    return len(sided)
 
 
 def pose_span(pose: Pose, size: tuple[int, int], box: Box) -> float:
