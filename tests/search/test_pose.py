@@ -16,6 +16,7 @@ from looksync.search.pose.blazepose import REFINE_TOLERANCE, Detection, PersonFi
 from looksync.search.pose.regions import (
     continuous,
     figure_frame,
+    figure_roi,
     person_box_placement,
     pick_sides,
     pose_span,
@@ -123,10 +124,40 @@ def test_the_cropped_top_of_a_look_has_no_feet(blazepose, sample_look):
     assert all(_inside(box, top.size) for boxes in placement.boxes.values() for box in boxes)
 
 
+class _Unsure:
+    """The real estimator whose landmark reads in a ROI given to it (the person figure's) are never sure."""
+
+    def __init__(self, estimator):
+        self.estimator = estimator
+
+    def __getattr__(self, name):
+        return getattr(self.estimator, name)
+
+    def landmarks(self, look, detection, roi=None, **reads):
+        pose = self.estimator.landmarks(look, detection, roi=roi, **reads)
+        if roi is not None:
+            pose.score = 0.0
+        return pose
+
+
 def test_fallbacks_in_order(pose_models_dir, blazepose, astronaut):
-    # 1. no pose (the detector's threshold above any score) -> the person's box from the mask
+    # 1. no pose from the detector (its threshold above any score) -> the landmarks read in the ROI from the
+    # person mask's figure, said in degraded
     strict = BlazePose(resolve_pose_models("pypi", pose_models_dir, fetch=False), threads=2, min_detection=0.999)
     placement = _finder(strict).place(astronaut, ["topwear", "footwear"])
+    assert placement.source == "pose"
+    assert placement.degraded == ["regions_pose_figure: no person detected; landmarks read in the ROI from the person mask's figure"]
+    assert set(placement.timings_ms) == {"region_pose", "region_person_mask", "region_pose_figure"}
+    assert "topwear" in placement.boxes and placement.absent["footwear"].startswith("out of frame")
+
+    # 2. that read not sure either -> the person's box from the mask, both reasons said
+    placement = _finder(_Unsure(strict)).place(astronaut, ["topwear", "footwear"])
+    assert placement.source == "person_box"
+    assert placement.degraded[0].startswith("regions_person_box: no person detected; read in the ROI from the person mask's "
+                                            "figure: no pose landmarks (presence 0.00); layers placed at the taxonomy slots")  # fmt: skip
+    assert set(placement.timings_ms) == {"region_pose", "region_person_mask", "region_pose_figure"}
+    # the figure's read off (LOOKSYNC_POSE_FIGURE_ROI=0): straight to the person's box
+    placement = _finder(strict, figure_roi=False).place(astronaut, ["topwear", "footwear"])
     assert placement.source == "person_box"
     assert placement.degraded[0].startswith("regions_person_box: no person detected; layers placed at the taxonomy slots")
     assert "person mask" in placement.degraded[0]
@@ -137,12 +168,12 @@ def test_fallbacks_in_order(pose_models_dir, blazepose, astronaut):
     assert placement.face is None  # no detection, no face box
     # with the retry on (LOOKSYNC_POSE_RETRY), the detector tries again within the person mask's box (here the
     # whole photo) first, with no more luck, and says so
-    placement = _finder(strict, retry=True).place(astronaut, ["topwear", "footwear"])
+    placement = _finder(strict, retry=True, figure_roi=False).place(astronaut, ["topwear", "footwear"])
     assert re.match(r"regions_person_box: no person detected; read again within the person mask's box \[0, 0, 512, 512\]: "
                     r"no person detected; layers placed at the taxonomy slots", placement.degraded[0])  # fmt: skip
     assert set(placement.timings_ms) == {"region_pose", "region_person_mask", "region_pose_retry"}
 
-    # 2. no person at all -> the taxonomy slots of the whole look
+    # 3. no person at all (no mask, so no figure either) -> the taxonomy slots of the whole look
     blank = Image.new("RGB", (400, 300), (200, 220, 240))
     placement = _finder(blazepose).place(blank, ["topwear", "footwear"])
     assert placement.source == "layout" and placement.degraded[0].startswith("regions_layout: no person detected")
@@ -268,7 +299,8 @@ def test_a_pose_read_upside_down_is_not_used(blazepose, sample_look):
     turned = image.rotate(180)
     pose = blazepose.landmarks(turned, blazepose.detect(turned)[0])
     assert pose.score >= 0.5 and abs(np.degrees(pose.roi.rotation)) > 120  # sure of itself, and upside down
-    placement = _finder(blazepose).place(turned, sorted(truth["products"]))
+    # (the figure's read off: on a turned look the mask's "head" is the feet, and that read is not checked for it)
+    placement = _finder(blazepose, figure_roi=False).place(turned, sorted(truth["products"]))
     assert placement.source == "person_box"
     assert placement.degraded[0].startswith("regions_person_box: pose tilted ")
     assert "degrees from upright (over 60)" in placement.degraded[0]
@@ -385,8 +417,9 @@ def test_a_pose_that_spans_part_of_the_person_is_not_used(blazepose, sample_look
 
     placement = _finder(_Crowded(blazepose)).place(image, sorted(truth["products"]))
     assert placement.source == "person_box"
-    assert re.match(r"regions_person_box: the pose spans 0\.\d\d of the person mask's height \(under 0\.70\)", placement.degraded[0])
-    assert set(placement.timings_ms) == {"region_pose", "region_person_mask"}
+    assert re.match(r"regions_person_box: the pose spans 0\.\d\d of the person mask's height \(under 0\.70\); read in the ROI "
+                    r"from the person mask's figure: the pose spans 0\.\d\d", placement.degraded[0])  # fmt: skip
+    assert set(placement.timings_ms) == {"region_pose", "region_person_mask", "region_pose_figure"}
     assert placement.face == _finder(blazepose).place(image, ["topwear"]).face  # the head, though no landmarks
     # the check off (LOOKSYNC_POSE_MIN_SPAN=0), or no person mask to check against: the pose is used
     assert _finder(_Crowded(blazepose), min_span=0).place(image, ["topwear"]).source == "pose"
@@ -400,7 +433,7 @@ def test_the_slots_in_a_fixed_looks_person_box_land_where_the_layout_puts_them(p
     image, _ = sample_look
     strict = BlazePose(resolve_pose_models("pypi", pose_models_dir, fetch=False), threads=2, min_detection=0.999)
     layers = [name for name in ALL_LAYERS if layer_slots(get_taxonomy(), name)]
-    placement = _finder(strict).place(image, layers)
+    placement = _finder(strict, figure_roi=False).place(image, layers)
     assert placement.source == "person_box" and set(placement.boxes) == set(layers)
     layout = layout_placement(get_taxonomy(), image.size, layers)
     overlaps = [box_iou(placement.boxes[name][0], layout.boxes[name][0]) for name in layers]
@@ -425,9 +458,9 @@ def test_a_look_without_a_usable_pose_is_read_again_within_the_person_mask_box(b
     and the layer is placed from it. A look whose first read is usable pays for no second one."""
     image, truth = varied_looks["vlook-005"]
     layers = sorted(truth["boxes"])
-    without = _finder(blazepose).place(image, layers)  # the retry is off by default (LOOKSYNC_POSE_RETRY)
+    without = _finder(blazepose, figure_roi=False).place(image, layers)  # the retry is off by default (LOOKSYNC_POSE_RETRY)
     assert without.source == "person_box" and without.degraded[0].startswith("regions_person_box: no pose landmarks")
-    placement = _finder(blazepose, retry=True).place(image, layers)
+    placement = _finder(blazepose, retry=True, figure_roi=False).place(image, layers)
     assert placement.source == "pose" and not placement.degraded
     assert set(placement.timings_ms) == {"region_pose", "region_person_mask", "region_pose_retry"}
     assert set(placement.boxes) == set(layers)
@@ -570,3 +603,76 @@ def test_the_knee_crop_of_long_trousers_is_left_out(blazepose, pose_models_dir, 
     assert box_iou(one.boxes["bottomwear"][0], trousers) > box_iou(both.boxes["bottomwear"][1], trousers)
     settings = Settings(pose_models_dir=pose_models_dir, pose_pick_length=False)
     assert PoseRegionFinder.from_settings(None, settings=settings, fetch=False).pick_length is False
+
+
+def test_the_figure_roi_is_hung_from_the_head_and_scaled_by_the_height_or_the_width():
+    """The landmark ROI from the person mask's figure: upright, on the midline, centred at 0.48 of the 3:5 frame's
+    height below its top (where the hip centre is), 1.25 x that height on a side; the frame is fitted by the
+    height from the head's top, or by the width when the mask reaches the look's bottom (within 3%)."""
+    size = (600, 1000)
+    whole = PersonFigure((200, 100, 400, 900), head_top=120.0, midline=290.0)
+    height = (900 - 120) / (0.934 - 0.039)
+    top = 120 - 0.039 * height
+    roi = figure_roi(whole, size)
+    assert roi.rotation == 0.0 and np.isclose(roi.cx, 290.0)
+    assert np.isclose(roi.cy, top + 0.48 * height) and np.isclose(roi.side, 1.25 * height)
+    cut = PersonFigure((200, 100, 400, 975), head_top=120.0, midline=290.0)  # 25 px short of the bottom: cut
+    height = (400 - 200) / 0.586 / 0.6
+    roi = figure_roi(cut, size)
+    assert np.isclose(roi.cy, 120 - 0.039 * height + 0.48 * height) and np.isclose(roi.side, 1.25 * height)
+    # the ROI's own frame -> the look's pixels: its centre, and its bottom edge's middle straight below
+    assert np.allclose(roi.to_image(np.array([0.5, 0.5])), (roi.cx, roi.cy))
+    assert np.allclose(roi.to_image(np.array([0.5, 1.0])), (roi.cx, roi.cy + roi.side / 2))
+
+
+def test_landmarks_read_in_a_given_roi_are_in_the_looks_pixels(blazepose, astronaut):
+    """A read in a ROI that runs off the look (the figure's ROI of a waist-up photo does) fills the outside with
+    the look's edge pixels, so the same photo edge-padded and read in the same ROI moved by the padding gives the
+    same landmarks moved by the padding: the points come back in the look's pixels, wherever the ROI lies."""
+    figure = blazepose.person_figure(astronaut)
+    roi = figure_roi(figure, astronaut.size)
+    assert roi.cy + roi.side / 2 > astronaut.height  # off the bottom of the photo
+    dx, dy = 48, 30  # multiples of the factor the look is box-reduced by before the warp (3 here), so the grids align
+    assert int(roi.side // 512) == 3
+    padded = Image.fromarray(np.pad(np.asarray(astronaut), ((dy, 60), (dx, 20), (0, 0)), mode="edge"))
+    detection = Detection(0.0, np.zeros(4), np.zeros((4, 2)))
+    alone = blazepose.landmarks(astronaut, detection, refine=0, roi=roi)
+    moved = blazepose.landmarks(padded, detection, refine=0, roi=Roi(roi.cx + dx, roi.cy + dy, roi.side, roi.rotation))
+    assert alone.roi == roi
+    # the same up to the crops' resampling (one model pixel is roi.side / 256, 7 px here), far under the shift
+    error = np.abs(moved.points - alone.points - [dx, dy])
+    assert error.max() < roi.side / 256 * 1.2 and np.median(error) < roi.side / 256 / 2
+
+
+def test_a_waist_up_photo_without_a_detection_is_read_in_the_figures_roi(pose_models_dir, blazepose, astronaut):
+    """The detector held back (its threshold above any score): the landmarks read in the ROI from the person
+    mask land on the person as the detector's own do (nose and shoulders within 0.06 of the photo's side)."""
+    strict = BlazePose(resolve_pose_models("pypi", pose_models_dir, fetch=False), threads=2, min_detection=0.999)
+    finder = _finder(strict)
+    pose = finder.figure_pose(astronaut, strict.person_figure(astronaut))
+    reference = blazepose.landmarks(astronaut, blazepose.detect(astronaut)[0])
+    for name in ("nose", "left_shoulder", "right_shoulder"):
+        assert np.linalg.norm(pose.point(name) - reference.point(name)) < 0.06 * astronaut.width, name
+    assert pose.detection.score == 0.0 and np.allclose(pose.detection.box, strict.person_figure(astronaut).box)
+
+
+def test_a_cut_figure_without_a_detector_pose_is_placed_from_the_figures_roi(blazepose, varied_looks):
+    """A three-quarter look (cut at the knees) whose detector read the landmark model is not sure of: read in the
+    ROI from the person mask's figure, the pose places its garments closer to their boxes than the person's box
+    slots, and the feet are out of frame."""
+    image, truth = varied_looks["vlook-003"]
+    assert truth["framing"]["crop"] == "three_quarter"
+    layers = sorted(truth["boxes"])
+    before = _finder(blazepose, figure_roi=False).place(image, [*layers, "footwear"])
+    assert before.source == "person_box" and before.degraded[0].startswith("regions_person_box: no pose landmarks")
+    placement = _finder(blazepose).place(image, [*layers, "footwear"])
+    assert placement.source == "pose"
+    assert placement.degraded == ["regions_pose_figure: no pose landmarks (presence 0.00); landmarks read in the ROI from the "
+                                  "person mask's figure"]  # fmt: skip
+    assert placement.absent["footwear"].startswith("out of frame")
+    assert all(_inside(box, image.size) for boxes in placement.boxes.values() for box in boxes)
+
+    def iou(p, layer):
+        return max(box_iou(b, tuple(truth["boxes"][layer])) for b in p.boxes[layer])
+
+    assert iou(placement, "bottomwear") > iou(before, "bottomwear") + 0.05 and iou(placement, "topwear") > iou(before, "topwear") + 0.05

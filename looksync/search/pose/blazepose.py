@@ -305,15 +305,16 @@ class BlazePose:
     # ---- stage 2: the landmarks ---------------------------------------------------------------
 
     def landmarks(self, look: Image, detection: Detection, refine: int = REFINE_READS,
-                  tolerance: float = REFINE_TOLERANCE) -> Pose:  # fmt: skip
+                  tolerance: float = REFINE_TOLERANCE, roi: Roi | None = None) -> Pose:  # fmt: skip
         """The landmarks in the detector's ROI, then read up to ``refine`` more times, each in the ROI that the
         previous read's own hip-centre and full-body points give (MediaPipe's tracking ROI: its graphs crop
         each video frame from the landmarks of the one before). The detector places the body's circle
         loosely on drawn figures (the hip centre high, the ROI short of the feet); on 430 generated looks
         one more read gave a usable pose on 199 instead of 185, its regions covering more of each garment
         (0.87 against 0.84 on the varied looks placed from a pose). Each read costs one landmark call, so a
-        read is skipped when its ROI would differ from the last one's by at most ``tolerance`` (``roi_change``)."""
-        roi = roi_from_detection(detection)
+        read is skipped when its ROI would differ from the last one's by at most ``tolerance`` (``roi_change``).
+        ``roi``: the first read's ROI instead of the detector's (``figure_roi``: from the person mask)."""
+        roi = roi or roi_from_detection(detection)
         for read in range(refine + 1):
             crop = warp_roi(look, roi, LANDMARK_SIZE).astype(np.float32) / 255.0
             out = self._run(self.landmarker, crop)

@@ -13,6 +13,14 @@ Fallbacks, in order, each recorded in the placement's ``degraded`` notes and ``t
    them or reported not in the look, with the reason. With ``retry`` (off by default: it rarely finds a
    pose, see ``Settings.pose_retry``), a look without a usable pose is read again within the person
    mask's box, widened, before falling back (``timings_ms["region_pose_retry"]``);
+   ``pose`` from the person's figure (``figure_roi``, on by default): no usable pose from the detector, but a
+   person mask: the landmark model reads the ROI that a standing figure hung from the mask's head top and
+   midline, and scaled by its height (or by its width when the figure is cut by the look's bottom edge), would
+   have (``figure_roi``; the same checks apply; ``timings_ms["region_pose_figure"]``, and a
+   ``regions_pose_figure`` note in ``degraded`` says why the detector's pose was not used). The detector reads
+   half and three-quarter figures upside down or not at all (its hip-centre and body keypoints assume a whole
+   body); the landmark model, given an upright ROI where the whole body would be (the missing legs filled with
+   the look's bottom-edge pixels), finds the upper body's landmarks on most of them;
 2. ``person_box``: no pose, but a person box (the selfie-segmentation mask's box, else the detector's
    full-body circle): the taxonomy slots, which describe a full figure on a 3:5 portrait canvas, are
    placed in a frame fitted to that box (by its height, or by its width when the box runs off the
@@ -33,7 +41,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from looksync.catalog.taxonomy import Taxonomy, get_taxonomy
-from looksync.search.pose.blazepose import LANDMARK_INDEX, REFINE_READS, REFINE_TOLERANCE, BlazePose, PersonFigure, Pose
+from looksync.search.pose.blazepose import (
+    LANDMARK_INDEX,
+    REFINE_READS,
+    REFINE_TOLERANCE,
+    ROI_SCALE,
+    BlazePose,
+    Detection,
+    PersonFigure,
+    Pose,
+    Roi,
+)
 from looksync.search.pose.models import PoseModelPaths, resolve_pose_models
 from looksync.search.regions import (
     Box,
@@ -76,6 +94,12 @@ SIDE_SAMPLES = 96  # pixels read along a side box's longer side (a grid, not eve
 # generated training looks with bottomwear, every look whose legs were all within 60 wore the long garment, 20 of the
 # 47; short garments and boots measured 80-470; docs/service.md, "One side of the bag, one length of the legs")
 CONTINUOUS_DISTANCE, SEGMENT_SAMPLES, SEGMENT_PATCH = 60.0, 7, 2
+# the landmark ROI from the person's figure (``figure_roi``), in ``figure_frame``'s 3:5 frame: centred on the hip
+# centre, which the landmark model puts at 0.44-0.51 of the frame's height on generated looks placed from the
+# detector's pose (medians per framing), with a side of 1.25 x the frame's height (their ROIs: 0.98-1.18 after
+# the read; a larger first ROI found a pose on more cut figures); a mask box ending within FIGURE_CUT_MARGIN of
+# the look's bottom is a figure cut by it (the mask thins out at the edge)
+FIGURE_ROI_HIP, FIGURE_ROI_SIDE, FIGURE_CUT_MARGIN = 0.48, 1.25, 0.03
 
 
 def retry_box(box: Box, size: tuple[int, int], margin: float = RETRY_MARGIN) -> Box:
@@ -83,6 +107,19 @@ def retry_box(box: Box, size: tuple[int, int], margin: float = RETRY_MARGIN) -> 
     pad = margin * (box[3] - box[1])
     return (max(0, int(box[0] - pad)), max(0, int(box[1] - pad)), min(size[0], int(math.ceil(box[2] + pad))),
             min(size[1], int(math.ceil(box[3] + pad))))  # fmt: skip
+
+
+def figure_roi(figure: PersonFigure, size: tuple[int, int], hip: float = FIGURE_ROI_HIP, side: float = FIGURE_ROI_SIDE,
+               cut_margin: float = FIGURE_CUT_MARGIN) -> Roi:  # fmt: skip
+    """The landmark model's ROI for a standing figure read from the person mask: upright, centred on the
+    midline at the hip centre of the 3:5 frame ``figure_frame`` fits to the figure (by the width when the mask
+    reaches within ``cut_margin`` of the look's bottom), ``side`` x the frame's height. In the look's pixels;
+    the ROI may run off the look (the landmark crop fills that with edge pixels)."""
+    box = figure.box
+    if box[3] >= size[1] * (1 - cut_margin) - 1:
+        box = (box[0], box[1], box[2], size[1])
+    _, top, _, frame_h = figure_frame(box, size, figure)
+    return Roi(float(figure.midline), float(top + hip * frame_h), float(side * frame_h), 0.0)
 
 
 @lru_cache(maxsize=4)
@@ -113,6 +150,7 @@ class PoseRegionFinder:
         retry_margin: float = RETRY_MARGIN,
         pick_side: bool = True,
         pick_length: bool = True,
+        figure_roi: bool = True,
     ):
         if estimator is None:
             raise ValueError("PoseRegionFinder needs a BlazePose estimator; use PoseRegionFinder.from_settings")
@@ -130,6 +168,7 @@ class PoseRegionFinder:
         self.figure_axis = figure_axis  # the person-box slots hung from the mask's head top and midline
         self.pick_side = pick_side  # a layer worn on either side keeps the side that shows something (``pick_sides``)
         self.pick_length = pick_length  # extents ``unless_continuous`` left out where the garment runs on (``continuous``)
+        self.figure_roi = figure_roi  # no usable pose from the detector: landmarks in the ROI from the person mask
         self.fallback = ClipBoxRegionFinder(encoder, embed_texts)
         unknown = sorted({name for layer in self.taxonomy.layers.values() for extent in layer.pose
                           for name in (*extent.points, *(n for group in (*extent.seen, *extent.framed, *extent.unless_continuous)
@@ -162,7 +201,8 @@ class PoseRegionFinder:
                    max_tilt=settings.pose_max_tilt, min_span=settings.pose_min_span,
                    refine_reads=settings.pose_refine_reads, refine_tolerance=settings.pose_refine_tolerance,
                    retry=settings.pose_retry, figure_axis=settings.pose_figure_axis,
-                   pick_side=settings.pose_pick_side, pick_length=settings.pose_pick_length)  # fmt: skip
+                   pick_side=settings.pose_pick_side, pick_length=settings.pose_pick_length,
+                   figure_roi=settings.pose_figure_roi)  # fmt: skip
 
     # ---- placement ----------------------------------------------------------------------------
 
@@ -205,12 +245,24 @@ class PoseRegionFinder:
                 pose, why = second, None
             else:
                 why = f"{why}; read again within the person mask's box {list(within)}: {again}"
-        if why is None:
+        note = None
+        if why is not None and self.figure_roi and figure is not None:
+            start = time.perf_counter()
+            read = self.figure_pose(look, figure)
+            timings["region_pose_figure"] = (time.perf_counter() - start) * 1000
+            again = self._unusable(read, look.size, box)
+            if again is None:
+                pose, note = read, f"regions_pose_figure: {why}; landmarks read in the ROI from the person mask's figure"
+            else:
+                why = f"{why}; read in the ROI from the person mask's figure: {again}"
+        if pose is not None and (why is None or note is not None):
             pixels = np.asarray(look) if self.pick_side or self.pick_length else None
             placement = pose_placement(self.taxonomy, pose, look.size, layers, self.min_visibility,
                                        pixels if self.pick_length else None)  # fmt: skip
             self._pick_sides(placement, look, pixels, figure, timings)
             placement.timings_ms, placement.face = timings, face
+            if note is not None:
+                placement.degraded.append(note)
             return placement
 
         if box is None and detections:
@@ -234,6 +286,14 @@ class PoseRegionFinder:
             start = time.perf_counter()
             if pick_sides(self.taxonomy, placement, np.asarray(look) if pixels is None else pixels, figure.mask):
                 timings["region_sides"] = (time.perf_counter() - start) * 1000
+
+    def figure_pose(self, look: Image, figure: PersonFigure) -> Pose:
+        """The landmarks read in ``figure_roi`` (its detection: the mask's box, score 0, the ROI's hip centre and
+        full-body point as keypoints)."""
+        roi = figure_roi(figure, look.size)
+        hips, body = (roi.cx, roi.cy), (roi.cx, roi.cy - roi.side / (2 * ROI_SCALE))
+        detection = Detection(0.0, np.array(figure.box, dtype=float), np.array([hips, body, hips, hips], dtype=float))
+        return self.estimator.landmarks(look, detection, refine=self.refine_reads, tolerance=self.refine_tolerance, roi=roi)
 
     def _unusable(self, pose: Pose | None, size: tuple[int, int], box: Box | None) -> str | None:
         """Why ``pose`` is not used for regions (None: it is)."""

@@ -184,9 +184,18 @@ def test_config_spec_switches_the_pose_retry_the_figure_axis_and_the_bag_side():
     assert (c.retry, c.figure, c.side) == (False, True, False)
     tuned = with_config_options(Settings(pose_retry=True, pose_figure_axis=True, pose_pick_side=True), c)
     assert (tuned.pose_retry, tuned.pose_figure_axis, tuned.pose_pick_side) == (False, True, False)
-    for key in ("retry", "figure", "side"):
+    for key in ("retry", "figure", "side", "figroi"):
         with pytest.raises(EvalError, match=f"{key} must be 0 or 1"):
             EvalConfig.parse(f"t=LookSync-Tiny:random:0,{key}=yes")
+
+
+def test_config_spec_switches_the_figures_roi():
+    assert EvalConfig.parse("t=LookSync-Tiny:random:0").figroi is None  # the setting's value
+    c = EvalConfig.parse("t=LookSync-Tiny:random:0,regions=pose,figroi=0")
+    assert c.figroi is False
+    assert with_config_options(Settings(pose_figure_roi=True), c).pose_figure_roi is False
+    assert with_config_options(Settings(pose_figure_roi=False), EvalConfig.parse("t=LookSync-Tiny:random:0,figroi=1")).pose_figure_roi is True
+    assert with_config_options(Settings(pose_figure_roi=False), EvalConfig.parse("t=LookSync-Tiny:random:0")).pose_figure_roi is False
 
 
 def test_config_spec_sets_the_landmark_reads_tolerance():
