@@ -227,13 +227,6 @@ class Settings(BaseSettings):
     # generated varied training looks it gave a usable pose on 77 of the 101 that fell back, half figures' garments
     # covered 0.62 -> 0.73 (all of them), three-quarter 0.79 -> 0.87 (docs/evaluation.md, "cut figures")
     pose_figure_roi: bool = True
-    # with the figure axis, the person-box fallback places the layers with taxonomy head_frame boxes (headwear,
-    # eyewear, the bag) from the head the mask shows (its top, centre and width), not from the slots in the frame
-    # fitted to the box (cut figures and raised arms scale that frame wrongly). Off: the garments' boxes are covered
-    # more (seed 13's person-box looks: eyewear 0.58 -> 0.81, headwear 0.58 -> 0.77, bag 0.47 -> 0.82), but on the
-    # eval sample look Recall@10 with hints lost 2 queries of 255 and without hints, with heads retrained on it, the
-    # gender head grew sure of more looks it reads wrong (docs/evaluation.md, "Head-frame regions")
-    pose_head_frame: bool = False
     # landmark reads after the first (each in the ROI the read before gives) at most, and the change of that ROI
     # (a share of its side) up to which a further read is skipped as adding nothing (0: every read is made)
     pose_refine_reads: int = Field(default=1, ge=0, le=3)

@@ -33,17 +33,6 @@ class Layer:
     # where the layer sits on the body, from pose keypoints (the pose region finder): the main extent,
     # then other extents, like slot and alt_slots; empty when the taxonomy gives none
     pose: tuple[PoseExtent, ...] = ()
-    # where the layer sits from the person mask's head, when no pose is used (the pose finder's person-box
-    # fallback); None: the slots are placed in the figure's frame instead
-    head_frame: HeadFrame | None = None
-
-
-@dataclass(frozen=True)
-class HeadFrame:
-    """A layer's boxes measured from the person's head as the person mask shows it: (left, top, right, bottom)
-    in head widths, x from the head's centre column (positive: the image's right), y down from the head's top."""
-
-    boxes: tuple[tuple[float, float, float, float], ...]
 
 
 @dataclass(frozen=True)
@@ -180,22 +169,6 @@ def _pose(item: dict, path: Path) -> tuple[PoseExtent, ...]:
     return tuple(parsed)
 
 
-def _head_frame(item: dict, path: Path) -> HeadFrame | None:
-    spec = item.get("head_frame")
-    if spec is None:
-        return None
-    boxes = spec.get("boxes") if isinstance(spec, dict) and set(spec) == {"boxes"} else None
-    ok = isinstance(boxes, list) and boxes and all(
-        isinstance(b, list) and len(b) == 4 and all(isinstance(v, (int, float)) and -10 <= v <= 10 for v in b)
-        and b[0] < b[2] and b[1] < b[3] for b in boxes)  # fmt: skip
-    if not ok:
-        raise TaxonomyError(
-            f"{path}: layer {item.get('id')!r}: head_frame needs boxes, a list of [left, top, right, bottom] in head widths "
-            f"(each in [-10, 10], left < right, top < bottom); got {spec!r}"
-        )
-    return HeadFrame(tuple(tuple(float(v) for v in b) for b in boxes))  # type: ignore[misc]
-
-
 def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
     """Read and validate a taxonomy file (the packaged one by default)."""
     path = Path(path) if path else DEFAULT_TAXONOMY_PATH
@@ -210,7 +183,7 @@ def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
     for item in _require(raw, "layers", str(path)):
         layer = Layer(
             id=item["id"], label=item["label"], prompt=item["prompt"], slot=_slot(item, path),
-            alt_slots=_alt_slots(item, path), pose=_pose(item, path), head_frame=_head_frame(item, path),
+            alt_slots=_alt_slots(item, path), pose=_pose(item, path),
         )  # fmt: skip
         if layer.id in layers:
             raise TaxonomyError(f"{path}: layer {layer.id!r} defined twice")

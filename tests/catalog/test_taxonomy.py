@@ -119,22 +119,3 @@ def test_a_pose_extent_may_be_left_out_where_the_garment_runs_on(tmp_path):
         (tmp_path / "bad.yaml").write_text(base.format(extra))
         with pytest.raises(TaxonomyError, match="unless_continuous"):
             load_taxonomy(tmp_path / "bad.yaml")
-
-
-def test_head_frame_boxes_are_validated(tmp_path):
-    # the person-box fallback places the small layers from the head: headwear from its top, eyewear below it, the
-    # bag as a mirror pair beside the body (either hand)
-    t = get_taxonomy()
-    assert t.layers["headwear"].head_frame.boxes[0][1] < t.layers["eyewear"].head_frame.boxes[0][1] < t.layers["bag"].head_frame.boxes[0][1]
-    bag = t.layers["bag"].head_frame
-    assert sorted(bag.boxes) == sorted((-r, top, -left, bottom) for left, top, r, bottom in bag.boxes)
-    assert t.layers["topwear"].head_frame is None  # optional: the slots place the rest
-    base = "categories: {{}}\ngenders: []\nmarkets: {{}}\ncolours: {{}}\npatterns: []\nlayers: [{{id: b, label: b, prompt: p{}}}]\n"
-    (tmp_path / "ok.yaml").write_text(base.format(", head_frame: {boxes: [[-0.5, 0.3, 0.5, 0.9]]}"))
-    assert load_taxonomy(tmp_path / "ok.yaml").layers["b"].head_frame.boxes == ((-0.5, 0.3, 0.5, 0.9),)
-    for extra in (", head_frame: {boxes: [[0.5, 0.3, -0.5, 0.9]]}", ", head_frame: {boxes: [[-0.5, 0.3, 0.5]]}",
-                  ", head_frame: {boxes: []}", ", head_frame: [[-0.5, 0.3, 0.5, 0.9]]",
-                  ", head_frame: {boxes: [[-0.5, 0.3, 0.5, 12]]}", ", head_frame: {boxes: [[-0.5, 0.3, 0.5, 0.9]], side: 1}"):  # fmt: skip
-        (tmp_path / "bad.yaml").write_text(base.format(extra))
-        with pytest.raises(TaxonomyError, match="layer 'b': head_frame needs boxes"):
-            load_taxonomy(tmp_path / "bad.yaml")

@@ -12,16 +12,7 @@ from PIL import Image
 
 from looksync.catalog.taxonomy import get_taxonomy
 from looksync.search.pose import LANDMARKS, BlazePose, PoseRegionFinder, pose_placement, resolve_pose_models
-from looksync.search.pose.blazepose import (
-    HEAD_MIN_WIDTH,
-    REFINE_TOLERANCE,
-    Detection,
-    PersonFigure,
-    Roi,
-    head_size,
-    roi_change,
-    ssd_anchors,
-)
+from looksync.search.pose.blazepose import REFINE_TOLERANCE, Detection, PersonFigure, Roi, roi_change, ssd_anchors
 from looksync.search.pose.regions import (
     continuous,
     figure_frame,
@@ -438,21 +429,15 @@ def test_a_pose_that_spans_part_of_the_person_is_not_used(blazepose, sample_look
 def test_the_slots_in_a_fixed_looks_person_box_land_where_the_layout_puts_them(pose_models_dir, sample_look):
     """The taxonomy slots describe the fixed-frame figure, so fitted to that figure's person-mask box they
     must give back the layout's boxes: the frame is fitted to the mask's measured extent (0.039-0.934 of the
-    height), not the garments' (0.01-0.96, which shrank every slot). The layers placed from the head instead
-    (``head_frame``) hold their garments."""
-    image, truth = sample_look
+    height), not the garments' (0.01-0.96, which shrank every slot)."""
+    image, _ = sample_look
     strict = BlazePose(resolve_pose_models("pypi", pose_models_dir, fetch=False), threads=2, min_detection=0.999)
     layers = [name for name in ALL_LAYERS if layer_slots(get_taxonomy(), name)]
-    placement = _finder(strict, figure_roi=False, head_frame=True).place(image, layers)
+    placement = _finder(strict, figure_roi=False).place(image, layers)
     assert placement.source == "person_box" and set(placement.boxes) == set(layers)
-    slotted = [name for name in layers if get_taxonomy().layers[name].head_frame is None]
     layout = layout_placement(get_taxonomy(), image.size, layers)
-    overlaps = [box_iou(placement.boxes[name][0], layout.boxes[name][0]) for name in slotted]
+    overlaps = [box_iou(placement.boxes[name][0], layout.boxes[name][0]) for name in layers]
     assert min(overlaps) > 0.8 and np.mean(overlaps) > 0.88
-    from_head = [name for name in truth["boxes"] if get_taxonomy().layers[name].head_frame is not None]
-    assert from_head  # the sample look wears some
-    for name in from_head:
-        assert _cover(placement.boxes[name], truth["boxes"][name]) > 0.8, name
 
 
 
@@ -502,7 +487,7 @@ def test_the_person_box_slots_hang_from_the_head_not_from_raised_hands(blazepose
     assert figure.head_top > y0 + 0.15 * (y1 - y0)  # the hands are well above the head
     assert x0 < figure.midline < x1
     layers = sorted(truth["boxes"])
-    placement = _finder(blazepose, pick_side=False).place(image, layers)  # the slots in the figure's frame (head_frame off by default)
+    placement = _finder(blazepose, pick_side=False).place(image, layers)
     assert placement.source == "person_box"
     bag = tuple(truth["boxes"]["bag"])
     assert max(box_iou(b, bag) for b in placement.boxes["bag"]) > 0.5
@@ -511,12 +496,6 @@ def test_the_person_box_slots_hang_from_the_head_not_from_raised_hands(blazepose
     assert _finder(blazepose, figure_axis=False, pick_side=False).place(image, layers).boxes == from_box.boxes
     picked = _finder(blazepose).place(image, layers)  # the bag's side picked in the person's box too
     assert picked.boxes["bag"] == [max(placement.boxes["bag"], key=lambda b: box_iou(b, bag))] and "region_sides" in picked.timings_ms
-    # from the head the mask shows (LOOKSYNC_POSE_HEAD_FRAME, off by default), the side picked: holding the bag
-    from_head = _finder(blazepose, head_frame=True).place(image, layers)
-    assert _cover(from_head.boxes["bag"][:1], bag) > 0.9
-    heads = ", ".join(name for name in layers if get_taxonomy().layers[name].head_frame is not None)
-    assert from_head.degraded[0].endswith(f"; {heads} from the head it shows") and "bag" in heads  # said in the response
-    assert "from the head" not in placement.degraded[0]
 
 
 def test_the_figure_frame_is_fitted_from_the_head_top_and_the_midline():
@@ -697,90 +676,3 @@ def test_a_cut_figure_without_a_detector_pose_is_placed_from_the_figures_roi(bla
         return max(box_iou(b, tuple(truth["boxes"][layer])) for b in p.boxes[layer])
 
     assert iou(placement, "bottomwear") > iou(before, "bottomwear") + 0.05 and iou(placement, "topwear") > iou(before, "topwear") + 0.05
-
-
-def _cover(boxes, truth) -> float:
-    """The share of the ``truth`` box inside the union of ``boxes``."""
-    x0, y0, x1, y1 = (int(v) for v in truth)
-    inside = np.zeros((y1 - y0, x1 - x0), dtype=bool)
-    for bx0, by0, bx1, by1 in boxes:
-        inside[max(0, by0 - y0) : max(0, by1 - y0), max(0, bx0 - x0) : max(0, bx1 - x0)] = True
-    return float(inside.mean())
-
-
-def _drawn_person(grid=(200, 300)) -> np.ndarray:
-    """A person mask on a 200 x 300 grid: a round head (centre column 100, rows 45-75, 30 wide), a neck, a body."""
-    ys, xs = np.mgrid[0 : grid[1], 0 : grid[0]]
-    mask = (xs + 0.5 - 100) ** 2 + (ys + 0.5 - 60) ** 2 <= 15**2
-    mask |= (ys >= 74) & (ys < 86) & (np.abs(xs + 0.5 - 100) <= 8)
-    mask |= (ys >= 86) & (np.abs(xs + 0.5 - 100) <= 32)
-    return mask
-
-
-def test_the_head_is_measured_from_the_mask_below_its_top():
-    """The head's width: the mask's runs below the head's top (the neck and shoulders below it not counted), its
-    centre their middle; a thin tip on top (a bun, a hat's pompom) does not make the head that thin."""
-    mask = _drawn_person()
-    centre, width = head_size(mask, top=45, midline=100.0)
-    assert abs(centre - 100) <= 1 and 0.85 * 30 <= width <= 31
-    tipped = mask.copy()
-    tipped[39:45, 99:101] = True
-    centre, width = head_size(tipped, top=39, midline=100.0, min_width=HEAD_MIN_WIDTH * 261)
-    assert width == HEAD_MIN_WIDTH * 261 and abs(centre - 100) <= 1  # the floor, not 2
-
-
-def _head_figure(head_x=200.0, head_top=90.0, mask=None) -> PersonFigure:
-    """A figure on a 400 x 600 look whose head (60 px wide) the mask shows at ``head_x``, ``head_top``."""
-    return PersonFigure((130, int(head_top), 270, 600), head_top, head_x, _drawn_person() if mask is None else mask, head_x=head_x, head_width=60.0)
-
-
-def test_the_head_layers_and_the_bag_are_placed_from_the_head_in_head_widths():
-    """No pose: headwear, eyewear and the bag are placed from the head the mask shows, in head widths (the
-    taxonomy's head_frame boxes), whatever the person's box; the other layers keep the slots in its frame."""
-    taxonomy, size, figure = get_taxonomy(), (400, 600), _head_figure()
-    layers = ["headwear", "eyewear", "bag", "topwear"]
-    placement = person_box_placement(taxonomy, figure.box, size, layers, figure, head_frame=True)
-    for layer in ("headwear", "eyewear", "bag"):
-        expected = [(round(200 + left * 60), round(90 + top * 60), round(200 + right * 60), round(90 + bottom * 60))
-                    for left, top, right, bottom in taxonomy.layers[layer].head_frame.boxes]  # fmt: skip
-        assert sorted(placement.boxes[layer]) == sorted(expected), layer
-    headwear, eyewear = placement.boxes["headwear"][0], placement.boxes["eyewear"][0]
-    assert headwear[1] < 90 < headwear[3] and headwear[0] < 200 < headwear[2]  # over the head's top
-    assert headwear[0] <= eyewear[0] and eyewear[2] <= headwear[2] and eyewear[1] > 100  # the eyes, below it
-    assert all(box[1] > eyewear[3] for box in placement.boxes["bag"])  # beside the body, below the head
-    assert {box[0] < 200 for box in placement.boxes["bag"]} == {True, False}  # either side
-    slots = person_box_placement(taxonomy, figure.box, size, layers, figure, head_frame=False)
-    assert placement.boxes["topwear"] == slots.boxes["topwear"] and slots.boxes["headwear"] != placement.boxes["headwear"]
-    unmeasured = PersonFigure(figure.box, figure.head_top, figure.midline)  # no head width: the slots
-    assert person_box_placement(taxonomy, figure.box, size, layers, unmeasured, head_frame=True).boxes == slots.boxes
-    assert person_box_placement(taxonomy, figure.box, size, layers, figure).boxes == slots.boxes  # off by default
-
-
-def test_the_bags_sides_from_the_head_are_picked_as_the_slots_are():
-    """The bag's two sides placed from the head are a mirror pair about the head's centre; the side that shows
-    something beside the body (pixels neither the person's nor the background's) is kept alone (``pick_sides``),
-    as for the slots' sides."""
-    from PIL import ImageDraw
-
-    taxonomy, size, figure = get_taxonomy(), (400, 600), _head_figure()
-    for x0, side in ((70, "left"), (270, "right")):
-        look = Image.new("RGB", size, (200, 200, 190))
-        ImageDraw.Draw(look).rectangle((x0, 220, x0 + 60, 320), fill=(150, 40, 40))  # a bag, outside the mask
-        placement = person_box_placement(taxonomy, figure.box, size, ["bag"], figure, head_frame=True)
-        right, left = placement.boxes["bag"]
-        assert left[2] == right[0] == 200 and (left[1], left[3]) == (right[1], right[3])  # either side of the head's centre
-        assert pick_sides(taxonomy, placement, np.asarray(look), figure.mask.astype(np.float32)) == 1
-        assert placement.boxes["bag"] == [left if side == "left" else right], side
-
-
-def test_head_frame_layers_outside_the_look_are_not_in_it():
-    """A head low in a landscape look: the bag's boxes (below the head) fall outside it and the bag is reported
-    not in the look, with the reason; a head at the look's left edge, mostly beyond it: no headwear, no eyewear."""
-    taxonomy, size = get_taxonomy(), (400, 600)
-    low = _head_figure(head_top=520.0)
-    placement = person_box_placement(taxonomy, low.box, size, ["headwear", "eyewear", "bag"], low, head_frame=True)
-    assert set(placement.boxes) == {"headwear", "eyewear"}
-    assert placement.absent == {"bag": "out of frame: its boxes from the person's head lie outside the look"}
-    beyond = _head_figure(head_x=-25.0)  # the headwear box 0.22 inside the look: under MIN_SHARE_IN_LOOK
-    placement = person_box_placement(taxonomy, beyond.box, size, ["headwear", "eyewear", "bag"], beyond, head_frame=True)
-    assert set(placement.absent) == {"headwear", "eyewear"} and "bag" in placement.boxes

@@ -93,7 +93,6 @@ class EvalConfig:
     side: bool | None = None  # LOOKSYNC_POSE_PICK_SIDE for this config (a bag cropped on the side that shows it)
     length: bool | None = None  # LOOKSYNC_POSE_PICK_LENGTH for this config (no knee crop of trousers running on)
     figroi: bool | None = None  # LOOKSYNC_POSE_FIGURE_ROI for this config (no detector pose: landmarks in the ROI from the mask)
-    head_frame: bool | None = None  # LOOKSYNC_POSE_HEAD_FRAME for this config (person-box head layers and bag from the mask's head)
 
     @classmethod
     def parse(cls, spec: str) -> EvalConfig:
@@ -108,14 +107,14 @@ class EvalConfig:
         for option in options:
             key, sep, value = option.partition("=")
             if not sep or key not in ("rerank", "generator", "regions", "crop_weight", "heads", "gender_conf", "runtime", "blank",
-                                      "max_tilt", "min_span", "refine_tol", "retry", "figure", "side", "length", "figroi", "head_frame"):
+                                      "max_tilt", "min_span", "refine_tol", "retry", "figure", "side", "length", "figroi"):
                 raise EvalError(
                     f"config {spec!r}: unknown option {option!r}; known: rerank=MODE, generator=local|llm, "
                     "regions=FINDER, crop_weight=W, heads=PATH, gender_conf=C, runtime=torch|onnx|onnx-int8, blank=0|1, max_tilt=DEGREES, min_span=S, "
-                    "refine_tol=T, retry=0|1, figure=0|1, side=0|1, length=0|1, figroi=0|1, head_frame=0|1"
+                    "refine_tol=T, retry=0|1, figure=0|1, side=0|1, length=0|1, figroi=0|1"
                 )
             values[key] = value
-        for key in ("blank", "retry", "figure", "side", "length", "figroi", "head_frame"):
+        for key in ("blank", "retry", "figure", "side", "length", "figroi"):
             if key in values:
                 if values[key] not in ("0", "1"):
                     raise EvalError(f"config {spec!r}: {key} must be 0 or 1")
@@ -292,7 +291,7 @@ def with_config_options(settings: Settings, config: EvalConfig) -> Settings:
                  "pose_max_tilt": config.max_tilt, "pose_min_span": config.min_span,
                  "pose_refine_tolerance": config.refine_tol, "pose_retry": config.retry, "pose_figure_axis": config.figure,
                  "pose_pick_side": config.side, "pose_pick_length": config.length,
-                 "pose_figure_roi": config.figroi, "pose_head_frame": config.head_frame}  # fmt: skip
+                 "pose_figure_roi": config.figroi}  # fmt: skip
     if config.regions == TRUTH_REGIONS:
         overrides["region_finder"] = "pose"  # the oracle's fallback for layers the look does not wear
     return settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})

@@ -54,14 +54,6 @@ NMS_IOU = 0.3
 ROI_SCALE = 1.25
 BODY_POINTS = [33, 34]  # the landmark model's auxiliary points: hip centre and full-body point, as the detector's
 HEAD_BAND = 0.05  # the head is looked for within this share of the mask's height either side of its midline
-# the head's width (``head_size``): the mask's widest run in the first HEAD_FIRST_ROWS rows below the head's top
-# guesses it; the 75th percentile of the runs over HEAD_DEPTH of that guess's rows below the top is the width,
-# and at least HEAD_MIN_WIDTH of the mask's height (a thin hat tip or bun at the top). Chosen on 220 generated
-# training looks (seed 11) against the eyewear's and headwear's ground-truth boxes: on person-box looks the eyewear
-# is 0.79 head widths wide (interquartile 0.78-0.82, 16 looks), the runs' centre within 0.02 head widths of the
-# garments' centres; guessing again from the width found runs down into the shoulders (eyewear covered 0.81 ->
-# 0.54 on seed 13), no floor left 3 headwear regions absent there (docs/evaluation.md, "Head-frame regions")
-HEAD_FIRST_ROWS, HEAD_DEPTH, HEAD_MIN_WIDTH = 4, 2.0, 0.07
 REFINE_READS = 1  # landmark reads after the first at most, each in the ROI of the read before
 # a further read is skipped when the ROI it would be made in differs from the last read's by at most this share of
 # the ROI's side (``roi_change``): the crop would be nearly the same, and so would the landmarks. At 0.1 the second
@@ -113,8 +105,6 @@ class PersonFigure:
     head_top: float
     midline: float
     mask: np.ndarray | None = field(default=None, repr=False, compare=False)
-    head_x: float | None = None  # the head's centre column (``head_size``); None: not measured
-    head_width: float | None = None
 
 
 @dataclass
@@ -365,11 +355,9 @@ class BlazePose:
         figure = self.person_figure(look, threshold, min_share)
         return None if figure is None else figure.box
 
-    def person_figure(self, look: Image, threshold: float = 0.5, min_share: float = 0.02,
-                      measure_head: bool = True) -> PersonFigure | None:  # fmt: skip
+    def person_figure(self, look: Image, threshold: float = 0.5, min_share: float = 0.02) -> PersonFigure | None:
         """The person mask's box, head top and midline in the look's pixels (``PersonFigure``), or None when
-        the mask covers under ``min_share`` of the look. ``measure_head``: the head's centre and width too
-        (``head_size``, about 0.5 ms CPU)."""
+        the mask covers under ``min_share`` of the look."""
         probability = self.person_mask(look)
         mask = probability >= threshold
         if mask.mean() < min_share:
@@ -380,37 +368,4 @@ class BlazePose:
         midline = float(np.median(xs)) + 0.5
         band = max(1.0, HEAD_BAND * (ys.max() + 1 - ys.min()))
         head_top = float(ys[np.abs(xs + 0.5 - midline) <= band].min())
-        if not measure_head:
-            return PersonFigure(box, head_top * sy, midline * sx, probability)
-        head_x, head_width = head_size(mask, int(head_top), midline, min_width=HEAD_MIN_WIDTH * (ys.max() + 1 - ys.min()))
-        return PersonFigure(box, head_top * sy, midline * sx, probability, head_x * sx, head_width * sx)
-
-
-def _run_at(line: np.ndarray, column: int, reach: int = 2) -> tuple[int, int] | None:
-    """The run of mask pixels (first, last) holding the one nearest ``column`` within ``reach``; None without one."""
-    lo = max(0, column - reach)
-    near = np.flatnonzero(line[lo : column + reach + 1])
-    if not len(near):
-        return None
-    at = lo + int(near[np.argmin(np.abs(near + lo - column))])
-    gaps_left, gaps_right = np.flatnonzero(~line[:at]), np.flatnonzero(~line[at:])
-    first = int(gaps_left[-1]) + 1 if len(gaps_left) else 0
-    last = at + int(gaps_right[0]) - 1 if len(gaps_right) else len(line) - 1
-    return first, last
-
-
-def head_size(mask: np.ndarray, top: int, midline: float, min_width: float = 0.0) -> tuple[float, float]:
-    """The head's centre column and width on the mask's grid, from its runs below the head's ``top`` row, in the
-    column of the top row's pixel nearest ``midline`` (``HEAD_FIRST_ROWS``, ``HEAD_DEPTH``, ``HEAD_MIN_WIDTH``)."""
-    on_top = np.flatnonzero(mask[top])
-    column = int(on_top[np.argmin(np.abs(on_top + 0.5 - midline))])
-
-    def runs(rows: int) -> list[tuple[int, int]]:
-        found = (_run_at(mask[y], column) for y in range(top, min(mask.shape[0], top + rows)))
-        return [run for run in found if run is not None]
-
-    guess = max(last + 1 - first for first, last in runs(HEAD_FIRST_ROWS))
-    below = runs(max(HEAD_FIRST_ROWS + 1, int(HEAD_DEPTH * guess)))
-    width = float(np.percentile([last + 1 - first for first, last in below], 75))
-    centre = float(np.median([(first + last + 1) / 2 for first, last in below]))
-    return centre, max(width, min_width)
+        return PersonFigure(box, head_top * sy, midline * sx, probability)

@@ -25,10 +25,8 @@ Fallbacks, in order, each recorded in the placement's ``degraded`` notes and ``t
    full-body circle): the taxonomy slots, which describe a full figure on a 3:5 portrait canvas, are
    placed in a frame fitted to that box (by its height, or by its width when the box runs off the
    bottom of the look); with the mask (``figure_axis``), the frame's top is the head's top and its centre the
-   mask's midline, not the box's (raised hands and a held bag stretch the box, not the body); the layers with
-   ``head_frame`` boxes in the taxonomy (headwear, eyewear, the bag) are placed from the head the mask shows
-   instead (its top, centre column and width: ``head_frame``, off by default); boxes that fall mostly outside the
-   look are reported not in the look;
+   mask's midline, not the box's (raised hands and a held bag stretch the box, not the body); slots that
+   fall mostly outside the look are reported not in the look;
 3. ``layout``: no person at all: the taxonomy slots of the whole look (the ``layout`` finder).
 """
 
@@ -71,7 +69,7 @@ if TYPE_CHECKING:
     from PIL.Image import Image
 
     from embeddings import ClipEncoder
-    from looksync.catalog.taxonomy import HeadFrame, PoseExtent
+    from looksync.catalog.taxonomy import PoseExtent
     from looksync.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -149,7 +147,6 @@ class PoseRegionFinder:
         refine_tolerance: float = REFINE_TOLERANCE,
         retry: bool = False,
         figure_axis: bool = True,
-        head_frame: bool = False,
         retry_margin: float = RETRY_MARGIN,
         pick_side: bool = True,
         pick_length: bool = True,
@@ -172,7 +169,6 @@ class PoseRegionFinder:
         self.pick_side = pick_side  # a layer worn on either side keeps the side that shows something (``pick_sides``)
         self.pick_length = pick_length  # extents ``unless_continuous`` left out where the garment runs on (``continuous``)
         self.figure_roi = figure_roi  # no usable pose from the detector: landmarks in the ROI from the person mask
-        self.head_frame = head_frame  # with it, the layers with head_frame boxes placed from the mask's head
         self.fallback = ClipBoxRegionFinder(encoder, embed_texts)
         unknown = sorted({name for layer in self.taxonomy.layers.values() for extent in layer.pose
                           for name in (*extent.points, *(n for group in (*extent.seen, *extent.framed, *extent.unless_continuous)
@@ -206,7 +202,7 @@ class PoseRegionFinder:
                    refine_reads=settings.pose_refine_reads, refine_tolerance=settings.pose_refine_tolerance,
                    retry=settings.pose_retry, figure_axis=settings.pose_figure_axis,
                    pick_side=settings.pose_pick_side, pick_length=settings.pose_pick_length,
-                   figure_roi=settings.pose_figure_roi, head_frame=settings.pose_head_frame)  # fmt: skip
+                   figure_roi=settings.pose_figure_roi)  # fmt: skip
 
     # ---- placement ----------------------------------------------------------------------------
 
@@ -231,7 +227,7 @@ class PoseRegionFinder:
         box, box_source, figure = None, None, None
         if self.person_mask:
             start = time.perf_counter()
-            figure = self.estimator.person_figure(look, measure_head=self.head_frame)
+            figure = self.estimator.person_figure(look)
             box, box_source = (figure.box if figure else None), "the person mask"
             timings["region_person_mask"] = (time.perf_counter() - start) * 1000
         why = self._unusable(pose, look.size, box)
@@ -272,13 +268,10 @@ class PoseRegionFinder:
         if box is None and detections:
             box, box_source = detections[0].person_box(look.size), "the pose detector"
         if box is not None:
-            axis = figure if self.figure_axis else None
-            placement = person_box_placement(self.taxonomy, box, look.size, layers, axis, self.head_frame)
+            placement = person_box_placement(self.taxonomy, box, look.size, layers, figure if self.figure_axis else None)
             self._pick_sides(placement, look, None, figure, timings)
-            from_head = [layer for layer in layers if _from_head(self.taxonomy, layer, axis, self.head_frame)]
             placement.degraded.append(
                 f"regions_person_box: {why}; layers placed at the taxonomy slots within the person's box from {box_source} {list(box)}"
-                + (f"; {', '.join(from_head)} from the head it shows" if from_head else "")
             )
         else:
             placement = layout_placement(self.taxonomy, look.size, layers)
@@ -487,52 +480,20 @@ def figure_frame(box: Box, size: tuple[int, int], figure: PersonFigure | None = 
 
 
 def person_box_placement(
-    taxonomy: Taxonomy, box: Box, size: tuple[int, int], layers: list[str], figure: PersonFigure | None = None,
-    head_frame: bool = False,
+    taxonomy: Taxonomy, box: Box, size: tuple[int, int], layers: list[str], figure: PersonFigure | None = None
 ) -> Placement:
-    """The taxonomy slots in the frame fitted to the person's box (``figure_frame``); with ``head_frame`` and a
-    figure whose head was measured, the layers with ``head_frame`` boxes are placed from the head instead
-    (``head_frame_boxes``)."""
     left, top, frame_w, frame_h = figure_frame(box, size, figure)
     placement = Placement(boxes={}, source="person_box")
     for layer in layers:
-        if _from_head(taxonomy, layer, figure, head_frame):
-            boxes = head_frame_boxes(taxonomy.layers[layer].head_frame, figure, size)
-            if boxes:
-                placement.boxes[layer] = boxes
-            else:
-                placement.absent[layer] = "out of frame: its boxes from the person's head lie outside the look"
-            continue
         boxes = []
         for fx0, fy0, fx1, fy1 in layer_slots(taxonomy, layer):
             raw = (left + fx0 * frame_w, top + fy0 * frame_h, left + fx1 * frame_w, top + fy1 * frame_h)
-            if (clipped := _mostly_inside(raw, size)) is not None:
+            clipped = _clip(raw, size)
+            area = (raw[2] - raw[0]) * (raw[3] - raw[1])
+            if clipped is not None and (clipped[2] - clipped[0]) * (clipped[3] - clipped[1]) >= MIN_SHARE_IN_LOOK * area:
                 boxes.append(clipped)
         if boxes:
             placement.boxes[layer] = boxes
         elif layer_slots(taxonomy, layer):
             placement.absent[layer] = "out of frame: its slot in the person's box lies outside the look"
     return placement
-
-
-def _from_head(taxonomy: Taxonomy, layer: str, figure: PersonFigure | None, head_frame: bool) -> bool:
-    """Whether the person-box fallback places ``layer`` from the head: it has head_frame boxes and the head was measured."""
-    spec = taxonomy.layers[layer].head_frame if layer in taxonomy.layers else None
-    return bool(head_frame and spec is not None and figure is not None and figure.head_width)
-
-
-def _mostly_inside(raw: tuple[float, float, float, float], size: tuple[int, int]) -> Box | None:
-    """``raw`` clipped to the look, or None when under ``MIN_SHARE_IN_LOOK`` of its area is inside it."""
-    clipped = _clip(raw, size)
-    area = (raw[2] - raw[0]) * (raw[3] - raw[1])
-    if clipped is None or (clipped[2] - clipped[0]) * (clipped[3] - clipped[1]) < MIN_SHARE_IN_LOOK * area:
-        return None
-    return clipped
-
-
-def head_frame_boxes(spec: HeadFrame, figure: PersonFigure, size: tuple[int, int]) -> list[Box]:
-    """A layer's ``head_frame`` boxes measured from the figure's head (its centre column, top and width), those
-    mostly inside the look. A bag's two sides are then looked at like the slots' (``pick_sides``)."""
-    x, top, width = figure.head_x, figure.head_top, figure.head_width
-    return [box for left, up, right, down in spec.boxes
-            if (box := _mostly_inside((x + left * width, top + up * width, x + right * width, top + down * width), size)) is not None]  # fmt: skip

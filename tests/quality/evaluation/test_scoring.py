@@ -184,9 +184,7 @@ def test_config_spec_switches_the_pose_retry_the_figure_axis_and_the_bag_side():
     assert (c.retry, c.figure, c.side) == (False, True, False)
     tuned = with_config_options(Settings(pose_retry=True, pose_figure_axis=True, pose_pick_side=True), c)
     assert (tuned.pose_retry, tuned.pose_figure_axis, tuned.pose_pick_side) == (False, True, False)
-    assert with_config_options(Settings(), EvalConfig.parse("t=LookSync-Tiny:random:0,head_frame=1")).pose_head_frame is True
-    assert not Settings().pose_head_frame and EvalConfig.parse("t=LookSync-Tiny:random:0").head_frame is None
-    for key in ("retry", "figure", "side", "figroi", "head_frame"):
+    for key in ("retry", "figure", "side", "figroi"):
         with pytest.raises(EvalError, match=f"{key} must be 0 or 1"):
             EvalConfig.parse(f"t=LookSync-Tiny:random:0,{key}=yes")
 
