@@ -551,6 +551,13 @@ def test_a_bag_is_cropped_on_the_side_that_shows_one_else_on_both():
     both = placed()
     pick_sides(taxonomy, both, pixels, mask)
     assert both.boxes["bag"] == [left, right]
+    pixels[200:245, 30:80] = 255
+    pixels[190:290, 190:270] = (150, 40, 30)  # a bigger bag that the mask takes in (it touches the body): every
+    mask[95:145, 90:135] = 0.9  # pixel of the boxes tells
+    assert side_evidence(pixels, mask, right, np.array([255, 255, 255], np.int16)) == 0.0
+    taken_in = placed()
+    pick_sides(taxonomy, taken_in, pixels, mask)
+    assert taken_in.boxes["bag"] == [right]
 
 
 def test_the_pose_finder_crops_a_carried_bag_on_its_side(blazepose, pose_models_dir, bench_looks):

@@ -88,6 +88,10 @@ RETRY_MARGIN = 0.15  # the retry's crop: the person mask's box widened by this s
 # (on 46 pose-placed generated training looks with a bag, the side with the larger share was the bag's on 43; with the
 # gap and ratio, one side was kept on 27, the wrong one on 1; docs/service.md, "One side of the bag")
 SIDE_COLOUR_DISTANCE, SIDE_MIN_GAP, SIDE_MIN_RATIO = 60.0, 0.05, 2.0
+# no clear side that way (the mask takes a bag in where it touches the body): every pixel of each side's box, a side
+# kept alone at SIDE_WHOLE_MIN_GAP more and the same ratio (on 127 pose-placed looks with a bag of the two samples,
+# after the cut figures' ROI: one side kept on 73 -> 86, the wrong one on 4 -> 4)
+SIDE_WHOLE_MIN_GAP = 0.1
 SIDE_SAMPLES = 96  # pixels read along a side box's longer side (a grid, not every pixel)
 # an extent ``unless_continuous``: the colour of a segment is the median of 5 x 5 patches at 7 points from 0.3 to 0.8 of
 # its length; two segments' colours within this L1 distance (RGB, 0-765) are one garment running on (on 47 pose-placed
@@ -418,15 +422,19 @@ def pose_placement(
     return placement
 
 
-def side_evidence(pixels: np.ndarray, mask: np.ndarray, box: Box, background: np.ndarray) -> float:
-    """The share of ``box``'s pixels outside the person mask (probabilities on any grid, stretched to the look) whose
-    colour is unlike ``background``: something beside the body, such as a bag, where the mask holds only the person."""
+def side_evidence(pixels: np.ndarray, mask: np.ndarray | None, box: Box, background: np.ndarray) -> float:
+    """The share of ``box``'s pixels outside the person mask (probabilities on any grid, stretched to the look; None:
+    every pixel of the box) whose colour is unlike ``background``: something beside the body, such as a bag, where
+    the mask holds only the person."""
     x0, y0, x1, y1 = box
     step = max(1, -(-max(x1 - x0, y1 - y0) // SIDE_SAMPLES))  # every step-th pixel: at most SIDE_SAMPLES a side
     ys, xs = np.arange(y0, y1, step), np.arange(x0, x1, step)
-    rows = np.minimum(ys * mask.shape[0] // pixels.shape[0], mask.shape[0] - 1)
-    cols = np.minimum(xs * mask.shape[1] // pixels.shape[1], mask.shape[1] - 1)
-    outside = mask[np.ix_(rows, cols)] < 0.5
+    if mask is None:
+        outside = np.ones((len(ys), len(xs)), dtype=bool)
+    else:
+        rows = np.minimum(ys * mask.shape[0] // pixels.shape[0], mask.shape[0] - 1)
+        cols = np.minimum(xs * mask.shape[1] // pixels.shape[1], mask.shape[1] - 1)
+        outside = mask[np.ix_(rows, cols)] < 0.5
     if not outside.any():
         return 0.0
     distance = np.abs(pixels[np.ix_(ys, xs)][outside].astype(np.int16) - background).sum(-1)
@@ -435,7 +443,8 @@ def side_evidence(pixels: np.ndarray, mask: np.ndarray, box: Box, background: np
 
 def pick_sides(taxonomy: Taxonomy, placement: Placement, pixels: np.ndarray, mask: np.ndarray) -> int:
     """Each placed layer worn on either side (every pose extent ``outward``, more than one box) keeps only the side
-    whose box shows clearly more beside the body than the other (``side_evidence``); otherwise both stay. The
+    whose box shows clearly more beside the body than the other (``side_evidence``), or else, counting every pixel
+    of the boxes (a bag the person mask took in), clearly more unlike the background; otherwise both stay. The
     background colour is the median of the look's (RGB ``pixels``) border pixels. Returns how many layers were
     looked at."""
     sided = [layer for layer, boxes in placement.boxes.items()
@@ -445,12 +454,19 @@ def pick_sides(taxonomy: Taxonomy, placement: Placement, pixels: np.ndarray, mas
     background = np.median(np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]]), axis=0).astype(np.int16)
     for layer in sided:
         boxes = placement.boxes[layer]
-        evidence = [side_evidence(pixels, mask, box, background) for box in boxes]
-        order = sorted(range(len(boxes)), key=lambda i: -evidence[i])
-        best, second = evidence[order[0]], evidence[order[1]]
-        if best - second >= SIDE_MIN_GAP and best >= SIDE_MIN_RATIO * second:
-            placement.boxes[layer] = [boxes[order[0]]]
+        side = clear_side([side_evidence(pixels, mask, box, background) for box in boxes], SIDE_MIN_GAP)
+        if side is None:
+            side = clear_side([side_evidence(pixels, None, box, background) for box in boxes], SIDE_WHOLE_MIN_GAP)
+        if side is not None:
+            placement.boxes[layer] = [boxes[side]]
     return len(sided)
+
+
+def clear_side(evidence: list[float], gap: float, ratio: float = SIDE_MIN_RATIO) -> int | None:
+    """The index of the largest share where it is at least ``gap`` more than the next and ``ratio`` times it."""
+    order = sorted(range(len(evidence)), key=lambda i: -evidence[i])
+    best, second = evidence[order[0]], evidence[order[1]]
+    return order[0] if best - second >= gap and best >= ratio * second else None
 
 
 def pose_span(pose: Pose, size: tuple[int, int], box: Box) -> float:
