@@ -17,6 +17,7 @@ from looksync.search.pose.regions import (
     continuous,
     figure_frame,
     figure_roi,
+    look_cues,
     person_box_placement,
     pick_sides,
     pose_span,
@@ -590,6 +591,30 @@ def test_a_garment_runs_on_where_its_colour_does_along_every_chain():
     legs.points["left_ankle"] = np.array([70.0, 420.0])  # a point out of the look: nothing to tell
     assert not continuous(pixels, legs, chains[:1])
     assert not continuous(pixels, legs, ())
+
+
+def test_look_cues_measure_a_bag_beside_the_body_and_one_garment_past_the_hips():
+    taxonomy = get_taxonomy()
+    pixels, mask = _figure_on_white()
+    left, right = (20, 150, 150, 300), (150, 150, 280, 300)
+    placement = Placement(boxes={"bag": [left, right], "topwear": [(100, 60, 200, 200)]}, source="pose")
+    assert look_cues(taxonomy, placement, pixels, mask, None) == {"beside_body:bag": 0.0}
+    pixels[200:260, 200:250] = (150, 40, 30)  # a bag beside the right hip
+    background = np.array([255, 255, 255], np.int16)
+    cues = look_cues(taxonomy, placement, pixels, mask, None)
+    assert cues == {"beside_body:bag": side_evidence(pixels, mask, right, background)} and cues["beside_body:bag"] > 0.1
+    assert look_cues(taxonomy, placement, pixels, None, None) == {}  # no person mask: not measured
+    # one colour from the shoulders to the knees on both sides (a dress), then a top over trousers
+    body = _Legs(left_shoulder=(130, 60), left_hip=(130, 200), left_knee=(130, 300),
+                 right_shoulder=(170, 60), right_hip=(170, 200), right_knee=(170, 300))  # fmt: skip
+    pixels[40:380, 120:180] = (30, 40, 120)
+    dress = look_cues(taxonomy, Placement(boxes={}, source="pose"), pixels, None, body)
+    assert dress == {"runs_past_hips:min": 1.0, "runs_past_hips:max": 1.0}
+    pixels[200:380, 150:180] = (200, 160, 130)  # the right side changes at the hip
+    one = look_cues(taxonomy, Placement(boxes={}, source="pose"), pixels, None, body)
+    assert one["runs_past_hips:max"] == 1.0 and one["runs_past_hips:min"] < 0.3
+    body.points["left_knee"] = np.array([130.0, 420.0])  # a knee out of the look: not measured
+    assert look_cues(taxonomy, Placement(boxes={}, source="pose"), pixels, None, body) == {}
 
 
 def test_the_knee_crop_of_long_trousers_is_left_out(blazepose, pose_models_dir, bench_looks):
