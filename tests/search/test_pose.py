@@ -148,7 +148,7 @@ def test_fallbacks_in_order(pose_models_dir, blazepose, astronaut):
     placement = _finder(strict).place(astronaut, ["topwear", "footwear"])
     assert placement.source == "pose"
     assert placement.degraded == ["regions_pose_figure: no person detected; landmarks read in the ROI from the person mask's figure"]
-    assert set(placement.timings_ms) == {"region_pose", "region_person_mask", "region_pose_figure"}
+    assert set(placement.timings_ms) == {"region_pose", "region_person_mask", "region_cues", "region_pose_figure"}
     assert "topwear" in placement.boxes and placement.absent["footwear"].startswith("out of frame")
 
     # 2. that read not sure either -> the person's box from the mask, both reasons said
@@ -156,13 +156,13 @@ def test_fallbacks_in_order(pose_models_dir, blazepose, astronaut):
     assert placement.source == "person_box"
     assert placement.degraded[0].startswith("regions_person_box: no person detected; read in the ROI from the person mask's "
                                             "figure: no pose landmarks (presence 0.00); layers placed at the taxonomy slots")  # fmt: skip
-    assert set(placement.timings_ms) == {"region_pose", "region_person_mask", "region_pose_figure"}
+    assert set(placement.timings_ms) == {"region_pose", "region_person_mask", "region_cues", "region_pose_figure"}
     # the figure's read off (LOOKSYNC_POSE_FIGURE_ROI=0): straight to the person's box
     placement = _finder(strict, figure_roi=False).place(astronaut, ["topwear", "footwear"])
     assert placement.source == "person_box"
     assert placement.degraded[0].startswith("regions_person_box: no person detected; layers placed at the taxonomy slots")
     assert "person mask" in placement.degraded[0]
-    assert set(placement.timings_ms) == {"region_pose", "region_person_mask"}
+    assert set(placement.timings_ms) == {"region_pose", "region_person_mask", "region_cues"}
     assert all(_inside(box, astronaut.size) for boxes in placement.boxes.values() for box in boxes)
     # the mask's box runs off the bottom of the photo: the figure is fitted by width, the feet fall outside
     assert "topwear" in placement.boxes and placement.absent["footwear"].startswith("out of frame")
@@ -172,7 +172,7 @@ def test_fallbacks_in_order(pose_models_dir, blazepose, astronaut):
     placement = _finder(strict, retry=True, figure_roi=False).place(astronaut, ["topwear", "footwear"])
     assert re.match(r"regions_person_box: no person detected; read again within the person mask's box \[0, 0, 512, 512\]: "
                     r"no person detected; layers placed at the taxonomy slots", placement.degraded[0])  # fmt: skip
-    assert set(placement.timings_ms) == {"region_pose", "region_person_mask", "region_pose_retry"}
+    assert set(placement.timings_ms) == {"region_pose", "region_person_mask", "region_cues", "region_pose_retry"}
 
     # 3. no person at all (no mask, so no figure either) -> the taxonomy slots of the whole look
     blank = Image.new("RGB", (400, 300), (200, 220, 240))
@@ -420,7 +420,7 @@ def test_a_pose_that_spans_part_of_the_person_is_not_used(blazepose, sample_look
     assert placement.source == "person_box"
     assert re.match(r"regions_person_box: the pose spans 0\.\d\d of the person mask's height \(under 0\.70\); read in the ROI "
                     r"from the person mask's figure: the pose spans 0\.\d\d", placement.degraded[0])  # fmt: skip
-    assert set(placement.timings_ms) == {"region_pose", "region_person_mask", "region_pose_figure"}
+    assert set(placement.timings_ms) == {"region_pose", "region_person_mask", "region_cues", "region_pose_figure"}
     assert placement.face == _finder(blazepose).place(image, ["topwear"]).face  # the head, though no landmarks
     # the check off (LOOKSYNC_POSE_MIN_SPAN=0), or no person mask to check against: the pose is used
     assert _finder(_Crowded(blazepose), min_span=0).place(image, ["topwear"]).source == "pose"
@@ -463,7 +463,7 @@ def test_a_look_without_a_usable_pose_is_read_again_within_the_person_mask_box(b
     assert without.source == "person_box" and without.degraded[0].startswith("regions_person_box: no pose landmarks")
     placement = _finder(blazepose, retry=True, figure_roi=False).place(image, layers)
     assert placement.source == "pose" and not placement.degraded
-    assert set(placement.timings_ms) == {"region_pose", "region_person_mask", "region_pose_retry"}
+    assert set(placement.timings_ms) == {"region_pose", "region_person_mask", "region_cues", "region_pose_retry"}
     assert set(placement.boxes) == set(layers)
     assert all(box_iou(placement.boxes[name][0], tuple(truth["boxes"][name])) > 0.7 for name in layers)
 
