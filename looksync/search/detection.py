@@ -19,13 +19,8 @@ region finder's own crops of generated training looks (``looksync heads train``)
   cross-validated; fitted on those, 0.83 / 0.89 on 360 looks of another training-split sample and 0.855 /
   0.865 on 200 looks of a sample with held-out framings; docs/evaluation.md) -> women or men.
 
-(format 5) The presence heads also read the look's *cues*, named scalar measurements the region finder
-records in the placement (``Placement.cues``: something beside the body where a bag would hang, one colour
-from the shoulders past the hips); the heads file stores the names it was trained on, and a cue the finder
-did not measure on a look reads 0.
-
-Heads files of format 1 (no context, no head-and-shoulders crop), 2 (no colour grids), 3 (no face crop) and 4
-(no cues) still load and are read as they were trained.
+Heads files of format 1 (no context, no head-and-shoulders crop), 2 (no colour grids) and 3 (no face crop)
+still load and are read as they were trained.
 
 Training them (``looksync heads train``, the demo) is ``looksync/search/detection_training.py``.
 
@@ -46,8 +41,8 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-HEADS_FORMAT = 5
-READABLE_FORMATS = (1, 2, 3, 4, 5)
+HEADS_FORMAT = 4
+READABLE_FORMATS = (1, 2, 3, 4)
 GRID_CELLS = 3  # colour_grid: cells per side
 GRID_SIZE = GRID_CELLS * GRID_CELLS * 6
 GENDERS = ("women", "men")  # the gender head's two classes; the second is the positive one
@@ -138,11 +133,6 @@ def context_features(crops: dict[str, np.ndarray], layers: Sequence[str]) -> np.
         float(units[a] @ units[b]) if a in units and b in units else 0.0
         for i, a in enumerate(layers) for b in layers[i + 1 :]
     ])  # fmt: skip
-
-
-def cue_features(cues: dict[str, float], names: Sequence[str]) -> np.ndarray:
-    """The look's cues (``Placement.cues``) named ``names``, in that order; 0 where the look has none of that name."""
-    return np.array([float(cues.get(name, 0.0)) for name in names])
 
 
 def presence_features(crop: np.ndarray, whole: np.ndarray, *context: np.ndarray) -> np.ndarray:
@@ -248,15 +238,12 @@ class DetectionHeads:
     gender_cue: bool = False  # the gender head reads the head-and-shoulders crop too (format 2)
     colour_grids: bool = False  # the heads read the regions' colour grids too (format 3)
     face_cue: bool = False  # the gender head reads the face crop too (format 4)
-    cues: list[str] = field(default_factory=list)  # the placement's cues the presence heads read, by name (format 5)
 
     def presence_inputs(self, look: LookVectors) -> dict[str, np.ndarray]:
         """Each placed layer's presence features, the look's context computed once for all of them."""
         context = [context_features(look.crops, self.context_layers)] if self.context_layers else []
         if self.colour_grids:
             context.append(grid_context(look.grids, self.context_layers))
-        if self.cues:
-            context.append(cue_features(look.placement.cues, self.cues))
         return {layer: presence_features(vector, look.whole, *context) for layer, vector in look.crops.items()}
 
     def gender_input(self, look: LookVectors) -> np.ndarray:
@@ -296,7 +283,6 @@ class DetectionHeads:
             "gender_cue": self.gender_cue,
             "colour_grids": self.colour_grids,
             "face_cue": self.face_cue,
-            "cues": self.cues,
             "bias": {**{f"presence/{layer}": h.bias for layer, h in self.presence.items()}, "gender": self.gender.bias},
             "meta": self.meta,
         }
@@ -326,8 +312,7 @@ class DetectionHeads:
                    float(meta["threshold"]), meta.get("meta", {}),
                    {k: float(v) for k, v in meta.get("layer_thresholds", {}).items()},
                    list(meta.get("context_layers", [])), bool(meta.get("gender_cue", False)),
-                   bool(meta.get("colour_grids", False)), bool(meta.get("face_cue", False)),
-                   list(meta.get("cues", [])))  # fmt: skip
+                   bool(meta.get("colour_grids", False)), bool(meta.get("face_cue", False)))  # fmt: skip
 
     def check(self, model_id: str, region_finder: str) -> None:
         if self.model_id != model_id:

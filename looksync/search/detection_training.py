@@ -101,14 +101,8 @@ def train_heads(
             xs.append(shape.gender_input(look))
             ys.append(GENDERS.index(example.gender))
 
-    placed = []
     for i, example in enumerate(looks):
-        placed.append(region_vectors(place, encoder, example.image, layers, face=shape.face_cue))
-        if (i + 1) % 100 == 0:
-            echo(f"heads: {i + 1}/{len(looks)} looks embedded")
-    # the presence heads read every cue the finder measured on some training look
-    shape.cues = sorted({name for look in placed for name in look.placement.cues})
-    for i, (example, look) in enumerate(zip(looks, placed, strict=True)):
+        look = region_vectors(place, encoder, example.image, layers, face=shape.face_cue)
         for layer, x in shape.presence_inputs(look).items():
             if layer in example.unsure:
                 continue
@@ -116,6 +110,8 @@ def train_heads(
             y_presence[layer].append(int(layer in example.present))
             look_of[layer].append(i)
         add_gender(example, look, calibrating=i >= len(examples))
+        if (i + 1) % 100 == 0:
+            echo(f"heads: {i + 1}/{len(looks)} looks embedded")
     for i, example in enumerate([*gender_only, *gender_calibration]):
         if example.gender in GENDERS:  # the gender head's own looks: embedded only for it
             look = region_vectors(place, encoder, example.image, layers, face=shape.face_cue)
@@ -142,7 +138,6 @@ def train_heads(
         "gender_only_looks": len(gender_only),
         "gender_calibration_looks": len(gender_calibration),
         "presence_folds": folds,
-        "cues": shape.cues,
         "examples": {layer: len(v) for layer, v in y_presence.items()},
         "positives": {layer: int(sum(v)) for layer, v in y_presence.items()},
         "seconds": round(time.perf_counter() - started, 1),

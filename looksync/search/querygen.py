@@ -163,7 +163,6 @@ class LocalQueryGenerator:
             degraded=list(full.degraded),
             timings_ms=dict(full.timings_ms),
             image=full.image,
-            cues=dict(full.cues),
         )
         placement.timings_ms["detection"] = (time.perf_counter() - start) * 1000 - sum(full.timings_ms.values())
         if gender is not None:

@@ -55,8 +55,7 @@ class Placement:
     """Where a finder put each layer without CLIP. ``boxes``: layer -> its boxes (main, then its other
     extents); ``absent``: layer -> why it is not in the look (out of frame, not visible); layers in
     neither are for the CLIP box search. ``source``: what placed them (``layout``, ``pose``,
-    ``person_box``); ``degraded``: notes for the response when it fell back; ``timings_ms``: its steps;
-    ``cues``: named scalar measurements of the look (``looksync.search.pose.regions.look_cues``)."""
+    ``person_box``); ``degraded``: notes for the response when it fell back; ``timings_ms``: its steps."""
 
     boxes: dict[str, list[Box]]
     source: str
@@ -68,9 +67,6 @@ class Placement:
     # the person's head (face and hair) as the pose detector boxes it, whichever step placed the layers; None
     # when no detector ran or found no one (the gender head's face crop: ``looksync.search.detection``)
     face: Box | None = None
-    # named measurements of the look that the detection heads read beside the crops (``look_cues`` of the pose
-    # finder: something beside the body, one garment past the hips); a cue not measurable here is left out
-    cues: dict[str, float] = field(default_factory=dict)
 
     def pixels(self, look: Image) -> Image:
         return self.image if self.image is not None else look

@@ -19,7 +19,6 @@ from looksync.search.detection import (
     calibrate,
     colour_grid,
     context_features,
-    cue_features,
     fit_logistic,
     gender_features,
     head_and_shoulders_box,
@@ -144,40 +143,6 @@ def test_presence_heads_read_the_context_a_crop_alone_does_not_show():
         head = fit_logistic(np.array([shape.presence_inputs(look)["one_piece"] for look in train]), y)
         shape.presence["one_piece"] = head
         accuracy[name] = np.mean([(shape.detect(look).probs["one_piece"] >= 0.5) == label
-                                  for look, label in zip(test, y_test, strict=True)])  # fmt: skip
-    assert accuracy["with"] > 0.95 and accuracy["without"] < 0.7
-
-
-def test_presence_heads_read_the_looks_cues_by_name():
-    """A cue the finder measured (``Placement.cues``) joins each layer's features under the name the heads were
-    trained on; a look without it reads 0; a bag beside the body is learnt from the cue, not from the crops."""
-    from looksync.search.regions import Placement
-
-    assert np.array_equal(cue_features({"b": 0.5, "a": 0.2, "c": 9.0}, ["a", "b", "z"]), [0.2, 0.5, 0.0])
-    rng = np.random.default_rng(5)
-    dim = 8
-
-    def looks(n):
-        out, labels = [], []
-        for _ in range(n):
-            bag = rng.random() < 0.5
-            placement = Placement(boxes={}, source="pose", cues={"beside_body:bag": 0.3 if bag else 0.02})
-            if rng.random() < 0.2:
-                placement.cues = {}  # not measured (no person mask)
-                bag = False
-            out.append(LookVectors({"bag": rng.normal(size=dim)}, rng.normal(size=dim), None, placement))
-            labels.append(int(bag))
-        return out, np.array(labels)
-
-    train, y = looks(300)
-    test, y_test = looks(200)
-    accuracy = {}
-    for name, cues in (("with", ["beside_body:bag"]), ("without", [])):
-        shape = DetectionHeads("M@1", "test", {}, _const(0.0, 2 * dim), cues=cues)
-        x = np.array([shape.presence_inputs(look)["bag"] for look in train])
-        assert x.shape == (300, 2 * dim + len(cues))
-        shape.presence["bag"] = fit_logistic(x, y)
-        accuracy[name] = np.mean([(shape.detect(look).probs["bag"] >= 0.5) == label
                                   for look, label in zip(test, y_test, strict=True)])  # fmt: skip
     assert accuracy["with"] > 0.95 and accuracy["without"] < 0.7
 
@@ -329,8 +294,7 @@ def test_heads_file_round_trip_and_checks(tmp_path):
     rng = np.random.default_rng(1)
     heads = DetectionHeads("M@1", "pose", {"topwear": LogisticHead(rng.normal(size=6), 0.3)},
                            LogisticHead(rng.normal(size=6), -0.2), threshold=0.4, meta={"looks": 3},
-                           layer_thresholds={"topwear": 0.25}, colour_grids=True, face_cue=True,
-                           cues=["beside_body:bag"])  # fmt: skip
+                           layer_thresholds={"topwear": 0.25}, colour_grids=True, face_cue=True)  # fmt: skip
     path = heads.save(tmp_path / "h" / "heads.npz")
     back = DetectionHeads.load(path)
     x = rng.normal(size=(5, 6))
@@ -338,8 +302,7 @@ def test_heads_file_round_trip_and_checks(tmp_path):
     assert np.allclose(back.gender.prob(x), heads.gender.prob(x))
     assert (back.model_id, back.region_finder, back.threshold, back.meta) == ("M@1", "pose", 0.4, {"looks": 3})
     assert back.layer_thresholds == {"topwear": 0.25} and back.threshold_of("bag") == 0.4 and back.colour_grids
-    assert back.face_cue and json.loads(bytes(np.load(path)["__meta__"]).decode())["format"] == HEADS_FORMAT == 5
-    assert back.cues == ["beside_body:bag"]
+    assert back.face_cue and json.loads(bytes(np.load(path)["__meta__"]).decode())["format"] == HEADS_FORMAT == 4
     back.check("M@1", "pose")
     with pytest.raises(DetectionHeadsError, match="trained on M@1, the encoder is N@2"):
         back.check("N@2", "pose")
@@ -353,10 +316,6 @@ def test_heads_file_round_trip_and_checks(tmp_path):
     with np.load(old.save(tmp_path / "old.npz")) as data:
         arrays = {k: np.array(data[k]) for k in data.files}
     meta = json.loads(bytes(arrays.pop("__meta__")).decode())
-    meta["format"] = 4
-    meta.pop("cues")  # a format-4 file: no cues
-    np.savez(tmp_path / "v4.npz", __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
-    assert DetectionHeads.load(tmp_path / "v4.npz").cues == []
     meta["format"] = 3
     meta.pop("face_cue")  # a format-3 file: no face crop
     np.savez(tmp_path / "v3.npz", __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
@@ -474,18 +433,14 @@ def test_heads_train_on_generated_looks(tiny_encoder, tmp_path):
     taxonomy = get_taxonomy()
 
     def place(look, layers):
-        placement = layout_placement(taxonomy, look.size, layers)
-        if look.size[0] > look.size[1]:  # a cue measured on some looks only (landscape ones here)
-            placement.cues["brightness"] = float(np.asarray(look).mean() / 255)
-        return placement
+        return layout_placement(taxonomy, look.size, layers)
 
     heads = train_heads(examples, tiny_encoder, place, "layout", list(taxonomy.layers))
     assert heads.model_id == tiny_encoder.model_id and heads.region_finder == "layout"
     assert heads.context_layers == list(taxonomy.layers) and heads.gender_cue and heads.colour_grids
-    assert heads.cues == ["brightness"] == heads.meta["cues"]  # every cue measured on some training look
     pairs = len(taxonomy.layers) * (len(taxonomy.layers) - 1) // 2
     grids = len(taxonomy.layers) * GRID_SIZE
-    assert heads.presence["footwear"].weights.shape == (2 * tiny_encoder.dim + pairs + grids + 1,)
+    assert heads.presence["footwear"].weights.shape == (2 * tiny_encoder.dim + pairs + grids,)
     # whole, mean crop, head and shoulders (vector, grid), face (vector, grid: the head and shoulders' here,
     # where no face box is found)
     assert heads.face_cue and heads.gender.weights.shape == (4 * tiny_encoder.dim + 2 * GRID_SIZE,)

@@ -17,7 +17,6 @@ from looksync.search.pose.regions import (
     continuous,
     figure_frame,
     figure_roi,
-    look_cues,
     person_box_placement,
     pick_sides,
     pose_span,
@@ -148,7 +147,7 @@ def test_fallbacks_in_order(pose_models_dir, blazepose, astronaut):
     placement = _finder(strict).place(astronaut, ["topwear", "footwear"])
     assert placement.source == "pose"
     assert placement.degraded == ["regions_pose_figure: no person detected; landmarks read in the ROI from the person mask's figure"]
-    assert set(placement.timings_ms) == {"region_pose", "region_person_mask", "region_cues", "region_pose_figure"}
+    assert set(placement.timings_ms) == {"region_pose", "region_person_mask", "region_pose_figure"}
     assert "topwear" in placement.boxes and placement.absent["footwear"].startswith("out of frame")
 
     # 2. that read not sure either -> the person's box from the mask, both reasons said
@@ -156,13 +155,13 @@ def test_fallbacks_in_order(pose_models_dir, blazepose, astronaut):
     assert placement.source == "person_box"
     assert placement.degraded[0].startswith("regions_person_box: no person detected; read in the ROI from the person mask's "
                                             "figure: no pose landmarks (presence 0.00); layers placed at the taxonomy slots")  # fmt: skip
-    assert set(placement.timings_ms) == {"region_pose", "region_person_mask", "region_cues", "region_pose_figure"}
+    assert set(placement.timings_ms) == {"region_pose", "region_person_mask", "region_pose_figure"}
     # the figure's read off (LOOKSYNC_POSE_FIGURE_ROI=0): straight to the person's box
     placement = _finder(strict, figure_roi=False).place(astronaut, ["topwear", "footwear"])
     assert placement.source == "person_box"
     assert placement.degraded[0].startswith("regions_person_box: no person detected; layers placed at the taxonomy slots")
     assert "person mask" in placement.degraded[0]
-    assert set(placement.timings_ms) == {"region_pose", "region_person_mask", "region_cues"}
+    assert set(placement.timings_ms) == {"region_pose", "region_person_mask"}
     assert all(_inside(box, astronaut.size) for boxes in placement.boxes.values() for box in boxes)
     # the mask's box runs off the bottom of the photo: the figure is fitted by width, the feet fall outside
     assert "topwear" in placement.boxes and placement.absent["footwear"].startswith("out of frame")
@@ -172,7 +171,7 @@ def test_fallbacks_in_order(pose_models_dir, blazepose, astronaut):
     placement = _finder(strict, retry=True, figure_roi=False).place(astronaut, ["topwear", "footwear"])
     assert re.match(r"regions_person_box: no person detected; read again within the person mask's box \[0, 0, 512, 512\]: "
                     r"no person detected; layers placed at the taxonomy slots", placement.degraded[0])  # fmt: skip
-    assert set(placement.timings_ms) == {"region_pose", "region_person_mask", "region_cues", "region_pose_retry"}
+    assert set(placement.timings_ms) == {"region_pose", "region_person_mask", "region_pose_retry"}
 
     # 3. no person at all (no mask, so no figure either) -> the taxonomy slots of the whole look
     blank = Image.new("RGB", (400, 300), (200, 220, 240))
@@ -420,7 +419,7 @@ def test_a_pose_that_spans_part_of_the_person_is_not_used(blazepose, sample_look
     assert placement.source == "person_box"
     assert re.match(r"regions_person_box: the pose spans 0\.\d\d of the person mask's height \(under 0\.70\); read in the ROI "
                     r"from the person mask's figure: the pose spans 0\.\d\d", placement.degraded[0])  # fmt: skip
-    assert set(placement.timings_ms) == {"region_pose", "region_person_mask", "region_cues", "region_pose_figure"}
+    assert set(placement.timings_ms) == {"region_pose", "region_person_mask", "region_pose_figure"}
     assert placement.face == _finder(blazepose).place(image, ["topwear"]).face  # the head, though no landmarks
     # the check off (LOOKSYNC_POSE_MIN_SPAN=0), or no person mask to check against: the pose is used
     assert _finder(_Crowded(blazepose), min_span=0).place(image, ["topwear"]).source == "pose"
@@ -463,7 +462,7 @@ def test_a_look_without_a_usable_pose_is_read_again_within_the_person_mask_box(b
     assert without.source == "person_box" and without.degraded[0].startswith("regions_person_box: no pose landmarks")
     placement = _finder(blazepose, retry=True, figure_roi=False).place(image, layers)
     assert placement.source == "pose" and not placement.degraded
-    assert set(placement.timings_ms) == {"region_pose", "region_person_mask", "region_cues", "region_pose_retry"}
+    assert set(placement.timings_ms) == {"region_pose", "region_person_mask", "region_pose_retry"}
     assert set(placement.boxes) == set(layers)
     assert all(box_iou(placement.boxes[name][0], tuple(truth["boxes"][name])) > 0.7 for name in layers)
 
@@ -591,30 +590,6 @@ def test_a_garment_runs_on_where_its_colour_does_along_every_chain():
     legs.points["left_ankle"] = np.array([70.0, 420.0])  # a point out of the look: nothing to tell
     assert not continuous(pixels, legs, chains[:1])
     assert not continuous(pixels, legs, ())
-
-
-def test_look_cues_measure_a_bag_beside_the_body_and_one_garment_past_the_hips():
-    taxonomy = get_taxonomy()
-    pixels, mask = _figure_on_white()
-    left, right = (20, 150, 150, 300), (150, 150, 280, 300)
-    placement = Placement(boxes={"bag": [left, right], "topwear": [(100, 60, 200, 200)]}, source="pose")
-    assert look_cues(taxonomy, placement, pixels, mask, None) == {"beside_body:bag": 0.0}
-    pixels[200:260, 200:250] = (150, 40, 30)  # a bag beside the right hip
-    background = np.array([255, 255, 255], np.int16)
-    cues = look_cues(taxonomy, placement, pixels, mask, None)
-    assert cues == {"beside_body:bag": side_evidence(pixels, mask, right, background)} and cues["beside_body:bag"] > 0.1
-    assert look_cues(taxonomy, placement, pixels, None, None) == {}  # no person mask: not measured
-    # one colour from the shoulders to the knees on both sides (a dress), then a top over trousers
-    body = _Legs(left_shoulder=(130, 60), left_hip=(130, 200), left_knee=(130, 300),
-                 right_shoulder=(170, 60), right_hip=(170, 200), right_knee=(170, 300))  # fmt: skip
-    pixels[40:380, 120:180] = (30, 40, 120)
-    dress = look_cues(taxonomy, Placement(boxes={}, source="pose"), pixels, None, body)
-    assert dress == {"runs_past_hips:min": 1.0, "runs_past_hips:max": 1.0}
-    pixels[200:380, 150:180] = (200, 160, 130)  # the right side changes at the hip
-    one = look_cues(taxonomy, Placement(boxes={}, source="pose"), pixels, None, body)
-    assert one["runs_past_hips:max"] == 1.0 and one["runs_past_hips:min"] < 0.3
-    body.points["left_knee"] = np.array([130.0, 420.0])  # a knee out of the look: not measured
-    assert look_cues(taxonomy, Placement(boxes={}, source="pose"), pixels, None, body) == {}
 
 
 def test_the_knee_crop_of_long_trousers_is_left_out(blazepose, pose_models_dir, bench_looks):

@@ -94,8 +94,6 @@ SIDE_SAMPLES = 96  # pixels read along a side box's longer side (a grid, not eve
 # generated training looks with bottomwear, every look whose legs were all within 60 wore the long garment, 20 of the
 # 47; short garments and boots measured 80-470; docs/service.md, "One side of the bag, one length of the legs")
 CONTINUOUS_DISTANCE, SEGMENT_SAMPLES, SEGMENT_PATCH = 60.0, 7, 2
-# the chains of ``look_cues``' ``runs_past_hips``: shoulder -> hip -> knee on each side
-TORSO_CHAINS = (("left_shoulder", "left_hip", "left_knee"), ("right_shoulder", "right_hip", "right_knee"))
 # the landmark ROI from the person's figure (``figure_roi``), in ``figure_frame``'s 3:5 frame: centred on the hip
 # centre, which the landmark model puts at 0.44-0.51 of the frame's height on generated looks placed from the
 # detector's pose (medians per framing), with a side of 1.25 x the frame's height (their ROIs: 0.98-1.18 after
@@ -258,10 +256,9 @@ class PoseRegionFinder:
             else:
                 why = f"{why}; read in the ROI from the person mask's figure: {again}"
         if pose is not None and (why is None or note is not None):
-            pixels = np.asarray(look)
+            pixels = np.asarray(look) if self.pick_side or self.pick_length else None
             placement = pose_placement(self.taxonomy, pose, look.size, layers, self.min_visibility,
                                        pixels if self.pick_length else None)  # fmt: skip
-            self._cues(placement, pixels, figure, pose, timings)
             self._pick_sides(placement, look, pixels, figure, timings)
             placement.timings_ms, placement.face = timings, face
             if note is not None:
@@ -272,9 +269,7 @@ class PoseRegionFinder:
             box, box_source = detections[0].person_box(look.size), "the pose detector"
         if box is not None:
             placement = person_box_placement(self.taxonomy, box, look.size, layers, figure if self.figure_axis else None)
-            pixels = np.asarray(look)
-            self._cues(placement, pixels, figure, None, timings)
-            self._pick_sides(placement, look, pixels, figure, timings)
+            self._pick_sides(placement, look, None, figure, timings)
             placement.degraded.append(
                 f"regions_person_box: {why}; layers placed at the taxonomy slots within the person's box from {box_source} {list(box)}"
             )
@@ -283,13 +278,6 @@ class PoseRegionFinder:
             placement.degraded.append(f"regions_layout: {why} and no person box; layers placed at the taxonomy slots of the whole look")
         placement.timings_ms, placement.face = timings, face
         return placement
-
-    def _cues(self, placement: Placement, pixels: np.ndarray, figure: PersonFigure | None, pose: Pose | None,
-              timings: dict[str, float]) -> None:  # fmt: skip
-        """``look_cues`` into the placement (timed as ``region_cues``)."""
-        start = time.perf_counter()
-        placement.cues = look_cues(self.taxonomy, placement, pixels, figure.mask if figure is not None else None, pose)
-        timings["region_cues"] = (time.perf_counter() - start) * 1000
 
     def _pick_sides(self, placement: Placement, look: Image, pixels: np.ndarray | None, figure: PersonFigure | None,
                     timings: dict[str, float]) -> None:
@@ -454,7 +442,7 @@ def pick_sides(taxonomy: Taxonomy, placement: Placement, pixels: np.ndarray, mas
              if len(boxes) > 1 and all(extent.outward for extent in taxonomy.layers[layer].pose)]  # fmt: skip
     if not sided:
         return 0
-    background = look_background(pixels)
+    background = np.median(np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]]), axis=0).astype(np.int16)
     for layer in sided:
         boxes = placement.boxes[layer]
         evidence = [side_evidence(pixels, mask, box, background) for box in boxes]
@@ -463,44 +451,6 @@ def pick_sides(taxonomy: Taxonomy, placement: Placement, pixels: np.ndarray, mas
         if best - second >= SIDE_MIN_GAP and best >= SIDE_MIN_RATIO * second:
             placement.boxes[layer] = [boxes[order[0]]]
     return len(sided)
-
-
-def look_cues(taxonomy: Taxonomy, placement: Placement, pixels: np.ndarray, mask: np.ndarray | None,
-              pose: Pose | None) -> dict[str, float]:  # fmt: skip
-    """Named measurements of the look for the detection heads (``Placement.cues``), each left out where it cannot be
-    measured:
-
-    - ``beside_body:<layer>``, each placed layer worn on either side (every pose extent ``outward``; a bag), with the
-      person mask: the largest ``side_evidence`` over its boxes (something beside the body there);
-    - ``runs_past_hips:min`` / ``:max``, with a pose whose shoulders, hips and knees on both sides are in the look:
-      of the two sides, how alike the colour from the shoulder to the hip and from the hip to the knee is,
-      ``1 / (1 + distance / CONTINUOUS_DISTANCE)`` (1: the same colour, one garment such as a dress running on; a
-      top over trousers or a skirt changes at the hips)."""
-    cues: dict[str, float] = {}
-    if mask is not None:
-        sided = [layer for layer, boxes in placement.boxes.items()
-                 if taxonomy.layers[layer].pose and all(extent.outward for extent in taxonomy.layers[layer].pose)]  # fmt: skip
-        if sided:
-            background = look_background(pixels)
-            for layer in sided:
-                cues[f"beside_body:{layer}"] = max(side_evidence(pixels, mask, box, background) for box in placement.boxes[layer])
-    if pose is not None:
-        height, width = pixels.shape[:2]
-        alike = []
-        for chain in TORSO_CHAINS:
-            a, b, c = (pose.point(name) for name in chain)
-            if not all(0 <= x < width and 0 <= y < height for x, y in (a, b, c)):
-                break
-            distance = float(np.abs(segment_colour(pixels, a, b) - segment_colour(pixels, b, c)).sum())
-            alike.append(1.0 / (1.0 + distance / CONTINUOUS_DISTANCE))
-        else:
-            cues["runs_past_hips:min"], cues["runs_past_hips:max"] = min(alike), max(alike)
-    return cues
-
-
-def look_background(pixels: np.ndarray) -> np.ndarray:
-    """The look's background colour: the median of its border pixels (RGB)."""
-    return np.median(np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]]), axis=0).astype(np.int16)
 
 
 def pose_span(pose: Pose, size: tuple[int, int], box: Box) -> float:
