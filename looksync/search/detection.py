@@ -19,10 +19,11 @@ region finder's own crops of generated training looks (``looksync heads train``)
   cross-validated; fitted on those, 0.83 / 0.89 on 360 looks of another training-split sample and 0.855 /
   0.865 on 200 looks of a sample with held-out framings; docs/evaluation.md) -> women or men.
 
-- presence of the small layers at the head (``FACE_LAYERS``: eyewear, headwear; format 5): also the face crop's
-  vector and colour grid, the same crop the gender head reads, so no crop is added. A pair of glasses is ~30 px
-  wide, its region's crop mostly frame and skin; the face crop shows the glasses or the hat against the face and
-  hair (out of fold on 360 training looks, eyewear presence F1 0.70 -> 0.76; docs/evaluation.md).
+- presence of eyewear (``FACE_LAYERS``; format 5): also the face crop's vector and colour grid, the same crop
+  the gender head reads, so no crop is added. A pair of glasses is ~30 px wide, its region's crop mostly frame and
+  skin; the face crop shows them on the face (eyewear presence F1 0.70 -> 0.76 out of fold on the recipe's 360
+  training looks, 0.52 -> 0.57 on 220 looks of another training-split sample; headwear 0.92 -> 0.89 there, so it
+  is not read for headwear; docs/evaluation.md).
 
 Heads files of format 1 (no context, no head-and-shoulders crop), 2 (no colour grids), 3 (no face crop) and 4 (no
 face crop in presence) still load and are read as they were trained.
@@ -48,7 +49,7 @@ log = logging.getLogger(__name__)
 
 HEADS_FORMAT = 5
 READABLE_FORMATS = (1, 2, 3, 4, 5)
-FACE_LAYERS = ("eyewear", "headwear")  # presence heads that also read the face crop (format 5)
+FACE_LAYERS = ("eyewear",)  # presence heads that also read the face crop (format 5; headwear measured worse)
 GRID_CELLS = 3  # colour_grid: cells per side
 GRID_SIZE = GRID_CELLS * GRID_CELLS * 6
 GENDERS = ("women", "men")  # the gender head's two classes; the second is the positive one
