@@ -19,14 +19,8 @@ region finder's own crops of generated training looks (``looksync heads train``)
   cross-validated; fitted on those, 0.83 / 0.89 on 360 looks of another training-split sample and 0.855 /
   0.865 on 200 looks of a sample with held-out framings; docs/evaluation.md) -> women or men.
 
-- presence of eyewear (``FACE_LAYERS``; format 5): also the face crop's vector and colour grid, the same crop
-  the gender head reads, so no crop is added. A pair of glasses is ~30 px wide, its region's crop mostly frame and
-  skin; the face crop shows them on the face (eyewear presence F1 0.70 -> 0.76 out of fold on the recipe's 360
-  training looks, 0.52 -> 0.57 on 220 looks of another training-split sample; headwear 0.92 -> 0.89 there, so it
-  is not read for headwear; docs/evaluation.md).
-
-Heads files of format 1 (no context, no head-and-shoulders crop), 2 (no colour grids), 3 (no face crop) and 4 (no
-face crop in presence) still load and are read as they were trained.
+Heads files of format 1 (no context, no head-and-shoulders crop), 2 (no colour grids) and 3 (no face crop)
+still load and are read as they were trained.
 
 Training them (``looksync heads train``, the demo) is ``looksync/search/detection_training.py``.
 
@@ -47,9 +41,8 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-HEADS_FORMAT = 5
-READABLE_FORMATS = (1, 2, 3, 4, 5)
-FACE_LAYERS = ("eyewear",)  # presence heads that also read the face crop (format 5; headwear measured worse)
+HEADS_FORMAT = 4
+READABLE_FORMATS = (1, 2, 3, 4)
 GRID_CELLS = 3  # colour_grid: cells per side
 GRID_SIZE = GRID_CELLS * GRID_CELLS * 6
 GENDERS = ("women", "men")  # the gender head's two classes; the second is the positive one
@@ -161,15 +154,6 @@ def grid_context(grids: dict[str, np.ndarray], layers: Sequence[str]) -> np.ndar
     return np.concatenate([grids[layer] if layer in grids else np.zeros(GRID_SIZE) for layer in layers])
 
 
-def face_features(face: np.ndarray | None, face_grid: np.ndarray | None, cue: np.ndarray | None,
-                  cue_grid: np.ndarray | None, dim: int) -> list[np.ndarray]:
-    """The face crop's vector and colour grid, the head-and-shoulders crop's where no face was found (zeros where
-    neither is), so that the weights still read a head."""
-    face, face_grid = (face, face_grid) if face is not None else (cue, cue_grid)
-    return [np.zeros(dim) if face is None else np.asarray(face, dtype=np.float64),
-            np.zeros(GRID_SIZE) if face_grid is None else np.asarray(face_grid, dtype=np.float64)]
-
-
 def gender_features(whole: np.ndarray, crops: Iterable[np.ndarray], cue: np.ndarray | None = None,
                     with_cue: bool = False, cue_grid: np.ndarray | None = None,
                     with_grid: bool = False, face: np.ndarray | None = None,
@@ -187,7 +171,9 @@ def gender_features(whole: np.ndarray, crops: Iterable[np.ndarray], cue: np.ndar
     if with_grid:
         parts.append(np.zeros(GRID_SIZE) if cue_grid is None else np.asarray(cue_grid, dtype=np.float64))
     if with_face:
-        parts.extend(face_features(face, face_grid, cue, cue_grid, len(whole)))
+        face, face_grid = (face, face_grid) if face is not None else (cue, cue_grid)
+        parts.append(np.zeros_like(whole) if face is None else np.asarray(face, dtype=np.float64))
+        parts.append(np.zeros(GRID_SIZE) if face_grid is None else np.asarray(face_grid, dtype=np.float64))
     return np.concatenate(parts)
 
 
@@ -252,19 +238,13 @@ class DetectionHeads:
     gender_cue: bool = False  # the gender head reads the head-and-shoulders crop too (format 2)
     colour_grids: bool = False  # the heads read the regions' colour grids too (format 3)
     face_cue: bool = False  # the gender head reads the face crop too (format 4)
-    face_layers: list[str] = field(default_factory=list)  # presence heads that read the face crop too (format 5)
 
     def presence_inputs(self, look: LookVectors) -> dict[str, np.ndarray]:
         """Each placed layer's presence features, the look's context computed once for all of them."""
         context = [context_features(look.crops, self.context_layers)] if self.context_layers else []
         if self.colour_grids:
             context.append(grid_context(look.grids, self.context_layers))
-        inputs = {layer: presence_features(vector, look.whole, *context) for layer, vector in look.crops.items()}
-        if any(layer in inputs for layer in self.face_layers):
-            face = face_features(look.face, look.face_grid, look.head, look.head_grid, len(look.whole))
-            for layer in (layer for layer in self.face_layers if layer in inputs):
-                inputs[layer] = np.concatenate([inputs[layer], *face])
-        return inputs
+        return {layer: presence_features(vector, look.whole, *context) for layer, vector in look.crops.items()}
 
     def gender_input(self, look: LookVectors) -> np.ndarray:
         return gender_features(look.whole, look.crops.values(), look.head, with_cue=self.gender_cue,
@@ -303,7 +283,6 @@ class DetectionHeads:
             "gender_cue": self.gender_cue,
             "colour_grids": self.colour_grids,
             "face_cue": self.face_cue,
-            "face_layers": self.face_layers,
             "bias": {**{f"presence/{layer}": h.bias for layer, h in self.presence.items()}, "gender": self.gender.bias},
             "meta": self.meta,
         }
@@ -333,8 +312,7 @@ class DetectionHeads:
                    float(meta["threshold"]), meta.get("meta", {}),
                    {k: float(v) for k, v in meta.get("layer_thresholds", {}).items()},
                    list(meta.get("context_layers", [])), bool(meta.get("gender_cue", False)),
-                   bool(meta.get("colour_grids", False)), bool(meta.get("face_cue", False)),
-                   list(meta.get("face_layers", [])))  # fmt: skip
+                   bool(meta.get("colour_grids", False)), bool(meta.get("face_cue", False)))  # fmt: skip
 
     def check(self, model_id: str, region_finder: str) -> None:
         if self.model_id != model_id:

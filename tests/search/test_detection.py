@@ -216,50 +216,6 @@ def test_the_gender_head_reads_the_face_crop_or_else_the_head_and_shoulders():
     assert len(gender_features(whole, [crop], cue, with_cue=True, cue_grid=cue_grid, with_grid=True, face=face)) == 6 + GRID_SIZE
 
 
-def test_the_small_layers_presence_heads_read_the_face_crop_and_the_others_do_not():
-    whole, face, cue = np.full(2, 1.0), np.full(2, 4.0), np.full(2, 3.0)
-    face_grid, cue_grid = np.full(GRID_SIZE, 0.4), np.full(GRID_SIZE, 0.3)
-    crops = {"eyewear": np.full(2, 5.0), "topwear": np.full(2, 6.0)}
-    look = LookVectors(crops, whole, cue, placement=None, head_grid=cue_grid, face=face, face_grid=face_grid)
-    heads = DetectionHeads("M@1", "test", {}, _const(0.0, 2), face_layers=["eyewear", "headwear"])
-    inputs = heads.presence_inputs(look)
-    assert np.array_equal(inputs["eyewear"], np.concatenate([crops["eyewear"], whole, face, face_grid]))
-    assert np.array_equal(inputs["topwear"], np.concatenate([crops["topwear"], whole]))
-    assert "headwear" not in inputs  # not placed: not asked
-    # no face found: the head-and-shoulders crop stands in, as for the gender head
-    no_face = LookVectors(crops, whole, cue, placement=None, head_grid=cue_grid)
-    assert np.array_equal(heads.presence_inputs(no_face)["eyewear"], np.concatenate([crops["eyewear"], whole, cue, cue_grid]))
-    # heads without face layers (format 4 and before) read what they were trained on
-    assert len(DetectionHeads("M@1", "test", {}, _const(0.0, 2)).presence_inputs(look)["eyewear"]) == 4
-
-
-def test_a_presence_head_finds_glasses_the_face_crop_shows_and_the_region_crop_does_not():
-    """The region's crop vector is noise (the glasses too small for it); the face crop carries them: a head that
-    reads the face crop learns the layer, one that does not stays near chance."""
-    rng = np.random.default_rng(5)
-    dim = 8
-
-    def looks(n):
-        out, labels = [], []
-        for _ in range(n):
-            worn = rng.random() < 0.5
-            face = rng.normal(size=dim) + (1.5 if worn else -1.5) * np.eye(dim)[0]
-            out.append(LookVectors({"eyewear": rng.normal(size=dim)}, rng.normal(size=dim), None, placement=None,
-                                   face=face, face_grid=rng.random(GRID_SIZE)))  # fmt: skip
-            labels.append(int(worn))
-        return out, np.array(labels)
-
-    train, y = looks(300)
-    test, y_test = looks(200)
-    accuracy = {}
-    for name, layers in (("with", ["eyewear"]), ("without", [])):
-        heads = DetectionHeads("M@1", "test", {}, _const(0.0, 2 * dim), face_layers=layers)
-        heads.presence["eyewear"] = fit_logistic(np.array([heads.presence_inputs(look)["eyewear"] for look in train]), y)
-        accuracy[name] = np.mean([(heads.detect(look).probs["eyewear"] >= 0.5) == label
-                                  for look, label in zip(test, y_test, strict=True)])  # fmt: skip
-    assert accuracy["with"] > 0.9 and accuracy["without"] < 0.65
-
-
 def test_region_vectors_embed_the_face_box_in_the_same_batch(tiny_encoder):
     from looksync.search.regions import Placement
 
@@ -338,8 +294,7 @@ def test_heads_file_round_trip_and_checks(tmp_path):
     rng = np.random.default_rng(1)
     heads = DetectionHeads("M@1", "pose", {"topwear": LogisticHead(rng.normal(size=6), 0.3)},
                            LogisticHead(rng.normal(size=6), -0.2), threshold=0.4, meta={"looks": 3},
-                           layer_thresholds={"topwear": 0.25}, colour_grids=True, face_cue=True,
-                           face_layers=["eyewear"])  # fmt: skip
+                           layer_thresholds={"topwear": 0.25}, colour_grids=True, face_cue=True)  # fmt: skip
     path = heads.save(tmp_path / "h" / "heads.npz")
     back = DetectionHeads.load(path)
     x = rng.normal(size=(5, 6))
@@ -347,8 +302,7 @@ def test_heads_file_round_trip_and_checks(tmp_path):
     assert np.allclose(back.gender.prob(x), heads.gender.prob(x))
     assert (back.model_id, back.region_finder, back.threshold, back.meta) == ("M@1", "pose", 0.4, {"looks": 3})
     assert back.layer_thresholds == {"topwear": 0.25} and back.threshold_of("bag") == 0.4 and back.colour_grids
-    assert back.face_cue and json.loads(bytes(np.load(path)["__meta__"]).decode())["format"] == HEADS_FORMAT == 5
-    assert back.face_layers == ["eyewear"]
+    assert back.face_cue and json.loads(bytes(np.load(path)["__meta__"]).decode())["format"] == HEADS_FORMAT == 4
     back.check("M@1", "pose")
     with pytest.raises(DetectionHeadsError, match="trained on M@1, the encoder is N@2"):
         back.check("N@2", "pose")
@@ -362,10 +316,6 @@ def test_heads_file_round_trip_and_checks(tmp_path):
     with np.load(old.save(tmp_path / "old.npz")) as data:
         arrays = {k: np.array(data[k]) for k in data.files}
     meta = json.loads(bytes(arrays.pop("__meta__")).decode())
-    meta["format"] = 4
-    meta.pop("face_layers")  # a format-4 file: no face crop in presence
-    np.savez(tmp_path / "v4.npz", __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
-    assert DetectionHeads.load(tmp_path / "v4.npz").face_layers == []
     meta["format"] = 3
     meta.pop("face_cue")  # a format-3 file: no face crop
     np.savez(tmp_path / "v3.npz", __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
@@ -491,9 +441,6 @@ def test_heads_train_on_generated_looks(tiny_encoder, tmp_path):
     pairs = len(taxonomy.layers) * (len(taxonomy.layers) - 1) // 2
     grids = len(taxonomy.layers) * GRID_SIZE
     assert heads.presence["footwear"].weights.shape == (2 * tiny_encoder.dim + pairs + grids,)
-    # eyewear also reads the face crop (vector, grid)
-    assert heads.face_layers == ["eyewear"]
-    assert heads.presence["eyewear"].weights.shape == (3 * tiny_encoder.dim + pairs + grids + GRID_SIZE,)
     # whole, mean crop, head and shoulders (vector, grid), face (vector, grid: the head and shoulders' here,
     # where no face box is found)
     assert heads.face_cue and heads.gender.weights.shape == (4 * tiny_encoder.dim + 2 * GRID_SIZE,)
