@@ -19,15 +19,8 @@ region finder's own crops of generated training looks (``looksync heads train``)
   cross-validated; fitted on those, 0.83 / 0.89 on 360 looks of another training-split sample and 0.855 /
   0.865 on 200 looks of a sample with held-out framings; docs/evaluation.md) -> women or men.
 
-- presence of headwear (``OWN_LAYERS``; format 5): its own region's crop vector and colour grid only, not the
-  whole look nor the context. A hat is the one garment in its region, and the other layers' cosines and grids
-  (hundreds of features) let the head fit the training framings: out of fold over 740 looks (the recipe's 360,
-  220 of another train-split sample, 160 with held-out framings), headwear presence F1 0.89 -> 0.93 (TP / FP /
-  FN 227 / 28 / 27 -> 236 / 18 / 18); eyewear read the same way 0.71 -> 0.68, so it keeps the context
-  (docs/evaluation.md).
-
-Heads files of format 1 (no context, no head-and-shoulders crop), 2 (no colour grids), 3 (no face crop) and 4
-(every presence head with the context) still load and are read as they were trained.
+Heads files of format 1 (no context, no head-and-shoulders crop), 2 (no colour grids) and 3 (no face crop)
+still load and are read as they were trained.
 
 Training them (``looksync heads train``, the demo) is ``looksync/search/detection_training.py``.
 
@@ -48,9 +41,8 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-HEADS_FORMAT = 5
-READABLE_FORMATS = (1, 2, 3, 4, 5)
-OWN_LAYERS = ("headwear",)  # presence heads that read their own region only (format 5)
+HEADS_FORMAT = 4
+READABLE_FORMATS = (1, 2, 3, 4)
 GRID_CELLS = 3  # colour_grid: cells per side
 GRID_SIZE = GRID_CELLS * GRID_CELLS * 6
 GENDERS = ("women", "men")  # the gender head's two classes; the second is the positive one
@@ -146,11 +138,6 @@ def context_features(crops: dict[str, np.ndarray], layers: Sequence[str]) -> np.
 def presence_features(crop: np.ndarray, whole: np.ndarray, *context: np.ndarray) -> np.ndarray:
     parts = [np.asarray(crop, dtype=np.float64), np.asarray(whole, dtype=np.float64)]
     return np.concatenate([*parts, *(np.asarray(c, dtype=np.float64) for c in context)])
-
-
-def own_features(crop: np.ndarray, grid: np.ndarray | None) -> np.ndarray:
-    """A layer's own region alone: its crop vector and colour grid (zeros where it has none)."""
-    return np.concatenate([np.asarray(crop, dtype=np.float64), np.zeros(GRID_SIZE) if grid is None else grid])
 
 
 def colour_grid(image: Any, box: tuple[int, int, int, int]) -> np.ndarray:
@@ -251,15 +238,13 @@ class DetectionHeads:
     gender_cue: bool = False  # the gender head reads the head-and-shoulders crop too (format 2)
     colour_grids: bool = False  # the heads read the regions' colour grids too (format 3)
     face_cue: bool = False  # the gender head reads the face crop too (format 4)
-    own_layers: list[str] = field(default_factory=list)  # presence heads on their crop and grid alone (format 5)
 
     def presence_inputs(self, look: LookVectors) -> dict[str, np.ndarray]:
         """Each placed layer's presence features, the look's context computed once for all of them."""
         context = [context_features(look.crops, self.context_layers)] if self.context_layers else []
         if self.colour_grids:
             context.append(grid_context(look.grids, self.context_layers))
-        return {layer: own_features(vector, look.grids.get(layer)) if layer in self.own_layers
-                else presence_features(vector, look.whole, *context) for layer, vector in look.crops.items()}  # fmt: skip
+        return {layer: presence_features(vector, look.whole, *context) for layer, vector in look.crops.items()}
 
     def gender_input(self, look: LookVectors) -> np.ndarray:
         return gender_features(look.whole, look.crops.values(), look.head, with_cue=self.gender_cue,
@@ -298,7 +283,6 @@ class DetectionHeads:
             "gender_cue": self.gender_cue,
             "colour_grids": self.colour_grids,
             "face_cue": self.face_cue,
-            "own_layers": self.own_layers,
             "bias": {**{f"presence/{layer}": h.bias for layer, h in self.presence.items()}, "gender": self.gender.bias},
             "meta": self.meta,
         }
@@ -328,8 +312,7 @@ class DetectionHeads:
                    float(meta["threshold"]), meta.get("meta", {}),
                    {k: float(v) for k, v in meta.get("layer_thresholds", {}).items()},
                    list(meta.get("context_layers", [])), bool(meta.get("gender_cue", False)),
-                   bool(meta.get("colour_grids", False)), bool(meta.get("face_cue", False)),
-                   list(meta.get("own_layers", [])))  # fmt: skip
+                   bool(meta.get("colour_grids", False)), bool(meta.get("face_cue", False)))  # fmt: skip
 
     def check(self, model_id: str, region_finder: str) -> None:
         if self.model_id != model_id:

@@ -16,7 +16,6 @@ import numpy as np
 
 from looksync.search.detection import (
     GENDERS,
-    OWN_LAYERS,
     DetectionHeads,
     DetectionHeadsError,
     LogisticHead,
@@ -89,8 +88,7 @@ def train_heads(
     ``gender_calibration`` (looks that train the gender head alone, leaving the presence heads as they were)."""
     started = time.perf_counter()
     shape = DetectionHeads(encoder.model_id, region_finder, {}, LogisticHead(np.zeros(1), 0.0),
-                           context_layers=list(layers), gender_cue=True, colour_grids=True, face_cue=True,
-                           own_layers=[layer for layer in OWN_LAYERS if layer in layers])  # fmt: skip
+                           context_layers=list(layers), gender_cue=True, colour_grids=True, face_cue=True)  # fmt: skip
     x_presence: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}
     y_presence: dict[str, list[int]] = {layer: [] for layer in layers}
     look_of: dict[str, list[int]] = {layer: [] for layer in layers}  # which look each example is from (the folds)

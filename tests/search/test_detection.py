@@ -147,54 +147,6 @@ def test_presence_heads_read_the_context_a_crop_alone_does_not_show():
     assert accuracy["with"] > 0.95 and accuracy["without"] < 0.7
 
 
-def test_headwear_presence_reads_its_own_region_and_the_other_layers_the_context():
-    crops = {"headwear": np.full(2, 5.0), "topwear": np.full(2, 6.0), "bag": np.full(2, 7.0)}
-    grids = {"headwear": np.full(GRID_SIZE, 0.2), "topwear": np.full(GRID_SIZE, 0.6)}
-    look = LookVectors(crops, np.full(2, 1.0), None, placement=None, grids=grids)
-    layers = ["headwear", "topwear", "bag"]
-    heads = DetectionHeads("M@1", "test", {}, _const(0.0, 4), context_layers=layers, colour_grids=True,
-                           own_layers=["headwear"])  # fmt: skip
-    inputs = heads.presence_inputs(look)
-    assert np.array_equal(inputs["headwear"], np.concatenate([crops["headwear"], grids["headwear"]]))
-    context = np.concatenate([context_features(crops, layers), grids["headwear"], grids["topwear"], np.zeros(GRID_SIZE)])
-    assert np.array_equal(inputs["topwear"], np.concatenate([crops["topwear"], np.full(2, 1.0), context]))
-    # a layer placed without a grid reads zeros for it
-    assert np.array_equal(DetectionHeads("M@1", "test", {}, _const(0.0, 4), own_layers=["bag"]).presence_inputs(look)["bag"],
-                          np.concatenate([crops["bag"], np.zeros(GRID_SIZE)]))  # fmt: skip
-    # heads without own layers (format 4 and before) read every layer with the context, as they were trained
-    assert len(DetectionHeads("M@1", "test", {}, _const(0.0, 4), context_layers=layers,
-                              colour_grids=True).presence_inputs(look)["headwear"]) == len(inputs["topwear"])  # fmt: skip
-
-
-def test_a_head_on_its_own_region_is_not_misled_by_a_context_that_changes_between_framings():
-    """Training looks where the context happens to go with the hat (one framing), test looks where it does not:
-    a head reading the context leans on it and fails; one on its own region's crop reads the hat."""
-    rng = np.random.default_rng(3)
-    dim, layers = 6, ["headwear", "topwear"]
-
-    def looks(n, tied):
-        out, labels = [], []
-        for _ in range(n):
-            hat = rng.random() < 0.5
-            crop = rng.normal(size=dim) + (0.8 if hat else -0.8) * np.eye(dim)[0]
-            top = rng.normal(size=dim)
-            if tied:  # the topwear crop echoes the label strongly in this framing
-                top = top + (4.0 if hat else -4.0) * np.eye(dim)[1]
-            out.append(LookVectors({"headwear": crop, "topwear": top}, rng.normal(size=dim) + top, None, placement=None))
-            labels.append(int(hat))
-        return out, np.array(labels)
-
-    train, y = looks(300, tied=True)
-    test, y_test = looks(300, tied=False)
-    accuracy = {}
-    for name, own in (("own", ["headwear"]), ("context", [])):
-        heads = DetectionHeads("M@1", "test", {}, _const(0.0, 2 * dim), context_layers=layers, own_layers=own)
-        heads.presence["headwear"] = fit_logistic(np.array([heads.presence_inputs(look)["headwear"] for look in train]), y)
-        accuracy[name] = np.mean([(heads.detect(look).probs["headwear"] >= 0.5) == label
-                                  for look, label in zip(test, y_test, strict=True)])  # fmt: skip
-    assert accuracy["own"] > 0.75 > accuracy["context"]
-
-
 def test_colour_grid_says_which_colours_are_where_in_the_box():
     image = Image.new("RGB", (200, 100), (255, 255, 255))
     image.paste((255, 0, 0), (30, 10, 90, 70))  # the box's left half red
@@ -342,8 +294,7 @@ def test_heads_file_round_trip_and_checks(tmp_path):
     rng = np.random.default_rng(1)
     heads = DetectionHeads("M@1", "pose", {"topwear": LogisticHead(rng.normal(size=6), 0.3)},
                            LogisticHead(rng.normal(size=6), -0.2), threshold=0.4, meta={"looks": 3},
-                           layer_thresholds={"topwear": 0.25}, colour_grids=True, face_cue=True,
-                           own_layers=["headwear"])  # fmt: skip
+                           layer_thresholds={"topwear": 0.25}, colour_grids=True, face_cue=True)  # fmt: skip
     path = heads.save(tmp_path / "h" / "heads.npz")
     back = DetectionHeads.load(path)
     x = rng.normal(size=(5, 6))
@@ -351,8 +302,7 @@ def test_heads_file_round_trip_and_checks(tmp_path):
     assert np.allclose(back.gender.prob(x), heads.gender.prob(x))
     assert (back.model_id, back.region_finder, back.threshold, back.meta) == ("M@1", "pose", 0.4, {"looks": 3})
     assert back.layer_thresholds == {"topwear": 0.25} and back.threshold_of("bag") == 0.4 and back.colour_grids
-    assert back.face_cue and json.loads(bytes(np.load(path)["__meta__"]).decode())["format"] == HEADS_FORMAT == 5
-    assert back.own_layers == ["headwear"]
+    assert back.face_cue and json.loads(bytes(np.load(path)["__meta__"]).decode())["format"] == HEADS_FORMAT == 4
     back.check("M@1", "pose")
     with pytest.raises(DetectionHeadsError, match="trained on M@1, the encoder is N@2"):
         back.check("N@2", "pose")
@@ -366,10 +316,6 @@ def test_heads_file_round_trip_and_checks(tmp_path):
     with np.load(old.save(tmp_path / "old.npz")) as data:
         arrays = {k: np.array(data[k]) for k in data.files}
     meta = json.loads(bytes(arrays.pop("__meta__")).decode())
-    meta["format"] = 4
-    meta.pop("own_layers")  # a format-4 file: every presence head with the context
-    np.savez(tmp_path / "v4.npz", __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
-    assert DetectionHeads.load(tmp_path / "v4.npz").own_layers == []
     meta["format"] = 3
     meta.pop("face_cue")  # a format-3 file: no face crop
     np.savez(tmp_path / "v3.npz", __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
@@ -495,9 +441,6 @@ def test_heads_train_on_generated_looks(tiny_encoder, tmp_path):
     pairs = len(taxonomy.layers) * (len(taxonomy.layers) - 1) // 2
     grids = len(taxonomy.layers) * GRID_SIZE
     assert heads.presence["footwear"].weights.shape == (2 * tiny_encoder.dim + pairs + grids,)
-    # headwear's head reads its own region alone: crop vector and colour grid
-    assert heads.own_layers == ["headwear"]
-    assert heads.presence["headwear"].weights.shape == (tiny_encoder.dim + GRID_SIZE,)
     # whole, mean crop, head and shoulders (vector, grid), face (vector, grid: the head and shoulders' here,
     # where no face box is found)
     assert heads.face_cue and heads.gender.weights.shape == (4 * tiny_encoder.dim + 2 * GRID_SIZE,)
