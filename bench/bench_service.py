@@ -24,9 +24,9 @@ vectors; the index holds random vectors too). The looks sent are fixed-frame sam
 layers asked for (``--looks``, 4).
 
 Two versions against each other: ``--baseline-root DIR`` (a checkout, e.g. ``git worktree add --detach /tmp/base
-<commit>``) starts that checkout's service beside this tree's, on the same index and settings, and sends the 5-layer
-look to each in turn, ``--rounds`` rounds of ``--requests`` (the order alternating), so that both meet the same host
-noise; it prints each round, then the server latencies pooled per version (p50, p95, p95 / 250 ms) and the p95
+<commit>``) runs that checkout's service and this tree's, on the same index and settings, one at a time (each started,
+warmed and stopped within its round), and sends the 5-layer look to each in turn, ``--rounds`` rounds of
+``--requests`` (the order alternating), so that both meet the same host noise; it prints each round, then the server latencies pooled per version (p50, p95, p95 / 250 ms) and the p95
 difference with a 95% bootstrap interval. One run of 96 requests decides little on this 2-core box (identical runs'
 p95 spanned 100 ms): pool six rounds or more.
 
@@ -198,30 +198,30 @@ def pooled_p95_difference(a: list[float], b: list[float], resamples: int = 2000,
 
 
 def run_paired(args, runtime: str, data_dir: Path, checkpoint: Path, workdir: Path, look_bytes: list[bytes]) -> dict:
-    """This tree's service and the baseline checkout's, both up on the same index and settings; the 5-layer look
-    (rerank off, concurrency 1) sent to each in turn for ``rounds`` rounds of ``requests`` (the order alternating),
-    so that both meet the same host noise; the server latencies pooled per service."""
+    """This tree's service and the baseline checkout's, on the same index and settings, one at a time (the target's
+    one service on the box: two up at once measured ~15 ms slower at p50 each); the 5-layer look (rerank off,
+    concurrency 1) sent to each in turn for ``rounds`` rounds of ``requests`` (the order alternating, each service
+    started, warmed and stopped within its round), so that both meet the same host; the server latencies pooled
+    per service."""
     env = service_env(args, runtime, data_dir, checkpoint, workdir)
-    procs = {"this tree": start_service(env, free_port(), workdir / "service.log"),
-             "baseline": start_service(env, free_port(), workdir / "baseline.log", root=args.baseline_root)}  # fmt: skip
+    roots = {"this tree": None, "baseline": args.baseline_root}
     session = requests.Session()
-    pooled: dict[str, list[float]] = {name: [] for name in procs}
-    try:
-        senders = {}
-        for name, proc in procs.items():
-            base = f"http://127.0.0.1:{proc.args[proc.args.index('--port') + 1]}"
-            print(f"{name}: ready {wait_ready(base, timeout_s=600, proc=proc)}", flush=True)
-            wait_vocabulary(session, base)
-            senders[name] = look_sender(session, base, look_bytes)
-            senders[name](0)  # warm the worker (first inference, prompt vectors)
-        names = list(procs)
-        for r in range(args.rounds):
-            for name in names if r % 2 == 0 else names[::-1]:
-                row = run_phase(f"look rerank=off [{name}, round {r + 1}]", senders[name], args.requests, 1, runtime)
+    pooled: dict[str, list[float]] = {name: [] for name in roots}
+    names = list(roots)
+    for r in range(args.rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            proc = start_service(env, free_port(), workdir / f"{name.replace(' ', '-')}.log", root=roots[name])
+            try:
+                base = f"http://127.0.0.1:{proc.args[proc.args.index('--port') + 1]}"
+                wait_ready(base, timeout_s=600, proc=proc)
+                wait_vocabulary(session, base)
+                send = look_sender(session, base, look_bytes)
+                for i in range(len(look_bytes)):  # warm the worker (first inference, prompt vectors) on every look
+                    send(i)
+                row = run_phase(f"look rerank=off [{name}, round {r + 1}]", send, args.requests, 1, runtime)
                 pooled[name] += row["server_all"]
-    finally:
-        for proc in procs.values():
-            stop_service(proc)
+            finally:
+                stop_service(proc)
     diff, low, high = pooled_p95_difference(pooled["baseline"], pooled["this tree"])
     summary = {name: {"requests": len(v), "server_p50": round(pct(v, 50), 1), "server_p95": round(pct(v, 95), 1),
                       "p95_over_target": round(pct(v, 95) / 250.0, 3)} for name, v in pooled.items()}  # fmt: skip
