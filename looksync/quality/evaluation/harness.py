@@ -66,6 +66,18 @@ class EvalError(ValueError):
     """Bad evaluation input (config spec, sample directory); the message names the value."""
 
 
+# the config options that override one setting each: option -> the setting it sets for this config (switches take
+# 0 or 1; numbers must lie within their range); ``with_config_options`` applies them, ``EvalConfig.parse`` reads them
+SETTING_SWITCHES = {"blank": "pose_blank_background", "retry": "pose_retry", "figure": "pose_figure_axis",
+                    "side": "pose_pick_side", "length": "pose_pick_length", "figroi": "pose_figure_roi"}  # fmt: skip
+SETTING_NUMBERS = {"crop_weight": ("look_crop_weight", 0.0, 1.0), "gender_conf": ("look_gender_min_confidence", 0.5, 1.0),
+                   "max_tilt": ("pose_max_tilt", 0.0, 180.0), "min_span": ("pose_min_span", 0.0, 1.0),
+                   "refine_tol": ("pose_refine_tolerance", 0.0, 1.0)}  # fmt: skip
+_OPTION_FORMS = {"rerank": "MODE", "generator": "local|llm", "regions": "FINDER", "crop_weight": "W", "heads": "PATH",
+                 "gender_conf": "C", "runtime": "torch|onnx|onnx-int8", "max_tilt": "DEGREES", "min_span": "S",
+                 "refine_tol": "T", **dict.fromkeys(SETTING_SWITCHES, "0|1")}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class EvalConfig:
     """One side of the comparison: ``NAME=MODEL:WEIGHTS[,rerank=MODE][,generator=local|llm][,regions=FINDER][,crop_weight=W][,heads=PATH][,gender_conf=C]``.
@@ -106,21 +118,16 @@ class EvalConfig:
         values: dict[str, Any] = {}
         for option in options:
             key, sep, value = option.partition("=")
-            if not sep or key not in ("rerank", "generator", "regions", "crop_weight", "heads", "gender_conf", "runtime", "blank",
-                                      "max_tilt", "min_span", "refine_tol", "retry", "figure", "side", "length", "figroi"):
-                raise EvalError(
-                    f"config {spec!r}: unknown option {option!r}; known: rerank=MODE, generator=local|llm, "
-                    "regions=FINDER, crop_weight=W, heads=PATH, gender_conf=C, runtime=torch|onnx|onnx-int8, blank=0|1, max_tilt=DEGREES, min_span=S, "
-                    "refine_tol=T, retry=0|1, figure=0|1, side=0|1, length=0|1, figroi=0|1"
-                )
+            if not sep or key not in _OPTION_FORMS:
+                known = ", ".join(f"{option}={form}" for option, form in _OPTION_FORMS.items())
+                raise EvalError(f"config {spec!r}: unknown option {option!r}; known: {known}")
             values[key] = value
-        for key in ("blank", "retry", "figure", "side", "length", "figroi"):
+        for key in SETTING_SWITCHES:
             if key in values:
                 if values[key] not in ("0", "1"):
                     raise EvalError(f"config {spec!r}: {key} must be 0 or 1")
                 values[key] = values[key] == "1"
-        for key, low, high in (("crop_weight", 0.0, 1.0), ("gender_conf", 0.5, 1.0), ("max_tilt", 0.0, 180.0), ("min_span", 0.0, 1.0),
-                                 ("refine_tol", 0.0, 1.0)):  # fmt: skip
+        for key, (_, low, high) in SETTING_NUMBERS.items():
             if key in values:
                 try:
                     values[key] = float(values[key])
@@ -285,13 +292,9 @@ def build_config_index(truth: SampleTruth, settings: Settings, encoder: Any) -> 
 
 def with_config_options(settings: Settings, config: EvalConfig) -> Settings:
     """The settings with the config's options in place of theirs (an option not given keeps the setting)."""
-    overrides = {"region_finder": config.regions, "look_crop_weight": config.crop_weight,
-                 "detection_heads": Path(config.heads) if config.heads else None,
-                 "look_gender_min_confidence": config.gender_conf, "pose_blank_background": config.blank,
-                 "pose_max_tilt": config.max_tilt, "pose_min_span": config.min_span,
-                 "pose_refine_tolerance": config.refine_tol, "pose_retry": config.retry, "pose_figure_axis": config.figure,
-                 "pose_pick_side": config.side, "pose_pick_length": config.length,
-                 "pose_figure_roi": config.figroi}  # fmt: skip
+    overrides = {"region_finder": config.regions, "detection_heads": Path(config.heads) if config.heads else None,
+                 **{setting: getattr(config, option) for option, setting in SETTING_SWITCHES.items()},
+                 **{setting: getattr(config, option) for option, (setting, _, _) in SETTING_NUMBERS.items()}}  # fmt: skip
     if config.regions == TRUTH_REGIONS:
         overrides["region_finder"] = "pose"  # the oracle's fallback for layers the look does not wear
     return settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})

@@ -329,3 +329,17 @@ def test_presence_over_visible_garments_and_the_gender_filter_share():
     assert out["presence_visible"] == {"tp": 3, "fp": 1, "fn": 0, "precision": 0.75, "recall": 1.0}
     assert out["gender_accuracy"] == round(1 / 3, 4)
     assert out["gender_used_share"] == round(2 / 3, 4) and out["gender_used_accuracy"] == 0.5
+
+
+def test_every_config_option_that_sets_a_setting_names_one_and_sets_it():
+    from looksync.quality.evaluation.harness import SETTING_NUMBERS, SETTING_SWITCHES
+
+    for option, setting in SETTING_SWITCHES.items():
+        assert setting in Settings.model_fields, option
+        default = getattr(Settings(), setting)
+        config = EvalConfig.parse(f"t=LookSync-Tiny:random:0,{option}={int(not default)}")
+        assert getattr(with_config_options(Settings(), config), setting) is (not default)
+    for option, (setting, _, high) in SETTING_NUMBERS.items():
+        assert setting in Settings.model_fields, option
+        config = EvalConfig.parse(f"t=LookSync-Tiny:random:0,{option}={high:g}")
+        assert getattr(with_config_options(Settings(), config), setting) == high
