@@ -61,6 +61,10 @@ REFINE_READS = 1  # landmark reads after the first at most, each in the ROI of t
 # figures) and on 20% of the eval looks, keeping the regions' cover of the garments within 0.006 of always reading
 # again and look Recall@10 the same (docs/evaluation.md, "Fewer landmark reads")
 REFINE_TOLERANCE = 0.1
+# the landmark model's pose-presence flag, as MediaPipe thresholds it: a read under it found no body, and is not
+# followed by a further read in the ROI it gives (on 220 generated training looks, 10 such second reads made a pose
+# usable on 1; docs/evaluation.md, "The region step's wasted reads")
+MIN_POSE_SCORE = 0.5
 
 
 def ssd_anchors(size: int = DETECTOR_SIZE, strides: tuple[int, ...] = (8, 16, 32, 32, 32), per_layer: int = 2) -> np.ndarray:
@@ -305,25 +309,28 @@ class BlazePose:
     # ---- stage 2: the landmarks ---------------------------------------------------------------
 
     def landmarks(self, look: Image, detection: Detection, refine: int = REFINE_READS,
-                  tolerance: float = REFINE_TOLERANCE, roi: Roi | None = None) -> Pose:  # fmt: skip
+                  tolerance: float = REFINE_TOLERANCE, roi: Roi | None = None, min_score: float = MIN_POSE_SCORE) -> Pose:  # fmt: skip
         """The landmarks in the detector's ROI, then read up to ``refine`` more times, each in the ROI that the
         previous read's own hip-centre and full-body points give (MediaPipe's tracking ROI: its graphs crop
         each video frame from the landmarks of the one before). The detector places the body's circle
         loosely on drawn figures (the hip centre high, the ROI short of the feet); on 430 generated looks
         one more read gave a usable pose on 199 instead of 185, its regions covering more of each garment
         (0.87 against 0.84 on the varied looks placed from a pose). Each read costs one landmark call, so a
-        read is skipped when its ROI would differ from the last one's by at most ``tolerance`` (``roi_change``).
+        read is skipped when its ROI would differ from the last one's by at most ``tolerance`` (``roi_change``), or
+        when the last read's pose flag is under ``min_score`` (it found no body whose points to follow).
         ``roi``: the first read's ROI instead of the detector's (``figure_roi``: from the person mask)."""
         roi = roi or roi_from_detection(detection)
         for read in range(refine + 1):
             crop = warp_roi(look, roi, LANDMARK_SIZE).astype(np.float32) / 255.0
             out = self._run(self.landmarker, crop)
             raw = out[(195,)].reshape(39, 5)
-            if read < refine:
+            if read < refine and float(out[(1,)][0]) >= min_score:
                 following = roi_from_body(*roi.to_image(raw[BODY_POINTS, :2] / LANDMARK_SIZE))
                 if roi_change(roi, following) <= tolerance:
                     break
                 roi = following
+            else:
+                break
         raw = raw[: len(LANDMARKS)]
         flag = float(out[(1,)][0])
         points = roi.to_image(raw[:, :2] / LANDMARK_SIZE)

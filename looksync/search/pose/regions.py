@@ -43,6 +43,7 @@ import numpy as np
 from looksync.catalog.taxonomy import Taxonomy, get_taxonomy
 from looksync.search.pose.blazepose import (
     LANDMARK_INDEX,
+    MIN_POSE_SCORE,
     REFINE_READS,
     REFINE_TOLERANCE,
     ROI_SCALE,
@@ -51,6 +52,7 @@ from looksync.search.pose.blazepose import (
     PersonFigure,
     Pose,
     Roi,
+    roi_from_detection,
 )
 from looksync.search.pose.models import PoseModelPaths, resolve_pose_models
 from looksync.search.regions import (
@@ -74,7 +76,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MIN_POSE_SCORE = 0.5  # the landmark model's pose-presence flag, as MediaPipe thresholds it
 # the taxonomy slots describe a figure on a 3:5 (width:height) portrait canvas whose person-mask box runs from
 # 0.039 to 0.934 of its height, arms 0.586 of its width wide (medians over 90 generated fixed-frame looks; the
 # garments' own slots reach 0.01-0.96, so fitting those to the mask's box shrank every slot by 6%)
@@ -223,8 +224,7 @@ class PoseRegionFinder:
         timings: dict[str, float] = {}
         start = time.perf_counter()
         detections = self.estimator.detect(look)
-        pose = (self.estimator.landmarks(look, detections[0], refine=self.refine_reads, tolerance=self.refine_tolerance)
-                if detections else None)  # fmt: skip
+        pose, skipped = self._landmarks(look, detections[0]) if detections else (None, None)
         timings["region_pose"] = (time.perf_counter() - start) * 1000
         # the detector boxes the head (face and hair) even where its landmarks are not used
         face = _clip(tuple(detections[0].box), look.size) if detections else None
@@ -234,17 +234,16 @@ class PoseRegionFinder:
             figure = self.estimator.person_figure(look)
             box, box_source = (figure.box if figure else None), "the person mask"
             timings["region_person_mask"] = (time.perf_counter() - start) * 1000
-        why = self._unusable(pose, look.size, box)
+        why = skipped or self._unusable(pose, look.size, box)
         if why is not None and self.retry and box is not None:
             start = time.perf_counter()
             within = retry_box(box, look.size, self.retry_margin)
             retried = self.estimator.detect(look, within=within)
-            second = (self.estimator.landmarks(look, retried[0], refine=self.refine_reads, tolerance=self.refine_tolerance)
-                      if retried else None)  # fmt: skip
+            second, skipped = self._landmarks(look, retried[0]) if retried else (None, None)
             timings["region_pose_retry"] = (time.perf_counter() - start) * 1000
             if face is None and retried:
                 face = _clip(tuple(retried[0].box), look.size)
-            again = self._unusable(second, look.size, box)
+            again = skipped or self._unusable(second, look.size, box)
             if again is None:
                 pose, why = second, None
             else:
@@ -290,6 +289,17 @@ class PoseRegionFinder:
             start = time.perf_counter()
             if pick_sides(self.taxonomy, placement, np.asarray(look) if pixels is None else pixels, figure.mask):
                 timings["region_sides"] = (time.perf_counter() - start) * 1000
+
+    def _landmarks(self, look: Image, detection: Detection) -> tuple[Pose | None, str | None]:
+        """The landmarks in the detection's ROI, or why they are not read: the detector's own body axis (hip centre ->
+        full-body point) further from upright than ``max_tilt``. The landmark model reads upright in that ROI and its
+        further reads follow the body it finds, so such a pose comes out as tilted and is not used either: on 220
+        generated training looks, all 41 whose detection was over 60 degrees gave an unusable pose (each costing 1-2
+        landmark calls, 10-20 ms, before the figure's read; docs/evaluation.md, "The region step's wasted reads")."""
+        tilt = abs(math.degrees(roi_from_detection(detection).rotation))
+        if tilt > self.max_tilt:
+            return None, f"the detector's pose tilted {tilt:.0f} degrees from upright (over {self.max_tilt:.0f}), landmarks not read"
+        return self.estimator.landmarks(look, detection, refine=self.refine_reads, tolerance=self.refine_tolerance), None
 
     def figure_pose(self, look: Image, figure: PersonFigure) -> Pose:
         """The landmarks read in ``figure_roi`` (its detection: the mask's box, score 0, the ROI's hip centre and
