@@ -612,30 +612,6 @@ def test_the_knee_crop_of_long_trousers_is_left_out(blazepose, pose_models_dir, 
     assert PoseRegionFinder.from_settings(None, settings=settings, fetch=False).pick_length is False
 
 
-def _cover(box, truth) -> float:
-    """The share of ``truth``'s area inside ``box``."""
-    width = max(0, min(box[2], truth[2]) - max(box[0], truth[0]))
-    height = max(0, min(box[3], truth[3]) - max(box[1], truth[1]))
-    return width * height / ((truth[2] - truth[0]) * (truth[3] - truth[1]))
-
-
-def test_a_one_piece_is_cropped_to_the_knees_and_to_the_ankles(blazepose, sample_look):
-    """A one-piece's two lengths, like the bottomwear's: shoulders to below the knees (a dress), then shoulders to
-    the ankles (a jumpsuit); the second only where an ankle is in the look."""
-    image, truth = sample_look
-    suit = truth["boxes"]["one_piece"]  # the sample look wears a jumpsuit, down to the ankles
-    placement = _finder(blazepose).place(image, sorted(truth["products"]))
-    assert placement.source == "pose"
-    knees, ankles = placement.boxes["one_piece"]
-    assert knees[3] < suit[3] - 30 and _cover(knees, suit) < 0.92  # stops short of the hem
-    assert ankles[3] >= suit[3] - 10 and _cover(ankles, suit) > 0.97  # holds the whole garment
-    # wider (pad 0.4): a squarer crop, of which the encoder's centre square keeps more
-    assert ankles[2] - ankles[0] > knees[2] - knees[0]
-    three_quarter = image.crop((0, 0, image.width, int(truth["boxes"]["footwear"][1]) - 40))  # no ankle in the look
-    placement = _finder(blazepose).place(three_quarter, ["one_piece"])
-    assert placement.source == "pose" and len(placement.boxes["one_piece"]) == 1
-
-
 def test_the_figure_roi_is_hung_from_the_head_and_scaled_by_the_height_or_the_width():
     """The landmark ROI from the person mask's figure: upright, on the midline, centred at 0.48 of the 3:5 frame's
     height below its top (where the hip centre is), 1.25 x that height on a side; the frame is fitted by the
