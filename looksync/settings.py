@@ -193,10 +193,6 @@ class Settings(BaseSettings):
     # this sure; below it the layers are searched across genders, the query names none, and the response says
     # `gender_filter: unsure` (a wrong gender filter loses the planted garment; a missing one only widens)
     look_gender_min_confidence: float = Field(default=0.9, ge=0.5, le=1)
-    # a look searched without layers: the one-piece is asked for where the colour down the torso's middle runs on
-    # into a thigh, and not where the two clearly differ, whatever the presence head says (pose-placed looks only;
-    # ``looksync.search.detection.one_piece_by_colour``; docs/evaluation.md, "the one-piece by its colour")
-    look_one_piece_colour: bool = True
     # pose region finder (issue 14): where BlazePose's model files come from: "pypi" (the pinned mediapipe
     # wheel, downloaded with pip from the configured index, only the model files kept), a directory holding
     # them, or s3://bucket/prefix; each is checked against the sha256 in looksync/search/pose/blazepose.yaml

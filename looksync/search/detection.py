@@ -46,12 +46,6 @@ READABLE_FORMATS = (1, 2, 3, 4)
 GRID_CELLS = 3  # colour_grid: cells per side
 GRID_SIZE = GRID_CELLS * GRID_CELLS * 6
 GENDERS = ("women", "men")  # the gender head's two classes; the second is the positive one
-# ``one_piece_by_colour``: the pose finder's ``torso_thigh_colour`` (L1 over RGB, 0-765) at or under which a one-piece
-# is asked for, and over which it is not. Chosen on the 360 looks of the heads' default training sample (one-piece
-# presence F1 0.49 -> 0.57 there; the distance is 0-10 on drawn one-pieces of one flat colour, a top and trousers of
-# two colours measure 60-500); on 280 looks of a held-out-framing sample (seed 13): P / R 0.29 / 0.33 -> 0.43 / 0.50
-# (docs/evaluation.md, "the one-piece by its colour")
-ONE_PIECE_SAME_COLOUR, ONE_PIECE_OTHER_COLOUR = 10.0, 200.0
 
 
 class DetectionHeadsError(ValueError):
@@ -328,25 +322,6 @@ class DetectionHeads:
                 f"detection heads were trained on the {self.region_finder!r} region finder's crops, "
                 f"the engine uses {region_finder!r}"
             )
-
-
-def one_piece_by_colour(layers: Sequence[str], placement: Any, max_layers: int = 6, same: float = ONE_PIECE_SAME_COLOUR,
-                        other: float = ONE_PIECE_OTHER_COLOUR) -> list[str]:  # fmt: skip
-    """The layers the heads found, with the one-piece added where the placement's ``torso_thigh_colour`` cue says the
-    torso's colour runs on into a thigh (at most ``same``; the one-piece placed, fewer than ``max_layers`` layers), or
-    taken out where the two clearly differ (over ``other``; other layers left). A placement without the cue (the
-    person's box, the layout, a pose with a hip or knee out of the look): the layers as found. The presence head reads
-    crop vectors of a small CLIP model, which tell a dress from a top over a skirt poorly (precision / recall 0.29 /
-    0.33 on a held-out-framing sample); one flat colour from the shoulders past the hips tells it better."""
-    chosen = list(layers)
-    distance = getattr(placement, "cues", {}).get("torso_thigh_colour")
-    if distance is None:
-        return chosen
-    if distance <= same and "one_piece" not in chosen and "one_piece" in placement.boxes and len(chosen) < max_layers:
-        chosen.append("one_piece")
-    elif distance > other and "one_piece" in chosen and len(chosen) > 1:
-        chosen.remove("one_piece")
-    return chosen
 
 
 def region_vectors(

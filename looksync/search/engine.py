@@ -119,7 +119,7 @@ class SearchEngine(LookAnswersMixin, ProductSearchMixin, ShoppersMixin):
         self.local_query_generator = LocalQueryGenerator(
             encoder, zeroshot or ZeroShot(encoder, self.taxonomy), self.taxonomy, layout=False,
             placer=getattr(self.region_finder, "place", None), heads=heads,
-            gender_min_confidence=settings.look_gender_min_confidence, one_piece_colour=settings.look_one_piece_colour,
+            gender_min_confidence=settings.look_gender_min_confidence,
         )  # fmt: skip
         if query_generator is None:
             query_generator = (

@@ -118,7 +118,6 @@ class LocalQueryGenerator:
         placer: Callable[[Image, list[str]], Placement] | None = None,
         heads: DetectionHeads | None = None,
         gender_min_confidence: float = 0.0,
-        one_piece_colour: bool = False,
     ):
         self.encoder = encoder
         # an inferred gender below this confidence is not used: the queries name no gender (the engine
@@ -127,8 +126,6 @@ class LocalQueryGenerator:
         # no-hint looks: layers and gender from the detection heads on the placer's regions (when both
         # are there), else zero-shot on the whole look
         self.heads = heads
-        # the heads' one-piece presence overruled by the torso's and thighs' colours (``one_piece_by_colour``)
-        self.one_piece_colour = one_piece_colour
         self.zeroshot = zeroshot
         self.taxonomy = taxonomy or get_taxonomy()
         self.max_layers = max_layers
@@ -151,15 +148,13 @@ class LocalQueryGenerator:
         """Layers (when not given) and gender (when not given) from the detection heads on every layer's
         region; the placement of the layers searched, with every layer the placer found out of the look;
         the crops embedded in that batch, by box: every placed layer's boxes, its other extents included."""
-        from looksync.search.detection import one_piece_by_colour, region_vectors
+        from looksync.search.detection import region_vectors
 
         start = time.perf_counter()
         vectors = region_vectors(self.placer, self.encoder, look, list(self.taxonomy.layers), extents=True,
                                  face=self.heads.face_cue)  # fmt: skip
         found, full = self.heads.detect(vectors, self.max_layers), vectors.placement
-        chosen = layers
-        if chosen is None:
-            chosen = one_piece_by_colour(found.layers, full, self.max_layers) if self.one_piece_colour else found.layers
+        chosen = layers if layers is not None else found.layers
         absent = dict(full.absent) if layers is None else {k: v for k, v in full.absent.items() if k in layers}
         placement = Placement(
             boxes={layer: full.boxes[layer] for layer in chosen if layer in full.boxes},

@@ -67,9 +67,6 @@ class Placement:
     # the person's head (face and hair) as the pose detector boxes it, whichever step placed the layers; None
     # when no detector ran or found no one (the gender head's face crop: ``looksync.search.detection``)
     face: Box | None = None
-    # what the finder read of the look's colours along the body, by name (the pose finder: ``torso_thigh_colour``,
-    # ``looksync.search.pose.regions.torso_thigh_distance``); empty where it read none
-    cues: dict[str, float] = field(default_factory=dict)
 
     def pixels(self, look: Image) -> Image:
         return self.image if self.image is not None else look

@@ -22,7 +22,6 @@ from looksync.search.detection import (
     fit_logistic,
     gender_features,
     head_and_shoulders_box,
-    one_piece_by_colour,
     region_vectors,
 )
 from looksync.search.detection_training import (
@@ -385,49 +384,6 @@ def test_the_local_generator_reads_layers_and_gender_from_the_heads_without_hint
     both = generator.generate(look, layers=["bag"], gender="women")
     assert [q.layer for q in both.layers] == ["bag"] and both.gender == "women"
     assert calls[-1] == ["bag"]  # with every hint given, the heads are not run
-
-
-def test_the_one_piece_is_asked_for_by_the_torsos_and_thighs_colours():
-    from looksync.search.regions import Placement
-
-    def placed(distance=None, layers=("topwear", "bottomwear", "one_piece")):
-        cues = {} if distance is None else {"torso_thigh_colour": distance}
-        return Placement(boxes={layer: [(0, 0, 10, 10)] for layer in layers}, source="pose", cues=cues)
-
-    found = ["topwear", "footwear"]
-    assert one_piece_by_colour(found, placed(4.0)) == ["topwear", "footwear", "one_piece"]  # one colour on: a one-piece
-    assert one_piece_by_colour(found, placed(40.0)) == found  # between: the heads' reading stands
-    assert one_piece_by_colour(["one_piece", "footwear"], placed(40.0)) == ["one_piece", "footwear"]
-    assert one_piece_by_colour(["one_piece", "footwear"], placed(300.0)) == ["footwear"]  # clearly two garments
-    assert one_piece_by_colour(["one_piece"], placed(300.0)) == ["one_piece"]  # never no layer at all
-    assert one_piece_by_colour(found, placed()) == found  # no cue read (the person's box, a knee out of the look)
-    assert one_piece_by_colour(found, placed(4.0, ("topwear",))) == found  # not placed: out of the look
-    assert one_piece_by_colour(found, placed(4.0), max_layers=2) == found  # at most max_layers
-    assert found == ["topwear", "footwear"]  # the heads' list is left as it was
-
-
-def test_the_local_generator_overrules_the_one_piece_head_by_colour_when_told(tiny_encoder):
-    from embeddings.zeroshot import ZeroShot
-    from looksync.catalog.taxonomy import get_taxonomy
-    from looksync.search.querygen import LocalQueryGenerator
-    from looksync.search.regions import Placement, pixel_boxes
-
-    taxonomy = get_taxonomy()
-    dim = 2 * tiny_encoder.dim
-    heads = DetectionHeads(tiny_encoder.model_id, "test",
-                           presence={layer: _const(4.0 if layer == "footwear" else -4.0, dim) for layer in taxonomy.layers},
-                           gender=_const(-4.0, dim))  # fmt: skip
-
-    def placer(look, layers):  # a dress's one colour from the shoulders past the hips
-        boxes = {layer: [pixel_boxes(look.size, [(0.0, 0.0, 1.0, 0.5)])[0]] for layer in layers}
-        return Placement(boxes=boxes, source="test", cues={"torso_thigh_colour": 2.0})
-
-    look = Image.new("RGB", (120, 200), (200, 30, 40))
-    for told, layers in ((False, ["footwear"]), (True, ["footwear", "one_piece"])):
-        generator = LocalQueryGenerator(tiny_encoder, ZeroShot(tiny_encoder, taxonomy), taxonomy, layout=False,
-                                        placer=placer, heads=heads, one_piece_colour=told)  # fmt: skip
-        assert [q.layer for q in generator.generate(look).layers] == layers
-        assert [q.layer for q in generator.generate(look, layers=["bag"]).layers] == ["bag"]  # hints: not asked
 
 
 @pytest.mark.parametrize(("bias", "used"), [(4.0, True), (0.4, False), (-0.4, False), (-4.0, True)])

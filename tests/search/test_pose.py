@@ -22,7 +22,6 @@ from looksync.search.pose.regions import (
     pose_span,
     retry_box,
     side_evidence,
-    torso_thigh_distance,
 )
 from looksync.search.regions import Placement, box_iou, layer_slots, layout_placement
 from looksync.settings import Settings
@@ -598,31 +597,6 @@ def test_a_garment_runs_on_where_its_colour_does_along_every_chain():
     legs.points["left_ankle"] = np.array([70.0, 420.0])  # a point out of the look: nothing to tell
     assert not continuous(pixels, legs, chains[:1])
     assert not continuous(pixels, legs, ())
-
-
-def _body(**moved):
-    """The named points ``torso_thigh_distance`` reads, of a figure standing in a 200 x 400 look."""
-    points = dict(left_shoulder=(70, 60), right_shoulder=(130, 60), left_hip=(75, 180), right_hip=(125, 180),
-                  left_knee=(75, 280), right_knee=(125, 280))  # fmt: skip
-    return _Legs(**{**points, **moved})
-
-
-def test_the_torso_colour_running_on_into_a_thigh_reads_as_one_garment():
-    pixels = np.full((400, 200, 3), 255, np.uint8)
-    pixels[50:300, 50:150] = (120, 30, 60)  # a dress from the shoulders past the knees
-    assert torso_thigh_distance(pixels, _body()) == 0.0
-    pixels[180:300, 50:150] = (20, 40, 120)  # a skirt of another colour below the hips
-    assert torso_thigh_distance(pixels, _body()) == 100 + 10 + 60
-    pixels[180:300, 100:150] = (120, 30, 60)  # one thigh in the top's colour (a bag, a hand): the nearer side counts
-    assert torso_thigh_distance(pixels, _body()) == 0.0
-    assert torso_thigh_distance(pixels, _body(left_knee=(75, 420))) is None  # a knee below the look: nothing to read
-
-
-def test_the_pose_placement_records_the_torso_and_thigh_colours(blazepose, sample_look):
-    image, truth = sample_look  # a jumpsuit from the shoulders to the ankles (a seam down the torso's middle)
-    placement = _finder(blazepose).place(image, sorted(truth["products"]))
-    assert placement.source == "pose" and placement.cues["torso_thigh_colour"] < 60  # a top over trousers: 60-500
-    assert _finder(blazepose, pick_length=False).place(image, ["one_piece"]).cues == {}  # no pixels read
 
 
 def test_the_knee_crop_of_long_trousers_is_left_out(blazepose, pose_models_dir, bench_looks):

@@ -69,8 +69,7 @@ class EvalError(ValueError):
 # the config options that override one setting each: option -> the setting it sets for this config (switches take
 # 0 or 1; numbers must lie within their range); ``with_config_options`` applies them, ``EvalConfig.parse`` reads them
 SETTING_SWITCHES = {"blank": "pose_blank_background", "retry": "pose_retry", "figure": "pose_figure_axis",
-                    "side": "pose_pick_side", "length": "pose_pick_length", "figroi": "pose_figure_roi",
-                    "onecolour": "look_one_piece_colour"}  # fmt: skip
+                    "side": "pose_pick_side", "length": "pose_pick_length", "figroi": "pose_figure_roi"}  # fmt: skip
 SETTING_NUMBERS = {"crop_weight": ("look_crop_weight", 0.0, 1.0), "gender_conf": ("look_gender_min_confidence", 0.5, 1.0),
                    "max_tilt": ("pose_max_tilt", 0.0, 180.0), "min_span": ("pose_min_span", 0.0, 1.0),
                    "refine_tol": ("pose_refine_tolerance", 0.0, 1.0)}  # fmt: skip
@@ -106,7 +105,6 @@ class EvalConfig:
     side: bool | None = None  # LOOKSYNC_POSE_PICK_SIDE for this config (a bag cropped on the side that shows it)
     length: bool | None = None  # LOOKSYNC_POSE_PICK_LENGTH for this config (no knee crop of trousers running on)
     figroi: bool | None = None  # LOOKSYNC_POSE_FIGURE_ROI for this config (no detector pose: landmarks in the ROI from the mask)
-    onecolour: bool | None = None  # LOOKSYNC_LOOK_ONE_PIECE_COLOUR (no-hint looks: the one-piece by the torso's colour)
 
     @classmethod
     def parse(cls, spec: str) -> EvalConfig:

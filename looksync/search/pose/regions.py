@@ -379,22 +379,6 @@ def continuous(pixels: np.ndarray, pose: Pose, chains: tuple[tuple[str, str, str
     return bool(chains)
 
 
-def torso_thigh_distance(pixels: np.ndarray, pose: Pose) -> float | None:
-    """How far the colour down the torso's middle (``segment_colour`` from the shoulder centre to the hip centre)
-    is from the nearer thigh's (hip to knee), L1 over RGB (0-765): near 0 where one garment runs from the shoulders
-    past the hips (a dress, a jumpsuit), large where a top meets trousers or a skirt of another colour. None where a
-    point of either segment lies outside the look (its colour is not there to read)."""
-    height, width = pixels.shape[:2]
-    shoulders = (pose.point("left_shoulder") + pose.point("right_shoulder")) / 2
-    hips = (pose.point("left_hip") + pose.point("right_hip")) / 2
-    ends = [shoulders, hips, *(pose.point(f"{side}_{part}") for side in ("left", "right") for part in ("hip", "knee"))]
-    if not all(0 <= x < width and 0 <= y < height for x, y in ends):
-        return None
-    torso = segment_colour(pixels, shoulders, hips)
-    return float(min(np.abs(torso - segment_colour(pixels, pose.point(f"{side}_hip"), pose.point(f"{side}_knee"))).sum()
-                     for side in ("left", "right")))  # fmt: skip
-
-
 def pose_placement(
     taxonomy: Taxonomy, pose: Pose, size: tuple[int, int], layers: list[str], min_visibility: float = 0.5,
     pixels: np.ndarray | None = None,
@@ -402,8 +386,7 @@ def pose_placement(
     """Each layer's extents whose ``seen`` and ``framed`` groups hold (an extent giving the same box as one
     before it is not repeated); a layer with none is absent, with the reasons. Layers without pose extents
     are left out (the CLIP box search takes them). With the look's ``pixels``, an extent ``unless_continuous``
-    is left out where an extent before it was placed and the garment runs on along its chains, and the placement's
-    ``cues`` get ``torso_thigh_colour`` (``torso_thigh_distance``) where it can be read."""
+    is left out where an extent before it was placed and the garment runs on along its chains."""
     width, height = size
     inside = (pose.points[:, 0] >= 0) & (pose.points[:, 0] < width) & (pose.points[:, 1] >= 0) & (pose.points[:, 1] < height)
     seen = inside & (pose.visibility >= min_visibility)
@@ -412,9 +395,6 @@ def pose_placement(
     torso = float(np.linalg.norm(shoulders - hips)) or pose.roi.side / 4
     midline = float((shoulders[0] + hips[0]) / 2)
     placement = Placement(boxes={}, source="pose")
-    distance = torso_thigh_distance(pixels, pose) if pixels is not None else None
-    if distance is not None:
-        placement.cues["torso_thigh_colour"] = distance
     for layer in layers:
         extents = taxonomy.layers[layer].pose
         if not extents:

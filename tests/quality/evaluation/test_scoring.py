@@ -184,7 +184,7 @@ def test_config_spec_switches_the_pose_retry_the_figure_axis_and_the_bag_side():
     assert (c.retry, c.figure, c.side) == (False, True, False)
     tuned = with_config_options(Settings(pose_retry=True, pose_figure_axis=True, pose_pick_side=True), c)
     assert (tuned.pose_retry, tuned.pose_figure_axis, tuned.pose_pick_side) == (False, True, False)
-    for key in ("retry", "figure", "side", "figroi", "onecolour"):
+    for key in ("retry", "figure", "side", "figroi"):
         with pytest.raises(EvalError, match=f"{key} must be 0 or 1"):
             EvalConfig.parse(f"t=LookSync-Tiny:random:0,{key}=yes")
 
