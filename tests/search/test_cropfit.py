@@ -113,28 +113,3 @@ def test_the_engine_crops_through_the_settings_fit_and_refuses_heads_trained_on_
     DetectionHeads.load(path).check("rec@0", "layout", "squash")
     # heads from before the setting were trained on centre crops
     DetectionHeads("rec@0", "layout", {}, LogisticHead(np.zeros(2), 0.0)).check("rec@0", "layout")
-
-
-def test_heads_train_fits_the_crops_by_the_setting_and_records_the_fit(tmp_path, monkeypatch):
-    from click.testing import CliRunner
-
-    import embeddings
-    from looksync.cli import main
-    from looksync.search import detection_training
-    from looksync.search.detection import DetectionHeads, LogisticHead
-
-    raw, seen = RecordingEncoder(), {}
-
-    def train_from_sample(settings, encoder, train_dir, **_):
-        seen["encoder"] = encoder
-        return DetectionHeads(encoder.model_id, "pose", {}, LogisticHead(np.zeros(2), 0.0), meta={"looks": 1})
-
-    monkeypatch.setattr(embeddings, "load_encoder", lambda *a, **k: raw)
-    monkeypatch.setattr(detection_training, "train_from_sample", train_from_sample)
-    monkeypatch.setenv("LOOKSYNC_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("LOOKSYNC_LOOK_CROP_FIT", "squash")
-    out = tmp_path / "heads.npz"
-    result = CliRunner().invoke(main, ["heads", "train", "--train-dir", str(tmp_path / "t"), "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    assert isinstance(seen["encoder"], CropFitEncoder) and seen["encoder"].crop_fit == "squash"
-    assert DetectionHeads.load(out).meta == {"looks": 1, "crop_fit": "squash"}
