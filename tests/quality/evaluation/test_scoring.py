@@ -343,12 +343,3 @@ def test_every_config_option_that_sets_a_setting_names_one_and_sets_it():
         assert setting in Settings.model_fields, option
         config = EvalConfig.parse(f"t=LookSync-Tiny:random:0,{option}={high:g}")
         assert getattr(with_config_options(Settings(), config), setting) == high
-
-
-def test_config_spec_picks_the_crop_fit():
-    assert EvalConfig.parse("t=LookSync-Tiny:random:0").crop_fit is None  # the setting's value
-    c = EvalConfig.parse("t=LookSync-Tiny:random:0,regions=pose,crop_fit=squash")
-    assert with_config_options(Settings(), c).look_crop_fit == "squash"
-    assert with_config_options(Settings(look_crop_fit="pad"), EvalConfig.parse("t=LookSync-Tiny:random:0")).look_crop_fit == "pad"
-    with pytest.raises(EvalError, match="crop_fit must be one of centre, squash, pad"):
-        EvalConfig.parse("t=LookSync-Tiny:random:0,crop_fit=stretch")
