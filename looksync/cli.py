@@ -325,16 +325,12 @@ def heads_train(out: Path, train_dir: Path, size: int, seed: int, fixed_looks: i
     from looksync.search.detection import DetectionHeadsError
     from looksync.search.detection_training import train_from_sample
     from looksync.search.pose.models import PoseModelError
-    from looksync.search.regions import look_encoder
 
     settings = _settings()
     try:
         encoder = load_encoder(settings.clip_model, settings.clip_weights, device=settings.device)
-        # the heads learn from the crops as the engine will fit them (LOOKSYNC_LOOK_CROP_FIT), and say which
-        trained = train_from_sample(settings, look_encoder(encoder, settings.look_crop_fit), train_dir, size=size,
-                                    seed=seed, fixed_looks=fixed_looks, varied_looks=varied_looks,
-                                    gender_looks=gender_looks, echo=click.echo)  # fmt: skip
-        trained.meta["crop_fit"] = settings.look_crop_fit
+        trained = train_from_sample(settings, encoder, train_dir, size=size, seed=seed, fixed_looks=fixed_looks,
+                                    varied_looks=varied_looks, gender_looks=gender_looks, echo=click.echo)  # fmt: skip
     except (EmbeddingsError, DetectionHeadsError, PoseModelError) as exc:
         raise click.ClickException(str(exc)) from None
     trained.save(out)

@@ -160,13 +160,12 @@ def demo_heads(settings, encoder, checkpoint: Path, train_root: Path, looks: int
     from looksync.search.detection import HEADS_FORMAT, DetectionHeads
     from looksync.search.detection_training import train_from_sample
     from looksync.search.region_finders import make_region_finder
-    from looksync.search.regions import look_encoder
 
     recipe = sample_recipe(looks)
     finder = make_region_finder(settings.region_finder, encoder, settings=settings).name  # auto: pose or layout
     # the heads are made again when anything that places or reads the regions changes: code, taxonomy, settings
     placement = [modules_digest(HEADS_CODE).hex(), repr(get_taxonomy()),
-                 *(f"{name}={getattr(settings, name)}" for name in sorted(type(settings).model_fields) if name.startswith("pose_") or name == "look_crop_fit")]  # fmt: skip
+                 *(f"{name}={getattr(settings, name)}" for name in sorted(type(settings).model_fields) if name.startswith("pose_"))]  # fmt: skip
     digest = hashlib.sha256("\x00".join([json.dumps(recipe, sort_keys=True), str(HEADS_SEED), *placement]).encode()).hexdigest()[:12]
     path = checkpoint.with_name(f"{checkpoint.stem}-heads{HEADS_FORMAT}-{finder}-{digest}.npz")
     if path.is_file():
@@ -175,9 +174,7 @@ def demo_heads(settings, encoder, checkpoint: Path, train_root: Path, looks: int
     else:
         console.say(f"    detection heads (layers and gender read from the look's regions): {looks} looks of their "
                     f"own catalog, as `looksync heads train` makes them")  # fmt: skip
-        heads = train_from_sample(settings, look_encoder(encoder, settings.look_crop_fit), train_root, seed=HEADS_SEED,
-                                  echo=console.detail, **recipe)  # fmt: skip
-        heads.meta["crop_fit"] = settings.look_crop_fit  # the engine refuses heads trained on other crops
+        heads = train_from_sample(settings, encoder, train_root, seed=HEADS_SEED, echo=console.detail, **recipe)
         heads.save(path)
     held = heads.meta.get("validation")
     if held:

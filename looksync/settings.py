@@ -179,12 +179,6 @@ class Settings(BaseSettings):
     # look kNN query: normalise((1 - w) * text + w * crop) when the query generator embedded the garment's
     # crop (local generator); 0 = the text query alone
     look_crop_weight: float = Field(default=0.5, ge=0, le=1)
-    # how a look's region crop is fitted to the CLIP model's square input before encoding (search, the detection
-    # heads' features and the crop rerank alike; ``looksync.search.regions.fit_crop``): "centre" (the encoder's own
-    # preprocessing reads the crop's centre square: a tall crop loses its top and bottom), "squash" (resized to a
-    # square, as the fine-tuning's on-figure crops are), "pad" (padded to a square with the crop's border colour).
-    # Detection heads are trained for one fit (recorded in the heads file, checked at startup)
-    look_crop_fit: Literal["centre", "squash", "pad"] = "centre"
     # looksync.search.region_finders.REGION_FINDERS: "layout" (taxonomy slots, for full-body looks; the local query
     # generator reads its attributes there too), "pose" (from the body's keypoints, any framing; layers out of
     # frame are skipped), "clip_boxes" (CLIP search over candidate bands) or "auto" (pose when its model files

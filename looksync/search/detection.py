@@ -314,9 +314,7 @@ class DetectionHeads:
                    list(meta.get("context_layers", [])), bool(meta.get("gender_cue", False)),
                    bool(meta.get("colour_grids", False)), bool(meta.get("face_cue", False)))  # fmt: skip
 
-    def check(self, model_id: str, region_finder: str, crop_fit: str = "centre") -> None:
-        """Refuse heads trained for another model, region finder or crop fit (``Settings.look_crop_fit``; heads
-        files without one were trained on ``centre`` crops)."""
+    def check(self, model_id: str, region_finder: str) -> None:
         if self.model_id != model_id:
             raise DetectionHeadsError(f"detection heads were trained on {self.model_id}, the encoder is {model_id}")
         if self.region_finder != region_finder:
@@ -324,10 +322,6 @@ class DetectionHeads:
                 f"detection heads were trained on the {self.region_finder!r} region finder's crops, "
                 f"the engine uses {region_finder!r}"
             )
-        trained_fit = self.meta.get("crop_fit", "centre")
-        if trained_fit != crop_fit:
-            raise DetectionHeadsError(f"detection heads were trained on {trained_fit!r} crops (LOOKSYNC_LOOK_CROP_FIT), "
-                                      f"the engine fits crops by {crop_fit!r}")
 
 
 def region_vectors(

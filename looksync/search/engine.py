@@ -33,7 +33,7 @@ from looksync.search.engine_text import CLOSE_TIMEOUT_S
 from looksync.search.llm import LLMClient
 from looksync.search.querygen import LLMQueryGenerator, LocalQueryGenerator, QueryGenerator
 from looksync.search.region_finders import make_region_finder
-from looksync.search.regions import RegionFinder, look_encoder
+from looksync.search.regions import RegionFinder
 from looksync.search.requests import (
     MAX_BUDGET,
     MAX_K,
@@ -105,10 +105,8 @@ class SearchEngine(LookAnswersMixin, ProductSearchMixin, ShoppersMixin):
         self.taxonomy = taxonomy or get_taxonomy()
         self.llm = llm
         self.events = events or SearchEvents()
-        # the look's crops are fitted to the model's square input one way everywhere (settings.look_crop_fit)
-        crops_encoder = look_encoder(encoder, settings.look_crop_fit)
         self.region_finder = region_finder or make_region_finder(
-            settings.region_finder, crops_encoder, lambda texts: self.embed_texts(texts, []), settings=settings
+            settings.region_finder, encoder, lambda texts: self.embed_texts(texts, []), settings=settings
         )
         # the local generator reads layers where the region finder places them (layout slots, pose
         # boxes); a finder without ``place`` (clip_boxes) leaves every layer to the CLIP box search
@@ -117,10 +115,9 @@ class SearchEngine(LookAnswersMixin, ProductSearchMixin, ShoppersMixin):
             from looksync.search.detection import DetectionHeads
 
             heads = DetectionHeads.load(settings.detection_heads)
-            heads.check(encoder.model_id, getattr(self.region_finder, "name", settings.region_finder),
-                        settings.look_crop_fit)
+            heads.check(encoder.model_id, getattr(self.region_finder, "name", settings.region_finder))
         self.local_query_generator = LocalQueryGenerator(
-            crops_encoder, zeroshot or ZeroShot(encoder, self.taxonomy), self.taxonomy, layout=False,
+            encoder, zeroshot or ZeroShot(encoder, self.taxonomy), self.taxonomy, layout=False,
             placer=getattr(self.region_finder, "place", None), heads=heads,
             gender_min_confidence=settings.look_gender_min_confidence,
         )  # fmt: skip
@@ -130,7 +127,7 @@ class SearchEngine(LookAnswersMixin, ProductSearchMixin, ShoppersMixin):
             )
         self.query_generator = query_generator
         self.reranker = Reranker(
-            crops_encoder,
+            encoder,
             index,
             self.region_finder,
             llm=llm,

@@ -117,58 +117,6 @@ def box_crops(
     return CandidateCrops(boxes=boxes, crops=crops, vectors=rows)
 
 
-CROP_FITS = ("centre", "squash", "pad")
-
-
-def fit_crop(crop: Image, fit: str) -> Image:
-    """A look's crop as the CLIP model should read it (``Settings.look_crop_fit``). ``centre``: unchanged (the
-    encoder's preprocessing resizes the shorter side and reads the centre square, so a crop twice as tall as wide
-    is read at its middle half); ``squash``: resized to a square, whole (the fine-tuning's on-figure crops are
-    squashed so); ``pad``: centred on a square of the median colour of its border pixels, whole and unstretched."""
-    width, height = crop.size
-    if fit not in CROP_FITS:
-        raise ValueError(f"crop fit {fit!r}: not one of {', '.join(CROP_FITS)}")
-    if fit == "centre" or width == height:
-        return crop
-    side = max(width, height)
-    if fit == "squash":
-        return crop.resize((side, side))
-    from PIL import Image as PILImage
-
-    rgb = crop.convert("RGB")
-    pixels = np.asarray(rgb)
-    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
-    square = PILImage.new("RGB", (side, side), tuple(int(v) for v in np.median(border, axis=0)))
-    square.paste(rgb, ((side - width) // 2, (side - height) // 2))
-    return square
-
-
-class CropFitEncoder:
-    """The look reader's encoder: each PIL image it is given (a crop of the look) is fitted with ``fit_crop``
-    before the wrapped encoder's preprocessing; files and bytes (catalog images) pass as they are. Everything
-    else is the wrapped encoder's, whichever runtime (torch, onnx) runs its towers."""
-
-    def __init__(self, encoder: ClipEncoder, fit: str):
-        if fit not in CROP_FITS:
-            raise ValueError(f"crop fit {fit!r}: not one of {', '.join(CROP_FITS)}")
-        self.encoder, self.crop_fit = encoder, fit
-
-    def encode_images(self, images, batch_size: int | None = None) -> np.ndarray:
-        from PIL import Image as PILImage
-
-        fitted = [fit_crop(image, self.crop_fit) if isinstance(image, PILImage.Image) else image for image in images]
-        return self.encoder.encode_images(fitted, batch_size=batch_size)
-
-    def __getattr__(self, name: str):
-        return getattr(self.encoder, name)
-
-
-def look_encoder(encoder: ClipEncoder, fit: str) -> ClipEncoder:
-    """The encoder the look's crops go through (region search, detection heads' features, crop rerank): the
-    encoder itself for ``centre``, else it wrapped in a ``CropFitEncoder``. The one place the fit is chosen."""
-    return encoder if fit == "centre" else CropFitEncoder(encoder, fit)  # type: ignore[return-value]
-
-
 # Coarse-to-fine: the full-width bands and the whole look first; then, for each layer, only the
 # narrower variants of the band that layer scored best on. Same boxes, same scores per box, fewer
 # crops through the model (9 + at most one per distinct winning band, against 17).

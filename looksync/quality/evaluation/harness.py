@@ -70,15 +70,12 @@ class EvalError(ValueError):
 # 0 or 1; numbers must lie within their range); ``with_config_options`` applies them, ``EvalConfig.parse`` reads them
 SETTING_SWITCHES = {"blank": "pose_blank_background", "retry": "pose_retry", "figure": "pose_figure_axis",
                     "side": "pose_pick_side", "length": "pose_pick_length", "figroi": "pose_figure_roi"}  # fmt: skip
-# options that pick one of a setting's values: option -> (the setting, its values)
-SETTING_CHOICES = {"crop_fit": ("look_crop_fit", ("centre", "squash", "pad"))}
 SETTING_NUMBERS = {"crop_weight": ("look_crop_weight", 0.0, 1.0), "gender_conf": ("look_gender_min_confidence", 0.5, 1.0),
                    "max_tilt": ("pose_max_tilt", 0.0, 180.0), "min_span": ("pose_min_span", 0.0, 1.0),
                    "refine_tol": ("pose_refine_tolerance", 0.0, 1.0)}  # fmt: skip
 _OPTION_FORMS = {"rerank": "MODE", "generator": "local|llm", "regions": "FINDER", "crop_weight": "W", "heads": "PATH",
                  "gender_conf": "C", "runtime": "torch|onnx|onnx-int8", "max_tilt": "DEGREES", "min_span": "S",
-                 "refine_tol": "T", **dict.fromkeys(SETTING_SWITCHES, "0|1"),
-                 **{option: "|".join(values) for option, (_, values) in SETTING_CHOICES.items()}}  # fmt: skip
+                 "refine_tol": "T", **dict.fromkeys(SETTING_SWITCHES, "0|1")}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -108,7 +105,6 @@ class EvalConfig:
     side: bool | None = None  # LOOKSYNC_POSE_PICK_SIDE for this config (a bag cropped on the side that shows it)
     length: bool | None = None  # LOOKSYNC_POSE_PICK_LENGTH for this config (no knee crop of trousers running on)
     figroi: bool | None = None  # LOOKSYNC_POSE_FIGURE_ROI for this config (no detector pose: landmarks in the ROI from the mask)
-    crop_fit: str | None = None  # LOOKSYNC_LOOK_CROP_FIT for this config (how the look's crops are fitted to a square)
 
     @classmethod
     def parse(cls, spec: str) -> EvalConfig:
@@ -131,9 +127,6 @@ class EvalConfig:
                 if values[key] not in ("0", "1"):
                     raise EvalError(f"config {spec!r}: {key} must be 0 or 1")
                 values[key] = values[key] == "1"
-        for key, (_, choices) in SETTING_CHOICES.items():
-            if key in values and values[key] not in choices:
-                raise EvalError(f"config {spec!r}: {key} must be one of {', '.join(choices)}")
         for key, (_, low, high) in SETTING_NUMBERS.items():
             if key in values:
                 try:
@@ -301,8 +294,7 @@ def with_config_options(settings: Settings, config: EvalConfig) -> Settings:
     """The settings with the config's options in place of theirs (an option not given keeps the setting)."""
     overrides = {"region_finder": config.regions, "detection_heads": Path(config.heads) if config.heads else None,
                  **{setting: getattr(config, option) for option, setting in SETTING_SWITCHES.items()},
-                 **{setting: getattr(config, option) for option, (setting, _, _) in SETTING_NUMBERS.items()},
-                 **{setting: getattr(config, option) for option, (setting, _) in SETTING_CHOICES.items()}}  # fmt: skip
+                 **{setting: getattr(config, option) for option, (setting, _, _) in SETTING_NUMBERS.items()}}  # fmt: skip
     if config.regions == TRUTH_REGIONS:
         overrides["region_finder"] = "pose"  # the oracle's fallback for layers the look does not wear
     return settings.model_copy(update={k: v for k, v in overrides.items() if v is not None})
@@ -339,9 +331,6 @@ def truth_finder(settings: Settings, encoder: Any, truth: SampleTruth | None) ->
 
     if truth is None:
         raise EvalError("regions=truth needs the sample's ground truth")
-    from looksync.search.regions import look_encoder
-
-    encoder = look_encoder(encoder, settings.look_crop_fit)
     try:
         fallback = make_region_finder("pose", encoder, settings=settings)
     except (EmbeddingsError, ImportError) as exc:  # the pose model files missing or mismatched
