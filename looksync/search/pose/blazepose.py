@@ -323,16 +323,14 @@ class BlazePose:
         for read in range(refine + 1):
             crop = warp_roi(look, roi, LANDMARK_SIZE).astype(np.float32) / 255.0
             out = self._run(self.landmarker, crop)
-            raw = out[(195,)].reshape(39, 5)
-            if read < refine and float(out[(1,)][0]) >= min_score:
-                following = roi_from_body(*roi.to_image(raw[BODY_POINTS, :2] / LANDMARK_SIZE))
-                if roi_change(roi, following) <= tolerance:
-                    break
-                roi = following
-            else:
+            raw, flag = out[(195,)].reshape(39, 5), float(out[(1,)][0])
+            if read == refine or flag < min_score:
                 break
+            following = roi_from_body(*roi.to_image(raw[BODY_POINTS, :2] / LANDMARK_SIZE))
+            if roi_change(roi, following) <= tolerance:
+                break
+            roi = following
         raw = raw[: len(LANDMARKS)]
-        flag = float(out[(1,)][0])
         points = roi.to_image(raw[:, :2] / LANDMARK_SIZE)
         return Pose(points, _sigmoid(raw[:, 3]), _sigmoid(raw[:, 4]), flag, detection, roi)
 
