@@ -171,6 +171,26 @@ def _clip_box(box, size: tuple[int, int]) -> tuple[int, int, int, int]:
     return x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)
 
 
+def _figure(mask: np.ndarray, probability: np.ndarray, size: tuple[int, int]) -> PersonFigure:
+    """The figure of a (non-empty) person mask: its box, the midline (the median x of its pixels) and the head top (its
+    highest pixel within the head band of the midline), from the mask's row and column counts instead of every
+    pixel's coordinates; the same numbers as ``np.nonzero`` and ``np.median`` over them give."""
+    rows = np.flatnonzero(mask.any(1))
+    counts = mask.sum(0)
+    cols = np.flatnonzero(counts)
+    y0, y1, x0, x1 = rows[0], rows[-1], cols[0], cols[-1]
+    sx, sy = size[0] / mask.shape[1], size[1] / mask.shape[0]
+    box = _clip_box((x0 * sx, y0 * sy, (x1 + 1) * sx, (y1 + 1) * sy), size)
+    # the median of the pixels' x, column by column: the middle one (odd count) or the mean of the middle two
+    n, cumulative = int(counts.sum()), np.cumsum(counts)
+    middle = np.searchsorted(cumulative, [(n - 1) // 2, n // 2], side="right")
+    midline = float(np.mean(middle)) + 0.5
+    band = max(1.0, HEAD_BAND * (y1 + 1 - y0))
+    near = np.abs(np.arange(mask.shape[1]) + 0.5 - midline) <= band
+    head_top = float(np.flatnonzero(mask[:, near].any(1)).min())
+    return PersonFigure(box, head_top * sy, midline * sx, probability)
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(np.asarray(x, dtype=np.float64), -100.0, 100.0)))
 
@@ -199,15 +219,51 @@ def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, i
     return kept
 
 
-def warp_roi(look: Image, roi: Roi, out: int) -> np.ndarray:
+class LookCache:
+    """One look's box-reduced copies and pixel arrays, each made once: the detector's and the person mask's fits and
+    the landmark crops of a look mostly reduce it by the same factor (2 for a 640 px look), and the crops' edge fill
+    and the finder's colour checks read the same pixels. Nothing in it changes what is computed."""
+
+    def __init__(self, look: Image):
+        self.look = look
+        self._reduced: dict[int, Image] = {1: look}
+        self._pixels: dict[int, np.ndarray] = {}
+
+    def reduced(self, factor: int) -> Image:
+        """``look.reduce(factor)``."""
+        if factor not in self._reduced:
+            self._reduced[factor] = self.look.reduce(factor)
+        return self._reduced[factor]
+
+    def pixels(self, factor: int = 1) -> np.ndarray:
+        """``np.asarray(self.reduced(factor))`` (read-only)."""
+        if factor not in self._pixels:
+            self._pixels[factor] = np.asarray(self.reduced(factor))
+        return self._pixels[factor]
+
+    def fit(self, size: tuple[int, int]) -> Image:
+        """``look.resize(size, BILINEAR, reducing_gap=1.0)``, bit for bit, its box reduction shared: PIL reduces the
+        whole look by (int(width / size[0]) or 1, int(height / size[1]) or 1) and resamples that over the look's box
+        scaled down by the factors; where both factors are the same, the cached reduction is used."""
+        from PIL import Image as PILImage
+
+        width, height = self.look.size
+        factor_x, factor_y = int(width / size[0]) or 1, int(height / size[1]) or 1
+        if factor_x != factor_y or factor_x == 1:
+            return self.look.resize(size, PILImage.Resampling.BILINEAR, reducing_gap=1.0)
+        return self.reduced(factor_x).resize(size, PILImage.Resampling.BILINEAR, box=(0, 0, width / factor_x, height / factor_y))
+
+
+def warp_roi(look: Image, roi: Roi, out: int, cache: LookCache | None = None) -> np.ndarray:
     """The ROI of the look as an out x out x 3 uint8 array, upright. Inside the look: bilinear (PIL's
     affine warp); outside it: the nearest edge pixel (MediaPipe's default replicated border; a black
     border costs the landmark model on half-body looks). The look is box-reduced first when the ROI is
-    over twice the output, so the cost stays flat with the look's size."""
+    over twice the output, so the cost stays flat with the look's size. ``cache``: the look's ``LookCache``."""
     from PIL import Image as PILImage
 
+    cache = cache or LookCache(look)
     factor = max(1, int(roi.side // (2 * out)))
-    source = look.reduce(factor) if factor > 1 else look
+    source = cache.reduced(factor)
     side, c, s = roi.side / factor, math.cos(roi.rotation), math.sin(roi.rotation)
     cx, cy = roi.cx / factor, roi.cy / factor
     # output pixel (u, v) -> source pixel: the ROI's rotation and scale
@@ -222,8 +278,12 @@ def warp_roi(look: Image, roi: Roi, out: int) -> np.ndarray:
     outside = (x < 0.5) | (y < 0.5) | (x > width - 0.5) | (y > height - 0.5)
     if not outside.any():
         return inside
-    pixels = np.asarray(source)
-    inside[outside] = pixels[np.clip(y[outside], 0, height - 1).astype(np.int32), np.clip(x[outside], 0, width - 1).astype(np.int32)]
+    # the edge pixels, gathered through flat indices with each RGB pixel as one 3-byte item (a third of the cost of
+    # indexing rows and columns with boolean masks)
+    flat = np.flatnonzero(outside)
+    xs, ys = np.clip(x.ravel().take(flat), 0, width - 1), np.clip(y.ravel().take(flat), 0, height - 1)
+    index = ys.astype(np.int32) * width + xs.astype(np.int32)
+    inside.view("V3").reshape(-1)[flat] = cache.pixels(factor).view("V3").reshape(-1).take(index)
     return inside
 
 
@@ -269,24 +329,25 @@ class BlazePose:
 
     # ---- stage 1: the person ------------------------------------------------------------------
 
-    def detect(self, look: Image, within: tuple[int, int, int, int] | None = None) -> list[Detection]:
+    def detect(self, look: Image, within: tuple[int, int, int, int] | None = None, cache: LookCache | None = None) -> list[Detection]:
         """People in the look, best first (weighted NMS), in the look's pixels. ``within``: a box of the
-        look (x0, y0, x1, y1) that the detector sees instead of the whole look (letterboxed the same way)."""
-        from PIL import Image as PILImage
-
+        look (x0, y0, x1, y1) that the detector sees instead of the whole look (letterboxed the same way).
+        ``cache``: the look's ``LookCache`` (not used with ``within``)."""
         if within is not None:
             x0, y0 = within[0], within[1]
             return [Detection(d.score, d.box + np.array([x0, y0, x0, y0]), d.keypoints + np.array([x0, y0]))
                     for d in self.detect(look.crop(tuple(within)))]  # fmt: skip
         width, height = look.size
         scale = DETECTOR_SIZE / max(width, height)
-        # reducing_gap: box-reduced by an integer factor first, then bilinear (0.7 ms instead of 1.2-2.8)
-        fitted = look.resize((max(1, round(width * scale)), max(1, round(height * scale))), PILImage.Resampling.BILINEAR,
-                             reducing_gap=1.0)  # fmt: skip
+        # box-reduced by an integer factor first, then bilinear (reducing_gap 1: 0.7 ms instead of 1.2-2.8)
+        fitted = (cache or LookCache(look)).fit((max(1, round(width * scale)), max(1, round(height * scale))))
         pad_x, pad_y = (DETECTOR_SIZE - fitted.width) // 2, (DETECTOR_SIZE - fitted.height) // 2
-        canvas = np.zeros((DETECTOR_SIZE, DETECTOR_SIZE, 3), dtype=np.float32)  # letterbox: black
-        canvas[pad_y : pad_y + fitted.height, pad_x : pad_x + fitted.width] = np.asarray(fitted, dtype=np.float32)
-        out = self._run(self.detector, canvas / 127.5 - 1.0)
+        # values in [-1, 1], the letterbox black (-1); computed in place, in float32 as x / 127.5 - 1
+        tensor = np.full((DETECTOR_SIZE, DETECTOR_SIZE, 3), -1.0, dtype=np.float32)
+        inner = tensor[pad_y : pad_y + fitted.height, pad_x : pad_x + fitted.width]
+        np.divide(np.asarray(fitted), np.float32(127.5), out=inner, dtype=np.float32)
+        np.subtract(inner, np.float32(1.0), out=inner)
+        out = self._run(self.detector, tensor)
         raw, logits = out[(2254, 12)], out[(2254, 1)][:, 0]
         scores = _sigmoid(logits)
         keep = scores >= self.min_detection
@@ -309,7 +370,8 @@ class BlazePose:
     # ---- stage 2: the landmarks ---------------------------------------------------------------
 
     def landmarks(self, look: Image, detection: Detection, refine: int = REFINE_READS,
-                  tolerance: float = REFINE_TOLERANCE, roi: Roi | None = None, min_score: float = MIN_POSE_SCORE) -> Pose:  # fmt: skip
+                  tolerance: float = REFINE_TOLERANCE, roi: Roi | None = None, min_score: float = MIN_POSE_SCORE,
+                  cache: LookCache | None = None) -> Pose:  # fmt: skip
         """The landmarks in the detector's ROI, then read up to ``refine`` more times, each in the ROI that the
         previous read's own hip-centre and full-body points give (MediaPipe's tracking ROI: its graphs crop
         each video frame from the landmarks of the one before). The detector places the body's circle
@@ -318,10 +380,12 @@ class BlazePose:
         (0.87 against 0.84 on the varied looks placed from a pose). Each read costs one landmark call, so a
         read is skipped when its ROI would differ from the last one's by at most ``tolerance`` (``roi_change``), or
         when the last read's pose flag is under ``min_score`` (it found no body whose points to follow).
-        ``roi``: the first read's ROI instead of the detector's (``figure_roi``: from the person mask)."""
+        ``roi``: the first read's ROI instead of the detector's (``figure_roi``: from the person mask). ``cache``: the
+        look's ``LookCache``."""
         roi = roi or roi_from_detection(detection)
+        cache = cache or LookCache(look)
         for read in range(refine + 1):
-            crop = warp_roi(look, roi, LANDMARK_SIZE).astype(np.float32) / 255.0
+            crop = np.divide(warp_roi(look, roi, LANDMARK_SIZE, cache), np.float32(255.0), dtype=np.float32)  # in [0, 1]
             out = self._run(self.landmarker, crop)
             raw, flag = out[(195,)].reshape(39, 5), float(out[(1,)][0])
             if read == refine or flag < min_score:
@@ -336,23 +400,28 @@ class BlazePose:
 
     # ---- the person mask ----------------------------------------------------------------------
 
-    def person_mask(self, look: Image) -> np.ndarray:
+    def person_mask(self, look: Image, cache: LookCache | None = None) -> np.ndarray:
         """Person probability per pixel of the look, on a grid whose long side is 256 (the look's aspect).
 
         The segmenter sees the look fitted into its 256 x 256 input and padded with the look's edge pixels,
         not stretched: stretched, a portrait figure is squashed and the model misses its legs or head (on
         120 generated fixed-frame looks the stretched mask found no person on 19 and a box short of the
         head or feet on 24; fitted, 1 and 10). A black border instead of the edge pixels did worse on
-        varied looks (a dark band beside a light background)."""
-        from PIL import Image as PILImage
-
+        varied looks (a dark band beside a light background). ``cache``: the look's ``LookCache``."""
         width, height = look.size
         scale = SEGMENTATION_SIZE / max(width, height)
         fit_w, fit_h = max(1, round(width * scale)), max(1, round(height * scale))
-        fitted = np.asarray(look.resize((fit_w, fit_h), PILImage.Resampling.BILINEAR, reducing_gap=1.0), dtype=np.float32)
+        fitted = np.asarray((cache or LookCache(look)).fit((fit_w, fit_h)))
         pad_x, pad_y = (SEGMENTATION_SIZE - fit_w) // 2, (SEGMENTATION_SIZE - fit_h) // 2
-        square = np.pad(fitted, ((pad_y, SEGMENTATION_SIZE - fit_h - pad_y), (pad_x, SEGMENTATION_SIZE - fit_w - pad_x), (0, 0)), mode="edge")
-        out = self._run(self.segmenter, square / 255.0)
+        # edge-padded (``np.pad``'s "edge": rows first, then whole columns) in uint8, then one float32 x / 255
+        square = np.empty((SEGMENTATION_SIZE, SEGMENTATION_SIZE, 3), dtype=np.uint8)
+        rows = slice(pad_y, pad_y + fit_h)
+        square[rows, pad_x : pad_x + fit_w] = fitted
+        square[:pad_y, pad_x : pad_x + fit_w] = fitted[0]
+        square[pad_y + fit_h :, pad_x : pad_x + fit_w] = fitted[-1]
+        square[:, :pad_x] = square[:, pad_x : pad_x + 1]
+        square[:, pad_x + fit_w :] = square[:, pad_x + fit_w - 1 : pad_x + fit_w]
+        out = self._run(self.segmenter, np.divide(square, np.float32(255.0), dtype=np.float32))
         return out[(SEGMENTATION_SIZE, SEGMENTATION_SIZE, 1)][pad_y : pad_y + fit_h, pad_x : pad_x + fit_w, 0]
 
     def person_box(self, look: Image, threshold: float = 0.5, min_share: float = 0.02) -> tuple[int, int, int, int] | None:
@@ -360,17 +429,11 @@ class BlazePose:
         figure = self.person_figure(look, threshold, min_share)
         return None if figure is None else figure.box
 
-    def person_figure(self, look: Image, threshold: float = 0.5, min_share: float = 0.02) -> PersonFigure | None:
+    def person_figure(self, look: Image, threshold: float = 0.5, min_share: float = 0.02, cache: LookCache | None = None) -> PersonFigure | None:
         """The person mask's box, head top and midline in the look's pixels (``PersonFigure``), or None when
-        the mask covers under ``min_share`` of the look."""
-        probability = self.person_mask(look)
+        the mask covers under ``min_share`` of the look. ``cache``: the look's ``LookCache``."""
+        probability = self.person_mask(look, cache)
         mask = probability >= threshold
         if mask.mean() < min_share:
             return None
-        ys, xs = np.nonzero(mask)
-        sx, sy = look.width / mask.shape[1], look.height / mask.shape[0]
-        box = _clip_box((xs.min() * sx, ys.min() * sy, (xs.max() + 1) * sx, (ys.max() + 1) * sy), look.size)
-        midline = float(np.median(xs)) + 0.5
-        band = max(1.0, HEAD_BAND * (ys.max() + 1 - ys.min()))
-        head_top = float(ys[np.abs(xs + 0.5 - midline) <= band].min())
-        return PersonFigure(box, head_top * sy, midline * sx, probability)
+        return _figure(mask, probability, look.size)

@@ -49,6 +49,7 @@ from looksync.search.pose.blazepose import (
     ROI_SCALE,
     BlazePose,
     Detection,
+    LookCache,
     PersonFigure,
     Pose,
     Roi,
@@ -212,26 +213,27 @@ class PoseRegionFinder:
     # ---- placement ----------------------------------------------------------------------------
 
     def place(self, look: Image, layers: list[str]) -> Placement:
-        look = look.convert("RGB")
-        placement = self._place(look, layers)
+        look = look if look.mode == "RGB" else look.convert("RGB")  # an RGB look as it is: convert would copy it
+        cache = LookCache(look)  # its reductions and pixels, made once for every model input and colour check
+        placement = self._place(look, layers, cache)
         if self.blank_background and placement.boxes:
             start = time.perf_counter()
-            placement.image = blank_background(look, self.estimator.person_mask(look))
+            placement.image = blank_background(look, self.estimator.person_mask(look, cache=cache))
             placement.timings_ms["region_blank"] = (time.perf_counter() - start) * 1000
         return placement
 
-    def _place(self, look: Image, layers: list[str]) -> Placement:
+    def _place(self, look: Image, layers: list[str], cache: LookCache) -> Placement:
         timings: dict[str, float] = {}
         start = time.perf_counter()
-        detections = self.estimator.detect(look)
-        pose, skipped = self._landmarks(look, detections[0]) if detections else (None, None)
+        detections = self.estimator.detect(look, cache=cache)
+        pose, skipped = self._landmarks(look, detections[0], cache) if detections else (None, None)
         timings["region_pose"] = (time.perf_counter() - start) * 1000
         # the detector boxes the head (face and hair) even where its landmarks are not used
         face = _clip(tuple(detections[0].box), look.size) if detections else None
         box, box_source, figure = None, None, None
         if self.person_mask:
             start = time.perf_counter()
-            figure = self.estimator.person_figure(look)
+            figure = self.estimator.person_figure(look, cache=cache)
             box, box_source = (figure.box if figure else None), "the person mask"
             timings["region_person_mask"] = (time.perf_counter() - start) * 1000
         why = skipped or self._unusable(pose, look.size, box)
@@ -251,7 +253,7 @@ class PoseRegionFinder:
         note = None
         if why is not None and self.figure_roi and figure is not None:
             start = time.perf_counter()
-            read = self.figure_pose(look, figure)
+            read = self.figure_pose(look, figure, cache)
             timings["region_pose_figure"] = (time.perf_counter() - start) * 1000
             again = self._unusable(read, look.size, box)
             if again is None:
@@ -259,10 +261,9 @@ class PoseRegionFinder:
             else:
                 why = f"{why}; read in the ROI from the person mask's figure: {again}"
         if pose is not None and (why is None or note is not None):
-            pixels = np.asarray(look) if self.pick_side or self.pick_length else None
             placement = pose_placement(self.taxonomy, pose, look.size, layers, self.min_visibility,
-                                       pixels if self.pick_length else None)  # fmt: skip
-            self._pick_sides(placement, look, pixels, figure, timings)
+                                       cache.pixels() if self.pick_length else None)  # fmt: skip
+            self._pick_sides(placement, cache, figure, timings)
             placement.timings_ms, placement.face = timings, face
             if note is not None:
                 placement.degraded.append(note)
@@ -272,7 +273,7 @@ class PoseRegionFinder:
             box, box_source = detections[0].person_box(look.size), "the pose detector"
         if box is not None:
             placement = person_box_placement(self.taxonomy, box, look.size, layers, figure if self.figure_axis else None)
-            self._pick_sides(placement, look, None, figure, timings)
+            self._pick_sides(placement, cache, figure, timings)
             placement.degraded.append(
                 f"regions_person_box: {why}; layers placed at the taxonomy slots within the person's box from {box_source} {list(box)}"
             )
@@ -282,15 +283,14 @@ class PoseRegionFinder:
         placement.timings_ms, placement.face = timings, face
         return placement
 
-    def _pick_sides(self, placement: Placement, look: Image, pixels: np.ndarray | None, figure: PersonFigure | None,
-                    timings: dict[str, float]) -> None:
+    def _pick_sides(self, placement: Placement, cache: LookCache, figure: PersonFigure | None, timings: dict[str, float]) -> None:
         """``pick_sides`` where it is on and the person mask is there (timed as ``region_sides``)."""
         if self.pick_side and figure is not None and figure.mask is not None:
             start = time.perf_counter()
-            if pick_sides(self.taxonomy, placement, np.asarray(look) if pixels is None else pixels, figure.mask):
+            if pick_sides(self.taxonomy, placement, cache.pixels(), figure.mask):
                 timings["region_sides"] = (time.perf_counter() - start) * 1000
 
-    def _landmarks(self, look: Image, detection: Detection) -> tuple[Pose | None, str | None]:
+    def _landmarks(self, look: Image, detection: Detection, cache: LookCache | None = None) -> tuple[Pose | None, str | None]:
         """The landmarks in the detection's ROI, or why they are not read: the detector's own body axis (hip centre ->
         full-body point) further from upright than ``max_tilt``. The landmark model reads upright in that ROI and its
         further reads follow the body it finds, so such a pose comes out as tilted and is not used either: on 220
@@ -299,15 +299,16 @@ class PoseRegionFinder:
         tilt = abs(math.degrees(roi_from_detection(detection).rotation))
         if tilt > self.max_tilt:
             return None, f"the detector's pose tilted {tilt:.0f} degrees from upright (over {self.max_tilt:.0f}), landmarks not read"
-        return self.estimator.landmarks(look, detection, refine=self.refine_reads, tolerance=self.refine_tolerance), None
+        return self.estimator.landmarks(look, detection, refine=self.refine_reads, tolerance=self.refine_tolerance, cache=cache), None
 
-    def figure_pose(self, look: Image, figure: PersonFigure) -> Pose:
+    def figure_pose(self, look: Image, figure: PersonFigure, cache: LookCache | None = None) -> Pose:
         """The landmarks read in ``figure_roi`` (its detection: the mask's box, score 0, the ROI's hip centre and
         full-body point as keypoints)."""
         roi = figure_roi(figure, look.size)
         hips, body = (roi.cx, roi.cy), (roi.cx, roi.cy - roi.side / (2 * ROI_SCALE))
         detection = Detection(0.0, np.array(figure.box, dtype=float), np.array([hips, body, hips, hips], dtype=float))
-        return self.estimator.landmarks(look, detection, refine=self.refine_reads, tolerance=self.refine_tolerance, roi=roi)
+        return self.estimator.landmarks(look, detection, refine=self.refine_reads, tolerance=self.refine_tolerance, roi=roi,
+                                        cache=cache)  # fmt: skip
 
     def _unusable(self, pose: Pose | None, size: tuple[int, int], box: Box | None) -> str | None:
         """Why ``pose`` is not used for regions (None: it is)."""
