@@ -698,3 +698,58 @@ def test_a_cut_figure_without_a_detector_pose_is_placed_from_the_figures_roi(bla
         return max(box_iou(b, tuple(truth["boxes"][layer])) for b in p.boxes[layer])
 
     assert iou(placement, "bottomwear") > iou(before, "bottomwear") + 0.05 and iou(placement, "topwear") > iou(before, "topwear") + 0.05
+
+
+def _reference_warp(look, roi, out):
+    """``warp_roi`` as first written: PIL's reduce and affine warp, then every outside pixel's nearest edge pixel
+    through boolean indexing."""
+    factor = max(1, int(roi.side // (2 * out)))
+    source = look.reduce(factor) if factor > 1 else look
+    side, c, s = roi.side / factor, math.cos(roi.rotation), math.sin(roi.rotation)
+    cx, cy = roi.cx / factor, roi.cy / factor
+    data = (side * c / out, -side * s / out, cx - 0.5 * side * (c - s), side * s / out, side * c / out, cy - 0.5 * side * (s + c))
+    inside = np.array(source.transform((out, out), Image.Transform.AFFINE, data, Image.Resampling.BILINEAR))
+    width, height = source.size
+    centres = np.arange(out, dtype=np.float32) + np.float32(0.5)
+    x = (np.float32(data[0]) * centres)[None, :] + (np.float32(data[1]) * centres + np.float32(data[2]))[:, None]
+    y = (np.float32(data[3]) * centres)[None, :] + (np.float32(data[4]) * centres + np.float32(data[5]))[:, None]
+    outside = (x < 0.5) | (y < 0.5) | (x > width - 0.5) | (y > height - 0.5)
+    pixels = np.asarray(source)
+    inside[outside] = pixels[np.clip(y[outside], 0, height - 1).astype(np.int32), np.clip(x[outside], 0, width - 1).astype(np.int32)]
+    return inside
+
+
+def test_the_region_steps_shortcuts_compute_what_the_plain_operations_do():
+    """The look's shared reductions (``LookCache``), the landmark crop's edge fill, the mask's edge padding and the
+    person figure from counts are speed-ups only: bit for bit what PIL's resize, boolean indexing, ``np.pad`` and
+    ``np.nonzero`` + ``np.median`` give (identical placements on 301 training looks: docs/evaluation.md, "The region
+    step's Python work")."""
+    from looksync.search.pose.blazepose import HEAD_BAND, LookCache, _figure, edge_padded, warp_roi
+
+    rng = np.random.default_rng(3)
+    for width, height in ((384, 640), (640, 360), (577, 575), (479, 641), (1500, 900), (200, 90)):
+        look = Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+        cache = LookCache(look)
+        for long_side in (224, 256):
+            scale = long_side / max(width, height)
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            assert np.array_equal(np.asarray(cache.fit(size)), np.asarray(look.resize(size, Image.Resampling.BILINEAR, reducing_gap=1.0)))
+        for roi in (Roi(width / 2, height / 2, min(width, height) / 2, 0.0), Roi(width * 0.3, height * 0.6, 2.6 * height, 0.4),
+                    Roi(-20.0, height + 5.0, 700.0, -2.9), Roi(width / 2, height / 2, 4.0 * max(width, height), math.pi / 2)):  # fmt: skip
+            assert np.array_equal(warp_roi(look, roi, 256, cache), _reference_warp(look, roi, 256))
+    pixels = rng.integers(0, 256, (154, 256, 3), dtype=np.uint8)
+    for pad_x, pad_y in ((0, 51), (51, 0), (3, 7)):
+        part = pixels[: 256 - 2 * pad_y, : 256 - 2 * pad_x]
+        expected = np.pad(part, ((pad_y, 256 - part.shape[0] - pad_y), (pad_x, 256 - part.shape[1] - pad_x), (0, 0)), mode="edge")
+        assert np.array_equal(edge_padded(part, 256, pad_x, pad_y), expected)
+    for mask in (rng.random((256, 144)) < 0.3, np.pad(rng.random((90, 41)) < 0.7, ((30, 136), (60, 43))),
+                 np.pad(np.ones((5, 6), bool), ((100, 151), (0, 138)))):  # fmt: skip
+        ys, xs = np.nonzero(mask)
+        midline = float(np.median(xs)) + 0.5
+        band = max(1.0, HEAD_BAND * (ys.max() + 1 - ys.min()))
+        head_top = float(ys[np.abs(xs + 0.5 - midline) <= band].min())
+        figure = _figure(mask, mask.astype(np.float32), (576, 1024))
+        sx, sy = 576 / mask.shape[1], 1024 / mask.shape[0]
+        assert (figure.midline, figure.head_top) == (midline * sx, head_top * sy)
+        assert figure.box == (int(math.floor(xs.min() * sx)), int(math.floor(ys.min() * sy)), int(math.ceil((xs.max() + 1) * sx)),
+                              int(math.ceil((ys.max() + 1) * sy)))  # fmt: skip
