@@ -440,15 +440,18 @@ def side_evidence(pixels: np.ndarray, mask: np.ndarray | None, box: Box, backgro
     x0, y0, x1, y1 = box
     step = max(1, -(-max(x1 - x0, y1 - y0) // SIDE_SAMPLES))  # every step-th pixel: at most SIDE_SAMPLES a side
     ys, xs = np.arange(y0, y1, step), np.arange(x0, x1, step)
+    # the grid by slicing (a view; the box lies within the look), not by np.ix_ (a gather of every pixel)
+    grid = pixels[y0:y1:step, x0:x1:step]
     if mask is None:
-        outside = np.ones((len(ys), len(xs)), dtype=bool)
+        chosen = grid.reshape(-1, grid.shape[2])
     else:
         rows = np.minimum(ys * mask.shape[0] // pixels.shape[0], mask.shape[0] - 1)
         cols = np.minimum(xs * mask.shape[1] // pixels.shape[1], mask.shape[1] - 1)
         outside = mask[np.ix_(rows, cols)] < 0.5
-    if not outside.any():
-        return 0.0
-    distance = np.abs(pixels[np.ix_(ys, xs)][outside].astype(np.int16) - background).sum(-1)
+        if not outside.any():
+            return 0.0
+        chosen = grid[outside]
+    distance = np.abs(chosen.astype(np.int16) - background).sum(-1)
     return float((distance > SIDE_COLOUR_DISTANCE).mean())
 
 
