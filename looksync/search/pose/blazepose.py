@@ -427,7 +427,7 @@ class BlazePose:
         fit_w, fit_h = max(1, round(width * scale)), max(1, round(height * scale))
         fitted = np.asarray((cache or LookCache(look)).fit((fit_w, fit_h)))
         pad_x, pad_y = (SEGMENTATION_SIZE - fit_w) // 2, (SEGMENTATION_SIZE - fit_h) // 2
-        # padded in uint8, then one float32 x / 255: 0.17 ms, against 1.0 for padding the float copy and dividing it
+        # padded in uint8, then one float32 x / 255 (0.07-0.16 ms, against 0.10-0.20 padding a float copy and dividing it)
         square = edge_padded(fitted, SEGMENTATION_SIZE, pad_x, pad_y)
         out = self._run(self.segmenter, np.divide(square, np.float32(255.0), dtype=np.float32))
         return out[(SEGMENTATION_SIZE, SEGMENTATION_SIZE, 1)][pad_y : pad_y + fit_h, pad_x : pad_x + fit_w, 0]
