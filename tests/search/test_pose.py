@@ -720,11 +720,12 @@ def _reference_warp(look, roi, out):
 
 
 def test_the_region_steps_shortcuts_compute_what_the_plain_operations_do():
-    """The look's shared reductions (``LookCache``), the landmark crop's edge fill, the mask's edge padding and the
-    person figure from counts are speed-ups only: bit for bit what PIL's resize, boolean indexing, ``np.pad`` and
-    ``np.nonzero`` + ``np.median`` give (identical placements on 301 training looks: docs/evaluation.md, "The region
+    """The look's shared reductions (``LookCache``), the landmark crop's edge fill, the mask's edge padding, the person
+    figure from counts and a segment's colour from one gather are speed-ups only: bit for bit what PIL's resize,
+    boolean indexing, ``np.pad``, ``np.nonzero`` + ``np.median`` and a patch at a time give (identical placements on 301 training looks: docs/evaluation.md, "The region
     step's Python work")."""
     from looksync.search.pose.blazepose import HEAD_BAND, LookCache, _figure, edge_padded, warp_roi
+    from looksync.search.pose.regions import segment_colour
 
     rng = np.random.default_rng(3)
     for width, height in ((384, 640), (640, 360), (577, 575), (479, 641), (1500, 900), (200, 90)):
@@ -742,6 +743,14 @@ def test_the_region_steps_shortcuts_compute_what_the_plain_operations_do():
         part = pixels[: 256 - 2 * pad_y, : 256 - 2 * pad_x]
         expected = np.pad(part, ((pad_y, 256 - part.shape[0] - pad_y), (pad_x, 256 - part.shape[1] - pad_x), (0, 0)), mode="edge")
         assert np.array_equal(edge_padded(part, 256, pad_x, pad_y), expected)
+    edges = [((0.5, 0.5), (1.0, 39.0)), ((3.0, 39.5), (59.5, 38.0)), ((59.9, 2.0), (58.0, 30.0)), ((10.0, 1.0), (50.0, 0.2))]
+    for a, b in [*(np.array(e) for e in edges), *(rng.uniform(0, 1, (2, 2)) * (59.999, 39.999) for _ in range(40))]:
+        # segments anywhere in a small look: along its edges (patches cut by them) and anywhere (mostly whole)
+        colours = []
+        for t in np.linspace(0.3, 0.8, 7):
+            x, y = (int(v) for v in (1 - t) * a + t * b)
+            colours.append(pixels[max(0, y - 2) : min(40, y + 3), max(0, x - 2) : min(60, x + 3)].reshape(-1, 3).mean(0))
+        assert np.array_equal(segment_colour(pixels[:40, :60], a, b), np.median(colours, axis=0))
     for mask in (rng.random((256, 144)) < 0.3, np.pad(rng.random((90, 41)) < 0.7, ((30, 136), (60, 43))),
                  np.pad(np.ones((5, 6), bool), ((100, 151), (0, 138)))):  # fmt: skip
         ys, xs = np.nonzero(mask)
