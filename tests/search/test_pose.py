@@ -724,7 +724,8 @@ def test_the_region_steps_shortcuts_compute_what_the_plain_operations_do():
     figure from counts and a segment's colour from one gather are speed-ups only: bit for bit what PIL's resize,
     boolean indexing, ``np.pad``, ``np.nonzero`` + ``np.median`` and a patch at a time give (identical placements on 301 training looks: docs/evaluation.md, "The region
     step's Python work")."""
-    from looksync.search.pose.blazepose import HEAD_BAND, LookCache, _figure, edge_padded, warp_roi
+    from looksync.search.pose.blazepose import HEAD_BAND, _figure
+    from looksync.search.pose.crops import LookCache, edge_padded, warp_roi
     from looksync.search.pose.regions import segment_colour
 
     rng = np.random.default_rng(3)

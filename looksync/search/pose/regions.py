@@ -49,12 +49,12 @@ from looksync.search.pose.blazepose import (
     ROI_SCALE,
     BlazePose,
     Detection,
-    LookCache,
     PersonFigure,
     Pose,
     Roi,
     roi_from_detection,
 )
+from looksync.search.pose.crops import LookCache
 from looksync.search.pose.models import PoseModelPaths, resolve_pose_models
 from looksync.search.regions import (
     Box,
