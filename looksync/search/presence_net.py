@@ -32,7 +32,9 @@ def region_crops(pixels: Any, boxes: dict[str, list[tuple[int, int, int, int]]],
     """Each of ``layers``' main box cut from ``pixels`` (a PIL image) and resized to ``size`` x ``size`` (uint8,
     (n, size, size, 3)), and the boxes' geometry (``geometry``), in ``layers``' order."""
     width, height = pixels.size
-    crops = [np.asarray(pixels.crop(boxes[layer][0]).convert("RGB").resize((size, size), _box_filter()), dtype=np.uint8)
+    image = pixels if pixels.mode == "RGB" else pixels.convert("RGB")
+    # resized straight from the look (``box=``): no copy of each region first
+    crops = [np.asarray(image.resize((size, size), _box_filter(), box=tuple(boxes[layer][0])), dtype=np.uint8)
              for layer in layers]  # fmt: skip
     rel = np.array([[x0 / width, y0 / height, x1 / width, y1 / height] for x0, y0, x1, y1 in (boxes[la][0] for la in layers)],
                    dtype=np.float32).reshape(-1, 4)  # fmt: skip
