@@ -19,8 +19,8 @@ region finder's own crops of generated training looks (``looksync heads train``)
   cross-validated; fitted on those, 0.83 / 0.89 on 360 looks of another training-split sample and 0.855 /
   0.865 on 200 looks of a sample with held-out framings; docs/evaluation.md) -> women or men.
 
-Format 5 adds a small pixel CNN (``looksync/search/presence_net.py``): it reads each placed layer's region as
-pixels, and each layer's presence is then a two-feature blend (``presence_blend``) of its logistic head's logit and
+Format 5 can carry a small pixel CNN (``looksync/search/presence_net.py``; ``looksync heads train --net-looks``):
+it reads each placed layer's region as pixels, and each layer's presence is then a two-feature blend (``presence_blend``) of its logistic head's logit and
 the CNN's (the mean of the cross-fitted CNNs' logits), fitted on out-of-fold logits of both; the CNNs' weights are
 arrays in the same file. Heads files of format 1 (no context, no head-and-shoulders crop), 2 (no colour grids), 3
 (no face crop) and 4 (no CNN) still load and are read as they were trained.

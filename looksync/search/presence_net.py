@@ -3,9 +3,10 @@ the box's place in the look), a shared conv trunk and one logit per layer (the c
 
 The presence heads (``looksync/search/detection.py``) read the tiny CLIP model's crop vectors, which hardly carry
 the small layers (bag, eyewear) nor a one-piece against a top and a skirt; trained on generated looks, the CNN
-reads the region's pixels directly. It is trained inside ``looksync heads train`` (and so the demo) on looks of
-its own, which are only placed (never embedded), so it can see many more looks than the heads; the heads blend
-its logit with theirs (``looksync/search/detection_training.py``). Offline figures: docs/evaluation.md, "a pixel
+reads the region's pixels directly. It is trained inside ``looksync heads train --net-looks N`` on looks of its
+own, which are only placed (never embedded), so it can see many more looks than the heads; the heads blend its
+logit with theirs (``looksync/search/detection_training.py``). Off in the default recipe: its looks cost more to
+generate than the no-hint search gained (``looksync/search/heads_recipe.py``). Offline figures: docs/evaluation.md, "a pixel
 CNN for layer presence".
 
 The weights are plain arrays (``to_arrays`` / ``from_arrays``), saved in the heads' own ``.npz`` (no pickle).

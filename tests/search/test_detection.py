@@ -487,7 +487,13 @@ def test_heads_recipe_is_one_default_for_the_cli_the_demo_and_training():
 
     from looksync.cli import demo, heads_train
     from looksync.search.detection_training import train_from_sample
-    from looksync.search.heads_recipe import RECIPE_GENDER_LOOKS, RECIPE_LOOKS, RECIPE_SEED, sample_recipe
+    from looksync.search.heads_recipe import (
+        RECIPE_GENDER_LOOKS,
+        RECIPE_LOOKS,
+        RECIPE_NET_LOOKS,
+        RECIPE_SEED,
+        sample_recipe,
+    )
 
     recipe = sample_recipe()
     cli = {p.name: p.default for p in heads_train.params}
@@ -496,5 +502,6 @@ def test_heads_recipe_is_one_default_for_the_cli_the_demo_and_training():
     assert {k: defaults[k] for k in recipe} == recipe and defaults["seed"] == RECIPE_SEED
     assert defaults["gender_looks"] == cli["gender_looks"] == RECIPE_GENDER_LOOKS
     assert {p.name: p.default for p in demo.params}["heads_looks"] == RECIPE_LOOKS == recipe["fixed_looks"] + recipe["varied_looks"]
-    assert sample_recipe(36) == {"size": 60, "fixed_looks": 6, "varied_looks": 30, "net_looks": 30}
-    assert sample_recipe(720) == {"size": 1200, "fixed_looks": 120, "varied_looks": 600, "net_looks": 600}
+    assert sample_recipe(36) == {"size": 60, "fixed_looks": 6, "varied_looks": 30, "net_looks": RECIPE_NET_LOOKS // 10}
+    assert sample_recipe(720) == {"size": 1200, "fixed_looks": 120, "varied_looks": 600, "net_looks": 2 * RECIPE_NET_LOOKS}
+    assert defaults["net_looks"] == cli["net_looks"] == RECIPE_NET_LOOKS == recipe["net_looks"]
