@@ -15,6 +15,7 @@ from looksync.search.heads_recipe import (
     RECIPE_FIXED_LOOKS,
     RECIPE_GENDER_LOOKS,
     RECIPE_LOOKS,
+    RECIPE_NET_LOOKS,
     RECIPE_SEED,
     RECIPE_SIZE,
     RECIPE_VARIED_LOOKS,
@@ -319,7 +320,10 @@ def heads() -> None:
 @click.option("--varied-looks", type=int, default=RECIPE_VARIED_LOOKS, show_default=True, help="Looks of the train framing split.")
 @click.option("--gender-looks", type=int, default=RECIPE_GENDER_LOOKS, show_default=True,
               help="Looks of a second sample (seed + 101) that train the gender head alone (0: none).")  # fmt: skip
-def heads_train(out: Path, train_dir: Path, size: int, seed: int, fixed_looks: int, varied_looks: int, gender_looks: int):
+@click.option("--net-looks", type=int, default=RECIPE_NET_LOOKS, show_default=True,
+              help="Looks of a third sample (seed + 303) that train the presence CNN (0: none, format-4 heads).")  # fmt: skip
+def heads_train(out: Path, train_dir: Path, size: int, seed: int, fixed_looks: int, varied_looks: int, gender_looks: int,
+                net_looks: int):  # fmt: skip
     """Train detection heads for the configured CLIP model and region finder (LOOKSYNC_REGION_FINDER)."""
     from embeddings import EmbeddingsError, load_encoder
     from looksync.search.detection import DetectionHeadsError
@@ -330,7 +334,8 @@ def heads_train(out: Path, train_dir: Path, size: int, seed: int, fixed_looks: i
     try:
         encoder = load_encoder(settings.clip_model, settings.clip_weights, device=settings.device)
         trained = train_from_sample(settings, encoder, train_dir, size=size, seed=seed, fixed_looks=fixed_looks,
-                                    varied_looks=varied_looks, gender_looks=gender_looks, echo=click.echo)  # fmt: skip
+                                    varied_looks=varied_looks, gender_looks=gender_looks, net_looks=net_looks,
+                                    echo=click.echo)  # fmt: skip
     except (EmbeddingsError, DetectionHeadsError, PoseModelError) as exc:
         raise click.ClickException(str(exc)) from None
     trained.save(out)

@@ -49,7 +49,8 @@ HEADS_LOOKS, HEADS_SEED = RECIPE_LOOKS, RECIPE_SEED
 # the modules that place a look's regions, read them for the detection heads and fit the heads (their code keys
 # the heads' cache: a change to any of them trains the demo's heads again)
 HEADS_CODE = ("looksync.search.detection", "looksync.search.detection_training", "looksync.search.regions",
-              "looksync.search.pose.regions", "looksync.search.pose.blazepose")  # fmt: skip
+              "looksync.search.pose.regions", "looksync.search.pose.blazepose", "looksync.search.presence_net",
+              "looksync.search.heads_recipe")  # fmt: skip
 DEMO_TOP = 3  # the demo's check: each planted product within the top 3 of its layer
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

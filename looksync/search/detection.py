@@ -19,8 +19,11 @@ region finder's own crops of generated training looks (``looksync heads train``)
   cross-validated; fitted on those, 0.83 / 0.89 on 360 looks of another training-split sample and 0.855 /
   0.865 on 200 looks of a sample with held-out framings; docs/evaluation.md) -> women or men.
 
-Heads files of format 1 (no context, no head-and-shoulders crop), 2 (no colour grids) and 3 (no face crop)
-still load and are read as they were trained.
+Format 5 can carry a small pixel CNN (``looksync/search/presence_net.py``; ``looksync heads train --net-looks``):
+it reads each placed layer's region as pixels, and each layer's presence is then a two-feature blend (``presence_blend``) of its logistic head's logit and
+the CNN's (the mean of the cross-fitted CNNs' logits), fitted on out-of-fold logits of both; the CNNs' weights are
+arrays in the same file. Heads files of format 1 (no context, no head-and-shoulders crop), 2 (no colour grids), 3
+(no face crop) and 4 (no CNN) still load and are read as they were trained.
 
 Training them (``looksync heads train``, the demo) is ``looksync/search/detection_training.py``.
 
@@ -41,8 +44,8 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-HEADS_FORMAT = 4
-READABLE_FORMATS = (1, 2, 3, 4)
+HEADS_FORMAT = 5
+READABLE_FORMATS = (1, 2, 3, 4, 5)
 GRID_CELLS = 3  # colour_grid: cells per side
 GRID_SIZE = GRID_CELLS * GRID_CELLS * 6
 GENDERS = ("women", "men")  # the gender head's two classes; the second is the positive one
@@ -208,6 +211,7 @@ class LookVectors:
     embedded: dict[tuple[int, int, int, int], np.ndarray] = field(default_factory=dict)
     face: np.ndarray | None = None  # the face crop's vector and colour grid (asked for and found only)
     face_grid: np.ndarray | None = None
+    pixels: Any = field(default=None, repr=False)  # the image the boxes are cut from (the presence CNN reads it)
 
 
 @dataclass
@@ -238,6 +242,10 @@ class DetectionHeads:
     gender_cue: bool = False  # the gender head reads the head-and-shoulders crop too (format 2)
     colour_grids: bool = False  # the heads read the regions' colour grids too (format 3)
     face_cue: bool = False  # the gender head reads the face crop too (format 4)
+    # the presence CNN (format 5): its cross-fitted copies (a query reads their mean logit) and, per layer, the
+    # blend of the layer's head's logit and the CNN's (a layer without a blend reads its head alone)
+    presence_nets: list[Any] = field(default_factory=list)  # presence_net.PresenceNet
+    presence_blend: dict[str, LogisticHead] = field(default_factory=dict)
 
     def presence_inputs(self, look: LookVectors) -> dict[str, np.ndarray]:
         """Each placed layer's presence features, the look's context computed once for all of them."""
@@ -258,11 +266,35 @@ class DetectionHeads:
     def threshold_of(self, layer: str) -> float:
         return self.layer_thresholds.get(layer, self.threshold)
 
+    def net_logits(self, look: LookVectors, layers: Sequence[str]) -> dict[str, float]:
+        """The presence CNNs' mean logit for each of ``layers``' main regions of ``look`` (none without CNNs or
+        without the look's pixels)."""
+        if not self.presence_nets or look.pixels is None or not layers:
+            return {}
+        from looksync.search.presence_net import mean_logits, region_crops
+
+        crops, geo = region_crops(look.pixels, look.placement.boxes, layers)
+        return dict(zip(layers, mean_logits(self.presence_nets, crops, geo, layers).tolist(), strict=True))
+
+    def presence_probs(self, look: LookVectors) -> dict[str, float]:
+        """Each placed layer's presence probability: its head's, or (format 5) the blend of its head's logit
+        and the CNN's."""
+        inputs = {layer: x for layer, x in self.presence_inputs(look).items() if layer in self.presence}
+        nets = self.net_logits(look, [layer for layer in inputs if layer in self.presence_blend])
+        probs = {}
+        for layer, x in inputs.items():
+            head = self.presence[layer]
+            if layer in nets:
+                z = float(np.asarray(x, dtype=np.float64) @ head.weights + head.bias)
+                probs[layer] = float(self.presence_blend[layer].prob(np.array([z, nets[layer]])))
+            else:
+                probs[layer] = float(head.prob(x))
+        return probs
+
     def detect(self, look: LookVectors, max_layers: int = 6) -> Detected:
         """Layers whose presence probability reaches the threshold (at least the most likely one) and
         the more likely gender, from the look's region vectors."""
-        probs = {layer: float(self.presence[layer].prob(x))
-                 for layer, x in self.presence_inputs(look).items() if layer in self.presence}  # fmt: skip
+        probs = self.presence_probs(look)
         ranked = sorted(probs, key=lambda layer: probs[layer], reverse=True)
         layers = [layer for layer in ranked if probs[layer] >= self.threshold_of(layer)][:max_layers] or ranked[:1]
         gender_prob = float(self.gender.prob(self.gender_input(look)))
@@ -273,6 +305,9 @@ class DetectionHeads:
         path.parent.mkdir(parents=True, exist_ok=True)
         arrays = {f"presence/{layer}": head.weights for layer, head in self.presence.items()}
         arrays["gender"] = self.gender.weights
+        arrays.update({f"blend/{layer}": head.weights for layer, head in self.presence_blend.items()})
+        for k, net in enumerate(self.presence_nets):
+            arrays.update(net.to_arrays(f"net/{k}"))
         meta = {
             "format": HEADS_FORMAT,
             "model_id": self.model_id,
@@ -283,7 +318,10 @@ class DetectionHeads:
             "gender_cue": self.gender_cue,
             "colour_grids": self.colour_grids,
             "face_cue": self.face_cue,
-            "bias": {**{f"presence/{layer}": h.bias for layer, h in self.presence.items()}, "gender": self.gender.bias},
+            "bias": {**{f"presence/{layer}": h.bias for layer, h in self.presence.items()}, "gender": self.gender.bias,
+                     **{f"blend/{layer}": h.bias for layer, h in self.presence_blend.items()}},
+            "presence_net": ({"copies": len(self.presence_nets), "layers": self.presence_nets[0].layers,
+                              "width": self.presence_nets[0].width} if self.presence_nets else None),
             "meta": self.meta,
         }
         with path.open("wb") as out:
@@ -308,11 +346,22 @@ class DetectionHeads:
         presence = {
             k.split("/", 1)[1]: LogisticHead(v, float(bias[k])) for k, v in arrays.items() if k.startswith("presence/")
         }
+        blend = {k.split("/", 1)[1]: LogisticHead(v, float(bias[k])) for k, v in arrays.items() if k.startswith("blend/")}
+        nets = []
+        if meta.get("presence_net"):
+            from looksync.search.presence_net import PresenceNet
+
+            spec = meta["presence_net"]
+            try:
+                nets = [PresenceNet.from_arrays(arrays, f"net/{k}", spec["layers"], spec["width"])
+                        for k in range(int(spec["copies"]))]  # fmt: skip
+            except (KeyError, ValueError) as exc:
+                raise DetectionHeadsError(f"{path}: presence CNN unreadable ({exc})") from None
         return cls(meta["model_id"], meta["region_finder"], presence, LogisticHead(arrays["gender"], float(bias["gender"])),
                    float(meta["threshold"]), meta.get("meta", {}),
                    {k: float(v) for k, v in meta.get("layer_thresholds", {}).items()},
                    list(meta.get("context_layers", [])), bool(meta.get("gender_cue", False)),
-                   bool(meta.get("colour_grids", False)), bool(meta.get("face_cue", False)))  # fmt: skip
+                   bool(meta.get("colour_grids", False)), bool(meta.get("face_cue", False)), nets, blend)  # fmt: skip
 
     def check(self, model_id: str, region_finder: str) -> None:
         if self.model_id != model_id:
@@ -353,4 +402,4 @@ def region_vectors(
                        colour_grid(pixels, head_box) if head_box else None,
                        dict(zip(crops.boxes, vectors, strict=True)),
                        vectors[-1] if face_box else None,
-                       colour_grid(pixels, face_box) if face_box else None)  # fmt: skip
+                       colour_grid(pixels, face_box) if face_box else None, pixels)  # fmt: skip

@@ -27,10 +27,14 @@ from looksync.search.heads_recipe import (
     RECIPE_FIXED_LOOKS,
     RECIPE_GENDER_LOOKS,
     RECIPE_GENDER_SEED_OFFSET,
+    RECIPE_NET_EPOCHS,
+    RECIPE_NET_LOOKS,
+    RECIPE_NET_SEED_OFFSET,
     RECIPE_SEED,
     RECIPE_SIZE,
     RECIPE_VARIED_LOOKS,
 )
+from looksync.search.presence_net import PresenceNet, region_crops, train_net
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +66,7 @@ def look_examples(ground_truth: dict[str, dict[str, Any]], looks_dir: Path) -> l
 
 PRESENCE_FOLDS = 5  # cross-fitting folds for the presence heads' calibration and thresholds
 MIN_CLASS_LOOKS = 5  # a layer's own calibration and threshold need this many looks with it and without it
+BLEND_L2 = 1e-2  # the presence blend's two weights (head, CNN), lightly regularised
 
 
 def train_heads(
@@ -76,6 +81,8 @@ def train_heads(
     gender_calibration: Sequence[LookExample] = (),
     folds: int = PRESENCE_FOLDS,
     seed: int = 101,
+    net_examples: Sequence[LookExample] = (),
+    net_epochs: int = RECIPE_NET_EPOCHS,
     echo: Callable[[str], None] = log.info,
 ) -> DetectionHeads:
     """Fit the presence and gender heads on the region finder's crops of ``examples`` and ``calibration``.
@@ -85,13 +92,22 @@ def train_heads(
     so that both are chosen on hundreds of looks instead of the calibration share alone (on 360 generated
     training looks, thresholds chosen on the 36 calibration looks missed layers the heads could find: see
     docs/evaluation.md). Gender: fitted on ``examples`` and ``gender_only``, Platt-scaled on ``calibration`` and
-    ``gender_calibration`` (looks that train the gender head alone, leaving the presence heads as they were)."""
+    ``gender_calibration`` (looks that train the gender head alone, leaving the presence heads as they were).
+
+    ``net_examples`` (heads format 5): looks of their own for the presence CNN (``looksync/search/presence_net.py``),
+    trained on their regions' pixels (placed, never embedded: a CNN look costs its placement alone); each layer's
+    presence then becomes the blend of its head's logit and the CNN's (``cross_fit_blend``), fitted, calibrated
+    and thresholded on the heads' looks (their head logits out of fold; the CNN never saw them). The CNN on the
+    heads' own looks, cross-fitted in two halves, gained nothing: it needs more looks than the heads can embed
+    (docs/evaluation.md, "a pixel CNN for layer presence")."""
     started = time.perf_counter()
     shape = DetectionHeads(encoder.model_id, region_finder, {}, LogisticHead(np.zeros(1), 0.0),
                            context_layers=list(layers), gender_cue=True, colour_grids=True, face_cue=True)  # fmt: skip
     x_presence: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}
     y_presence: dict[str, list[int]] = {layer: [] for layer in layers}
     look_of: dict[str, list[int]] = {layer: [] for layer in layers}  # which look each example is from (the folds)
+    net_crops: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}  # the presence CNN's crop and geometry
+    net_geo: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}
     x_gender, y_gender, x_gender_cal, y_gender_cal = [], [], [], []
     looks = [*examples, *calibration]
 
@@ -103,9 +119,13 @@ def train_heads(
 
     for i, example in enumerate(looks):
         look = region_vectors(place, encoder, example.image, layers, face=shape.face_cue)
-        for layer, x in shape.presence_inputs(look).items():
-            if layer in example.unsure:
-                continue
+        inputs = {layer: x for layer, x in shape.presence_inputs(look).items() if layer not in example.unsure}
+        if net_examples and inputs:
+            crops, geo = region_crops(look.pixels, look.placement.boxes, list(inputs))
+            for layer, crop, g in zip(inputs, crops, geo, strict=True):
+                net_crops[layer].append(crop)
+                net_geo[layer].append(g)
+        for layer, x in inputs.items():
             x_presence[layer].append(x)
             y_presence[layer].append(int(layer in example.present))
             look_of[layer].append(i)
@@ -118,12 +138,23 @@ def train_heads(
             add_gender(example, look, calibrating=i >= len(gender_only))
     fold_of = np.empty(len(looks), dtype=int)
     fold_of[np.random.default_rng(seed).permutation(len(looks))] = np.arange(len(looks)) % max(1, folds)
+    net_logits: dict[str, np.ndarray] = {}
+    if net_examples:
+        shape.presence_nets = [train_presence_net(net_examples, place, layers, epochs=net_epochs, seed=seed, echo=echo)]
+        for layer in layers:
+            ys = y_presence[layer]
+            if net_crops[layer] and layer in shape.presence_nets[0].layers and min(sum(ys), len(ys) - sum(ys)) >= MIN_CLASS_LOOKS:
+                net_logits[layer] = shape.presence_nets[0].logits(np.stack(net_crops[layer]), np.stack(net_geo[layer]),
+                                                                  [layer] * len(net_crops[layer]))  # fmt: skip
     for layer in layers:
         if not x_presence[layer]:
             continue
-        head, threshold = cross_fit_presence(np.array(x_presence[layer]), np.array(y_presence[layer]),
-                                             fold_of[look_of[layer]], shape.threshold)  # fmt: skip
-        shape.presence[layer] = head
+        x, y, layer_folds = np.array(x_presence[layer]), np.array(y_presence[layer]), fold_of[look_of[layer]]
+        blend = cross_fit_blend(x, y, layer_folds, net_logits[layer], shape.threshold) if layer in net_logits else None
+        if blend is not None:
+            shape.presence[layer], shape.presence_blend[layer], threshold = blend
+        else:
+            shape.presence[layer], threshold = cross_fit_presence(x, y, layer_folds, shape.threshold)
         if threshold is not None:
             shape.layer_thresholds[layer] = threshold
     if not x_gender:
@@ -142,7 +173,73 @@ def train_heads(
         "positives": {layer: int(sum(v)) for layer, v in y_presence.items()},
         "seconds": round(time.perf_counter() - started, 1),
     }
+    if shape.presence_nets:
+        shape.meta["presence_net"] = {**shape.presence_nets[0].meta, "blended": sorted(shape.presence_blend)}
     return shape
+
+
+def train_presence_net(
+    examples: Sequence[LookExample], place: Callable[[Any, list[str]], Any], layers: Sequence[str], *,
+    epochs: int = RECIPE_NET_EPOCHS, seed: int = 101, echo: Callable[[str], None] = log.info,
+) -> PresenceNet:
+    """The presence CNN trained on ``examples``' placed regions (each placed layer's main region; a layer
+    planted but mostly out of frame is no example), for the layers planted in some look."""
+    started = time.perf_counter()
+    crops, geo, names, labels = [], [], [], []
+    for example in examples:
+        placement = place(example.image, list(layers))
+        placed = [layer for layer in layers if layer in placement.boxes and layer not in example.unsure]
+        if not placed:
+            continue
+        c, g = region_crops(placement.pixels(example.image), placement.boxes, placed)
+        crops.append(c)
+        geo.append(g)
+        names += placed
+        labels += [int(layer in example.present) for layer in placed]
+    planted = [layer for layer in layers if any(y and n == layer for n, y in zip(names, labels, strict=True))]
+    if not planted:
+        raise DetectionHeadsError("the presence CNN's looks plant no layer")
+    keep = np.array([n in planted for n in names])
+    placed_s = time.perf_counter() - started
+    net = train_net(np.concatenate(crops)[keep], np.concatenate(geo)[keep],
+                    np.array([planted.index(n) for n in names if n in planted]), np.array(labels)[keep], planted,
+                    epochs=epochs, seed=seed)  # fmt: skip
+    net.meta = {"looks": len(examples), "crops": int(keep.sum()), "epochs": epochs, "placing_seconds": round(placed_s, 1),
+                "training_seconds": round(time.perf_counter() - started - placed_s, 1)}  # fmt: skip
+    echo(f"heads: presence CNN on {len(examples)} looks ({int(keep.sum())} crops): placed in {placed_s:.0f} s, "
+         f"trained in {net.meta['training_seconds']:.0f} s")  # fmt: skip
+    return net
+
+
+def cross_fit_blend(
+    x: np.ndarray, y: np.ndarray, folds: np.ndarray, net: np.ndarray, default: float
+) -> tuple[LogisticHead, LogisticHead, float | None] | None:
+    """One layer's presence head fitted on all of ``x`` (as ``cross_fit_presence`` does, uncalibrated) and its
+    blend with the presence CNN: a two-feature logistic head over [the head's logit, the CNN's logit] fitted on
+    out-of-fold logits of both (``net``: the CNN's, cross-fitted by ``train_presence_nets``), Platt-scaled on its
+    own out-of-fold logits, and the threshold with the best F1 on those. None with under two folds or under
+    ``MIN_CLASS_LOOKS`` examples of either class (the layer keeps ``cross_fit_presence``'s head)."""
+    x, y, folds = np.asarray(x, dtype=np.float64), np.asarray(y), np.asarray(folds)
+    net = np.asarray(net, dtype=np.float64)
+    if len(np.unique(folds)) < 2 or min(int(y.sum()), len(y) - int(y.sum())) < MIN_CLASS_LOOKS:
+        return None
+    head = fit_logistic(x, y)
+    logits = np.zeros(len(y))
+    for fold in np.unique(folds):
+        out = folds == fold
+        held_out = fit_logistic(x[~out], y[~out])
+        logits[out] = x[out] @ held_out.weights + held_out.bias
+    z = np.stack([logits, net], axis=1)
+    blended = np.zeros(len(y))
+    for fold in np.unique(folds):
+        out = folds == fold
+        held_out = fit_logistic(z[~out], y[~out], l2=BLEND_L2)
+        blended[out] = z[out] @ held_out.weights + held_out.bias
+    blend = fit_logistic(z, y, l2=BLEND_L2)
+    platt = calibrate(LogisticHead(np.ones(1), 0.0), blended[:, None], y)
+    a, c = float(platt.weights[0]), platt.bias
+    calibrated = LogisticHead(blend.weights * a, blend.bias * a + c)
+    return head, calibrated, best_f1_threshold(platt.prob(blended[:, None]), y, default, min_each=MIN_CLASS_LOOKS)
 
 
 def cross_fit_presence(
@@ -222,13 +319,16 @@ def train_from_sample(
     fixed_looks: int = RECIPE_FIXED_LOOKS,
     varied_looks: int = RECIPE_VARIED_LOOKS,
     gender_looks: int = RECIPE_GENDER_LOOKS,
+    net_looks: int = RECIPE_NET_LOOKS,
     validation_share: float = 0.2,
     echo: Callable[[str], None] = log.info,
 ) -> DetectionHeads:
     """Generate training looks under ``train_root`` (their own catalog, the ``train`` framing split: no
     held-out pose family, aspect or figure style) and fit the heads on them (``train_on_looks``); and, for the
     gender head alone, ``gender_looks`` more looks of a second sample in the same proportions under
-    ``train_root / "gender-looks"`` (seed ``seed + RECIPE_GENDER_SEED_OFFSET``, half the catalog; 0: none)."""
+    ``train_root / "gender-looks"`` (seed ``seed + RECIPE_GENDER_SEED_OFFSET``, half the catalog; 0: none); and,
+    for the presence CNN alone, ``net_looks`` looks of a third sample under ``train_root / "net-looks"`` (seed
+    ``seed + RECIPE_NET_SEED_OFFSET``, half the catalog, same proportions; 0: no CNN, format-4 heads)."""
     from looksync.sample import generate_sample
 
     manifest = generate_sample(train_root, size=size, seed=seed, n_looks=fixed_looks, n_varied_looks=varied_looks,
@@ -246,9 +346,26 @@ def train_from_sample(
                                           varied_split="train")  # fmt: skip
         gender_truth = json.loads(gender_manifest.ground_truth_path.read_text(encoding="utf-8"))
         gender_examples = look_examples(gender_truth, gender_manifest.looks_dir)
+    net_examples: list[LookExample] = []
+    net_sample: dict[str, int] = {}
+    if net_looks > 0:
+        started = time.perf_counter()
+        total = max(1, fixed_looks + varied_looks)
+        net_fixed = min(net_looks, max(1, net_looks * fixed_looks // total)) if fixed_looks else 0
+        net_sample = {"size": max(60, size // 2), "seed": seed + RECIPE_NET_SEED_OFFSET, "fixed_looks": net_fixed,
+                      "varied_looks": net_looks - net_fixed}  # fmt: skip
+        net_manifest = generate_sample(train_root / "net-looks", size=net_sample["size"], seed=net_sample["seed"],
+                                       n_looks=net_fixed, n_varied_looks=net_looks - net_fixed, varied_split="train")  # fmt: skip
+        net_examples = look_examples(json.loads(net_manifest.ground_truth_path.read_text(encoding="utf-8")),
+                                     net_manifest.looks_dir)  # fmt: skip
+        net_sample["generating_seconds"] = round(time.perf_counter() - started, 1)
+        echo(f"heads: {len(net_examples)} looks for the presence CNN generated in {net_sample['generating_seconds']:.0f} s")
     heads = train_on_looks(settings, encoder, look_examples(truth, manifest.looks_dir), seed=seed,
-                           validation_share=validation_share, gender_examples=gender_examples, echo=echo)  # fmt: skip
+                           validation_share=validation_share, gender_examples=gender_examples,
+                           net_examples=net_examples, echo=echo)  # fmt: skip
     heads.meta["sample"] = {"size": size, "seed": seed, "fixed_looks": fixed_looks, "varied_looks": varied_looks}
+    if net_sample:
+        heads.meta["sample"]["net_sample"] = net_sample
     if gender_sample:
         heads.meta["sample"]["gender_sample"] = gender_sample
     return heads
@@ -262,13 +379,15 @@ def train_on_looks(
     seed: int = 101,
     validation_share: float = 0.2,
     gender_examples: Sequence[LookExample] = (),
+    net_examples: Sequence[LookExample] = (),
     echo: Callable[[str], None] = log.info,
 ) -> DetectionHeads:
     """Fit the heads on the settings' region finder's crops of ``examples`` (shuffled with ``seed``), except
     the last ``validation_share`` of them: half of those calibrate the gender head and join the presence
     heads' cross-fitting (``train_heads``), the other half measure them (``meta["validation"]``).
     ``gender_examples`` train the gender head alone, split the same way (their validation half: the gender
-    accuracy ``meta["validation"]["gender_only"]``)."""
+    accuracy ``meta["validation"]["gender_only"]``). ``net_examples``: the presence CNN's own looks
+    (``train_heads``), all of them trained on."""
     from looksync.catalog.taxonomy import get_taxonomy
     from looksync.search.region_finders import make_region_finder
 
@@ -292,7 +411,7 @@ def train_on_looks(
         )
     heads = train_heads(fit_set, encoder, place, finder.name, list(get_taxonomy().layers), calibration=calibration,
                         gender_only=gender_fit, gender_calibration=gender_held[: len(gender_held) // 2],
-                        seed=seed, echo=echo)  # fmt: skip
+                        net_examples=net_examples, seed=seed, echo=echo)  # fmt: skip
     if validation:
         heads.meta["validation"] = validate_heads(heads, validation, encoder, place)
     if gender_held[len(gender_held) // 2 :]:

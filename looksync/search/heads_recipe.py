@@ -14,10 +14,18 @@ RECIPE_LOOKS = RECIPE_FIXED_LOOKS + RECIPE_VARIED_LOOKS
 # seeds 11 / 13; 5-fold 0.886 -> 0.911) but one look fewer right on the eval sample (0.957 -> 0.942), and they
 # cost `heads train` 3 min more (docs/evaluation.md, issue 14)
 RECIPE_GENDER_LOOKS, RECIPE_GENDER_SEED_OFFSET = 0, 101
+# the presence CNN (``looksync/search/presence_net.py``): trained on looks of a third sample (seed + 303, half the
+# catalog, same proportions), placed but never embedded; 0 looks: no CNN (the heads as before). Off by default:
+# 600 looks gained presence precision (held-out framings F1 0.835 -> 0.873; eval P 0.80 -> 0.835) but no
+# measurable no-hint Recall@10 (+0.004 [-0.016, +0.024]), and generating them costs `heads train` and the demo
+# about 3 min at load 2 (0.25 s a look) against a 90 s budget (docs/evaluation.md, "a pixel CNN for layer
+# presence"); `looksync heads train --net-looks 600` trains it
+RECIPE_NET_LOOKS, RECIPE_NET_EPOCHS, RECIPE_NET_SEED_OFFSET = 0, 20, 303
 
 
 def sample_recipe(looks: int = RECIPE_LOOKS) -> dict[str, int]:
-    """``train_from_sample``'s catalog size and fixed-frame and varied looks for ``looks`` looks in all, in the
-    default recipe's proportions (at least 60 products and one look of each kind)."""
+    """``train_from_sample``'s catalog size, fixed-frame and varied looks and the presence CNN's looks for
+    ``looks`` looks in all, in the default recipe's proportions (at least 60 products and one look of each kind)."""
     fixed = max(1, looks * RECIPE_FIXED_LOOKS // RECIPE_LOOKS)
-    return {"size": max(60, looks * RECIPE_SIZE // RECIPE_LOOKS), "fixed_looks": fixed, "varied_looks": max(1, looks - fixed)}
+    return {"size": max(60, looks * RECIPE_SIZE // RECIPE_LOOKS), "fixed_looks": fixed, "varied_looks": max(1, looks - fixed),
+            "net_looks": looks * RECIPE_NET_LOOKS // RECIPE_LOOKS}  # fmt: skip

@@ -302,7 +302,7 @@ def test_heads_file_round_trip_and_checks(tmp_path):
     assert np.allclose(back.gender.prob(x), heads.gender.prob(x))
     assert (back.model_id, back.region_finder, back.threshold, back.meta) == ("M@1", "pose", 0.4, {"looks": 3})
     assert back.layer_thresholds == {"topwear": 0.25} and back.threshold_of("bag") == 0.4 and back.colour_grids
-    assert back.face_cue and json.loads(bytes(np.load(path)["__meta__"]).decode())["format"] == HEADS_FORMAT == 4
+    assert back.face_cue and json.loads(bytes(np.load(path)["__meta__"]).decode())["format"] == HEADS_FORMAT == 5
     back.check("M@1", "pose")
     with pytest.raises(DetectionHeadsError, match="trained on M@1, the encoder is N@2"):
         back.check("N@2", "pose")
@@ -316,6 +316,10 @@ def test_heads_file_round_trip_and_checks(tmp_path):
     with np.load(old.save(tmp_path / "old.npz")) as data:
         arrays = {k: np.array(data[k]) for k in data.files}
     meta = json.loads(bytes(arrays.pop("__meta__")).decode())
+    meta["format"] = 4
+    meta.pop("presence_net")  # a format-4 file: no presence CNN
+    np.savez(tmp_path / "v4.npz", __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
+    assert DetectionHeads.load(tmp_path / "v4.npz").presence_nets == []
     meta["format"] = 3
     meta.pop("face_cue")  # a format-3 file: no face crop
     np.savez(tmp_path / "v3.npz", __meta__=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8), **arrays)
@@ -483,7 +487,13 @@ def test_heads_recipe_is_one_default_for_the_cli_the_demo_and_training():
 
     from looksync.cli import demo, heads_train
     from looksync.search.detection_training import train_from_sample
-    from looksync.search.heads_recipe import RECIPE_GENDER_LOOKS, RECIPE_LOOKS, RECIPE_SEED, sample_recipe
+    from looksync.search.heads_recipe import (
+        RECIPE_GENDER_LOOKS,
+        RECIPE_LOOKS,
+        RECIPE_NET_LOOKS,
+        RECIPE_SEED,
+        sample_recipe,
+    )
 
     recipe = sample_recipe()
     cli = {p.name: p.default for p in heads_train.params}
@@ -492,5 +502,6 @@ def test_heads_recipe_is_one_default_for_the_cli_the_demo_and_training():
     assert {k: defaults[k] for k in recipe} == recipe and defaults["seed"] == RECIPE_SEED
     assert defaults["gender_looks"] == cli["gender_looks"] == RECIPE_GENDER_LOOKS
     assert {p.name: p.default for p in demo.params}["heads_looks"] == RECIPE_LOOKS == recipe["fixed_looks"] + recipe["varied_looks"]
-    assert sample_recipe(36) == {"size": 60, "fixed_looks": 6, "varied_looks": 30}
-    assert sample_recipe(720) == {"size": 1200, "fixed_looks": 120, "varied_looks": 600}
+    assert sample_recipe(36) == {"size": 60, "fixed_looks": 6, "varied_looks": 30, "net_looks": RECIPE_NET_LOOKS // 10}
+    assert sample_recipe(720) == {"size": 1200, "fixed_looks": 120, "varied_looks": 600, "net_looks": 2 * RECIPE_NET_LOOKS}
+    assert defaults["net_looks"] == cli["net_looks"] == RECIPE_NET_LOOKS == recipe["net_looks"]
