@@ -175,18 +175,34 @@ def _segment_matrices(angles: dict[str, float], joints: dict[str, dict[str, tupl
 
 
 def _warp_nearest(
-    arrays: list[np.ndarray], inverse: np.ndarray, shape: tuple[int, int]
+    arrays: list[np.ndarray], inverse: np.ndarray, shape: tuple[int, int], window: tuple[int, int, int, int] | None = None
 ) -> tuple[list[np.ndarray], np.ndarray]:
     """Sample ``arrays`` (same height and width) at ``inverse`` of every output pixel; also the mask
-    of output pixels whose source lies inside."""
-    height, width = shape
-    y, x = np.mgrid[0:height, 0:width]
+    of output pixels whose source lies inside. ``window``: (top, left, bottom, right) of the output, the only
+    pixels sampled (the results are the window's)."""
+    top, left, bottom, right = window or (0, 0, *shape)
+    y, x = np.mgrid[top:bottom, left:right]
     sx = np.rint(inverse[0, 0] * x + inverse[0, 1] * y + inverse[0, 2]).astype(np.int64)
     sy = np.rint(inverse[1, 0] * x + inverse[1, 1] * y + inverse[1, 2]).astype(np.int64)
     src_h, src_w = arrays[0].shape[:2]
     inside = (sx >= 0) & (sx < src_w) & (sy >= 0) & (sy < src_h)
     sx, sy = np.clip(sx, 0, src_w - 1), np.clip(sy, 0, src_h - 1)
     return [a[sy, sx] for a in arrays], inside
+
+
+def _segment_window(matrix: np.ndarray, rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> tuple[int, int, int, int] | None:
+    """The output window (top, left, bottom, right) that a segment lands in: its source box (``rows`` and ``cols``
+    that hold it) moved by ``matrix`` (a turn and a shift), with 2 pixels to spare for the nearest-pixel rounding
+    (an output pixel whose rounded source is in the segment lies within 0.71 of the segment's image). None when
+    the segment is empty or lands outside the output."""
+    if not len(rows) or not len(cols):
+        return None
+    corners = np.array([[cols[0], rows[0], 1.0], [cols[-1] + 1, rows[0], 1.0], [cols[0], rows[-1] + 1, 1.0],
+                        [cols[-1] + 1, rows[-1] + 1, 1.0]]) @ matrix[:2].T  # fmt: skip
+    (x0, y0), (x1, y1) = corners.min(0), corners.max(0)
+    top, left = max(0, int(np.floor(y0)) - 2), max(0, int(np.floor(x0)) - 2)
+    bottom, right = min(shape[0], int(np.ceil(y1)) + 3), min(shape[1], int(np.ceil(x1)) + 3)
+    return (top, left, bottom, right) if top < bottom and left < right else None
 
 
 @dataclass
@@ -216,13 +232,20 @@ def pose_figure(products: dict[str, Any], framing: Framing, rng: random.Random, 
     out_label = np.zeros(out_shape, dtype=np.uint8)
     out_cover = np.zeros(out_shape, dtype=np.uint16)
     for name in _SEGMENTS:  # legs, torso, then arms over them
+        index = _SEGMENTS.index(name)
+        held = seg == index
+        # each segment is sampled only over the window it lands in (the whole frame each: 0.18 s a look of 0.25)
+        window = _segment_window(matrices[name], np.flatnonzero(held.any(1)), np.flatnonzero(held.any(0)), out_shape)
+        if window is None:
+            continue
         (s_rgb, s_label, s_cover, s_seg), inside = _warp_nearest(
-            [dressed.rgb, dressed.label, dressed.cover, seg], np.linalg.inv(matrices[name]), out_shape
+            [dressed.rgb, dressed.label, dressed.cover, seg], np.linalg.inv(matrices[name]), out_shape, window
         )
-        mine = inside & (s_seg == _SEGMENTS.index(name))
+        mine = inside & (s_seg == index)
         drawn = mine & (s_label > 0)
-        out_rgb[drawn], out_label[drawn] = s_rgb[drawn], s_label[drawn]
-        out_cover[mine] |= s_cover[mine]
+        part = np.s_[window[0] : window[2], window[1] : window[3]]
+        out_rgb[part][drawn], out_label[part][drawn] = s_rgb[drawn], s_label[drawn]
+        out_cover[part][mine] |= s_cover[mine]
     hand = {side: _apply(matrices[f"fore_{side}"], joints["hand"][side]) for side in ("l", "r")}
 
     dressed.rgb, dressed.label, dressed.cover = out_rgb, out_label, out_cover

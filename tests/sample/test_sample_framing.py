@@ -134,3 +134,40 @@ def test_every_pose_family_draws(pose):
                       scale=1.0, rotation=5.0, position=(0.0, 1.0))  # fmt: skip
     look = frame_look(products, framing, random.Random(3), "men")
     assert look.image.size == ASPECTS["9:16"] and look.in_frame["footwear"]
+
+
+@pytest.mark.parametrize("pose", ["raised", "walking", "bent"])
+def test_a_segment_is_sampled_only_where_it_lands_and_the_same_as_over_the_whole_frame(pose):
+    """pose_figure samples each body segment over the window its source box turns and moves to: every output pixel
+    whose nearest source pixel is in the segment lies inside that window, and within it the samples are the whole
+    frame's."""
+    from looksync.sample.framing import (
+        _PAD,
+        _SEGMENTS,
+        _segment_map,
+        _segment_matrices,
+        _segment_window,
+        _warp_nearest,
+        pose_angles,
+    )
+
+    height, width = 600, 384
+    seg = _segment_map(height, width)
+    joints = {"shoulder": {"l": (131.0, 140.0), "r": (253.0, 140.0)}, "elbow": {"l": (112.0, 234.0), "r": (272.0, 234.0)},
+              "hip": {"l": (160.0, 352.0), "r": (224.0, 352.0)}}  # fmt: skip
+    matrices = _segment_matrices(pose_angles(pose, random.Random(4)), joints)
+    shape = (height + 2 * _PAD[1], width + 2 * _PAD[0])
+    checked = 0
+    for name in _SEGMENTS:
+        index = _SEGMENTS.index(name)
+        held = seg == index
+        inverse = np.linalg.inv(matrices[name])
+        (whole,), inside = _warp_nearest([seg], inverse, shape)
+        lands = inside & (whole == index)
+        window = _segment_window(matrices[name], np.flatnonzero(held.any(1)), np.flatnonzero(held.any(0)), shape)
+        top, left, bottom, right = window
+        assert lands.sum() > 0 and lands[top:bottom, left:right].sum() == lands.sum(), name
+        (part,), part_inside = _warp_nearest([seg], inverse, shape, window)
+        assert np.array_equal(part, whole[top:bottom, left:right]) and np.array_equal(part_inside, inside[top:bottom, left:right])
+        checked += 1
+    assert checked == len(_SEGMENTS)
