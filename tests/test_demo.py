@@ -13,6 +13,7 @@ import pytest
 
 from looksync.console import Console
 from looksync.demo import planted_in_top, run_demo, tuned_checkpoint
+from looksync.search.heads_recipe import RECIPE_LOOKS, RECIPE_NET_LOOKS, RECIPE_NET_SEED_OFFSET
 from tests.conftest import REPO
 
 LOG_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ (DEBUG|INFO|WARNING|ERROR) ")
@@ -50,7 +51,11 @@ def test_demo_fine_tunes_then_serves_the_tuned_model(tmp_path):
     # the heads' own looks (as `looksync heads train` makes them, 1 in 6 fixed-frame, generated with a catalog of
     # their own under heads-train): fitted on, calibrated on, or measured on; the searched look is not among them
     assert heads.meta["looks"] + heads.meta["calibration_looks"] + heads.meta["validation"]["looks"] == 30
-    assert heads.meta["sample"] == {"size": 60, "seed": 101, "fixed_looks": 5, "varied_looks": 25}
+    sample = dict(heads.meta["sample"])
+    net = sample.pop("net_sample")  # and the presence CNN's own looks, of a third sample (net_looks in the recipe)
+    assert sample == {"size": 60, "seed": 101, "fixed_looks": 5, "varied_looks": 25}
+    assert net["seed"] == 101 + RECIPE_NET_SEED_OFFSET and net["fixed_looks"] + net["varied_looks"] == 30 * RECIPE_NET_LOOKS // RECIPE_LOOKS
+    assert heads.presence_nets and heads.presence_blend  # the demo's heads carry the CNN
     heads_truth = json.loads((tmp_path / "demo" / "heads-train" / "looks" / "ground_truth.json").read_text())
     assert len(heads_truth) == 30 and sum(t.get("framing", {}).get("variant") == "varied" for t in heads_truth.values()) == 25
     assert re.search(r"read from the look: layers \w+.*; gender (women|men) \(confidence", text)

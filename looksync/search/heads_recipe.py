@@ -15,12 +15,12 @@ RECIPE_LOOKS = RECIPE_FIXED_LOOKS + RECIPE_VARIED_LOOKS
 # cost `heads train` 3 min more (docs/evaluation.md, issue 14)
 RECIPE_GENDER_LOOKS, RECIPE_GENDER_SEED_OFFSET = 0, 101
 # the presence CNN (``looksync/search/presence_net.py``): trained on looks of a third sample (seed + 303, half the
-# catalog, same proportions), placed but never embedded; 0 looks: no CNN (the heads as before). Off by default:
-# 600 looks gained presence precision (held-out framings F1 0.835 -> 0.873; eval P 0.80 -> 0.835) but no
-# measurable no-hint Recall@10 (+0.004 [-0.016, +0.024]), and generating them costs `heads train` and the demo
-# about 3 min at load 2 (0.25 s a look) against a 90 s budget (docs/evaluation.md, "a pixel CNN for layer
-# presence"); `looksync heads train --net-looks 600` trains it
-RECIPE_NET_LOOKS, RECIPE_NET_EPOCHS, RECIPE_NET_SEED_OFFSET = 0, 20, 303
+# catalog, same proportions), placed but never embedded; 0 looks: no CNN (format-4 heads). 600 looks: presence
+# precision 0.820 -> 0.852 on the eval sample at recall 0.910 -> 0.902, no-hint Recall@10 +0.008 (held-out framings
+# offline: F1 0.835 -> 0.873), for about 90 s more in `heads train` and the demo (600 looks generated in 51 s, placed
+# in 16, trained in 20, at load 1.3-2.7) and 4 ms more a no-hint look (docs/evaluation.md, "a pixel CNN for layer
+# presence" and "this stop, before and after")
+RECIPE_NET_LOOKS, RECIPE_NET_EPOCHS, RECIPE_NET_SEED_OFFSET = 600, 20, 303
 
 
 def sample_recipe(looks: int = RECIPE_LOOKS) -> dict[str, int]:
