@@ -216,30 +216,35 @@ def cross_fit_blend(
 ) -> tuple[LogisticHead, LogisticHead, float | None] | None:
     """One layer's presence head fitted on all of ``x`` (as ``cross_fit_presence`` does, uncalibrated) and its
     blend with the presence CNN: a two-feature logistic head over [the head's logit, the CNN's logit] fitted on
-    out-of-fold logits of both (``net``: the CNN's, cross-fitted by ``train_presence_nets``), Platt-scaled on its
+    out-of-fold logits of both (``net``: the CNN's, trained on looks of its own), Platt-scaled on its
     own out-of-fold logits, and the threshold with the best F1 on those. None with under two folds or under
     ``MIN_CLASS_LOOKS`` examples of either class (the layer keeps ``cross_fit_presence``'s head)."""
     x, y, folds = np.asarray(x, dtype=np.float64), np.asarray(y), np.asarray(folds)
     net = np.asarray(net, dtype=np.float64)
     if len(np.unique(folds)) < 2 or min(int(y.sum()), len(y) - int(y.sum())) < MIN_CLASS_LOOKS:
         return None
-    head = fit_logistic(x, y)
+    z = np.stack([out_of_fold_logits(x, y, folds), net], axis=1)
+    calibrated, threshold = calibrated_on(fit_logistic(z, y, l2=BLEND_L2), out_of_fold_logits(z, y, folds, l2=BLEND_L2), y, default)
+    return fit_logistic(x, y), calibrated, threshold
+
+
+def out_of_fold_logits(x: np.ndarray, y: np.ndarray, folds: np.ndarray, l2: float = 1e-3) -> np.ndarray:
+    """Each example's logit from a head (``fit_logistic``, ``l2``) fitted without its fold."""
     logits = np.zeros(len(y))
     for fold in np.unique(folds):
         out = folds == fold
-        held_out = fit_logistic(x[~out], y[~out])
+        held_out = fit_logistic(x[~out], y[~out], l2=l2)
         logits[out] = x[out] @ held_out.weights + held_out.bias
-    z = np.stack([logits, net], axis=1)
-    blended = np.zeros(len(y))
-    for fold in np.unique(folds):
-        out = folds == fold
-        held_out = fit_logistic(z[~out], y[~out], l2=BLEND_L2)
-        blended[out] = z[out] @ held_out.weights + held_out.bias
-    blend = fit_logistic(z, y, l2=BLEND_L2)
-    platt = calibrate(LogisticHead(np.ones(1), 0.0), blended[:, None], y)
+    return logits
+
+
+def calibrated_on(head: LogisticHead, logits: np.ndarray, y: np.ndarray, default: float) -> tuple[LogisticHead, float | None]:
+    """``head`` Platt-scaled (``calibrate``) on its out-of-fold ``logits``, and the threshold with the best F1 on the
+    same out-of-fold probabilities."""
+    platt = calibrate(LogisticHead(np.ones(1), 0.0), logits[:, None], y)
     a, c = float(platt.weights[0]), platt.bias
-    calibrated = LogisticHead(blend.weights * a, blend.bias * a + c)
-    return head, calibrated, best_f1_threshold(platt.prob(blended[:, None]), y, default, min_each=MIN_CLASS_LOOKS)
+    return LogisticHead(head.weights * a, head.bias * a + c), best_f1_threshold(platt.prob(logits[:, None]), y, default,
+                                                                               min_each=MIN_CLASS_LOOKS)  # fmt: skip
 
 
 def cross_fit_presence(
@@ -254,15 +259,7 @@ def cross_fit_presence(
     head = fit_logistic(x, y)
     if len(np.unique(folds)) < 2 or min(int(y.sum()), len(y) - int(y.sum())) < MIN_CLASS_LOOKS:
         return head, None
-    logits = np.zeros(len(y))
-    for fold in np.unique(folds):
-        out = folds == fold
-        held_out = fit_logistic(x[~out], y[~out])
-        logits[out] = x[out] @ held_out.weights + held_out.bias
-    platt = calibrate(LogisticHead(np.ones(1), 0.0), logits[:, None], y)
-    a, c = float(platt.weights[0]), platt.bias
-    calibrated = LogisticHead(head.weights * a, head.bias * a + c)
-    return calibrated, best_f1_threshold(platt.prob(logits[:, None]), y, default, min_each=MIN_CLASS_LOOKS)
+    return calibrated_on(head, out_of_fold_logits(x, y, folds), y, default)
 
 
 def best_f1_threshold(probs: np.ndarray, labels: np.ndarray, default: float, min_each: int = 3) -> float | None:
