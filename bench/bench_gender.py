@@ -67,7 +67,7 @@ def main() -> None:
             look = region_vectors(finder.place, encoder, image.convert("RGB"), layers, face=True)
         row = {"look": look_id, "gender": look_truth["gender"], **groups(look_truth, look.placement)}
         for name, h in heads.items():
-            p = float(h.gender.prob(h.gender_input(look)))
+            p = h.gender_prob(look)
             row[name] = {"prob_men": round(p, 4), "right": (p >= 0.5) == (look_truth["gender"] == "men"),
                          "sure": max(p, 1 - p) >= 0.9}  # fmt: skip
         rows.append(row)

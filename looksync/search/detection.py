@@ -22,8 +22,15 @@ region finder's own crops of generated training looks (``looksync heads train``)
 Format 5 can carry a small pixel CNN (``looksync/search/presence_net.py``; ``looksync heads train --net-looks``):
 it reads each placed layer's region as pixels, and each layer's presence is then a two-feature blend (``presence_blend``) of its logistic head's logit and
 the CNN's (the mean of the cross-fitted CNNs' logits), fitted on out-of-fold logits of both; the CNNs' weights are
-arrays in the same file. Heads files of format 1 (no context, no head-and-shoulders crop), 2 (no colour grids), 3
-(no face crop) and 4 (no CNN) still load and are read as they were trained.
+arrays in the same file.
+
+Format 6 can carry a second small pixel CNN, for gender (``looksync/search/gender_net.py``, trained on the same
+``--net-looks`` looks): it reads the person (the union of the placed layers' main regions) as pixels, where the
+figures show gender by hair, beard and body shape; the gender is then the two-feature blend (``gender_blend``) of
+the gender head's logit and the CNN's, fitted and Platt-scaled on out-of-fold logits of every gender look of the
+heads (``gender_prob``). ``--net-looks 0``: neither CNN (format-4 heads). Heads files of format 1 (no context, no
+head-and-shoulders crop), 2 (no colour grids), 3 (no face crop), 4 (no CNN) and 5 (no gender CNN) still load and
+are read as they were trained.
 
 Training them (``looksync heads train``, the demo) is ``looksync/search/detection_training.py``.
 
@@ -44,8 +51,8 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-HEADS_FORMAT = 5
-READABLE_FORMATS = (1, 2, 3, 4, 5)
+HEADS_FORMAT = 6
+READABLE_FORMATS = (1, 2, 3, 4, 5, 6)
 GRID_CELLS = 3  # colour_grid: cells per side
 GRID_SIZE = GRID_CELLS * GRID_CELLS * 6
 GENDERS = ("women", "men")  # the gender head's two classes; the second is the positive one
@@ -246,6 +253,10 @@ class DetectionHeads:
     # blend of the layer's head's logit and the CNN's (a layer without a blend reads its head alone)
     presence_nets: list[Any] = field(default_factory=list)  # presence_net.PresenceNet
     presence_blend: dict[str, LogisticHead] = field(default_factory=dict)
+    # the gender CNN (format 6): its copies (a query reads their mean logit) and the blend of the gender head's logit
+    # and the CNN's (None: the gender head alone)
+    gender_nets: list[Any] = field(default_factory=list)  # gender_net.GenderNet
+    gender_blend: LogisticHead | None = None
 
     def presence_inputs(self, look: LookVectors) -> dict[str, np.ndarray]:
         """Each placed layer's presence features, the look's context computed once for all of them."""
@@ -258,6 +269,24 @@ class DetectionHeads:
         return gender_features(look.whole, look.crops.values(), look.head, with_cue=self.gender_cue,
                                cue_grid=look.head_grid, with_grid=self.colour_grids, face=look.face,
                                face_grid=look.face_grid, with_face=self.face_cue)  # fmt: skip
+
+    def gender_net_logit(self, look: LookVectors) -> float | None:
+        """The gender CNNs' mean logit for ``look`` (None without CNNs, a blend or the look's pixels)."""
+        if not self.gender_nets or self.gender_blend is None or look.pixels is None:
+            return None
+        from looksync.search.gender_net import look_crops, mean_logits
+
+        return float(mean_logits(self.gender_nets, look_crops(look.pixels, look.placement.boxes, look.placement.face))[0])
+
+    def gender_prob(self, look: LookVectors) -> float:
+        """The probability of ``GENDERS[1]``: the gender head's, or (format 6) the blend of its logit and the
+        gender CNN's."""
+        x = self.gender_input(look)
+        net = self.gender_net_logit(look)
+        if net is None:
+            return float(self.gender.prob(x))
+        z = float(np.asarray(x, dtype=np.float64) @ self.gender.weights + self.gender.bias)
+        return float(self.gender_blend.prob(np.array([z, net])))
 
     def placed_layers(self) -> list[str]:
         """The layers to place on a look for these heads: those with a head and those of the context."""
@@ -297,7 +326,7 @@ class DetectionHeads:
         probs = self.presence_probs(look)
         ranked = sorted(probs, key=lambda layer: probs[layer], reverse=True)
         layers = [layer for layer in ranked if probs[layer] >= self.threshold_of(layer)][:max_layers] or ranked[:1]
-        gender_prob = float(self.gender.prob(self.gender_input(look)))
+        gender_prob = self.gender_prob(look)
         return Detected(layers, GENDERS[int(gender_prob >= 0.5)], probs, gender_prob)
 
     def save(self, path: Path) -> Path:
@@ -308,6 +337,10 @@ class DetectionHeads:
         arrays.update({f"blend/{layer}": head.weights for layer, head in self.presence_blend.items()})
         for k, net in enumerate(self.presence_nets):
             arrays.update(net.to_arrays(f"net/{k}"))
+        if self.gender_blend is not None:
+            arrays["gender_blend"] = self.gender_blend.weights
+        for k, net in enumerate(self.gender_nets):
+            arrays.update(net.to_arrays(f"gnet/{k}"))
         meta = {
             "format": HEADS_FORMAT,
             "model_id": self.model_id,
@@ -319,9 +352,12 @@ class DetectionHeads:
             "colour_grids": self.colour_grids,
             "face_cue": self.face_cue,
             "bias": {**{f"presence/{layer}": h.bias for layer, h in self.presence.items()}, "gender": self.gender.bias,
-                     **{f"blend/{layer}": h.bias for layer, h in self.presence_blend.items()}},
+                     **{f"blend/{layer}": h.bias for layer, h in self.presence_blend.items()},
+                     **({"gender_blend": self.gender_blend.bias} if self.gender_blend is not None else {})},
             "presence_net": ({"copies": len(self.presence_nets), "layers": self.presence_nets[0].layers,
                               "width": self.presence_nets[0].width} if self.presence_nets else None),
+            "gender_net": ({"copies": len(self.gender_nets), "inputs": self.gender_nets[0].inputs,
+                            "width": self.gender_nets[0].width} if self.gender_nets else None),
             "meta": self.meta,
         }
         with path.open("wb") as out:
@@ -357,11 +393,23 @@ class DetectionHeads:
                         for k in range(int(spec["copies"]))]  # fmt: skip
             except (KeyError, ValueError) as exc:
                 raise DetectionHeadsError(f"{path}: presence CNN unreadable ({exc})") from None
+        gender_nets, gender_blend = [], None
+        if meta.get("gender_net"):
+            from looksync.search.gender_net import GenderNet
+
+            spec = meta["gender_net"]
+            try:
+                gender_nets = [GenderNet.from_arrays(arrays, f"gnet/{k}", spec["inputs"], spec["width"])
+                               for k in range(int(spec["copies"]))]  # fmt: skip
+                gender_blend = LogisticHead(arrays["gender_blend"], float(bias["gender_blend"]))
+            except (KeyError, ValueError) as exc:
+                raise DetectionHeadsError(f"{path}: gender CNN unreadable ({exc})") from None
         return cls(meta["model_id"], meta["region_finder"], presence, LogisticHead(arrays["gender"], float(bias["gender"])),
                    float(meta["threshold"]), meta.get("meta", {}),
                    {k: float(v) for k, v in meta.get("layer_thresholds", {}).items()},
                    list(meta.get("context_layers", [])), bool(meta.get("gender_cue", False)),
-                   bool(meta.get("colour_grids", False)), bool(meta.get("face_cue", False)), nets, blend)  # fmt: skip
+                   bool(meta.get("colour_grids", False)), bool(meta.get("face_cue", False)), nets, blend,
+                   gender_nets, gender_blend)  # fmt: skip
 
     def check(self, model_id: str, region_finder: str) -> None:
         if self.model_id != model_id:

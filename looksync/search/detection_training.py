@@ -23,6 +23,17 @@ from looksync.search.detection import (
     fit_logistic,
     region_vectors,
 )
+from looksync.search.gender_net import (
+    GENDER_NET_COPIES,
+    GENDER_NET_DRAWS,
+    GENDER_NET_EPOCHS,
+    GENDER_NET_INPUTS,
+    GENDER_NET_JITTER,
+    GenderCrops,
+    GenderNet,
+    look_crops,
+)
+from looksync.search.gender_net import train_net as train_gender_cnn
 from looksync.search.heads_recipe import (
     RECIPE_FIXED_LOOKS,
     RECIPE_GENDER_LOOKS,
@@ -94,12 +105,14 @@ def train_heads(
     docs/evaluation.md). Gender: fitted on ``examples`` and ``gender_only``, Platt-scaled on ``calibration`` and
     ``gender_calibration`` (looks that train the gender head alone, leaving the presence heads as they were).
 
-    ``net_examples`` (heads format 5): looks of their own for the presence CNN (``looksync/search/presence_net.py``),
+    ``net_examples`` (heads format 5, 6): looks of their own for the presence CNN (``looksync/search/presence_net.py``),
     trained on their regions' pixels (placed, never embedded: a CNN look costs its placement alone); each layer's
     presence then becomes the blend of its head's logit and the CNN's (``cross_fit_blend``), fitted, calibrated
     and thresholded on the heads' looks (their head logits out of fold; the CNN never saw them). The CNN on the
     heads' own looks, cross-fitted in two halves, gained nothing: it needs more looks than the heads can embed
-    (docs/evaluation.md, "a pixel CNN for layer presence")."""
+    (docs/evaluation.md, "a pixel CNN for layer presence"). The same looks train the gender CNN
+    (``looksync/search/gender_net.py``, format 6), blended with the gender head the same way (``cross_fit_blend`` on
+    every gender look of the heads, its own calibration looks included: all out of fold)."""
     started = time.perf_counter()
     shape = DetectionHeads(encoder.model_id, region_finder, {}, LogisticHead(np.zeros(1), 0.0),
                            context_layers=list(layers), gender_cue=True, colour_grids=True, face_cue=True)  # fmt: skip
@@ -109,6 +122,8 @@ def train_heads(
     net_crops: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}  # the presence CNN's crop and geometry
     net_geo: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}
     x_gender, y_gender, x_gender_cal, y_gender_cal = [], [], [], []
+    gender_crops: list[GenderCrops] = []  # the gender CNN's crops of the gender looks (training, then calibration)
+    gender_crops_cal: list[GenderCrops] = []
     looks = [*examples, *calibration]
 
     def add_gender(example: LookExample, look: Any, calibrating: bool) -> None:
@@ -116,6 +131,9 @@ def train_heads(
             xs, ys = (x_gender_cal, y_gender_cal) if calibrating else (x_gender, y_gender)
             xs.append(shape.gender_input(look))
             ys.append(GENDERS.index(example.gender))
+            if net_examples:
+                (gender_crops_cal if calibrating else gender_crops).append(
+                    look_crops(look.pixels, look.placement.boxes, look.placement.face))
 
     for i, example in enumerate(looks):
         look = region_vectors(place, encoder, example.image, layers, face=shape.face_cue)
@@ -140,6 +158,7 @@ def train_heads(
     fold_of[np.random.default_rng(seed).permutation(len(looks))] = np.arange(len(looks)) % max(1, folds)
     net_logits: dict[str, np.ndarray] = {}
     if net_examples:
+        place = placed_once(place)  # the presence and gender CNNs read the same placements of their looks
         shape.presence_nets = [train_presence_net(net_examples, place, layers, epochs=net_epochs, seed=seed, echo=echo)]
         for layer in layers:
             ys = y_presence[layer]
@@ -163,6 +182,15 @@ def train_heads(
     if x_gender_cal:
         gender = calibrate(gender, np.array(x_gender_cal), np.array(y_gender_cal))
     shape.gender = gender
+    if net_examples:
+        nets = train_gender_net(net_examples, place, layers, seed=seed, echo=echo)
+        x_all, y_all = np.array([*x_gender, *x_gender_cal]), np.array([*y_gender, *y_gender_cal])
+        logits = np.mean([net.logits(GenderCrops.stack([*gender_crops, *gender_crops_cal])) for net in nets], axis=0)
+        gender_folds = np.random.default_rng(seed).permutation(len(y_all)) % max(1, folds)
+        blend = cross_fit_blend(x_all, y_all, gender_folds, logits, 0.5)
+        if blend is not None:
+            shape.gender, shape.gender_blend, _ = blend
+            shape.gender_nets = nets
     shape.meta = {
         "looks": len(examples),
         "calibration_looks": len(calibration),
@@ -175,7 +203,56 @@ def train_heads(
     }
     if shape.presence_nets:
         shape.meta["presence_net"] = {**shape.presence_nets[0].meta, "blended": sorted(shape.presence_blend)}
+    if shape.gender_nets:
+        shape.meta["gender_net"] = {**shape.gender_nets[0].meta, "copies": len(shape.gender_nets),
+                                    "blend": [round(float(w), 3) for w in shape.gender_blend.weights]}  # fmt: skip
     return shape
+
+
+def placed_once(place: Callable[[Any, list[str]], Any]) -> Callable[[Any, list[str]], Any]:
+    """``place`` that places each look (the same image object, the same layers) once and then recalls it."""
+    placements: dict[tuple[int, tuple[str, ...]], tuple[Any, Any]] = {}
+
+    def recalled(look: Any, layers: list[str]) -> Any:
+        key = (id(look), tuple(layers))
+        if key not in placements or placements[key][0] is not look:  # the image kept: its id is not reused
+            placements[key] = (look, place(look, layers))
+        return placements[key][1]
+
+    return recalled
+
+
+def train_gender_net(
+    examples: Sequence[LookExample], place: Callable[[Any, list[str]], Any], layers: Sequence[str], *,
+    epochs: int = GENDER_NET_EPOCHS, copies: int = GENDER_NET_COPIES, jitter: float = GENDER_NET_JITTER,
+    inputs: Sequence[str] = GENDER_NET_INPUTS, seed: int = 101, echo: Callable[[str], None] = log.info,
+) -> list[GenderNet]:
+    """``copies`` gender CNNs (seeds ``seed``, ``seed + 1``, ...) trained on ``examples``' ``inputs`` crops (their
+    placement's, and ``GENDER_NET_DRAWS`` more with each box moved and scaled by up to ``jitter`` of its size: the
+    finder's boxes wander on new looks), for the looks with a gender among ``GENDERS``."""
+    started = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    crops, labels = [], []
+    for example in examples:
+        if example.gender not in GENDERS:
+            continue
+        placement = place(example.image, list(layers))
+        pixels = placement.pixels(example.image)
+        for draw in range(1 + GENDER_NET_DRAWS * (jitter > 0)):
+            crops.append(look_crops(pixels, placement.boxes, placement.face, jitter=jitter if draw else 0.0, rng=rng))
+            labels.append(GENDERS.index(example.gender))
+    if len(set(labels)) < 2:
+        raise DetectionHeadsError("the gender CNN's looks show one gender only")
+    stacked = GenderCrops.stack(crops)
+    placed_s = time.perf_counter() - started
+    nets = [train_gender_cnn(stacked, np.array(labels), inputs=inputs, epochs=epochs, seed=seed + k) for k in range(copies)]
+    meta = {"looks": len(examples), "crops": len(labels), "epochs": epochs, "inputs": nets[0].inputs,
+            "placing_seconds": round(placed_s, 1), "training_seconds": round(time.perf_counter() - started - placed_s, 1)}  # fmt: skip
+    for net in nets:
+        net.meta = meta
+    echo(f"heads: gender CNN on {len(examples)} looks ({len(labels)} crops): cut in {placed_s:.0f} s, "
+         f"trained in {meta['training_seconds']:.0f} s")  # fmt: skip
+    return nets
 
 
 def train_presence_net(
