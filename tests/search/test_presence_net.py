@@ -89,7 +89,7 @@ def test_format_5_heads_round_trip_with_their_cnn_and_blend(tmp_path):
                            presence_blend={"bag": LogisticHead(np.array([0.5, 1.5]), -0.2)})  # fmt: skip
     path = heads.save(tmp_path / "h5.npz")
     meta = json.loads(bytes(np.load(path, allow_pickle=False)["__meta__"]).decode())
-    assert meta["format"] == 5 and meta["presence_net"]["layers"] == ["bag"]
+    assert meta["format"] == 6 and meta["presence_net"]["layers"] == ["bag"]  # written as format 6 (no gender CNN)
     back = DetectionHeads.load(path)
     looks, _ = _patch_looks(4, seed=5)
     for look in looks:
