@@ -321,7 +321,7 @@ def heads() -> None:
 @click.option("--gender-looks", type=int, default=RECIPE_GENDER_LOOKS, show_default=True,
               help="Looks of a second sample (seed + 101) that train the gender head alone (0: none).")  # fmt: skip
 @click.option("--net-looks", type=int, default=RECIPE_NET_LOOKS, show_default=True,
-              help="Looks of a third sample (seed + 303) that train the presence CNN (0: none, format-4 heads).")  # fmt: skip
+              help="Looks of a third sample (seed + 303) that train the presence and gender CNNs (0: none, format-4 heads).")  # fmt: skip
 def heads_train(out: Path, train_dir: Path, size: int, seed: int, fixed_looks: int, varied_looks: int, gender_looks: int,
                 net_looks: int):  # fmt: skip
     """Train detection heads for the configured CLIP model and region finder (LOOKSYNC_REGION_FINDER)."""

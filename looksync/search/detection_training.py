@@ -401,7 +401,7 @@ def train_from_sample(
     held-out pose family, aspect or figure style) and fit the heads on them (``train_on_looks``); and, for the
     gender head alone, ``gender_looks`` more looks of a second sample in the same proportions under
     ``train_root / "gender-looks"`` (seed ``seed + RECIPE_GENDER_SEED_OFFSET``, half the catalog; 0: none); and,
-    for the presence CNN alone, ``net_looks`` looks of a third sample under ``train_root / "net-looks"`` (seed
+    for the presence and gender CNNs alone, ``net_looks`` looks of a third sample under ``train_root / "net-looks"`` (seed
     ``seed + RECIPE_NET_SEED_OFFSET``, half the catalog, same proportions; 0: no CNN, format-4 heads)."""
     from looksync.sample import generate_sample
 
