@@ -33,10 +33,6 @@ class Layer:
     # where the layer sits on the body, from pose keypoints (the pose region finder): the main extent,
     # then other extents, like slot and alt_slots; empty when the taxonomy gives none
     pose: tuple[PoseExtent, ...] = ()
-    # the layer's garment is at ONE of its boxes, not across them (a bag at either hand): its presence is read at
-    # each box and the likeliest taken (``looksync/search/detection.py``), where a layer's other boxes are extents
-    # of the same garment (trousers to the knees or the ankles) and its main box is read alone
-    either_box: bool = False
 
 
 @dataclass(frozen=True)
@@ -173,13 +169,6 @@ def _pose(item: dict, path: Path) -> tuple[PoseExtent, ...]:
     return tuple(parsed)
 
 
-def _flag(item: dict, key: str, path: Path) -> bool:
-    value = item.get(key, False)
-    if not isinstance(value, bool):
-        raise TaxonomyError(f"{path}: layer {item.get('id')!r}: {key} must be true or false, got {value!r}")
-    return value
-
-
 def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
     """Read and validate a taxonomy file (the packaged one by default)."""
     path = Path(path) if path else DEFAULT_TAXONOMY_PATH
@@ -194,7 +183,7 @@ def load_taxonomy(path: str | Path | None = None) -> Taxonomy:
     for item in _require(raw, "layers", str(path)):
         layer = Layer(
             id=item["id"], label=item["label"], prompt=item["prompt"], slot=_slot(item, path),
-            alt_slots=_alt_slots(item, path), pose=_pose(item, path), either_box=_flag(item, "either_box", path),
+            alt_slots=_alt_slots(item, path), pose=_pose(item, path),
         )  # fmt: skip
         if layer.id in layers:
             raise TaxonomyError(f"{path}: layer {layer.id!r} defined twice")

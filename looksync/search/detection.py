@@ -22,8 +22,7 @@ region finder's own crops of generated training looks (``looksync heads train``)
 Format 5 can carry a small pixel CNN (``looksync/search/presence_net.py``; ``looksync heads train --net-looks``):
 it reads each placed layer's region as pixels, and each layer's presence is then a two-feature blend (``presence_blend``) of its logistic head's logit and
 the CNN's (the mean of the cross-fitted CNNs' logits), fitted on out-of-fold logits of both; the CNNs' weights are
-arrays in the same file. A layer whose garment is at one of its boxes (the taxonomy's ``either_box``: a bag at either
-hand) is read by the CNN at each box and its likeliest counts: the main box alone missed a bag at the other hand.
+arrays in the same file.
 
 Format 6 can carry a second small pixel CNN, for gender (``looksync/search/gender_net.py``, trained on the same
 ``--net-looks`` looks): it reads the person (the union of the placed layers' main regions) as pixels, where the
@@ -258,9 +257,6 @@ class DetectionHeads:
     # and the CNN's (None: the gender head alone)
     gender_nets: list[Any] = field(default_factory=list)  # gender_net.GenderNet
     gender_blend: LogisticHead | None = None
-    # the layers whose garment is at one of their boxes (the taxonomy's ``either_box``: a bag at either hand): the
-    # CNN reads each of their boxes and the likeliest counts (heads saved without it read the main box alone)
-    either_box_layers: list[str] = field(default_factory=list)
 
     def presence_inputs(self, look: LookVectors) -> dict[str, np.ndarray]:
         """Each placed layer's presence features, the look's context computed once for all of them."""
@@ -304,11 +300,10 @@ class DetectionHeads:
         without the look's pixels)."""
         if not self.presence_nets or look.pixels is None or not layers:
             return {}
-        from looksync.search.presence_net import mean_logits
+        from looksync.search.presence_net import mean_logits, region_crops
 
-        crops, geo, read_as, owner = net_inputs(look.pixels, look.placement.boxes, layers, self.either_box_layers)
-        best = best_of(mean_logits(self.presence_nets, crops, geo, read_as), owner, len(layers))
-        return dict(zip(layers, best.tolist(), strict=True))
+        crops, geo = region_crops(look.pixels, look.placement.boxes, layers)
+        return dict(zip(layers, mean_logits(self.presence_nets, crops, geo, layers).tolist(), strict=True))
 
     def presence_probs(self, look: LookVectors) -> dict[str, float]:
         """Each placed layer's presence probability: its head's, or (format 5) the blend of its head's logit
@@ -359,7 +354,6 @@ class DetectionHeads:
             "bias": {**{f"presence/{layer}": h.bias for layer, h in self.presence.items()}, "gender": self.gender.bias,
                      **{f"blend/{layer}": h.bias for layer, h in self.presence_blend.items()},
                      **({"gender_blend": self.gender_blend.bias} if self.gender_blend is not None else {})},
-            "either_box_layers": self.either_box_layers,
             "presence_net": ({"copies": len(self.presence_nets), "layers": self.presence_nets[0].layers,
                               "width": self.presence_nets[0].width} if self.presence_nets else None),
             "gender_net": ({"copies": len(self.gender_nets), "inputs": self.gender_nets[0].inputs,
@@ -415,7 +409,7 @@ class DetectionHeads:
                    {k: float(v) for k, v in meta.get("layer_thresholds", {}).items()},
                    list(meta.get("context_layers", [])), bool(meta.get("gender_cue", False)),
                    bool(meta.get("colour_grids", False)), bool(meta.get("face_cue", False)), nets, blend,
-                   gender_nets, gender_blend, list(meta.get("either_box_layers", [])))  # fmt: skip
+                   gender_nets, gender_blend)  # fmt: skip
 
     def check(self, model_id: str, region_finder: str) -> None:
         if self.model_id != model_id:
@@ -425,30 +419,6 @@ class DetectionHeads:
                 f"detection heads were trained on the {self.region_finder!r} region finder's crops, "
                 f"the engine uses {region_finder!r}"
             )
-
-
-def net_inputs(pixels: Any, boxes: dict[str, list[tuple[int, int, int, int]]], layers: Sequence[str],
-               either_box: Sequence[str] = ()) -> tuple[np.ndarray, np.ndarray, list[str], np.ndarray]:  # fmt: skip
-    """The presence CNN's crops of ``layers``: each layer's main box, or every box of an ``either_box`` layer (its
-    garment is at one of them); with their geometry, the layer each crop is read for and the index in ``layers`` of
-    the layer it counts for (``best_of`` keeps each layer's likeliest)."""
-    from looksync.search.presence_net import region_crops
-
-    keyed, read_as, owner = {}, [], []
-    for i, layer in enumerate(layers):
-        for j, box in enumerate(boxes[layer] if layer in either_box else boxes[layer][:1]):
-            keyed[(layer, j)] = [box]
-            read_as.append(layer)
-            owner.append(i)
-    crops, geo = region_crops(pixels, keyed, list(keyed))  # type: ignore[arg-type]
-    return crops, geo, read_as, np.asarray(owner, dtype=np.int64)
-
-
-def best_of(logits: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
-    """The largest of ``logits`` per ``owner`` (0..n-1); -inf for an owner with none."""
-    out = np.full(n, -np.inf)
-    np.maximum.at(out, np.asarray(owner, dtype=np.int64), np.asarray(logits, dtype=np.float64))
-    return out
 
 
 def region_vectors(

@@ -19,10 +19,8 @@ from looksync.search.detection import (
     DetectionHeads,
     DetectionHeadsError,
     LogisticHead,
-    best_of,
     calibrate,
     fit_logistic,
-    net_inputs,
     region_vectors,
 )
 from looksync.search.gender_net import (
@@ -96,7 +94,6 @@ def train_heads(
     seed: int = 101,
     net_examples: Sequence[LookExample] = (),
     net_epochs: int = RECIPE_NET_EPOCHS,
-    either_box: Sequence[str] = (),
     echo: Callable[[str], None] = log.info,
 ) -> DetectionHeads:
     """Fit the presence and gender heads on the region finder's crops of ``examples`` and ``calibration``.
@@ -115,13 +112,10 @@ def train_heads(
     heads' own looks, cross-fitted in two halves, gained nothing: it needs more looks than the heads can embed
     (docs/evaluation.md, "a pixel CNN for layer presence"). The same looks train the gender CNN
     (``looksync/search/gender_net.py``, format 6), blended with the gender head the same way (``cross_fit_blend`` on
-    every gender look of the heads, its own calibration looks included: all out of fold). ``either_box``: the layers
-    whose garment is at one of their boxes (a bag at either hand): the CNN's logit that their blend reads is its likeliest box's, as at query time; the CNN itself is
-    trained on main boxes (``train_presence_net``)."""
+    every gender look of the heads, its own calibration looks included: all out of fold)."""
     started = time.perf_counter()
     shape = DetectionHeads(encoder.model_id, region_finder, {}, LogisticHead(np.zeros(1), 0.0),
-                           context_layers=list(layers), gender_cue=True, colour_grids=True, face_cue=True,
-                           either_box_layers=[layer for layer in layers if layer in either_box])  # fmt: skip
+                           context_layers=list(layers), gender_cue=True, colour_grids=True, face_cue=True)  # fmt: skip
     x_presence: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}
     y_presence: dict[str, list[int]] = {layer: [] for layer in layers}
     look_of: dict[str, list[int]] = {layer: [] for layer in layers}  # which look each example is from (the folds)
@@ -145,10 +139,10 @@ def train_heads(
         look = region_vectors(place, encoder, example.image, layers, face=shape.face_cue)
         inputs = {layer: x for layer, x in shape.presence_inputs(look).items() if layer not in example.unsure}
         if net_examples and inputs:
-            crops, geo, _, owner = net_inputs(look.pixels, look.placement.boxes, list(inputs), shape.either_box_layers)
-            for k, layer in enumerate(inputs):  # each look's crops of the layer (every box of an either_box layer)
-                net_crops[layer].append(crops[owner == k])
-                net_geo[layer].append(geo[owner == k])
+            crops, geo = region_crops(look.pixels, look.placement.boxes, list(inputs))
+            for layer, crop, g in zip(inputs, crops, geo, strict=True):
+                net_crops[layer].append(crop)
+                net_geo[layer].append(g)
         for layer, x in inputs.items():
             x_presence[layer].append(x)
             y_presence[layer].append(int(layer in example.present))
@@ -169,10 +163,8 @@ def train_heads(
         for layer in layers:
             ys = y_presence[layer]
             if net_crops[layer] and layer in shape.presence_nets[0].layers and min(sum(ys), len(ys) - sum(ys)) >= MIN_CLASS_LOOKS:
-                owner = np.repeat(np.arange(len(ys)), [len(c) for c in net_crops[layer]])
-                z = shape.presence_nets[0].logits(np.concatenate(net_crops[layer]), np.concatenate(net_geo[layer]),
-                                                  [layer] * len(owner))  # fmt: skip
-                net_logits[layer] = best_of(z, owner, len(ys))  # as ``DetectionHeads.net_logits`` reads a look
+                net_logits[layer] = shape.presence_nets[0].logits(np.stack(net_crops[layer]), np.stack(net_geo[layer]),
+                                                                  [layer] * len(net_crops[layer]))  # fmt: skip
     for layer in layers:
         if not x_presence[layer]:
             continue
@@ -491,11 +483,9 @@ def train_on_looks(
         echo(
             f"heads: the gender head also on {len(gender_fit)} training looks, {len(gender_held)} validation looks of its own"
         )
-    taxonomy = get_taxonomy()
-    heads = train_heads(fit_set, encoder, place, finder.name, list(taxonomy.layers), calibration=calibration,
+    heads = train_heads(fit_set, encoder, place, finder.name, list(get_taxonomy().layers), calibration=calibration,
                         gender_only=gender_fit, gender_calibration=gender_held[: len(gender_held) // 2],
-                        net_examples=net_examples, seed=seed,
-                        either_box=[layer.id for layer in taxonomy.layers.values() if layer.either_box], echo=echo)  # fmt: skip
+                        net_examples=net_examples, seed=seed, echo=echo)  # fmt: skip
     if validation:
         heads.meta["validation"] = validate_heads(heads, validation, encoder, place)
     if gender_held[len(gender_held) // 2 :]:

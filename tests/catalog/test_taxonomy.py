@@ -119,15 +119,3 @@ def test_a_pose_extent_may_be_left_out_where_the_garment_runs_on(tmp_path):
         (tmp_path / "bad.yaml").write_text(base.format(extra))
         with pytest.raises(TaxonomyError, match="unless_continuous"):
             load_taxonomy(tmp_path / "bad.yaml")
-
-
-def test_either_box_marks_a_layer_found_at_one_of_its_boxes(tmp_path):
-    layers = get_taxonomy().layers
-    assert layers["bag"].either_box  # at one hand or the other
-    assert not layers["bottomwear"].either_box  # its boxes are extents of one garment
-    base = "categories: {{}}\ngenders: []\nmarkets: {{}}\ncolours: {{}}\npatterns: []\nlayers: [{{id: b, label: b, prompt: p{}}}]\n"
-    (tmp_path / "ok.yaml").write_text(base.format(", either_box: true"))
-    assert load_taxonomy(tmp_path / "ok.yaml").layers["b"].either_box
-    (tmp_path / "bad.yaml").write_text(base.format(", either_box: sometimes"))
-    with pytest.raises(TaxonomyError, match="layer 'b': either_box must be true or false"):
-        load_taxonomy(tmp_path / "bad.yaml")

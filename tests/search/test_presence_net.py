@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -157,28 +156,3 @@ def test_heads_train_their_cnn_on_looks_of_its_own(tiny_encoder, tmp_path):
 
     vectors = region_vectors(place, tiny_encoder, examples[0].image, back.placed_layers(), face=back.face_cue)
     assert back.detect(vectors).probs == pytest.approx(heads.detect(vectors).probs)
-
-
-def test_an_either_box_layer_is_read_at_its_likeliest_box(tmp_path):
-    """A bag at the other hand: the CNN reads both of the bag's boxes and the likelier counts; heads saved without
-    ``either_box_layers`` (and their files) read the main box alone, as they were trained."""
-    looks, shown = _patch_looks(160, seed=1)
-    net = train_net(*_crops(looks), np.zeros(160, dtype=int), np.array(shown, dtype=int), ["bag"], epochs=10, seed=0,
-                    threads=1)  # fmt: skip
-    rng = np.random.default_rng(7)
-    pixels = rng.integers(60, 200, size=(96, 64, 3)).astype(np.uint8)
-    pixels[60:74, 8:20] = (220, 30, 30)  # the patch at the other side: inside the bag's second box only
-    look = Image.fromarray(pixels)
-    boxes = {"topwear": [(0, 0, 64, 48)], "bag": [(32, 44, 64, 96), (0, 44, 32, 96)]}
-    vectors = LookVectors({layer: np.ones(2) for layer in LAYERS}, np.ones(2), None, Placement(boxes, "pose"), pixels=look)
-    sides = [float(net.logits(*region_crops(look, {"bag": [box]}, ["bag"]), ["bag"])[0]) for box in boxes["bag"]]
-    assert sides[1] > 0 > sides[0]  # the CNN sees the patch at the second box only
-    heads = DetectionHeads("M@1", "pose", {layer: LogisticHead(np.zeros(4), 0.0) for layer in LAYERS},
-                           LogisticHead(np.zeros(4), 0.0), presence_nets=[net],
-                           presence_blend={"bag": LogisticHead(np.array([0.0, 1.0]), 0.0)})  # fmt: skip
-    assert heads.net_logits(vectors, ["bag"])["bag"] == pytest.approx(sides[0])  # main box alone
-    either = DetectionHeads.load(replace(heads, either_box_layers=["bag"]).save(tmp_path / "either.npz"))
-    assert either.either_box_layers == ["bag"]
-    assert either.net_logits(vectors, ["topwear", "bag"])["bag"] == pytest.approx(max(sides))
-    assert either.detect(vectors).probs["bag"] > 0.5 > heads.detect(vectors).probs["bag"]
-    assert DetectionHeads.load(heads.save(tmp_path / "main.npz")).either_box_layers == []
