@@ -271,9 +271,10 @@ class DetectionHeads:
         without the look's pixels)."""
         if not self.presence_nets or look.pixels is None or not layers:
             return {}
-        from looksync.search.presence_net import mean_logits
+        from looksync.search.presence_net import mean_logits, region_crops
 
-        return dict(zip(layers, mean_logits(self.presence_nets, look.pixels, look.placement.boxes, layers).tolist(), strict=True))
+        crops, geo = region_crops(look.pixels, look.placement.boxes, layers)
+        return dict(zip(layers, mean_logits(self.presence_nets, crops, geo, layers).tolist(), strict=True))
 
     def presence_probs(self, look: LookVectors) -> dict[str, float]:
         """Each placed layer's presence probability: its head's, or (format 5) the blend of its head's logit
@@ -320,8 +321,7 @@ class DetectionHeads:
             "bias": {**{f"presence/{layer}": h.bias for layer, h in self.presence.items()}, "gender": self.gender.bias,
                      **{f"blend/{layer}": h.bias for layer, h in self.presence_blend.items()}},
             "presence_net": ({"copies": len(self.presence_nets), "layers": self.presence_nets[0].layers,
-                              "width": self.presence_nets[0].width, "context": self.presence_nets[0].context}
-                             if self.presence_nets else None),  # fmt: skip
+                              "width": self.presence_nets[0].width} if self.presence_nets else None),
             "meta": self.meta,
         }
         with path.open("wb") as out:
@@ -353,7 +353,7 @@ class DetectionHeads:
 
             spec = meta["presence_net"]
             try:
-                nets = [PresenceNet.from_arrays(arrays, f"net/{k}", spec["layers"], spec["width"], spec.get("context", False))
+                nets = [PresenceNet.from_arrays(arrays, f"net/{k}", spec["layers"], spec["width"])
                         for k in range(int(spec["copies"]))]  # fmt: skip
             except (KeyError, ValueError) as exc:
                 raise DetectionHeadsError(f"{path}: presence CNN unreadable ({exc})") from None

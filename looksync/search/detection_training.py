@@ -27,7 +27,6 @@ from looksync.search.heads_recipe import (
     RECIPE_FIXED_LOOKS,
     RECIPE_GENDER_LOOKS,
     RECIPE_GENDER_SEED_OFFSET,
-    RECIPE_NET_CONTEXT,
     RECIPE_NET_EPOCHS,
     RECIPE_NET_LOOKS,
     RECIPE_NET_SEED_OFFSET,
@@ -35,7 +34,7 @@ from looksync.search.heads_recipe import (
     RECIPE_SIZE,
     RECIPE_VARIED_LOOKS,
 )
-from looksync.search.presence_net import PresenceNet, net_inputs, train_net
+from looksync.search.presence_net import PresenceNet, region_crops, train_net
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +83,6 @@ def train_heads(
     seed: int = 101,
     net_examples: Sequence[LookExample] = (),
     net_epochs: int = RECIPE_NET_EPOCHS,
-    net_context: bool = RECIPE_NET_CONTEXT,
     echo: Callable[[str], None] = log.info,
 ) -> DetectionHeads:
     """Fit the presence and gender heads on the region finder's crops of ``examples`` and ``calibration``.
@@ -110,7 +108,6 @@ def train_heads(
     look_of: dict[str, list[int]] = {layer: [] for layer in layers}  # which look each example is from (the folds)
     net_crops: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}  # the presence CNN's crop and geometry
     net_geo: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}
-    net_figures: dict[str, list[np.ndarray]] = {layer: [] for layer in layers}  # and its figure (``net_context``)
     x_gender, y_gender, x_gender_cal, y_gender_cal = [], [], [], []
     looks = [*examples, *calibration]
 
@@ -124,12 +121,10 @@ def train_heads(
         look = region_vectors(place, encoder, example.image, layers, face=shape.face_cue)
         inputs = {layer: x for layer, x in shape.presence_inputs(look).items() if layer not in example.unsure}
         if net_examples and inputs:
-            crops, geo, figure = net_inputs(look.pixels, look.placement.boxes, list(inputs), net_context)
+            crops, geo = region_crops(look.pixels, look.placement.boxes, list(inputs))
             for layer, crop, g in zip(inputs, crops, geo, strict=True):
                 net_crops[layer].append(crop)
                 net_geo[layer].append(g)
-                if figure is not None:
-                    net_figures[layer].append(figure[0])
         for layer, x in inputs.items():
             x_presence[layer].append(x)
             y_presence[layer].append(int(layer in example.present))
@@ -145,14 +140,12 @@ def train_heads(
     fold_of[np.random.default_rng(seed).permutation(len(looks))] = np.arange(len(looks)) % max(1, folds)
     net_logits: dict[str, np.ndarray] = {}
     if net_examples:
-        shape.presence_nets = [train_presence_net(net_examples, place, layers, epochs=net_epochs, seed=seed,
-                                                  context=net_context, echo=echo)]  # fmt: skip
+        shape.presence_nets = [train_presence_net(net_examples, place, layers, epochs=net_epochs, seed=seed, echo=echo)]
         for layer in layers:
             ys = y_presence[layer]
             if net_crops[layer] and layer in shape.presence_nets[0].layers and min(sum(ys), len(ys) - sum(ys)) >= MIN_CLASS_LOOKS:
                 net_logits[layer] = shape.presence_nets[0].logits(np.stack(net_crops[layer]), np.stack(net_geo[layer]),
-                                                                  [layer] * len(net_crops[layer]),
-                                                                  np.stack(net_figures[layer]) if net_context else None)  # fmt: skip
+                                                                  [layer] * len(net_crops[layer]))  # fmt: skip
     for layer in layers:
         if not x_presence[layer]:
             continue
@@ -187,24 +180,20 @@ def train_heads(
 
 def train_presence_net(
     examples: Sequence[LookExample], place: Callable[[Any, list[str]], Any], layers: Sequence[str], *,
-    epochs: int = RECIPE_NET_EPOCHS, seed: int = 101, context: bool = RECIPE_NET_CONTEXT,
-    echo: Callable[[str], None] = log.info,
+    epochs: int = RECIPE_NET_EPOCHS, seed: int = 101, echo: Callable[[str], None] = log.info,
 ) -> PresenceNet:
     """The presence CNN trained on ``examples``' placed regions (each placed layer's main region; a layer
-    planted but mostly out of frame is no example), for the layers planted in some look; with ``context``, each
-    region with its look's figure (``presence_net.figure_inputs``)."""
+    planted but mostly out of frame is no example), for the layers planted in some look."""
     started = time.perf_counter()
-    crops, geo, figures, names, labels = [], [], [], [], []
+    crops, geo, names, labels = [], [], [], []
     for example in examples:
         placement = place(example.image, list(layers))
         placed = [layer for layer in layers if layer in placement.boxes and layer not in example.unsure]
         if not placed:
             continue
-        c, g, f = net_inputs(placement.pixels(example.image), placement.boxes, placed, context)
+        c, g = region_crops(placement.pixels(example.image), placement.boxes, placed)
         crops.append(c)
         geo.append(g)
-        if f is not None:
-            figures.append(np.repeat(f, len(placed), axis=0))
         names += placed
         labels += [int(layer in example.present) for layer in placed]
     planted = [layer for layer in layers if any(y and n == layer for n, y in zip(names, labels, strict=True))]
@@ -214,8 +203,8 @@ def train_presence_net(
     placed_s = time.perf_counter() - started
     net = train_net(np.concatenate(crops)[keep], np.concatenate(geo)[keep],
                     np.array([planted.index(n) for n in names if n in planted]), np.array(labels)[keep], planted,
-                    epochs=epochs, seed=seed, figures=np.concatenate(figures)[keep] if context else None)  # fmt: skip
-    net.meta = {"looks": len(examples), "crops": int(keep.sum()), "epochs": epochs, "context": context, "placing_seconds": round(placed_s, 1),
+                    epochs=epochs, seed=seed)  # fmt: skip
+    net.meta = {"looks": len(examples), "crops": int(keep.sum()), "epochs": epochs, "placing_seconds": round(placed_s, 1),
                 "training_seconds": round(time.perf_counter() - started - placed_s, 1)}  # fmt: skip
     echo(f"heads: presence CNN on {len(examples)} looks ({int(keep.sum())} crops): placed in {placed_s:.0f} s, "
          f"trained in {net.meta['training_seconds']:.0f} s")  # fmt: skip

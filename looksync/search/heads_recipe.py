@@ -21,7 +21,6 @@ RECIPE_GENDER_LOOKS, RECIPE_GENDER_SEED_OFFSET = 0, 101
 # in 16, trained in 20, at load 1.3-2.7) and 4 ms more a no-hint look (docs/evaluation.md, "a pixel CNN for layer
 # presence" and "this stop, before and after")
 RECIPE_NET_LOOKS, RECIPE_NET_EPOCHS, RECIPE_NET_SEED_OFFSET = 600, 20, 303
-RECIPE_NET_CONTEXT = False
 
 
 def sample_recipe(looks: int = RECIPE_LOOKS) -> dict[str, int]:

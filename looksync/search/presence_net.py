@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 NET_SIZE = 32  # the crop's side in pixels
 NET_WIDTH = 16  # channels of the first conv layer (then 2x, 4x, 4x)
 GEOMETRY = 6  # the box's x0, y0, x1, y1 (share of the look), 4 x its width, log of its aspect
-FIGURE_GEOMETRY = 5  # with the figure as context: the box's x0, y0, x1, y1 as shares of the figure, the figure's log aspect
 
 
 def region_crops(pixels: Any, boxes: dict[str, list[tuple[int, int, int, int]]], layers: Sequence[str],
@@ -43,31 +42,6 @@ def region_crops(pixels: Any, boxes: dict[str, list[tuple[int, int, int, int]]],
     return (np.stack(crops) if crops else np.zeros((0, size, size, 3), np.uint8)), geometry(rel)
 
 
-def figure_inputs(pixels: Any, boxes: dict[str, list[tuple[int, int, int, int]]], layers: Sequence[str],
-                  size: int = NET_SIZE) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """The figure (the union of all placed layers' main boxes) cut from ``pixels`` at ``size`` x ``size`` ((1, size,
-    size, 3) uint8), and each of ``layers``' main box in the figure's frame ((n, ``FIGURE_GEOMETRY``))."""
-    main = np.array([b[0] for b in boxes.values()], dtype=np.float64).reshape(-1, 4)
-    fx0, fy0, fx1, fy1 = main[:, 0].min(), main[:, 1].min(), main[:, 2].max(), main[:, 3].max()
-    fw, fh = max(fx1 - fx0, 1.0), max(fy1 - fy0, 1.0)
-    crop, _ = region_crops(pixels, {"figure": [(int(fx0), int(fy0), int(fx1), int(fy1))]}, ["figure"], size)
-    aspect = np.log((fh / pixels.size[1]) / (fw / pixels.size[0]))  # as ``geometry``'s: of the shares of the look
-    rel = np.array([[(x0 - fx0) / fw, (y0 - fy0) / fh, (x1 - fx0) / fw, (y1 - fy0) / fh, aspect]
-                    for x0, y0, x1, y1 in (boxes[la][0] for la in layers)], dtype=np.float32).reshape(-1, FIGURE_GEOMETRY)  # fmt: skip
-    return crop, rel
-
-
-def net_inputs(pixels: Any, boxes: dict[str, list[tuple[int, int, int, int]]], layers: Sequence[str],
-               context: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:  # fmt: skip
-    """What a CNN reads of ``layers``' main regions of a look: their crops and geometry (``region_crops``) and,
-    with ``context``, the figure's crop and each box's place in it (``figure_inputs``: its geometry follows)."""
-    crops, geo = region_crops(pixels, boxes, layers)
-    if not context or not len(geo):
-        return crops, geo, None
-    figure, in_figure = figure_inputs(pixels, boxes, layers)
-    return crops, np.concatenate([geo, in_figure], axis=1), figure
-
-
 def _box_filter() -> Any:
     from PIL import Image
 
@@ -82,36 +56,26 @@ def geometry(boxes: np.ndarray) -> np.ndarray:
                     axis=1).astype(np.float32)  # fmt: skip
 
 
-def _module(n_layers: int, width: int, context: bool = False) -> Any:
+def _module(n_layers: int, width: int) -> Any:
     import torch
     from torch import nn
-
-    def trunk(w: int) -> Any:
-        return nn.Sequential(
-            nn.Conv2d(3, w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(w, 2 * w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(2 * w, 4 * w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(4 * w, 4 * w, 3, padding=1), nn.ReLU(),
-        )  # fmt: skip
-
-    def pooled(h: Any) -> Any:
-        return torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1)
 
     class PresNet(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.trunk = trunk(width)
-            inputs = 8 * width + GEOMETRY
-            if context:  # the whole figure through a trunk of its own, and the box's place in the figure
-                self.figure_trunk = trunk(width)
-                inputs += 8 * width + FIGURE_GEOMETRY
-            self.head = nn.Sequential(nn.Linear(inputs, 64), nn.ReLU(), nn.Linear(64, n_layers))
+            w = width
+            self.trunk = nn.Sequential(
+                nn.Conv2d(3, w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                nn.Conv2d(w, 2 * w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                nn.Conv2d(2 * w, 4 * w, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                nn.Conv2d(4 * w, 4 * w, 3, padding=1), nn.ReLU(),
+            )  # fmt: skip
+            self.head = nn.Sequential(nn.Linear(8 * w + GEOMETRY, 64), nn.ReLU(), nn.Linear(64, n_layers))
 
-        def forward(self, x: Any, g: Any, layer: Any, f: Any = None) -> Any:
-            h = [pooled(self.trunk(x)), g]
-            if context:
-                h.append(pooled(self.figure_trunk(f)))
-            return self.head(torch.cat(h, dim=1)).gather(1, layer[:, None])[:, 0]
+        def forward(self, x: Any, g: Any, layer: Any) -> Any:
+            h = self.trunk(x)
+            h = torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3)), g], dim=1)
+            return self.head(h).gather(1, layer[:, None])[:, 0]
 
     return PresNet()
 
@@ -131,21 +95,19 @@ class PresenceNet:
     state: dict[str, np.ndarray]
     _model: Any = None
     meta: dict[str, Any] = field(default_factory=dict)  # training figures (looks, crops, seconds)
-    context: bool = False  # reads the whole figure too (``figure_inputs``)
 
     def model(self) -> Any:
         if self._model is None:
             import torch
 
-            model = _module(len(self.layers), self.width, self.context)
+            model = _module(len(self.layers), self.width)
             model.load_state_dict({k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in self.state.items()})
             self._model = model.eval()
         return self._model
 
-    def logits(self, crops: np.ndarray, geo: np.ndarray, layers: Sequence[str], figure: np.ndarray | None = None) -> np.ndarray:
+    def logits(self, crops: np.ndarray, geo: np.ndarray, layers: Sequence[str]) -> np.ndarray:
         """Each crop's logit for its own layer (``layers[i]`` for ``crops[i]``); a layer the CNN has no logit for
-        reads 0. With ``context``: ``geo`` carries ``figure_inputs``' geometry after its own, and ``figure`` is the
-        figure's crop (one for all, or one per crop)."""
+        reads 0."""
         import torch
 
         index = [self.layers.index(layer) if layer in self.layers else -1 for layer in layers]
@@ -153,14 +115,9 @@ class PresenceNet:
         known = [i for i, j in enumerate(index) if j >= 0]
         if not known:
             return out
-        f = None
-        if self.context:
-            if figure is None:
-                raise ValueError("this presence CNN reads the figure too: pass figure_inputs' crop")
-            f = _pixels(figure if len(figure) == len(index) else np.repeat(figure, len(index), axis=0))[known]
         with torch.no_grad():
             z = self.model()(_pixels(crops[known]), torch.from_numpy(np.asarray(geo, dtype=np.float32)[known]),
-                             torch.tensor([index[i] for i in known], dtype=torch.long), f)  # fmt: skip
+                             torch.tensor([index[i] for i in known], dtype=torch.long))  # fmt: skip
         out[known] = z.numpy().astype(np.float64)
         return out
 
@@ -168,31 +125,24 @@ class PresenceNet:
         return {f"{prefix}/{k}": np.asarray(v, dtype=np.float32) for k, v in self.state.items()}
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str, layers: Sequence[str], width: int,
-                    context: bool = False) -> PresenceNet:  # fmt: skip
+    def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str, layers: Sequence[str], width: int) -> PresenceNet:
         state = {k[len(prefix) + 1 :]: v for k, v in arrays.items() if k.startswith(prefix + "/")}
         if not state:
             raise ValueError(f"no presence CNN weights under {prefix!r}")
-        return cls(list(layers), int(width), state, context=bool(context))
+        return cls(list(layers), int(width), state)
 
 
-def mean_logits(nets: Sequence[PresenceNet], pixels: Any, boxes: dict[str, list[tuple[int, int, int, int]]],
-                layers: Sequence[str]) -> np.ndarray:  # fmt: skip
-    """The mean of ``nets``' logits for ``layers``' main regions of a look (the cross-fitted CNNs at query time)."""
-    if not nets:
-        return np.zeros(len(layers))
-    inputs = {context: net_inputs(pixels, boxes, layers, context) for context in {net.context for net in nets}}
-    return np.mean([net.logits(*inputs[net.context][:2], layers, inputs[net.context][2]) for net in nets], axis=0)
+def mean_logits(nets: Sequence[PresenceNet], crops: np.ndarray, geo: np.ndarray, layers: Sequence[str]) -> np.ndarray:
+    """The mean of ``nets``' logits (the cross-fitted CNNs at query time)."""
+    return np.mean([net.logits(crops, geo, layers) for net in nets], axis=0) if nets else np.zeros(len(layers))
 
 
 def train_net(crops: np.ndarray, geo: np.ndarray, layer_index: np.ndarray, labels: np.ndarray, layers: Sequence[str],
               *, epochs: int = 20, width: int = NET_WIDTH, batch: int = 64, lr: float = 3e-3, seed: int = 0,
-              threads: int | None = None, figures: np.ndarray | None = None) -> PresenceNet:  # fmt: skip
+              threads: int | None = None) -> PresenceNet:  # fmt: skip
     """One CNN fitted on ``crops`` (uint8 (n, s, s, 3)) with their ``geo`` and the index of each one's layer in
     ``layers``, to ``labels`` (1: the layer's garment is in the look): binary cross-entropy on the crop's own
-    layer's logit, AdamW with a one-cycle learning rate, half the crops mirrored at each step (mirrored looks).
-    ``figures`` (uint8 (n, s, s, 3), each crop's look's figure; ``geo`` then carries ``figure_inputs``' geometry
-    after its own): a CNN that reads the figure too (``context``)."""
+    layer's logit, AdamW with a one-cycle learning rate, half the crops mirrored at each step (mirrored looks)."""
     import torch
     from torch import nn
 
@@ -202,10 +152,8 @@ def train_net(crops: np.ndarray, geo: np.ndarray, layer_index: np.ndarray, label
     try:
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
-        context = figures is not None
-        model = _module(len(layers), width, context)
+        model = _module(len(layers), width)
         x, g = _pixels(crops), torch.from_numpy(np.asarray(geo, dtype=np.float32))
-        f = _pixels(figures) if context else None
         li = torch.from_numpy(np.asarray(layer_index, dtype=np.int64))
         y = torch.from_numpy(np.asarray(labels, dtype=np.float32))
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
@@ -220,11 +168,9 @@ def train_net(crops: np.ndarray, geo: np.ndarray, layer_index: np.ndarray, label
                 xb, gb = x[idx], g[idx].clone()
                 mirror = torch.from_numpy(rng.random(len(idx)) < 0.5)
                 xb = torch.where(mirror[:, None, None, None], xb.flip(3), xb)
-                fb = torch.where(mirror[:, None, None, None], f[idx].flip(3), f[idx]) if context else None
-                for left in (0, GEOMETRY) if context else (0,):  # a box's x0, x1 in the look (and in the figure)
-                    x0 = gb[mirror, left].clone()
-                    gb[mirror, left], gb[mirror, left + 2] = 1 - gb[mirror, left + 2], 1 - x0
-                loss = loss_fn(model(xb, gb, li[idx], fb), y[idx])
+                x0 = gb[mirror, 0].clone()
+                gb[mirror, 0], gb[mirror, 2] = 1 - gb[mirror, 2], 1 - x0
+                loss = loss_fn(model(xb, gb, li[idx]), y[idx])
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -233,4 +179,4 @@ def train_net(crops: np.ndarray, geo: np.ndarray, layer_index: np.ndarray, label
     finally:
         torch.set_num_threads(threads_before)
     state = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
-    return PresenceNet(list(layers), width, state, model, context=context)
+    return PresenceNet(list(layers), width, state, model)

@@ -10,17 +10,7 @@ from PIL import Image
 
 from looksync.search.detection import DetectionHeads, LogisticHead, LookVectors
 from looksync.search.detection_training import cross_fit_blend, look_examples, train_heads
-from looksync.search.presence_net import (
-    FIGURE_GEOMETRY,
-    GEOMETRY,
-    NET_SIZE,
-    PresenceNet,
-    figure_inputs,
-    geometry,
-    net_inputs,
-    region_crops,
-    train_net,
-)
+from looksync.search.presence_net import NET_SIZE, PresenceNet, geometry, region_crops, train_net
 from looksync.search.regions import Placement
 
 LAYERS = ["topwear", "bag"]
@@ -70,51 +60,6 @@ def test_the_cnn_learns_whether_a_region_shows_a_patch():
     accuracy = float(np.mean((logits > 0) == np.array(held_shown)))
     assert accuracy >= 0.95
     assert (net.logits(crops[:3], geo[:3], ["eyewear"] * 3) == 0).all()  # a layer it has no logit for reads 0
-
-
-def test_figure_inputs_cut_the_union_of_the_main_boxes_and_place_each_box_in_it():
-    look = Image.new("RGB", (100, 200), (0, 0, 255))
-    look.paste((255, 0, 0), (20, 40, 80, 180))
-    boxes = {"topwear": [(20, 40, 80, 100)], "bag": [(50, 120, 80, 180), (0, 0, 100, 200)]}  # the bag's other side: no part
-    figure, in_figure = figure_inputs(look, boxes, ["bag", "topwear"])
-    assert figure.shape == (1, NET_SIZE, NET_SIZE, 3) and (figure[0] == (255, 0, 0)).all()  # the figure, not the look
-    assert in_figure.shape == (2, FIGURE_GEOMETRY)
-    assert in_figure[0][:4] == pytest.approx([0.5, 80 / 140, 1.0, 1.0]) and in_figure[1][:4] == pytest.approx([0, 0, 1, 60 / 140])
-    assert in_figure[0][4] == pytest.approx(np.log((140 / 200) / (60 / 100)))  # the figure's aspect, as geometry's
-    crops, geo, fig = net_inputs(look, boxes, ["bag"], context=True)
-    assert geo.shape == (1, GEOMETRY + FIGURE_GEOMETRY) and (fig == figure).all() and crops.shape == (1, NET_SIZE, NET_SIZE, 3)
-    assert net_inputs(look, boxes, ["bag"])[2] is None and net_inputs(look, boxes, ["bag"])[1].shape == (1, GEOMETRY)
-
-
-def _context_looks(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[bool]]:
-    """The bag's box holds the same grey noise either way; only the rest of the figure says whether it is a bag
-    (a red patch at the top of the figure)."""
-    rng = np.random.default_rng(seed)
-    crops, geo, figures, shown = [], [], [], []
-    for i in range(n):
-        pixels = rng.integers(60, 200, size=(96, 64, 3)).astype(np.uint8)
-        if i % 2:
-            pixels[4:30, 8:40] = (220, 30, 30)
-        c, g, f = net_inputs(Image.fromarray(pixels), BOXES, ["bag"], context=True)
-        crops.append(c)
-        geo.append(g)
-        figures.append(f)
-        shown.append(bool(i % 2))
-    return np.concatenate(crops), np.concatenate(geo), np.concatenate(figures), shown
-
-
-def test_a_cnn_with_the_figure_as_context_reads_what_the_crop_alone_cannot():
-    crops, geo, figures, shown = _context_looks(120, seed=1)
-    y = np.array(shown, dtype=int)
-    net = train_net(crops, geo, np.zeros(len(crops), dtype=int), y, ["bag"], epochs=8, seed=0, threads=1, figures=figures)
-    assert net.context
-    crops, geo, figures, shown = _context_looks(60, seed=2)
-    logits = net.logits(crops, geo, ["bag"] * len(crops), figures)
-    assert float(np.mean((logits > 0) == np.array(shown))) >= 0.95
-    same = np.repeat(crops[:1], 3, axis=0), np.repeat(geo[:1], 3, axis=0)
-    assert net.logits(*same, ["bag"] * 3, figures[:1]) == pytest.approx([logits[0]] * 3, abs=1e-5)  # one figure for all
-    with pytest.raises(ValueError, match="figure"):
-        net.logits(crops, geo, ["bag"] * len(crops))
 
 
 def test_the_blend_leans_on_the_cnn_where_it_knows_what_the_head_does_not():
@@ -173,21 +118,6 @@ def test_format_5_heads_round_trip_with_their_cnn_and_blend(tmp_path):
     vectors = LookVectors({layer: np.ones(2) for layer in LAYERS}, np.ones(2), None, Placement(BOXES, "pose"),
                           pixels=looks[0])  # fmt: skip
     assert v4.detect(vectors).probs["bag"] == pytest.approx(float(heads.presence["bag"].prob(np.ones(4))))
-
-
-def test_heads_with_a_context_cnn_round_trip_and_read_the_figure(tmp_path):
-    crops, geo, figures, shown = _context_looks(20, seed=6)
-    net = train_net(crops, geo, np.zeros(len(crops), dtype=int), np.array(shown, dtype=int), ["bag"], epochs=1, seed=0,
-                    threads=1, figures=figures)  # fmt: skip
-    heads = DetectionHeads("M@1", "pose", {"bag": LogisticHead(np.ones(4), 0.1)}, LogisticHead(np.ones(4), 0.0),
-                           presence_nets=[net], presence_blend={"bag": LogisticHead(np.array([0.5, 1.5]), -0.2)})  # fmt: skip
-    back = DetectionHeads.load(heads.save(tmp_path / "h5c.npz"))
-    assert back.presence_nets[0].context and not _net().context
-    look = Image.fromarray(np.random.default_rng(7).integers(60, 200, size=(96, 64, 3)).astype(np.uint8))
-    vectors = LookVectors({"bag": np.ones(2)}, np.ones(2), None, Placement(BOXES, "pose"), pixels=look)
-    c, g, f = net_inputs(look, BOXES, ["bag"], context=True)
-    assert back.net_logits(vectors, ["bag"])["bag"] == pytest.approx(float(net.logits(c, g, ["bag"], f)[0]), abs=1e-5)
-    assert back.detect(vectors).probs == pytest.approx(heads.detect(vectors).probs)
 
 
 @pytest.fixture(scope="module")
