@@ -16,11 +16,13 @@ RECIPE_LOOKS = RECIPE_FIXED_LOOKS + RECIPE_VARIED_LOOKS
 RECIPE_GENDER_LOOKS, RECIPE_GENDER_SEED_OFFSET = 0, 101
 # the presence CNN (``looksync/search/presence_net.py``): trained on looks of a third sample (seed + 303, half the
 # catalog, same proportions), placed but never embedded; 0 looks: no CNN (format-4 heads). 600 looks: presence
-# precision 0.820 -> 0.852 on the eval sample at recall 0.910 -> 0.902, no-hint Recall@10 +0.008 (held-out framings
-# offline: F1 0.835 -> 0.873), for about 90 s more in `heads train` and the demo (600 looks generated in 51 s, placed
-# in 16, trained in 20, at load 1.3-2.7) and 4 ms more a no-hint look (docs/evaluation.md, "a pixel CNN for layer
-# presence" and "this stop, before and after")
-RECIPE_NET_LOOKS, RECIPE_NET_EPOCHS, RECIPE_NET_SEED_OFFSET = 600, 20, 303
+# precision 0.820 -> 0.852 on the eval sample at recall 0.910 -> 0.902, no-hint Recall@10 +0.008 (docs/evaluation.md,
+# "a pixel CNN for layer presence"). 1,200 looks: 0.852 / 0.902 -> 0.856 / 0.929 on the eval sample, no-hint
+# Recall@10 half in view 0.806 -> 0.820 (bag 0.63 -> 0.68, eyewear 0.75 -> 0.80; held-out framings offline: F1
+# 0.836 -> 0.854), for about twice the CNN's share of `heads train` (600 looks: 80 s generated, 28 placed, 222
+# trained at load ~5 in the demo) and nothing more a no-hint look (the same CNN). 1,800 looks read better still
+# alone (F1 0.834 -> 0.856) but were not measured blended (docs/evaluation.md, "a stronger presence CNN")
+RECIPE_NET_LOOKS, RECIPE_NET_EPOCHS, RECIPE_NET_SEED_OFFSET = 1200, 20, 303
 
 
 def sample_recipe(looks: int = RECIPE_LOOKS) -> dict[str, int]:
