@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from looksync.search.detection import head_and_shoulders_box
-from looksync.search.presence_net import _box_filter, _pixels
+from looksync.search.presence_net import _box_filter, _pixels, arrays_under, state_arrays, with_weights
 
 log = logging.getLogger(__name__)
 
@@ -166,11 +166,7 @@ class GenderNet:
 
     def model(self) -> Any:
         if self._model is None:
-            import torch
-
-            model = _module(self.inputs, self.width)
-            model.load_state_dict({k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in self.state.items()})
-            self._model = model.eval()
+            self._model = with_weights(_module(self.inputs, self.width), self.state)
         return self._model
 
     def logits(self, crops: GenderCrops) -> np.ndarray:
@@ -184,11 +180,11 @@ class GenderNet:
             return self.model()(x, found).numpy().astype(np.float64)
 
     def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
-        return {f"{prefix}/{k}": np.asarray(v, dtype=np.float32) for k, v in self.state.items()}
+        return state_arrays(self.state, prefix)
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str, inputs: Sequence[str], width: int) -> GenderNet:
-        state = {k[len(prefix) + 1 :]: v for k, v in arrays.items() if k.startswith(prefix + "/")}
+        state = arrays_under(arrays, prefix)
         if not state:
             raise ValueError(f"no gender CNN weights under {prefix!r}")
         unknown = set(inputs) - set(INPUTS)

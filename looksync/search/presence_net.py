@@ -81,6 +81,24 @@ def _module(n_layers: int, width: int) -> Any:
     return PresNet()
 
 
+def with_weights(module: Any, state: dict[str, np.ndarray]) -> Any:
+    """``module`` (a CNN of this module's or ``gender_net``'s) with the weights of ``state``, in eval mode."""
+    import torch
+
+    module.load_state_dict({k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in state.items()})
+    return module.eval()
+
+
+def state_arrays(state: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    """A CNN's weights as the heads file's arrays, each named ``prefix/name``."""
+    return {f"{prefix}/{k}": np.asarray(v, dtype=np.float32) for k, v in state.items()}
+
+
+def arrays_under(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    """The weights ``state_arrays`` saved under ``prefix``."""
+    return {k[len(prefix) + 1 :]: v for k, v in arrays.items() if k.startswith(prefix + "/")}
+
+
 def _pixels(crops: np.ndarray) -> Any:
     import torch
 
@@ -99,11 +117,7 @@ class PresenceNet:
 
     def model(self) -> Any:
         if self._model is None:
-            import torch
-
-            model = _module(len(self.layers), self.width)
-            model.load_state_dict({k: torch.from_numpy(np.asarray(v, dtype=np.float32)) for k, v in self.state.items()})
-            self._model = model.eval()
+            self._model = with_weights(_module(len(self.layers), self.width), self.state)
         return self._model
 
     def logits(self, crops: np.ndarray, geo: np.ndarray, layers: Sequence[str]) -> np.ndarray:
@@ -123,11 +137,11 @@ class PresenceNet:
         return out
 
     def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
-        return {f"{prefix}/{k}": np.asarray(v, dtype=np.float32) for k, v in self.state.items()}
+        return state_arrays(self.state, prefix)
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], prefix: str, layers: Sequence[str], width: int) -> PresenceNet:
-        state = {k[len(prefix) + 1 :]: v for k, v in arrays.items() if k.startswith(prefix + "/")}
+        state = arrays_under(arrays, prefix)
         if not state:
             raise ValueError(f"no presence CNN weights under {prefix!r}")
         return cls(list(layers), int(width), state)
