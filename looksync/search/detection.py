@@ -67,9 +67,19 @@ class LogisticHead:
     weights: np.ndarray  # (d,)
     bias: float
 
+    def logit(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(x, dtype=np.float64) @ self.weights + self.bias
+
     def prob(self, x: np.ndarray) -> np.ndarray:
-        z = np.asarray(x, dtype=np.float64) @ self.weights + self.bias
-        return 1.0 / (1.0 + np.exp(-np.clip(z, -40, 40)))
+        return 1.0 / (1.0 + np.exp(-np.clip(self.logit(x), -40, 40)))
+
+
+def blended_prob(head: LogisticHead, blend: LogisticHead | None, x: np.ndarray, net_logit: float | None) -> float:
+    """``head``'s probability for ``x``, or, given a CNN's logit and a blend, the blend of the head's logit and
+    the CNN's (formats 5 and 6)."""
+    if net_logit is None or blend is None:
+        return float(head.prob(x))
+    return float(blend.prob(np.array([float(head.logit(x)), net_logit])))
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, *, l2: float = 1e-3, steps: int = 400, lr: float = 0.5) -> LogisticHead:
@@ -107,8 +117,7 @@ def calibrate(head: LogisticHead, x: np.ndarray, y: np.ndarray, *, l2: float = 1
     y = np.asarray(y, dtype=np.float64)
     if len(y) != len(x) or min(y.sum(), len(y) - y.sum()) < 5:
         return head
-    z = np.asarray(x, dtype=np.float64) @ head.weights + head.bias
-    z = np.clip(z, -40, 40)
+    z = np.clip(head.logit(x), -40, 40)
     features = np.stack([z, np.ones_like(z)], axis=1)
     prior = np.array([1.0, 0.0])  # a, c: the head as it is
 
@@ -281,12 +290,7 @@ class DetectionHeads:
     def gender_prob(self, look: LookVectors) -> float:
         """The probability of ``GENDERS[1]``: the gender head's, or (format 6) the blend of its logit and the
         gender CNN's."""
-        x = self.gender_input(look)
-        net = self.gender_net_logit(look)
-        if net is None:
-            return float(self.gender.prob(x))
-        z = float(np.asarray(x, dtype=np.float64) @ self.gender.weights + self.gender.bias)
-        return float(self.gender_blend.prob(np.array([z, net])))
+        return blended_prob(self.gender, self.gender_blend, self.gender_input(look), self.gender_net_logit(look))
 
     def placed_layers(self) -> list[str]:
         """The layers to place on a look for these heads: those with a head and those of the context."""
@@ -310,15 +314,8 @@ class DetectionHeads:
         and the CNN's."""
         inputs = {layer: x for layer, x in self.presence_inputs(look).items() if layer in self.presence}
         nets = self.net_logits(look, [layer for layer in inputs if layer in self.presence_blend])
-        probs = {}
-        for layer, x in inputs.items():
-            head = self.presence[layer]
-            if layer in nets:
-                z = float(np.asarray(x, dtype=np.float64) @ head.weights + head.bias)
-                probs[layer] = float(self.presence_blend[layer].prob(np.array([z, nets[layer]])))
-            else:
-                probs[layer] = float(head.prob(x))
-        return probs
+        return {layer: blended_prob(self.presence[layer], self.presence_blend.get(layer), x, nets.get(layer))
+                for layer, x in inputs.items()}  # fmt: skip
 
     def detect(self, look: LookVectors, max_layers: int = 6) -> Detected:
         """Layers whose presence probability reaches the threshold (at least the most likely one) and

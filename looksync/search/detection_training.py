@@ -311,7 +311,7 @@ def out_of_fold_logits(x: np.ndarray, y: np.ndarray, folds: np.ndarray, l2: floa
     for fold in np.unique(folds):
         out = folds == fold
         held_out = fit_logistic(x[~out], y[~out], l2=l2)
-        logits[out] = x[out] @ held_out.weights + held_out.bias
+        logits[out] = held_out.logit(x[out])
     return logits
 
 

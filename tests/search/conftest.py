@@ -76,3 +76,40 @@ def bench_looks(tmp_path_factory) -> dict[str, tuple[Image.Image, dict]]:
         with Image.open(manifest.looks_dir / f"{look_id}.png") as image:
             looks[look_id] = (image.convert("RGB"), truth[look_id])
     return looks
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder():
+    """LookSync-Tiny with random weights (seed 0) on the CPU: the heads' end-to-end tests embed with it."""
+    from embeddings import load_encoder
+
+    return load_encoder("LookSync-Tiny", "random:0", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def layout_place():
+    """A ``place(look, layers)`` for ``train_heads`` that puts each layer at the taxonomy's layout slots."""
+    from looksync.catalog.taxonomy import get_taxonomy
+    from looksync.search.regions import layout_placement
+
+    taxonomy = get_taxonomy()
+
+    def place(look, layers):
+        return layout_placement(taxonomy, look.size, layers)
+
+    return place
+
+
+@pytest.fixture
+def train_looks(tmp_path):
+    """``looks(seed, n)``: the ``look_examples`` of a small generated sample of ``n`` looks (a third fixed-frame,
+    the rest varied, train split)."""
+    from looksync.sample import generate_sample
+    from looksync.search.detection_training import look_examples
+
+    def looks(seed: int, n: int):
+        manifest = generate_sample(tmp_path / f"looks-{seed}", size=60, seed=seed, n_looks=n // 3,
+                                   n_varied_looks=n - n // 3, varied_split="train")  # fmt: skip
+        return look_examples(json.loads(manifest.ground_truth_path.read_text()), manifest.looks_dir)
+
+    return looks

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from looksync.search.detection import DetectionHeads, LogisticHead, LookVectors
-from looksync.search.detection_training import look_examples, train_heads
+from looksync.search.detection_training import train_heads
 from looksync.search.gender_net import (
     HEAD_SIZE,
     PERSON_SIZE,
@@ -120,29 +120,11 @@ def test_heads_of_formats_5_and_older_still_load_and_read_their_gender_head_alon
         assert loaded.detect(_vectors(look)).gender_prob == pytest.approx(float(gender.prob(np.ones(4))))
 
 
-@pytest.fixture(scope="module")
-def tiny_encoder():
-    from embeddings import load_encoder
-
-    return load_encoder("LookSync-Tiny", "random:0", device="cpu")
-
-
-def test_heads_train_their_gender_cnn_on_the_cnn_looks_and_blend_it(tiny_encoder, tmp_path):
+def test_heads_train_their_gender_cnn_on_the_cnn_looks_and_blend_it(tiny_encoder, layout_place, train_looks, tmp_path):
     from looksync.catalog.taxonomy import get_taxonomy
-    from looksync.sample import generate_sample
     from looksync.search.detection import region_vectors
-    from looksync.search.regions import layout_placement
 
-    taxonomy = get_taxonomy()
-
-    def place(look, layers):
-        return layout_placement(taxonomy, look.size, layers)
-
-    def looks(seed, n):
-        manifest = generate_sample(tmp_path / str(seed), size=60, seed=seed, n_looks=n // 3, n_varied_looks=n - n // 3,
-                                   varied_split="train")  # fmt: skip
-        return look_examples(json.loads(manifest.ground_truth_path.read_text()), manifest.looks_dir)
-
+    taxonomy, place, looks = get_taxonomy(), layout_place, train_looks
     examples, net_looks = looks(4, 24), looks(5, 12)
     heads = train_heads(examples, tiny_encoder, place, "layout", list(taxonomy.layers), net_examples=net_looks,
                         net_epochs=1)  # fmt: skip

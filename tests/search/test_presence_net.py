@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from looksync.search.detection import DetectionHeads, LogisticHead, LookVectors
-from looksync.search.detection_training import cross_fit_blend, look_examples, train_heads
+from looksync.search.detection_training import cross_fit_blend, train_heads
 from looksync.search.presence_net import NET_SIZE, PresenceNet, geometry, region_crops, train_net
 from looksync.search.regions import Placement
 
@@ -120,28 +120,10 @@ def test_format_5_heads_round_trip_with_their_cnn_and_blend(tmp_path):
     assert v4.detect(vectors).probs["bag"] == pytest.approx(float(heads.presence["bag"].prob(np.ones(4))))
 
 
-@pytest.fixture(scope="module")
-def tiny_encoder():
-    from embeddings import load_encoder
-
-    return load_encoder("LookSync-Tiny", "random:0", device="cpu")
-
-
-def test_heads_train_their_cnn_on_looks_of_its_own(tiny_encoder, tmp_path):
+def test_heads_train_their_cnn_on_looks_of_its_own(tiny_encoder, layout_place, train_looks, tmp_path):
     from looksync.catalog.taxonomy import get_taxonomy
-    from looksync.sample import generate_sample
-    from looksync.search.regions import layout_placement
 
-    taxonomy = get_taxonomy()
-
-    def place(look, layers):
-        return layout_placement(taxonomy, look.size, layers)
-
-    def looks(seed, n):
-        manifest = generate_sample(tmp_path / str(seed), size=60, seed=seed, n_looks=n // 3, n_varied_looks=n - n // 3,
-                                   varied_split="train")  # fmt: skip
-        return look_examples(json.loads(manifest.ground_truth_path.read_text()), manifest.looks_dir)
-
+    taxonomy, place, looks = get_taxonomy(), layout_place, train_looks
     examples, net_looks = looks(4, 18), looks(5, 9)
     heads = train_heads(examples, tiny_encoder, place, "layout", list(taxonomy.layers), net_examples=net_looks,
                         net_epochs=1)  # fmt: skip
