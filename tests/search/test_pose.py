@@ -562,11 +562,15 @@ def test_a_bag_is_cropped_on_the_side_that_shows_one_else_on_both():
     pick_sides(taxonomy, one, pixels, mask)
     assert one.boxes["bag"] == [right]
     assert one.boxes["bottomwear"] == placed().boxes["bottomwear"]  # a layer not worn on either side keeps its extents
-    pixels[200:245, 30:80] = (40, 40, 150)  # something on the other side too, nearly as much: no clear side, both stay
+    pixels[200:245, 30:80] = (40, 40, 150)  # something on the other side too, nearly as much: no clear side, both
+    both = placed()  # stay, the side with more unlike the background first (the box the heads read)
+    pick_sides(taxonomy, both, pixels, mask)
+    assert both.boxes["bag"] == [right, left]
+    pixels[195:265, 25:95] = (40, 40, 150)  # now a little more on the left: still no clear side, the left first
     both = placed()
     pick_sides(taxonomy, both, pixels, mask)
     assert both.boxes["bag"] == [left, right]
-    pixels[200:245, 30:80] = 255
+    pixels[195:265, 25:95] = 255
     pixels[190:290, 190:270] = (150, 40, 30)  # a bigger bag that the mask takes in (it touches the body): every
     mask[95:145, 90:135] = 0.9  # pixel of the boxes tells
     assert side_evidence(pixels, mask, right, np.array([255, 255, 255], np.int16)) == 0.0
