@@ -50,7 +50,7 @@ HEADS_LOOKS, HEADS_SEED = RECIPE_LOOKS, RECIPE_SEED
 # the heads' cache: a change to any of them trains the demo's heads again)
 HEADS_CODE = ("looksync.search.detection", "looksync.search.detection_training", "looksync.search.regions",
               "looksync.search.pose.regions", "looksync.search.pose.blazepose", "looksync.search.presence_net",
-              "looksync.search.heads_recipe")  # fmt: skip
+              "looksync.search.gender_net", "looksync.search.heads_recipe")  # fmt: skip
 DEMO_TOP = 3  # the demo's check: each planted product within the top 3 of its layer
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
