@@ -451,7 +451,17 @@ def test_the_slots_in_a_fixed_looks_person_box_land_where_the_layout_puts_them(p
     placement = _finder(strict, figure_roi=False).place(image, layers)
     assert placement.source == "person_box" and set(placement.boxes) == set(layers)
     layout = layout_placement(get_taxonomy(), image.size, layers)
-    overlaps = [box_iou(placement.boxes[name][0], layout.boxes[name][0]) for name in layers]
+
+    def overlap(name: str) -> float:
+        """The main box's IoU with the layout's; for the bag, worn at either hand, its two slots' in either order
+        (``pick_sides`` puts first the side that shows more)."""
+        if name != "bag":
+            return box_iou(placement.boxes[name][0], layout.boxes[name][0])
+        ours, theirs = placement.boxes[name], layout.boxes[name]
+        assert len(ours) == len(theirs) == 2
+        return max(min(box_iou(a, b) for a, b in zip(order, theirs, strict=True)) for order in (ours, ours[::-1]))
+
+    overlaps = [overlap(name) for name in layers]
     assert min(overlaps) > 0.8 and np.mean(overlaps) > 0.88
 
 
