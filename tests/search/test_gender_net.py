@@ -124,15 +124,15 @@ def test_heads_train_their_gender_cnn_on_the_cnn_looks_and_blend_it(tiny_encoder
     from looksync.catalog.taxonomy import get_taxonomy
     from looksync.search.detection import region_vectors
 
-    taxonomy, place, looks = get_taxonomy(), layout_place, train_looks
-    examples, net_looks = looks(4, 24), looks(5, 12)
-    heads = train_heads(examples, tiny_encoder, place, "layout", list(taxonomy.layers), net_examples=net_looks,
+    taxonomy = get_taxonomy()
+    examples, net_looks = train_looks(4, 24), train_looks(5, 12)
+    heads = train_heads(examples, tiny_encoder, layout_place, "layout", list(taxonomy.layers), net_examples=net_looks,
                         net_epochs=1)  # fmt: skip
     assert len(heads.gender_nets) == 1 and heads.gender_blend is not None
     assert heads.gender_blend.weights.shape == (2,) and heads.meta["gender_net"]["looks"] == 12
     assert heads.gender_nets[0].inputs == ["person"]  # the recipe's input
-    plain = train_heads(examples, tiny_encoder, place, "layout", list(taxonomy.layers))
+    plain = train_heads(examples, tiny_encoder, layout_place, "layout", list(taxonomy.layers))
     assert plain.gender_nets == [] and plain.gender_blend is None  # no CNN looks: no CNN
     back = DetectionHeads.load(heads.save(tmp_path / "h.npz"))
-    vectors = region_vectors(place, tiny_encoder, examples[0].image, back.placed_layers(), face=back.face_cue)
+    vectors = region_vectors(layout_place, tiny_encoder, examples[0].image, back.placed_layers(), face=back.face_cue)
     assert back.detect(vectors).gender_prob == pytest.approx(heads.detect(vectors).gender_prob)

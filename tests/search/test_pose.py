@@ -453,9 +453,10 @@ def test_the_slots_in_a_fixed_looks_person_box_land_where_the_layout_puts_them(p
     layout = layout_placement(get_taxonomy(), image.size, layers)
 
     def overlap(name: str) -> float:
-        """The main box's IoU with the layout's; for the bag, worn at either hand, its two slots' in either order
-        (``pick_sides`` puts first the side that shows more)."""
-        if name != "bag":
+        """The main box's IoU with the layout's; for a layer worn on either side (the bag), its two slots' in either
+        order (``pick_sides`` puts first the side that shows more)."""
+        pose = get_taxonomy().layers[name].pose
+        if not (pose and all(extent.outward for extent in pose) and len(placement.boxes[name]) > 1):
             return box_iou(placement.boxes[name][0], layout.boxes[name][0])
         ours, theirs = placement.boxes[name], layout.boxes[name]
         assert len(ours) == len(theirs) == 2

@@ -123,9 +123,9 @@ def test_format_5_heads_round_trip_with_their_cnn_and_blend(tmp_path):
 def test_heads_train_their_cnn_on_looks_of_its_own(tiny_encoder, layout_place, train_looks, tmp_path):
     from looksync.catalog.taxonomy import get_taxonomy
 
-    taxonomy, place, looks = get_taxonomy(), layout_place, train_looks
-    examples, net_looks = looks(4, 18), looks(5, 9)
-    heads = train_heads(examples, tiny_encoder, place, "layout", list(taxonomy.layers), net_examples=net_looks,
+    taxonomy = get_taxonomy()
+    examples, net_looks = train_looks(4, 18), train_looks(5, 9)
+    heads = train_heads(examples, tiny_encoder, layout_place, "layout", list(taxonomy.layers), net_examples=net_looks,
                         net_epochs=1)  # fmt: skip
     assert len(heads.presence_nets) == 1 and heads.meta["presence_net"]["looks"] == 9
     assert set(heads.presence_nets[0].layers) <= set(taxonomy.layers)
@@ -136,5 +136,5 @@ def test_heads_train_their_cnn_on_looks_of_its_own(tiny_encoder, layout_place, t
     back = DetectionHeads.load(path)
     from looksync.search.detection import region_vectors
 
-    vectors = region_vectors(place, tiny_encoder, examples[0].image, back.placed_layers(), face=back.face_cue)
+    vectors = region_vectors(layout_place, tiny_encoder, examples[0].image, back.placed_layers(), face=back.face_cue)
     assert back.detect(vectors).probs == pytest.approx(heads.detect(vectors).probs)
